@@ -1,0 +1,68 @@
+"""``servin daemon``: run the engine in the foreground."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option(
+    "--root",
+    type=click.Path(path_type=Path),
+    help="Persistent state directory (default /var/lib/servin)",
+)
+@click.option(
+    "--exec-root",
+    type=click.Path(path_type=Path),
+    help="Volatile state directory (default /run/servin)",
+)
+@click.option(
+    "--host",
+    "hosts",
+    multiple=True,
+    metavar="URL",
+    help="Listen address, unix:///path or tcp://host:port (repeatable)",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    help="Config file (default /etc/servin/config.toml)",
+)
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-format", type=click.Choice(["auto", "text", "json"]))
+@click.option("--default-runtime", help="OCI runtime for new containers: native, runc, crun")
+def daemon(
+    root: Path | None,
+    exec_root: Path | None,
+    hosts: tuple[str, ...],
+    config_path: Path | None,
+    log_level: str | None,
+    log_format: str | None,
+    default_runtime: str | None,
+) -> None:
+    """Run the Servin engine daemon in the foreground."""
+    import os
+
+    from servin.engine.config import load_config
+    from servin.engine.daemon import run_daemon
+    from servin.engine.logging import setup_logging
+    from servin.errors import PermissionDenied
+
+    config = load_config(
+        config_path,
+        {
+            "root": root,
+            "exec_root": exec_root,
+            "hosts": hosts,
+            "log_level": log_level,
+            "log_format": log_format,
+            "default_runtime": default_runtime,
+        },
+    )
+    if os.geteuid() != 0:
+        raise PermissionDenied("the servin daemon needs root (run it with sudo)")
+    setup_logging(config.log_level, config.log_format)
+    run_daemon(config)

@@ -1,0 +1,290 @@
+"""``servin image ...`` (and the flat ``images``, ``rmi``, ``import``, ``tag``, ``history``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from servin.cli.options import filter_option, format_option, parse_filters
+from servin.cli.session import get_client
+from servin.errors import InvalidArgument, ServinError
+
+
+def _short_id(image_id: str, no_trunc: bool) -> str:
+    return image_id if no_trunc else image_id.removeprefix("sha256:")[:12]
+
+
+def _split_tag(name: str) -> tuple[str, str]:
+    """('busybox', 'latest') from 'docker.io/library/busybox:latest' in docker's short form."""
+    from servin.reference import familiar
+
+    short = familiar(name)
+    slash = short.rfind("/")
+    colon = short.rfind(":")
+    if colon > slash:
+        return short[:colon], short[colon + 1 :]
+    return short, "<none>"
+
+
+@click.command("ls")
+@click.option(
+    "-a", "--all", "all_", is_flag=True, help="Show all images (default hides intermediate images)"
+)
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
+@click.option("--digests", is_flag=True, help="Show digests")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@filter_option
+@format_option
+def image_ls(
+    all_: bool,
+    quiet: bool,
+    digests: bool,
+    no_trunc: bool,
+    filters: tuple[str, ...],
+    fmt: str | None,
+) -> None:
+    """List images."""
+    from servin.api.servin.v1 import images_pb2
+    from servin.cli.humanize import ago, human_size
+    from servin.cli.output import print_rows
+
+    reply = get_client().images.List(
+        images_pb2.ListImagesRequest(all=all_, filters=parse_filters(filters), digests=digests)
+    )
+    rows: list[dict[str, Any]] = []
+    seen_ids: set[str] = set()
+    for image in sorted(reply.images, key=lambda i: i.created.ToNanoseconds(), reverse=True):
+        created = image.created.ToNanoseconds() / 1e9
+        digest = image.repo_digests[0].split("@", 1)[1] if image.repo_digests else "<none>"
+        names = list(image.repo_tags) or ["<none>:<none>"]
+        if quiet:
+            if image.id not in seen_ids:
+                rows.append({"ID": _short_id(image.id, no_trunc)})
+                seen_ids.add(image.id)
+            continue
+        for name in names:
+            repo, tag = ("<none>", "<none>") if name == "<none>:<none>" else _split_tag(name)
+            rows.append(
+                {
+                    "Repository": repo,
+                    "Tag": tag,
+                    "Digest": digest,
+                    "ID": _short_id(image.id, no_trunc),
+                    "CreatedSince": ago(created) if created else "N/A",
+                    "CreatedAt": image.created.ToJsonString(),
+                    "Size": human_size(image.size),
+                    "VirtualSize": human_size(image.size),
+                    "SharedSize": "N/A",
+                    "UniqueSize": "N/A",
+                    "Containers": "N/A",
+                    "Labels": ",".join(f"{k}={v}" for k, v in sorted(image.labels.items())),
+                }
+            )
+    columns = [("REPOSITORY", "Repository"), ("TAG", "Tag")]
+    if digests:
+        columns.append(("DIGEST", "Digest"))
+    columns += [("IMAGE ID", "ID"), ("CREATED", "CreatedSince"), ("SIZE", "Size")]
+    print_rows(columns, rows, fmt, quiet_key="ID", quiet=quiet)
+
+
+@click.command("rm")
+@click.option("-f", "--force", is_flag=True, help="Force removal of the image")
+@click.option("--no-prune", is_flag=True, help="Do not delete untagged parents")
+@click.argument("images", nargs=-1, required=True)
+def image_rm(force: bool, no_prune: bool, images: tuple[str, ...]) -> None:
+    """Remove one or more images."""
+    from servin.api.servin.v1 import images_pb2
+
+    client = get_client()
+    failed: list[ServinError] = []
+    for ref in images:
+        try:
+            reply = client.images.Remove(
+                images_pb2.RemoveImageRequest(reference=ref, force=force, no_prune=no_prune)
+            )
+        except ServinError as exc:
+            failed.append(exc)
+            continue
+        from servin.reference import familiar
+
+        for name in reply.untagged:
+            click.echo(f"Untagged: {familiar(name)}")
+        for image_id in reply.deleted:
+            click.echo(f"Deleted: {image_id}")
+    if failed:
+        for exc in failed[:-1]:
+            click.echo(f"Error: {exc.message}", err=True)
+        raise failed[-1]
+
+
+def _inspect_dict(d: Any) -> dict[str, Any]:
+    from servin.reference import familiar
+
+    c = d.config
+    return {
+        "Id": d.id,
+        "RepoTags": [familiar(t) for t in d.repo_tags],
+        "RepoDigests": [familiar(t) for t in d.repo_digests],
+        "Parent": d.parent_id,
+        "Comment": d.comment,
+        "Created": d.created.ToJsonString(),
+        "Author": d.author,
+        "Config": {
+            "User": c.user,
+            "Env": list(c.env) or None,
+            "Cmd": list(c.cmd) or None,
+            "Entrypoint": list(c.entrypoint) or None,
+            "WorkingDir": c.working_dir,
+            "Labels": dict(c.labels) or None,
+            "ExposedPorts": {p: {} for p in c.exposed_ports} or None,
+            "Volumes": {v: {} for v in c.volumes} or None,
+            "StopSignal": c.stop_signal or None,
+        },
+        "Architecture": d.architecture,
+        "Variant": d.variant or None,
+        "Os": d.os,
+        "Size": d.size,
+        "RootFS": {"Type": "layers", "Layers": [layer.diff_id for layer in d.layers]},
+        "Descriptor": {"mediaType": d.manifest_media_type, "digest": d.manifest_digest},
+    }
+
+
+@click.command("inspect")
+@click.option(
+    "-f", "--format", "fmt", metavar="FORMAT", help="Format the output using a Go template"
+)
+@click.argument("images", nargs=-1, required=True)
+def image_inspect(fmt: str | None, images: tuple[str, ...]) -> None:
+    """Display detailed information on one or more images."""
+    from servin.api.servin.v1 import images_pb2
+    from servin.cli.output import print_objects
+
+    client = get_client()
+    results: list[dict[str, Any]] = []
+    error: ServinError | None = None
+    for ref in images:
+        try:
+            results.append(
+                _inspect_dict(client.images.Inspect(images_pb2.InspectImageRequest(reference=ref)))
+            )
+        except ServinError as exc:
+            error = exc
+    if results or error is None:
+        print_objects(results, fmt)
+    if error is not None:
+        raise error
+
+
+@click.command("import")
+@click.option(
+    "-c",
+    "--change",
+    "changes",
+    multiple=True,
+    metavar="INSTRUCTION",
+    help="Apply a Dockerfile instruction to the image (CMD, ENV, ...)",
+)
+@click.option("-m", "--message", default="", help="Commit message for the imported image")
+@click.option("--platform", default="", help="Set the platform (os/arch) of the image")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the image ID")
+@click.argument("source")
+@click.argument("reference", required=False, default="")
+def image_import(
+    changes: tuple[str, ...], message: str, platform: str, quiet: bool, source: str, reference: str
+) -> None:
+    """Import a root filesystem tarball (plain, gzip or zstd; - for stdin) as an image."""
+    if reference:
+        from servin.reference import parse_reference
+
+        parse_reference(reference)
+    if source == "-":
+        src: Any = sys.stdin.buffer
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise InvalidArgument(f"open {source}: no such file or directory")
+        if not path.is_file():
+            raise InvalidArgument(f"{source} is not a regular file")
+        src = path
+    reply = get_client().import_image(
+        src, reference, changes=changes, message=message, platform=platform
+    )
+    click.echo(reply.image_id)
+
+
+@click.command("tag")
+@click.argument("source")
+@click.argument("target")
+def image_tag(source: str, target: str) -> None:
+    """Create a tag TARGET that refers to SOURCE."""
+    from servin.api.servin.v1 import images_pb2
+
+    get_client().images.Tag(images_pb2.TagImageRequest(source=source, target=target))
+
+
+@click.command("history")
+@click.option(
+    "-H", "--human", default=True, type=bool, help="Print sizes and dates in human readable format"
+)
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@click.option("-q", "--quiet", is_flag=True, help="Only show image IDs")
+@format_option
+@click.argument("image")
+def image_history(human: bool, no_trunc: bool, quiet: bool, fmt: str | None, image: str) -> None:
+    """Show the history of an image."""
+    from servin.api.servin.v1 import images_pb2
+    from servin.cli.humanize import ago, human_size
+    from servin.cli.output import print_rows
+
+    reply = get_client().images.History(images_pb2.ImageHistoryRequest(reference=image))
+    rows = []
+    for e in reply.entries:
+        created = e.created.ToNanoseconds() / 1e9
+        created_by = (
+            e.created_by if no_trunc or len(e.created_by) <= 45 else e.created_by[:44] + "…"
+        )
+        rows.append(
+            {
+                "ID": e.id if e.id == "<missing>" else _short_id(e.id, no_trunc),
+                "CreatedSince": (ago(created) if human else e.created.ToJsonString())
+                if created
+                else "N/A",
+                "CreatedAt": e.created.ToJsonString(),
+                "CreatedBy": created_by,
+                "Size": human_size(e.size) if human else str(e.size),
+                "Comment": e.comment,
+            }
+        )
+    print_rows(
+        [
+            ("IMAGE", "ID"),
+            ("CREATED", "CreatedSince"),
+            ("CREATED BY", "CreatedBy"),
+            ("SIZE", "Size"),
+            ("COMMENT", "Comment"),
+        ],
+        rows,
+        fmt,
+        quiet_key="ID",
+        quiet=quiet,
+    )
+
+
+@click.group()
+def image() -> None:
+    """Manage images."""
+
+
+for _cmd, _names in (
+    (image_ls, ("ls", "list")),
+    (image_rm, ("rm", "remove")),
+    (image_inspect, ("inspect",)),
+    (image_import, ("import",)),
+    (image_tag, ("tag",)),
+    (image_history, ("history",)),
+):
+    for _name in _names:
+        image.add_command(_cmd, _name)

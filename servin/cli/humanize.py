@@ -1,0 +1,50 @@
+"""Sizes and durations printed the way docker prints them."""
+
+from __future__ import annotations
+
+import time
+
+_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+
+
+def human_size(n: float) -> str:
+    """Decimal units with 3 significant digits: ``4.26MB``, ``512B``."""
+    value = float(n)
+    unit = 0
+    while value >= 1000 and unit < len(_UNITS) - 1:
+        value /= 1000
+        unit += 1
+    return f"{value:.3g}{_UNITS[unit]}"
+
+
+def human_duration(seconds: float) -> str:
+    """docker's (go-units) HumanDuration: ``Less than a second``, ``3 minutes``, ``2 weeks``."""
+    s = int(seconds)
+    if s < 1:
+        return "Less than a second"
+    if s == 1:
+        return "1 second"
+    if s < 60:
+        return f"{s} seconds"
+    minutes = s // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    hours = round(s / 3600)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{hours // 24 // 365} years"
+
+
+def ago(epoch_seconds: float, now: float | None = None) -> str:
+    """``3 minutes ago`` for a past instant."""
+    return human_duration((now or time.time()) - epoch_seconds) + " ago"

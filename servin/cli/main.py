@@ -1,0 +1,83 @@
+"""The ``servin`` command: docker's command tree over the servin.v1 API."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from servin.cli.lazy import LazyGroup, describe
+from servin.errors import ServinError
+
+_IMAGE = "servin.cli.commands.images"
+_SYSTEM = "servin.cli.commands.system"
+_DAEMON = "servin.cli.commands.daemon"
+
+TOP_LEVEL = {
+    "daemon": describe(f"{_DAEMON}:daemon", "Run the Servin engine daemon"),
+    "version": describe(f"{_SYSTEM}:version", "Show the Servin version information"),
+    "info": describe(f"{_SYSTEM}:info", "Display system-wide information"),
+    "system": describe(f"{_SYSTEM}:system", "Manage Servin (info, df)"),
+    "image": describe(f"{_IMAGE}:image", "Manage images"),
+    "images": describe(f"{_IMAGE}:image_ls", "List images"),
+    "rmi": describe(f"{_IMAGE}:image_rm", "Remove one or more images"),
+    "import": describe(f"{_IMAGE}:image_import", "Import a root filesystem tarball as an image"),
+    "tag": describe(f"{_IMAGE}:image_tag", "Create a tag TARGET that refers to SOURCE"),
+    "history": describe(f"{_IMAGE}:image_history", "Show the history of an image"),
+}
+
+
+@click.group(
+    cls=LazyGroup, lazy=TOP_LEVEL, context_settings={"help_option_names": ["-h", "--help"]}
+)
+@click.option(
+    "-H",
+    "--host",
+    envvar="SERVIN_HOST",
+    metavar="URL",
+    help="Daemon socket to connect to: unix:///path, tcp://host:port, ssh://user@host",
+)
+@click.option("-D", "--debug", is_flag=True, help="Show full error traces")
+@click.version_option(
+    package_name="servin", prog_name="servin", message="Servin version %(version)s"
+)
+@click.pass_context
+def cli(ctx: click.Context, host: str | None, debug: bool) -> None:
+    """Servin: run and manage Linux containers."""
+    ctx.ensure_object(dict)
+    ctx.obj["host"] = host
+    ctx.obj["debug"] = debug
+    _STATE["debug"] = debug
+
+
+_STATE = {"debug": False}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``servin``: one clear error line and a non-zero exit on failure."""
+    try:
+        cli.main(args=argv, prog_name="servin", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except ServinError as exc:
+        if _STATE["debug"]:
+            import traceback
+
+            traceback.print_exc()
+        click.echo(f"Error: {exc.message}", err=True)
+        sys.exit(getattr(exc, "exit_code", 1))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+
+
+def daemon_main() -> None:
+    """Entry point of ``servind``: the same as ``servin daemon``."""
+    main(["daemon", *sys.argv[1:]])

@@ -1,0 +1,110 @@
+"""How commands print lists and objects: tables, JSON lines, or Go templates.
+
+On a terminal tables are drawn with rich; in a pipe they are plain, aligned text with no
+escape codes. ``--format json`` prints one JSON object per line (lists) as docker does;
+``--format 'table {{.A}}\\t{{.B}}'`` makes a table of chosen columns; any other format is a
+template applied to each item.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import click
+
+from servin.cli.gotemplate import Template
+
+
+def is_terminal() -> bool:
+    """Whether stdout is a terminal (tables get colour and borders only then)."""
+    return sys.stdout.isatty()
+
+
+def print_rows(
+    columns: Sequence[tuple[str, str]],
+    rows: Sequence[dict[str, Any]],
+    fmt: str | None,
+    quiet_key: str | None = None,
+    quiet: bool = False,
+) -> None:
+    """Print list items: ``columns`` are (header, field) pairs of the default table."""
+    if quiet and quiet_key:
+        for row in rows:
+            click.echo(row[quiet_key])
+        return
+    if fmt == "json":
+        for row in rows:
+            click.echo(json.dumps(row, separators=(",", ":"), default=str))
+        return
+    if fmt and not fmt.startswith("table"):
+        template = Template(_unescape(fmt))
+        for row in rows:
+            click.echo(template.render(row))
+        return
+    if fmt and fmt.startswith("table"):
+        spec = _unescape(fmt[len("table") :].strip())
+        if spec:
+            cells = spec.split("\t")
+            headers = [_header_for(cell, columns) for cell in cells]
+            templates = [Template(cell) for cell in cells]
+            table = [[t.render(row) for t in templates] for row in rows]
+            _print_table(headers, table)
+            return
+    table = [[str(row.get(field, "")) for _, field in columns] for row in rows]
+    _print_table([h for h, _ in columns], table)
+
+
+def print_object(obj: Any, fmt: str | None) -> None:
+    """Print one object (``inspect`` prints a JSON array of them without ``-f``)."""
+    if fmt and fmt != "json":
+        click.echo(Template(_unescape(fmt)).render(obj))
+    else:
+        click.echo(json.dumps(obj, indent=4, default=str))
+
+
+def print_objects(objs: Sequence[Any], fmt: str | None) -> None:
+    """``inspect`` output: a JSON array, or the template once per object."""
+    if fmt and fmt != "json":
+        template = Template(_unescape(fmt))
+        for obj in objs:
+            click.echo(template.render(obj))
+    else:
+        click.echo(json.dumps(list(objs), indent=4, default=str))
+
+
+def _header_for(cell: str, columns: Sequence[tuple[str, str]]) -> str:
+    stripped = cell.strip()
+    for header, field in columns:
+        if stripped == f"{{{{.{field}}}}}":
+            return header
+    if stripped.startswith("{{.") and stripped.endswith("}}"):
+        return stripped[3:-2].upper()
+    return stripped.upper()
+
+
+def _print_table(headers: list[str], rows: list[list[str]]) -> None:
+    if is_terminal():
+        from rich.console import Console
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
+        for h in headers:
+            table.add_column(h, overflow="fold")
+        for row in rows:
+            table.add_row(*(Text(cell) for cell in row))
+        Console(soft_wrap=True).print(table)
+        return
+    widths = [len(h) for h in headers]
+    for row in rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    for line in [headers, *rows]:
+        click.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
+
+
+def _unescape(fmt: str) -> str:
+    return fmt.replace("\\t", "\t").replace("\\n", "\n")

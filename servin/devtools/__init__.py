@@ -1,0 +1,1 @@
+"""Developer tools shipped with Servin: code generation and the bundled test image."""

@@ -1,0 +1,125 @@
+"""The daemon's configuration: /etc/servin/config.toml overlaid by command-line flags."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from servin.errors import InvalidArgument
+
+DEFAULT_CONFIG_PATH = Path("/etc/servin/config.toml")
+DEFAULT_ROOT = Path("/var/lib/servin")
+DEFAULT_EXEC_ROOT = Path("/run/servin")
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """How to reach registries: mirrors, insecure hosts, the certs directory."""
+
+    mirrors: dict[str, list[str]] = field(default_factory=dict)
+    insecure: list[str] = field(default_factory=list)
+    certs_dir: Path = Path("/etc/servin/certs.d")
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    """Everything the daemon needs to know at start. Every path is configurable."""
+
+    root: Path = DEFAULT_ROOT
+    exec_root: Path = DEFAULT_EXEC_ROOT
+    # Addresses to serve servin.v1 (and CRI) on: unix:///path or tcp://host:port.
+    hosts: tuple[str, ...] = ()
+    # Address of the Docker Engine API endpoint; "" disables it.
+    docker_host: str = ""
+    socket_group: str = "servin"
+    log_level: str = "info"
+    log_format: str = "auto"  # auto (text on a terminal, JSON otherwise), text, json
+    default_runtime: str = "native"
+    runtimes: dict[str, str] = field(default_factory=dict)  # name -> binary path
+    storage_driver: str = "overlay"
+    default_network_subnet: str = "10.88.0.0/16"
+    registries: RegistryConfig = field(default_factory=RegistryConfig)
+
+    @property
+    def main_socket(self) -> Path:
+        """The unix socket path of the first unix host, or the default under exec_root."""
+        for host in self.hosts:
+            if host.startswith("unix://"):
+                return Path(host[len("unix://") :])
+        return self.exec_root / "servin.sock"
+
+    def effective_hosts(self) -> tuple[str, ...]:
+        """The hosts to listen on: the configured ones, or the default socket."""
+        return self.hosts or (f"unix://{self.exec_root / 'servin.sock'}",)
+
+
+_PATH_KEYS = {"root", "exec_root"}
+_LOG_LEVELS = {"debug", "info", "warning", "error", "critical"}
+_LOG_FORMATS = {"auto", "text", "json"}
+
+
+def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> DaemonConfig:
+    """Read the TOML file (missing default file = defaults) and apply non-None overrides.
+
+    Raises InvalidArgument with the file and key on any bad value.
+    """
+    data: dict[str, Any] = {}
+    explicit = path is not None
+    cfg_path = path or DEFAULT_CONFIG_PATH
+    if cfg_path.exists():
+        try:
+            data = tomllib.loads(cfg_path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidArgument(f"config {cfg_path}: {exc}") from exc
+    elif explicit:
+        raise InvalidArgument(f"config file {cfg_path} does not exist")
+
+    known = {f.name for f in fields(DaemonConfig)}
+    kwargs: dict[str, Any] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise InvalidArgument(f"config {cfg_path}: unknown key {key!r}")
+        kwargs[name] = value
+    if "registries" in kwargs:
+        reg = kwargs["registries"]
+        if not isinstance(reg, dict):
+            raise InvalidArgument(f"config {cfg_path}: [registries] must be a table")
+        kwargs["registries"] = RegistryConfig(
+            mirrors={k: list(v) for k, v in reg.get("mirrors", {}).items()},
+            insecure=list(reg.get("insecure", [])),
+            certs_dir=Path(reg.get("certs_dir", "/etc/servin/certs.d")),
+        )
+    for name in _PATH_KEYS & kwargs.keys():
+        kwargs[name] = Path(kwargs[name])
+    if "hosts" in kwargs:
+        kwargs["hosts"] = tuple(kwargs["hosts"])
+    try:
+        config = DaemonConfig(**kwargs)
+    except TypeError as exc:
+        raise InvalidArgument(f"config {cfg_path}: {exc}") from exc
+
+    clean = {k: v for k, v in (overrides or {}).items() if v not in (None, ())}
+    for name in _PATH_KEYS & clean.keys():
+        clean[name] = Path(clean[name]).absolute()
+    if "hosts" in clean:
+        clean["hosts"] = tuple(clean["hosts"])
+    config = replace(config, **clean)
+    _validate(config)
+    return config
+
+
+def _validate(config: DaemonConfig) -> None:
+    if config.log_level.lower() not in _LOG_LEVELS:
+        raise InvalidArgument(f"invalid log level {config.log_level!r}")
+    if config.log_format not in _LOG_FORMATS:
+        raise InvalidArgument(f"invalid log format {config.log_format!r} (auto, text or json)")
+    for host in (*config.hosts, *([config.docker_host] if config.docker_host else [])):
+        if not (host.startswith("unix://") or host.startswith("tcp://")):
+            raise InvalidArgument(
+                f"invalid listen address {host!r}: use unix:///path or tcp://host:port"
+            )
+    if config.root == config.exec_root:
+        raise InvalidArgument("--root and --exec-root must differ")

@@ -1,0 +1,163 @@
+"""The servin daemon: one asyncio process serving the engine on its sockets.
+
+Start-up order: take the root lock (one daemon per root), open the engine and repair what a
+crash left, bind every socket, then serve until SIGTERM/SIGINT; shutdown reverses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import grp
+import logging
+import os
+import signal
+import socket
+from pathlib import Path
+
+from servin.engine.config import DaemonConfig
+from servin.engine.engine import Engine
+from servin.engine.server.grpc.server import build_server
+from servin.errors import Conflict, InvalidArgument
+
+log = logging.getLogger("servin.daemon")
+
+SOCKET_MODE = 0o660
+
+
+class RootLock:
+    """An exclusive flock on ``<root>/servin.lock`` held for the daemon's lifetime."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "servin.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock or raise Conflict naming the daemon that holds it."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise Conflict(
+                    f"another servin daemon (pid {holder}) is already using root {self.path.parent}"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        """Drop the lock."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _socket_in_use(path: Path) -> bool:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(1)
+        try:
+            s.connect(str(path))
+        except OSError:
+            return False
+        return True
+
+
+def prepare_unix_socket(path: Path) -> None:
+    """Make the socket's directory and remove a stale socket file; refuse a live one."""
+    if len(str(path)) > 107:
+        raise InvalidArgument(f"socket path {path} is longer than 107 bytes")
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+    if path.exists() or path.is_symlink():
+        if _socket_in_use(path):
+            raise Conflict(f"socket {path} is in use by another daemon")
+        path.unlink()
+
+
+def secure_unix_socket(path: Path, group: str) -> None:
+    """Mode 0660, owned by ``group`` when that group exists."""
+    os.chmod(path, SOCKET_MODE)
+    try:
+        gid = grp.getgrnam(group).gr_gid
+    except KeyError:
+        return
+    os.chown(path, -1, gid)
+
+
+class Daemon:
+    """The running daemon: engine plus servers."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.lock = RootLock(config.root)
+        self.engine: Engine | None = None
+        self._stop = asyncio.Event()
+        self._sockets: list[Path] = []
+
+    def request_stop(self) -> None:
+        """Begin a clean shutdown (signal handlers call this)."""
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Serve until asked to stop."""
+        self.lock.acquire()
+        try:
+            await self._serve()
+        finally:
+            self.lock.release()
+
+    async def _serve(self) -> None:
+        engine = Engine(self.config)
+        self.engine = engine
+        engine.events.bind(asyncio.get_running_loop())
+        await asyncio.to_thread(engine.repair)
+        server = build_server(engine)
+        try:
+            for host in self.config.effective_hosts():
+                self._bind(server, host)
+            await server.start()
+            for path in self._sockets:
+                secure_unix_socket(path, self.config.socket_group)
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.request_stop)
+            engine.events.publish("daemon", "start", engine.id)
+            log.info(
+                "servin daemon ready",
+                extra={
+                    "hosts": ",".join(self.config.effective_hosts()),
+                    "root": str(self.config.root),
+                    "pid": os.getpid(),
+                },
+            )
+            await self._stop.wait()
+            log.info("shutting down")
+        finally:
+            await server.stop(grace=3)
+            for path in self._sockets:
+                path.unlink(missing_ok=True)
+            engine.close()
+
+    def _bind(self, server: object, host: str) -> None:
+        if host.startswith("unix://"):
+            path = Path(host[len("unix://") :])
+            prepare_unix_socket(path)
+            server.add_insecure_port(f"unix:{path}")  # type: ignore[attr-defined]
+            self._sockets.append(path)
+        else:
+            address = host[len("tcp://") :]
+            try:
+                server.add_insecure_port(address)  # type: ignore[attr-defined]
+            except RuntimeError as exc:
+                raise Conflict(f"cannot listen on {host}: {exc}") from exc
+
+
+def run_daemon(config: DaemonConfig) -> None:
+    """Run the daemon in this process until SIGTERM/SIGINT."""
+    asyncio.run(Daemon(config).run())

@@ -1,0 +1,58 @@
+"""The engine core: the one model every front door translates onto.
+
+``Engine`` owns the stores and the services (images now; containers, volumes, networks and
+pods as they land). Front doors call its services; they never touch the stores directly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+
+from servin.engine.config import DaemonConfig
+from servin.engine.events import EventBus
+from servin.engine.images.service import ImageService
+from servin.engine.images.store import ImageStore
+from servin.engine.store.content import ContentStore
+from servin.engine.store.metadata import MetadataStore
+
+log = logging.getLogger(__name__)
+
+
+class Engine:
+    """Everything the daemon serves, built from its configuration."""
+
+    def __init__(self, config: DaemonConfig) -> None:
+        self.config = config
+        self.started_at_ns = time.time_ns()
+        config.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        config.exec_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self.meta = MetadataStore(config.root / "servin.db")
+        self.content = ContentStore(config.root / "content")
+        self.events = EventBus()
+        self.images = ImageService(ImageStore(self.meta, self.content), self.events)
+        self.id = self._engine_id(config.root / "engine-id")
+
+    def repair(self) -> None:
+        """Undo what a crash may have left half-done (runs once at start)."""
+        removed = self.content.clean_ingest()
+        if removed:
+            log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
+
+    def close(self) -> None:
+        """Flush and close the stores."""
+        self.meta.close()
+
+    @staticmethod
+    def _engine_id(path: Path) -> str:
+        try:
+            return path.read_text().strip()
+        except FileNotFoundError:
+            value = uuid.uuid4().hex
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(value + "\n")
+            os.replace(tmp, path)
+            return value

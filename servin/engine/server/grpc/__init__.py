@@ -1,0 +1,1 @@
+"""The servin.v1 gRPC front door."""

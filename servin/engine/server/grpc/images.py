@@ -1,0 +1,206 @@
+"""servin.v1.Images: translates requests onto the engine's ImageService."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+
+from servin.api.servin.v1 import common_pb2, images_pb2, images_pb2_grpc
+from servin.engine.engine import Engine
+from servin.engine.images.store import ImageRecord
+from servin.engine.server.grpc.filters import filter_map, label_matches, parse_bool
+from servin.engine.server.grpc.timestamps import from_rfc3339
+from servin.errors import InvalidArgument
+from servin.reference import parse_reference
+
+_LIST_FILTERS = {"dangling", "reference", "label", "before", "since"}
+
+
+def image_summary(record: ImageRecord) -> images_pb2.ImageSummary:
+    """The list view of an image."""
+    return images_pb2.ImageSummary(
+        id=record.id,
+        repo_tags=record.repo_tags,
+        repo_digests=record.repo_digests,
+        created=from_rfc3339(record.created),
+        size=record.size,
+        labels=record.labels,
+    )
+
+
+def _image_config(config: dict[str, Any]) -> images_pb2.ImageConfig:
+    c = config.get("config") or {}
+    health = c.get("Healthcheck") or {}
+    return images_pb2.ImageConfig(
+        user=c.get("User", ""),
+        env=c.get("Env") or [],
+        entrypoint=c.get("Entrypoint") or [],
+        cmd=c.get("Cmd") or [],
+        working_dir=c.get("WorkingDir", ""),
+        labels=c.get("Labels") or {},
+        exposed_ports=sorted(c.get("ExposedPorts") or {}),
+        volumes=sorted(c.get("Volumes") or {}),
+        stop_signal=c.get("StopSignal", ""),
+        healthcheck=common_pb2.HealthConfig(
+            test=health.get("Test") or [],
+            interval_ns=health.get("Interval", 0),
+            timeout_ns=health.get("Timeout", 0),
+            start_period_ns=health.get("StartPeriod", 0),
+            retries=health.get("Retries", 0),
+        ),
+        shell=c.get("Shell") or [],
+        args_escaped=bool(c.get("ArgsEscaped", False)),
+    )
+
+
+class ImagesServicer(images_pb2_grpc.ImagesServicer):
+    """The Images service of servin.v1."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def Import(
+        self,
+        request_iterator: AsyncIterator[images_pb2.ImportImageInput],
+        context: grpc.aio.ServicerContext,
+    ) -> images_pb2.ImportImageResponse:
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            raise InvalidArgument("import: no data received")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            if first.data:
+                yield first.data
+            async for msg in request_iterator:
+                if msg.data:
+                    yield msg.data
+
+        record = await self.engine.images.import_rootfs(
+            chunks(),
+            reference=first.reference,
+            changes=list(first.changes),
+            comment=first.message,
+            platform=first.platform,
+        )
+        ref = str(parse_reference(first.reference).familiar()) if first.reference else ""
+        return images_pb2.ImportImageResponse(
+            image_id=record.id, reference=ref, manifest_digest=record.manifest_digest
+        )
+
+    async def List(
+        self, request: images_pb2.ListImagesRequest, context: grpc.aio.ServicerContext
+    ) -> images_pb2.ListImagesResponse:
+        filters = filter_map(request.filters, _LIST_FILTERS)
+        records = await asyncio.to_thread(self.engine.images.list)
+        records = await asyncio.to_thread(self._apply_filters, records, filters)
+        return images_pb2.ListImagesResponse(images=[image_summary(r) for r in records])
+
+    def _apply_filters(
+        self, records: list[ImageRecord], filters: dict[str, list[str]]
+    ) -> list[ImageRecord]:
+        out = records
+        if "dangling" in filters:
+            dangling = parse_bool("dangling", filters["dangling"])
+            out = [r for r in out if (not r.repo_tags) == dangling]
+        if "label" in filters:
+            out = [r for r in out if label_matches(r.labels, filters["label"])]
+        if "reference" in filters:
+            out = [r for r in out if any(_ref_matches(r, p) for p in filters["reference"])]
+        for key in ("before", "since"):
+            for value in filters.get(key, []):
+                pivot = self.engine.images.store.resolve(value)
+                if key == "before":
+                    out = [r for r in out if r.created < pivot.created]
+                else:
+                    out = [r for r in out if r.created > pivot.created]
+        return out
+
+    async def Inspect(
+        self, request: images_pb2.InspectImageRequest, context: grpc.aio.ServicerContext
+    ) -> images_pb2.ImageDetail:
+        details = await asyncio.to_thread(self.engine.images.inspect, request.reference)
+        record, config, manifest = details.record, details.config, details.manifest
+        diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        layers = [
+            images_pb2.ImageLayer(
+                digest=layer["digest"],
+                media_type=layer["mediaType"],
+                size=layer["size"],
+                diff_id=diff_ids[i] if i < len(diff_ids) else "",
+            )
+            for i, layer in enumerate(manifest.get("layers", []))
+        ]
+        raw = await asyncio.to_thread(self.engine.content.read_verified, record.config_digest)
+        return images_pb2.ImageDetail(
+            id=record.id,
+            repo_tags=record.repo_tags,
+            repo_digests=record.repo_digests,
+            created=from_rfc3339(config.get("created", record.created)),
+            author=config.get("author", ""),
+            comment=((config.get("history") or [{}])[-1]).get("comment", ""),
+            architecture=config.get("architecture", ""),
+            os=config.get("os", ""),
+            variant=config.get("variant", ""),
+            size=record.size,
+            config=_image_config(config),
+            layers=layers,
+            manifest_digest=record.manifest_digest,
+            manifest_media_type=record.manifest_media_type,
+            raw_config=raw,
+        )
+
+    async def Remove(
+        self, request: images_pb2.RemoveImageRequest, context: grpc.aio.ServicerContext
+    ) -> images_pb2.RemoveImageResponse:
+        untagged, deleted = await asyncio.to_thread(
+            self.engine.images.remove, request.reference, force=request.force
+        )
+        return images_pb2.RemoveImageResponse(untagged=untagged, deleted=deleted)
+
+    async def Tag(
+        self, request: images_pb2.TagImageRequest, context: grpc.aio.ServicerContext
+    ) -> images_pb2.TagImageResponse:
+        await asyncio.to_thread(self.engine.images.tag, request.source, request.target)
+        return images_pb2.TagImageResponse()
+
+    async def History(
+        self, request: images_pb2.ImageHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> images_pb2.ImageHistoryResponse:
+        details = await asyncio.to_thread(self.engine.images.inspect, request.reference)
+        history = details.config.get("history") or []
+        layer_sizes = [layer["size"] for layer in details.manifest.get("layers", [])]
+        entries = []
+        layer_index = 0
+        for item in history:
+            empty = bool(item.get("empty_layer"))
+            size = 0
+            if not empty and layer_index < len(layer_sizes):
+                size = layer_sizes[layer_index]
+                layer_index += 1
+            entries.append(
+                images_pb2.HistoryEntry(
+                    id="<missing>",
+                    created=from_rfc3339(item.get("created", "")),
+                    created_by=item.get("created_by", ""),
+                    size=size,
+                    comment=item.get("comment", ""),
+                    empty_layer=empty,
+                )
+            )
+        entries.reverse()  # newest first, as docker prints it
+        if entries:
+            entries[0].id = details.record.id
+        return images_pb2.ImageHistoryResponse(entries=entries)
+
+
+def _ref_matches(record: ImageRecord, pattern: str) -> bool:
+    for name in record.repo_tags:
+        ref = parse_reference(name)
+        for candidate in (ref.familiar(), ref.familiar_repository, str(ref), ref.repository):
+            if fnmatch.fnmatchcase(candidate, pattern):
+                return True
+    return False

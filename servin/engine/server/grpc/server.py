@@ -1,0 +1,28 @@
+"""Builds the grpc.aio server with every servin.v1 servicer registered."""
+
+from __future__ import annotations
+
+import grpc
+
+from servin.api.servin.v1 import images_pb2_grpc, system_pb2_grpc
+from servin.engine.engine import Engine
+from servin.engine.server.grpc.errors import ErrorMappingInterceptor
+from servin.engine.server.grpc.images import ImagesServicer
+from servin.engine.server.grpc.system import SystemServicer
+
+MAX_MESSAGE = 64 * 1024 * 1024
+
+
+def build_server(engine: Engine) -> grpc.aio.Server:
+    """A server with the servin.v1 services, not yet bound or started."""
+    server = grpc.aio.server(
+        interceptors=[ErrorMappingInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    system_pb2_grpc.add_SystemServicer_to_server(SystemServicer(engine), server)
+    images_pb2_grpc.add_ImagesServicer_to_server(ImagesServicer(engine), server)
+    return server

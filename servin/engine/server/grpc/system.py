@@ -1,0 +1,147 @@
+"""servin.v1.System: version, info, events, disk usage."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+import shutil
+import socket
+import time
+from collections.abc import AsyncIterator
+
+import grpc
+
+from servin import API_VERSION, __version__
+from servin.api.servin.v1 import system_pb2, system_pb2_grpc
+from servin.engine import hostinfo
+from servin.engine.engine import Engine
+from servin.engine.events import Event, SubscriberTooSlow
+from servin.engine.images.platforms import host_platform
+from servin.engine.server.grpc.filters import filter_map, label_matches
+from servin.engine.server.grpc.timestamps import from_ns, to_ns
+from servin.errors import Unavailable
+from servin.version import git_commit
+
+_EVENT_FILTERS = {"type", "event", "container", "image", "volume", "network", "pod", "label"}
+
+
+def available_runtimes(engine: Engine) -> list[str]:
+    """The OCI runtimes this daemon can use: native plus runc/crun when installed."""
+    names = ["native"]
+    for name in ("runc", "crun"):
+        if engine.config.runtimes.get(name) or shutil.which(name):
+            names.append(name)
+    names += [n for n in engine.config.runtimes if n not in names]
+    return names
+
+
+class SystemServicer(system_pb2_grpc.SystemServicer):
+    """The System service of servin.v1."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def Ping(
+        self, request: system_pb2.PingRequest, context: grpc.aio.ServicerContext
+    ) -> system_pb2.PingResponse:
+        return system_pb2.PingResponse(api_version=API_VERSION)
+
+    async def Version(
+        self, request: system_pb2.VersionRequest, context: grpc.aio.ServicerContext
+    ) -> system_pb2.VersionResponse:
+        return system_pb2.VersionResponse(
+            version=__version__,
+            api_version=API_VERSION,
+            git_commit=git_commit(),
+            python_version=platform.python_version(),
+            os="linux",
+            arch=host_platform().architecture,
+            kernel_version=hostinfo.kernel_version(),
+            components=[system_pb2.ComponentVersion(name="grpc", version=grpc.__version__)],
+        )
+
+    async def Info(
+        self, request: system_pb2.InfoRequest, context: grpc.aio.ServicerContext
+    ) -> system_pb2.InfoResponse:
+        images = await asyncio.to_thread(self.engine.images.list)
+        cfg = self.engine.config
+        return system_pb2.InfoResponse(
+            id=self.engine.id,
+            name=socket.gethostname(),
+            images=len(images),
+            storage_driver=cfg.storage_driver,
+            cgroup_driver="cgroupfs",
+            cgroup_version=hostinfo.cgroup_version(),
+            kernel_version=hostinfo.kernel_version(),
+            operating_system=hostinfo.os_release_name(),
+            os_type="linux",
+            architecture=platform.machine(),
+            ncpu=os.cpu_count() or 1,
+            mem_total=hostinfo.mem_total(),
+            root_dir=str(cfg.root),
+            exec_root=str(cfg.exec_root),
+            default_runtime=cfg.default_runtime,
+            runtimes=available_runtimes(self.engine),
+            server_version=__version__,
+            system_time=from_ns(time.time_ns()),
+            insecure_registries=cfg.registries.insecure,
+            registry_mirrors={k: ",".join(v) for k, v in cfg.registries.mirrors.items()},
+            logging_driver="json-file",
+            security_options="seccomp,no-new-privileges",
+            socket=str(cfg.main_socket),
+            daemon_pid=os.getpid(),
+            started_at=from_ns(self.engine.started_at_ns),
+        )
+
+    async def Events(
+        self, request: system_pb2.EventsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[system_pb2.Event]:
+        filters = filter_map(request.filters, _EVENT_FILTERS)
+
+        def match(event: Event) -> bool:
+            if "type" in filters and event.type not in filters["type"]:
+                return False
+            if "event" in filters and event.action not in filters["event"]:
+                return False
+            for kind in ("container", "image", "volume", "network", "pod"):
+                if kind in filters:
+                    if event.type != kind:
+                        return False
+                    names = {event.id, event.attributes.get("name", "")}
+                    if not any(v in names or event.id.startswith(v) for v in filters[kind]):
+                        return False
+            return "label" not in filters or label_matches(event.attributes, filters["label"])
+
+        try:
+            async for event in self.engine.events.subscribe(
+                since_ns=to_ns(request.since), until_ns=to_ns(request.until), match=match
+            ):
+                yield system_pb2.Event(
+                    type=event.type,
+                    action=event.action,
+                    id=event.id,
+                    attributes=event.attributes,
+                    time=from_ns(event.time_ns),
+                    seq=event.seq,
+                )
+        except SubscriberTooSlow as exc:
+            raise Unavailable(str(exc)) from exc
+
+    async def DiskUsage(
+        self, request: system_pb2.DiskUsageRequest, context: grpc.aio.ServicerContext
+    ) -> system_pb2.DiskUsageResponse:
+        images = await asyncio.to_thread(self.engine.images.list)
+        total = sum(i.size for i in images)
+        items = [
+            system_pb2.DiskUsageItem(
+                type="Images", total=len(images), active=0, size=total, reclaimable=total
+            ),
+            system_pb2.DiskUsageItem(type="Containers"),
+            system_pb2.DiskUsageItem(type="Local Volumes"),
+            system_pb2.DiskUsageItem(type="Build Cache"),
+        ]
+        refs = [
+            system_pb2.ImageSummaryRef(id=i.id, repo_tags=i.repo_tags, size=i.size) for i in images
+        ]
+        return system_pb2.DiskUsageResponse(items=items, images=refs)

@@ -1,0 +1,27 @@
+"""Schema migrations of the metadata store, applied in order; never edit a released one.
+
+Each entry is one SQL script; its position (1-based) is the schema version it brings.
+Statements are separated by ';' (no ';' inside string literals).
+"""
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: images and the names that point at them.
+    """
+    CREATE TABLE images (
+        id TEXT PRIMARY KEY,                 -- sha256:<config digest hex>
+        manifest_digest TEXT NOT NULL,
+        manifest_media_type TEXT NOT NULL,
+        config_digest TEXT NOT NULL,
+        created TEXT NOT NULL,               -- RFC 3339, from the image config
+        size INTEGER NOT NULL,               -- bytes of the uncompressed layers
+        labels TEXT NOT NULL DEFAULT '{}',   -- JSON object
+        added_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+    );
+    CREATE TABLE image_refs (
+        name TEXT PRIMARY KEY,               -- normalised: docker.io/library/busybox:latest
+        image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+        kind TEXT NOT NULL DEFAULT 'tag'     -- tag or digest
+    );
+    CREATE INDEX image_refs_by_image ON image_refs(image_id)
+    """,
+)
