@@ -12,6 +12,7 @@ from servin.errors import ServinError
 _IMAGE = "servin.cli.commands.images"
 _SYSTEM = "servin.cli.commands.system"
 _DAEMON = "servin.cli.commands.daemon"
+_CONTAINER = "servin.cli.commands.containers"
 
 TOP_LEVEL = {
     "daemon": describe(f"{_DAEMON}:daemon", "Run the Servin engine daemon"),
@@ -24,6 +25,18 @@ TOP_LEVEL = {
     "import": describe(f"{_IMAGE}:image_import", "Import a root filesystem tarball as an image"),
     "tag": describe(f"{_IMAGE}:image_tag", "Create a tag TARGET that refers to SOURCE"),
     "history": describe(f"{_IMAGE}:image_history", "Show the history of an image"),
+    "container": describe(f"{_CONTAINER}:container", "Manage containers"),
+    "run": describe(f"{_CONTAINER}:run", "Create and run a new container from an image"),
+    "create": describe(f"{_CONTAINER}:create", "Create a new container"),
+    "start": describe(f"{_CONTAINER}:start", "Start one or more stopped containers"),
+    "stop": describe(f"{_CONTAINER}:stop", "Stop one or more running containers"),
+    "restart": describe(f"{_CONTAINER}:restart", "Restart one or more containers"),
+    "kill": describe(f"{_CONTAINER}:kill", "Kill one or more running containers"),
+    "rm": describe(f"{_CONTAINER}:rm", "Remove one or more containers"),
+    "ps": describe(f"{_CONTAINER}:ps", "List containers"),
+    "logs": describe(f"{_CONTAINER}:logs", "Fetch the logs of a container"),
+    "wait": describe(f"{_CONTAINER}:wait", "Block until containers stop, print their exit codes"),
+    "inspect": describe(f"{_CONTAINER}:inspect", "Return low-level information on objects"),
 }
 
 

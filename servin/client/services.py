@@ -29,10 +29,10 @@ def _load(name: str) -> tuple[type, Any]:
     return getattr(pb2_grpc, f"{service}Stub"), pb2.DESCRIPTOR.services_by_name[service]
 
 
-class SyncService:
-    """A blocking stub whose methods raise servin.errors instead of grpc.RpcError."""
+class _Service:
+    """A stub loaded on first use whose methods raise servin.errors, not grpc.RpcError."""
 
-    def __init__(self, channel: grpc.Channel, name: str, url: str) -> None:
+    def __init__(self, channel: Any, name: str, url: str) -> None:
         self._channel = channel
         self._name = name
         self._url = url
@@ -45,8 +45,20 @@ class SyncService:
         if self._stub is None:
             stub_cls, self._descriptor = _load(self._name)
             self._stub = stub_cls(self._channel)
-        rpc = getattr(self._stub, method)
         streaming = self._descriptor.methods_by_name[method].server_streaming
+        call = self._wrap(getattr(self._stub, method), streaming)
+        call.__name__ = method
+        setattr(self, method, call)  # cached: __getattr__ runs once per method
+        return call
+
+    def _wrap(self, rpc: Any, streaming: bool) -> Callable[..., Any]:
+        raise NotImplementedError
+
+
+class SyncService(_Service):
+    """A blocking service: unary calls return messages, streams are iterators."""
+
+    def _wrap(self, rpc: Any, streaming: bool) -> Callable[..., Any]:
         url = self._url
 
         def call(request: Any, **kwargs: Any) -> Any:
@@ -56,8 +68,6 @@ class SyncService:
                 raise translate(exc, url) from None
             return _sync_stream(result, url) if streaming else result
 
-        call.__name__ = method
-        setattr(self, method, call)
         return call
 
 
@@ -71,31 +81,16 @@ def _sync_stream(result: Iterator[Any], url: str) -> Iterator[Any]:
             result.cancel()
 
 
-class AsyncService:
-    """An asyncio stub whose methods raise servin.errors instead of grpc.RpcError."""
+class AsyncService(_Service):
+    """An asyncio service: unary calls are coroutines, streams are async iterators."""
 
-    def __init__(self, channel: grpc.aio.Channel, name: str, url: str) -> None:
-        self._channel = channel
-        self._name = name
-        self._url = url
-        self._stub: Any = None
-        self._descriptor: Any = None
-
-    def __getattr__(self, method: str) -> Callable[..., Any]:
-        if method.startswith("_"):
-            raise AttributeError(method)
-        if self._stub is None:
-            stub_cls, self._descriptor = _load(self._name)
-            self._stub = stub_cls(self._channel)
-        rpc = getattr(self._stub, method)
-        streaming = self._descriptor.methods_by_name[method].server_streaming
+    def _wrap(self, rpc: Any, streaming: bool) -> Callable[..., Any]:
         url = self._url
         if streaming:
 
             def stream(request: Any, **kwargs: Any) -> AsyncIterator[Any]:
                 return _async_stream(rpc(request, **kwargs), url)
 
-            setattr(self, method, stream)
             return stream
 
         async def call(request: Any, **kwargs: Any) -> Any:
@@ -104,7 +99,6 @@ class AsyncService:
             except grpc.RpcError as exc:
                 raise translate(exc, url) from None
 
-        setattr(self, method, call)
         return call
 
 

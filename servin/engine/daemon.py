@@ -117,6 +117,7 @@ class Daemon:
         self.engine = engine
         engine.events.bind(asyncio.get_running_loop())
         await asyncio.to_thread(engine.repair)
+        await engine.containers.recover()
         server = build_server(engine)
         try:
             for host in self.config.effective_hosts():
@@ -140,6 +141,7 @@ class Daemon:
             log.info("shutting down")
         finally:
             await server.stop(grace=3)
+            await engine.containers.shutdown()
             for path in self._sockets:
                 path.unlink(missing_ok=True)
             engine.close()

@@ -13,11 +13,14 @@ import uuid
 from pathlib import Path
 
 from servin.engine.config import DaemonConfig
+from servin.engine.containers.service import ContainerService
+from servin.engine.containers.store import ContainerStore
 from servin.engine.events import EventBus
 from servin.engine.images.service import ImageService
 from servin.engine.images.store import ImageStore
 from servin.engine.store.content import ContentStore
 from servin.engine.store.metadata import MetadataStore
+from servin.engine.store.snapshots import Snapshotter
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +36,12 @@ class Engine:
         self.meta = MetadataStore(config.root / "servin.db")
         self.content = ContentStore(config.root / "content")
         self.events = EventBus()
-        self.images = ImageService(ImageStore(self.meta, self.content), self.events)
+        image_store = ImageStore(self.meta, self.content)
+        self.snapshots = Snapshotter(config.root / "snapshots", driver=config.storage_driver)
+        self.containers = ContainerService(config, ContainerStore(self.meta), image_store,
+                                           self.snapshots, self.events)
+        self.images = ImageService(image_store, self.events,
+                                   in_use=self.containers.image_in_use)
         self.id = self._engine_id(config.root / "engine-id")
 
     def repair(self) -> None:
@@ -41,6 +49,7 @@ class Engine:
         removed = self.content.clean_ingest()
         if removed:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
+        self.snapshots.repair()
 
     def close(self) -> None:
         """Flush and close the stores."""

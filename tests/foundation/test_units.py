@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from servin.cli.gotemplate import Template, TemplateError
-from servin.cli.humanize import human_duration, human_size
+from servin.humanize import human_duration, human_size
 from servin.engine.config import load_config
 from servin.engine.events import EventBus
 from servin.engine.store.content import BlobCorrupted, ContentStore

@@ -48,8 +48,8 @@ def image_ls(
 ) -> None:
     """List images."""
     from servin.api.servin.v1 import images_pb2
-    from servin.cli.humanize import ago, human_size
     from servin.cli.output import print_rows
+    from servin.humanize import ago, human_size
 
     reply = get_client().images.List(
         images_pb2.ListImagesRequest(all=all_, filters=parse_filters(filters), digests=digests)
@@ -120,7 +120,7 @@ def image_rm(force: bool, no_prune: bool, images: tuple[str, ...]) -> None:
         raise failed[-1]
 
 
-def _inspect_dict(d: Any) -> dict[str, Any]:
+def inspect_dict(d: Any) -> dict[str, Any]:
     from servin.reference import familiar
 
     c = d.config
@@ -168,7 +168,7 @@ def image_inspect(fmt: str | None, images: tuple[str, ...]) -> None:
     for ref in images:
         try:
             results.append(
-                _inspect_dict(client.images.Inspect(images_pb2.InspectImageRequest(reference=ref)))
+                inspect_dict(client.images.Inspect(images_pb2.InspectImageRequest(reference=ref)))
             )
         except ServinError as exc:
             error = exc
@@ -236,8 +236,8 @@ def image_tag(source: str, target: str) -> None:
 def image_history(human: bool, no_trunc: bool, quiet: bool, fmt: str | None, image: str) -> None:
     """Show the history of an image."""
     from servin.api.servin.v1 import images_pb2
-    from servin.cli.humanize import ago, human_size
     from servin.cli.output import print_rows
+    from servin.humanize import ago, human_size
 
     reply = get_client().images.History(images_pb2.ImageHistoryRequest(reference=image))
     rows = []

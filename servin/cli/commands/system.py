@@ -71,7 +71,7 @@ def version(fmt: str | None) -> None:
 
 def _info_dict() -> dict[str, Any]:
     from servin.api.servin.v1 import system_pb2
-    from servin.cli.humanize import human_size
+    from servin.humanize import human_size
 
     r = get_client().system.Info(system_pb2.InfoRequest())
     return {
@@ -160,8 +160,8 @@ def info(fmt: str | None) -> None:
 def system_df(fmt: str | None) -> None:
     """Show disk usage of images, containers, volumes and build cache."""
     from servin.api.servin.v1 import system_pb2
-    from servin.cli.humanize import human_size
     from servin.cli.output import print_rows
+    from servin.humanize import human_size
 
     reply = get_client().system.DiskUsage(system_pb2.DiskUsageRequest())
     rows = []

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,9 +27,12 @@ class ImageDetails:
 class ImageService:
     """Import, list, inspect, tag and remove images."""
 
-    def __init__(self, store: ImageStore, events: EventBus) -> None:
+    def __init__(self, store: ImageStore, events: EventBus,
+                 in_use: Callable[[str], Sequence[Any]] = lambda image_id: ()) -> None:
         self.store = store
         self.events = events
+        # Containers created from an image (the image must outlive them).
+        self.in_use = in_use
 
     async def import_rootfs(
         self,
@@ -91,6 +94,13 @@ class ImageService:
         """
         record = self.store.resolve(text)
         name = _name_in(text, record)
+        users = self.in_use(record.id)
+        last_name = name is None or len(record.refs) <= 1
+        if users and last_name and not force:
+            what = f"repository reference {text!r}" if name else record.short_id
+            raise Conflict(
+                f"conflict: unable to remove {what} (must force) - container "
+                f"{users[0].id[:12]} is using its referenced image {record.short_id}")
         untagged: list[str] = []
         if name is not None:
             self.store.untag(name)
@@ -109,6 +119,8 @@ class ImageService:
                 self.store.untag(name)
                 untagged.append(name)
                 self.events.publish("image", "untag", record.id, name=name)
+        if users:
+            return untagged, []  # untagged only: the image stays for its containers
         self.store.delete(record.id)
         self.events.publish("image", "delete", record.id)
         return untagged, [record.id]

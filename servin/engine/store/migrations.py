@@ -24,4 +24,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX image_refs_by_image ON image_refs(image_id)
     """,
+    # 2: containers.
+    """
+    CREATE TABLE containers (
+        id TEXT PRIMARY KEY,                 -- 64 hex digits
+        name TEXT NOT NULL UNIQUE,
+        image_ref TEXT NOT NULL,             -- the image as the user named it
+        image_id TEXT NOT NULL,
+        spec BLOB NOT NULL,                  -- servin.v1.ContainerSpec, serialised
+        created_ns INTEGER NOT NULL,
+        state TEXT NOT NULL,                 -- JSON: see servin.engine.containers.model
+        snapshot_chain TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX containers_by_image ON containers(image_id)
+    """,
 )

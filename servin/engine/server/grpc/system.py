@@ -128,20 +128,37 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
         except SubscriberTooSlow as exc:
             raise Unavailable(str(exc)) from exc
 
+    async def _containers_usage(self) -> system_pb2.DiskUsageItem:
+        containers = await self.engine.containers.list()
+        sizes = await asyncio.to_thread(
+            lambda: [self.engine.snapshots.usage(c.id) for c in containers])
+        active = sum(1 for c in containers if c.state.running)
+        reclaimable = sum(size for c, size in zip(containers, sizes, strict=True)
+                          if not c.state.running)
+        return system_pb2.DiskUsageItem(type="Containers", total=len(containers), active=active,
+                                        size=sum(sizes), reclaimable=reclaimable)
+
     async def DiskUsage(
         self, request: system_pb2.DiskUsageRequest, context: grpc.aio.ServicerContext
     ) -> system_pb2.DiskUsageResponse:
         images = await asyncio.to_thread(self.engine.images.list)
+        containers = await self.engine.containers.list()
+        users: dict[str, int] = {}
+        for c in containers:
+            users[c.image_id] = users.get(c.image_id, 0) + 1
         total = sum(i.size for i in images)
+        unused = sum(i.size for i in images if i.id not in users)
         items = [
             system_pb2.DiskUsageItem(
-                type="Images", total=len(images), active=0, size=total, reclaimable=total
+                type="Images", total=len(images), active=len(images) - sum(
+                    1 for i in images if i.id not in users), size=total, reclaimable=unused
             ),
-            system_pb2.DiskUsageItem(type="Containers"),
+            await self._containers_usage(),
             system_pb2.DiskUsageItem(type="Local Volumes"),
             system_pb2.DiskUsageItem(type="Build Cache"),
         ]
         refs = [
-            system_pb2.ImageSummaryRef(id=i.id, repo_tags=i.repo_tags, size=i.size) for i in images
+            system_pb2.ImageSummaryRef(id=i.id, repo_tags=i.repo_tags, size=i.size,
+                                       containers=users.get(i.id, 0)) for i in images
         ]
         return system_pb2.DiskUsageResponse(items=items, images=refs)

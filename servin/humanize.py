@@ -1,4 +1,4 @@
-"""Sizes and durations printed the way docker prints them."""
+"""Sizes and durations printed the way docker prints them (used by the daemon and the CLI)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,500 @@
+"""Container commands: run, create, start, stop, restart, kill, rm, ps, logs, wait, inspect."""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import click
+
+from servin.cli.options import filter_option, format_option, parse_filters
+from servin.cli.runflags import build_spec, run_options
+from servin.cli.session import get_client
+from servin.errors import InvalidArgument, NotFound, ServinError
+
+
+class ExitCode(ServinError):
+    """A command's failure that must exit with a given code (docker's 125/126/127)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _start_failure(exc: ServinError) -> ExitCode:
+    text = exc.message.lower()
+    if "no such file" in text or "not found" in text:
+        return ExitCode(exc.message, 127)
+    if "permission denied" in text:
+        return ExitCode(exc.message, 126)
+    return ExitCode(exc.message, 125)
+
+
+def _stdin_messages(container_id: str, attach_stdin: bool,
+                    stop: threading.Event) -> Iterator[Any]:
+    from servin.api.servin.v1 import containers_pb2
+
+    yield containers_pb2.AttachInput(id=container_id, stdin=attach_stdin, stdout=True,
+                                     stderr=True)
+    if not attach_stdin:
+        stop.wait()
+        return
+    chunks: queue.Queue[bytes | None] = queue.Queue(64)
+
+    def reader() -> None:
+        stream = sys.stdin.buffer
+        try:
+            while True:
+                data = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
+                if not data:
+                    break
+                chunks.put(data)
+        except (OSError, ValueError):
+            pass
+        chunks.put(None)
+
+    threading.Thread(target=reader, daemon=True).start()
+    while not stop.is_set():
+        try:
+            data = chunks.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if data is None:
+            yield containers_pb2.AttachInput(close_stdin=True)
+            stop.wait()
+            return
+        yield containers_pb2.AttachInput(data=data)
+
+
+def attach_and_start(container_id: str, *, stdin: bool, start: bool) -> int:
+    """Attach to a container's output (and stdin), start it, stream until it exits.
+
+    Returns the container's exit code.
+    """
+    from servin.api.servin.v1 import containers_pb2
+
+    client = get_client()
+    stop = threading.Event()
+    responses = client.containers.Attach(_stdin_messages(container_id, stdin, stop))
+    try:
+        next(responses)  # the daemon registered the attach: output from now on reaches us
+        if start:
+            try:
+                client.containers.Start(containers_pb2.StartContainerRequest(id=container_id))
+            except ServinError as exc:
+                raise _start_failure(exc) from None
+        out = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
+        for message in responses:
+            if message.data:
+                target = out.get(message.stream, sys.stdout.buffer)
+                target.write(message.data)
+                target.flush()
+    finally:
+        stop.set()
+        responses.close()
+    reply = client.containers.Wait(containers_pb2.WaitContainerRequest(id=container_id))
+    return reply.exit_code
+
+
+def _create(image: str, command: tuple[str, ...], options: dict[str, Any],
+            auto_remove: bool = False) -> str:
+    from servin.api.servin.v1 import containers_pb2
+
+    spec = build_spec(image, command, options)
+    spec.auto_remove = auto_remove
+    try:
+        reply = get_client().containers.Create(
+            containers_pb2.CreateContainerRequest(name=options["name"], spec=spec))
+    except ServinError as exc:
+        if isinstance(exc, NotFound) and "No such image" in exc.message:
+            raise ExitCode(f"Unable to find image '{image}' locally", 125) from None
+        raise ExitCode(exc.message, 125) from None
+    return reply.id
+
+
+# -h is --hostname here, as in docker: only --help shows help.
+_RUN_CONTEXT = {"allow_interspersed_args": False, "help_option_names": ["--help"]}
+
+
+@click.command(context_settings=_RUN_CONTEXT)
+@click.option("-d", "--detach", is_flag=True, help="Run container in background and print its ID")
+@click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits")
+@run_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run(detach: bool, remove: bool, image: str, command: tuple[str, ...], **options: Any) -> None:
+    """Create and run a new container from an image."""
+    from servin.api.servin.v1 import containers_pb2
+
+    container_id = _create(image, command, options, auto_remove=remove and detach)
+    client = get_client()
+    if detach:
+        try:
+            client.containers.Start(containers_pb2.StartContainerRequest(id=container_id))
+        except ServinError as exc:
+            raise _start_failure(exc) from None
+        click.echo(container_id)
+        return
+    try:
+        code = attach_and_start(container_id, stdin=options["interactive"], start=True)
+    finally:
+        if remove:
+            try:
+                client.containers.Remove(
+                    containers_pb2.RemoveContainerRequest(id=container_id, force=True))
+            except NotFound:
+                pass
+    sys.exit(code)
+
+
+@click.command(context_settings=_RUN_CONTEXT)
+@run_options
+@click.argument("image")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def create(image: str, command: tuple[str, ...], **options: Any) -> None:
+    """Create a new container."""
+    click.echo(_create(image, command, options))
+
+
+def _each(ids: tuple[str, ...], action: Any) -> None:
+    """Run ``action`` on each argument; print it on success; report failures like docker."""
+    failed: ServinError | None = None
+    for item in ids:
+        try:
+            action(item)
+        except ServinError as exc:
+            if failed is not None:
+                click.echo(f"Error: {failed.message}", err=True)
+            failed = exc
+            continue
+        click.echo(item)
+    if failed is not None:
+        raise failed
+
+
+@click.command()
+@click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals")
+@click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN")
+@click.argument("containers", nargs=-1, required=True)
+def start(attach: bool, interactive: bool, containers: tuple[str, ...]) -> None:
+    """Start one or more stopped containers."""
+    from servin.api.servin.v1 import containers_pb2
+
+    client = get_client()
+    if attach or interactive:
+        if len(containers) > 1:
+            raise InvalidArgument("you cannot start and attach multiple containers at once")
+        sys.exit(attach_and_start(containers[0], stdin=interactive, start=True))
+    _each(containers, lambda c: client.containers.Start(
+        containers_pb2.StartContainerRequest(id=c)))
+
+
+@click.command()
+@click.option("-t", "--time", "timeout", type=int, default=None,
+              help="Seconds to wait before killing the container")
+@click.option("-s", "--signal", "sig", default="", help="Signal to send to the container")
+@click.argument("containers", nargs=-1, required=True)
+def stop(timeout: int | None, sig: str, containers: tuple[str, ...]) -> None:
+    """Stop one or more running containers."""
+    from servin.api.servin.v1 import containers_pb2
+
+    client = get_client()
+    _each(containers, lambda c: client.containers.Stop(containers_pb2.StopContainerRequest(
+        id=c, timeout=-1 if timeout is None else timeout, signal=sig)))
+
+
+@click.command()
+@click.option("-t", "--time", "timeout", type=int, default=None,
+              help="Seconds to wait before killing the container")
+@click.argument("containers", nargs=-1, required=True)
+def restart(timeout: int | None, containers: tuple[str, ...]) -> None:
+    """Restart one or more containers."""
+    from servin.api.servin.v1 import containers_pb2
+
+    client = get_client()
+    _each(containers, lambda c: client.containers.Restart(containers_pb2.RestartContainerRequest(
+        id=c, timeout=-1 if timeout is None else timeout)))
+
+
+@click.command()
+@click.option("-s", "--signal", "sig", default="KILL", help="Signal to send to the container")
+@click.argument("containers", nargs=-1, required=True)
+def kill(sig: str, containers: tuple[str, ...]) -> None:
+    """Kill one or more running containers."""
+    from servin.api.servin.v1 import containers_pb2
+
+    client = get_client()
+    _each(containers, lambda c: client.containers.Kill(
+        containers_pb2.KillContainerRequest(id=c, signal=sig)))
+
+
+@click.command()
+@click.option("-f", "--force", is_flag=True, help="Force the removal of a running container")
+@click.option("-v", "--volumes", is_flag=True, help="Remove anonymous volumes of the container")
+@click.argument("containers", nargs=-1, required=True)
+def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
+    """Remove one or more containers."""
+    from servin.api.servin.v1 import containers_pb2
+
+    client = get_client()
+    _each(containers, lambda c: client.containers.Remove(
+        containers_pb2.RemoveContainerRequest(id=c, force=force, volumes=volumes)))
+
+
+def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
+    from servin.humanize import ago
+
+    created = c.created.ToNanoseconds() / 1e9
+    command = c.command if no_trunc or len(c.command) <= 20 else c.command[:19] + "…"
+    return {
+        "ID": c.id if no_trunc else c.id[:12],
+        "Image": c.image,
+        "Command": f'"{command}"',
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(created)),
+        "RunningFor": ago(created),
+        "Ports": "",
+        "State": c.state,
+        "Status": c.status,
+        "Size": "",
+        "Names": c.name,
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(c.labels.items())),
+        "Mounts": ",".join(m.name or m.source for m in c.mounts),
+        "Networks": ",".join(c.networks),
+    }
+
+
+@click.command()
+@click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running)")
+@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs")
+@click.option("-n", "--last", type=int, default=0, help="Show n last created containers")
+@click.option("-l", "--latest", is_flag=True, help="Show the latest created container")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes")
+@filter_option
+@format_option
+def ps(all_: bool, quiet: bool, last: int, latest: bool, no_trunc: bool, size: bool,
+       filters: tuple[str, ...], fmt: str | None) -> None:
+    """List containers."""
+    from servin.api.servin.v1 import containers_pb2
+    from servin.cli.output import print_rows
+
+    limit = 1 if latest else last
+    reply = get_client().containers.List(containers_pb2.ListContainersRequest(
+        all=all_ or limit > 0, filters=parse_filters(filters), limit=limit, size=size))
+    rows = [_ps_row(c, no_trunc) for c in reply.containers]
+    print_rows([("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
+                ("CREATED", "RunningFor"), ("STATUS", "Status"), ("PORTS", "Ports"),
+                ("NAMES", "Names")], rows, fmt, quiet_key="ID", quiet=quiet)
+
+
+def parse_time(text: str, flag: str) -> Any:
+    """docker's --since/--until: RFC 3339, a Unix timestamp, or a duration (10m, 1h30m)."""
+    import re
+    from datetime import datetime
+
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    ts = Timestamp()
+    if not text:
+        return ts
+    m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", text)
+    if m and any(m.groups()):
+        hours, minutes, seconds = (float(g) if g else 0.0 for g in m.groups())
+        ts.FromNanoseconds(int((time.time() - hours * 3600 - minutes * 60 - seconds) * 1e9))
+        return ts
+    try:
+        ts.FromNanoseconds(int(float(text) * 1e9))
+        return ts
+    except ValueError:
+        pass
+    try:
+        ts.FromDatetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
+    except ValueError:
+        raise InvalidArgument(f"invalid value for {flag}: {text!r}") from None
+    return ts
+
+
+@click.command()
+@click.option("-f", "--follow", is_flag=True, help="Follow log output")
+@click.option("-n", "--tail", default="all", help="Number of lines to show from the end")
+@click.option("--since", default="", help="Show logs since timestamp or relative (e.g. 42m)")
+@click.option("--until", default="", help="Show logs before a timestamp or relative time")
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps")
+@click.argument("container")
+def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool,
+         container: str) -> None:
+    """Fetch the logs of a container."""
+    from servin.api.servin.v1 import containers_pb2
+
+    try:
+        tail_n = -1 if tail == "all" else int(tail)
+    except ValueError:
+        raise InvalidArgument(f"invalid value for --tail: {tail!r}") from None
+    request = containers_pb2.ContainerLogsRequest(
+        id=container, follow=follow, stdout=True, stderr=True, tail=tail_n,
+        since=parse_time(since, "--since"), until=parse_time(until, "--until"),
+        timestamps=timestamps)
+    out = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
+    for entry in get_client().containers.Logs(request):
+        target = out.get(entry.stream, sys.stdout.buffer)
+        if timestamps:
+            stamp = entry.time.ToJsonString()
+            target.write(stamp.encode() + b" ")
+        target.write(entry.data)
+        if follow:
+            target.flush()
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+def wait(containers: tuple[str, ...]) -> None:
+    """Block until one or more containers stop, then print their exit codes."""
+    from servin.api.servin.v1 import containers_pb2
+
+    client = get_client()
+    _each_wait = []
+    for c in containers:
+        reply = client.containers.Wait(containers_pb2.WaitContainerRequest(id=c))
+        _each_wait.append(reply.exit_code)
+        click.echo(reply.exit_code)
+
+
+def container_inspect_dict(d: Any) -> dict[str, Any]:
+    """A container's ``inspect`` object, shaped as docker's."""
+    from google.protobuf.json_format import MessageToDict
+
+    s = d.state
+    spec = d.spec
+    r = spec.resources
+    zero = "0001-01-01T00:00:00Z"
+    return {
+        "Id": d.id,
+        "Created": d.created.ToJsonString(),
+        "Path": d.path,
+        "Args": list(d.args),
+        "State": {
+            "Status": s.status, "Running": s.running, "Paused": s.paused,
+            "Restarting": s.restarting, "OOMKilled": s.oom_killed, "Dead": s.dead,
+            "Pid": s.pid, "ExitCode": s.exit_code, "Error": s.error,
+            "StartedAt": s.started_at.ToJsonString() if s.started_at.seconds else zero,
+            "FinishedAt": s.finished_at.ToJsonString() if s.finished_at.seconds else zero,
+        },
+        "Image": d.image_id,
+        "ResolvConfPath": d.resolv_conf_path,
+        "HostnamePath": d.hostname_path,
+        "HostsPath": d.hosts_path,
+        "LogPath": d.log_path,
+        "Name": "/" + d.name,
+        "RestartCount": d.restart_count,
+        "Driver": d.driver,
+        "Platform": "linux",
+        "HostConfig": {
+            "NetworkMode": spec.network_mode, "Privileged": spec.privileged,
+            "ReadonlyRootfs": spec.read_only, "AutoRemove": spec.auto_remove,
+            "CapAdd": list(spec.cap_add) or None, "CapDrop": list(spec.cap_drop) or None,
+            "SecurityOpt": [o if not o.startswith("seccomp={") else "seccomp=<profile>"
+                            for o in spec.security_opt] or None,
+            "Runtime": spec.runtime, "IpcMode": spec.ipc_mode, "PidMode": spec.pid_mode,
+            "UTSMode": spec.uts_mode, "Memory": r.memory, "MemorySwap": r.memory_swap,
+            "MemoryReservation": r.memory_reservation, "NanoCpus": r.nano_cpus,
+            "CpuShares": r.cpu_shares, "CpuPeriod": r.cpu_period, "CpuQuota": r.cpu_quota,
+            "CpusetCpus": r.cpuset_cpus, "CpusetMems": r.cpuset_mems,
+            "PidsLimit": r.pids_limit or None, "OomScoreAdj": r.oom_score_adj,
+            "ShmSize": spec.shm_size or 67108864,
+            "LogConfig": {"Type": spec.log_config.type or "json-file",
+                          "Config": dict(spec.log_config.options)},
+            "Dns": list(spec.dns), "DnsSearch": list(spec.dns_search),
+            "ExtraHosts": list(spec.extra_hosts) or None,
+            "Sysctls": dict(spec.sysctls) or None,
+        },
+        "Mounts": [MessageToDict(m) for m in d.mounts],
+        "Config": {
+            "Hostname": spec.hostname or d.id[:12], "Domainname": spec.domainname,
+            "User": spec.user, "Tty": spec.tty, "OpenStdin": spec.open_stdin,
+            "Env": list(spec.env), "Cmd": list(spec.cmd) or None, "Image": d.image,
+            "WorkingDir": spec.working_dir,
+            "Entrypoint": list(spec.entrypoint) if spec.entrypoint_set else None,
+            "Labels": dict(spec.labels), "StopSignal": spec.stop_signal or None,
+            "StopTimeout": spec.stop_timeout if spec.stop_timeout >= 0 else None,
+        },
+        "GraphDriver": {"Name": d.driver, "Data": {"MergedDir": d.rootfs}},
+    }
+
+
+@click.command("inspect")
+@click.option("-f", "--format", "fmt", metavar="FORMAT", help="Format the output using a Go template")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes")
+@click.argument("containers", nargs=-1, required=True)
+def container_inspect(fmt: str | None, size: bool, containers: tuple[str, ...]) -> None:
+    """Display detailed information on one or more containers."""
+    from servin.api.servin.v1 import containers_pb2
+    from servin.cli.output import print_objects
+
+    client = get_client()
+    results = []
+    error: ServinError | None = None
+    for item in containers:
+        try:
+            results.append(container_inspect_dict(client.containers.Inspect(
+                containers_pb2.InspectContainerRequest(id=item, size=size))))
+        except ServinError as exc:
+            error = exc
+    if results or error is None:
+        print_objects(results, fmt)
+    if error is not None:
+        raise error
+
+
+@click.command("inspect")
+@click.option("-f", "--format", "fmt", metavar="FORMAT", help="Format the output using a Go template")
+@click.option("--type", "kind", type=click.Choice(["container", "image"]), default=None,
+              help="Only look for this type of object")
+@click.argument("names", nargs=-1, required=True)
+def inspect(fmt: str | None, kind: str | None, names: tuple[str, ...]) -> None:
+    """Return low-level information on containers or images."""
+    from servin.api.servin.v1 import containers_pb2, images_pb2
+    from servin.cli.commands.images import inspect_dict as image_inspect_dict
+    from servin.cli.output import print_objects
+
+    client = get_client()
+    results = []
+    error: ServinError | None = None
+    for name in names:
+        found = None
+        if kind in (None, "container"):
+            try:
+                found = container_inspect_dict(client.containers.Inspect(
+                    containers_pb2.InspectContainerRequest(id=name)))
+            except NotFound:
+                found = None
+        if found is None and kind in (None, "image"):
+            try:
+                found = image_inspect_dict(client.images.Inspect(
+                    images_pb2.InspectImageRequest(reference=name)))
+            except NotFound:
+                found = None
+        if found is None:
+            error = NotFound(f"No such object: {name}")
+        else:
+            results.append(found)
+    if results or error is None:
+        print_objects(results, fmt)
+    if error is not None:
+        raise error
+
+
+@click.group()
+def container() -> None:
+    """Manage containers."""
+
+
+for _cmd, _names in ((run, ("run",)), (create, ("create",)), (start, ("start",)),
+                     (stop, ("stop",)), (restart, ("restart",)), (kill, ("kill",)),
+                     (rm, ("rm", "remove")), (ps, ("ls", "list", "ps")), (logs, ("logs",)),
+                     (wait, ("wait",)), (container_inspect, ("inspect",))):
+    for _name in _names:
+        container.add_command(_cmd, _name)

@@ -1,0 +1,257 @@
+"""``run``/``create`` flags (docker's spelling) and the ContainerSpec they build."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from servin.errors import InvalidArgument
+
+_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)([bkmgt]?)b?$", re.I)
+_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
+
+
+def parse_bytes(text: str, flag: str) -> int:
+    """``512m`` -> bytes (docker's RAMInBytes: binary units); ``-1`` stays -1."""
+    if text.strip() == "-1":
+        return -1
+    m = _SIZE_RE.match(text.strip())
+    if not m:
+        raise InvalidArgument(f"invalid size for {flag}: {text!r}")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def _opt(*decls: str, **kw: Any) -> Callable[[Any], Any]:
+    return click.option(*decls, **kw)
+
+
+RUN_OPTIONS = [
+    _opt("--name", default="", help="Assign a name to the container"),
+    _opt("-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Set environment variables"),
+    _opt("--env-file", multiple=True, type=click.Path(dir_okay=False),
+         help="Read in a file of environment variables"),
+    _opt("-w", "--workdir", default="", help="Working directory inside the container"),
+    _opt("-u", "--user", default="", help="Username or UID (format: <name|uid>[:<group|gid>])"),
+    _opt("--entrypoint", default=None, help="Overwrite the default ENTRYPOINT of the image"),
+    _opt("-h", "--hostname", default="", help="Container host name"),
+    _opt("--domainname", default="", help="Container NIS domain name"),
+    _opt("-l", "--label", "labels", multiple=True, help="Set meta data on a container"),
+    _opt("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY"),
+    _opt("-i", "--interactive", is_flag=True, help="Keep STDIN open even if not attached"),
+    _opt("-m", "--memory", default="", help="Memory limit"),
+    _opt("--memory-swap", default="", help="Swap limit equal to memory plus swap: -1 = unlimited"),
+    _opt("--memory-reservation", default="", help="Memory soft limit"),
+    _opt("--cpus", default="", help="Number of CPUs"),
+    _opt("--cpu-shares", "-c", type=int, default=0, help="CPU shares (relative weight)"),
+    _opt("--cpu-period", type=int, default=0, help="Limit CPU CFS period"),
+    _opt("--cpu-quota", type=int, default=0, help="Limit CPU CFS quota"),
+    _opt("--cpuset-cpus", default="", help="CPUs in which to allow execution (0-3, 0,1)"),
+    _opt("--cpuset-mems", default="", help="MEMs in which to allow execution (0-3, 0,1)"),
+    _opt("--pids-limit", type=int, default=0, help="Tune container pids limit (-1 for unlimited)"),
+    _opt("--oom-score-adj", type=int, default=0, help="Tune host's OOM preferences"),
+    _opt("--oom-kill-disable", is_flag=True, help="Disable OOM Killer"),
+    _opt("--network", "--net", "network", default="", help="Network mode: none, host, container:NAME"),
+    _opt("--ipc", default="", help="IPC mode: private, shareable, host, container:NAME"),
+    _opt("--pid", default="", help="PID namespace: host or container:NAME"),
+    _opt("--uts", default="", help="UTS namespace: host"),
+    _opt("--stop-signal", default="", help="Signal to stop the container"),
+    _opt("--stop-timeout", type=int, default=None, help="Timeout (in seconds) to stop a container"),
+    _opt("--cap-add", multiple=True, help="Add Linux capabilities"),
+    _opt("--cap-drop", multiple=True, help="Drop Linux capabilities"),
+    _opt("--privileged", is_flag=True, help="Give extended privileges to this container"),
+    _opt("--security-opt", multiple=True,
+         help="Security options: seccomp=unconfined|PROFILE.json, no-new-privileges[=false]"),
+    _opt("--read-only", is_flag=True, help="Mount the container's root filesystem as read only"),
+    _opt("--runtime", default="", help="Runtime to use for this container: native, runc, crun"),
+    _opt("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:OPTS]",
+         help="Bind mount a host path (/host/path:/path[:ro])"),
+    _opt("--mount", "mounts", multiple=True, help="Attach a filesystem mount (type=bind|tmpfs,...)"),
+    _opt("--tmpfs", multiple=True, metavar="PATH[:OPTS]", help="Mount a tmpfs directory"),
+    _opt("--dns", multiple=True, help="Set custom DNS servers"),
+    _opt("--dns-search", multiple=True, help="Set custom DNS search domains"),
+    _opt("--dns-option", multiple=True, help="Set DNS options"),
+    _opt("--add-host", multiple=True, metavar="HOST:IP", help="Add a custom host-to-IP mapping"),
+    _opt("--log-driver", default="", help="Logging driver: json-file (default), cri, none"),
+    _opt("--log-opt", multiple=True, metavar="KEY=VALUE", help="Log driver options (max-size, max-file)"),
+    _opt("--sysctl", multiple=True, metavar="KEY=VALUE", help="Sysctl options"),
+    _opt("--ulimit", multiple=True, metavar="NAME=SOFT[:HARD]", help="Ulimit options"),
+    _opt("--shm-size", default="", help="Size of /dev/shm"),
+    _opt("--group-add", multiple=True, help="Add additional groups to join"),
+    _opt("--annotation", multiple=True, metavar="KEY=VALUE", help="Add an annotation to the OCI spec"),
+]
+
+
+def run_options(f: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a command with every run/create option."""
+    for option in reversed(RUN_OPTIONS):
+        f = option(f)
+    return f
+
+
+def _kv(items: tuple[str, ...], flag: str) -> dict[str, str]:
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid {flag} {item!r}: expected KEY=VALUE")
+        out[key] = value if sep else ""
+    return out
+
+
+def _env_files(paths: tuple[str, ...]) -> list[str]:
+    env = []
+    for path in paths:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise InvalidArgument(f"open {path}: {exc.strerror.lower()}") from None
+        for line in text.splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                env.append(line)
+    return env
+
+
+def _volume_mount(spec: str) -> Any:
+    from servin.api.servin.v1 import common_pb2
+
+    parts = spec.split(":")
+    if len(parts) < 2 or len(parts) > 3 or not parts[0] or not parts[1]:
+        raise InvalidArgument(f"invalid volume specification: {spec!r}")
+    source, target = parts[0], parts[1]
+    options = parts[2].split(",") if len(parts) == 3 else []
+    read_only = "ro" in options
+    propagation = next((o for o in options if o in ("private", "rprivate", "shared", "rshared",
+                                                     "slave", "rslave")), "")
+    unknown = [o for o in options if o not in ("ro", "rw", "z", "Z", propagation)]
+    if unknown:
+        raise InvalidArgument(f"invalid volume option {unknown[0]!r} in {spec!r}")
+    kind = "bind" if source.startswith(("/", ".")) else "volume"
+    if kind == "bind":
+        source = str(Path(source).absolute())
+    return common_pb2.Mount(type=kind, source=source, target=target, read_only=read_only,
+                            propagation=propagation)
+
+
+def _mount_flag(spec: str) -> Any:
+    from servin.api.servin.v1 import common_pb2
+
+    fields: dict[str, str] = {}
+    flags: set[str] = set()
+    for item in spec.split(","):
+        key, sep, value = item.partition("=")
+        if sep:
+            fields[key.strip()] = value.strip()
+        else:
+            flags.add(key.strip())
+    kind = fields.pop("type", "volume")
+    source = fields.pop("source", fields.pop("src", ""))
+    target = fields.pop("target", fields.pop("destination", fields.pop("dst", "")))
+    if not target:
+        raise InvalidArgument(f"invalid --mount {spec!r}: target is required")
+    read_only = "readonly" in flags or "ro" in flags or fields.pop("readonly", "") in ("true", "1")
+    propagation = fields.pop("bind-propagation", "")
+    options = []
+    if "tmpfs-size" in fields:
+        options.append(f"size={fields.pop('tmpfs-size')}")
+    if "tmpfs-mode" in fields:
+        options.append(f"mode={fields.pop('tmpfs-mode')}")
+    if fields:
+        raise InvalidArgument(f"invalid --mount {spec!r}: unexpected key {next(iter(fields))!r}")
+    if kind == "bind" and not source:
+        raise InvalidArgument(f"invalid --mount {spec!r}: a bind mount needs a source")
+    return common_pb2.Mount(type=kind, source=source, target=target, read_only=read_only,
+                            propagation=propagation, options=options)
+
+
+def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
+    """A servin.v1 ContainerSpec from parsed run/create options."""
+    from servin.api.servin.v1 import common_pb2, containers_pb2
+
+    spec = containers_pb2.ContainerSpec(image=image, cmd=list(command))
+    if o["entrypoint"] is not None:
+        spec.entrypoint_set = True
+        spec.entrypoint.extend([o["entrypoint"]] if o["entrypoint"] else [])
+    spec.env.extend([*_env_files(o["env_file"]), *o["env"]])
+    spec.working_dir = o["workdir"]
+    spec.user = o["user"]
+    spec.hostname = o["hostname"]
+    spec.domainname = o["domainname"]
+    spec.labels.update(_kv(o["labels"], "--label"))
+    spec.tty = o["tty"]
+    spec.open_stdin = o["interactive"]
+    spec.stdin_once = o["interactive"]
+    r = spec.resources
+    if o["memory"]:
+        r.memory = parse_bytes(o["memory"], "--memory")
+    if o["memory_swap"]:
+        r.memory_swap = parse_bytes(o["memory_swap"], "--memory-swap")
+    if o["memory_reservation"]:
+        r.memory_reservation = parse_bytes(o["memory_reservation"], "--memory-reservation")
+    if o["cpus"]:
+        try:
+            r.nano_cpus = int(round(float(o["cpus"]) * 1e9))
+        except ValueError:
+            raise InvalidArgument(f"invalid argument {o['cpus']!r} for --cpus") from None
+    r.cpu_shares = o["cpu_shares"]
+    r.cpu_period = o["cpu_period"]
+    r.cpu_quota = o["cpu_quota"]
+    r.cpuset_cpus = o["cpuset_cpus"]
+    r.cpuset_mems = o["cpuset_mems"]
+    r.pids_limit = o["pids_limit"]
+    r.oom_score_adj = o["oom_score_adj"]
+    r.oom_kill_disable = o["oom_kill_disable"]
+    spec.network_mode = o["network"]
+    spec.ipc_mode = o["ipc"]
+    spec.pid_mode = o["pid"]
+    spec.uts_mode = o["uts"]
+    spec.stop_signal = o["stop_signal"]
+    spec.stop_timeout = o["stop_timeout"] if o["stop_timeout"] is not None else -1
+    spec.cap_add.extend(o["cap_add"])
+    spec.cap_drop.extend(o["cap_drop"])
+    spec.privileged = o["privileged"]
+    for opt in o["security_opt"]:
+        key, sep, value = opt.partition("=")
+        if key == "seccomp" and sep and value != "unconfined":
+            try:
+                value = Path(value).read_text()
+            except OSError as exc:
+                raise InvalidArgument(f"opening seccomp profile ({value}) failed: "
+                                      f"{exc.strerror.lower()}") from None
+            opt = f"seccomp={value}"
+        spec.security_opt.append(opt)
+    spec.read_only = o["read_only"]
+    spec.runtime = o["runtime"]
+    spec.mounts.extend(_volume_mount(v) for v in o["volumes"])
+    spec.mounts.extend(_mount_flag(m) for m in o["mounts"])
+    for item in o["tmpfs"]:
+        target, _, opts = item.partition(":")
+        spec.mounts.append(common_pb2.Mount(type="tmpfs", target=target,
+                                            options=[x for x in opts.split(",") if x]))
+    spec.dns.extend(o["dns"])
+    spec.dns_search.extend(o["dns_search"])
+    spec.dns_options.extend(o["dns_option"])
+    spec.extra_hosts.extend(o["add_host"])
+    if o["log_driver"] or o["log_opt"]:
+        spec.log_config.type = o["log_driver"] or "json-file"
+        spec.log_config.options.update(_kv(o["log_opt"], "--log-opt"))
+    spec.sysctls.update(_kv(o["sysctl"], "--sysctl"))
+    for item in o["ulimit"]:
+        name, sep, limits = item.partition("=")
+        soft, _, hard = limits.partition(":")
+        try:
+            spec.ulimits.append(containers_pb2.Ulimit(name=name, soft=int(soft),
+                                                      hard=int(hard or soft)))
+        except ValueError:
+            raise InvalidArgument(f"invalid ulimit argument: {item!r}") from None
+        if not sep:
+            raise InvalidArgument(f"invalid ulimit argument: {item!r}")
+    if o["shm_size"]:
+        spec.shm_size = parse_bytes(o["shm_size"], "--shm-size")
+    spec.group_add.extend(o["group_add"])
+    spec.annotations.extend(o["annotation"])
+    return spec

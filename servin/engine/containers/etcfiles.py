@@ -1,0 +1,73 @@
+"""The per-container /etc/hostname, /etc/hosts and /etc/resolv.conf."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from servin.api.servin.v1 import containers_pb2
+from servin.engine.containers.model import ContainerPaths
+from servin.errors import InvalidArgument
+
+HOST_RESOLV_CONF = Path("/etc/resolv.conf")
+_LOOPBACK_NS = re.compile(r"^\s*nameserver\s+(127\.\S+|::1)\s*$", re.M)
+
+HOSTS_BASE = """\
+127.0.0.1\tlocalhost
+::1\tlocalhost ip6-localhost ip6-loopback
+fe00::0\tip6-localnet
+ff00::0\tip6-mcastprefix
+ff02::1\tip6-allnodes
+ff02::2\tip6-allrouters
+"""
+
+
+def _write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def resolv_conf(spec: containers_pb2.ContainerSpec, host_network: bool) -> str:
+    """The container's resolv.conf: --dns/--dns-search/--dns-option, else the host's."""
+    try:
+        host = HOST_RESOLV_CONF.read_text()
+    except OSError:
+        host = ""
+    if not spec.dns and not spec.dns_search and not spec.dns_options:
+        if host_network:
+            return host
+        # A loopback resolver of the host cannot be reached from the container's netns.
+        return _LOOPBACK_NS.sub("", host).strip() + "\n"
+    lines = [f"nameserver {ns}" for ns in spec.dns]
+    if not spec.dns:
+        lines += [line for line in host.splitlines() if line.strip().startswith("nameserver")
+                  and not _LOOPBACK_NS.match(line)]
+    if spec.dns_search:
+        lines.append("search " + " ".join(spec.dns_search))
+    if spec.dns_options:
+        lines.append("options " + " ".join(spec.dns_options))
+    return "\n".join(lines) + "\n"
+
+
+def hosts_file(spec: containers_pb2.ContainerSpec, hostname: str) -> str:
+    """/etc/hosts: localhost entries, --add-host entries, and the container's own name."""
+    lines = [HOSTS_BASE.rstrip("\n")]
+    for entry in spec.extra_hosts:
+        name, sep, ip = entry.partition(":")
+        if not sep or not name or not ip:
+            raise InvalidArgument(f"invalid --add-host {entry!r}: expected host:ip")
+        lines.append(f"{ip}\t{name}")
+    lines.append(f"127.0.1.1\t{hostname}")
+    return "\n".join(lines) + "\n"
+
+
+def write_etc_files(paths: ContainerPaths, spec: containers_pb2.ContainerSpec, hostname: str,
+                    *, host_network: bool) -> None:
+    """Write the three files into the container's directory."""
+    files = paths.etc_files
+    _write(files["/etc/hostname"], hostname + "\n")
+    _write(files["/etc/hosts"], hosts_file(spec, hostname))
+    _write(files["/etc/resolv.conf"], resolv_conf(spec, host_network))

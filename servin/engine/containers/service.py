@@ -1,0 +1,581 @@
+"""The container lifecycle: create, start, stop, kill, wait, remove, list, inspect, logs.
+
+Every running container has a monitor process (servin.engine.runtime.monitor) that outlives
+the daemon. The service keeps one watcher task per running container that waits on its
+monitor and records the exit; at daemon start ``recover`` reattaches to every monitor still
+alive and records the exits that happened while the daemon was down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal as signal_module
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from servin.api.servin.v1 import containers_pb2
+from servin.engine.config import DaemonConfig
+from servin.engine.containers import logs as logreader
+from servin.engine.containers.etcfiles import write_etc_files
+from servin.engine.containers.model import (
+    CREATED,
+    EXITED,
+    PAUSED,
+    RUNNING,
+    Container,
+    ContainerPaths,
+    ContainerState,
+)
+from servin.engine.containers.names import generate_name, validate_name
+from servin.engine.containers.store import ContainerStore
+from servin.engine.events import EventBus
+from servin.engine.images.store import ImageStore
+from servin.engine.runtime.bundle import BundleInputs, NamespacePaths, build_config, write_bundle
+from servin.engine.runtime.monitor.client import (
+    Attachment,
+    MonitorClient,
+    ensure_zygote,
+    spawn,
+)
+from servin.engine.runtime.monitor.protocol import (
+    ExitRecord,
+    LogConfig,
+    RuntimeConfig,
+    SpawnSpec,
+    monitor_alive,
+    read_exit_record,
+)
+from servin.engine.runtime.userdb import resolve_user
+from servin.engine.store.snapshots import Snapshotter
+from servin.errors import Conflict, InvalidArgument, NotFound, ServinError, Unavailable
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STOP_TIMEOUT = 10
+EXIT_RECORD = "exit.json"
+
+
+def parse_signal(value: str | int, default: int = signal_module.SIGKILL) -> int:
+    """A signal from ``KILL``, ``SIGKILL``, ``9`` (docker accepts all three)."""
+    if value in ("", None):
+        return default
+    text = str(value).upper()
+    if text.isdigit():
+        number = int(text)
+        if not 0 < number < signal_module.NSIG:
+            raise InvalidArgument(f"invalid signal: {value}")
+        return number
+    name = text if text.startswith("SIG") else f"SIG{text}"
+    try:
+        return int(signal_module.Signals[name])
+    except KeyError:
+        raise InvalidArgument(f"invalid signal: {value}") from None
+
+
+def _log_options(spec: containers_pb2.ContainerSpec, path: Path) -> LogConfig:
+    options = dict(spec.log_config.options)
+    size = _parse_size(options.get("max-size", "0"))
+    files = int(options.get("max-file", "1") or 1)
+    if files < 1:
+        raise InvalidArgument("max-file must be at least 1")
+    driver = spec.log_config.type or "json-file"
+    if driver not in ("json-file", "cri"):
+        raise InvalidArgument(f"unsupported log driver {driver!r} (json-file or cri)")
+    return LogConfig(path=path, driver=driver, max_size=size, max_file=files)
+
+
+def _parse_size(text: str) -> int:
+    units = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2,
+             "g": 1024**3, "gb": 1024**3}
+    t = text.strip().lower()
+    number = t.rstrip("kmgb")
+    unit = t[len(number):]
+    try:
+        return int(float(number) * units[unit])
+    except (ValueError, KeyError):
+        raise InvalidArgument(f"invalid size: {text!r}") from None
+
+
+class ContainerService:
+    """The container half of the engine core."""
+
+    def __init__(self, config: DaemonConfig, store: ContainerStore, images: ImageStore,
+                 snapshots: Snapshotter, events: EventBus) -> None:
+        self.config = config
+        self.store = store
+        self.images = images
+        self.snapshots = snapshots
+        self.events = events
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._watchers: dict[str, asyncio.Task[None]] = {}
+        self._exited: dict[str, asyncio.Event] = {}
+        self._zygote: Path | None = None
+        # Attach requests waiting for a created container to start: each gets a monitor
+        # attachment after the monitor exists and before the program runs, so no output is
+        # missed (docker's attach-then-start).
+        self._pending_attach: dict[str, list[tuple[asyncio.Future[Attachment], dict[str, bool]]]] = {}
+        # The state each container had when it last exited (kept so a waiter still learns the
+        # exit code of a container removed right away by --rm).
+        self._last_exit: dict[str, ContainerState] = {}
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def paths(self, container_id: str) -> ContainerPaths:
+        """Where a container's files live."""
+        return ContainerPaths.of(self.config.root, self.config.exec_root, container_id)
+
+    def _lock(self, container_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(container_id, asyncio.Lock())
+
+    def _exit_event(self, container_id: str) -> asyncio.Event:
+        return self._exited.setdefault(container_id, asyncio.Event())
+
+    async def resolve(self, text: str) -> Container:
+        """A container by ID, name or unique ID prefix."""
+        return await asyncio.to_thread(self.store.resolve, text)
+
+    def _runtime_config(self, name: str) -> RuntimeConfig:
+        if name == "native":
+            return RuntimeConfig()
+        binary = self.config.runtimes.get(name) or shutil.which(name)
+        if not binary:
+            raise InvalidArgument(f"unknown or missing runtime {name!r}: install it or configure "
+                                  "its path under [runtimes] in the config")
+        return RuntimeConfig(name=name, binary=binary,
+                             root=str(self.config.exec_root / "runtime" / name))
+
+    # -- create --------------------------------------------------------------------------
+
+    async def create(self, name: str, spec: containers_pb2.ContainerSpec) -> Container:
+        """Create a container (its record, writable layer and log dir); nothing runs yet."""
+        if not spec.image:
+            raise InvalidArgument("no image given")
+        record = await asyncio.to_thread(self.images.resolve, spec.image)
+        image_config = await asyncio.to_thread(self.images.config, record)
+        image = image_config.get("config") or {}
+        if name:
+            name = validate_name(name)
+        else:
+            taken = {c.name for c in await asyncio.to_thread(self.store.list)}
+            name = generate_name(taken)
+        spec = containers_pb2.ContainerSpec.FromString(spec.SerializeToString())
+        spec.runtime = spec.runtime or self.config.default_runtime
+        self._runtime_config(spec.runtime)  # refuse an unknown runtime now, not at start
+        if not spec.network_mode:
+            # Bridge networking is not built yet: a private network namespace with only lo.
+            spec.network_mode = "none"
+        if spec.network_mode not in ("none", "host") and not spec.network_mode.startswith(
+                "container:"):
+            raise InvalidArgument(f"network mode {spec.network_mode!r} is not supported yet "
+                                  "(none, host or container:NAME)")
+        for mode in (spec.ipc_mode, spec.pid_mode, spec.uts_mode):
+            if mode not in ("", "private", "shareable", "host") and not mode.startswith(
+                    "container:"):
+                raise InvalidArgument(f"invalid namespace mode {mode!r}")
+        _log_options(spec, Path("/"))  # validate log options
+        # Validate what the bundle builder would refuse at start, so create fails instead.
+        from servin.engine.runtime.bundle import (
+            capability_set,
+            process_args,
+            process_env,
+            resources,
+            working_dir,
+        )
+
+        process_args(spec, image)
+        process_env(spec, image, "x")
+        working_dir(spec, image)
+        capability_set(spec)
+        resources(spec)
+        if spec.stop_signal:
+            parse_signal(spec.stop_signal)
+        if spec.stop_timeout == 0 and not spec.HasField("healthcheck"):
+            spec.stop_timeout = -1
+
+        container = Container(
+            id=secrets.token_hex(32), name=name, image_ref=spec.image, image_id=record.id,
+            spec=spec, created_ns=time.time_ns())
+        paths = self.paths(container.id)
+        manifest = await asyncio.to_thread(self.images.manifest, record)
+        diff_ids = (image_config.get("rootfs") or {}).get("diff_ids") or []
+        layers = [(layer["digest"], diff_ids[i])
+                  for i, layer in enumerate(manifest.get("layers", []))]
+        try:
+            container.snapshot_chain = await asyncio.to_thread(
+                self.snapshots.ensure_layers, self.images.content, layers)
+            await asyncio.to_thread(self.snapshots.prepare, container.id,
+                                    container.snapshot_chain)
+            paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            await asyncio.to_thread(self.store.add, container)
+        except BaseException:
+            await asyncio.to_thread(self._discard_files, container.id)
+            raise
+        self.events.publish("container", "create", container.id, name=name, image=spec.image)
+        return container
+
+    def _discard_files(self, container_id: str) -> None:
+        paths = self.paths(container_id)
+        with contextlib.suppress(ServinError, OSError):
+            self.snapshots.unmount(paths.rootfs)
+        with contextlib.suppress(ServinError, OSError):
+            self.snapshots.remove(container_id)
+        shutil.rmtree(paths.dir, ignore_errors=True)
+        shutil.rmtree(paths.state_dir, ignore_errors=True)
+
+    # -- start ---------------------------------------------------------------------------
+
+    async def start(self, text: str) -> Container:
+        """Start a created or exited container; a running one is left alone."""
+        c = await self.resolve(text)
+        async with self._lock(c.id):
+            c = await asyncio.to_thread(self.store.get, c.id)
+            if c.state.status in (RUNNING, PAUSED):
+                return c
+            await self._start_locked(c)
+        return c
+
+    def _namespaces(self, spec: containers_pb2.ContainerSpec) -> NamespacePaths:
+        join: dict[str, str] = {}
+        host: set[str] = set()
+        for ns, mode in (("network", spec.network_mode), ("ipc", spec.ipc_mode),
+                         ("pid", spec.pid_mode), ("uts", spec.uts_mode)):
+            if mode == "host":
+                host.add(ns)
+            elif mode.startswith("container:"):
+                target = self.store.resolve(mode.split(":", 1)[1])
+                if target.state.status not in (RUNNING, PAUSED) or not target.state.pid:
+                    raise Conflict(f"cannot join the {ns} namespace of container "
+                                   f"{target.name}: it is not running")
+                join[ns] = f"/proc/{target.state.pid}/ns/{'net' if ns == 'network' else ns}"
+        return NamespacePaths(join=join, host=frozenset(host))
+
+    def _prepare_bundle(self, c: Container) -> Path:
+        """Mount the rootfs and write the bundle; runs in a worker thread."""
+        paths = self.paths(c.id)
+        paths.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        (paths.state_dir / EXIT_RECORD).unlink(missing_ok=True)
+        record = self.images.get(c.image_id)
+        image_config = self.images.config(record)
+        if not c.state.rootfs_mounted:
+            paths.rootfs.mkdir(parents=True, exist_ok=True)
+            self.snapshots.mount(c.id, paths.rootfs)
+            c.state.rootfs_mounted = True
+            self.store.save_state(c)
+        image = image_config.get("config") or {}
+        user = resolve_user(paths.rootfs, c.spec.user or image.get("User", ""),
+                            list(c.spec.group_add))
+        namespaces = self._namespaces(c.spec)
+        hostname = c.spec.hostname or (os.uname().nodename if "uts" in namespaces.host
+                                       else c.id[:12])
+        write_etc_files(paths, c.spec, hostname, host_network="network" in namespaces.host)
+        config = build_config(c.spec, BundleInputs(
+            container_id=c.id, rootfs=paths.rootfs, image_config=image_config, user=user,
+            hostname=hostname, etc_files=paths.etc_files, namespaces=namespaces))
+        write_bundle(paths.dir, config)
+        return paths.dir
+
+    async def _start_locked(self, c: Container) -> None:
+        paths = self.paths(c.id)
+        spawned = False
+        try:
+            bundle = await asyncio.to_thread(self._prepare_bundle, c)
+            if self._zygote is None:
+                self._zygote = await asyncio.to_thread(ensure_zygote, self.config.exec_root)
+            spawn_spec = SpawnSpec(
+                id=c.id, bundle=bundle, state_dir=paths.state_dir,
+                log=_log_options(c.spec, paths.log_path),
+                runtime=self._runtime_config(c.runtime), open_stdin=c.spec.open_stdin,
+                tty=c.spec.tty)
+            result = await spawn(self._zygote, spawn_spec)
+            spawned = True
+            self._exit_event(c.id).clear()
+            await self._attach_waiters(c.id)
+            await MonitorClient(paths.state_dir).start()
+        except BaseException as exc:
+            if spawned:
+                with contextlib.suppress(ServinError, OSError):
+                    await MonitorClient(paths.state_dir).kill(signal_module.SIGKILL, all=True)
+                with contextlib.suppress(ServinError, OSError):
+                    await MonitorClient(paths.state_dir).wait()
+            await asyncio.to_thread(self._release_rootfs, c)
+            c.state.error = str(exc) if isinstance(exc, ServinError) else f"{exc}"
+            if c.state.status != CREATED:
+                c.state.status = EXITED
+                c.state.exit_code = 128
+            await asyncio.to_thread(self.store.save_state, c)
+            raise
+        c.state = ContainerState(
+            status=RUNNING, pid=result.pid, monitor_pid=result.monitor_pid,
+            started_at_ns=time.time_ns(), restart_count=c.state.restart_count,
+            rootfs_mounted=True)
+        await asyncio.to_thread(self.store.save_state, c)
+        self.events.publish("container", "start", c.id, name=c.name, image=c.image_ref)
+        self._watch(c)
+
+    async def _attach_waiters(self, container_id: str) -> None:
+        client = MonitorClient(self.paths(container_id).state_dir)
+        for future, options in self._pending_attach.pop(container_id, []):
+            if future.done():
+                continue
+            try:
+                future.set_result(await client.attach(**options))
+            except ServinError as exc:
+                future.set_exception(exc)
+
+    async def attach_running(self, c: Container, options: dict[str, bool]) -> Attachment:
+        """Attach now to a running container's streams."""
+        if c.state.status not in (RUNNING, PAUSED):
+            raise Conflict(f"You cannot attach to a stopped container {c.name}, start it first")
+        return await MonitorClient(self.paths(c.id).state_dir).attach(**options)
+
+    def attach_on_start(self, c: Container, options: dict[str, bool]) -> asyncio.Future[Attachment]:
+        """A future attachment, made when the container next starts, before its program runs.
+
+        Cancel the future to withdraw the request.
+        """
+        future: asyncio.Future[Attachment] = asyncio.get_running_loop().create_future()
+        waiters = self._pending_attach.setdefault(c.id, [])
+        entry = (future, options)
+        waiters.append(entry)
+        future.add_done_callback(lambda _: entry in waiters and waiters.remove(entry))
+        return future
+
+    def _release_rootfs(self, c: Container) -> None:
+        if c.state.rootfs_mounted:
+            with contextlib.suppress(ServinError, OSError):
+                self.snapshots.unmount(self.paths(c.id).rootfs)
+            c.state.rootfs_mounted = False
+
+    # -- exits ---------------------------------------------------------------------------
+
+    def _watch(self, c: Container) -> None:
+        task = asyncio.get_running_loop().create_task(self._watch_exit(c.id))
+        self._watchers[c.id] = task
+        task.add_done_callback(lambda _: self._watchers.pop(c.id, None))
+
+    async def _watch_exit(self, container_id: str) -> None:
+        paths = self.paths(container_id)
+        record: ExitRecord | None
+        try:
+            record = await MonitorClient(paths.state_dir).wait()
+        except ServinError as exc:
+            log.warning("lost the monitor of a container", extra={"container": container_id,
+                                                                  "error": str(exc)})
+            record = None
+        await self._record_exit(container_id, record)
+
+    async def _record_exit(self, container_id: str, record: ExitRecord | None) -> None:
+        async with self._lock(container_id):
+            try:
+                c = await asyncio.to_thread(self.store.get, container_id)
+            except NotFound:
+                return
+            c.state.status = EXITED
+            c.state.pid = 0
+            c.state.monitor_pid = 0
+            c.state.finished_at_ns = time.time_ns()
+            if record is None:
+                c.state.exit_code = 255
+                c.state.error = "the container's monitor exited without recording an exit code"
+            else:
+                c.state.exit_code = record.exit_code
+                c.state.oom_killed = record.oom_killed
+                c.state.finished_at_ns = _ns_from_rfc3339(record.finished_at) or time.time_ns()
+            await asyncio.to_thread(self._release_rootfs, c)
+            await asyncio.to_thread(self.store.save_state, c)
+            self._last_exit[c.id] = ContainerState.from_json(c.state.to_json())
+        if c.state.oom_killed:
+            self.events.publish("container", "oom", c.id, name=c.name, image=c.image_ref)
+        self.events.publish("container", "die", c.id, name=c.name, image=c.image_ref,
+                            exitCode=str(c.state.exit_code))
+        self._exit_event(c.id).set()
+        if c.spec.auto_remove:
+            with contextlib.suppress(NotFound):
+                await self.remove(c.id, force=True)
+
+    async def recover(self) -> None:
+        """At daemon start: reattach to live monitors, record exits that happened meanwhile."""
+        for c in await asyncio.to_thread(self.store.list):
+            if c.state.status not in (RUNNING, PAUSED):
+                if c.state.rootfs_mounted:
+                    await asyncio.to_thread(self._release_rootfs, c)
+                    await asyncio.to_thread(self.store.save_state, c)
+                continue
+            state_dir = self.paths(c.id).state_dir
+            if await asyncio.to_thread(monitor_alive, state_dir):
+                log.info("reattached to a running container", extra={"container": c.id})
+                self._watch(c)
+                continue
+            record = await asyncio.to_thread(read_exit_record, state_dir)
+            await self._record_exit(c.id, record)
+
+    async def shutdown(self) -> None:
+        """Stop watching (containers keep running under their monitors)."""
+        for task in list(self._watchers.values()):
+            task.cancel()
+        for task in list(self._watchers.values()):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    # -- signals, stop, wait -------------------------------------------------------------
+
+    async def kill(self, text: str, sig: str | int = "KILL") -> None:
+        """Send a signal to the container's main process."""
+        number = parse_signal(sig)
+        c = await self.resolve(text)
+        if c.state.status not in (RUNNING, PAUSED):
+            raise Conflict(f"Cannot kill container: {c.id}: container {c.id} is not running")
+        await MonitorClient(self.paths(c.id).state_dir).kill(number)
+        self.events.publish("container", "kill", c.id, name=c.name, signal=str(number))
+
+    def _stop_signal(self, c: Container) -> int:
+        image_signal = ""
+        with contextlib.suppress(ServinError, OSError):
+            image_signal = (self.images.config(self.images.get(c.image_id)).get("config")
+                            or {}).get("StopSignal") or ""
+        return parse_signal(c.spec.stop_signal or image_signal, signal_module.SIGTERM)
+
+    async def stop(self, text: str, timeout: int = -1, sig: str = "") -> None:
+        """The stop signal, then SIGKILL after ``timeout`` seconds (-1: the container's)."""
+        c = await self.resolve(text)
+        if c.state.status not in (RUNNING, PAUSED):
+            return
+        if timeout < 0:
+            timeout = c.spec.stop_timeout if c.spec.stop_timeout >= 0 else DEFAULT_STOP_TIMEOUT
+        number = parse_signal(sig) if sig else await asyncio.to_thread(self._stop_signal, c)
+        client = MonitorClient(self.paths(c.id).state_dir)
+        exited = self._exit_event(c.id)
+        with contextlib.suppress(Unavailable):
+            await client.kill(number)
+            if c.state.status == PAUSED:
+                await client.kill(signal_module.SIGCONT)
+        self.events.publish("container", "kill", c.id, name=c.name, signal=str(number))
+        try:
+            await asyncio.wait_for(exited.wait(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(Unavailable):
+                await client.kill(signal_module.SIGKILL, all=True)
+            self.events.publish("container", "kill", c.id, name=c.name, signal="9")
+            await asyncio.wait_for(exited.wait(), 30)
+        self.events.publish("container", "stop", c.id, name=c.name)
+
+    async def wait(self, text: str, condition: str = "not-running") -> ContainerState:
+        """Block until the container stops (or is removed); its final state."""
+        c = await self.resolve(text)
+        if condition not in ("", "not-running", "next-exit", "removed"):
+            raise InvalidArgument(f"invalid wait condition {condition!r}")
+        event = self._exit_event(c.id)
+        if condition == "next-exit" and not c.state.running:
+            event.clear()  # the exit of the coming run, not of the last one
+        if condition == "next-exit" or c.state.running:
+            await event.wait()
+        if condition == "removed":
+            while True:
+                try:
+                    await asyncio.to_thread(self.store.get, c.id)
+                except NotFound:
+                    break
+                await asyncio.sleep(0.05)
+        if c.id in self._last_exit:
+            return self._last_exit[c.id]
+        return (await asyncio.to_thread(self.store.get, c.id)).state
+
+    async def resize(self, container_id: str, rows: int, cols: int) -> None:
+        """Resize the container's terminal."""
+        c = await self.resolve(container_id)
+        if not c.spec.tty:
+            return
+        await MonitorClient(self.paths(c.id).state_dir).resize(rows, cols)
+
+    # -- remove --------------------------------------------------------------------------
+
+    async def remove(self, text: str, *, force: bool = False) -> None:
+        """Remove a stopped container (a running one too with ``force``)."""
+        c = await self.resolve(text)
+        if c.state.status in (RUNNING, PAUSED):
+            if not force:
+                raise Conflict(f"You cannot remove a running container {c.id}. Stop the "
+                               "container before attempting removal or force remove")
+            with contextlib.suppress(Unavailable):
+                await MonitorClient(self.paths(c.id).state_dir).kill(signal_module.SIGKILL,
+                                                                    all=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._exit_event(c.id).wait(), 30)
+        async with self._lock(c.id):
+            try:
+                c = await asyncio.to_thread(self.store.get, c.id)
+            except NotFound:
+                return
+            await asyncio.to_thread(self._remove_files, c)
+            await asyncio.to_thread(self.store.delete, c.id)
+        self._locks.pop(c.id, None)
+        self._exited.pop(c.id, None)
+        self.events.publish("container", "destroy", c.id, name=c.name, image=c.image_ref)
+
+    def _remove_files(self, c: Container) -> None:
+        paths = self.paths(c.id)
+        self._release_rootfs(c)
+        # The monitor deletes the runtime's state and cgroup when the container exits; a
+        # container whose monitor died may still have a cgroup: remove it here.
+        from servin.engine.linux.cgroups import detect_driver
+
+        with contextlib.suppress(Exception):
+            driver = detect_driver()
+            path = f"/servin/{c.id}"
+            if driver.exists(path):
+                driver.open(path).destroy()
+        self._discard_files(c.id)
+
+    # -- queries -------------------------------------------------------------------------
+
+    async def list(self) -> list[Container]:
+        """Every container, newest first."""
+        return await asyncio.to_thread(self.store.list)
+
+    async def logs(self, text: str, *, follow: bool, tail: int, since_ns: int | None,
+                   until_ns: int | None) -> AsyncIterator[logreader.LogLine]:
+        """The container's log entries (and new ones with ``follow``)."""
+        c = await self.resolve(text)
+        if c.spec.log_config.type == "none":
+            raise InvalidArgument('configured logging driver does not support reading ("none")')
+        paths = self.paths(c.id)
+        exited = self._exit_event(c.id)
+        running = c.state.status in (RUNNING, PAUSED)
+
+        def still_running() -> bool:
+            return running and not exited.is_set()
+
+        async for line in logreader.read_log(paths.log_path, tail=tail, since_ns=since_ns,
+                                             until_ns=until_ns, follow=follow,
+                                             still_running=still_running):
+            yield line
+
+    def image_in_use(self, image_id: str) -> list[Container]:
+        """Containers that use an image (blocking)."""
+        return self.store.using_image(image_id)
+
+    def inspect_extra(self, c: Container) -> dict[str, Any]:
+        """Paths and runtime facts for ``inspect`` (blocking)."""
+        paths = self.paths(c.id)
+        try:
+            args = json.loads((paths.dir / "config.json").read_text())["process"]["args"]
+        except (OSError, ValueError, KeyError):
+            args = []
+        return {"args": args, "log_path": str(paths.log_path), "bundle": str(paths.dir),
+                "rootfs": str(paths.rootfs), "etc": {k: str(v) for k, v in
+                                                      paths.etc_files.items()}}
+
+
+def _ns_from_rfc3339(text: str) -> int:
+    try:
+        return logreader.parse_time_ns(text)
+    except (ValueError, TypeError):
+        return 0

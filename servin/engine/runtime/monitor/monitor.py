@@ -1,0 +1,707 @@
+"""One container's monitor: a process forked from the zygote that outlives the daemon.
+
+It is the container init's parent (or its subreaper), holds the container's stdio (pipes, or
+the pty master), copies the output into the log file and to attached clients, and records the
+exit status in ``exit.json`` before it tells anyone. One thread, one epoll set: no asyncio.
+
+Memory is the constraint that shapes this module (target: under 2 MB PSS per monitor). A
+forked child shares every page with the zygote until it writes to it, and in CPython 3.11
+merely *using* an object writes to it (its reference count). So the monitor process runs as
+little distinct Python as possible: creation happens in a short-lived child (``setup``),
+runtime calls in short-lived forks (``_in_helper``), connections are raw fds (no socket
+objects, no asyncio), signals go through ``_signal`` (not the enum-converting wrapper).
+
+Control socket (``<state_dir>/monitor.sock``), one JSON request per line:
+``state``, ``start``, ``kill {signal, all}``, ``wait``, ``attach {stdin, stdout, stderr,
+stdin_once}``, ``resize {rows, cols}``, ``close_stdin``, ``reopen_log``.
+"""
+
+from __future__ import annotations
+
+import _signal
+import _socket
+import fcntl
+import gc
+import json
+import os
+import select
+import struct
+import sys
+import termios
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from servin.engine.runtime.monitor import setup
+from servin.engine.runtime.monitor.logfile import LogWriter
+from servin.engine.runtime.monitor.prctl import bare_fork, set_child_subreaper, set_process_name
+from servin.engine.runtime.monitor.protocol import (
+    EXIT_RECORD,
+    MAX_LINE,
+    MONITOR_COMM,
+    MONITOR_PID,
+    MONITOR_SOCK,
+    STDERR,
+    STDOUT,
+    encode_line,
+    error_answer,
+    error_from_answer,
+    frame_header,
+    rfc3339_nano,
+    write_file_atomic,
+)
+from servin.errors import Conflict, Internal, InvalidArgument, ServinError
+
+READ_CHUNK = 32 * 1024
+CLIENT_BUFFER_LIMIT = 1 << 20  # per attach client; past it whole frames are dropped for it
+STDIN_BUFFER_LIMIT = 256 * 1024  # past it stdin clients are not read (backpressure, no loss)
+DRAIN_TIMEOUT = 1.0  # after the init exits, how long leftover writers may keep stdout open
+LINGER_TIMEOUT = 5.0  # after the exit record, how long attach clients may take to drain
+_FDS_SPACE = _socket.CMSG_SPACE(16 * 4)
+
+_IN = select.EPOLLIN
+_OUT = select.EPOLLOUT
+_ERR = select.EPOLLHUP | select.EPOLLERR
+_SIGCHLD = _signal.SIGCHLD
+_SIGKILL = _signal.SIGKILL
+
+
+class _Conn:
+    """One client of the control socket (a raw fd)."""
+
+    __slots__ = ("closing", "dropped", "fd", "inbuf", "mode", "outbuf", "read_closed",
+                 "stdin", "stdin_once", "streams")
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.mode = "cmd"  # cmd | wait | attach
+        self.stdin = False
+        self.stdin_once = False
+        self.streams: tuple[int, ...] = ()
+        self.read_closed = False
+        self.closing = False  # close once outbuf is flushed
+        self.dropped = 0  # frames not delivered because this client was too slow
+
+
+def _noop(signum: int, frame: object) -> None:
+    """SIGCHLD handler: the wakeup fd does the work; a handler must exist for it to fire."""
+
+
+def _close(fd: int) -> None:
+    try:  # noqa: SIM105 (contextlib costs the monitor pages)
+        os.close(fd)
+    except OSError:
+        pass
+
+
+class Monitor:
+    """The state and event loop of one container's monitor."""
+
+    def __init__(self, state: dict[str, Any], fds: list[int], wake_r: int) -> None:
+        names: dict[str, int] = state["fds"]
+        self.id: str = state["id"]
+        self.pid: int = state["pid"]
+        self.state_dir: str = state["state_dir"]
+        self.tty: bool = state["tty"]
+        self.cgroups_path: str | None = state["cgroups_path"]
+        self.spec: dict[str, Any] = state["spec"]
+        log = state["log"]
+        self.log = LogWriter(log["path"], log["driver"], log["max_size"], log["max_file"],
+                             fd=fds[names["log"]])
+        self.listener = _socket.socket(fileno=fds[names["listener"]])
+        self.listener.setblocking(False)
+        self.wake_r = wake_r
+        self.status = "created"
+        self.started_at: str | None = None
+        self.finished_at: str | None = None
+        self.exit_status: int | None = None
+        self.record: dict[str, Any] | None = None
+        self.ep = select.epoll()
+        self.readers: dict[int, Callable[[], None]] = {}
+        self.writers: dict[int, Callable[[], None]] = {}
+        self.masks: dict[int, int] = {}
+        self.outputs: dict[int, int] = {}  # fd -> stream number
+        self.in_fd = -1  # the stdin pipe's write end, or the pty master
+        self.master = -1
+        if "master" in names:
+            self.master = fds[names["master"]]
+            self.outputs[self.master] = STDOUT
+            if state["open_stdin"]:
+                self.in_fd = self.master
+        else:
+            self.outputs[fds[names["stdout"]]] = STDOUT
+            self.outputs[fds[names["stderr"]]] = STDERR
+            if "stdin" in names:
+                self.in_fd = fds[names["stdin"]]
+        for fd in (*self.outputs, self.in_fd):
+            if fd >= 0:
+                os.set_blocking(fd, False)
+        self.stdin_buf = bytearray()
+        self.stdin_closing = False
+        self.stdin_paused = False
+        self.conns: dict[int, _Conn] = {}
+        self.waiters: list[_Conn] = []
+        self.attached: list[_Conn] = []
+        self.drain_deadline: float | None = None
+        self.linger_deadline: float | None = None
+        self._ops: dict[str, Callable[[_Conn, dict[str, Any]], dict[str, Any] | None]] = {
+            "state": self._op_state,
+            "start": self._op_start,
+            "kill": self._op_kill,
+            "wait": self._op_wait,
+            "attach": self._op_attach,
+            "resize": self._op_resize,
+            "close_stdin": self._op_close_stdin,
+            "reopen_log": self._op_reopen_log,
+        }
+        self._watch_read(self.wake_r, self._on_wakeup)
+        self._watch_read(self.listener.fileno(), self._on_accept)
+        for fd in self.outputs:
+            self._watch_read(fd, lambda fd=fd: self._on_output(fd))
+
+    # ----- runtime calls, in a throwaway fork ---------------------------------------------
+
+    def _in_helper(self, what: str, call: str, *args: Any, **kwargs: Any) -> Any:
+        """Run ``runtime.<call>(id, *args, **kwargs)`` in a short-lived fork; return its result.
+
+        The runtime's code (spec parsing, subprocess, cgroup files) would otherwise leave
+        hundreds of private pages in this long-lived process (see the module docstring).
+        """
+        r, w = os.pipe2(os.O_CLOEXEC)
+        pid = bare_fork()
+        if pid == 0:
+            try:
+                os.close(r)
+                _signal.set_wakeup_fd(-1)
+                _signal.signal(_SIGCHLD, _signal.SIG_DFL)
+                try:
+                    runtime = _make_runtime(self.spec)
+                    answer = {"ok": True, "result": getattr(runtime, call)(self.id, *args, **kwargs)}
+                except BaseException as e:
+                    if not isinstance(e, ServinError):
+                        traceback.print_exc(file=sys.stderr)
+                    answer = error_answer(e)
+                os.write(w, encode_line(answer))
+            finally:
+                os._exit(0)
+        os.close(w)
+        chunks = []
+        try:
+            while chunk := os.read(r, 65536):
+                chunks.append(chunk)
+        finally:
+            os.close(r)
+            os.waitpid(pid, 0)
+        if not chunks:
+            raise Internal(f"{what}: the runtime helper died")
+        answer = json.loads(b"".join(chunks))
+        if not answer.get("ok"):
+            raise error_from_answer(answer)
+        return answer.get("result")
+
+    # ----- the event loop --------------------------------------------------------------------
+
+    def _sync(self, fd: int) -> None:
+        mask = (_IN if fd in self.readers else 0) | (_OUT if fd in self.writers else 0)
+        old = self.masks.get(fd, 0)
+        if mask == old:
+            return
+        if not mask:
+            del self.masks[fd]
+            try:  # noqa: SIM105 (contextlib costs the monitor pages)
+                self.ep.unregister(fd)
+            except OSError:
+                pass
+        elif not old:
+            self.ep.register(fd, mask)
+            self.masks[fd] = mask
+        else:
+            self.ep.modify(fd, mask)
+            self.masks[fd] = mask
+
+    def _watch_read(self, fd: int, callback: Callable[[], None] | None) -> None:
+        if callback is None:
+            self.readers.pop(fd, None)
+        else:
+            self.readers[fd] = callback
+        self._sync(fd)
+
+    def _watch_write(self, fd: int, callback: Callable[[], None] | None) -> None:
+        if callback is None:
+            self.writers.pop(fd, None)
+        else:
+            self.writers[fd] = callback
+        self._sync(fd)
+
+    def _forget(self, fd: int) -> None:
+        self.readers.pop(fd, None)
+        self.writers.pop(fd, None)
+        self._sync(fd)
+
+    def serve(self) -> None:
+        """Run until the container has exited, its record is written and clients drained."""
+        self._reap()  # the init may have died while setup still ran
+        while True:
+            timeout = -1.0
+            deadline = self.drain_deadline if self.record is None else self.linger_deadline
+            if deadline is not None:
+                timeout = max(0.0, deadline - time.monotonic())
+            for fd, events in self.ep.poll(timeout):
+                if events & (_IN | _ERR):
+                    reader = self.readers.get(fd)
+                    if reader is not None:
+                        reader()
+                if events & (_OUT | _ERR):
+                    writer = self.writers.get(fd)
+                    if writer is not None:
+                        writer()
+            if self.record is None:
+                if self.exit_status is not None and (
+                    not self.outputs or time.monotonic() >= (self.drain_deadline or 0.0)
+                ):
+                    self._finish()
+            elif (not self.attached and not self.waiters) or (
+                time.monotonic() >= (self.linger_deadline or 0.0)
+            ):
+                break
+        self._shutdown()
+
+    def _on_wakeup(self) -> None:
+        try:
+            while os.read(self.wake_r, 512):
+                pass
+        except BlockingIOError:
+            pass
+        self._reap()
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.pid and self.exit_status is None:
+                self.exit_status = status
+                self.finished_at = rfc3339_nano()
+                self.drain_deadline = time.monotonic() + DRAIN_TIMEOUT
+
+    # ----- output ----------------------------------------------------------------------------
+
+    def _on_output(self, fd: int) -> None:
+        stream = self.outputs.get(fd)
+        if stream is None:
+            return
+        try:
+            data = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: the pty's last slave closed, its end of output
+            data = b""
+        if not data:
+            self._close_output(fd)
+            return
+        self.log.write(stream, data)
+        if self.attached:
+            self._broadcast(stream, data)
+
+    def _broadcast(self, stream: int, data: bytes) -> None:
+        frame = frame_header(stream, len(data)) + data
+        for conn in self.attached:
+            if stream not in conn.streams or conn.closing:
+                continue
+            if len(conn.outbuf) + len(frame) > CLIENT_BUFFER_LIMIT:
+                conn.dropped += 1  # never let one slow reader stall the container
+                continue
+            if not conn.outbuf:
+                self._watch_write(conn.fd, lambda c=conn: self._on_conn_write(c))
+            conn.outbuf += frame
+
+    def _close_output(self, fd: int) -> None:
+        self._forget(fd)
+        del self.outputs[fd]
+        if fd == self.master:
+            self.master = -1
+            if self.in_fd == fd:
+                self.in_fd = -1
+                self.stdin_buf.clear()
+        _close(fd)
+        if not self.outputs:
+            # Output is over: attach streams end once they have what was read.
+            for conn in list(self.attached):
+                self._close_when_flushed(conn)
+
+    def _drain_outputs(self) -> None:
+        """Read what is still buffered in the output pipes without waiting for more."""
+        for fd in list(self.outputs):
+            while fd in self.outputs:
+                try:
+                    data = os.read(fd, READ_CHUNK)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    data = b""
+                if not data:
+                    self._close_output(fd)
+                    break
+                self.log.write(self.outputs[fd], data)
+                self._broadcast(self.outputs[fd], data)
+        for fd in list(self.outputs):
+            self._close_output(fd)
+
+    # ----- stdin -----------------------------------------------------------------------------
+
+    def _stdin_data(self, conn: _Conn, data: bytes | bytearray) -> None:
+        if not conn.stdin or self.in_fd < 0 or self.stdin_closing:
+            return
+        if not self.stdin_buf:
+            self._watch_write(self.in_fd, self._on_stdin_writable)
+        self.stdin_buf += data
+        if len(self.stdin_buf) >= STDIN_BUFFER_LIMIT and not self.stdin_paused:
+            self.stdin_paused = True
+            for c in self.attached:
+                if c.stdin and not c.read_closed:
+                    self._watch_read(c.fd, None)
+
+    def _on_stdin_writable(self) -> None:
+        try:
+            n = os.write(self.in_fd, self.stdin_buf)
+        except BlockingIOError:
+            return
+        except OSError:  # EPIPE: the container closed its stdin
+            self.stdin_buf.clear()
+            self._close_stdin_now()
+            return
+        del self.stdin_buf[:n]
+        if self.stdin_buf:
+            return
+        self._watch_write(self.in_fd, None)
+        if self.stdin_closing:
+            self._close_stdin_now()
+        if self.stdin_paused:
+            self.stdin_paused = False
+            for c in self.attached:
+                if c.stdin and not c.read_closed:
+                    self._watch_read(c.fd, lambda c=c: self._on_conn_read(c))
+
+    def _close_stdin(self) -> None:
+        if self.stdin_buf:
+            self.stdin_closing = True  # after what clients already sent has been written
+        else:
+            self._close_stdin_now()
+
+    def _close_stdin_now(self) -> None:
+        fd = self.in_fd
+        if fd < 0:
+            return
+        self.in_fd = -1
+        self.stdin_closing = False
+        if fd == self.master:
+            # A terminal has no half-close; the pty stays for output.
+            self._watch_write(fd, None)
+            return
+        self._forget(fd)
+        _close(fd)
+
+    # ----- control connections ---------------------------------------------------------------
+
+    def _on_accept(self) -> None:
+        while True:
+            try:
+                fd, _ = self.listener._accept()
+            except OSError:
+                return  # EAGAIN, or EMFILE and friends: the client sees its connection fail
+            os.set_blocking(fd, False)
+            conn = _Conn(fd)
+            self.conns[fd] = conn
+            self._watch_read(fd, lambda c=conn: self._on_conn_read(c))
+
+    def _drop(self, conn: _Conn) -> None:
+        if self.conns.pop(conn.fd, None) is None:
+            return
+        self._forget(conn.fd)
+        if conn in self.waiters:
+            self.waiters.remove(conn)
+        if conn in self.attached:
+            self.attached.remove(conn)
+            if conn.stdin and conn.stdin_once and not conn.read_closed:
+                self._close_stdin()
+        _close(conn.fd)
+
+    def _close_when_flushed(self, conn: _Conn) -> None:
+        conn.closing = True
+        if not conn.outbuf:
+            self._drop(conn)
+
+    def _on_conn_read(self, conn: _Conn) -> None:
+        try:
+            data = os.read(conn.fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        if not data:
+            self._on_conn_eof(conn)
+            return
+        if conn.mode == "attach":
+            self._stdin_data(conn, data)
+            return
+        if conn.mode == "wait":
+            return  # nothing more is expected; the answer comes at exit
+        conn.inbuf += data
+        while conn.mode == "cmd" and not conn.closing:
+            nl = conn.inbuf.find(b"\n")
+            if nl < 0:
+                if len(conn.inbuf) > MAX_LINE:
+                    self._drop(conn)
+                return
+            line = bytes(conn.inbuf[:nl])
+            del conn.inbuf[: nl + 1]
+            self._request(conn, line)
+        if conn.mode == "attach" and conn.inbuf:
+            rest = bytes(conn.inbuf)
+            conn.inbuf.clear()
+            self._stdin_data(conn, rest)
+
+    def _on_conn_eof(self, conn: _Conn) -> None:
+        conn.read_closed = True
+        self._watch_read(conn.fd, None)
+        if conn.mode == "attach":
+            if conn.stdin and conn.stdin_once:
+                self._close_stdin()
+            return  # may be a half-close: keep streaming output until the send fails
+        if conn.outbuf:
+            conn.closing = True
+        else:
+            self._drop(conn)
+
+    def _on_conn_write(self, conn: _Conn) -> None:
+        try:
+            n = os.write(conn.fd, conn.outbuf)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._drop(conn)
+            return
+        del conn.outbuf[:n]
+        if not conn.outbuf:
+            self._watch_write(conn.fd, None)
+            if conn.closing:
+                self._drop(conn)
+
+    def _send(self, conn: _Conn, answer: dict[str, Any]) -> None:
+        if not conn.outbuf:
+            self._watch_write(conn.fd, lambda c=conn: self._on_conn_write(c))
+        conn.outbuf += encode_line(answer)
+
+    def _request(self, conn: _Conn, line: bytes) -> None:
+        try:
+            request = json.loads(line)
+            op = self._ops.get(request.get("op"))
+            if op is None:
+                raise InvalidArgument(f"unknown monitor request {request.get('op')!r}")
+            answer = op(conn, request)
+        except Exception as e:
+            answer = error_answer(e)
+        if answer is not None:
+            self._send(conn, answer)
+
+    # ----- operations ------------------------------------------------------------------------
+
+    def _op_state(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "ok": True,
+            "status": self.status,
+            "pid": self.pid,
+            "started_at": self.started_at,
+            "finished_at": None,
+        }
+        if self.record is not None:
+            out.update(self.record)
+        return out
+
+    def _op_start(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
+        if self.status != "created" or self.exit_status is not None:
+            word = "stopped" if self.exit_status is not None else self.status
+            raise Conflict(f"container {self.id} is {word}, cannot start")
+        self._in_helper("start", "start")
+        self.status = "running"
+        self.started_at = rfc3339_nano()
+        return {"ok": True}
+
+    def _op_kill(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
+        sig = int(request.get("signal", _SIGKILL))
+        if self.exit_status is not None or self.record is not None:
+            raise Conflict(f"container {self.id} is not running")
+        if request.get("all"):
+            self._in_helper("kill", "kill", sig, all_processes=True)
+        else:
+            # Direct and race-free: only this process reaps the init, so its pid cannot have
+            # been recycled while exit_status is still unset.
+            os.kill(self.pid, sig)
+        return {"ok": True}
+
+    def _op_wait(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any] | None:
+        if self.record is not None:
+            return {"ok": True, **self.record}
+        conn.mode = "wait"
+        self.waiters.append(conn)
+        return None
+
+    def _op_attach(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
+        if self.record is not None or not self.outputs:
+            raise Conflict(f"container {self.id} is not running, cannot attach")
+        streams = []
+        if request.get("stdout", True):
+            streams.append(STDOUT)
+        if request.get("stderr", True):
+            streams.append(STDERR)
+        conn.mode = "attach"
+        conn.streams = tuple(streams)
+        conn.stdin = bool(request.get("stdin", False)) and self.in_fd >= 0
+        conn.stdin_once = bool(request.get("stdin_once", False))
+        self.attached.append(conn)
+        if self.stdin_paused and conn.stdin:
+            self._watch_read(conn.fd, None)
+        return {"ok": True, "tty": self.tty}
+
+    def _op_resize(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
+        if self.master < 0:
+            raise InvalidArgument(f"container {self.id} has no terminal to resize")
+        rows, cols = int(request["rows"]), int(request["cols"])
+        if not (0 < rows < 65536 and 0 < cols < 65536):
+            raise InvalidArgument(f"bad terminal size {rows}x{cols}")
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        return {"ok": True}
+
+    def _op_close_stdin(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
+        self._close_stdin()
+        return {"ok": True}
+
+    def _op_reopen_log(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
+        self.log.reopen()
+        return {"ok": True}
+
+    # ----- the end ---------------------------------------------------------------------------
+
+    def _finish(self) -> None:
+        """The init has exited: log the rest, write the exit record, then tell waiters."""
+        self._drain_outputs()
+        self.log.finish()
+        self.log.sync()
+        status = self.exit_status
+        assert status is not None
+        sig: int | None = None
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+            code = 128 + sig
+        else:
+            code = os.WEXITSTATUS(status)
+        record = {
+            "exit_code": code,
+            "signal": sig,
+            "oom_killed": self._oom_killed(),
+            "finished_at": self.finished_at,
+            "started_at": self.started_at,
+            "pid": self.pid,
+        }
+        write_file_atomic(os.path.join(self.state_dir, EXIT_RECORD),
+                          json.dumps(record).encode() + b"\n")
+        # The runtime's state goes before anyone hears of the exit, so a daemon that reacts
+        # by creating the container again (restart policy) finds the id free. This process
+        # is about to exit: no need for a helper fork to keep its memory small.
+        try:
+            _make_runtime(self.spec).delete(self.id)
+        except Exception as e:
+            print(f"servin-monitor {self.id}: delete: {e}", file=sys.stderr, flush=True)
+            try:  # noqa: SIM105 (contextlib costs the monitor pages)
+                _make_runtime(self.spec).delete(self.id, force=True)
+            except Exception:
+                pass
+        self.record = record
+        self.status = "stopped"
+        self._close_stdin_now()
+        for conn in list(self.waiters):
+            self._send(conn, {"ok": True, **record})
+            self._close_when_flushed(conn)
+        self.waiters.clear()
+        self.linger_deadline = time.monotonic() + LINGER_TIMEOUT
+
+    def _oom_killed(self) -> bool:
+        cgroups: Any = sys.modules.get("servin.engine.linux.cgroups")  # preloaded, if present
+        if cgroups is None or not self.cgroups_path:
+            return False
+        try:
+            return bool(cgroups.detect_driver().open(self.cgroups_path).oom_killed())
+        except Exception:
+            return False
+
+    def _shutdown(self) -> None:
+        for conn in list(self.conns.values()):
+            self._drop(conn)
+        for name in (MONITOR_SOCK, MONITOR_PID):
+            try:  # noqa: SIM105 (contextlib costs the monitor pages)
+                os.unlink(os.path.join(self.state_dir, name))
+            except FileNotFoundError:
+                pass
+        self.listener.close()
+        self.log.close()
+
+
+def _make_runtime(spec_json: dict[str, Any]) -> Any:
+    from servin.engine.runtime.monitor.protocol import SpawnSpec
+    from servin.engine.runtime.monitor.runtimes import make_runtime
+
+    spec = SpawnSpec.from_json(spec_json)
+    return make_runtime(spec.runtime, spec.state_dir)
+
+
+def main(client_fd: int) -> int:
+    """The monitor's life, in the child the zygote just forked; returns its exit status."""
+    try:
+        os.setsid()
+        set_child_subreaper()
+        set_process_name(MONITOR_COMM)
+        gc.enable()
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+        _signal.signal(_SIGCHLD, _noop)
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        setup_pid = bare_fork()
+        if setup_pid == 0:
+            code = 1
+            try:
+                ours.close()
+                _signal.set_wakeup_fd(-1)
+                _signal.signal(_SIGCHLD, _signal.SIG_DFL)
+                os.close(wake_r)
+                os.close(wake_w)
+                code = setup.run(client_fd, theirs)
+            finally:
+                os._exit(code)
+        theirs.close()
+        os.close(client_fd)
+        message, ancillary, _, _ = ours.recvmsg(MAX_LINE, _FDS_SPACE, _socket.MSG_CMSG_CLOEXEC)
+        ours.close()
+        if not message:
+            os.waitpid(setup_pid, 0)  # a ping, or a failed spawn: setup answered, we go
+            return 0
+        fds: list[int] = []
+        for level, kind, data in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds.extend(struct.unpack(f"{len(data) // 4}i", data[: len(data) // 4 * 4]))
+        monitor = Monitor(json.loads(message), fds, wake_r)
+    except BaseException:
+        traceback.print_exc(file=sys.stderr)
+        return 1
+    try:
+        monitor.serve()
+    except BaseException:
+        traceback.print_exc(file=sys.stderr)
+        return 1
+    return 0

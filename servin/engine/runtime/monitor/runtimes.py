@@ -1,0 +1,55 @@
+"""Which OCI runtime a monitor drives, and the imports the zygote does once for every monitor."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from servin.engine.runtime.monitor.protocol import RuntimeConfig
+from servin.engine.runtime.oci import OCIRuntime
+from servin.errors import InvalidArgument
+
+# Modules a monitor may need after the fork. The zygote imports them before forking so no
+# monitor pays for an import (time, and private memory: an import writes to shared pages).
+# Optional ones are skipped if absent; their users then degrade (no OOM flag) or fail clearly.
+PRELOAD = (
+    "servin.engine.runtime.native",
+    "servin.engine.runtime.external",
+    "servin.engine.linux.cgroups",
+)
+
+
+def preload() -> dict[str, str]:
+    """Import every module in PRELOAD that imports; return the ones that failed and why."""
+    failed: dict[str, str] = {}
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # an optional part missing or broken must not stop the zygote
+            failed[name] = f"{type(e).__name__}: {e}"
+    return failed
+
+
+def make_runtime(config: RuntimeConfig, state_dir: Path) -> OCIRuntime:
+    """The runtime object a spawn spec names.
+
+    Without an explicit ``root`` the runtime keeps its state beside the containers' state
+    directories: ``<exec_root>/runtime/<name>`` (state_dir is ``<exec_root>/containers/<id>``).
+    """
+    root = Path(config.root) if config.root else state_dir.parent.parent / "runtime" / config.name
+    if config.name == "native":
+        native: Any = _module("servin.engine.runtime.native")
+        return native.NativeRuntime(root)
+    if not config.binary:
+        raise InvalidArgument(f"runtime {config.name!r} needs a binary path")
+    external: Any = _module("servin.engine.runtime.external")
+    return external.ExternalRuntime(config.name, config.binary, root)
+
+
+def _module(name: str) -> object:
+    module = sys.modules.get(name)
+    if module is None:
+        module = importlib.import_module(name)
+    return module

@@ -1,0 +1,108 @@
+"""Chain IDs, and one layer blob streamed through verification into an unpacked directory."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import zlib
+from pathlib import Path
+from typing import BinaryIO
+
+from servin.engine.images import compression
+from servin.engine.images.unpack import unpack_layer
+from servin.engine.store.content import BlobCorrupted, ContentStore
+from servin.errors import InvalidArgument
+
+_CHUNK = 1 << 20
+
+
+def chain_id(parent: str | None, diff_id: str) -> str:
+    """The OCI chain ID of a layer: its diff ID alone at the bottom, else
+    sha256 of ``"<parent chain ID> <diff ID>"``."""
+    if not parent:
+        return diff_id
+    return "sha256:" + hashlib.sha256(f"{parent} {diff_id}".encode()).hexdigest()
+
+
+def chain_ids(diff_ids: list[str]) -> list[str]:
+    """The chain ID of every layer of a stack, bottom first."""
+    out: list[str] = []
+    for diff_id in diff_ids:
+        out.append(chain_id(out[-1] if out else None, diff_id))
+    return out
+
+
+class _Hashing:
+    """A read-only stream that hashes what passes through it."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+        self.hash = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.inner.read(n)
+        self.hash.update(data)
+        return data
+
+    def drain(self) -> None:
+        while self.read(_CHUNK):
+            pass
+
+    @property
+    def digest(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
+
+
+def unpack_blob(content: ContentStore, blob: str, diff_id: str, dest: Path) -> int:
+    """Unpack a stored layer blob into the empty directory ``dest``; return bytes written.
+
+    The blob streams once: through sha256 (it must match ``blob``, else BlobCorrupted),
+    then decompression, then sha256 again (it must match ``diff_id``, else InvalidArgument),
+    into the safe extractor. Whatever fails, ``dest`` may hold a partial tree: the caller
+    unpacks into a temp dir and throws it away.
+    """
+    with content.open(blob) as raw:
+        kind, start = compression.sniff(raw)
+        packed = _Hashing(start)
+        # An uncompressed blob is its own diff: one hash serves both checks.
+        plain = packed if kind == "none" else _Hashing(
+            compression.decompressing_reader(packed, kind))  # type: ignore[arg-type]
+        try:
+            size = unpack_layer(plain, dest)  # type: ignore[arg-type]
+            _drain_checked(plain)  # the archive's trailing padding is part of the diff
+            packed.drain()
+        except InvalidArgument as exc:
+            # A damaged blob usually shows up as a broken archive first: say which it is.
+            _drain_quietly(packed)
+            if packed.digest != blob:
+                raise _corrupted(blob, packed.digest) from exc
+            raise
+    if packed.digest != blob:
+        raise _corrupted(blob, packed.digest)
+    if plain.digest != diff_id:
+        raise InvalidArgument(
+            f"layer {blob}: its uncompressed content hashes to {plain.digest}, "
+            f"but the image config lists diff ID {diff_id}")
+    return size
+
+
+def _drain_checked(stream: _Hashing) -> None:
+    """Read to the end; a decompressor complaining there (a bad CRC) means a bad layer."""
+    try:
+        stream.drain()
+    except (gzip.BadGzipFile, zlib.error, EOFError) as exc:
+        raise InvalidArgument(f"layer is not valid compressed data: {exc}") from exc
+    except Exception as exc:  # zstandard raises its own ZstdError
+        if type(exc).__name__ == "ZstdError":
+            raise InvalidArgument(f"layer is not valid zstd data: {exc}") from exc
+        raise
+
+
+def _drain_quietly(stream: _Hashing) -> None:
+    with contextlib.suppress(OSError):  # only the digest matters now
+        stream.drain()
+
+
+def _corrupted(blob: str, actual: str) -> BlobCorrupted:
+    return BlobCorrupted(f"layer blob {blob} is corrupted on disk (its content hashes to {actual})")

@@ -1,0 +1,1 @@
+"""Tests of servin.engine.linux: cgroups and seccomp, against the real kernel."""
