@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -31,6 +32,16 @@ def daemon() -> Iterator[DaemonProcess]:
         yield d
     finally:
         d.cleanup()
+
+
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """A short-pathed temp dir (for sockets), removed afterwards."""
+    path = short_tmpdir()
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

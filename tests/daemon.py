@@ -108,7 +108,15 @@ class DaemonProcess:
             return self.proc.wait()
 
     def cleanup(self) -> None:
+        """Remove every container, stop the daemon and its monitor zygote, delete the dirs."""
+        if self.proc is not None and self.proc.poll() is None:
+            ids = self.cli("ps", "-aq", "--no-trunc").stdout.split()
+            if ids:
+                self.cli("rm", "-f", *ids)
         self.stop()
+        from servin.engine.runtime.monitor.client import stop_zygote
+
+        stop_zygote(self.exec_root)
         shutil.rmtree(self.base, ignore_errors=True)
 
     def cli(

@@ -76,3 +76,4 @@ class TestSSHD:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(10)
+        shutil.rmtree(self.base, ignore_errors=True)

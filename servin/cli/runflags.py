@@ -31,9 +31,15 @@ def _opt(*decls: str, **kw: Any) -> Callable[[Any], Any]:
 
 RUN_OPTIONS = [
     _opt("--name", default="", help="Assign a name to the container"),
-    _opt("-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Set environment variables"),
-    _opt("--env-file", multiple=True, type=click.Path(dir_okay=False),
-         help="Read in a file of environment variables"),
+    _opt(
+        "-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Set environment variables"
+    ),
+    _opt(
+        "--env-file",
+        multiple=True,
+        type=click.Path(dir_okay=False),
+        help="Read in a file of environment variables",
+    ),
     _opt("-w", "--workdir", default="", help="Working directory inside the container"),
     _opt("-u", "--user", default="", help="Username or UID (format: <name|uid>[:<group|gid>])"),
     _opt("--entrypoint", default=None, help="Overwrite the default ENTRYPOINT of the image"),
@@ -54,7 +60,9 @@ RUN_OPTIONS = [
     _opt("--pids-limit", type=int, default=0, help="Tune container pids limit (-1 for unlimited)"),
     _opt("--oom-score-adj", type=int, default=0, help="Tune host's OOM preferences"),
     _opt("--oom-kill-disable", is_flag=True, help="Disable OOM Killer"),
-    _opt("--network", "--net", "network", default="", help="Network mode: none, host, container:NAME"),
+    _opt(
+        "--network", "--net", "network", default="", help="Network mode: none, host, container:NAME"
+    ),
     _opt("--ipc", default="", help="IPC mode: private, shareable, host, container:NAME"),
     _opt("--pid", default="", help="PID namespace: host or container:NAME"),
     _opt("--uts", default="", help="UTS namespace: host"),
@@ -63,25 +71,43 @@ RUN_OPTIONS = [
     _opt("--cap-add", multiple=True, help="Add Linux capabilities"),
     _opt("--cap-drop", multiple=True, help="Drop Linux capabilities"),
     _opt("--privileged", is_flag=True, help="Give extended privileges to this container"),
-    _opt("--security-opt", multiple=True,
-         help="Security options: seccomp=unconfined|PROFILE.json, no-new-privileges[=false]"),
+    _opt(
+        "--security-opt",
+        multiple=True,
+        help="Security options: seccomp=unconfined|PROFILE.json, no-new-privileges[=false]",
+    ),
     _opt("--read-only", is_flag=True, help="Mount the container's root filesystem as read only"),
     _opt("--runtime", default="", help="Runtime to use for this container: native, runc, crun"),
-    _opt("-v", "--volume", "volumes", multiple=True, metavar="SRC:DST[:OPTS]",
-         help="Bind mount a host path (/host/path:/path[:ro])"),
-    _opt("--mount", "mounts", multiple=True, help="Attach a filesystem mount (type=bind|tmpfs,...)"),
+    _opt(
+        "-v",
+        "--volume",
+        "volumes",
+        multiple=True,
+        metavar="SRC:DST[:OPTS]",
+        help="Bind mount a host path (/host/path:/path[:ro])",
+    ),
+    _opt(
+        "--mount", "mounts", multiple=True, help="Attach a filesystem mount (type=bind|tmpfs,...)"
+    ),
     _opt("--tmpfs", multiple=True, metavar="PATH[:OPTS]", help="Mount a tmpfs directory"),
     _opt("--dns", multiple=True, help="Set custom DNS servers"),
     _opt("--dns-search", multiple=True, help="Set custom DNS search domains"),
     _opt("--dns-option", multiple=True, help="Set DNS options"),
     _opt("--add-host", multiple=True, metavar="HOST:IP", help="Add a custom host-to-IP mapping"),
     _opt("--log-driver", default="", help="Logging driver: json-file (default), cri, none"),
-    _opt("--log-opt", multiple=True, metavar="KEY=VALUE", help="Log driver options (max-size, max-file)"),
+    _opt(
+        "--log-opt",
+        multiple=True,
+        metavar="KEY=VALUE",
+        help="Log driver options (max-size, max-file)",
+    ),
     _opt("--sysctl", multiple=True, metavar="KEY=VALUE", help="Sysctl options"),
     _opt("--ulimit", multiple=True, metavar="NAME=SOFT[:HARD]", help="Ulimit options"),
     _opt("--shm-size", default="", help="Size of /dev/shm"),
     _opt("--group-add", multiple=True, help="Add additional groups to join"),
-    _opt("--annotation", multiple=True, metavar="KEY=VALUE", help="Add an annotation to the OCI spec"),
+    _opt(
+        "--annotation", multiple=True, metavar="KEY=VALUE", help="Add an annotation to the OCI spec"
+    ),
 ]
 
 
@@ -125,16 +151,23 @@ def _volume_mount(spec: str) -> Any:
     source, target = parts[0], parts[1]
     options = parts[2].split(",") if len(parts) == 3 else []
     read_only = "ro" in options
-    propagation = next((o for o in options if o in ("private", "rprivate", "shared", "rshared",
-                                                     "slave", "rslave")), "")
+    propagation = next(
+        (
+            o
+            for o in options
+            if o in ("private", "rprivate", "shared", "rshared", "slave", "rslave")
+        ),
+        "",
+    )
     unknown = [o for o in options if o not in ("ro", "rw", "z", "Z", propagation)]
     if unknown:
         raise InvalidArgument(f"invalid volume option {unknown[0]!r} in {spec!r}")
     kind = "bind" if source.startswith(("/", ".")) else "volume"
     if kind == "bind":
         source = str(Path(source).absolute())
-    return common_pb2.Mount(type=kind, source=source, target=target, read_only=read_only,
-                            propagation=propagation)
+    return common_pb2.Mount(
+        type=kind, source=source, target=target, read_only=read_only, propagation=propagation
+    )
 
 
 def _mount_flag(spec: str) -> Any:
@@ -164,8 +197,14 @@ def _mount_flag(spec: str) -> Any:
         raise InvalidArgument(f"invalid --mount {spec!r}: unexpected key {next(iter(fields))!r}")
     if kind == "bind" and not source:
         raise InvalidArgument(f"invalid --mount {spec!r}: a bind mount needs a source")
-    return common_pb2.Mount(type=kind, source=source, target=target, read_only=read_only,
-                            propagation=propagation, options=options)
+    return common_pb2.Mount(
+        type=kind,
+        source=source,
+        target=target,
+        read_only=read_only,
+        propagation=propagation,
+        options=options,
+    )
 
 
 def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
@@ -194,7 +233,7 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
         r.memory_reservation = parse_bytes(o["memory_reservation"], "--memory-reservation")
     if o["cpus"]:
         try:
-            r.nano_cpus = int(round(float(o["cpus"]) * 1e9))
+            r.nano_cpus = round(float(o["cpus"]) * 1e9)
         except ValueError:
             raise InvalidArgument(f"invalid argument {o['cpus']!r} for --cpus") from None
     r.cpu_shares = o["cpu_shares"]
@@ -220,8 +259,9 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
             try:
                 value = Path(value).read_text()
             except OSError as exc:
-                raise InvalidArgument(f"opening seccomp profile ({value}) failed: "
-                                      f"{exc.strerror.lower()}") from None
+                raise InvalidArgument(
+                    f"opening seccomp profile ({value}) failed: {exc.strerror.lower()}"
+                ) from None
             opt = f"seccomp={value}"
         spec.security_opt.append(opt)
     spec.read_only = o["read_only"]
@@ -230,8 +270,9 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
     spec.mounts.extend(_mount_flag(m) for m in o["mounts"])
     for item in o["tmpfs"]:
         target, _, opts = item.partition(":")
-        spec.mounts.append(common_pb2.Mount(type="tmpfs", target=target,
-                                            options=[x for x in opts.split(",") if x]))
+        spec.mounts.append(
+            common_pb2.Mount(type="tmpfs", target=target, options=[x for x in opts.split(",") if x])
+        )
     spec.dns.extend(o["dns"])
     spec.dns_search.extend(o["dns_search"])
     spec.dns_options.extend(o["dns_option"])
@@ -244,8 +285,9 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
         name, sep, limits = item.partition("=")
         soft, _, hard = limits.partition(":")
         try:
-            spec.ulimits.append(containers_pb2.Ulimit(name=name, soft=int(soft),
-                                                      hard=int(hard or soft)))
+            spec.ulimits.append(
+                containers_pb2.Ulimit(name=name, soft=int(soft), hard=int(hard or soft))
+            )
         except ValueError:
             raise InvalidArgument(f"invalid ulimit argument: {item!r}") from None
         if not sep:

@@ -38,7 +38,7 @@ class DaemonConfig:
     log_format: str = "auto"  # auto (text on a terminal, JSON otherwise), text, json
     default_runtime: str = "native"
     runtimes: dict[str, str] = field(default_factory=dict)  # name -> binary path
-    storage_driver: str = "overlay"
+    storage_driver: str = "auto"  # overlay where the kernel allows, else copy
     default_network_subnet: str = "10.88.0.0/16"
     registries: RegistryConfig = field(default_factory=RegistryConfig)
 

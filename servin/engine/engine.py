@@ -38,10 +38,10 @@ class Engine:
         self.events = EventBus()
         image_store = ImageStore(self.meta, self.content)
         self.snapshots = Snapshotter(config.root / "snapshots", driver=config.storage_driver)
-        self.containers = ContainerService(config, ContainerStore(self.meta), image_store,
-                                           self.snapshots, self.events)
-        self.images = ImageService(image_store, self.events,
-                                   in_use=self.containers.image_in_use)
+        self.containers = ContainerService(
+            config, ContainerStore(self.meta), image_store, self.snapshots, self.events
+        )
+        self.images = ImageService(image_store, self.events, in_use=self.containers.image_in_use)
         self.id = self._engine_id(config.root / "engine-id")
 
     def repair(self) -> None:

@@ -10,8 +10,7 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 def mounts_mentioning(text: str) -> list[str]:
     """Lines of /proc/self/mountinfo that mention ``text``."""
-    return [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
-            if text in line]
+    return [line for line in Path("/proc/self/mountinfo").read_text().splitlines() if text in line]
 
 
 def cgroup_dirs(container_id: str) -> list[Path]:

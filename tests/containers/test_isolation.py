@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -49,11 +50,19 @@ def test_capabilities_seccomp_no_new_privs(engine: DaemonProcess) -> None:
     assert status_field(status, "NoNewPrivs") == "1"
     assert status_field(status, "Seccomp") == "2"
     privileged = run(engine, "--privileged", "busybox", "cat", "/proc/self/status")
-    host_bounding = int(status_field(open("/proc/self/status").read(), "CapBnd"), 16)
+    host_bounding = int(status_field(Path("/proc/self/status").read_text(), "CapBnd"), 16)
     assert int(status_field(privileged, "CapEff"), 16) == host_bounding
     assert status_field(privileged, "Seccomp") == "0"
-    added = run(engine, "--cap-add", "NET_ADMIN", "--cap-drop", "MKNOD", "busybox",
-                "cat", "/proc/self/status")
+    added = run(
+        engine,
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-drop",
+        "MKNOD",
+        "busybox",
+        "cat",
+        "/proc/self/status",
+    )
     capeff = int(status_field(added, "CapEff"), 16)
     assert capeff & (1 << 12) and not capeff & (1 << 27)
 
@@ -64,19 +73,29 @@ def test_unshare_user_and_mount_are_refused(engine: DaemonProcess) -> None:
     assert "Operation not permitted" in out.stderr + out.stdout
     out = engine.cli("run", "--rm", "busybox", "mount", "-t", "tmpfs", "t", "/mnt")
     assert out.returncode != 0
-    assert "denied" in (out.stderr + out.stdout).lower() or \
-        "not permitted" in (out.stderr + out.stdout).lower()
+    assert (
+        "denied" in (out.stderr + out.stdout).lower()
+        or "not permitted" in (out.stderr + out.stdout).lower()
+    )
 
 
 def test_masked_and_read_only_proc_paths(engine: DaemonProcess) -> None:
     # /proc/kcore is masked when the kernel has it (this VM's kernel does not); every masked
     # path the host has is covered in the container, and /proc/sys is read-only.
-    masked = [p for p in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware")
-              if os.path.exists(p)]
+    masked = [
+        p
+        for p in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware")
+        if os.path.exists(p)
+    ]
     assert masked
-    out = run(engine, "busybox", "sh", "-c",
-              "cat /proc/self/mountinfo; echo 1 > /proc/sys/kernel/hostname 2>/dev/null || "
-              "echo PROC-SYS-RO; cat /proc/kcore 2>/dev/null | wc -c")
+    out = run(
+        engine,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/self/mountinfo; echo 1 > /proc/sys/kernel/hostname 2>/dev/null || "
+        "echo PROC-SYS-RO; cat /proc/kcore 2>/dev/null | wc -c",
+    )
     mount_points = {line.split()[4] for line in out.splitlines() if len(line.split()) > 4}
     for path in masked:
         assert path in mount_points, path
@@ -105,16 +124,30 @@ def test_read_only_rootfs(engine: DaemonProcess) -> None:
     out = engine.cli("run", "--rm", "--read-only", "busybox", "touch", "/file")
     assert out.returncode != 0
     assert "Read-only file system" in out.stderr
-    assert run(engine, "--read-only", "busybox", "sh", "-c", "echo ok > /dev/shm/x && cat /dev/shm/x"
-               ).strip() == "ok"
+    assert (
+        run(
+            engine, "--read-only", "busybox", "sh", "-c", "echo ok > /dev/shm/x && cat /dev/shm/x"
+        ).strip()
+        == "ok"
+    )
 
 
 def test_memory_limit_oom_is_reported(engine: DaemonProcess) -> None:
-    out = engine.cli("run", "--name", "hog", "-m", "32m", "busybox", "sh", "-c",
-                     "awk 'BEGIN{s=\"x\"; while(1) s = s s}'")
+    out = engine.cli(
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "32m",
+        "busybox",
+        "sh",
+        "-c",
+        "awk 'BEGIN{s=\"x\"; while(1) s = s s}'",
+    )
     assert out.returncode == 137
-    state = engine.cli("inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "hog",
-                       check=True).stdout.split()
+    state = engine.cli(
+        "inspect", "-f", "{{.State.OOMKilled}} {{.State.ExitCode}}", "hog", check=True
+    ).stdout.split()
     assert state == ["true", "137"]
     engine.cli("rm", "hog", check=True)
 
@@ -129,21 +162,29 @@ def test_pids_limit_stops_a_fork_bomb(engine: DaemonProcess) -> None:
 
 
 def test_user_and_groups(engine: DaemonProcess) -> None:
-    assert run(engine, "-u", "nobody", "busybox", "id").strip() == \
-        "uid=65534(nobody) gid=65534(nogroup)"
+    assert (
+        run(engine, "-u", "nobody", "busybox", "id").strip()
+        == "uid=65534(nobody) gid=65534(nogroup)"
+    )
     # Supplementary groups come from the image's /etc/group, plus --group-add.
-    assert run(engine, "-u", "user", "busybox", "id").strip() == \
-        "uid=1000(user) gid=1000(user) groups=100(users)"
-    assert run(engine, "-u", "nobody", "--group-add", "wheel", "busybox", "id").strip() == \
-        "uid=65534(nobody) gid=65534(nogroup) groups=10(wheel)"
+    assert (
+        run(engine, "-u", "user", "busybox", "id").strip()
+        == "uid=1000(user) gid=1000(user) groups=100(users)"
+    )
+    assert (
+        run(engine, "-u", "nobody", "--group-add", "wheel", "busybox", "id").strip()
+        == "uid=65534(nobody) gid=65534(nogroup) groups=10(wheel)"
+    )
     assert run(engine, "-u", "1234:33", "busybox", "id", "-u").strip() == "1234"
-    assert run(engine, "-w", "/tmp", "-e", "FOO=bar", "busybox", "sh", "-c",
-               "pwd; echo $FOO").split() == ["/tmp", "bar"]
+    assert run(
+        engine, "-w", "/tmp", "-e", "FOO=bar", "busybox", "sh", "-c", "pwd; echo $FOO"
+    ).split() == ["/tmp", "bar"]
 
 
 @pytest.mark.parametrize("link", ["/", "/etc", "../../.."])
 def test_image_with_symlinked_dev_or_proc_cannot_mount_on_host(
-        engine: DaemonProcess, tmp_path, link: str) -> None:
+    engine: DaemonProcess, tmp_path, link: str
+) -> None:
     import io
     import tarfile
 
@@ -162,9 +203,9 @@ def test_image_with_symlinked_dev_or_proc_cannot_mount_on_host(
             info.linkname = link
             dst.addfile(info, io.BytesIO())
     engine.cli("import", str(evil), "evil:1", check=True)
-    before = open("/proc/self/mountinfo").read().count("\n")
+    before = Path("/proc/self/mountinfo").read_text().count("\n")
     out = engine.cli("run", "--rm", "evil:1", "true")
-    after = open("/proc/self/mountinfo").read().count("\n")
+    after = Path("/proc/self/mountinfo").read_text().count("\n")
     # Either refused cleanly, or run with the mounts kept inside the rootfs.
     assert after == before
     assert not os.path.exists("/etc/pts")  # /dev/pts would have landed on the host's /etc

@@ -36,8 +36,9 @@ def test_foreground_output_and_exit_codes(engine: DaemonProcess) -> None:
 
 
 def test_detached_lifecycle_and_ps(engine: DaemonProcess) -> None:
-    cid = engine.cli("run", "-d", "--name", "sleeper", "busybox", "sleep", "60",
-                     check=True).stdout.strip()
+    cid = engine.cli(
+        "run", "-d", "--name", "sleeper", "busybox", "sleep", "60", check=True
+    ).stdout.strip()
     assert len(cid) == 64
     ps = engine.cli("ps", "--format", "{{.Names}} {{.State}} {{.Command}}", check=True).stdout
     assert 'sleeper running "sleep 60"' in ps
@@ -48,20 +49,32 @@ def test_detached_lifecycle_and_ps(engine: DaemonProcess) -> None:
     engine.cli("kill", "-s", "KILL", "sleeper", check=True)
     assert engine.cli("wait", "sleeper", check=True).stdout.strip() == str(128 + signal.SIGKILL)
     assert engine.cli("ps", "-q", check=True).stdout.strip() == ""
-    exited = engine.cli("ps", "-a", "--filter", "status=exited", "--format",
-                        "{{.Names}}|{{.Status}}", check=True).stdout
+    exited = engine.cli(
+        "ps", "-a", "--filter", "status=exited", "--format", "{{.Names}}|{{.Status}}", check=True
+    ).stdout
     assert exited.startswith("sleeper|Exited (137)")
     # Restart the same container; it keeps its identity.
     engine.cli("start", "sleeper", check=True)
-    assert engine.cli("inspect", "-f", "{{.State.Status}}", "sleeper",
-                      check=True).stdout.strip() == "running"
+    assert (
+        engine.cli("inspect", "-f", "{{.State.Status}}", "sleeper", check=True).stdout.strip()
+        == "running"
+    )
     engine.cli("rm", "-f", "sleeper", check=True)
     assert "sleeper" not in engine.cli("ps", "-a", check=True).stdout
 
 
 def test_stop_kills_a_process_ignoring_sigterm(engine: DaemonProcess) -> None:
-    engine.cli("run", "-d", "--name", "stubborn", "busybox", "sh", "-c",
-               "trap '' TERM; while :; do sleep 1; done", check=True)
+    engine.cli(
+        "run",
+        "-d",
+        "--name",
+        "stubborn",
+        "busybox",
+        "sh",
+        "-c",
+        "trap '' TERM; while :; do sleep 1; done",
+        check=True,
+    )
     started = time.monotonic()
     engine.cli("stop", "-t", "1", "stubborn", check=True)
     elapsed = time.monotonic() - started
@@ -72,17 +85,39 @@ def test_stop_kills_a_process_ignoring_sigterm(engine: DaemonProcess) -> None:
 
 
 def test_logs_tail_timestamps_and_follow(engine: DaemonProcess) -> None:
-    engine.cli("run", "--name", "talker", "busybox", "sh", "-c",
-               "for i in 1 2 3 4 5; do echo line$i; done; echo oops >&2", check=True)
+    engine.cli(
+        "run",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5; do echo line$i; done; echo oops >&2",
+        check=True,
+    )
     assert engine.cli("logs", "talker", check=True).stdout.split() == [
-        "line1", "line2", "line3", "line4", "line5"]
+        "line1",
+        "line2",
+        "line3",
+        "line4",
+        "line5",
+    ]
     assert engine.cli("logs", "talker", check=True).stderr == "oops\n"
     assert engine.cli("logs", "--tail", "2", "talker", check=True).stdout.split() == ["line5"]
     stamped = engine.cli("logs", "-t", "--tail", "3", "talker", check=True).stdout.splitlines()
     assert stamped[0].split()[0].endswith("Z") and stamped[0].split()[1] == "line4"
     engine.cli("rm", "talker", check=True)
-    engine.cli("run", "-d", "--name", "ticker", "busybox", "sh", "-c",
-               "for i in 1 2 3; do echo tick$i; sleep 0.3; done", check=True)
+    engine.cli(
+        "run",
+        "-d",
+        "--name",
+        "ticker",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3; do echo tick$i; sleep 0.3; done",
+        check=True,
+    )
     followed = engine.cli("logs", "-f", "ticker", check=True, timeout=30).stdout.split()
     assert followed == ["tick1", "tick2", "tick3"]
     engine.cli("rm", "ticker", check=True)
@@ -108,16 +143,20 @@ def test_running_container_is_not_removed_without_force(engine: DaemonProcess) -
     engine.cli("rm", "-f", cid, check=True)
 
 
-@pytest.mark.parametrize(("args", "code", "message"), [
-    (["busybox", "/no/such/binary"], 127, "no such file"),
-    (["-u", "nosuchuser", "busybox", "true"], 125, "unable to find user nosuchuser"),
-    (["-w", "relative", "busybox", "true"], 125, "needs to be an absolute path"),
-    (["nosuchimage", "true"], 125, "Unable to find image"),
-    (["--cap-add", "BOGUS", "busybox", "true"], 125, "unknown capability"),
-    (["-m", "1k", "busybox", "true"], 125, "Minimum memory limit"),
-])
-def test_failed_start_says_why_and_leaves_nothing(engine: DaemonProcess, args: list[str],
-                                                  code: int, message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["busybox", "/no/such/binary"], 127, "no such file"),
+        (["-u", "nosuchuser", "busybox", "true"], 125, "unable to find user nosuchuser"),
+        (["-w", "relative", "busybox", "true"], 125, "needs to be an absolute path"),
+        (["nosuchimage", "true"], 125, "Unable to find image"),
+        (["--cap-add", "BOGUS", "busybox", "true"], 125, "unknown capability"),
+        (["-m", "1k", "busybox", "true"], 125, "Minimum memory limit"),
+    ],
+)
+def test_failed_start_says_why_and_leaves_nothing(
+    engine: DaemonProcess, args: list[str], code: int, message: str
+) -> None:
     before = set(engine.cli("ps", "-aq", "--no-trunc", check=True).stdout.split())
     mounts_before = len(mounts_mentioning(str(engine.base)))
     out = engine.cli("run", "--rm", *args)
@@ -138,8 +177,9 @@ def test_bad_start_of_created_container_cleans_up(engine: DaemonProcess) -> None
     assert out.returncode == 1 and "/nope" in out.stderr
     assert mounts_mentioning(cid) == []
     assert cgroup_dirs(cid) == []
-    state = engine.cli("inspect", "-f", "{{.State.Status}}|{{.State.Error}}", cid,
-                       check=True).stdout
+    state = engine.cli(
+        "inspect", "-f", "{{.State.Status}}|{{.State.Error}}", cid, check=True
+    ).stdout
     assert state.startswith("created|") and "/nope" in state
     engine.cli("rm", cid, check=True)
 
@@ -159,14 +199,23 @@ def test_name_conflict_and_resolution(engine: DaemonProcess) -> None:
 def test_external_runtimes_run_the_same_bundle(engine: DaemonProcess, runtime: str) -> None:
     if shutil.which(runtime) is None:
         pytest.skip(f"{runtime} is not installed (scripts/bootstrap installs it)")
-    out = engine.cli("run", "--rm", "--runtime", runtime, "busybox", "sh", "-c",
-                     "echo $$; hostname; grep -E 'Seccomp|NoNewPrivs' /proc/self/status; exit 7")
+    out = engine.cli(
+        "run",
+        "--rm",
+        "--runtime",
+        runtime,
+        "busybox",
+        "sh",
+        "-c",
+        "echo $$; hostname; grep -E 'Seccomp|NoNewPrivs' /proc/self/status; exit 7",
+    )
     assert out.returncode == 7, out.stderr
     lines = out.stdout.split("\n")
     assert lines[0] == "1"
     assert "Seccomp:\t2" in out.stdout and "NoNewPrivs:\t1" in out.stdout
-    cid = engine.cli("run", "-d", "--runtime", runtime, "busybox", "sleep", "60",
-                     check=True).stdout.strip()
+    cid = engine.cli(
+        "run", "-d", "--runtime", runtime, "busybox", "sleep", "60", check=True
+    ).stdout.strip()
     info = json.loads(engine.cli("inspect", cid, check=True).stdout)[0]
     assert info["HostConfig"]["Runtime"] == runtime and info["State"]["Running"]
     engine.cli("rm", "-f", cid, check=True)

@@ -8,8 +8,9 @@ import signal
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
-from tests.daemon import DaemonProcess, run_cli, short_tmpdir
+from tests.daemon import DaemonProcess, run_cli
 
 
 def test_version_and_info_round_trip(daemon: DaemonProcess) -> None:
@@ -48,8 +49,8 @@ def test_two_daemons_on_two_roots_at_once(daemon_factory: type[DaemonProcess], b
     assert json.loads(b.cli("info", "--format", "json", check=True).stdout)["Images"] == 0
 
 
-def test_second_daemon_on_same_root_is_refused(daemon: DaemonProcess) -> None:
-    other_run = short_tmpdir()
+def test_second_daemon_on_same_root_is_refused(daemon: DaemonProcess, scratch: Path) -> None:
+    other_run = scratch
     proc = subprocess.run(
         [
             sys.executable,
@@ -73,8 +74,8 @@ def test_second_daemon_on_same_root_is_refused(daemon: DaemonProcess) -> None:
     assert daemon.ping()  # the first one is unharmed
 
 
-def test_socket_of_a_live_daemon_is_not_stolen(daemon: DaemonProcess) -> None:
-    other = short_tmpdir()
+def test_socket_of_a_live_daemon_is_not_stolen(daemon: DaemonProcess, scratch: Path) -> None:
+    other = scratch
     proc = subprocess.run(
         [
             sys.executable,
@@ -115,8 +116,8 @@ def test_json_logs(daemon_factory: type[DaemonProcess]) -> None:
     assert ready and ready[0]["level"] == "info" and ready[0]["root"] == str(d.root)
 
 
-def test_unreachable_socket_gives_one_line_and_exit_1() -> None:
-    missing = short_tmpdir() / "nothing.sock"
+def test_unreachable_socket_gives_one_line_and_exit_1(scratch: Path) -> None:
+    missing = scratch / "nothing.sock"
     for args in (["images"], ["info"], ["image", "rm", "x"]):
         out = run_cli("-H", f"unix://{missing}", *args)
         assert out.returncode == 1

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 
 from servin.cli.gotemplate import Template, TemplateError
-from servin.humanize import human_duration, human_size
 from servin.engine.config import load_config
 from servin.engine.events import EventBus
 from servin.engine.store.content import BlobCorrupted, ContentStore
 from servin.engine.store.metadata import MetadataStore
 from servin.engine.store.migrations import MIGRATIONS
 from servin.errors import InvalidArgument
+from servin.humanize import human_duration, human_size
 from servin.reference import familiar, parse_reference
 
 REPO = Path(__file__).resolve().parents[2]

@@ -39,7 +39,7 @@ def build_rootfs(root: Path) -> Path:
 
 
 def write_bundle(bundle: Path, rootfs: Path, container_id: str, args: list[str],
-                 *, tty: bool = False) -> Path:
+                 *, tty: bool = False, memory_limit: int | None = None) -> Path:
     """A bundle directory whose config.json runs ``args`` in ``rootfs``."""
     bundle.mkdir(parents=True, exist_ok=True)
     caps = list(DOCKER_CAPS)
@@ -69,6 +69,8 @@ def write_bundle(bundle: Path, rootfs: Path, container_id: str, args: list[str],
             "cgroupsPath": f"/{CGROUP_PARENT}/{container_id}",
         },
     }
+    if memory_limit is not None:
+        config["linux"]["resources"] = {"memory": {"limit": memory_limit, "swap": memory_limit}}
     (bundle / "config.json").write_text(json.dumps(config, indent=1))
     return bundle
 

@@ -45,7 +45,7 @@ def session_root(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("exec")
     sock = client.ensure_zygote(root)
     yield root, sock
-    client._shutdown(sock)
+    assert client.stop_zygote(root)
     remove_test_cgroups()
 
 
@@ -60,6 +60,7 @@ class Harness:
 
     def __init__(self, exec_root: Path, zygote: Path, rootfs: Path, runtime: str,
                  work: Path) -> None:
+        self.state_root = exec_root / "containers"
         self.exec_root = exec_root
         self.zygote = zygote
         self.rootfs = rootfs
@@ -74,10 +75,12 @@ class Harness:
         return RuntimeConfig(name="runc", binary=RUNC, root=str(self.runc_root))
 
     def spec(self, args: list[str], *, tty: bool = False, open_stdin: bool = False,
-             driver: str = "json-file", max_size: int = 0, max_file: int = 1) -> SpawnSpec:
+             driver: str = "json-file", max_size: int = 0, max_file: int = 1,
+             memory_limit: int | None = None) -> SpawnSpec:
         cid = "t" + uuid.uuid4().hex[:15]
-        bundle = write_bundle(self.work / "bundles" / cid, self.rootfs, cid, args, tty=tty)
-        state_dir = self.exec_root / "containers" / cid
+        bundle = write_bundle(self.work / "bundles" / cid, self.rootfs, cid, args, tty=tty,
+                              memory_limit=memory_limit)
+        state_dir = self.state_root / cid
         state_dir.mkdir(parents=True)
         spec = SpawnSpec(
             id=cid,

@@ -272,3 +272,51 @@ def test_monitor_files_while_running(harness: Harness) -> None:
     spec, state, names = arun(go())
     assert names == sorted([CONTAINER_PID, MONITOR_PID, MONITOR_SOCK])
     assert int((spec.state_dir / CONTAINER_PID).read_text()) == state.pid
+
+
+def test_oom_kill_is_reported(harness: Harness) -> None:
+    # The shell keeps a 200 MB string in its own memory: with a 32 MB limit (and no swap
+    # beyond it) the kernel's OOM killer takes the init.
+    script = "x=$(head -c 200000000 /dev/zero | tr '\\0' a); echo survived"
+
+    async def go():
+        spec, mon = await harness.run(["/bin/sh", "-c", script], memory_limit=32 << 20)
+        return spec, await asyncio.wait_for(mon.wait(), 60)
+
+    spec, record = arun(go())
+    assert record.oom_killed is True
+    assert record.exit_code == 137 and record.signal == 9
+    assert ("stdout", "survived\n") not in json_log(spec.log.path)
+
+
+def test_container_gets_default_signal_dispositions(harness: Harness) -> None:
+    # Python ignores SIGPIPE and the zygote handles SIGTERM and ignores SIGCHLD: none of
+    # that may reach the container (ignored signals survive execve). No shell in between:
+    # busybox sh ignores SIGQUIT for the commands it runs.
+    async def go():
+        spec, mon = await harness.run(["/bin/grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"])
+        await mon.wait()
+        return spec
+
+    spec = arun(go())
+    lines = {t.split(":")[0]: t.split(":")[1].strip() for _, t in json_log(spec.log.path)}
+    assert lines == {"SigIgn": "0000000000000000", "SigBlk": "0000000000000000"}
+
+
+def test_state_dir_longer_than_a_socket_path(harness: Harness) -> None:
+    # sockaddr_un holds 107 bytes; exec roots in deep temp dirs (and 64-hex ids) exceed it.
+    harness.state_root = harness.state_root / ("d" * 60) / ("e" * 60)
+
+    async def go():
+        spec, mon = await harness.create(["/bin/sh", "-c", "read x; echo got $x"],
+                                         tty=True, open_stdin=True)
+        assert len(str(spec.state_dir / "monitor.sock")) > 108
+        att = await mon.attach(stdin=True)
+        await mon.start()
+        await att.write(b"long\r")
+        got = await collect(att)
+        await att.close()
+        return got, await mon.wait()
+
+    got, record = arun(go())
+    assert b"got long" in got[1] and record.exit_code == 0

@@ -244,3 +244,20 @@ def test_native_and_runc_agree_on_a_running_container(rootfs: Path, tmp_path: Pa
         runtime.delete(running.id)
         views.append(running.pipes.drain()[0].split())
     assert views[0] == views[1]
+
+
+def test_external_create_without_stdio_returns_while_the_container_runs(
+        rootfs: Path, tmp_path: Path) -> None:
+    runtime = ExternalRuntime("runc", _binary("runc"), tmp_path / "runc")
+    container_id = new_id()
+    spec = default_spec(rootfs, ["sleep", "30"])
+    started = time.monotonic()
+    pid = runtime.create(container_id, write_bundle(rootfs, spec), None)
+    try:
+        runtime.start(container_id)
+        assert runtime.state(container_id).status == "running"
+        assert time.monotonic() - started < 10
+    finally:
+        runtime.kill(container_id, signal.SIGKILL)
+        assert wait_code(pid) == -signal.SIGKILL
+        runtime.delete(container_id, force=True)

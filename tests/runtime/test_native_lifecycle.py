@@ -9,6 +9,7 @@ import signal
 import socket
 import statistics
 import struct
+import subprocess
 import termios
 import threading
 import time
@@ -595,25 +596,37 @@ def test_container_without_cgroup_sees_no_host_cgroups(runtime: NativeRuntime,
 
 
 def test_bad_seccomp_profile_is_reported(runtime: NativeRuntime, rootfs: Path) -> None:
+    # The profile is compiled by the creator before anything is set up, so a bad one is
+    # refused by create whether it would be loaded early (no no_new_privs) or last.
     profile = {"defaultAction": "SCMP_ACT_NOPE"}
-    # Without no_new_privs the filter is loaded during create ...
-    container_id = new_id()
-    spec = sh(rootfs, "true", cgroups_path=cgroup_path(container_id))
-    spec["process"]["noNewPrivileges"] = False
-    spec["linux"]["seccomp"] = profile
-    before = host_state()
-    with pytest.raises(InvalidArgument, match="SCMP_ACT_NOPE"):
-        runtime.create(container_id, write_bundle(rootfs, spec), Pipes().stdio)
-    assert host_state() == before and cgroup_dirs(container_id) == []
-    # ... with it, last before exec: start reports it and the init exits.
-    spec["process"]["noNewPrivileges"] = True
-    pipes = Pipes()
-    pid = runtime.create(container_id, write_bundle(rootfs, spec), pipes.stdio)
-    pipes.close_child_ends()
-    with pytest.raises(InvalidArgument, match="SCMP_ACT_NOPE"):
-        runtime.start(container_id)
-    assert wait_code(pid) == 1
-    assert runtime.state(container_id).status == "stopped"
-    runtime.delete(container_id)
-    assert cgroup_dirs(container_id) == []
-    assert pipes.drain() == ("", "")
+    for no_new_privs in (False, True):
+        container_id = new_id()
+        spec = sh(rootfs, "true", cgroups_path=cgroup_path(container_id))
+        spec["process"]["noNewPrivileges"] = no_new_privs
+        spec["linux"]["seccomp"] = profile
+        before = host_state()
+        with pytest.raises(InvalidArgument, match="SCMP_ACT_NOPE"):
+            runtime.create(container_id, write_bundle(rootfs, spec), Pipes().stdio)
+        assert host_state() == before and cgroup_dirs(container_id) == []
+        with pytest.raises(NotFound):
+            runtime.state(container_id)
+
+
+def test_overlay_rootfs_prepared_by_the_engine(runtime: NativeRuntime, rootfs_template: Path,
+                                               tmp_path: Path) -> None:
+    layers = {name: tmp_path / name for name in ("upper", "work", "merged")}
+    for directory in layers.values():
+        directory.mkdir()
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                    f"lowerdir={rootfs_template},upperdir={layers['upper']},"
+                    f"workdir={layers['work']}", str(layers["merged"])], check=True)
+    try:
+        before = host_state()
+        spec = sh(layers["merged"], "echo written > /etc/new-file; cat /etc/hostname")
+        result = run_container(runtime, layers["merged"], spec)
+        assert result.stdout == "image\n", result.stderr
+        assert (layers["upper"] / "etc/new-file").read_text() == "written\n"
+        assert not (rootfs_template / "etc/new-file").exists()
+        assert host_state() == before
+    finally:
+        subprocess.run(["umount", str(layers["merged"])], check=True)

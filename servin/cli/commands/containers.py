@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import sys
 import threading
@@ -34,12 +35,10 @@ def _start_failure(exc: ServinError) -> ExitCode:
     return ExitCode(exc.message, 125)
 
 
-def _stdin_messages(container_id: str, attach_stdin: bool,
-                    stop: threading.Event) -> Iterator[Any]:
+def _stdin_messages(container_id: str, attach_stdin: bool, stop: threading.Event) -> Iterator[Any]:
     from servin.api.servin.v1 import containers_pb2
 
-    yield containers_pb2.AttachInput(id=container_id, stdin=attach_stdin, stdout=True,
-                                     stderr=True)
+    yield containers_pb2.AttachInput(id=container_id, stdin=attach_stdin, stdout=True, stderr=True)
     if not attach_stdin:
         stop.wait()
         return
@@ -100,15 +99,17 @@ def attach_and_start(container_id: str, *, stdin: bool, start: bool) -> int:
     return reply.exit_code
 
 
-def _create(image: str, command: tuple[str, ...], options: dict[str, Any],
-            auto_remove: bool = False) -> str:
+def _create(
+    image: str, command: tuple[str, ...], options: dict[str, Any], auto_remove: bool = False
+) -> str:
     from servin.api.servin.v1 import containers_pb2
 
     spec = build_spec(image, command, options)
     spec.auto_remove = auto_remove
     try:
         reply = get_client().containers.Create(
-            containers_pb2.CreateContainerRequest(name=options["name"], spec=spec))
+            containers_pb2.CreateContainerRequest(name=options["name"], spec=spec)
+        )
     except ServinError as exc:
         if isinstance(exc, NotFound) and "No such image" in exc.message:
             raise ExitCode(f"Unable to find image '{image}' locally", 125) from None
@@ -143,11 +144,10 @@ def run(detach: bool, remove: bool, image: str, command: tuple[str, ...], **opti
         code = attach_and_start(container_id, stdin=options["interactive"], start=True)
     finally:
         if remove:
-            try:
+            with contextlib.suppress(NotFound):
                 client.containers.Remove(
-                    containers_pb2.RemoveContainerRequest(id=container_id, force=True))
-            except NotFound:
-                pass
+                    containers_pb2.RemoveContainerRequest(id=container_id, force=True)
+                )
     sys.exit(code)
 
 
@@ -189,13 +189,18 @@ def start(attach: bool, interactive: bool, containers: tuple[str, ...]) -> None:
         if len(containers) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
         sys.exit(attach_and_start(containers[0], stdin=interactive, start=True))
-    _each(containers, lambda c: client.containers.Start(
-        containers_pb2.StartContainerRequest(id=c)))
+    _each(containers, lambda c: client.containers.Start(containers_pb2.StartContainerRequest(id=c)))
 
 
 @click.command()
-@click.option("-t", "--time", "timeout", type=int, default=None,
-              help="Seconds to wait before killing the container")
+@click.option(
+    "-t",
+    "--time",
+    "timeout",
+    type=int,
+    default=None,
+    help="Seconds to wait before killing the container",
+)
 @click.option("-s", "--signal", "sig", default="", help="Signal to send to the container")
 @click.argument("containers", nargs=-1, required=True)
 def stop(timeout: int | None, sig: str, containers: tuple[str, ...]) -> None:
@@ -203,21 +208,37 @@ def stop(timeout: int | None, sig: str, containers: tuple[str, ...]) -> None:
     from servin.api.servin.v1 import containers_pb2
 
     client = get_client()
-    _each(containers, lambda c: client.containers.Stop(containers_pb2.StopContainerRequest(
-        id=c, timeout=-1 if timeout is None else timeout, signal=sig)))
+    _each(
+        containers,
+        lambda c: client.containers.Stop(
+            containers_pb2.StopContainerRequest(
+                id=c, timeout=-1 if timeout is None else timeout, signal=sig
+            )
+        ),
+    )
 
 
 @click.command()
-@click.option("-t", "--time", "timeout", type=int, default=None,
-              help="Seconds to wait before killing the container")
+@click.option(
+    "-t",
+    "--time",
+    "timeout",
+    type=int,
+    default=None,
+    help="Seconds to wait before killing the container",
+)
 @click.argument("containers", nargs=-1, required=True)
 def restart(timeout: int | None, containers: tuple[str, ...]) -> None:
     """Restart one or more containers."""
     from servin.api.servin.v1 import containers_pb2
 
     client = get_client()
-    _each(containers, lambda c: client.containers.Restart(containers_pb2.RestartContainerRequest(
-        id=c, timeout=-1 if timeout is None else timeout)))
+    _each(
+        containers,
+        lambda c: client.containers.Restart(
+            containers_pb2.RestartContainerRequest(id=c, timeout=-1 if timeout is None else timeout)
+        ),
+    )
 
 
 @click.command()
@@ -228,8 +249,10 @@ def kill(sig: str, containers: tuple[str, ...]) -> None:
     from servin.api.servin.v1 import containers_pb2
 
     client = get_client()
-    _each(containers, lambda c: client.containers.Kill(
-        containers_pb2.KillContainerRequest(id=c, signal=sig)))
+    _each(
+        containers,
+        lambda c: client.containers.Kill(containers_pb2.KillContainerRequest(id=c, signal=sig)),
+    )
 
 
 @click.command()
@@ -241,8 +264,12 @@ def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
     from servin.api.servin.v1 import containers_pb2
 
     client = get_client()
-    _each(containers, lambda c: client.containers.Remove(
-        containers_pb2.RemoveContainerRequest(id=c, force=force, volumes=volumes)))
+    _each(
+        containers,
+        lambda c: client.containers.Remove(
+            containers_pb2.RemoveContainerRequest(id=c, force=force, volumes=volumes)
+        ),
+    )
 
 
 def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
@@ -268,7 +295,9 @@ def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
 
 
 @click.command()
-@click.option("-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running)")
+@click.option(
+    "-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running)"
+)
 @click.option("-q", "--quiet", is_flag=True, help="Only display container IDs")
 @click.option("-n", "--last", type=int, default=0, help="Show n last created containers")
 @click.option("-l", "--latest", is_flag=True, help="Show the latest created container")
@@ -276,19 +305,42 @@ def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
 @click.option("-s", "--size", is_flag=True, help="Display total file sizes")
 @filter_option
 @format_option
-def ps(all_: bool, quiet: bool, last: int, latest: bool, no_trunc: bool, size: bool,
-       filters: tuple[str, ...], fmt: str | None) -> None:
+def ps(
+    all_: bool,
+    quiet: bool,
+    last: int,
+    latest: bool,
+    no_trunc: bool,
+    size: bool,
+    filters: tuple[str, ...],
+    fmt: str | None,
+) -> None:
     """List containers."""
     from servin.api.servin.v1 import containers_pb2
     from servin.cli.output import print_rows
 
     limit = 1 if latest else last
-    reply = get_client().containers.List(containers_pb2.ListContainersRequest(
-        all=all_ or limit > 0, filters=parse_filters(filters), limit=limit, size=size))
+    reply = get_client().containers.List(
+        containers_pb2.ListContainersRequest(
+            all=all_ or limit > 0, filters=parse_filters(filters), limit=limit, size=size
+        )
+    )
     rows = [_ps_row(c, no_trunc) for c in reply.containers]
-    print_rows([("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
-                ("CREATED", "RunningFor"), ("STATUS", "Status"), ("PORTS", "Ports"),
-                ("NAMES", "Names")], rows, fmt, quiet_key="ID", quiet=quiet)
+    print_rows(
+        [
+            ("CONTAINER ID", "ID"),
+            ("IMAGE", "Image"),
+            ("COMMAND", "Command"),
+            ("CREATED", "RunningFor"),
+            ("STATUS", "Status"),
+            ("PORTS", "Ports"),
+            ("NAMES", "Names"),
+        ],
+        rows,
+        fmt,
+        quiet_key="ID",
+        quiet=quiet,
+    )
 
 
 def parse_time(text: str, flag: str) -> Any:
@@ -325,8 +377,7 @@ def parse_time(text: str, flag: str) -> Any:
 @click.option("--until", default="", help="Show logs before a timestamp or relative time")
 @click.option("-t", "--timestamps", is_flag=True, help="Show timestamps")
 @click.argument("container")
-def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool,
-         container: str) -> None:
+def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, container: str) -> None:
     """Fetch the logs of a container."""
     from servin.api.servin.v1 import containers_pb2
 
@@ -335,9 +386,15 @@ def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool,
     except ValueError:
         raise InvalidArgument(f"invalid value for --tail: {tail!r}") from None
     request = containers_pb2.ContainerLogsRequest(
-        id=container, follow=follow, stdout=True, stderr=True, tail=tail_n,
-        since=parse_time(since, "--since"), until=parse_time(until, "--until"),
-        timestamps=timestamps)
+        id=container,
+        follow=follow,
+        stdout=True,
+        stderr=True,
+        tail=tail_n,
+        since=parse_time(since, "--since"),
+        until=parse_time(until, "--until"),
+        timestamps=timestamps,
+    )
     out = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
     for entry in get_client().containers.Logs(request):
         target = out.get(entry.stream, sys.stdout.buffer)
@@ -377,9 +434,15 @@ def container_inspect_dict(d: Any) -> dict[str, Any]:
         "Path": d.path,
         "Args": list(d.args),
         "State": {
-            "Status": s.status, "Running": s.running, "Paused": s.paused,
-            "Restarting": s.restarting, "OOMKilled": s.oom_killed, "Dead": s.dead,
-            "Pid": s.pid, "ExitCode": s.exit_code, "Error": s.error,
+            "Status": s.status,
+            "Running": s.running,
+            "Paused": s.paused,
+            "Restarting": s.restarting,
+            "OOMKilled": s.oom_killed,
+            "Dead": s.dead,
+            "Pid": s.pid,
+            "ExitCode": s.exit_code,
+            "Error": s.error,
             "StartedAt": s.started_at.ToJsonString() if s.started_at.seconds else zero,
             "FinishedAt": s.finished_at.ToJsonString() if s.finished_at.seconds else zero,
         },
@@ -393,32 +456,56 @@ def container_inspect_dict(d: Any) -> dict[str, Any]:
         "Driver": d.driver,
         "Platform": "linux",
         "HostConfig": {
-            "NetworkMode": spec.network_mode, "Privileged": spec.privileged,
-            "ReadonlyRootfs": spec.read_only, "AutoRemove": spec.auto_remove,
-            "CapAdd": list(spec.cap_add) or None, "CapDrop": list(spec.cap_drop) or None,
-            "SecurityOpt": [o if not o.startswith("seccomp={") else "seccomp=<profile>"
-                            for o in spec.security_opt] or None,
-            "Runtime": spec.runtime, "IpcMode": spec.ipc_mode, "PidMode": spec.pid_mode,
-            "UTSMode": spec.uts_mode, "Memory": r.memory, "MemorySwap": r.memory_swap,
-            "MemoryReservation": r.memory_reservation, "NanoCpus": r.nano_cpus,
-            "CpuShares": r.cpu_shares, "CpuPeriod": r.cpu_period, "CpuQuota": r.cpu_quota,
-            "CpusetCpus": r.cpuset_cpus, "CpusetMems": r.cpuset_mems,
-            "PidsLimit": r.pids_limit or None, "OomScoreAdj": r.oom_score_adj,
+            "NetworkMode": spec.network_mode,
+            "Privileged": spec.privileged,
+            "ReadonlyRootfs": spec.read_only,
+            "AutoRemove": spec.auto_remove,
+            "CapAdd": list(spec.cap_add) or None,
+            "CapDrop": list(spec.cap_drop) or None,
+            "SecurityOpt": [
+                o if not o.startswith("seccomp={") else "seccomp=<profile>"
+                for o in spec.security_opt
+            ]
+            or None,
+            "Runtime": spec.runtime,
+            "IpcMode": spec.ipc_mode,
+            "PidMode": spec.pid_mode,
+            "UTSMode": spec.uts_mode,
+            "Memory": r.memory,
+            "MemorySwap": r.memory_swap,
+            "MemoryReservation": r.memory_reservation,
+            "NanoCpus": r.nano_cpus,
+            "CpuShares": r.cpu_shares,
+            "CpuPeriod": r.cpu_period,
+            "CpuQuota": r.cpu_quota,
+            "CpusetCpus": r.cpuset_cpus,
+            "CpusetMems": r.cpuset_mems,
+            "PidsLimit": r.pids_limit or None,
+            "OomScoreAdj": r.oom_score_adj,
             "ShmSize": spec.shm_size or 67108864,
-            "LogConfig": {"Type": spec.log_config.type or "json-file",
-                          "Config": dict(spec.log_config.options)},
-            "Dns": list(spec.dns), "DnsSearch": list(spec.dns_search),
+            "LogConfig": {
+                "Type": spec.log_config.type or "json-file",
+                "Config": dict(spec.log_config.options),
+            },
+            "Dns": list(spec.dns),
+            "DnsSearch": list(spec.dns_search),
             "ExtraHosts": list(spec.extra_hosts) or None,
             "Sysctls": dict(spec.sysctls) or None,
         },
         "Mounts": [MessageToDict(m) for m in d.mounts],
         "Config": {
-            "Hostname": spec.hostname or d.id[:12], "Domainname": spec.domainname,
-            "User": spec.user, "Tty": spec.tty, "OpenStdin": spec.open_stdin,
-            "Env": list(spec.env), "Cmd": list(spec.cmd) or None, "Image": d.image,
+            "Hostname": spec.hostname or d.id[:12],
+            "Domainname": spec.domainname,
+            "User": spec.user,
+            "Tty": spec.tty,
+            "OpenStdin": spec.open_stdin,
+            "Env": list(spec.env),
+            "Cmd": list(spec.cmd) or None,
+            "Image": d.image,
             "WorkingDir": spec.working_dir,
             "Entrypoint": list(spec.entrypoint) if spec.entrypoint_set else None,
-            "Labels": dict(spec.labels), "StopSignal": spec.stop_signal or None,
+            "Labels": dict(spec.labels),
+            "StopSignal": spec.stop_signal or None,
             "StopTimeout": spec.stop_timeout if spec.stop_timeout >= 0 else None,
         },
         "GraphDriver": {"Name": d.driver, "Data": {"MergedDir": d.rootfs}},
@@ -426,7 +513,9 @@ def container_inspect_dict(d: Any) -> dict[str, Any]:
 
 
 @click.command("inspect")
-@click.option("-f", "--format", "fmt", metavar="FORMAT", help="Format the output using a Go template")
+@click.option(
+    "-f", "--format", "fmt", metavar="FORMAT", help="Format the output using a Go template"
+)
 @click.option("-s", "--size", is_flag=True, help="Display total file sizes")
 @click.argument("containers", nargs=-1, required=True)
 def container_inspect(fmt: str | None, size: bool, containers: tuple[str, ...]) -> None:
@@ -439,8 +528,13 @@ def container_inspect(fmt: str | None, size: bool, containers: tuple[str, ...]) 
     error: ServinError | None = None
     for item in containers:
         try:
-            results.append(container_inspect_dict(client.containers.Inspect(
-                containers_pb2.InspectContainerRequest(id=item, size=size))))
+            results.append(
+                container_inspect_dict(
+                    client.containers.Inspect(
+                        containers_pb2.InspectContainerRequest(id=item, size=size)
+                    )
+                )
+            )
         except ServinError as exc:
             error = exc
     if results or error is None:
@@ -450,9 +544,16 @@ def container_inspect(fmt: str | None, size: bool, containers: tuple[str, ...]) 
 
 
 @click.command("inspect")
-@click.option("-f", "--format", "fmt", metavar="FORMAT", help="Format the output using a Go template")
-@click.option("--type", "kind", type=click.Choice(["container", "image"]), default=None,
-              help="Only look for this type of object")
+@click.option(
+    "-f", "--format", "fmt", metavar="FORMAT", help="Format the output using a Go template"
+)
+@click.option(
+    "--type",
+    "kind",
+    type=click.Choice(["container", "image"]),
+    default=None,
+    help="Only look for this type of object",
+)
 @click.argument("names", nargs=-1, required=True)
 def inspect(fmt: str | None, kind: str | None, names: tuple[str, ...]) -> None:
     """Return low-level information on containers or images."""
@@ -467,14 +568,16 @@ def inspect(fmt: str | None, kind: str | None, names: tuple[str, ...]) -> None:
         found = None
         if kind in (None, "container"):
             try:
-                found = container_inspect_dict(client.containers.Inspect(
-                    containers_pb2.InspectContainerRequest(id=name)))
+                found = container_inspect_dict(
+                    client.containers.Inspect(containers_pb2.InspectContainerRequest(id=name))
+                )
             except NotFound:
                 found = None
         if found is None and kind in (None, "image"):
             try:
-                found = image_inspect_dict(client.images.Inspect(
-                    images_pb2.InspectImageRequest(reference=name)))
+                found = image_inspect_dict(
+                    client.images.Inspect(images_pb2.InspectImageRequest(reference=name))
+                )
             except NotFound:
                 found = None
         if found is None:
@@ -492,9 +595,18 @@ def container() -> None:
     """Manage containers."""
 
 
-for _cmd, _names in ((run, ("run",)), (create, ("create",)), (start, ("start",)),
-                     (stop, ("stop",)), (restart, ("restart",)), (kill, ("kill",)),
-                     (rm, ("rm", "remove")), (ps, ("ls", "list", "ps")), (logs, ("logs",)),
-                     (wait, ("wait",)), (container_inspect, ("inspect",))):
+for _cmd, _names in (
+    (run, ("run",)),
+    (create, ("create",)),
+    (start, ("start",)),
+    (stop, ("stop",)),
+    (restart, ("restart",)),
+    (kill, ("kill",)),
+    (rm, ("rm", "remove")),
+    (ps, ("ls", "list", "ps")),
+    (logs, ("logs",)),
+    (wait, ("wait",)),
+    (container_inspect, ("inspect",)),
+):
     for _name in _names:
         container.add_command(_cmd, _name)

@@ -43,8 +43,11 @@ def resolv_conf(spec: containers_pb2.ContainerSpec, host_network: bool) -> str:
         return _LOOPBACK_NS.sub("", host).strip() + "\n"
     lines = [f"nameserver {ns}" for ns in spec.dns]
     if not spec.dns:
-        lines += [line for line in host.splitlines() if line.strip().startswith("nameserver")
-                  and not _LOOPBACK_NS.match(line)]
+        lines += [
+            line
+            for line in host.splitlines()
+            if line.strip().startswith("nameserver") and not _LOOPBACK_NS.match(line)
+        ]
     if spec.dns_search:
         lines.append("search " + " ".join(spec.dns_search))
     if spec.dns_options:
@@ -64,8 +67,9 @@ def hosts_file(spec: containers_pb2.ContainerSpec, hostname: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_etc_files(paths: ContainerPaths, spec: containers_pb2.ContainerSpec, hostname: str,
-                    *, host_network: bool) -> None:
+def write_etc_files(
+    paths: ContainerPaths, spec: containers_pb2.ContainerSpec, hostname: str, *, host_network: bool
+) -> None:
     """Write the three files into the container's directory."""
     files = paths.etc_files
     _write(files["/etc/hostname"], hostname + "\n")

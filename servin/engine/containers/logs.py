@@ -38,8 +38,11 @@ def parse_line(raw: bytes) -> LogLine | None:
     """One json-file line, or None if it is damaged (a torn write)."""
     try:
         obj = json.loads(raw)
-        return LogLine(2 if obj.get("stream") == "stderr" else 1, parse_time_ns(obj["time"]),
-                       obj["log"].encode())
+        return LogLine(
+            2 if obj.get("stream") == "stderr" else 1,
+            parse_time_ns(obj["time"]),
+            obj["log"].encode(),
+        )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None
 

@@ -98,5 +98,8 @@ class ContainerPaths:
     @property
     def etc_files(self) -> dict[str, Path]:
         """The per-container /etc files bind-mounted into the rootfs."""
-        return {"/etc/hostname": self.dir / "hostname", "/etc/hosts": self.dir / "hosts",
-                "/etc/resolv.conf": self.dir / "resolv.conf"}
+        return {
+            "/etc/hostname": self.dir / "hostname",
+            "/etc/hosts": self.dir / "hosts",
+            "/etc/resolv.conf": self.dir / "resolv.conf",
+        }

@@ -53,6 +53,7 @@ from servin.engine.runtime.monitor.protocol import (
     monitor_alive,
     read_exit_record,
 )
+from servin.engine.runtime.monitor.runtimes import make_runtime
 from servin.engine.runtime.userdb import resolve_user
 from servin.engine.store.snapshots import Snapshotter
 from servin.errors import Conflict, InvalidArgument, NotFound, ServinError, Unavailable
@@ -93,11 +94,19 @@ def _log_options(spec: containers_pb2.ContainerSpec, path: Path) -> LogConfig:
 
 
 def _parse_size(text: str) -> int:
-    units = {"": 1, "b": 1, "k": 1024, "kb": 1024, "m": 1024**2, "mb": 1024**2,
-             "g": 1024**3, "gb": 1024**3}
+    units = {
+        "": 1,
+        "b": 1,
+        "k": 1024,
+        "kb": 1024,
+        "m": 1024**2,
+        "mb": 1024**2,
+        "g": 1024**3,
+        "gb": 1024**3,
+    }
     t = text.strip().lower()
     number = t.rstrip("kmgb")
-    unit = t[len(number):]
+    unit = t[len(number) :]
     try:
         return int(float(number) * units[unit])
     except (ValueError, KeyError):
@@ -107,8 +116,14 @@ def _parse_size(text: str) -> int:
 class ContainerService:
     """The container half of the engine core."""
 
-    def __init__(self, config: DaemonConfig, store: ContainerStore, images: ImageStore,
-                 snapshots: Snapshotter, events: EventBus) -> None:
+    def __init__(
+        self,
+        config: DaemonConfig,
+        store: ContainerStore,
+        images: ImageStore,
+        snapshots: Snapshotter,
+        events: EventBus,
+    ) -> None:
         self.config = config
         self.store = store
         self.images = images
@@ -121,7 +136,9 @@ class ContainerService:
         # Attach requests waiting for a created container to start: each gets a monitor
         # attachment after the monitor exists and before the program runs, so no output is
         # missed (docker's attach-then-start).
-        self._pending_attach: dict[str, list[tuple[asyncio.Future[Attachment], dict[str, bool]]]] = {}
+        self._pending_attach: dict[
+            str, list[tuple[asyncio.Future[Attachment], dict[str, bool]]]
+        ] = {}
         # The state each container had when it last exited (kept so a waiter still learns the
         # exit code of a container removed right away by --rm).
         self._last_exit: dict[str, ContainerState] = {}
@@ -147,10 +164,13 @@ class ContainerService:
             return RuntimeConfig()
         binary = self.config.runtimes.get(name) or shutil.which(name)
         if not binary:
-            raise InvalidArgument(f"unknown or missing runtime {name!r}: install it or configure "
-                                  "its path under [runtimes] in the config")
-        return RuntimeConfig(name=name, binary=binary,
-                             root=str(self.config.exec_root / "runtime" / name))
+            raise InvalidArgument(
+                f"unknown or missing runtime {name!r}: install it or configure "
+                "its path under [runtimes] in the config"
+            )
+        return RuntimeConfig(
+            name=name, binary=binary, root=str(self.config.exec_root / "runtime" / name)
+        )
 
     # -- create --------------------------------------------------------------------------
 
@@ -173,12 +193,16 @@ class ContainerService:
             # Bridge networking is not built yet: a private network namespace with only lo.
             spec.network_mode = "none"
         if spec.network_mode not in ("none", "host") and not spec.network_mode.startswith(
-                "container:"):
-            raise InvalidArgument(f"network mode {spec.network_mode!r} is not supported yet "
-                                  "(none, host or container:NAME)")
+            "container:"
+        ):
+            raise InvalidArgument(
+                f"network mode {spec.network_mode!r} is not supported yet "
+                "(none, host or container:NAME)"
+            )
         for mode in (spec.ipc_mode, spec.pid_mode, spec.uts_mode):
             if mode not in ("", "private", "shareable", "host") and not mode.startswith(
-                    "container:"):
+                "container:"
+            ):
                 raise InvalidArgument(f"invalid namespace mode {mode!r}")
         _log_options(spec, Path("/"))  # validate log options
         # Validate what the bundle builder would refuse at start, so create fails instead.
@@ -201,18 +225,24 @@ class ContainerService:
             spec.stop_timeout = -1
 
         container = Container(
-            id=secrets.token_hex(32), name=name, image_ref=spec.image, image_id=record.id,
-            spec=spec, created_ns=time.time_ns())
+            id=secrets.token_hex(32),
+            name=name,
+            image_ref=spec.image,
+            image_id=record.id,
+            spec=spec,
+            created_ns=time.time_ns(),
+        )
         paths = self.paths(container.id)
         manifest = await asyncio.to_thread(self.images.manifest, record)
         diff_ids = (image_config.get("rootfs") or {}).get("diff_ids") or []
-        layers = [(layer["digest"], diff_ids[i])
-                  for i, layer in enumerate(manifest.get("layers", []))]
+        layers = [
+            (layer["digest"], diff_ids[i]) for i, layer in enumerate(manifest.get("layers", []))
+        ]
         try:
             container.snapshot_chain = await asyncio.to_thread(
-                self.snapshots.ensure_layers, self.images.content, layers)
-            await asyncio.to_thread(self.snapshots.prepare, container.id,
-                                    container.snapshot_chain)
+                self.snapshots.ensure_layers, self.images.content, layers
+            )
+            await asyncio.to_thread(self.snapshots.prepare, container.id, container.snapshot_chain)
             paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             await asyncio.to_thread(self.store.add, container)
         except BaseException:
@@ -245,15 +275,21 @@ class ContainerService:
     def _namespaces(self, spec: containers_pb2.ContainerSpec) -> NamespacePaths:
         join: dict[str, str] = {}
         host: set[str] = set()
-        for ns, mode in (("network", spec.network_mode), ("ipc", spec.ipc_mode),
-                         ("pid", spec.pid_mode), ("uts", spec.uts_mode)):
+        for ns, mode in (
+            ("network", spec.network_mode),
+            ("ipc", spec.ipc_mode),
+            ("pid", spec.pid_mode),
+            ("uts", spec.uts_mode),
+        ):
             if mode == "host":
                 host.add(ns)
             elif mode.startswith("container:"):
                 target = self.store.resolve(mode.split(":", 1)[1])
                 if target.state.status not in (RUNNING, PAUSED) or not target.state.pid:
-                    raise Conflict(f"cannot join the {ns} namespace of container "
-                                   f"{target.name}: it is not running")
+                    raise Conflict(
+                        f"cannot join the {ns} namespace of container "
+                        f"{target.name}: it is not running"
+                    )
                 join[ns] = f"/proc/{target.state.pid}/ns/{'net' if ns == 'network' else ns}"
         return NamespacePaths(join=join, host=frozenset(host))
 
@@ -270,15 +306,26 @@ class ContainerService:
             c.state.rootfs_mounted = True
             self.store.save_state(c)
         image = image_config.get("config") or {}
-        user = resolve_user(paths.rootfs, c.spec.user or image.get("User", ""),
-                            list(c.spec.group_add))
+        user = resolve_user(
+            paths.rootfs, c.spec.user or image.get("User", ""), list(c.spec.group_add)
+        )
         namespaces = self._namespaces(c.spec)
-        hostname = c.spec.hostname or (os.uname().nodename if "uts" in namespaces.host
-                                       else c.id[:12])
+        hostname = c.spec.hostname or (
+            os.uname().nodename if "uts" in namespaces.host else c.id[:12]
+        )
         write_etc_files(paths, c.spec, hostname, host_network="network" in namespaces.host)
-        config = build_config(c.spec, BundleInputs(
-            container_id=c.id, rootfs=paths.rootfs, image_config=image_config, user=user,
-            hostname=hostname, etc_files=paths.etc_files, namespaces=namespaces))
+        config = build_config(
+            c.spec,
+            BundleInputs(
+                container_id=c.id,
+                rootfs=paths.rootfs,
+                image_config=image_config,
+                user=user,
+                hostname=hostname,
+                etc_files=paths.etc_files,
+                namespaces=namespaces,
+            ),
+        )
         write_bundle(paths.dir, config)
         return paths.dir
 
@@ -290,10 +337,14 @@ class ContainerService:
             if self._zygote is None:
                 self._zygote = await asyncio.to_thread(ensure_zygote, self.config.exec_root)
             spawn_spec = SpawnSpec(
-                id=c.id, bundle=bundle, state_dir=paths.state_dir,
+                id=c.id,
+                bundle=bundle,
+                state_dir=paths.state_dir,
                 log=_log_options(c.spec, paths.log_path),
-                runtime=self._runtime_config(c.runtime), open_stdin=c.spec.open_stdin,
-                tty=c.spec.tty)
+                runtime=self._runtime_config(c.runtime),
+                open_stdin=c.spec.open_stdin,
+                tty=c.spec.tty,
+            )
             result = await spawn(self._zygote, spawn_spec)
             spawned = True
             self._exit_event(c.id).clear()
@@ -313,9 +364,13 @@ class ContainerService:
             await asyncio.to_thread(self.store.save_state, c)
             raise
         c.state = ContainerState(
-            status=RUNNING, pid=result.pid, monitor_pid=result.monitor_pid,
-            started_at_ns=time.time_ns(), restart_count=c.state.restart_count,
-            rootfs_mounted=True)
+            status=RUNNING,
+            pid=result.pid,
+            monitor_pid=result.monitor_pid,
+            started_at_ns=time.time_ns(),
+            restart_count=c.state.restart_count,
+            rootfs_mounted=True,
+        )
         await asyncio.to_thread(self.store.save_state, c)
         self.events.publish("container", "start", c.id, name=c.name, image=c.image_ref)
         self._watch(c)
@@ -367,8 +422,10 @@ class ContainerService:
         try:
             record = await MonitorClient(paths.state_dir).wait()
         except ServinError as exc:
-            log.warning("lost the monitor of a container", extra={"container": container_id,
-                                                                  "error": str(exc)})
+            log.warning(
+                "lost the monitor of a container",
+                extra={"container": container_id, "error": str(exc)},
+            )
             record = None
         await self._record_exit(container_id, record)
 
@@ -394,8 +451,14 @@ class ContainerService:
             self._last_exit[c.id] = ContainerState.from_json(c.state.to_json())
         if c.state.oom_killed:
             self.events.publish("container", "oom", c.id, name=c.name, image=c.image_ref)
-        self.events.publish("container", "die", c.id, name=c.name, image=c.image_ref,
-                            exitCode=str(c.state.exit_code))
+        self.events.publish(
+            "container",
+            "die",
+            c.id,
+            name=c.name,
+            image=c.image_ref,
+            exitCode=str(c.state.exit_code),
+        )
         self._exit_event(c.id).set()
         if c.spec.auto_remove:
             with contextlib.suppress(NotFound):
@@ -439,8 +502,9 @@ class ContainerService:
     def _stop_signal(self, c: Container) -> int:
         image_signal = ""
         with contextlib.suppress(ServinError, OSError):
-            image_signal = (self.images.config(self.images.get(c.image_id)).get("config")
-                            or {}).get("StopSignal") or ""
+            image_signal = (
+                self.images.config(self.images.get(c.image_id)).get("config") or {}
+            ).get("StopSignal") or ""
         return parse_signal(c.spec.stop_signal or image_signal, signal_module.SIGTERM)
 
     async def stop(self, text: str, timeout: int = -1, sig: str = "") -> None:
@@ -502,11 +566,14 @@ class ContainerService:
         c = await self.resolve(text)
         if c.state.status in (RUNNING, PAUSED):
             if not force:
-                raise Conflict(f"You cannot remove a running container {c.id}. Stop the "
-                               "container before attempting removal or force remove")
+                raise Conflict(
+                    f"You cannot remove a running container {c.id}. Stop the "
+                    "container before attempting removal or force remove"
+                )
             with contextlib.suppress(Unavailable):
-                await MonitorClient(self.paths(c.id).state_dir).kill(signal_module.SIGKILL,
-                                                                    all=True)
+                await MonitorClient(self.paths(c.id).state_dir).kill(
+                    signal_module.SIGKILL, all=True
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exit_event(c.id).wait(), 30)
         async with self._lock(c.id):
@@ -523,15 +590,11 @@ class ContainerService:
     def _remove_files(self, c: Container) -> None:
         paths = self.paths(c.id)
         self._release_rootfs(c)
-        # The monitor deletes the runtime's state and cgroup when the container exits; a
-        # container whose monitor died may still have a cgroup: remove it here.
-        from servin.engine.linux.cgroups import detect_driver
-
-        with contextlib.suppress(Exception):
-            driver = detect_driver()
-            path = f"/servin/{c.id}"
-            if driver.exists(path):
-                driver.open(path).destroy()
+        # The monitor deletes the runtime's state (and cgroup) when the container exits; one
+        # killed before it could leaves them: force-delete through the runtime here.
+        with contextlib.suppress(ServinError, OSError):
+            runtime = make_runtime(self._runtime_config(c.runtime), paths.state_dir)
+            runtime.delete(c.id, force=True)
         self._discard_files(c.id)
 
     # -- queries -------------------------------------------------------------------------
@@ -540,8 +603,9 @@ class ContainerService:
         """Every container, newest first."""
         return await asyncio.to_thread(self.store.list)
 
-    async def logs(self, text: str, *, follow: bool, tail: int, since_ns: int | None,
-                   until_ns: int | None) -> AsyncIterator[logreader.LogLine]:
+    async def logs(
+        self, text: str, *, follow: bool, tail: int, since_ns: int | None, until_ns: int | None
+    ) -> AsyncIterator[logreader.LogLine]:
         """The container's log entries (and new ones with ``follow``)."""
         c = await self.resolve(text)
         if c.spec.log_config.type == "none":
@@ -553,9 +617,14 @@ class ContainerService:
         def still_running() -> bool:
             return running and not exited.is_set()
 
-        async for line in logreader.read_log(paths.log_path, tail=tail, since_ns=since_ns,
-                                             until_ns=until_ns, follow=follow,
-                                             still_running=still_running):
+        async for line in logreader.read_log(
+            paths.log_path,
+            tail=tail,
+            since_ns=since_ns,
+            until_ns=until_ns,
+            follow=follow,
+            still_running=still_running,
+        ):
             yield line
 
     def image_in_use(self, image_id: str) -> list[Container]:
@@ -569,9 +638,13 @@ class ContainerService:
             args = json.loads((paths.dir / "config.json").read_text())["process"]["args"]
         except (OSError, ValueError, KeyError):
             args = []
-        return {"args": args, "log_path": str(paths.log_path), "bundle": str(paths.dir),
-                "rootfs": str(paths.rootfs), "etc": {k: str(v) for k, v in
-                                                      paths.etc_files.items()}}
+        return {
+            "args": args,
+            "log_path": str(paths.log_path),
+            "bundle": str(paths.dir),
+            "rootfs": str(paths.rootfs),
+            "etc": {k: str(v) for k, v in paths.etc_files.items()},
+        }
 
 
 def _ns_from_rfc3339(text: str) -> int:

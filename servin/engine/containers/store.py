@@ -14,8 +14,12 @@ def _row_to_container(row: object) -> Container:
     spec = containers_pb2.ContainerSpec()
     spec.ParseFromString(row["spec"])  # type: ignore[index]
     return Container(
-        id=row["id"], name=row["name"], image_ref=row["image_ref"],  # type: ignore[index]
-        image_id=row["image_id"], spec=spec, created_ns=row["created_ns"],  # type: ignore[index]
+        id=row["id"],
+        name=row["name"],
+        image_ref=row["image_ref"],  # type: ignore[index]
+        image_id=row["image_id"],
+        spec=spec,
+        created_ns=row["created_ns"],  # type: ignore[index]
         state=ContainerState.from_json(row["state"]),  # type: ignore[index]
         snapshot_chain=row["snapshot_chain"],  # type: ignore[index]
     )
@@ -34,12 +38,22 @@ class ContainerStore:
             raise Conflict(
                 f'Conflict. The container name "/{c.name}" is already in use by container '
                 f'"{row["id"]}". You have to remove (or rename) that container to be able to '
-                "reuse that name.")
+                "reuse that name."
+            )
         with self.meta.transaction() as db:
             db.execute(
                 f"INSERT INTO containers ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (c.id, c.name, c.image_ref, c.image_id, c.spec.SerializeToString(),
-                 c.created_ns, c.state.to_json(), c.snapshot_chain))
+                (
+                    c.id,
+                    c.name,
+                    c.image_ref,
+                    c.image_id,
+                    c.spec.SerializeToString(),
+                    c.created_ns,
+                    c.state.to_json(),
+                    c.snapshot_chain,
+                ),
+            )
 
     def save_state(self, c: Container) -> None:
         """Persist the container's state."""
@@ -64,8 +78,9 @@ class ContainerStore:
 
     def get(self, container_id: str) -> Container:
         """A container by full ID."""
-        row = self.meta.query_one(f"SELECT {_COLUMNS} FROM containers WHERE id = ?",
-                                  (container_id,))
+        row = self.meta.query_one(
+            f"SELECT {_COLUMNS} FROM containers WHERE id = ?", (container_id,)
+        )
         if row is None:
             raise NotFound(f"No such container: {container_id}")
         return _row_to_container(row)
@@ -74,12 +89,14 @@ class ContainerStore:
         """A container by full ID, name (with or without a leading /), or unique ID prefix."""
         name = text.removeprefix("/")
         row = self.meta.query_one(
-            f"SELECT {_COLUMNS} FROM containers WHERE id = ? OR name = ?", (text, name))
+            f"SELECT {_COLUMNS} FROM containers WHERE id = ? OR name = ?", (text, name)
+        )
         if row is not None:
             return _row_to_container(row)
         if text and all(ch in "0123456789abcdef" for ch in text):
-            rows = self.meta.query(f"SELECT {_COLUMNS} FROM containers WHERE id LIKE ?",
-                                   (f"{text}%",))
+            rows = self.meta.query(
+                f"SELECT {_COLUMNS} FROM containers WHERE id LIKE ?", (f"{text}%",)
+            )
             if len(rows) == 1:
                 return _row_to_container(rows[0])
             if len(rows) > 1:
@@ -88,6 +105,5 @@ class ContainerStore:
 
     def using_image(self, image_id: str) -> list[Container]:
         """Containers created from an image."""
-        rows = self.meta.query(f"SELECT {_COLUMNS} FROM containers WHERE image_id = ?",
-                               (image_id,))
+        rows = self.meta.query(f"SELECT {_COLUMNS} FROM containers WHERE image_id = ?", (image_id,))
         return [_row_to_container(r) for r in rows]

@@ -9,19 +9,18 @@ check passed, so bad input leaves no image and no blob.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import json
 import tarfile
 import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, BinaryIO
+from typing import Any
 
 from servin.engine.images import compression, mediatypes
 from servin.engine.images.changes import apply_changes
 from servin.engine.images.platforms import Platform
 from servin.engine.images.store import ImageRecord
-from servin.engine.store.content import BlobWriter, ContentStore
+from servin.engine.store.content import BlobWriter, ContentStore, HashingReader
 from servin.errors import InvalidArgument
 
 _CHUNK = 1 << 20
@@ -36,28 +35,11 @@ class LayerFacts:
     unpacked_size: int
 
 
-class _HashingReader:
-    """A read-only stream that hashes what passes through it."""
-
-    def __init__(self, inner: BinaryIO) -> None:
-        self.inner = inner
-        self.hash = hashlib.sha256()
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.inner.read(n)
-        self.hash.update(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
-
-
 def inspect_layer(content: ContentStore, blob_digest: str) -> LayerFacts:
     """Decompress a stored blob, check it is a safe tar archive, return its diff ID and size."""
     with content.open(blob_digest) as raw:
         kind, reader = compression.sniff(raw)
-        hashing = _HashingReader(compression.decompressing_reader(reader, kind))
+        hashing = HashingReader(compression.decompressing_reader(reader, kind))
         size = 0
         try:
             with tarfile.open(fileobj=hashing, mode="r|") as tar:  # type: ignore[call-overload]
@@ -71,7 +53,7 @@ def inspect_layer(content: ContentStore, blob_digest: str) -> LayerFacts:
             if type(exc).__name__ == "ZstdError":
                 raise InvalidArgument(f"input is not valid zstd data: {exc}") from exc
             raise
-    return LayerFacts("sha256:" + hashing.hash.hexdigest(), kind, size)
+    return LayerFacts(hashing.digest, kind, size)
 
 
 def _check_member(member: tarfile.TarInfo) -> None:

@@ -27,8 +27,12 @@ class ImageDetails:
 class ImageService:
     """Import, list, inspect, tag and remove images."""
 
-    def __init__(self, store: ImageStore, events: EventBus,
-                 in_use: Callable[[str], Sequence[Any]] = lambda image_id: ()) -> None:
+    def __init__(
+        self,
+        store: ImageStore,
+        events: EventBus,
+        in_use: Callable[[str], Sequence[Any]] = lambda image_id: (),
+    ) -> None:
         self.store = store
         self.events = events
         # Containers created from an image (the image must outlive them).
@@ -100,7 +104,8 @@ class ImageService:
             what = f"repository reference {text!r}" if name else record.short_id
             raise Conflict(
                 f"conflict: unable to remove {what} (must force) - container "
-                f"{users[0].id[:12]} is using its referenced image {record.short_id}")
+                f"{users[0].id[:12]} is using its referenced image {record.short_id}"
+            )
         untagged: list[str] = []
         if name is not None:
             self.store.untag(name)

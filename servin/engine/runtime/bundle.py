@@ -33,9 +33,17 @@ MIN_MEMORY = 6 * 1024 * 1024
 CPU_PERIOD = 100_000
 
 MASKED_PATHS = (
-    "/proc/asound", "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
-    "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi",
-    "/sys/firmware", "/sys/devices/virtual/powercap",
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
 )
 READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
 
@@ -44,9 +52,20 @@ _DEFAULT_DEVICE_RULES: tuple[dict[str, Any], ...] = (
     {"allow": False, "access": "rwm"},
     {"allow": True, "type": "c", "access": "m"},
     {"allow": True, "type": "b", "access": "m"},
-    *({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
-      for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2),
-                           (10, 200))),
+    *(
+        {"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+        for major, minor in (
+            (1, 3),
+            (1, 5),
+            (1, 7),
+            (1, 8),
+            (1, 9),
+            (5, 0),
+            (5, 1),
+            (5, 2),
+            (10, 200),
+        )
+    ),
     {"allow": True, "type": "c", "major": 136, "access": "rwm"},
 )
 
@@ -118,11 +137,18 @@ def process_args(spec: containers_pb2.ContainerSpec, image: dict[str, Any]) -> l
     return args
 
 
-def process_env(spec: containers_pb2.ContainerSpec, image: dict[str, Any], hostname: str) -> list[str]:
+def process_env(
+    spec: containers_pb2.ContainerSpec, image: dict[str, Any], hostname: str
+) -> list[str]:
     """Image env overlaid by the user's, with PATH and HOSTNAME defaults."""
     merged: dict[str, str] = {}
-    for item in [DEFAULT_PATH, f"HOSTNAME={hostname}", *(image.get("Env") or []),
-                 *(["TERM=xterm"] if spec.tty else []), *spec.env]:
+    for item in [
+        DEFAULT_PATH,
+        f"HOSTNAME={hostname}",
+        *(image.get("Env") or []),
+        *(["TERM=xterm"] if spec.tty else []),
+        *spec.env,
+    ]:
         key, sep, value = item.partition("=")
         if not key:
             raise InvalidArgument(f"invalid environment variable: {item!r}")
@@ -139,7 +165,8 @@ def working_dir(spec: containers_pb2.ContainerSpec, image: dict[str, Any]) -> st
     cwd = spec.working_dir or image.get("WorkingDir") or "/"
     if not cwd.startswith("/"):
         raise InvalidArgument(
-            f"the working directory '{cwd}' is invalid, it needs to be an absolute path")
+            f"the working directory '{cwd}' is invalid, it needs to be an absolute path"
+        )
     return cwd
 
 
@@ -159,8 +186,9 @@ def resources(spec: containers_pb2.ContainerSpec) -> dict[str, Any]:
         elif r.memory_swap == -1:
             memory["swap"] = -1
         elif r.memory_swap < r.memory:
-            raise InvalidArgument("Minimum memoryswap limit should be larger than memory limit, "
-                                  "see usage")
+            raise InvalidArgument(
+                "Minimum memoryswap limit should be larger than memory limit, see usage"
+            )
         else:
             memory["swap"] = r.memory_swap
     elif r.memory_swap > 0:
@@ -175,8 +203,9 @@ def resources(spec: containers_pb2.ContainerSpec) -> dict[str, Any]:
     if r.nano_cpus:
         ncpu = os.cpu_count() or 1
         if r.nano_cpus < 0 or r.nano_cpus > ncpu * 1_000_000_000:
-            raise InvalidArgument(f"range of CPUs is from 0.01 to {ncpu}.00, as there are only "
-                                  f"{ncpu} CPUs available")
+            raise InvalidArgument(
+                f"range of CPUs is from 0.01 to {ncpu}.00, as there are only {ncpu} CPUs available"
+            )
         if r.cpu_quota or r.cpu_period:
             raise InvalidArgument("conflicting options: --cpus and --cpu-period/--cpu-quota")
         cpu["period"] = CPU_PERIOD
@@ -212,8 +241,9 @@ def _security_opts(spec: containers_pb2.ContainerSpec) -> tuple[str | None, bool
             no_new_privs = value.lower() in ("", "true", "1")
         elif key in ("label", "apparmor"):
             if value not in ("disable", "unconfined"):
-                raise InvalidArgument(f"{key} is not supported by Servin (this host has no LSM "
-                                      "policy for containers)")
+                raise InvalidArgument(
+                    f"{key} is not supported by Servin (this host has no LSM policy for containers)"
+                )
         else:
             raise InvalidArgument(f"invalid --security-opt: {opt!r}")
     return seccomp, no_new_privs
@@ -249,8 +279,9 @@ def docker_profile_to_oci(profile: dict[str, Any], caps: Iterable[str]) -> dict[
     return out
 
 
-def _seccomp(setting: str | None, spec: containers_pb2.ContainerSpec,
-             caps: list[str]) -> dict[str, Any] | None:
+def _seccomp(
+    setting: str | None, spec: containers_pb2.ContainerSpec, caps: list[str]
+) -> dict[str, Any] | None:
     if spec.privileged or setting == "unconfined":
         return None
     if setting is None:
@@ -267,26 +298,60 @@ def _seccomp(setting: str | None, spec: containers_pb2.ContainerSpec,
 def _mounts(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> list[dict[str, Any]]:
     shm = spec.shm_size or DEFAULT_SHM_SIZE
     mounts: list[dict[str, Any]] = [
-        {"destination": "/proc", "type": "proc", "source": "proc",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev", "type": "tmpfs", "source": "tmpfs",
-         "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
-        {"destination": "/dev/pts", "type": "devpts", "source": "devpts",
-         "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]},
-        {"destination": "/sys", "type": "sysfs", "source": "sysfs",
-         "options": ["nosuid", "noexec", "nodev", "rw" if spec.privileged else "ro"]},
-        {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
-         "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if spec.privileged else "ro"]},
-        {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue",
-         "options": ["nosuid", "noexec", "nodev"]},
-        {"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
-         "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"]},
+        {
+            "destination": "/proc",
+            "type": "proc",
+            "source": "proc",
+            "options": ["nosuid", "noexec", "nodev"],
+        },
+        {
+            "destination": "/dev",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+        },
+        {
+            "destination": "/dev/pts",
+            "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        },
+        {
+            "destination": "/sys",
+            "type": "sysfs",
+            "source": "sysfs",
+            "options": ["nosuid", "noexec", "nodev", "rw" if spec.privileged else "ro"],
+        },
+        {
+            "destination": "/sys/fs/cgroup",
+            "type": "cgroup",
+            "source": "cgroup",
+            "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if spec.privileged else "ro"],
+        },
+        {
+            "destination": "/dev/mqueue",
+            "type": "mqueue",
+            "source": "mqueue",
+            "options": ["nosuid", "noexec", "nodev"],
+        },
+        {
+            "destination": "/dev/shm",
+            "type": "tmpfs",
+            "source": "shm",
+            "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"],
+        },
     ]
     user_targets = {m.target for m in spec.mounts}
     for dest, source in inputs.etc_files.items():
         if dest not in user_targets:
-            mounts.append({"destination": dest, "type": "bind", "source": str(source),
-                           "options": ["rbind", "rprivate"]})
+            mounts.append(
+                {
+                    "destination": dest,
+                    "type": "bind",
+                    "source": str(source),
+                    "options": ["rbind", "rprivate"],
+                }
+            )
     for m in spec.mounts:
         mounts.append(_user_mount(m))
     return mounts
@@ -300,8 +365,9 @@ def _user_mount(m: Any) -> dict[str, Any]:
         raise InvalidArgument(f"invalid mount target {m.target!r}: it must be an absolute path")
     if m.type == "bind":
         if not m.source.startswith("/"):
-            raise InvalidArgument(f"invalid bind mount source {m.source!r}: it must be an "
-                                  "absolute path")
+            raise InvalidArgument(
+                f"invalid bind mount source {m.source!r}: it must be an absolute path"
+            )
         if not os.path.exists(m.source):
             raise InvalidArgument(f"bind source path does not exist: {m.source}")
         propagation = m.propagation or "rprivate"
@@ -336,9 +402,15 @@ def build_config(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> di
     seccomp_setting, no_new_privs = _security_opts(spec)
     process: dict[str, Any] = {
         "terminal": spec.tty,
-        "user": {"uid": inputs.user.uid, "gid": inputs.user.gid,
-                 **({"additionalGids": inputs.user.additional_gids}
-                    if inputs.user.additional_gids else {})},
+        "user": {
+            "uid": inputs.user.uid,
+            "gid": inputs.user.gid,
+            **(
+                {"additionalGids": inputs.user.additional_gids}
+                if inputs.user.additional_gids
+                else {}
+            ),
+        },
         "args": process_args(spec, image),
         "env": process_env(spec, image, inputs.hostname),
         "cwd": working_dir(spec, image),

@@ -72,10 +72,13 @@ def resolve_user(rootfs: Path, spec: str, group_add: list[str] | None = None) ->
     groups = _entries(_read_in_root(rootfs, "/etc/group"), 4)
 
     uid = _parse_id(user_part)
-    entry = next((p for p in passwd if (p[0] == user_part if uid is None else p[2] == str(uid))),
-                 None)
+    entry = next(
+        (p for p in passwd if (p[0] == user_part if uid is None else p[2] == str(uid))), None
+    )
     if entry is None and uid is None:
-        raise InvalidArgument(f"unable to find user {user_part}: no matching entries in passwd file")
+        raise InvalidArgument(
+            f"unable to find user {user_part}: no matching entries in passwd file"
+        )
     name = entry[0] if entry else ""
     if uid is None:
         uid = int(entry[2]) if entry else 0
@@ -88,7 +91,8 @@ def resolve_user(rootfs: Path, spec: str, group_add: list[str] | None = None) ->
             match = next((g for g in groups if g[0] == group_part), None)
             if match is None:
                 raise InvalidArgument(
-                    f"unable to find group {group_part}: no matching entries in group file")
+                    f"unable to find group {group_part}: no matching entries in group file"
+                )
             gid_value = int(match[2])
         gid = gid_value
 
@@ -100,7 +104,9 @@ def resolve_user(rootfs: Path, spec: str, group_add: list[str] | None = None) ->
         if value is None:
             match = next((g for g in groups if g[0] == item), None)
             if match is None:
-                raise InvalidArgument(f"unable to find group {item}: no matching entries in group file")
+                raise InvalidArgument(
+                    f"unable to find group {item}: no matching entries in group file"
+                )
             value = int(match[2])
         extra.append(value)
     additional = sorted({g for g in extra if g != gid})

@@ -29,6 +29,30 @@ def check_digest(digest: str) -> str:
     return digest
 
 
+class HashingReader:
+    """A read-only stream that hashes (sha256) what passes through it."""
+
+    def __init__(self, inner: BinaryIO) -> None:
+        self.inner = inner
+        self.hash = hashlib.sha256()
+
+    def read(self, n: int = -1) -> bytes:
+        """Read from the inner stream, hashing the bytes."""
+        data = self.inner.read(n)
+        self.hash.update(data)
+        return data
+
+    def drain(self) -> None:
+        """Read (and hash) whatever is left."""
+        while self.read(_CHUNK):
+            pass
+
+    @property
+    def digest(self) -> str:
+        """The digest of what was read so far."""
+        return "sha256:" + self.hash.hexdigest()
+
+
 class BlobCorrupted(Internal):
     """A stored blob's bytes no longer match its digest."""
 

@@ -53,6 +53,7 @@ __all__ = [
     "monitor_alive",
     "read_exit_record",
     "spawn",
+    "stop_zygote",
 ]
 
 ZYGOTE_START_TIMEOUT = 30.0
@@ -129,6 +130,18 @@ def ensure_zygote(exec_root: Path | str) -> Path:
         return path
     finally:
         os.close(lock_fd)
+
+
+def stop_zygote(exec_root: Path | str) -> bool:
+    """Ask the zygote under ``exec_root`` to exit (its monitors carry on); False if none ran.
+
+    The daemon never needs this (a zygote outlives it on purpose); tests and uninstallers do.
+    """
+    path = Path(exec_root) / ZYGOTE_DIR / ZYGOTE_SOCK
+    if _ping(path, timeout=1.0) is None:
+        return False
+    _shutdown(path)
+    return True
 
 
 def _start_zygote(path: Path, log_path: Path) -> None:
@@ -290,8 +303,19 @@ class MonitorClient:
             await _close(writer)
 
     async def state(self) -> MonitorState:
-        """The container's status and, once stopped, its exit."""
-        return MonitorState.from_json(await self._call({"op": "state"}))
+        """The container's status and, once stopped, its exit.
+
+        A monitor that has already exited answers through its exit record on disk.
+        """
+        try:
+            return MonitorState.from_json(await self._call({"op": "state"}))
+        except Unavailable:
+            record = read_exit_record(self.state_dir)
+            if record is None:
+                raise
+        return MonitorState(status="stopped", pid=record.pid or 0, started_at=record.started_at,
+                            finished_at=record.finished_at, exit_code=record.exit_code,
+                            signal=record.signal, oom_killed=record.oom_killed)
 
     async def start(self) -> None:
         """Start the created container."""
@@ -341,6 +365,18 @@ class MonitorClient:
             raise Unavailable(f"monitor of {self.state_dir.name} does not answer")
         raise Unavailable(f"monitor of {self.state_dir.name} is gone and left no exit record")
 
+    async def wait_gone(self, timeout: float = 10.0) -> bool:
+        """Wait until the monitor process has exited (after its container); False on timeout.
+
+        For the daemon's delete: the state directory is the monitor's until it is gone.
+        """
+        deadline = time.monotonic() + timeout
+        while await asyncio.to_thread(monitor_alive, self.state_dir):
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
     async def attach(
         self,
         *,
@@ -360,13 +396,3 @@ class MonitorClient:
             await _close(writer)
             raise
         return Attachment(reader, writer, bool(answer.get("tty")))
-
-
-def wait_for_monitor_exit(state_dir: Path | str, timeout: float = 10.0) -> bool:
-    """Block until the monitor of ``state_dir`` has exited; False on timeout."""
-    deadline = time.monotonic() + timeout
-    while monitor_alive(state_dir):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True

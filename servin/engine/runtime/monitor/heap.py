@@ -72,6 +72,7 @@ def fill_free_blocks(rounds: int = 3) -> int:
 
 
 def trim() -> None:
-    """Give glibc's free heap pages back to the kernel (they would be copied, not shared)."""
+    """Give glibc's free heap pages back to the kernel: the zygote's RSS is shared by every
+    monitor (each counts its share in PSS), so it should hold no free memory."""
     with contextlib.suppress(AttributeError, OSError):
         ctypes.CDLL(None).malloc_trim(0)

@@ -6,8 +6,8 @@ trailing newline, as Docker does. CRI: ``<RFC3339Nano> <stream> <F|P> <bytes>\\n
 piece of a longer line. Both rotate at ``max_size`` keeping ``max_file`` files (the log, then
 ``.1`` the newest rotated one, ...); with ``max_file`` 1 the log is truncated instead.
 
-Writes go straight to the kernel (no user-space buffer), so a monitor that dies loses nothing
-it had written; ``sync`` makes them durable before the exit record is written.
+Writes go straight to the kernel (no user-space buffer): once ``write`` returns, a monitor
+that dies loses nothing. A failing disk never stops the monitor: errors are counted.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import os
 import time
 from json.encoder import encode_basestring  # the C escaper: fast, no ensure_ascii
 
-from servin.engine.runtime.monitor.protocol import STDERR, STDOUT, LogConfig
+from servin.engine.runtime.monitor.protocol import STDERR, STDOUT, LogConfig, utc_seconds_text
 
 # The longest piece of a line logged as one entry (Docker's and containerd's default).
 MAX_LINE = 16 * 1024
@@ -62,9 +62,9 @@ class LogWriter:
     def _timestamp(self, ns: int) -> bytes:
         sec, frac = divmod(ns, 1_000_000_000)
         if sec != self._sec:
-            # strftime once per second; the nanoseconds are appended per entry.
+            # The date text once per second; the nanoseconds are appended per entry.
             self._sec = sec
-            self._sec_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+            self._sec_text = utc_seconds_text(sec)
         return f"{self._sec_text}.{frac:09d}Z".encode()
 
     def _entry(self, stream: int, piece: bytes, complete: bool, ts: bytes) -> bytes:
@@ -137,8 +137,7 @@ class LogWriter:
 
     def _rotate(self) -> None:
         path = self.path
-        os.close(self._fd)
-        self._fd = -1
+        self.close()
         keep = self.max_file
         try:
             if keep >= 2:
@@ -150,13 +149,20 @@ class LogWriter:
                 os.rename(path, f"{path}.1")
         except OSError:
             self.errors += 1
-        self._open(truncate=True)
+        self._reopen(truncate=True)
+
+    def _reopen(self, *, truncate: bool) -> None:
+        try:
+            self._open(truncate=truncate)
+        except OSError:
+            self.errors += 1  # writes fail (and are counted) until a later rotation succeeds
+            self._fd = -1
+            self._size = 0
 
     def reopen(self) -> None:
         """Reopen the log path (after someone else rotated it, as kubelet does in CRI mode)."""
-        if self._fd >= 0:
-            os.close(self._fd)
-        self._open(truncate=False)
+        self.close()
+        self._reopen(truncate=False)
 
     def sync(self) -> None:
         """Make everything written so far durable."""
@@ -168,5 +174,8 @@ class LogWriter:
     def close(self) -> None:
         """Close the file (pending partial lines are not written: call ``finish`` first)."""
         if self._fd >= 0:
-            os.close(self._fd)
+            try:  # noqa: SIM105 (contextlib costs the monitor pages)
+                os.close(self._fd)
+            except OSError:
+                pass
             self._fd = -1

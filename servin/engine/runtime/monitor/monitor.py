@@ -22,7 +22,6 @@ import _signal
 import _socket
 import fcntl
 import gc
-import json
 import os
 import select
 import struct
@@ -44,6 +43,7 @@ from servin.engine.runtime.monitor.protocol import (
     MONITOR_SOCK,
     STDERR,
     STDOUT,
+    decode_line,
     encode_line,
     error_answer,
     error_from_answer,
@@ -107,10 +107,9 @@ class Monitor:
         self.state_dir: str = state["state_dir"]
         self.tty: bool = state["tty"]
         self.cgroups_path: str | None = state["cgroups_path"]
-        self.spec: dict[str, Any] = state["spec"]
-        log = state["log"]
-        self.log = LogWriter(log["path"], log["driver"], log["max_size"], log["max_file"],
-                             fd=fds[names["log"]])
+        self.spec: str = state["spec"]  # kept as JSON text: only helpers need it parsed
+        self.log = LogWriter(state["log_path"], state["log_driver"], state["log_max_size"],
+                             state["log_max_file"], fd=fds[names["log"]])
         self.listener = _socket.socket(fileno=fds[names["listener"]])
         self.listener.setblocking(False)
         self.wake_r = wake_r
@@ -178,8 +177,7 @@ class Monitor:
                 _signal.set_wakeup_fd(-1)
                 _signal.signal(_SIGCHLD, _signal.SIG_DFL)
                 try:
-                    runtime = _make_runtime(self.spec)
-                    answer = {"ok": True, "result": getattr(runtime, call)(self.id, *args, **kwargs)}
+                    answer = {"ok": True, "result": self._runtime_call(call, args, kwargs)}
                 except BaseException as e:
                     if not isinstance(e, ServinError):
                         traceback.print_exc(file=sys.stderr)
@@ -197,10 +195,14 @@ class Monitor:
             os.waitpid(pid, 0)
         if not chunks:
             raise Internal(f"{what}: the runtime helper died")
-        answer = json.loads(b"".join(chunks))
+        answer = decode_line(b"".join(chunks))
         if not answer.get("ok"):
             raise error_from_answer(answer)
         return answer.get("result")
+
+    def _runtime_call(self, call: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """In the helper: ``runtime.<call>(id, *args, **kwargs)``."""
+        return getattr(_make_runtime(self.spec), call)(self.id, *args, **kwargs)
 
     # ----- the event loop --------------------------------------------------------------------
 
@@ -263,11 +265,15 @@ class Monitor:
                     not self.outputs or time.monotonic() >= (self.drain_deadline or 0.0)
                 ):
                     self._finish()
-            elif (not self.attached and not self.waiters) or (
-                time.monotonic() >= (self.linger_deadline or 0.0)
-            ):
+            elif not self._draining() or time.monotonic() >= (self.linger_deadline or 0.0):
                 break
         self._shutdown()
+
+    def _draining(self) -> bool:
+        """Whether a client still has output coming: an attach stream or an answer."""
+        if self.attached:
+            return True
+        return any(conn.outbuf for conn in self.conns.values())
 
     def _on_wakeup(self) -> None:
         try:
@@ -410,15 +416,15 @@ class Monitor:
     # ----- control connections ---------------------------------------------------------------
 
     def _on_accept(self) -> None:
-        while True:
-            try:
-                fd, _ = self.listener._accept()
-            except OSError:
-                return  # EAGAIN, or EMFILE and friends: the client sees its connection fail
-            os.set_blocking(fd, False)
-            conn = _Conn(fd)
-            self.conns[fd] = conn
-            self._watch_read(fd, lambda c=conn: self._on_conn_read(c))
+        # One accept per event (epoll is level-triggered: more pending, more events).
+        try:
+            fd, _ = self.listener._accept()
+        except OSError:
+            return  # EAGAIN, or EMFILE and friends: the client sees its connection fail
+        os.set_blocking(fd, False)
+        conn = _Conn(fd)
+        self.conns[fd] = conn
+        self._watch_read(fd, lambda c=conn: self._on_conn_read(c))
 
     def _drop(self, conn: _Conn) -> None:
         if self.conns.pop(conn.fd, None) is None:
@@ -501,7 +507,7 @@ class Monitor:
 
     def _request(self, conn: _Conn, line: bytes) -> None:
         try:
-            request = json.loads(line)
+            request = decode_line(line)
             op = self._ops.get(request.get("op"))
             if op is None:
                 raise InvalidArgument(f"unknown monitor request {request.get('op')!r}")
@@ -592,8 +598,10 @@ class Monitor:
     def _finish(self) -> None:
         """The init has exited: log the rest, write the exit record, then tell waiters."""
         self._drain_outputs()
+        # Every line is in the kernel before the record exists (the writer has no buffer of
+        # its own). No fdatasync: that guards against a machine crash, which also takes the
+        # record (it lives in the volatile exec root), and costs milliseconds per exit.
         self.log.finish()
-        self.log.sync()
         status = self.exit_status
         assert status is not None
         sig: int | None = None
@@ -610,19 +618,10 @@ class Monitor:
             "started_at": self.started_at,
             "pid": self.pid,
         }
-        write_file_atomic(os.path.join(self.state_dir, EXIT_RECORD),
-                          json.dumps(record).encode() + b"\n")
+        write_file_atomic(os.path.join(self.state_dir, EXIT_RECORD), encode_line(record))
         # The runtime's state goes before anyone hears of the exit, so a daemon that reacts
-        # by creating the container again (restart policy) finds the id free. This process
-        # is about to exit: no need for a helper fork to keep its memory small.
-        try:
-            _make_runtime(self.spec).delete(self.id)
-        except Exception as e:
-            print(f"servin-monitor {self.id}: delete: {e}", file=sys.stderr, flush=True)
-            try:  # noqa: SIM105 (contextlib costs the monitor pages)
-                _make_runtime(self.spec).delete(self.id, force=True)
-            except Exception:
-                pass
+        # by creating the container again (restart policy) finds the id free.
+        self._delete_container()
         self.record = record
         self.status = "stopped"
         self._close_stdin_now()
@@ -631,6 +630,17 @@ class Monitor:
             self._close_when_flushed(conn)
         self.waiters.clear()
         self.linger_deadline = time.monotonic() + LINGER_TIMEOUT
+
+    def _delete_container(self) -> None:
+        # This process is about to exit: no need for a helper fork to keep its memory small.
+        try:
+            _make_runtime(self.spec).delete(self.id)
+        except Exception as e:
+            print(f"servin-monitor {self.id}: delete: {e}", file=sys.stderr, flush=True)
+            try:  # noqa: SIM105 (contextlib costs the monitor pages)
+                _make_runtime(self.spec).delete(self.id, force=True)
+            except Exception:
+                pass
 
     def _oom_killed(self) -> bool:
         cgroups: Any = sys.modules.get("servin.engine.linux.cgroups")  # preloaded, if present
@@ -653,17 +663,20 @@ class Monitor:
         self.log.close()
 
 
-def _make_runtime(spec_json: dict[str, Any]) -> Any:
+def _make_runtime(spec_text: str) -> Any:
     from servin.engine.runtime.monitor.protocol import SpawnSpec
     from servin.engine.runtime.monitor.runtimes import make_runtime
 
-    spec = SpawnSpec.from_json(spec_json)
+    spec = SpawnSpec.from_json(decode_line(spec_text.encode()))
     return make_runtime(spec.runtime, spec.state_dir)
 
 
 def main(client_fd: int) -> int:
     """The monitor's life, in the child the zygote just forked; returns its exit status."""
     try:
+        # The zygote's dispositions are not ours: its SIGTERM handler would release its
+        # socket, and an ignored signal would stay ignored down to the container's process.
+        _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
         os.setsid()
         set_child_subreaper()
         set_process_name(MONITOR_COMM)
@@ -694,8 +707,8 @@ def main(client_fd: int) -> int:
         fds: list[int] = []
         for level, kind, data in ancillary:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                fds.extend(struct.unpack(f"{len(data) // 4}i", data[: len(data) // 4 * 4]))
-        monitor = Monitor(json.loads(message), fds, wake_r)
+                fds.extend(memoryview(data)[: len(data) // 4 * 4].cast("i").tolist())
+        monitor = Monitor(decode_line(message), fds, wake_r)
     except BaseException:
         traceback.print_exc(file=sys.stderr)
         return 1

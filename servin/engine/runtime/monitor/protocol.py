@@ -12,6 +12,8 @@ uint32 payload length) and raw stdin bytes from the client to the monitor.
 from __future__ import annotations
 
 import json
+import json.decoder
+import json.encoder
 import os
 import struct
 import time
@@ -61,12 +63,34 @@ def parse_frame_header(header: bytes) -> tuple[int, int]:
     return _FRAME.unpack(header)
 
 
+def utc_seconds_text(sec: int) -> str:
+    """``YYYY-MM-DDTHH:MM:SS`` (UTC) of a Unix time, by integer arithmetic.
+
+    Not ``time.strftime``: in a monitor its locale and time-zone machinery costs private
+    pages (see monitor.py); the proleptic Gregorian conversion is a dozen integer operations.
+    """
+    days, rem = divmod(sec, 86400)
+    hour, rem = divmod(rem, 3600)
+    minute, second = divmod(rem, 60)
+    # Civil date from days since 1970-01-01, in 400-year eras starting on March 1st.
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    year = yoe + era * 400 + (month <= 2)
+    return f"{year:04d}-{month:02d}-{day:02d}T{hour:02d}:{minute:02d}:{second:02d}"
+
+
 def rfc3339_nano(ns: int | None = None) -> str:
     """A UTC timestamp with nanoseconds, as Go's RFC3339Nano writes it but fixed-width."""
     if ns is None:
         ns = time.time_ns()
     sec, frac = divmod(ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{frac:09d}Z"
+    return f"{utc_seconds_text(sec)}.{frac:09d}Z"
 
 
 def error_answer(error: BaseException) -> dict[str, Any]:
@@ -87,9 +111,35 @@ def one_line(text: str) -> str:
     return "; ".join(parts) if parts else text.strip()
 
 
+# The C encoder and scanner, called directly: json.dumps/json.loads run several Python
+# functions per call, each a private page or two in every monitor that calls them.
+_c_encoder = json.encoder.c_make_encoder
+_encode = (
+    _c_encoder(None, None, json.encoder.encode_basestring_ascii, None, ":", ",",
+               False, False, True)
+    if _c_encoder is not None
+    else None
+)
+_scan = json.decoder.JSONDecoder().scan_once
+
+
 def encode_line(obj: Mapping[str, Any]) -> bytes:
-    """One protocol line."""
-    return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+    """One protocol line: compact JSON and a newline."""
+    if _encode is None:
+        return json.dumps(obj, separators=(",", ":")).encode() + b"\n"
+    return "".join(_encode(obj, 0)).encode() + b"\n"
+
+
+def decode_line(line: bytes) -> Any:
+    """Parse one protocol line (one JSON value, surrounding whitespace allowed)."""
+    text = line.decode().strip()
+    try:
+        value, end = _scan(text, 0)
+    except StopIteration:
+        raise ValueError("not a JSON value") from None
+    if end != len(text):
+        raise ValueError("extra data after the JSON value")
+    return value
 
 
 @dataclass(frozen=True)
@@ -233,17 +283,24 @@ class MonitorState:
         )
 
 
-def write_file_atomic(path: Path | str, data: bytes) -> None:
-    """Write ``path`` so a reader sees the old content or all of the new, even after a crash."""
+def write_file_atomic(path: Path | str, data: bytes, *, durable: bool = True) -> None:
+    """Write ``path`` so a reader sees the old content or all of the new.
+
+    ``durable``: fsync the file before the rename and the directory after it, so the new
+    content also survives a crash of the machine.
+    """
     directory, name = os.path.split(os.fspath(path))
     tmp = os.path.join(directory, f".{name}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, data)
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     finally:
         os.close(fd)
     os.rename(tmp, path)
+    if not durable:
+        return
     dfd = os.open(directory or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(dfd)

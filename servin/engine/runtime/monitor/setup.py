@@ -29,6 +29,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+from servin.engine.runtime.monitor.prctl import set_process_name
 from servin.engine.runtime.monitor.protocol import (
     CONSOLE_SOCK,
     CONTAINER_PID,
@@ -50,6 +51,7 @@ from servin.errors import Conflict, Internal, InvalidArgument, ServinError
 CONSOLE_TIMEOUT = 10.0  # how long the runtime may take to send the pty master
 REQUEST_TIMEOUT = 5.0  # a client that connects and says nothing is dropped
 UNIX_PATH_MAX = 107
+SETUP_COMM = "servin-setup"
 
 # Set by the zygote at start; read here to answer ``ping`` and ``shutdown``.
 ZYGOTE: dict[str, Any] = {}
@@ -95,6 +97,7 @@ def run(client_fd: int, channel: socket.socket) -> int:
     the client hears of it; otherwise the monitor sees ``channel`` close and exits.
     """
     try:
+        set_process_name(SETUP_COMM)  # not to be taken for the monitor in ps
         request = _read_request(client_fd)
         op = request.get("op")
         if op == "ping":
@@ -102,12 +105,6 @@ def run(client_fd: int, channel: socket.socket) -> int:
             return 0
         if op == "shutdown":
             _shutdown_zygote()
-            _answer(client_fd, {"ok": True})
-            return 0
-        if op == "debug_dump":  # TEMPORARY
-            sys.path.insert(0, "/tmp/dev")
-            import objdump
-            objdump.dump(request["path"])
             _answer(client_fd, {"ok": True})
             return 0
         if op != "spawn":
@@ -120,7 +117,7 @@ def run(client_fd: int, channel: socket.socket) -> int:
     try:
         state, fds = creation.run()
         channel.sendmsg(
-            [json.dumps(state).encode()],
+            [encode_line(state)],
             [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))],
         )
     except BaseException as e:
@@ -216,13 +213,16 @@ class _Creation:
         self.fds.append(os.open(spec.log.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND
                                 | os.O_CLOEXEC, 0o640))
         self.owned.append(CONTAINER_PID)
-        write_file_atomic(self._path(CONTAINER_PID), f"{self.pid}\n".encode())
+        # Atomic but not fsynced: the state dir is volatile (/run); a crash of the machine
+        # takes these files with it, so fsync would only cost time on every spawn.
+        write_file_atomic(self._path(CONTAINER_PID), f"{self.pid}\n".encode(), durable=False)
         monitor = os.getppid()
         self.owned.append(MONITOR_PID)
         write_file_atomic(self._path(MONITOR_PID),
-                          f"{monitor}\n{proc_start_ticks(monitor)}\n".encode())
+                          f"{monitor}\n{proc_start_ticks(monitor)}\n".encode(), durable=False)
         os.close(self.dir_fd)
         self.dir_fd = -1
+        # Flat, and the spec as text: the monitor parses as little as it can.
         state = {
             "id": spec.id,
             "pid": self.pid,
@@ -230,9 +230,11 @@ class _Creation:
             "tty": spec.tty,
             "open_stdin": spec.open_stdin,
             "cgroups_path": cgroups_path,
-            "log": {"path": str(spec.log.path), "driver": spec.log.driver,
-                    "max_size": spec.log.max_size, "max_file": spec.log.max_file},
-            "spec": spec.to_json(),
+            "log_path": str(spec.log.path),
+            "log_driver": spec.log.driver,
+            "log_max_size": spec.log.max_size,
+            "log_max_file": spec.log.max_file,
+            "spec": encode_line(spec.to_json()).decode(),
             "fds": names,
         }
         return state, self.fds

@@ -50,6 +50,7 @@ class InitContext:
     stdio: Stdio | None
     console: socket.socket | None = None
     namespace_fds: dict[str, int] = field(default_factory=dict)
+    seccomp_program: tuple[bytes, int] | None = None  # compiled by the creator
 
 
 class _Reporter:
@@ -124,7 +125,7 @@ def _setup_and_exec(ctx: InitContext, reporter: _Reporter) -> None:
     if spec.seccomp is not None and not process.no_new_privileges:
         # Without no_new_privs the filter can only be loaded with CAP_SYS_ADMIN, which the
         # identity switch below gives up.
-        _load_seccomp(spec.seccomp)
+        _load_seccomp(ctx)
     proc.apply_identity(process)
     # Only the two sockets stay open from here on, so a cwd like /proc/self/fd/N cannot name
     # anything of the host; chdir runs as the container's user with its final capabilities.
@@ -144,7 +145,7 @@ def _setup_and_exec(ctx: InitContext, reporter: _Reporter) -> None:
     if process.no_new_privileges:
         prctl.set_no_new_privs()
     if spec.seccomp is not None and process.no_new_privileges:
-        _load_seccomp(spec.seccomp)
+        _load_seccomp(ctx)
     try:
         os.execve(executable, list(process.args), env)
     except OSError as exc:
@@ -236,11 +237,12 @@ def _setup_terminal(ctx: InitContext, uid: int, size: tuple[int, int] | None) ->
     os.close(slave)
 
 
-def _load_seccomp(profile: dict[str, object]) -> None:
-    # Imported (and libseccomp loaded) by the creator before the fork: see _check_seccomp.
-    from servin.engine.linux.seccomp import load_filter
+def _load_seccomp(ctx: InitContext) -> None:
+    # Imported and compiled by the creator before the fork: see runtime._seccomp_program.
+    from servin.engine.linux.seccomp import load_program
 
-    load_filter(profile)
+    assert ctx.seccomp_program is not None
+    load_program(*ctx.seccomp_program)
 
 
 def _wait_for_start(listener: socket.socket) -> socket.socket:

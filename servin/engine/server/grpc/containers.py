@@ -15,8 +15,20 @@ from servin.engine.server.grpc.filters import filter_map, label_matches
 from servin.engine.server.grpc.timestamps import from_ns, to_ns
 from servin.humanize import ago, human_duration
 
-_LIST_FILTERS = {"id", "name", "label", "status", "exited", "ancestor", "before", "since",
-                 "volume", "network", "health", "is-task"}
+_LIST_FILTERS = {
+    "id",
+    "name",
+    "label",
+    "status",
+    "exited",
+    "ancestor",
+    "before",
+    "since",
+    "volume",
+    "network",
+    "health",
+    "is-task",
+}
 
 
 def status_text(c: Container, now: float | None = None) -> str:
@@ -36,20 +48,30 @@ def status_text(c: Container, now: float | None = None) -> str:
 
 def command_text(c: Container) -> str:
     """The command docker shows in ``ps``: entrypoint + cmd as given."""
-    return " ".join([*c.spec.entrypoint, *c.spec.cmd]) if (c.spec.cmd or c.spec.entrypoint) \
-        else ""
+    return " ".join([*c.spec.entrypoint, *c.spec.cmd]) if (c.spec.cmd or c.spec.entrypoint) else ""
 
 
 def summary(c: Container, command: str = "") -> containers_pb2.ContainerSummary:
     """The list view of a container."""
     s = c.state
     return containers_pb2.ContainerSummary(
-        id=c.id, name=c.name, image=c.image_ref, image_id=c.image_id,
-        command=command or command_text(c), created=from_ns(c.created_ns), state=s.status,
-        status=status_text(c), labels=dict(c.spec.labels), exit_code=s.exit_code,
-        started_at=from_ns(s.started_at_ns), finished_at=from_ns(s.finished_at_ns),
-        restart_count=s.restart_count, mounts=list(c.spec.mounts), pod_id=c.spec.pod_id,
-        runtime=c.runtime, networks=[c.spec.network_mode] if c.spec.network_mode else [],
+        id=c.id,
+        name=c.name,
+        image=c.image_ref,
+        image_id=c.image_id,
+        command=command or command_text(c),
+        created=from_ns(c.created_ns),
+        state=s.status,
+        status=status_text(c),
+        labels=dict(c.spec.labels),
+        exit_code=s.exit_code,
+        started_at=from_ns(s.started_at_ns),
+        finished_at=from_ns(s.finished_at_ns),
+        restart_count=s.restart_count,
+        mounts=list(c.spec.mounts),
+        pod_id=c.spec.pod_id,
+        runtime=c.runtime,
+        networks=[c.spec.network_mode] if c.spec.network_mode else [],
     )
 
 
@@ -62,12 +84,14 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
         return False
     if "status" in filters and c.state.status not in filters["status"]:
         return False
-    if "exited" in filters and (c.state.status != EXITED
-                                or str(c.state.exit_code) not in filters["exited"]):
+    if "exited" in filters and (
+        c.state.status != EXITED or str(c.state.exit_code) not in filters["exited"]
+    ):
         return False
-    if "ancestor" in filters and not any(v in (c.image_ref, c.image_id) or
-                                         c.image_id.removeprefix("sha256:").startswith(v)
-                                         for v in filters["ancestor"]):
+    if "ancestor" in filters and not any(
+        v in (c.image_ref, c.image_id) or c.image_id.removeprefix("sha256:").startswith(v)
+        for v in filters["ancestor"]
+    ):
         return False
     return "network" not in filters or c.spec.network_mode in filters["network"]
 
@@ -79,40 +103,46 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         self.engine = engine
         self.containers = engine.containers
 
-    async def Create(self, request: containers_pb2.CreateContainerRequest,
-                     context: grpc.aio.ServicerContext) -> containers_pb2.CreateContainerResponse:
+    async def Create(
+        self, request: containers_pb2.CreateContainerRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.CreateContainerResponse:
         c = await self.containers.create(request.name, request.spec)
         return containers_pb2.CreateContainerResponse(id=c.id)
 
-    async def Start(self, request: containers_pb2.StartContainerRequest,
-                    context: grpc.aio.ServicerContext) -> containers_pb2.StartContainerResponse:
+    async def Start(
+        self, request: containers_pb2.StartContainerRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.StartContainerResponse:
         await self.containers.start(request.id)
         return containers_pb2.StartContainerResponse()
 
-    async def Stop(self, request: containers_pb2.StopContainerRequest,
-                   context: grpc.aio.ServicerContext) -> containers_pb2.StopContainerResponse:
+    async def Stop(
+        self, request: containers_pb2.StopContainerRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.StopContainerResponse:
         await self.containers.stop(request.id, request.timeout, request.signal)
         return containers_pb2.StopContainerResponse()
 
-    async def Restart(self, request: containers_pb2.RestartContainerRequest,
-                      context: grpc.aio.ServicerContext
-                      ) -> containers_pb2.RestartContainerResponse:
+    async def Restart(
+        self, request: containers_pb2.RestartContainerRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.RestartContainerResponse:
         await self.containers.stop(request.id, request.timeout)
         await self.containers.start(request.id)
         return containers_pb2.RestartContainerResponse()
 
-    async def Kill(self, request: containers_pb2.KillContainerRequest,
-                   context: grpc.aio.ServicerContext) -> containers_pb2.KillContainerResponse:
+    async def Kill(
+        self, request: containers_pb2.KillContainerRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.KillContainerResponse:
         await self.containers.kill(request.id, request.signal or "KILL")
         return containers_pb2.KillContainerResponse()
 
-    async def Remove(self, request: containers_pb2.RemoveContainerRequest,
-                     context: grpc.aio.ServicerContext) -> containers_pb2.RemoveContainerResponse:
+    async def Remove(
+        self, request: containers_pb2.RemoveContainerRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.RemoveContainerResponse:
         await self.containers.remove(request.id, force=request.force)
         return containers_pb2.RemoveContainerResponse()
 
-    async def List(self, request: containers_pb2.ListContainersRequest,
-                   context: grpc.aio.ServicerContext) -> containers_pb2.ListContainersResponse:
+    async def List(
+        self, request: containers_pb2.ListContainersRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.ListContainersResponse:
         filters = filter_map(request.filters, _LIST_FILTERS)
         found = await self.containers.list()
         if not request.all and "status" not in filters and "exited" not in filters:
@@ -139,58 +169,87 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         image = config.get("config") or {}
         return [*(image.get("Entrypoint") or []), *(image.get("Cmd") or [])]
 
-    async def Inspect(self, request: containers_pb2.InspectContainerRequest,
-                      context: grpc.aio.ServicerContext) -> containers_pb2.ContainerDetail:
+    async def Inspect(
+        self, request: containers_pb2.InspectContainerRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.ContainerDetail:
         c = await self.containers.resolve(request.id)
         extra = await asyncio.to_thread(self.containers.inspect_extra, c)
         s = c.state
         config_args = extra["args"]
         return containers_pb2.ContainerDetail(
-            id=c.id, name=c.name, created=from_ns(c.created_ns), image=c.image_ref,
-            image_id=c.image_id, spec=c.spec,
+            id=c.id,
+            name=c.name,
+            created=from_ns(c.created_ns),
+            image=c.image_ref,
+            image_id=c.image_id,
+            spec=c.spec,
             state=containers_pb2.ContainerStateDetail(
-                status=s.status, running=s.status in (RUNNING, "paused"),
-                paused=s.status == "paused", restarting=s.status == "restarting",
-                oom_killed=s.oom_killed, dead=s.status == "dead", pid=s.pid,
-                exit_code=s.exit_code, error=s.error, started_at=from_ns(s.started_at_ns),
-                finished_at=from_ns(s.finished_at_ns)),
-            path=config_args[0] if config_args else "", args=config_args[1:],
-            log_path=extra["log_path"], bundle_path=extra["bundle"], rootfs=extra["rootfs"],
-            restart_count=s.restart_count, mounts=list(c.spec.mounts),
-            hostname_path=extra["etc"]["/etc/hostname"], hosts_path=extra["etc"]["/etc/hosts"],
-            resolv_conf_path=extra["etc"]["/etc/resolv.conf"], pod_id=c.spec.pod_id,
+                status=s.status,
+                running=s.status in (RUNNING, "paused"),
+                paused=s.status == "paused",
+                restarting=s.status == "restarting",
+                oom_killed=s.oom_killed,
+                dead=s.status == "dead",
+                pid=s.pid,
+                exit_code=s.exit_code,
+                error=s.error,
+                started_at=from_ns(s.started_at_ns),
+                finished_at=from_ns(s.finished_at_ns),
+            ),
+            path=config_args[0] if config_args else "",
+            args=config_args[1:],
+            log_path=extra["log_path"],
+            bundle_path=extra["bundle"],
+            rootfs=extra["rootfs"],
+            restart_count=s.restart_count,
+            mounts=list(c.spec.mounts),
+            hostname_path=extra["etc"]["/etc/hostname"],
+            hosts_path=extra["etc"]["/etc/hosts"],
+            resolv_conf_path=extra["etc"]["/etc/resolv.conf"],
+            pod_id=c.spec.pod_id,
             driver=self.engine.snapshots.driver,
         )
 
-    async def Wait(self, request: containers_pb2.WaitContainerRequest,
-                   context: grpc.aio.ServicerContext) -> containers_pb2.WaitContainerResponse:
+    async def Wait(
+        self, request: containers_pb2.WaitContainerRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.WaitContainerResponse:
         state = await self.containers.wait(request.id, request.condition)
-        return containers_pb2.WaitContainerResponse(exit_code=state.exit_code, error=state.error,
-                                                    oom_killed=state.oom_killed)
+        return containers_pb2.WaitContainerResponse(
+            exit_code=state.exit_code, error=state.error, oom_killed=state.oom_killed
+        )
 
-    async def Logs(self, request: containers_pb2.ContainerLogsRequest,
-                   context: grpc.aio.ServicerContext) -> AsyncIterator[containers_pb2.LogEntry]:
+    async def Logs(
+        self, request: containers_pb2.ContainerLogsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[containers_pb2.LogEntry]:
         want = {1: request.stdout or not request.stderr, 2: request.stderr or not request.stdout}
         async for line in self.containers.logs(
-            request.id, follow=request.follow, tail=request.tail,
-            since_ns=to_ns(request.since), until_ns=to_ns(request.until),
+            request.id,
+            follow=request.follow,
+            tail=request.tail,
+            since_ns=to_ns(request.since),
+            until_ns=to_ns(request.until),
         ):
             if want[line.stream]:
-                yield containers_pb2.LogEntry(stream=line.stream, time=from_ns(line.time_ns),
-                                              data=line.data)
+                yield containers_pb2.LogEntry(
+                    stream=line.stream, time=from_ns(line.time_ns), data=line.data
+                )
 
-
-
-    async def Attach(self, request_iterator: AsyncIterator[containers_pb2.AttachInput],
-                     context: grpc.aio.ServicerContext
-                     ) -> AsyncIterator[containers_pb2.AttachOutput]:
+    async def Attach(
+        self,
+        request_iterator: AsyncIterator[containers_pb2.AttachInput],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[containers_pb2.AttachOutput]:
         first = await anext(aiter(request_iterator), None)
         if first is None:
             return
         c = await self.containers.resolve(first.id)
         want_out = first.stdout or not (first.stdin or first.stderr)
-        options = {"stdin": first.stdin, "stdout": want_out, "stderr": first.stderr or want_out,
-                   "stdin_once": first.stdin}
+        options = {
+            "stdin": first.stdin,
+            "stdout": want_out,
+            "stderr": first.stderr or want_out,
+            "stdin_once": first.stdin,
+        }
         if c.state.running:
             attachment = await self.containers.attach_running(c, options)
             yield containers_pb2.AttachOutput()  # registered

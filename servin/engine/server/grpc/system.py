@@ -20,7 +20,7 @@ from servin.engine.events import Event, SubscriberTooSlow
 from servin.engine.images.platforms import host_platform
 from servin.engine.server.grpc.filters import filter_map, label_matches
 from servin.engine.server.grpc.timestamps import from_ns, to_ns
-from servin.errors import Unavailable
+from servin.errors import NotFound, Unavailable
 from servin.version import git_commit
 
 _EVENT_FILTERS = {"type", "event", "container", "image", "volume", "network", "pod", "label"}
@@ -70,7 +70,7 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
             id=self.engine.id,
             name=socket.gethostname(),
             images=len(images),
-            storage_driver=cfg.storage_driver,
+            storage_driver=self.engine.snapshots.driver,
             cgroup_driver="cgroupfs",
             cgroup_version=hostinfo.cgroup_version(),
             kernel_version=hostinfo.kernel_version(),
@@ -128,15 +128,26 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
         except SubscriberTooSlow as exc:
             raise Unavailable(str(exc)) from exc
 
+    def _usage(self, container_id: str) -> int:
+        try:
+            return self.engine.snapshots.usage(container_id)
+        except NotFound:
+            return 0  # removed while we were counting
+
     async def _containers_usage(self) -> system_pb2.DiskUsageItem:
         containers = await self.engine.containers.list()
-        sizes = await asyncio.to_thread(
-            lambda: [self.engine.snapshots.usage(c.id) for c in containers])
+        sizes = await asyncio.to_thread(lambda: [self._usage(c.id) for c in containers])
         active = sum(1 for c in containers if c.state.running)
-        reclaimable = sum(size for c, size in zip(containers, sizes, strict=True)
-                          if not c.state.running)
-        return system_pb2.DiskUsageItem(type="Containers", total=len(containers), active=active,
-                                        size=sum(sizes), reclaimable=reclaimable)
+        reclaimable = sum(
+            size for c, size in zip(containers, sizes, strict=True) if not c.state.running
+        )
+        return system_pb2.DiskUsageItem(
+            type="Containers",
+            total=len(containers),
+            active=active,
+            size=sum(sizes),
+            reclaimable=reclaimable,
+        )
 
     async def DiskUsage(
         self, request: system_pb2.DiskUsageRequest, context: grpc.aio.ServicerContext
@@ -150,15 +161,20 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
         unused = sum(i.size for i in images if i.id not in users)
         items = [
             system_pb2.DiskUsageItem(
-                type="Images", total=len(images), active=len(images) - sum(
-                    1 for i in images if i.id not in users), size=total, reclaimable=unused
+                type="Images",
+                total=len(images),
+                active=len(images) - sum(1 for i in images if i.id not in users),
+                size=total,
+                reclaimable=unused,
             ),
             await self._containers_usage(),
             system_pb2.DiskUsageItem(type="Local Volumes"),
             system_pb2.DiskUsageItem(type="Build Cache"),
         ]
         refs = [
-            system_pb2.ImageSummaryRef(id=i.id, repo_tags=i.repo_tags, size=i.size,
-                                       containers=users.get(i.id, 0)) for i in images
+            system_pb2.ImageSummaryRef(
+                id=i.id, repo_tags=i.repo_tags, size=i.size, containers=users.get(i.id, 0)
+            )
+            for i in images
         ]
         return system_pb2.DiskUsageResponse(items=items, images=refs)

@@ -7,11 +7,10 @@ import gzip
 import hashlib
 import zlib
 from pathlib import Path
-from typing import BinaryIO
 
 from servin.engine.images import compression
 from servin.engine.images.unpack import unpack_layer
-from servin.engine.store.content import BlobCorrupted, ContentStore
+from servin.engine.store.content import BlobCorrupted, ContentStore, HashingReader
 from servin.errors import InvalidArgument
 
 _CHUNK = 1 << 20
@@ -33,27 +32,6 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     return out
 
 
-class _Hashing:
-    """A read-only stream that hashes what passes through it."""
-
-    def __init__(self, inner: BinaryIO) -> None:
-        self.inner = inner
-        self.hash = hashlib.sha256()
-
-    def read(self, n: int = -1) -> bytes:
-        data = self.inner.read(n)
-        self.hash.update(data)
-        return data
-
-    def drain(self) -> None:
-        while self.read(_CHUNK):
-            pass
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self.hash.hexdigest()
-
-
 def unpack_blob(content: ContentStore, blob: str, diff_id: str, dest: Path) -> int:
     """Unpack a stored layer blob into the empty directory ``dest``; return bytes written.
 
@@ -64,9 +42,9 @@ def unpack_blob(content: ContentStore, blob: str, diff_id: str, dest: Path) -> i
     """
     with content.open(blob) as raw:
         kind, start = compression.sniff(raw)
-        packed = _Hashing(start)
+        packed = HashingReader(start)
         # An uncompressed blob is its own diff: one hash serves both checks.
-        plain = packed if kind == "none" else _Hashing(
+        plain = packed if kind == "none" else HashingReader(
             compression.decompressing_reader(packed, kind))  # type: ignore[arg-type]
         try:
             size = unpack_layer(plain, dest)  # type: ignore[arg-type]
@@ -87,7 +65,7 @@ def unpack_blob(content: ContentStore, blob: str, diff_id: str, dest: Path) -> i
     return size
 
 
-def _drain_checked(stream: _Hashing) -> None:
+def _drain_checked(stream: HashingReader) -> None:
     """Read to the end; a decompressor complaining there (a bad CRC) means a bad layer."""
     try:
         stream.drain()
@@ -99,7 +77,7 @@ def _drain_checked(stream: _Hashing) -> None:
         raise
 
 
-def _drain_quietly(stream: _Hashing) -> None:
+def _drain_quietly(stream: HashingReader) -> None:
     with contextlib.suppress(OSError):  # only the digest matters now
         stream.drain()
 
