@@ -13,12 +13,15 @@ _IMAGE = "servin.cli.commands.images"
 _SYSTEM = "servin.cli.commands.system"
 _DAEMON = "servin.cli.commands.daemon"
 _CONTAINER = "servin.cli.commands.containers"
+_INTERACTIVE = "servin.cli.commands.interactive"
+_STATS = "servin.cli.commands.stats"
 
 TOP_LEVEL = {
     "daemon": describe(f"{_DAEMON}:daemon", "Run the Servin engine daemon"),
     "version": describe(f"{_SYSTEM}:version", "Show the Servin version information"),
     "info": describe(f"{_SYSTEM}:info", "Display system-wide information"),
-    "system": describe(f"{_SYSTEM}:system", "Manage Servin (info, df)"),
+    "system": describe(f"{_SYSTEM}:system", "Manage Servin (info, df, events)"),
+    "events": describe(f"{_SYSTEM}:events", "Get real time events from the daemon"),
     "image": describe(f"{_IMAGE}:image", "Manage images"),
     "images": describe(f"{_IMAGE}:image_ls", "List images"),
     "rmi": describe(f"{_IMAGE}:image_rm", "Remove one or more images"),
@@ -37,6 +40,15 @@ TOP_LEVEL = {
     "logs": describe(f"{_CONTAINER}:logs", "Fetch the logs of a container"),
     "wait": describe(f"{_CONTAINER}:wait", "Block until containers stop, print their exit codes"),
     "inspect": describe(f"{_CONTAINER}:inspect", "Return low-level information on objects"),
+    "exec": describe(f"{_INTERACTIVE}:exec_", "Execute a command in a running container"),
+    "attach": describe(f"{_INTERACTIVE}:attach", "Attach to a running container's streams"),
+    "stats": describe(f"{_STATS}:stats", "Display a live stream of container resource usage"),
+    "top": describe(f"{_STATS}:top", "Display the running processes of a container"),
+    "pause": describe(f"{_CONTAINER}:pause", "Pause all processes within containers"),
+    "unpause": describe(f"{_CONTAINER}:unpause", "Unpause all processes within containers"),
+    "rename": describe(f"{_CONTAINER}:rename", "Rename a container"),
+    "update": describe(f"{_CONTAINER}:update", "Update configuration of containers"),
+    "tui": describe("servin.cli.commands.tui:tui", "Open the live console (containers, logs)"),
 }
 
 

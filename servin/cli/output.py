@@ -40,12 +40,12 @@ def print_rows(
             click.echo(json.dumps(row, separators=(",", ":"), default=str))
         return
     if fmt and not fmt.startswith("table"):
-        template = Template(_unescape(fmt))
+        template = Template(unescape(fmt))
         for row in rows:
             click.echo(template.render(row))
         return
     if fmt and fmt.startswith("table"):
-        spec = _unescape(fmt[len("table") :].strip())
+        spec = unescape(fmt[len("table") :].strip())
         if spec:
             cells = spec.split("\t")
             headers = [_header_for(cell, columns) for cell in cells]
@@ -60,7 +60,7 @@ def print_rows(
 def print_object(obj: Any, fmt: str | None) -> None:
     """Print one object (``inspect`` prints a JSON array of them without ``-f``)."""
     if fmt and fmt != "json":
-        click.echo(Template(_unescape(fmt)).render(obj))
+        click.echo(Template(unescape(fmt)).render(obj))
     else:
         click.echo(json.dumps(obj, indent=4, default=str))
 
@@ -68,7 +68,7 @@ def print_object(obj: Any, fmt: str | None) -> None:
 def print_objects(objs: Sequence[Any], fmt: str | None) -> None:
     """``inspect`` output: a JSON array, or the template once per object."""
     if fmt and fmt != "json":
-        template = Template(_unescape(fmt))
+        template = Template(unescape(fmt))
         for obj in objs:
             click.echo(template.render(obj))
     else:
@@ -106,5 +106,5 @@ def _print_table(headers: list[str], rows: list[list[str]]) -> None:
         click.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
 
 
-def _unescape(fmt: str) -> str:
+def unescape(fmt: str) -> str:
     return fmt.replace("\\t", "\t").replace("\\n", "\n")

@@ -105,6 +105,20 @@ RUN_OPTIONS = [
     _opt("--ulimit", multiple=True, metavar="NAME=SOFT[:HARD]", help="Ulimit options"),
     _opt("--shm-size", default="", help="Size of /dev/shm"),
     _opt("--group-add", multiple=True, help="Add additional groups to join"),
+    _opt("--health-cmd", default="", help="Command to run to check health"),
+    _opt("--health-interval", default="", help="Time between running the check (ms|s|m|h)"),
+    _opt("--health-timeout", default="", help="Maximum time to allow one check to run"),
+    _opt("--health-start-period", default="",
+         help="Start period for the container to initialize before counting retries"),
+    _opt("--health-retries", type=int, default=0,
+         help="Consecutive failures needed to report unhealthy"),
+    _opt("--no-healthcheck", is_flag=True, help="Disable any container-specified HEALTHCHECK"),
+    _opt(
+        "--restart",
+        default="",
+        metavar="POLICY",
+        help="Restart policy: no, on-failure[:max-retries], always, unless-stopped",
+    ),
     _opt(
         "--annotation", multiple=True, metavar="KEY=VALUE", help="Add an annotation to the OCI spec"
     ),
@@ -296,4 +310,86 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
         spec.shm_size = parse_bytes(o["shm_size"], "--shm-size")
     spec.group_add.extend(o["group_add"])
     spec.annotations.extend(o["annotation"])
+    if o["restart"]:
+        spec.restart_policy.CopyFrom(parse_restart(o["restart"]))
+    _health(spec, o)
     return spec
+
+
+def parse_duration(text: str, flag: str) -> int:
+    """Go-style durations (``1m30s``, ``500ms``, ``2h``) -> nanoseconds."""
+    units = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+             "m": 60_000_000_000, "h": 3_600_000_000_000}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise InvalidArgument(f"invalid duration {text!r} for {flag} (e.g. 30s, 1m30s, 500ms)")
+    return int(sum(float(n) * units[u] for n, u in parts))
+
+
+def _health(spec: Any, o: dict[str, Any]) -> None:
+    h = spec.healthcheck
+    if o["no_healthcheck"]:
+        if o["health_cmd"]:
+            raise InvalidArgument("--no-healthcheck conflicts with --health-* options")
+        h.disabled = True
+        h.test[:] = ["NONE"]
+        return
+    if o["health_cmd"]:
+        h.test[:] = ["CMD-SHELL", o["health_cmd"]]
+    for flag in ("health_interval", "health_timeout", "health_start_period"):
+        if o[flag]:
+            setattr(h, flag.removeprefix("health_") + "_ns",
+                    parse_duration(o[flag], "--" + flag.replace("_", "-")))
+    if o["health_retries"] < 0:
+        raise InvalidArgument("--health-retries cannot be negative")
+    h.retries = o["health_retries"]
+    if not (h.test or h.interval_ns or h.timeout_ns or h.start_period_ns or h.retries):
+        spec.ClearField("healthcheck")
+
+
+def parse_restart(text: str) -> Any:
+    """``on-failure:3`` -> RestartPolicy(name="on-failure", maximum_retry_count=3)."""
+    from servin.api.servin.v1 import containers_pb2
+
+    name, sep, count = text.partition(":")
+    if sep and not count.isdigit():
+        raise InvalidArgument(f"invalid restart policy {text!r}: maximum retry count must be "
+                              "a number")
+    return containers_pb2.RestartPolicy(name=name, maximum_retry_count=int(count or 0))
+
+
+UPDATE_FIELDS = {
+    # flag name -> (Resources field, parser)
+    "memory": ("memory", "bytes"),
+    "memory_swap": ("memory_swap", "bytes"),
+    "memory_reservation": ("memory_reservation", "bytes"),
+    "cpus": ("nano_cpus", "cpus"),
+    "cpu_shares": ("cpu_shares", "int"),
+    "cpu_period": ("cpu_period", "int"),
+    "cpu_quota": ("cpu_quota", "int"),
+    "cpuset_cpus": ("cpuset_cpus", "str"),
+    "cpuset_mems": ("cpuset_mems", "str"),
+    "pids_limit": ("pids_limit", "int"),
+}
+
+
+def build_update(values: dict[str, Any]) -> tuple[Any, list[str]]:
+    """The Resources message and the names of the fields ``update`` was given."""
+    from servin.api.servin.v1 import common_pb2
+
+    resources = common_pb2.Resources()
+    fields = []
+    for flag, (field, kind) in UPDATE_FIELDS.items():
+        value = values.get(flag)
+        if value in (None, ""):
+            continue
+        if kind == "bytes":
+            value = parse_bytes(str(value), f"--{flag.replace('_', '-')}")
+        elif kind == "cpus":
+            try:
+                value = round(float(value) * 1e9)
+            except ValueError:
+                raise InvalidArgument(f"invalid argument {value!r} for --cpus") from None
+        setattr(resources, field, value)
+        fields.append(field)
+    return resources, fields

@@ -4,6 +4,10 @@
 attributes (``client.images.List(...)``) taking and returning the generated protobuf
 messages, with every gRPC failure turned into a ``servin.errors`` exception. Hosts are
 ``unix:///path``, ``tcp://host:port`` or ``ssh://user@host[:port][/remote/socket]``.
+
+``Client`` speaks gRPC through ``h2channel`` (HTTP/2 on the ``h2`` library, no grpc import:
+the CLI's start-up budget cannot afford grpcio); ``SERVIN_CLIENT_TRANSPORT=grpc`` puts it
+on grpcio instead. ``AsyncClient`` uses grpc.aio.
 """
 
 from servin.client.hosts import DEFAULT_HOST, resolve_host
@@ -12,7 +16,7 @@ __all__ = ["DEFAULT_HOST", "AsyncClient", "Client", "resolve_host"]
 
 
 def __getattr__(name: str) -> object:
-    # Lazy: importing grpc costs tens of milliseconds the CLI's --help should not pay.
+    # Lazy: a transport costs tens of milliseconds the CLI's --help should not pay.
     if name == "Client":
         from servin.client.sync import Client
 

@@ -10,6 +10,8 @@ from servin.client.channel import channel_options, channel_target
 from servin.client.hosts import resolve_host
 from servin.client.services import AsyncService
 
+_ERRORS = (grpc.RpcError,)
+
 
 class AsyncClient:
     """An asyncio connection to one daemon. ``async with AsyncClient(host) as c: ...``."""
@@ -18,12 +20,12 @@ class AsyncClient:
         self.url = resolve_host(host)
         target, self.address, self._tunnel = channel_target(self.url)
         self._channel = grpc.aio.insecure_channel(target, options=channel_options())
-        self.containers: Any = AsyncService(self._channel, "containers", self.url)
-        self.images: Any = AsyncService(self._channel, "images", self.url)
-        self.volumes: Any = AsyncService(self._channel, "volumes", self.url)
-        self.networks: Any = AsyncService(self._channel, "networks", self.url)
-        self.pods: Any = AsyncService(self._channel, "pods", self.url)
-        self.system: Any = AsyncService(self._channel, "system", self.url)
+        self.containers: Any = AsyncService(self._channel, "containers", self.url, _ERRORS)
+        self.images: Any = AsyncService(self._channel, "images", self.url, _ERRORS)
+        self.volumes: Any = AsyncService(self._channel, "volumes", self.url, _ERRORS)
+        self.networks: Any = AsyncService(self._channel, "networks", self.url, _ERRORS)
+        self.pods: Any = AsyncService(self._channel, "pods", self.url, _ERRORS)
+        self.system: Any = AsyncService(self._channel, "system", self.url, _ERRORS)
 
     async def close(self) -> None:
         """Close the channel (and the ssh tunnel)."""

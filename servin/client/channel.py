@@ -1,31 +1,58 @@
-"""Opening a gRPC channel to a daemon address (unix, tcp, or ssh through a tunnel)."""
+"""Where a daemon address leads (unix, tcp, or ssh through a tunnel), for both transports."""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from servin.client.hosts import HostAddress, parse_host
-from servin.client.ssh import SSHTunnel
+
+if TYPE_CHECKING:
+    from servin.client.ssh import SSHTunnel
+
+MAX_MESSAGE = 64 * 1024 * 1024  # the daemon's limit too
 
 CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", 64 * 1024 * 1024),
-    ("grpc.max_send_message_length", 64 * 1024 * 1024),
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+    ("grpc.max_send_message_length", MAX_MESSAGE),
     ("grpc.enable_retries", 0),
 ]
 
 
-def channel_target(url: str) -> tuple[str, HostAddress, SSHTunnel | None]:
-    """The gRPC target for ``url``; for ssh, the started tunnel to close afterwards."""
+@dataclass(frozen=True)
+class Endpoint:
+    """The socket a client connects to: a unix path, or a tcp host and port."""
+
+    unix: str = ""
+    host: str = ""
+    port: int = 0
+
+    @property
+    def grpc_target(self) -> str:
+        """The target string grpcio takes."""
+        return f"unix:{self.unix}" if self.unix else f"{self.host}:{self.port}"
+
+
+def open_endpoint(url: str) -> tuple[Endpoint, HostAddress, SSHTunnel | None]:
+    """The endpoint for ``url``; for ssh, the started tunnel (close it afterwards)."""
     address = parse_host(url)
     if address.scheme == "unix":
-        return f"unix:{address.path}", address, None
+        return Endpoint(unix=address.path), address, None
     if address.scheme == "tcp":
-        return f"{address.host}:{address.port}", address, None
+        return Endpoint(host=address.host, port=address.port), address, None
+    from servin.client.ssh import SSHTunnel  # only ssh:// pays for subprocess and tempfile
+
     tunnel = SSHTunnel(address)
     local = tunnel.start()
-    return f"unix:{local}", address, tunnel
+    return Endpoint(unix=str(local)), address, tunnel
+
+
+def channel_target(url: str) -> tuple[str, HostAddress, SSHTunnel | None]:
+    """The grpcio target for ``url``; for ssh, the started tunnel to close afterwards."""
+    endpoint, address, tunnel = open_endpoint(url)
+    return endpoint.grpc_target, address, tunnel
 
 
 def channel_options() -> list[tuple[str, Any]]:
-    """Options every client channel uses."""
+    """Options every grpcio client channel uses."""
     return list(CHANNEL_OPTIONS)

@@ -1,8 +1,10 @@
-"""gRPC failures turned into servin.errors, with the one-line "daemon unreachable" message."""
+"""Failed calls turned into servin.errors, with the one-line "daemon unreachable" message.
+
+Both transports end up here: grpcio's ``RpcError`` and the lean transport's ``StatusError``
+are read as a (code name, details) pair, so this module never imports grpc.
+"""
 
 from __future__ import annotations
-
-import grpc
 
 from servin.errors import ServinError, Unavailable, error_from_grpc_code
 
@@ -15,6 +17,15 @@ _CONNECT_HINTS = (
     "connection reset",
     "permission denied",
 )
+
+
+class StatusError(Exception):
+    """A call's non-OK gRPC status: the code's name ("NOT_FOUND", ...) and its message."""
+
+    def __init__(self, code: str, details: str = "") -> None:
+        super().__init__(f"{code}: {details}" if details else code)
+        self.code = code
+        self.details = details
 
 
 class DaemonUnreachable(Unavailable):
@@ -30,12 +41,26 @@ def unreachable(url: str, detail: str = "") -> DaemonUnreachable:
     )
 
 
-def translate(exc: grpc.RpcError, url: str) -> ServinError:
-    """The servin error for a failed call to the daemon at ``url``."""
-    code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-    details = (exc.details() if hasattr(exc, "details") else "") or ""
-    if code == grpc.StatusCode.UNAVAILABLE and any(h in details.lower() for h in _CONNECT_HINTS):
+def status_of(exc: BaseException) -> tuple[str, str]:
+    """The (code name, details) of a failed call from either transport."""
+    if isinstance(exc, StatusError):
+        return exc.code, exc.details
+    # grpc.RpcError (read by shape, so the lean path never imports grpc)
+    code = exc.code() if callable(getattr(exc, "code", None)) else None  # type: ignore[attr-defined]
+    details = exc.details() if callable(getattr(exc, "details", None)) else ""  # type: ignore[attr-defined]
+    return (getattr(code, "name", None) or "UNKNOWN"), details or ""
+
+
+def translate_status(code: str, details: str, url: str) -> ServinError:
+    """The servin error for a call to the daemon at ``url`` that ended with ``code``."""
+    if code == "UNAVAILABLE" and any(h in details.lower() for h in _CONNECT_HINTS):
         return unreachable(url)
-    if code == grpc.StatusCode.UNIMPLEMENTED:
+    if code == "UNIMPLEMENTED":
         return error_from_grpc_code("UNIMPLEMENTED", "the daemon does not support this call yet")
-    return error_from_grpc_code(code.name, details or code.name.lower())
+    return error_from_grpc_code(code, details or code.lower())
+
+
+def translate(exc: BaseException, url: str) -> ServinError:
+    """The servin error for a failed call (grpcio ``RpcError`` or ``StatusError``)."""
+    code, details = status_of(exc)
+    return translate_status(code, details, url)

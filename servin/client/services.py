@@ -1,12 +1,17 @@
-"""The servin.v1 service stubs, wrapped so every call raises servin.errors on failure."""
+"""The servin.v1 services, wrapped so every call raises servin.errors on failure.
+
+Method tables come from the generated ``*_pb2`` descriptors (not the ``*_pb2_grpc`` stubs,
+which import grpc), and each call is made through the channel's ``unary_unary`` /
+``unary_stream`` / ``stream_unary`` / ``stream_stream``: grpcio's channels and the lean
+``H2Channel`` share that shape.
+"""
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
-
-import grpc
 
 from servin.client.errors import translate
 
@@ -22,31 +27,78 @@ SERVICES: dict[str, tuple[str, str]] = {
 }
 
 
-def _load(name: str) -> tuple[type, Any]:
-    stem, service = SERVICES[name]
-    pb2 = importlib.import_module(f"servin.api.servin.v1.{stem}_pb2")
-    pb2_grpc = importlib.import_module(f"servin.api.servin.v1.{stem}_pb2_grpc")
-    return getattr(pb2_grpc, f"{service}Stub"), pb2.DESCRIPTOR.services_by_name[service]
+@dataclass(frozen=True)
+class MethodSpec:
+    """One RPC: its full path, message classes and streaming shape."""
+
+    path: str  # /servin.v1.Images/List
+    request: type
+    response: type
+    client_streaming: bool
+    server_streaming: bool
+
+    @property
+    def kind(self) -> str:
+        """The channel factory for this shape: ``unary_unary``, ``stream_stream``, ..."""
+        return (
+            f"{'stream' if self.client_streaming else 'unary'}_"
+            f"{'stream' if self.server_streaming else 'unary'}"
+        )
+
+
+_TABLES: dict[str, dict[str, MethodSpec]] = {}
+
+
+def method_table(name: str) -> dict[str, MethodSpec]:
+    """Every method of the service behind attribute ``name`` (``"images"``), by method name."""
+    table = _TABLES.get(name)
+    if table is None:
+        from google.protobuf.message_factory import GetMessageClass
+
+        stem, service = SERVICES[name]
+        pb2 = importlib.import_module(f"servin.api.servin.v1.{stem}_pb2")
+        descriptor = pb2.DESCRIPTOR.services_by_name[service]
+        table = {
+            m.name: MethodSpec(
+                path=f"/{descriptor.full_name}/{m.name}",
+                request=GetMessageClass(m.input_type),
+                response=GetMessageClass(m.output_type),
+                client_streaming=m.client_streaming,
+                server_streaming=m.server_streaming,
+            )
+            for m in descriptor.methods
+        }
+        _TABLES[name] = table
+    return table
 
 
 class _Service:
-    """A stub loaded on first use whose methods raise servin.errors, not grpc.RpcError."""
+    """A service whose methods are bound on first use and raise servin.errors.
 
-    def __init__(self, channel: Any, name: str, url: str) -> None:
+    ``errors`` are the transport's failure classes (grpc.RpcError, or StatusError).
+    """
+
+    def __init__(
+        self, channel: Any, name: str, url: str, errors: tuple[type[BaseException], ...]
+    ) -> None:
         self._channel = channel
         self._name = name
         self._url = url
-        self._stub: Any = None
-        self._descriptor: Any = None
+        self._errors = errors
 
     def __getattr__(self, method: str) -> Callable[..., Any]:
         if method.startswith("_"):
             raise AttributeError(method)
-        if self._stub is None:
-            stub_cls, self._descriptor = _load(self._name)
-            self._stub = stub_cls(self._channel)
-        streaming = self._descriptor.methods_by_name[method].server_streaming
-        call = self._wrap(getattr(self._stub, method), streaming)
+        try:
+            spec = method_table(self._name)[method]
+        except KeyError:
+            raise AttributeError(method) from None
+        rpc = getattr(self._channel, spec.kind)(
+            spec.path,
+            request_serializer=spec.request.SerializeToString,
+            response_deserializer=spec.response.FromString,
+        )
+        call = self._wrap(rpc, spec.server_streaming)
         call.__name__ = method
         setattr(self, method, call)  # cached: __getattr__ runs once per method
         return call
@@ -59,22 +111,24 @@ class SyncService(_Service):
     """A blocking service: unary calls return messages, streams are iterators."""
 
     def _wrap(self, rpc: Any, streaming: bool) -> Callable[..., Any]:
-        url = self._url
+        url, errors = self._url, self._errors
 
         def call(request: Any, **kwargs: Any) -> Any:
             try:
                 result = rpc(request, **kwargs)
-            except grpc.RpcError as exc:
+            except errors as exc:
                 raise translate(exc, url) from None
-            return _sync_stream(result, url) if streaming else result
+            return _sync_stream(result, url, errors) if streaming else result
 
         return call
 
 
-def _sync_stream(result: Iterator[Any], url: str) -> Iterator[Any]:
+def _sync_stream(
+    result: Iterator[Any], url: str, errors: tuple[type[BaseException], ...]
+) -> Iterator[Any]:
     try:
         yield from result
-    except grpc.RpcError as exc:
+    except errors as exc:
         raise translate(exc, url) from None
     finally:
         if hasattr(result, "cancel"):
@@ -85,28 +139,30 @@ class AsyncService(_Service):
     """An asyncio service: unary calls are coroutines, streams are async iterators."""
 
     def _wrap(self, rpc: Any, streaming: bool) -> Callable[..., Any]:
-        url = self._url
+        url, errors = self._url, self._errors
         if streaming:
 
             def stream(request: Any, **kwargs: Any) -> AsyncIterator[Any]:
-                return _async_stream(rpc(request, **kwargs), url)
+                return _async_stream(rpc(request, **kwargs), url, errors)
 
             return stream
 
         async def call(request: Any, **kwargs: Any) -> Any:
             try:
                 return await rpc(request, **kwargs)
-            except grpc.RpcError as exc:
+            except errors as exc:
                 raise translate(exc, url) from None
 
         return call
 
 
-async def _async_stream(call: Any, url: str) -> AsyncIterator[Any]:
+async def _async_stream(
+    call: Any, url: str, errors: tuple[type[BaseException], ...]
+) -> AsyncIterator[Any]:
     try:
         async for item in call:
             yield item
-    except grpc.RpcError as exc:
+    except errors as exc:
         raise translate(exc, url) from None
     finally:
         call.cancel()

@@ -141,6 +141,8 @@ class Daemon:
             log.info("shutting down")
         finally:
             await server.stop(grace=3)
+            await engine.stats.stop()
+            await engine.execs.shutdown()
             await engine.containers.shutdown()
             for path in self._sockets:
                 path.unlink(missing_ok=True)

@@ -13,7 +13,9 @@ import uuid
 from pathlib import Path
 
 from servin.engine.config import DaemonConfig
+from servin.engine.containers.execs import ExecService
 from servin.engine.containers.service import ContainerService
+from servin.engine.containers.stats import StatsSampler
 from servin.engine.containers.store import ContainerStore
 from servin.engine.events import EventBus
 from servin.engine.images.service import ImageService
@@ -42,6 +44,12 @@ class Engine:
             config, ContainerStore(self.meta), image_store, self.snapshots, self.events
         )
         self.images = ImageService(image_store, self.events, in_use=self.containers.image_in_use)
+        self.execs = ExecService(self.containers, self.events)
+        self.containers.health_probe = self.execs.probe  # health checks run as execs
+        # One sampler for every stats client; it runs only while someone subscribes.
+        self.stats = StatsSampler(
+            self.containers.store, lambda cid: self.containers.paths(cid).dir, self.events
+        )
         self.id = self._engine_id(config.root / "engine-id")
 
     def repair(self) -> None:

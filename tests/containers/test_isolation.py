@@ -41,6 +41,9 @@ def test_own_hostname(engine: DaemonProcess) -> None:
 def test_network_none_has_only_loopback(engine: DaemonProcess) -> None:
     out = run(engine, "--network", "none", "busybox", "ls", "/sys/class/net")
     assert out.split() == ["lo"]
+    # lo is up, as under docker: 127.0.0.1 answers inside the container.
+    ping = run(engine, "--network", "none", "busybox", "ping", "-c", "1", "-W", "2", "127.0.0.1")
+    assert "1 packets received" in ping
 
 
 def test_capabilities_seccomp_no_new_privs(engine: DaemonProcess) -> None:

@@ -221,3 +221,15 @@ def test_external_runtimes_run_the_same_bundle(engine: DaemonProcess, runtime: s
     engine.cli("rm", "-f", cid, check=True)
     assert cgroup_dirs(cid) == []
     assert mounts_mentioning(cid) == []
+
+
+def test_info_counts_containers(engine: DaemonProcess) -> None:
+    def counts() -> tuple[int, int, int]:
+        info = json.loads(engine.cli("info", "--format", "json", check=True).stdout)
+        return info["Containers"], info["ContainersRunning"], info["ContainersStopped"]
+
+    total, running, stopped = counts()
+    engine.cli("run", "-d", "--name", "counted-up", "busybox", "sleep", "60", check=True)
+    engine.cli("create", "--name", "counted-down", "busybox", check=True)
+    assert counts() == (total + 2, running + 1, stopped + 1)
+    engine.cli("rm", "-f", "counted-up", "counted-down", check=True)

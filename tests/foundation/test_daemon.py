@@ -26,6 +26,7 @@ def test_version_and_info_round_trip(daemon: DaemonProcess) -> None:
     assert info["Socket"] == str(daemon.socket)
     assert info["DaemonPid"] == daemon.proc.pid
     assert info["Images"] == 0
+    assert (info["Containers"], info["ContainersRunning"], info["ContainersStopped"]) == (0, 0, 0)
     assert info["NCPU"] == os.cpu_count()
     assert "native" in info["Runtimes"]
 

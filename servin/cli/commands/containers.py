@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-import queue
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import click
 
+from servin.cli.commands import interactive as interactive_commands
+from servin.cli.commands import stats as stats_commands
 from servin.cli.options import filter_option, format_option, parse_filters
 from servin.cli.runflags import build_spec, run_options
 from servin.cli.session import get_client
@@ -35,66 +34,49 @@ def _start_failure(exc: ServinError) -> ExitCode:
     return ExitCode(exc.message, 125)
 
 
-def _stdin_messages(container_id: str, attach_stdin: bool, stop: threading.Event) -> Iterator[Any]:
-    from servin.api.servin.v1 import containers_pb2
+def attach_and_start(
+    container_id: str,
+    *,
+    stdin: bool,
+    start: bool,
+    tty: bool | None = None,
+    detach_keys: str = "",
+) -> int | None:
+    """Attach to a container's output (and stdin), optionally start it, stream until it ends.
 
-    yield containers_pb2.AttachInput(id=container_id, stdin=attach_stdin, stdout=True, stderr=True)
-    if not attach_stdin:
-        stop.wait()
-        return
-    chunks: queue.Queue[bytes | None] = queue.Queue(64)
-
-    def reader() -> None:
-        stream = sys.stdin.buffer
-        try:
-            while True:
-                data = stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536)
-                if not data:
-                    break
-                chunks.put(data)
-        except (OSError, ValueError):
-            pass
-        chunks.put(None)
-
-    threading.Thread(target=reader, daemon=True).start()
-    while not stop.is_set():
-        try:
-            data = chunks.get(timeout=0.2)
-        except queue.Empty:
-            continue
-        if data is None:
-            yield containers_pb2.AttachInput(close_stdin=True)
-            stop.wait()
-            return
-        yield containers_pb2.AttachInput(data=data)
-
-
-def attach_and_start(container_id: str, *, stdin: bool, start: bool) -> int:
-    """Attach to a container's output (and stdin), start it, stream until it exits.
-
-    Returns the container's exit code.
+    With a terminal (``tty``; looked up when None) the user's terminal is raw meanwhile and
+    its size follows the window. Returns the container's exit code, or None if the user
+    typed the detach keys (the container runs on).
     """
     from servin.api.servin.v1 import containers_pb2
+    from servin.cli.streams import run_session, terminal_size
 
     client = get_client()
-    stop = threading.Event()
-    responses = client.containers.Attach(_stdin_messages(container_id, stdin, stop))
-    try:
-        next(responses)  # the daemon registered the attach: output from now on reaches us
+    if tty is None:
+        detail = client.containers.Inspect(containers_pb2.InspectContainerRequest(id=container_id))
+        tty = detail.spec.tty
+        container_id = detail.id
+    size = terminal_size() if tty else None
+    first = containers_pb2.AttachInput(
+        id=container_id, stdin=stdin, stdout=True, stderr=True, detach_keys=detach_keys,
+        rows=size[0] if size else 0, cols=size[1] if size else 0,
+    )
+
+    def registered(pump: Any) -> None:
         if start:
             try:
                 client.containers.Start(containers_pb2.StartContainerRequest(id=container_id))
             except ServinError as exc:
                 raise _start_failure(exc) from None
-        out = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
-        for message in responses:
-            if message.data:
-                target = out.get(message.stream, sys.stdout.buffer)
-                target.write(message.data)
-                target.flush()
-    finally:
-        stop.set()
-        responses.close()
+        if size:
+            pump.resize(*size)  # the pty exists now: give it the window's size
+
+    outcome = run_session(
+        client.containers.Attach, first, containers_pb2.AttachInput,
+        stdin=stdin, tty=bool(tty), on_registered=registered,
+    )
+    if outcome.detached:
+        return None
     reply = client.containers.Wait(containers_pb2.WaitContainerRequest(id=container_id))
     return reply.exit_code
 
@@ -124,6 +106,7 @@ _RUN_CONTEXT = {"allow_interspersed_args": False, "help_option_names": ["--help"
 @click.command(context_settings=_RUN_CONTEXT)
 @click.option("-d", "--detach", is_flag=True, help="Run container in background and print its ID")
 @click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits")
+@click.option("--detach-keys", default="", help="Override the key sequence for detaching")
 @run_options
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
@@ -140,15 +123,20 @@ def run(detach: bool, remove: bool, image: str, command: tuple[str, ...], **opti
             raise _start_failure(exc) from None
         click.echo(container_id)
         return
+    code: int | None = -1
     try:
-        code = attach_and_start(container_id, stdin=options["interactive"], start=True)
+        code = attach_and_start(
+            container_id, stdin=options["interactive"], start=True, tty=options["tty"],
+            detach_keys=options.get("detach_keys") or "",
+        )
     finally:
-        if remove:
+        # A detached container (code None) runs on: it is not removed from here.
+        if remove and code is not None:
             with contextlib.suppress(NotFound):
                 client.containers.Remove(
                     containers_pb2.RemoveContainerRequest(id=container_id, force=True)
                 )
-    sys.exit(code)
+    sys.exit(0 if code is None else code)
 
 
 @click.command(context_settings=_RUN_CONTEXT)
@@ -179,8 +167,9 @@ def _each(ids: tuple[str, ...], action: Any) -> None:
 @click.command()
 @click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and forward signals")
 @click.option("-i", "--interactive", is_flag=True, help="Attach container's STDIN")
+@click.option("--detach-keys", default="", help="Override the key sequence for detaching")
 @click.argument("containers", nargs=-1, required=True)
-def start(attach: bool, interactive: bool, containers: tuple[str, ...]) -> None:
+def start(attach: bool, interactive: bool, detach_keys: str, containers: tuple[str, ...]) -> None:
     """Start one or more stopped containers."""
     from servin.api.servin.v1 import containers_pb2
 
@@ -188,7 +177,9 @@ def start(attach: bool, interactive: bool, containers: tuple[str, ...]) -> None:
     if attach or interactive:
         if len(containers) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
-        sys.exit(attach_and_start(containers[0], stdin=interactive, start=True))
+        code = attach_and_start(containers[0], stdin=interactive, start=True,
+                                detach_keys=detach_keys)
+        sys.exit(0 if code is None else code)
     _each(containers, lambda c: client.containers.Start(containers_pb2.StartContainerRequest(id=c)))
 
 
@@ -445,6 +436,11 @@ def container_inspect_dict(d: Any) -> dict[str, Any]:
             "Error": s.error,
             "StartedAt": s.started_at.ToJsonString() if s.started_at.seconds else zero,
             "FinishedAt": s.finished_at.ToJsonString() if s.finished_at.seconds else zero,
+            **({"Health": {
+                "Status": s.health.status, "FailingStreak": s.health.failing_streak,
+                "Log": [{"Start": r.start.ToJsonString(), "End": r.end.ToJsonString(),
+                         "ExitCode": r.exit_code, "Output": r.output} for r in s.health.log],
+            }} if s.HasField("health") else {}),
         },
         "Image": d.image_id,
         "ResolvConfPath": d.resolv_conf_path,
@@ -590,6 +586,72 @@ def inspect(fmt: str | None, kind: str | None, names: tuple[str, ...]) -> None:
         raise error
 
 
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+def pause(containers: tuple[str, ...]) -> None:
+    """Pause all processes within one or more containers."""
+    from servin.api.servin.v1 import containers_pb2
+
+    client = get_client()
+    _each(containers, lambda c: client.containers.Pause(
+        containers_pb2.PauseContainerRequest(id=c)))
+
+
+@click.command()
+@click.argument("containers", nargs=-1, required=True)
+def unpause(containers: tuple[str, ...]) -> None:
+    """Unpause all processes within one or more containers."""
+    from servin.api.servin.v1 import containers_pb2
+
+    client = get_client()
+    _each(containers, lambda c: client.containers.Unpause(
+        containers_pb2.UnpauseContainerRequest(id=c)))
+
+
+@click.command()
+@click.argument("container_name")
+@click.argument("new_name")
+def rename(container_name: str, new_name: str) -> None:
+    """Rename a container."""
+    from servin.api.servin.v1 import containers_pb2
+
+    get_client().containers.Rename(
+        containers_pb2.RenameContainerRequest(id=container_name, new_name=new_name))
+
+
+@click.command()
+@click.option("-m", "--memory", default="", help="Memory limit")
+@click.option("--memory-swap", default="", help="Swap limit equal to memory plus swap")
+@click.option("--memory-reservation", default="", help="Memory soft limit")
+@click.option("--cpus", default="", help="Number of CPUs")
+@click.option("-c", "--cpu-shares", type=int, default=None, help="CPU shares (relative weight)")
+@click.option("--cpu-period", type=int, default=None, help="Limit CPU CFS period")
+@click.option("--cpu-quota", type=int, default=None, help="Limit CPU CFS quota")
+@click.option("--cpuset-cpus", default="", help="CPUs in which to allow execution")
+@click.option("--cpuset-mems", default="", help="MEMs in which to allow execution")
+@click.option("--pids-limit", type=int, default=None, help="Tune container pids limit")
+@click.option("--restart", default="", help="Restart policy to apply when a container exits")
+@click.argument("containers", nargs=-1, required=True)
+def update(containers: tuple[str, ...], restart: str, **values: Any) -> None:
+    """Update configuration of one or more containers."""
+    from servin.api.servin.v1 import containers_pb2
+    from servin.cli.runflags import build_update, parse_restart
+
+    resources, fields = build_update(values)
+    if not fields and not restart:
+        raise InvalidArgument("you must provide one or more flags when using this command")
+    request = containers_pb2.UpdateContainerRequest(resources=resources, fields=fields)
+    if restart:
+        request.restart_policy.CopyFrom(parse_restart(restart))
+    client = get_client()
+
+    def one(c: str) -> None:
+        request.id = c
+        client.containers.Update(request)
+
+    _each(containers, one)
+
+
 @click.group()
 def container() -> None:
     """Manage containers."""
@@ -607,6 +669,14 @@ for _cmd, _names in (
     (logs, ("logs",)),
     (wait, ("wait",)),
     (container_inspect, ("inspect",)),
+    (stats_commands.stats, ("stats",)),
+    (stats_commands.top, ("top",)),
+    (pause, ("pause",)),
+    (unpause, ("unpause",)),
+    (rename, ("rename",)),
+    (update, ("update",)),
+    (interactive_commands.exec_, ("exec",)),
+    (interactive_commands.attach, ("attach",)),
 ):
     for _name in _names:
         container.add_command(_cmd, _name)

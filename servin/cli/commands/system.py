@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import sys
 from typing import Any
 
 import click
@@ -189,6 +190,52 @@ def system_df(fmt: str | None) -> None:
     )
 
 
+def _event_dict(e: Any) -> dict[str, Any]:
+    ns = e.time.ToNanoseconds()
+    return {
+        "Type": e.type, "Action": e.action, "Status": e.action, "ID": e.id, "id": e.id,
+        "Actor": {"ID": e.id, "Attributes": dict(e.attributes)},
+        "From": e.attributes.get("image", ""), "Scope": "local",
+        "time": ns // 1_000_000_000, "timeNano": ns,
+    }
+
+
+@click.command()
+@click.option("--since", default="", help="Show all events created since timestamp")
+@click.option("--until", default="", help="Stream events until this timestamp")
+@click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="Filter output (type=, event=, container=, image=, label=, ...)")
+@format_option
+def events(since: str, until: str, filters: tuple[str, ...], fmt: str | None) -> None:
+    """Get real time events from the daemon."""
+    import json
+    from datetime import UTC, datetime
+
+    from servin.api.servin.v1 import system_pb2
+    from servin.cli.commands.containers import parse_time
+    from servin.cli.gotemplate import Template
+    from servin.cli.options import parse_filters
+    from servin.cli.output import unescape
+
+    request = system_pb2.EventsRequest(
+        since=parse_time(since, "--since"), until=parse_time(until, "--until"),
+        filters=parse_filters(filters))
+    template = Template(unescape(fmt)) if fmt and fmt != "json" else None
+    for e in get_client().system.Events(request):
+        if fmt == "json":
+            click.echo(json.dumps(_event_dict(e), separators=(",", ":")))
+        elif template is not None:
+            click.echo(template.render(_event_dict(e)))
+        else:
+            ns = e.time.ToNanoseconds()
+            stamp = datetime.fromtimestamp(ns // 1_000_000_000, UTC).strftime(
+                "%Y-%m-%dT%H:%M:%S") + f".{ns % 1_000_000_000:09d}Z"
+            attrs = ", ".join(f"{k}={v}" for k, v in sorted(e.attributes.items()))
+            click.echo(f"{stamp} {e.type} {e.action} {e.id}" + (f" ({attrs})" if attrs else ""),
+                       nl=True)
+        sys.stdout.flush()
+
+
 @click.group()
 def system() -> None:
     """Manage Servin."""
@@ -196,3 +243,4 @@ def system() -> None:
 
 system.add_command(info, "info")
 system.add_command(system_df, "df")
+system.add_command(events, "events")

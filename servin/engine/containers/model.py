@@ -34,6 +34,12 @@ class ContainerState:
     restart_count: int = 0
     monitor_pid: int = 0
     rootfs_mounted: bool = False
+    # Set by a user's stop or kill, cleared by start: restart policies hold off meanwhile.
+    manually_stopped: bool = False
+    health_status: str = ""  # "", starting, healthy, unhealthy
+    failing_streak: int = 0
+    # The last health probes: {"start_ns", "end_ns", "exit_code", "output"}.
+    health_log: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         """The state as stored."""

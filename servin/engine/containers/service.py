@@ -25,19 +25,35 @@ from servin.api.servin.v1 import containers_pb2
 from servin.engine.config import DaemonConfig
 from servin.engine.containers import logs as logreader
 from servin.engine.containers.etcfiles import write_etc_files
+from servin.engine.containers.health import (
+    STARTING,
+    HealthChecks,
+    HealthResult,
+    HealthRunner,
+    Probe,
+    resolve_check,
+)
 from servin.engine.containers.model import (
     CREATED,
     EXITED,
     PAUSED,
+    RESTARTING,
     RUNNING,
     Container,
     ContainerPaths,
     ContainerState,
 )
 from servin.engine.containers.names import generate_name, validate_name
+from servin.engine.containers.restart import (
+    Backoff,
+    restart_at_daemon_start,
+    should_restart,
+    validate_policy,
+)
 from servin.engine.containers.store import ContainerStore
 from servin.engine.events import EventBus
 from servin.engine.images.store import ImageStore
+from servin.engine.linux.netdev import bring_up_loopback
 from servin.engine.runtime.bundle import BundleInputs, NamespacePaths, build_config, write_bundle
 from servin.engine.runtime.monitor.client import (
     Attachment,
@@ -142,6 +158,11 @@ class ContainerService:
         # The state each container had when it last exited (kept so a waiter still learns the
         # exit code of a container removed right away by --rm).
         self._last_exit: dict[str, ContainerState] = {}
+        self._restarts: dict[str, asyncio.Task[None]] = {}
+        self.health = HealthChecks()
+        # How a health check runs its command in a container (the engine sets it to an exec).
+        self.health_probe: Probe | None = None
+        self._backoff: dict[str, Backoff] = {}
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -205,6 +226,8 @@ class ContainerService:
             ):
                 raise InvalidArgument(f"invalid namespace mode {mode!r}")
         _log_options(spec, Path("/"))  # validate log options
+        validate_policy(spec.restart_policy, spec.auto_remove)
+        resolve_check(spec.healthcheck if spec.HasField("healthcheck") else None, image)
         # Validate what the bundle builder would refuse at start, so create fails instead.
         from servin.engine.runtime.bundle import (
             capability_set,
@@ -221,8 +244,6 @@ class ContainerService:
         resources(spec)
         if spec.stop_signal:
             parse_signal(spec.stop_signal)
-        if spec.stop_timeout == 0 and not spec.HasField("healthcheck"):
-            spec.stop_timeout = -1
 
         container = Container(
             id=secrets.token_hex(32),
@@ -265,10 +286,12 @@ class ContainerService:
     async def start(self, text: str) -> Container:
         """Start a created or exited container; a running one is left alone."""
         c = await self.resolve(text)
+        self._cancel_restart(c.id)
         async with self._lock(c.id):
             c = await asyncio.to_thread(self.store.get, c.id)
             if c.state.status in (RUNNING, PAUSED):
                 return c
+            c.state.manually_stopped = False
             await self._start_locked(c)
         return c
 
@@ -347,6 +370,8 @@ class ContainerService:
             )
             result = await spawn(self._zygote, spawn_spec)
             spawned = True
+            if c.spec.network_mode == "none" or not c.spec.network_mode:
+                await asyncio.to_thread(bring_up_loopback, result.pid)
             self._exit_event(c.id).clear()
             await self._attach_waiters(c.id)
             await MonitorClient(paths.state_dir).start()
@@ -371,6 +396,7 @@ class ContainerService:
             restart_count=c.state.restart_count,
             rootfs_mounted=True,
         )
+        self._begin_health(c)
         await asyncio.to_thread(self.store.save_state, c)
         self.events.publish("container", "start", c.id, name=c.name, image=c.image_ref)
         self._watch(c)
@@ -430,6 +456,7 @@ class ContainerService:
         await self._record_exit(container_id, record)
 
     async def _record_exit(self, container_id: str, record: ExitRecord | None) -> None:
+        self.health.stop(container_id)
         async with self._lock(container_id):
             try:
                 c = await asyncio.to_thread(self.store.get, container_id)
@@ -463,6 +490,109 @@ class ContainerService:
         if c.spec.auto_remove:
             with contextlib.suppress(NotFound):
                 await self.remove(c.id, force=True)
+        elif should_restart(c.spec.restart_policy, exit_code=c.state.exit_code,
+                            restart_count=c.state.restart_count,
+                            manually_stopped=c.state.manually_stopped):
+            await self._schedule_restart(c)
+
+    # -- health checks -------------------------------------------------------------------
+
+    def _begin_health(self, c: Container) -> None:
+        """Start probing a running container that has a health check (state updated here)."""
+        try:
+            image = self.images.config(self.images.get(c.image_id)).get("config") or {}
+        except ServinError:
+            image = {}
+        check = resolve_check(c.spec.healthcheck if c.spec.HasField("healthcheck") else None,
+                              image)
+        if check is None:
+            c.state.health_status = ""
+            return
+        if not c.state.health_status:
+            c.state.health_status = STARTING
+        runner = HealthRunner(c.id, check, self._health_probe, self._health_changed(c.id),
+                              started_at=c.state.started_at_ns / 1e9)
+        runner.status = c.state.health_status
+        runner.failing_streak = c.state.failing_streak
+        self.health.start(runner)
+
+    def _health_changed(self, container_id: str) -> Any:
+        async def changed(status: str, streak: int, results: list[HealthResult]) -> None:
+            async with self._lock(container_id):
+                try:
+                    c = await asyncio.to_thread(self.store.get, container_id)
+                except NotFound:
+                    return
+                previous = c.state.health_status
+                c.state.health_status = status
+                c.state.failing_streak = streak
+                c.state.health_log = [vars(r) for r in results]
+                await asyncio.to_thread(self.store.save_state, c)
+            if status != previous:
+                self.events.publish("container", f"health_status: {status}", c.id,
+                                    name=c.name, image=c.image_ref)
+
+        return changed
+
+    async def _health_probe(self, container_id: str, argv: list[str],
+                            timeout: float) -> tuple[int, str]:
+        """Run the check's command in the container (as exec does); its code and output."""
+        if self.health_probe is None:
+            raise Unavailable("health checks need the exec service")
+        return await self.health_probe(container_id, argv, timeout)
+
+    # -- restart policies ----------------------------------------------------------------
+
+    async def _schedule_restart(self, c: Container) -> None:
+        ran_for = max(0.0, (c.state.finished_at_ns - c.state.started_at_ns) / 1e9)
+        delay = self._backoff.setdefault(c.id, Backoff()).next(ran_for)
+        c.state.status = RESTARTING
+        await asyncio.to_thread(self.store.save_state, c)
+        task = asyncio.get_running_loop().create_task(self._restart_after(c.id, delay))
+        self._restarts[c.id] = task
+        task.add_done_callback(lambda t: self._restarts.get(c.id) is t
+                               and self._restarts.pop(c.id, None))
+
+    async def _restart_after(self, container_id: str, delay: float) -> None:
+        await asyncio.sleep(delay)
+        async with self._lock(container_id):
+            try:
+                c = await asyncio.to_thread(self.store.get, container_id)
+            except NotFound:
+                return
+            if c.state.status != RESTARTING:
+                return
+            c.state.restart_count += 1
+            try:
+                await self._start_locked(c)
+                return
+            except ServinError as exc:
+                log.warning("restart failed", extra={"container": c.id, "error": str(exc)})
+                c.state.status = EXITED
+                c.state.finished_at_ns = time.time_ns()
+                await asyncio.to_thread(self.store.save_state, c)
+        if should_restart(c.spec.restart_policy, exit_code=c.state.exit_code or 128,
+                          restart_count=c.state.restart_count,
+                          manually_stopped=c.state.manually_stopped):
+            await self._schedule_restart(c)
+
+    def _cancel_restart(self, container_id: str) -> bool:
+        task = self._restarts.pop(container_id, None)
+        if task is None:
+            return False
+        task.cancel()
+        return True
+
+    async def _hold_restarts(self, c: Container) -> None:
+        """A user stopped or killed it: no policy restarts it until the next start."""
+        self._cancel_restart(c.id)
+        async with self._lock(c.id):
+            current = await asyncio.to_thread(self.store.get, c.id)
+            current.state.manually_stopped = True
+            if current.state.status == RESTARTING:
+                current.state.status = EXITED
+            await asyncio.to_thread(self.store.save_state, current)
+            c.state = current.state
 
     async def recover(self) -> None:
         """At daemon start: reattach to live monitors, record exits that happened meanwhile."""
@@ -475,13 +605,27 @@ class ContainerService:
             state_dir = self.paths(c.id).state_dir
             if await asyncio.to_thread(monitor_alive, state_dir):
                 log.info("reattached to a running container", extra={"container": c.id})
+                self._begin_health(c)
                 self._watch(c)
                 continue
             record = await asyncio.to_thread(read_exit_record, state_dir)
             await self._record_exit(c.id, record)
+        for c in await asyncio.to_thread(self.store.list):
+            if c.state.status == RESTARTING or (
+                c.state.status == EXITED and c.state.started_at_ns
+                and restart_at_daemon_start(c.spec.restart_policy,
+                                            manually_stopped=c.state.manually_stopped)):
+                c.state.manually_stopped = False
+                c.state.status = RESTARTING
+                await asyncio.to_thread(self.store.save_state, c)
+                task = asyncio.get_running_loop().create_task(self._restart_after(c.id, 0))
+                self._restarts[c.id] = task
 
     async def shutdown(self) -> None:
         """Stop watching (containers keep running under their monitors)."""
+        for task in list(self._restarts.values()):
+            task.cancel()
+        await self.health.close()
         for task in list(self._watchers.values()):
             task.cancel()
         for task in list(self._watchers.values()):
@@ -496,7 +640,10 @@ class ContainerService:
         c = await self.resolve(text)
         if c.state.status not in (RUNNING, PAUSED):
             raise Conflict(f"Cannot kill container: {c.id}: container {c.id} is not running")
+        await self._hold_restarts(c)
         await MonitorClient(self.paths(c.id).state_dir).kill(number)
+        if c.state.status == PAUSED:
+            await self._thaw(c)
         self.events.publish("container", "kill", c.id, name=c.name, signal=str(number))
 
     def _stop_signal(self, c: Container) -> int:
@@ -510,8 +657,12 @@ class ContainerService:
     async def stop(self, text: str, timeout: int = -1, sig: str = "") -> None:
         """The stop signal, then SIGKILL after ``timeout`` seconds (-1: the container's)."""
         c = await self.resolve(text)
+        if c.state.status == RESTARTING:
+            await self._hold_restarts(c)
+            return
         if c.state.status not in (RUNNING, PAUSED):
             return
+        await self._hold_restarts(c)
         if timeout < 0:
             timeout = c.spec.stop_timeout if c.spec.stop_timeout >= 0 else DEFAULT_STOP_TIMEOUT
         number = parse_signal(sig) if sig else await asyncio.to_thread(self._stop_signal, c)
@@ -520,7 +671,7 @@ class ContainerService:
         with contextlib.suppress(Unavailable):
             await client.kill(number)
             if c.state.status == PAUSED:
-                await client.kill(signal_module.SIGCONT)
+                await self._thaw(c)
         self.events.publish("container", "kill", c.id, name=c.name, signal=str(number))
         try:
             await asyncio.wait_for(exited.wait(), timeout)
@@ -530,6 +681,13 @@ class ContainerService:
             self.events.publish("container", "kill", c.id, name=c.name, signal="9")
             await asyncio.wait_for(exited.wait(), 30)
         self.events.publish("container", "stop", c.id, name=c.name)
+
+    async def restart(self, text: str, timeout: int = -1) -> None:
+        """Stop (if running) and start again."""
+        c = await self.resolve(text)
+        await self.stop(c.id, timeout)
+        await self.start(c.id)
+        self.events.publish("container", "restart", c.id, name=c.name, image=c.image_ref)
 
     async def wait(self, text: str, condition: str = "not-running") -> ContainerState:
         """Block until the container stops (or is removed); its final state."""
@@ -552,6 +710,92 @@ class ContainerService:
             return self._last_exit[c.id]
         return (await asyncio.to_thread(self.store.get, c.id)).state
 
+    # -- pause, update, rename -----------------------------------------------------------
+
+    def _runtime(self, c: Container) -> Any:
+        return make_runtime(self._runtime_config(c.runtime), self.paths(c.id).state_dir)
+
+    async def _thaw(self, c: Container) -> None:
+        with contextlib.suppress(ServinError, OSError):
+            await asyncio.to_thread(self._runtime(c).resume, c.id)
+
+    async def pause(self, text: str) -> None:
+        """Freeze every process of a running container."""
+        c = await self.resolve(text)
+        async with self._lock(c.id):
+            c = await asyncio.to_thread(self.store.get, c.id)
+            if c.state.status == PAUSED:
+                raise Conflict(f"Container {c.id} is already paused")
+            if c.state.status != RUNNING:
+                raise Conflict(f"Container {c.id} is not running")
+            await asyncio.to_thread(self._runtime(c).pause, c.id)
+            c.state.status = PAUSED
+            await asyncio.to_thread(self.store.save_state, c)
+        self.events.publish("container", "pause", c.id, name=c.name, image=c.image_ref)
+
+    async def unpause(self, text: str) -> None:
+        """Thaw a paused container."""
+        c = await self.resolve(text)
+        async with self._lock(c.id):
+            c = await asyncio.to_thread(self.store.get, c.id)
+            if c.state.status != PAUSED:
+                raise Conflict(f"Container {c.id} is not paused")
+            await asyncio.to_thread(self._runtime(c).resume, c.id)
+            c.state.status = RUNNING
+            await asyncio.to_thread(self.store.save_state, c)
+        self.events.publish("container", "unpause", c.id, name=c.name, image=c.image_ref)
+
+    async def update(self, text: str, resources: containers_pb2.ContainerSpec,
+                     fields: list[str], restart_policy: containers_pb2.RestartPolicy | None
+                     ) -> None:
+        """Change limits (of a running container too) and the restart policy.
+
+        ``resources`` is a spec carrying the new values; ``fields`` names the Resources fields
+        to take from it.
+        """
+        from servin.engine.runtime.bundle import resources as oci_resources
+
+        c = await self.resolve(text)
+        async with self._lock(c.id):
+            c = await asyncio.to_thread(self.store.get, c.id)
+            spec = containers_pb2.ContainerSpec.FromString(c.spec.SerializeToString())
+            known = {f.name for f in containers_pb2.ContainerSpec().resources.DESCRIPTOR.fields}
+            for name in fields:
+                if name not in known:
+                    raise InvalidArgument(f"unknown resource {name!r}")
+                setattr(spec.resources, name, getattr(resources.resources, name))
+            if restart_policy is not None and restart_policy.name:
+                validate_policy(restart_policy, spec.auto_remove)
+                spec.restart_policy.CopyFrom(restart_policy)
+            limits = oci_resources(spec)  # validates the combination
+            if fields and c.state.status in (RUNNING, PAUSED):
+                limits.pop("devices", None)
+                await asyncio.to_thread(self._runtime(c).update, c.id, limits)
+            c.spec = spec
+            await asyncio.to_thread(self.store.save_spec, c)
+        self.events.publish("container", "update", c.id, name=c.name, image=c.image_ref)
+
+    async def rename(self, text: str, new_name: str) -> None:
+        """Give a container a new name."""
+        c = await self.resolve(text)
+        name = validate_name(new_name)
+        if name == c.name:
+            raise Conflict("Renaming a container with the same name as its current name")
+        old = c.name
+        await asyncio.to_thread(self._rename_checked, c, name)
+        self.events.publish("container", "rename", c.id, name=name, oldName=f"/{old}")
+
+    def _rename_checked(self, c: Container, name: str) -> None:
+        try:
+            other = self.store.resolve(name)
+        except NotFound:
+            other = None
+        if other is not None and other.name == name:
+            raise Conflict(f'Conflict. The container name "/{name}" is already in use by '
+                           f'container "{other.id}". You have to remove (or rename) that '
+                           "container to be able to reuse that name.")
+        self.store.rename(c, name)
+
     async def resize(self, container_id: str, rows: int, cols: int) -> None:
         """Resize the container's terminal."""
         c = await self.resolve(container_id)
@@ -564,16 +808,21 @@ class ContainerService:
     async def remove(self, text: str, *, force: bool = False) -> None:
         """Remove a stopped container (a running one too with ``force``)."""
         c = await self.resolve(text)
+        if self._cancel_restart(c.id) or c.state.status == RESTARTING:
+            await self._hold_restarts(c)
         if c.state.status in (RUNNING, PAUSED):
             if not force:
                 raise Conflict(
                     f"You cannot remove a running container {c.id}. Stop the "
                     "container before attempting removal or force remove"
                 )
+            await self._hold_restarts(c)
             with contextlib.suppress(Unavailable):
                 await MonitorClient(self.paths(c.id).state_dir).kill(
                     signal_module.SIGKILL, all=True
                 )
+            if c.state.status == PAUSED:
+                await self._thaw(c)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exit_event(c.id).wait(), 30)
         async with self._lock(c.id):
@@ -585,6 +834,7 @@ class ContainerService:
             await asyncio.to_thread(self.store.delete, c.id)
         self._locks.pop(c.id, None)
         self._exited.pop(c.id, None)
+        self._backoff.pop(c.id, None)
         self.events.publish("container", "destroy", c.id, name=c.name, image=c.image_ref)
 
     def _remove_files(self, c: Container) -> None:

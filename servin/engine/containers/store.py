@@ -60,6 +60,12 @@ class ContainerStore:
         with self.meta.transaction() as db:
             db.execute("UPDATE containers SET state = ? WHERE id = ?", (c.state.to_json(), c.id))
 
+    def save_spec(self, c: Container) -> None:
+        """Persist the container's (updated) spec."""
+        with self.meta.transaction() as db:
+            db.execute("UPDATE containers SET spec = ? WHERE id = ?",
+                       (c.spec.SerializeToString(), c.id))
+
     def rename(self, c: Container, new_name: str) -> None:
         """Change the container's name."""
         with self.meta.transaction() as db:

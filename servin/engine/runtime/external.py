@@ -96,6 +96,41 @@ class ExternalRuntime:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(pid_file)
 
+    def exec(self, container_id: str, process: dict[str, Any], stdio: Stdio | None, *,
+             console_socket: Path | None = None) -> int:
+        """``exec --process F --detach --pid-file P [--console-socket S] ID``; the PID.
+
+        The runtime joins the container's namespaces and cgroup and applies its seccomp
+        filter itself; with --detach it exits once the process runs, leaving it to the
+        nearest child subreaper (the caller is made one, as for create).
+        """
+        if not is_child_subreaper():
+            set_child_subreaper(True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, process_file = tempfile.mkstemp(prefix=f"{container_id}-", suffix=".process.json",
+                                            dir=self.root.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            json.dump(process, file)
+        fd, pid_file = tempfile.mkstemp(prefix=f"{container_id}-", suffix=".exec.pid",
+                                        dir=self.root.parent)
+        os.close(fd)
+        os.unlink(pid_file)
+        args = ["exec", "--process", process_file, "--detach", "--pid-file", pid_file]
+        if console_socket is not None:
+            args += ["--console-socket", str(console_socket)]
+        args.append(container_id)
+        try:
+            self._run(args, stdio=stdio, what=f"exec {container_id}", passes_stdio=True)
+            try:
+                with open(pid_file, encoding="ascii") as file:
+                    return int(file.read().strip())
+            except (OSError, ValueError) as exc:
+                raise Internal(f"{self.name} exec {container_id}: no pid file: {exc}") from None
+        finally:
+            for path in (process_file, pid_file):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+
     def start(self, container_id: str) -> None:
         """``start``."""
         self._run(["start", container_id], what=f"start {container_id}")
@@ -127,6 +162,27 @@ class ExternalRuntime:
         if force:
             args.append("--force")
         self._run([*args, container_id], what=f"delete {container_id}")
+
+    def pause(self, container_id: str) -> None:
+        """``pause``: freeze every process of the container."""
+        self._run(["pause", container_id], what=f"pause {container_id}")
+
+    def resume(self, container_id: str) -> None:
+        """``resume``: thaw a paused container."""
+        self._run(["resume", container_id], what=f"resume {container_id}")
+
+    def update(self, container_id: str, resources: dict[str, Any]) -> None:
+        """``update --resources FILE``: change the cgroup limits (OCI ``linux.resources``)."""
+        fd, path = tempfile.mkstemp(prefix=f"{self.name}-update-", suffix=".json",
+                                    dir=self.root.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(resources, f)
+            self._run(["update", "--resources", path, container_id],
+                      what=f"update {container_id}")
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def _run(self, args: list[str], *, stdio: Stdio | None = None, what: str,
              passes_stdio: bool = False) -> str:

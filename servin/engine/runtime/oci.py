@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Status = Literal["creating", "created", "running", "stopped"]
 
@@ -60,6 +60,22 @@ class OCIRuntime(Protocol):
         """Let the created container exec its program."""
         ...
 
+    def exec(
+        self,
+        container_id: str,
+        process: dict[str, Any],
+        stdio: Stdio | None,
+        *,
+        console_socket: Path | None = None,
+    ) -> int:
+        """Run one more process (an OCI ``process`` object) in the running container.
+
+        It joins the container's namespaces and cgroup with the container's seccomp filter;
+        returns its host PID once it has exec'd. When the caller exits, the process goes to
+        the nearest child subreaper. Terminal handling is as for ``create``.
+        """
+        ...
+
     def state(self, container_id: str) -> ContainerState:
         """The container's state as the runtime sees it."""
         ...
@@ -70,4 +86,16 @@ class OCIRuntime(Protocol):
 
     def delete(self, container_id: str, *, force: bool = False) -> None:
         """Release everything the runtime holds for a stopped container (cgroup, state dir)."""
+        ...
+
+    def pause(self, container_id: str) -> None:
+        """Freeze every process of the container (cgroup freezer)."""
+        ...
+
+    def resume(self, container_id: str) -> None:
+        """Thaw a paused container."""
+        ...
+
+    def update(self, container_id: str, resources: dict[str, Any]) -> None:
+        """Change a running container's cgroup limits (OCI ``linux.resources`` form)."""
         ...

@@ -239,11 +239,13 @@ class Attachment:
     """An attach stream: iterate for ``(stream number, bytes)``; ``write`` feeds stdin."""
 
     def __init__(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tty: bool
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tty: bool,
+        handle: int = -1,
     ) -> None:
         self._reader = reader
         self._writer = writer
         self.tty = tty
+        self.handle = handle  # the monitor's name for this stream (for ``detach``)
 
     def __aiter__(self) -> AsyncIterator[tuple[int, bytes]]:
         return self._frames()
@@ -395,4 +397,68 @@ class MonitorClient:
         except BaseException:
             await _close(writer)
             raise
-        return Attachment(reader, writer, bool(answer.get("tty")))
+        return Attachment(reader, writer, bool(answer.get("tty")), int(answer.get("conn", -1)))
+
+    async def detach(self, attachment: Attachment) -> None:
+        """Mark ``attachment`` as detached: closing it then leaves the process's stdin open."""
+        if attachment.handle >= 0:
+            await self._call({"op": "detach", "conn": attachment.handle})
+
+    # -- exec processes -----------------------------------------------------------------
+
+    async def exec(
+        self,
+        exec_id: str,
+        process: Mapping[str, Any],
+        *,
+        stdin: bool = False,
+        attach: bool = True,
+    ) -> tuple[int, Attachment | None]:
+        """Start an exec (an OCI ``process`` object) in the running container.
+
+        Returns its host PID and, with ``attach``, its attach stream, registered before any
+        of its output was read. A program that cannot run raises NotFound/PermissionDenied.
+        """
+        request = {"op": "exec", "exec_id": exec_id, "process": dict(process),
+                   "stdin": bool(stdin), "attach": bool(attach)}
+        if not attach:
+            answer = await self._call(request)
+            return int(answer["pid"]), None
+        reader, writer = await self._open()
+        try:
+            writer.write(encode_line(request))
+            await writer.drain()
+            answer = await asyncio.wait_for(_read_answer(reader), CALL_TIMEOUT)
+        except BaseException as e:
+            await _close(writer)
+            if isinstance(e, (OSError, ValueError, TimeoutError)):
+                raise Unavailable(f"monitor of {self.state_dir.name}: {e}") from None
+            raise
+        return int(answer["pid"]), Attachment(reader, writer, bool(answer.get("tty")),
+                                              int(answer.get("conn", -1)))
+
+    async def exec_resize(self, exec_id: str, rows: int, cols: int) -> None:
+        """Set an exec's terminal size."""
+        await self._call({"op": "exec_resize", "exec_id": exec_id, "rows": int(rows),
+                          "cols": int(cols)})
+
+    async def exec_state(self, exec_id: str) -> dict[str, Any]:
+        """``{running, pid, exit_code, tty}`` of an exec the monitor knows."""
+        return await self._call({"op": "exec_state", "exec_id": exec_id})
+
+    async def exec_kill(self, exec_id: str, sig: int) -> None:
+        """Signal a running exec."""
+        await self._call({"op": "exec_kill", "exec_id": exec_id, "signal": int(sig)})
+
+    async def exec_wait(self, exec_id: str) -> int:
+        """Wait until the exec has ended and its output is drained; its exit code."""
+        reader, writer = await self._open()
+        try:
+            writer.write(encode_line({"op": "exec_wait", "exec_id": exec_id}))
+            await writer.drain()
+            answer = await _read_answer(reader)
+        except (OSError, ValueError) as e:
+            raise Unavailable(f"monitor of {self.state_dir.name}: {e}") from None
+        finally:
+            await _close(writer)
+        return int(answer["exit_code"])

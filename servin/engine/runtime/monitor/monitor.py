@@ -13,7 +13,17 @@ objects, no asyncio), signals go through ``_signal`` (not the enum-converting wr
 
 Control socket (``<state_dir>/monitor.sock``), one JSON request per line:
 ``state``, ``start``, ``kill {signal, all}``, ``wait``, ``attach {stdin, stdout, stderr,
-stdin_once}``, ``resize {rows, cols}``, ``close_stdin``, ``reopen_log``.
+stdin_once}`` (answers ``conn``, the stream's handle), ``detach {conn}`` (the end of that
+stream will not close stdin: the client detached), ``resize {rows, cols}``, ``close_stdin``,
+``reopen_log``.
+
+Exec processes are the monitor's too: ``exec {exec_id, process, stdin, attach}`` starts one
+(an OCI process object, through the runtime in a throwaway fork, see ``execsetup``); with
+``attach`` that connection becomes its attach stream (same framing, raw stdin back; a
+half-close closes the exec's stdin). ``exec_resize {exec_id, rows, cols}``, ``exec_state
+{exec_id}``, ``exec_wait {exec_id}`` (answers ``exit_code`` when it has ended), ``exec_kill
+{exec_id, signal}``. The monitor, a child subreaper, reaps them; the last EXEC_HISTORY ended
+execs are remembered, in memory only.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-from servin.engine.runtime.monitor import setup
+from servin.engine.runtime.monitor import execsetup, setup
 from servin.engine.runtime.monitor.logfile import LogWriter
 from servin.engine.runtime.monitor.prctl import bare_fork, set_child_subreaper, set_process_name
 from servin.engine.runtime.monitor.protocol import (
@@ -51,13 +61,22 @@ from servin.engine.runtime.monitor.protocol import (
     rfc3339_nano,
     write_file_atomic,
 )
-from servin.errors import Conflict, Internal, InvalidArgument, ServinError
+from servin.errors import (
+    Conflict,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+    ServinError,
+)
 
 READ_CHUNK = 32 * 1024
 CLIENT_BUFFER_LIMIT = 1 << 20  # per attach client; past it whole frames are dropped for it
 STDIN_BUFFER_LIMIT = 256 * 1024  # past it stdin clients are not read (backpressure, no loss)
 DRAIN_TIMEOUT = 1.0  # after the init exits, how long leftover writers may keep stdout open
 LINGER_TIMEOUT = 5.0  # after the exit record, how long attach clients may take to drain
+MAX_RUNNING_EXECS = 1024  # beyond, an exec is refused (each holds a few fds here)
+EXEC_HISTORY = 64  # ended execs whose exit code is still answered
 _FDS_SPACE = _socket.CMSG_SPACE(16 * 4)
 
 _IN = select.EPOLLIN
@@ -70,7 +89,7 @@ _SIGKILL = _signal.SIGKILL
 class _Conn:
     """One client of the control socket (a raw fd)."""
 
-    __slots__ = ("closing", "dropped", "fd", "inbuf", "mode", "outbuf", "read_closed",
+    __slots__ = ("closing", "dropped", "exec", "fd", "inbuf", "mode", "outbuf", "read_closed",
                  "stdin", "stdin_once", "streams")
 
     def __init__(self, fd: int) -> None:
@@ -84,6 +103,29 @@ class _Conn:
         self.read_closed = False
         self.closing = False  # close once outbuf is flushed
         self.dropped = 0  # frames not delivered because this client was too slow
+        self.exec: _Exec | None = None  # the exec this connection attaches to or waits for
+
+
+class _Exec:
+    """One exec process: its stdio ends, attach clients, waiters and, once ended, its code."""
+
+    __slots__ = ("attached", "deadline", "exit_code", "id", "in_fd", "master", "outputs",
+                 "pid", "status", "stdin_buf", "stdin_closing", "tty", "waiters")
+
+    def __init__(self, exec_id: str, pid: int, tty: bool) -> None:
+        self.id = exec_id
+        self.pid = pid
+        self.tty = tty
+        self.outputs: dict[int, int] = {}  # fd -> stream number
+        self.in_fd = -1
+        self.master = -1
+        self.stdin_buf = bytearray()
+        self.stdin_closing = False
+        self.attached: list[_Conn] = []
+        self.waiters: list[_Conn] = []
+        self.status: int | None = None  # the wait status, once reaped
+        self.deadline: float | None = None  # after the exit: when leftover output is cut
+        self.exit_code: int | None = None  # set when it has ended and its output is drained
 
 
 def _noop(signum: int, frame: object) -> None:
@@ -146,6 +188,8 @@ class Monitor:
         self.attached: list[_Conn] = []
         self.drain_deadline: float | None = None
         self.linger_deadline: float | None = None
+        self.execs: dict[str, _Exec] = {}  # running and recently ended, oldest first
+        self.exec_pids: dict[int, _Exec] = {}  # the running ones
         self._ops: dict[str, Callable[[_Conn, dict[str, Any]], dict[str, Any] | None]] = {
             "state": self._op_state,
             "start": self._op_start,
@@ -155,6 +199,12 @@ class Monitor:
             "resize": self._op_resize,
             "close_stdin": self._op_close_stdin,
             "reopen_log": self._op_reopen_log,
+            "detach": self._op_detach,
+            "exec": self._op_exec,
+            "exec_resize": self._op_exec_resize,
+            "exec_state": self._op_exec_state,
+            "exec_wait": self._op_exec_wait,
+            "exec_kill": self._op_exec_kill,
         }
         self._watch_read(self.wake_r, self._on_wakeup)
         self._watch_read(self.listener.fileno(), self._on_accept)
@@ -249,6 +299,9 @@ class Monitor:
         while True:
             timeout = -1.0
             deadline = self.drain_deadline if self.record is None else self.linger_deadline
+            for ex in self.exec_pids.values():
+                if ex.deadline is not None and (deadline is None or ex.deadline < deadline):
+                    deadline = ex.deadline
             if deadline is not None:
                 timeout = max(0.0, deadline - time.monotonic())
             for fd, events in self.ep.poll(timeout):
@@ -260,6 +313,8 @@ class Monitor:
                     writer = self.writers.get(fd)
                     if writer is not None:
                         writer()
+            if self.exec_pids:
+                self._check_execs()
             if self.record is None:
                 if self.exit_status is not None and (
                     not self.outputs or time.monotonic() >= (self.drain_deadline or 0.0)
@@ -295,6 +350,11 @@ class Monitor:
                 self.exit_status = status
                 self.finished_at = rfc3339_nano()
                 self.drain_deadline = time.monotonic() + DRAIN_TIMEOUT
+                continue
+            ex = self.exec_pids.get(pid)
+            if ex is not None and ex.status is None:
+                ex.status = status
+                ex.deadline = time.monotonic() + DRAIN_TIMEOUT
 
     # ----- output ----------------------------------------------------------------------------
 
@@ -315,9 +375,9 @@ class Monitor:
         if self.attached:
             self._broadcast(stream, data)
 
-    def _broadcast(self, stream: int, data: bytes) -> None:
+    def _broadcast(self, stream: int, data: bytes, targets: list[_Conn] | None = None) -> None:
         frame = frame_header(stream, len(data)) + data
-        for conn in self.attached:
+        for conn in self.attached if targets is None else targets:
             if stream not in conn.streams or conn.closing:
                 continue
             if len(conn.outbuf) + len(frame) > CLIENT_BUFFER_LIMIT:
@@ -436,6 +496,14 @@ class Monitor:
             self.attached.remove(conn)
             if conn.stdin and conn.stdin_once and not conn.read_closed:
                 self._close_stdin()
+        ex = conn.exec
+        if ex is not None:
+            if conn in ex.waiters:
+                ex.waiters.remove(conn)
+            if conn in ex.attached:
+                ex.attached.remove(conn)
+                if conn.stdin and conn.stdin_once and not conn.read_closed:
+                    self._close_exec_stdin(ex)
         _close(conn.fd)
 
     def _close_when_flushed(self, conn: _Conn) -> None:
@@ -455,7 +523,10 @@ class Monitor:
             self._on_conn_eof(conn)
             return
         if conn.mode == "attach":
-            self._stdin_data(conn, data)
+            if conn.exec is not None:
+                self._exec_stdin(conn, conn.exec, data)
+            else:
+                self._stdin_data(conn, data)
             return
         if conn.mode == "wait":
             return  # nothing more is expected; the answer comes at exit
@@ -472,13 +543,19 @@ class Monitor:
         if conn.mode == "attach" and conn.inbuf:
             rest = bytes(conn.inbuf)
             conn.inbuf.clear()
-            self._stdin_data(conn, rest)
+            if conn.exec is not None:
+                self._exec_stdin(conn, conn.exec, rest)
+            else:
+                self._stdin_data(conn, rest)
 
     def _on_conn_eof(self, conn: _Conn) -> None:
         conn.read_closed = True
         self._watch_read(conn.fd, None)
         if conn.mode == "attach":
-            if conn.stdin and conn.stdin_once:
+            if conn.exec is not None:
+                if conn.stdin:
+                    self._close_exec_stdin(conn.exec)
+            elif conn.stdin and conn.stdin_once:
                 self._close_stdin()
             return  # may be a half-close: keep streaming output until the send fails
         if conn.outbuf:
@@ -574,7 +651,15 @@ class Monitor:
         self.attached.append(conn)
         if self.stdin_paused and conn.stdin:
             self._watch_read(conn.fd, None)
-        return {"ok": True, "tty": self.tty}
+        return {"ok": True, "tty": self.tty, "conn": conn.fd}
+
+    def _op_detach(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
+        # The client of attach stream ``conn`` typed the detach keys: its going away must not
+        # close the process's stdin as a disconnection would (stdin_once).
+        target = self.conns.get(int(request.get("conn", -1)))
+        if target is not None and target.mode == "attach":
+            target.stdin_once = False
+        return {"ok": True}
 
     def _op_resize(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
         if self.master < 0:
@@ -592,6 +677,236 @@ class Monitor:
     def _op_reopen_log(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
         self.log.reopen()
         return {"ok": True}
+
+    # ----- exec processes --------------------------------------------------------------------
+
+    def _op_exec(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
+        if self.status != "running" or self.exit_status is not None or self.record is not None:
+            raise Conflict(f"container {self.id} is not running")
+        exec_id = execsetup.check_exec_id(request.get("exec_id"))
+        if exec_id in self.execs:
+            raise Conflict(f"exec {exec_id} already exists")
+        if len(self.exec_pids) >= MAX_RUNNING_EXECS:
+            raise ResourceExhausted(f"container {self.id} runs {MAX_RUNNING_EXECS} execs already")
+        answer, fds = self._exec_helper(request)
+        names: dict[str, int] = answer["fds"]
+        ex = _Exec(exec_id, int(answer["pid"]), "master" in names)
+        stdin = bool(request.get("stdin"))
+        if ex.tty:
+            ex.master = fds[names["master"]]
+            ex.outputs[ex.master] = STDOUT
+            if stdin:
+                ex.in_fd = ex.master
+        else:
+            ex.outputs[fds[names["stdout"]]] = STDOUT
+            ex.outputs[fds[names["stderr"]]] = STDERR
+            if "stdin" in names:
+                ex.in_fd = fds[names["stdin"]]
+        for fd in (*ex.outputs, ex.in_fd):
+            if fd >= 0:
+                os.set_blocking(fd, False)
+        for fd in ex.outputs:
+            self._watch_read(fd, lambda fd=fd, ex=ex: self._on_exec_output(ex, fd))
+        self.execs[exec_id] = ex
+        self.exec_pids[ex.pid] = ex
+        if request.get("attach"):
+            # Registered before the loop reads any of its output: nothing is missed.
+            conn.mode = "attach"
+            conn.exec = ex
+            conn.streams = (STDOUT, STDERR)
+            conn.stdin = stdin and ex.in_fd >= 0
+            conn.stdin_once = True  # the client's EOF or disconnection closes its stdin
+            ex.attached.append(conn)
+        return {"ok": True, "pid": ex.pid, "tty": ex.tty, "conn": conn.fd}
+
+    def _exec_helper(self, request: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
+        """Start the exec in a throwaway fork (see ``execsetup``); its answer and our fds."""
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        pid = bare_fork()
+        if pid == 0:
+            try:
+                ours.close()
+                _signal.set_wakeup_fd(-1)
+                _signal.signal(_SIGCHLD, _signal.SIG_DFL)
+                execsetup.run(self.spec, self.id, request, theirs)
+            finally:
+                os._exit(0)
+        theirs.close()
+        try:
+            message, ancillary, _, _ = ours.recvmsg(MAX_LINE, _FDS_SPACE,
+                                                    _socket.MSG_CMSG_CLOEXEC)
+        finally:
+            ours.close()
+            os.waitpid(pid, 0)
+        fds: list[int] = []
+        for level, kind, data in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds.extend(memoryview(data)[: len(data) // 4 * 4].cast("i").tolist())
+        answer = decode_line(message) if message else {"ok": False, "kind": "internal",
+                                                       "error": "exec: the runtime helper died"}
+        if not answer.get("ok"):
+            for fd in fds:
+                _close(fd)
+            raise error_from_answer(answer)
+        return answer, fds
+
+    def _exec_of(self, request: dict[str, Any]) -> _Exec:
+        ex = self.execs.get(str(request.get("exec_id")))
+        if ex is None:
+            raise NotFound(f"no such exec: {request.get('exec_id')}")
+        return ex
+
+    def _op_exec_resize(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
+        ex = self._exec_of(request)
+        if ex.master < 0:
+            raise InvalidArgument(f"exec {ex.id} has no terminal to resize")
+        rows, cols = int(request["rows"]), int(request["cols"])
+        if not (0 < rows < 65536 and 0 < cols < 65536):
+            raise InvalidArgument(f"bad terminal size {rows}x{cols}")
+        fcntl.ioctl(ex.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        return {"ok": True}
+
+    def _op_exec_state(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
+        ex = self._exec_of(request)
+        return {"ok": True, "running": ex.exit_code is None, "pid": ex.pid,
+                "exit_code": ex.exit_code, "tty": ex.tty}
+
+    def _op_exec_wait(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any] | None:
+        ex = self._exec_of(request)
+        if ex.exit_code is not None:
+            return {"ok": True, "exit_code": ex.exit_code}
+        conn.mode = "wait"
+        conn.exec = ex
+        ex.waiters.append(conn)
+        return None
+
+    def _op_exec_kill(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
+        ex = self._exec_of(request)
+        if ex.status is not None or ex.exit_code is not None:
+            raise Conflict(f"exec {ex.id} is not running")
+        # Not reaped yet, and only this process reaps it: the pid is still this process.
+        os.kill(ex.pid, int(request.get("signal", _SIGKILL)))
+        return {"ok": True}
+
+    def _on_exec_output(self, ex: _Exec, fd: int) -> None:
+        stream = ex.outputs.get(fd)
+        if stream is None:
+            return
+        try:
+            data = os.read(fd, READ_CHUNK)
+        except BlockingIOError:
+            return
+        except OSError:  # EIO: the pty's last slave closed
+            data = b""
+        if not data:
+            self._close_exec_output(ex, fd)
+            return
+        if ex.attached:
+            self._broadcast(stream, data, ex.attached)
+
+    def _close_exec_output(self, ex: _Exec, fd: int) -> None:
+        self._forget(fd)
+        del ex.outputs[fd]
+        if fd == ex.master:
+            ex.master = -1
+            if ex.in_fd == fd:
+                ex.in_fd = -1
+                ex.stdin_buf.clear()
+        _close(fd)
+        if not ex.outputs:
+            for conn in list(ex.attached):
+                self._close_when_flushed(conn)
+
+    def _exec_stdin(self, conn: _Conn, ex: _Exec, data: bytes | bytearray) -> None:
+        if not conn.stdin or ex.in_fd < 0 or ex.stdin_closing:
+            return
+        if not ex.stdin_buf:
+            self._watch_write(ex.in_fd, lambda: self._on_exec_stdin_writable(ex))
+        ex.stdin_buf += data
+        if len(ex.stdin_buf) >= STDIN_BUFFER_LIMIT:
+            for c in ex.attached:  # backpressure: read no more until the process catches up
+                if c.stdin and not c.read_closed:
+                    self._watch_read(c.fd, None)
+
+    def _on_exec_stdin_writable(self, ex: _Exec) -> None:
+        try:
+            n = os.write(ex.in_fd, ex.stdin_buf)
+        except BlockingIOError:
+            return
+        except OSError:  # EPIPE: the process closed its stdin
+            ex.stdin_buf.clear()
+            self._close_exec_stdin_now(ex)
+            return
+        full = len(ex.stdin_buf) >= STDIN_BUFFER_LIMIT
+        del ex.stdin_buf[:n]
+        if ex.stdin_buf:
+            return
+        self._watch_write(ex.in_fd, None)
+        if ex.stdin_closing:
+            self._close_exec_stdin_now(ex)
+        if full:
+            for c in ex.attached:
+                if c.stdin and not c.read_closed:
+                    self._watch_read(c.fd, lambda c=c: self._on_conn_read(c))
+
+    def _close_exec_stdin(self, ex: _Exec) -> None:
+        if ex.stdin_buf:
+            ex.stdin_closing = True
+        else:
+            self._close_exec_stdin_now(ex)
+
+    def _close_exec_stdin_now(self, ex: _Exec) -> None:
+        fd = ex.in_fd
+        if fd < 0:
+            return
+        ex.in_fd = -1
+        ex.stdin_closing = False
+        if fd == ex.master:
+            self._watch_write(fd, None)  # a terminal has no half-close
+            return
+        self._forget(fd)
+        _close(fd)
+
+    def _check_execs(self) -> None:
+        now = time.monotonic()
+        for ex in list(self.exec_pids.values()):
+            if ex.status is not None and (not ex.outputs or now >= (ex.deadline or 0.0)):
+                self._finish_exec(ex)
+
+    def _finish_exec(self, ex: _Exec) -> None:
+        """The exec has exited (or died with the container): drain, record, tell."""
+        for fd in list(ex.outputs):
+            while fd in ex.outputs:
+                try:
+                    data = os.read(fd, READ_CHUNK)
+                except BlockingIOError:
+                    break
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                self._broadcast(ex.outputs[fd], data, ex.attached)
+        for fd in list(ex.outputs):
+            self._close_exec_output(ex, fd)
+        ex.stdin_buf.clear()
+        self._close_exec_stdin_now(ex)
+        status = ex.status
+        if status is None:
+            ex.exit_code = 128 + _SIGKILL  # still unreaped when its container went
+        elif os.WIFSIGNALED(status):
+            ex.exit_code = 128 + os.WTERMSIG(status)
+        else:
+            ex.exit_code = os.WEXITSTATUS(status)
+        self.exec_pids.pop(ex.pid, None)
+        for conn in list(ex.waiters):
+            self._send(conn, {"ok": True, "exit_code": ex.exit_code})
+            self._close_when_flushed(conn)
+        ex.waiters.clear()
+        for conn in list(ex.attached):
+            self._close_when_flushed(conn)
+        ended = [e for e in self.execs.values() if e.exit_code is not None]
+        for old in ended[: max(0, len(ended) - EXEC_HISTORY)]:
+            del self.execs[old.id]
 
     # ----- the end ---------------------------------------------------------------------------
 
@@ -622,6 +937,10 @@ class Monitor:
         # The runtime's state goes before anyone hears of the exit, so a daemon that reacts
         # by creating the container again (restart policy) finds the id free.
         self._delete_container()
+        # Execs die with the container's PID namespace (or were killed with its cgroup).
+        self._reap()
+        for ex in list(self.exec_pids.values()):
+            self._finish_exec(ex)
         self.record = record
         self.status = "stopped"
         self._close_stdin_now()

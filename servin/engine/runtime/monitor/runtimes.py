@@ -16,6 +16,7 @@ from servin.errors import InvalidArgument
 # Optional ones are skipped if absent; their users then degrade (no OOM flag) or fail clearly.
 PRELOAD = (
     "servin.engine.runtime.native",
+    "servin.engine.runtime.native.execproc",
     "servin.engine.runtime.external",
     "servin.engine.linux.cgroups",
 )

@@ -292,6 +292,70 @@ class NativeRuntime:
             self._destroy_cgroup(container_id, recorded.cgroups_path)
         shutil.rmtree(self._dir(container_id), ignore_errors=True)
 
+    # -- exec ---------------------------------------------------------------------------------
+
+    def exec(self, container_id: str, process: dict[str, Any], stdio: Stdio | None, *,
+             console_socket: Path | None = None) -> int:
+        """Run one more process in the running container; return its host PID once exec'd.
+
+        ``process`` is an OCI ``process`` object. The process joins every namespace and the
+        cgroup of the container's init and gets the bundle's seccomp filter. With
+        ``process.terminal`` the pty master is sent over ``console_socket`` (as for create).
+        A program that cannot be run raises NotFound / PermissionDenied with its message.
+        """
+        from servin.engine.runtime.native import execproc
+
+        recorded = self._load(container_id)
+        if _status(recorded) != "running":
+            raise Conflict(f"container {container_id} is not running")
+        parsed = execproc.load_process(process, console_socket is not None)
+        profile = execproc.bundle_seccomp(Path(recorded.bundle))
+        seccomp_program = (_seccomp_program(profile, self.state_root / "seccomp-cache")
+                           if profile is not None else None)
+        opened: list[Any] = []
+        pid = 0
+        try:
+            ns_fds, pid_ns_fd = execproc.open_namespaces(recorded.pid)
+            opened.extend(fd for fd, _, _ in ns_fds)
+            if pid_ns_fd is not None:
+                opened.append(pid_ns_fd)
+            # The fds above name the init's namespaces only if the init is still that process.
+            if process_start_time(recorded.pid) != recorded.start_time:
+                raise Conflict(f"container {container_id} is not running")
+            console = None
+            if console_socket is not None:
+                console = _connect_unix(Path(console_socket))
+                opened.append(console)
+            parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            opened.append(parent_end)
+            child_end = _above_stdio(child_end)
+            opened.append(child_end)
+            ctx = execproc.ExecContext(process=parsed, sync=child_end, stdio=stdio,
+                                       console=console, namespace_fds=ns_fds,
+                                       seccomp_program=seccomp_program)
+            pid = execproc.fork_exec(ctx, pid_ns_fd)
+            for item in opened:
+                if item is not parent_end:
+                    _close(item)
+            opened = [parent_end]
+            if recorded.cgroups_path:
+                cgroup = self._cgroup_of(container_id, recorded.cgroups_path)
+                if cgroup is not None:
+                    cgroup.add_process(pid)
+            parent_end.send(b'{"type": "go"}')
+            execproc.wait_exec(parent_end, self.setup_timeout)
+            return pid
+        except BaseException:
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signals.SIGKILL)
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+            raise
+        finally:
+            for item in opened:
+                _close(item)
+
     # -- extras beyond the OCI command line ---------------------------------------------------
 
     def update(self, container_id: str, resources: dict[str, Any]) -> None:

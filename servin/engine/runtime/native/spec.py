@@ -257,6 +257,13 @@ def _check_sysctls(sysctl: dict[str, str], kinds: set[str]) -> None:
             raise InvalidArgument(f"sysctl {key} needs a {needed} namespace of the container's")
 
 
+def parse_process(raw: dict[str, Any]) -> Process:
+    """Check an OCI ``process`` object (an exec's, or config.json's) into a :class:`Process`."""
+    if not isinstance(raw, dict):
+        raise InvalidArgument("process must be a JSON object")
+    return _process(raw)
+
+
 def _process(raw: dict[str, Any]) -> Process:
     args = raw.get("args")
     if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args):

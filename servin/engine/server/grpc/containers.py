@@ -9,9 +9,13 @@ from collections.abc import AsyncIterator
 import grpc
 
 from servin.api.servin.v1 import containers_pb2, containers_pb2_grpc
+from servin.engine.containers.detachkeys import parse_detach_keys
 from servin.engine.containers.model import EXITED, RUNNING, Container
 from servin.engine.engine import Engine
+from servin.engine.runtime.monitor.client import MonitorClient
+from servin.engine.server.grpc.attach import relay
 from servin.engine.server.grpc.filters import filter_map, label_matches
+from servin.engine.server.grpc.stats import stats_stream, top_response
 from servin.engine.server.grpc.timestamps import from_ns, to_ns
 from servin.humanize import ago, human_duration
 
@@ -36,7 +40,9 @@ def status_text(c: Container, now: float | None = None) -> str:
     s = c.state
     now = now or time.time()
     if s.status == RUNNING:
-        return f"Up {human_duration(now - s.started_at_ns / 1e9)}"
+        health = {"starting": " (health: starting)", "healthy": " (healthy)",
+                  "unhealthy": " (unhealthy)"}.get(s.health_status, "")
+        return f"Up {human_duration(now - s.started_at_ns / 1e9)}{health}"
     if s.status == "paused":
         return f"Up {human_duration(now - s.started_at_ns / 1e9)} (Paused)"
     if s.status == EXITED:
@@ -68,6 +74,7 @@ def summary(c: Container, command: str = "") -> containers_pb2.ContainerSummary:
         started_at=from_ns(s.started_at_ns),
         finished_at=from_ns(s.finished_at_ns),
         restart_count=s.restart_count,
+        health=s.health_status,
         mounts=list(c.spec.mounts),
         pod_id=c.spec.pod_id,
         runtime=c.runtime,
@@ -92,6 +99,8 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
         v in (c.image_ref, c.image_id) or c.image_id.removeprefix("sha256:").startswith(v)
         for v in filters["ancestor"]
     ):
+        return False
+    if "health" in filters and (c.state.health_status or "none") not in filters["health"]:
         return False
     return "network" not in filters or c.spec.network_mode in filters["network"]
 
@@ -124,8 +133,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     async def Restart(
         self, request: containers_pb2.RestartContainerRequest, context: grpc.aio.ServicerContext
     ) -> containers_pb2.RestartContainerResponse:
-        await self.containers.stop(request.id, request.timeout)
-        await self.containers.start(request.id)
+        await self.containers.restart(request.id, request.timeout)
         return containers_pb2.RestartContainerResponse()
 
     async def Kill(
@@ -195,6 +203,14 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
                 error=s.error,
                 started_at=from_ns(s.started_at_ns),
                 finished_at=from_ns(s.finished_at_ns),
+                health=containers_pb2.HealthState(
+                    status=s.health_status,
+                    failing_streak=s.failing_streak,
+                    log=[containers_pb2.HealthLog(start=from_ns(r["start_ns"]),
+                                                  end=from_ns(r["end_ns"]),
+                                                  exit_code=r["exit_code"], output=r["output"])
+                         for r in s.health_log],
+                ) if s.health_status else None,
             ),
             path=config_args[0] if config_args else "",
             args=config_args[1:],
@@ -209,6 +225,32 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             pod_id=c.spec.pod_id,
             driver=self.engine.snapshots.driver,
         )
+
+    async def Pause(
+        self, request: containers_pb2.PauseContainerRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.PauseContainerResponse:
+        await self.containers.pause(request.id)
+        return containers_pb2.PauseContainerResponse()
+
+    async def Unpause(
+        self, request: containers_pb2.UnpauseContainerRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.UnpauseContainerResponse:
+        await self.containers.unpause(request.id)
+        return containers_pb2.UnpauseContainerResponse()
+
+    async def Update(
+        self, request: containers_pb2.UpdateContainerRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.UpdateContainerResponse:
+        carrier = containers_pb2.ContainerSpec(resources=request.resources)
+        policy = request.restart_policy if request.HasField("restart_policy") else None
+        await self.containers.update(request.id, carrier, list(request.fields), policy)
+        return containers_pb2.UpdateContainerResponse()
+
+    async def Rename(
+        self, request: containers_pb2.RenameContainerRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.RenameContainerResponse:
+        await self.containers.rename(request.id, request.new_name)
+        return containers_pb2.RenameContainerResponse()
 
     async def Wait(
         self, request: containers_pb2.WaitContainerRequest, context: grpc.aio.ServicerContext
@@ -234,6 +276,17 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
                     stream=line.stream, time=from_ns(line.time_ns), data=line.data
                 )
 
+    async def Stats(
+        self, request: containers_pb2.StatsRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[containers_pb2.StatsBatch]:
+        async for batch in stats_stream(self.engine, request):
+            yield batch
+
+    async def Top(
+        self, request: containers_pb2.TopRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.TopResponse:
+        return await top_response(self.engine, request)
+
     async def Attach(
         self,
         request_iterator: AsyncIterator[containers_pb2.AttachInput],
@@ -243,6 +296,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         if first is None:
             return
         c = await self.containers.resolve(first.id)
+        keys = parse_detach_keys(first.detach_keys) if c.spec.tty else None
         want_out = first.stdout or not (first.stdin or first.stderr)
         options = {
             "stdin": first.stdin,
@@ -261,21 +315,94 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             finally:
                 future.cancel()
 
-        async def pump_input() -> None:
-            async for msg in request_iterator:
-                if msg.data and first.stdin:
-                    await attachment.write(msg.data)
-                if msg.rows and msg.cols:
-                    await self.containers.resize(c.id, msg.rows, msg.cols)
-                if msg.close_stdin:
-                    await attachment.close_stdin()
-            if first.stdin:
-                await attachment.close_stdin()
+        monitor = MonitorClient(self.containers.paths(c.id).state_dir)
+        if first.rows and first.cols:
+            await self.containers.resize(c.id, first.rows, first.cols)
 
-        feeder = asyncio.get_running_loop().create_task(pump_input())
-        try:
-            async for stream, data in attachment:
-                yield containers_pb2.AttachOutput(stream=stream, data=data)
-        finally:
-            feeder.cancel()
-            await attachment.close()
+        async def resize(rows: int, cols: int) -> None:
+            await self.containers.resize(c.id, rows, cols)
+
+        async def detach() -> None:
+            await monitor.detach(attachment)
+
+        async for out in relay(attachment, request_iterator, stdin=first.stdin,
+                               detach_keys=keys, resize=resize, detach=detach):
+            yield out
+
+    async def ExecCreate(
+        self, request: containers_pb2.ExecCreateRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.ExecCreateResponse:
+        record = await self.engine.execs.create(
+            request.container_id,
+            list(request.cmd),
+            env=list(request.env),
+            user=request.user,
+            working_dir=request.working_dir,
+            tty=request.tty,
+            attach_stdin=request.attach_stdin,
+            attach_stdout=request.attach_stdout or not request.attach_stdin,
+            attach_stderr=request.attach_stderr or not request.attach_stdin,
+            privileged=request.privileged,
+            detach_keys=request.detach_keys,
+        )
+        return containers_pb2.ExecCreateResponse(id=record.id)
+
+    async def ExecStart(
+        self,
+        request_iterator: AsyncIterator[containers_pb2.ExecInput],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[containers_pb2.AttachOutput]:
+        first = await anext(aiter(request_iterator), None)
+        if first is None:
+            return
+        execs = self.engine.execs
+        record = execs.get(first.exec_id)
+        attachment = await execs.start(record.id, detach=first.detach, rows=first.rows,
+                                       cols=first.cols)
+        if attachment is None:
+            return  # detached: it runs on; ExecInspect tells how it ends
+        keys = parse_detach_keys(record.detach_keys) if record.tty else None
+        monitor = MonitorClient(self.containers.paths(record.container_id).state_dir)
+        want = {1: record.attach_stdout, 2: record.attach_stderr}
+
+        async def resize(rows: int, cols: int) -> None:
+            await execs.resize(record.id, rows, cols)
+
+        async def detach() -> None:
+            await monitor.detach(attachment)
+
+        async for out in relay(attachment, request_iterator, stdin=record.attach_stdin,
+                               detach_keys=keys, resize=resize, detach=detach):
+            if out.detached:
+                yield out
+                return
+            if want.get(out.stream, True):
+                yield out
+        code = await execs.wait(record.id)
+        yield containers_pb2.AttachOutput(exited=True, exit_code=code)
+
+    async def Resize(
+        self, request: containers_pb2.ResizeRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.ResizeResponse:
+        await self.containers.resize(request.id, request.rows, request.cols)
+        return containers_pb2.ResizeResponse()
+
+    async def ExecResize(
+        self, request: containers_pb2.ExecResizeRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.ResizeResponse:
+        await self.engine.execs.resize(request.exec_id, request.rows, request.cols)
+        return containers_pb2.ResizeResponse()
+
+    async def ExecInspect(
+        self, request: containers_pb2.ExecInspectRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.ExecDetail:
+        record = self.engine.execs.get(request.exec_id)
+        return containers_pb2.ExecDetail(
+            id=record.id,
+            container_id=record.container_id,
+            running=record.running,
+            exit_code=record.exit_code or 0,
+            pid=record.pid,
+            cmd=record.cmd,
+            tty=record.tty,
+        )

@@ -65,11 +65,17 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
         self, request: system_pb2.InfoRequest, context: grpc.aio.ServicerContext
     ) -> system_pb2.InfoResponse:
         images = await asyncio.to_thread(self.engine.images.list)
+        states = [c.state.status for c in await self.engine.containers.list()]
+        active = states.count("running") + states.count("paused") + states.count("restarting")
         cfg = self.engine.config
         return system_pb2.InfoResponse(
             id=self.engine.id,
             name=socket.gethostname(),
             images=len(images),
+            containers=len(states),
+            containers_running=states.count("running") + states.count("restarting"),
+            containers_paused=states.count("paused"),
+            containers_stopped=len(states) - active,
             storage_driver=self.engine.snapshots.driver,
             cgroup_driver="cgroupfs",
             cgroup_version=hostinfo.cgroup_version(),
@@ -102,7 +108,9 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
         def match(event: Event) -> bool:
             if "type" in filters and event.type not in filters["type"]:
                 return False
-            if "event" in filters and event.action not in filters["event"]:
+            # "health_status" matches "health_status: healthy", as docker does.
+            wanted = filters.get("event")
+            if wanted and event.action not in wanted and event.action.split(":")[0] not in wanted:
                 return False
             for kind in ("container", "image", "volume", "network", "pod"):
                 if kind in filters:

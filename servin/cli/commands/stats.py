@@ -1,0 +1,198 @@
+"""``servin stats`` (live resource usage) and ``servin top`` (a container's processes)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import click
+
+from servin.cli.options import format_option
+from servin.cli.session import get_client
+
+# The default table: (header, template field).
+COLUMNS: list[tuple[str, str]] = [
+    ("CONTAINER ID", "ID"),
+    ("NAME", "Name"),
+    ("CPU %", "CPUPerc"),
+    ("MEM USAGE / LIMIT", "MemUsage"),
+    ("MEM %", "MemPerc"),
+    ("NET I/O", "NetIO"),
+    ("BLOCK I/O", "BlockIO"),
+    ("PIDS", "PIDs"),
+]
+# Headers of fields a ``table`` format may name that the default table does not show.
+EXTRA_HEADERS = {"Container": "CONTAINER"}
+
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+# Terminal control: home, clear to end of line, clear to end of screen, hide/show cursor.
+_HOME, _CLEAR_LINE, _CLEAR_BELOW = "\x1b[H", "\x1b[K", "\x1b[J"
+_CLEAR_SCREEN = "\x1b[2J"
+_HIDE_CURSOR, _SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
+
+
+def binary_size(n: float) -> str:
+    """Binary units with 4 significant digits, as docker shows memory: ``1.465MiB``."""
+    value = float(n)
+    unit = 0
+    while value >= 1024 and unit < len(_BINARY_UNITS) - 1:
+        value /= 1024
+        unit += 1
+    return f"{value:.4g}{_BINARY_UNITS[unit]}"
+
+
+def stats_row(s: Any, container: str, no_trunc: bool) -> dict[str, str]:
+    """The template fields of one ContainerStats message, formatted as docker formats them."""
+    from servin.humanize import human_size
+
+    return {
+        "Container": container,
+        "ID": s.id if no_trunc else s.id[:12],
+        "Name": s.name,
+        "CPUPerc": f"{s.cpu_percent:.2f}%",
+        "MemUsage": f"{binary_size(s.memory_usage)} / {binary_size(s.memory_limit)}",
+        "MemPerc": f"{s.memory_percent:.2f}%",
+        "NetIO": f"{human_size(s.net_rx)} / {human_size(s.net_tx)}",
+        "BlockIO": f"{human_size(s.block_read)} / {human_size(s.block_write)}",
+        "PIDs": str(s.pids),
+    }
+
+
+def _as_given(stat: Any, names: Sequence[str], no_trunc: bool) -> str:
+    """``.Container``: the name or ID the user typed for this container, else its ID."""
+    for text in names:
+        bare = text.removeprefix("/")
+        if stat.id.startswith(text) or stat.name == bare:
+            return text
+    return stat.id if no_trunc else stat.id[:12]
+
+
+def _align(table: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return ["   ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in table]
+
+
+def render(rows: list[dict[str, str]], fmt: str | None) -> list[str]:
+    """The lines of one frame: a table (default or ``table ...``), JSON lines or a template."""
+    from servin.cli.gotemplate import Template
+
+    fmt = fmt.replace("\\t", "\t").replace("\\n", "\n") if fmt else fmt
+    if fmt == "json":
+        return [json.dumps(row, separators=(",", ":"), sort_keys=True) for row in rows]
+    if fmt and not fmt.startswith("table"):
+        template = Template(fmt)
+        return [template.render(row) for row in rows]
+    spec = fmt[len("table") :].strip() if fmt else ""
+    if not spec:
+        table = [[h for h, _ in COLUMNS], *([row[f] for _, f in COLUMNS] for row in rows)]
+        return _align(table)
+    cells = spec.split("\t")
+    headers = [_header(cell) for cell in cells]
+    templates = [Template(cell) for cell in cells]
+    return _align([headers, *([t.render(row) for t in templates] for row in rows)])
+
+
+def _header(cell: str) -> str:
+    stripped = cell.strip()
+    for header, field in [*COLUMNS, *((h, f) for f, h in EXTRA_HEADERS.items())]:
+        if stripped == f"{{{{.{field}}}}}":
+            return header
+    if stripped.startswith("{{.") and stripped.endswith("}}"):
+        return stripped[3:-2].upper()
+    return stripped.upper()
+
+
+class LiveScreen:
+    """Redraws frames in place on a terminal (no scrolling), keeping within its height."""
+
+    def __init__(self) -> None:
+        self.first = True
+
+    def draw(self, lines: list[str]) -> None:
+        """Replace the previous frame with ``lines``."""
+        size = shutil.get_terminal_size()
+        if len(lines) > size.lines - 1:
+            hidden = len(lines) - (size.lines - 2)
+            lines = [*lines[: size.lines - 2], f"... {hidden} more"]
+        out = [_HIDE_CURSOR + _CLEAR_SCREEN + _HOME if self.first else _HOME]
+        out.extend(line[: size.columns] + _CLEAR_LINE + "\n" for line in lines)
+        out.append(_CLEAR_BELOW)
+        sys.stdout.write("".join(out))
+        sys.stdout.flush()
+        self.first = False
+
+    def close(self) -> None:
+        """Give the cursor back."""
+        sys.stdout.write(_SHOW_CURSOR)
+        sys.stdout.flush()
+
+
+def _container_ids(all_: bool, containers: tuple[str, ...]) -> list[str]:
+    if containers or not all_:
+        return list(containers)
+    from servin.api.servin.v1 import containers_pb2
+
+    reply = get_client().containers.List(containers_pb2.ListContainersRequest(all=True))
+    return [c.id for c in reply.containers]
+
+
+def frames(ids: Iterable[str], stream: bool) -> Iterable[Any]:
+    """StatsBatch messages from the daemon."""
+    from servin.api.servin.v1 import containers_pb2
+
+    request = containers_pb2.StatsRequest(ids=list(ids), stream=stream, interval_ms=1000)
+    return get_client().containers.Stats(request)
+
+
+@click.command()
+@click.option(
+    "-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running)"
+)
+@click.option(
+    "--no-stream", is_flag=True, help="Disable streaming stats and only pull the first result"
+)
+@click.option("--no-trunc", is_flag=True, help="Do not truncate output")
+@format_option
+@click.argument("containers", nargs=-1)
+def stats(
+    all_: bool, no_stream: bool, no_trunc: bool, fmt: str | None, containers: tuple[str, ...]
+) -> None:
+    """Display a live stream of container(s) resource usage statistics."""
+    from servin.cli.output import is_terminal
+
+    ids = _container_ids(all_, containers)
+    live = LiveScreen() if is_terminal() and not no_stream else None
+    try:
+        for batch in frames(ids, stream=not no_stream):
+            rows = [stats_row(s, _as_given(s, containers, no_trunc), no_trunc) for s in batch.stats]
+            lines = render(rows, fmt)
+            if live is not None:
+                live.draw(lines)
+            else:
+                # In a pipe: one plain frame after another, nothing to redraw.
+                for line in lines:
+                    click.echo(line)
+                sys.stdout.flush()
+    finally:
+        if live is not None:
+            live.close()
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.argument("container")
+@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
+def top(container: str, ps_args: tuple[str, ...]) -> None:
+    """Display the running processes of a container (ps options default to -ef)."""
+    from servin.api.servin.v1 import containers_pb2
+    from servin.cli.output import print_rows
+
+    reply = get_client().containers.Top(
+        containers_pb2.TopRequest(id=container, ps_args=list(ps_args))
+    )
+    columns = [(title, str(i)) for i, title in enumerate(reply.titles)]
+    rows = [{str(i): v for i, v in enumerate(row.fields)} for row in reply.processes]
+    print_rows(columns, rows, None)

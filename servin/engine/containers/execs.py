@@ -1,0 +1,297 @@
+"""Exec: extra processes in running containers (docker's exec create / start / inspect).
+
+An exec is created as a record (what to run, how), then started once. Starting builds an
+OCI ``process`` object from the container's own bundle (``config.json``: its capabilities,
+no_new_privs, rlimits, user, env and cwd) with the exec's overrides, and hands it to the
+container's monitor, which runs it through the container's OCI runtime (joining every
+namespace, the cgroup and the seccomp filter) and owns its stdio, pty and exit status.
+
+Records live in the daemon's memory only (as docker's do), bounded: the oldest ended ones
+are forgotten first. Events, on the container, as docker names them: ``exec_create: CMD``,
+``exec_start: CMD``, ``exec_die`` (with ``exitCode``), each with its ``execID``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+import signal as signal_module
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from servin.engine.containers.detachkeys import parse_detach_keys
+from servin.engine.containers.model import PAUSED, RUNNING, Container
+from servin.engine.containers.service import ContainerService
+from servin.engine.events import EventBus
+from servin.engine.runtime.monitor.client import Attachment, MonitorClient
+from servin.engine.runtime.userdb import resolve_user
+from servin.errors import (
+    Conflict,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ServinError,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_RECORDS = 1024  # exec records kept; the oldest ended ones go first
+EXIT_NOT_FOUND = 127  # docker's codes for a command that cannot be found / invoked
+EXIT_CANNOT_INVOKE = 126
+PROBE_OUTPUT_LIMIT = 64 * 1024
+
+
+@dataclass
+class ExecRecord:
+    """One exec: what it runs and, once started, its process and exit code."""
+
+    id: str
+    container_id: str
+    cmd: list[str]
+    env: list[str] = field(default_factory=list)
+    user: str = ""
+    working_dir: str = ""
+    tty: bool = False
+    attach_stdin: bool = False
+    attach_stdout: bool = True
+    attach_stderr: bool = True
+    privileged: bool = False
+    detach_keys: str = ""
+    created_ns: int = 0
+    started: bool = False
+    running: bool = False
+    pid: int = 0
+    exit_code: int | None = None
+    done: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
+
+
+class ExecService:
+    """Creates, starts, resizes and reports execs; the monitors run them."""
+
+    def __init__(self, containers: ContainerService, events: EventBus) -> None:
+        self.containers = containers
+        self.events = events
+        self._records: dict[str, ExecRecord] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- records -------------------------------------------------------------------------
+
+    def get(self, exec_id: str) -> ExecRecord:
+        """An exec by its full ID (or a unique prefix)."""
+        record = self._records.get(exec_id)
+        if record is not None:
+            return record
+        found = [r for k, r in self._records.items() if exec_id and k.startswith(exec_id)]
+        if len(found) == 1:
+            return found[0]
+        raise NotFound(f"No such exec instance: {exec_id}")
+
+    def _remember(self, record: ExecRecord) -> None:
+        self._records[record.id] = record
+        excess = len(self._records) - MAX_RECORDS
+        if excess > 0:
+            ended = [k for k, r in self._records.items() if not r.running and r.started]
+            for key in ended[:excess]:
+                del self._records[key]
+
+    @staticmethod
+    def _check_running(c: Container) -> None:
+        if c.state.status == PAUSED:
+            raise Conflict(f"container {c.id} is paused, unpause the container before exec")
+        if c.state.status != RUNNING:
+            raise Conflict(f"container {c.id} is not running")
+
+    # -- create, start -------------------------------------------------------------------
+
+    async def create(
+        self,
+        container: str,
+        cmd: list[str],
+        *,
+        env: list[str] = (),  # type: ignore[assignment]
+        user: str = "",
+        working_dir: str = "",
+        tty: bool = False,
+        attach_stdin: bool = False,
+        attach_stdout: bool = True,
+        attach_stderr: bool = True,
+        privileged: bool = False,
+        detach_keys: str = "",
+    ) -> ExecRecord:
+        """Record an exec for a running container (nothing runs until ``start``)."""
+        c = await self.containers.resolve(container)
+        self._check_running(c)
+        if not cmd or not cmd[0]:
+            raise InvalidArgument("no exec command specified")
+        for item in env:
+            if not item or item.startswith("="):
+                raise InvalidArgument(f"invalid environment variable: {item!r}")
+        if working_dir and not working_dir.startswith("/"):
+            raise InvalidArgument(f"the working directory {working_dir!r} is not absolute")
+        parse_detach_keys(detach_keys)
+        record = ExecRecord(
+            id=secrets.token_hex(32), container_id=c.id, cmd=list(cmd), env=list(env),
+            user=user, working_dir=working_dir, tty=tty, attach_stdin=attach_stdin,
+            attach_stdout=attach_stdout, attach_stderr=attach_stderr, privileged=privileged,
+            detach_keys=detach_keys, created_ns=time.time_ns(),
+        )
+        self._remember(record)
+        self.events.publish("container", f"exec_create: {' '.join(record.cmd)}", c.id,
+                            name=c.name, image=c.image_ref, execID=record.id)
+        return record
+
+    async def start(
+        self, exec_id: str, *, detach: bool = False, rows: int = 0, cols: int = 0
+    ) -> Attachment | None:
+        """Run the exec; its attach stream unless ``detach``.
+
+        A command that cannot be found raises NotFound (its exit code is 127), one that
+        cannot be invoked PermissionDenied (126).
+        """
+        record = self.get(exec_id)
+        if record.started:
+            raise Conflict(f"exec {record.id} has already been started")
+        c = await asyncio.to_thread(self.containers.store.get, record.container_id)
+        self._check_running(c)
+        record.started = True
+        process = await asyncio.to_thread(self._process, c, record, rows, cols)
+        monitor = MonitorClient(self.containers.paths(c.id).state_dir)
+        try:
+            pid, attachment = await monitor.exec(
+                record.id, process, stdin=record.attach_stdin and not detach, attach=not detach
+            )
+        except ServinError as exc:
+            record.exit_code = (EXIT_NOT_FOUND if isinstance(exc, NotFound) else
+                                EXIT_CANNOT_INVOKE if isinstance(exc, PermissionDenied) else 1)
+            record.done.set()
+            raise
+        record.pid = pid
+        record.running = True
+        self.events.publish("container", f"exec_start: {' '.join(record.cmd)}", c.id,
+                            name=c.name, image=c.image_ref, execID=record.id)
+        task = asyncio.get_running_loop().create_task(self._watch(c, record, monitor))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return attachment
+
+    async def _watch(self, c: Container, record: ExecRecord, monitor: MonitorClient) -> None:
+        try:
+            code = await monitor.exec_wait(record.id)
+        except ServinError as exc:
+            # The monitor went away with its container: the exec died with it.
+            log.info("exec ended with its container", extra={"exec": record.id,
+                                                               "error": str(exc)})
+            code = 128 + signal_module.SIGKILL
+        record.exit_code = code
+        record.running = False
+        record.done.set()
+        self.events.publish("container", "exec_die", c.id, name=c.name, image=c.image_ref,
+                            execID=record.id, exitCode=str(code))
+
+    def _process(self, c: Container, record: ExecRecord, rows: int, cols: int) -> dict[str, Any]:
+        """The exec's OCI process: the container's, with the exec's overrides (blocking)."""
+        paths = self.containers.paths(c.id)
+        try:
+            config = json.loads((paths.dir / "config.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise Conflict(f"container {c.id} has no readable bundle: {exc}") from None
+        process: dict[str, Any] = dict(config.get("process") or {})
+        env = _merge_env(list(process.get("env") or []), record.env)
+        if record.user:
+            user = resolve_user(paths.rootfs, record.user, list(c.spec.group_add))
+            process["user"] = {
+                **(process.get("user") or {}),
+                "uid": user.uid,
+                "gid": user.gid,
+                "additionalGids": list(user.additional_gids),
+            }
+            if not any(e.startswith("HOME=") for e in record.env):
+                env = _merge_env(env, [f"HOME={user.home}"])
+        if record.tty and not any(e.startswith("TERM=") for e in env):
+            env.append("TERM=xterm")
+        process["args"] = list(record.cmd)
+        process["env"] = env
+        process["cwd"] = record.working_dir or process.get("cwd") or "/"
+        process["terminal"] = record.tty
+        process.pop("consoleSize", None)
+        if record.tty and rows and cols:
+            process["consoleSize"] = {"height": rows, "width": cols}
+        if record.privileged:
+            from servin.engine.linux.capabilities import CAPABILITIES, bounding_set, names_of
+
+            # All the daemon itself holds (runc refuses a capability the host withholds).
+            available = set(names_of(bounding_set()))
+            every = [c for c in CAPABILITIES if c in available]
+            process["capabilities"] = {
+                "bounding": every, "effective": every, "permitted": every,
+                "inheritable": [], "ambient": [],
+            }
+        return process
+
+    # -- while it runs -------------------------------------------------------------------
+
+    async def resize(self, exec_id: str, rows: int, cols: int) -> None:
+        """Resize the exec's terminal (ignored for an exec without one, or one that ended)."""
+        record = self.get(exec_id)
+        if not record.tty or not record.running:
+            return
+        with contextlib.suppress(NotFound):
+            await MonitorClient(self.containers.paths(record.container_id).state_dir) \
+                .exec_resize(record.id, rows, cols)
+
+    async def wait(self, exec_id: str) -> int:
+        """Wait until the started exec has ended; its exit code."""
+        record = self.get(exec_id)
+        await record.done.wait()
+        assert record.exit_code is not None
+        return record.exit_code
+
+    async def probe(self, container_id: str, argv: list[str], timeout: float) -> tuple[int, str]:
+        """Run ``argv`` in the container and collect its output (health checks).
+
+        Past ``timeout`` seconds the process is killed and TimeoutError raised. Output is cut
+        at PROBE_OUTPUT_LIMIT bytes.
+        """
+        record = await self.create(container_id, argv, attach_stdin=False)
+        attachment = await self.start(record.id)
+        assert attachment is not None
+        output = bytearray()
+
+        async def collect() -> int:
+            async for _, data in attachment:
+                if len(output) < PROBE_OUTPUT_LIMIT:
+                    output.extend(data[: PROBE_OUTPUT_LIMIT - len(output)])
+            return await self.wait(record.id)
+
+        try:
+            code = await asyncio.wait_for(collect(), timeout)
+        except TimeoutError:
+            with contextlib.suppress(ServinError):
+                await MonitorClient(self.containers.paths(record.container_id).state_dir) \
+                    .exec_kill(record.id, signal_module.SIGKILL)
+            raise
+        finally:
+            await attachment.close()
+        return code, output.decode(errors="replace")
+
+    async def shutdown(self) -> None:
+        """Stop watching execs (they keep running under their monitors)."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _merge_env(base: list[str], overrides: list[str]) -> list[str]:
+    """``base`` with each ``KEY=VALUE`` of ``overrides`` replacing or adding its key."""
+    out = list(base)
+    for item in overrides:
+        key = item.partition("=")[0]
+        out = [e for e in out if e.partition("=")[0] != key]
+        out.append(item)
+    return out

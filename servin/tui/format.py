@@ -1,0 +1,126 @@
+"""How the console spells values: compact durations, sizes, ports, sparklines, state colours.
+
+Everything here is a pure function of its arguments (the current time is passed in), so the
+screens render the same text for the same data: snapshot tests depend on it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from rich.text import Text
+
+from servin.humanize import human_size
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+# State -> theme variable used to colour it; resolved by the screens' CSS-aware styles.
+STATE_STYLES = {
+    "running": "bold $success",
+    "paused": "$warning",
+    "restarting": "$warning",
+    "created": "$accent",
+    "exited": "$text-muted",
+    "dead": "$error",
+    "removing": "$text-muted",
+}
+HEALTH_STYLES = {"healthy": "$success", "unhealthy": "bold $error", "starting": "$warning"}
+
+
+def ts_seconds(ts: Any) -> float:
+    """A protobuf Timestamp as float seconds (0.0 when unset)."""
+    return ts.seconds + ts.nanos / 1e9 if ts is not None and (ts.seconds or ts.nanos) else 0.0
+
+
+def short_duration(seconds: float) -> str:
+    """``45s``, ``12m``, ``3h05m``, ``4d02h``: at most 6 characters, for a table column."""
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s}s"
+    m = s // 60
+    if m < 60:
+        return f"{m}m"
+    h = m // 60
+    if h < 24:
+        return f"{h}h{m % 60:02d}m"
+    d = h // 24
+    if d < 100:
+        return f"{d}d{h % 24:02d}h"
+    return f"{d}d"
+
+
+def size(n: float) -> str:
+    """A byte count as docker prints it (``4.26MB``); ``-`` for nothing."""
+    return human_size(n) if n else "-"
+
+
+def ports_text(ports: Iterable[Any]) -> str:
+    """Published ports: ``0.0.0.0:8080->80/tcp`` shortened to ``8080->80/tcp``."""
+    parts = []
+    for p in ports:
+        proto = p.protocol or "tcp"
+        if p.host_port:
+            host = f"{p.host_ip}:" if p.host_ip and p.host_ip not in ("0.0.0.0", "::") else ""
+            parts.append(f"{host}{p.host_port}->{p.container_port}/{proto}")
+        else:
+            parts.append(f"{p.container_port}/{proto}")
+    return ",".join(parts)
+
+
+def sparkline(values: Sequence[float], width: int, top: float | None = None) -> str:
+    """The last ``width`` values as block characters scaled to ``top`` (default: their max)."""
+    tail = list(values)[-width:]
+    if not tail:
+        return " " * width
+    peak = top if top else max(tail)
+    if peak <= 0:
+        return (SPARK[0] * len(tail)).rjust(width)
+    out = []
+    for v in tail:
+        i = round(min(max(v, 0.0), peak) / peak * (len(SPARK) - 1))
+        out.append(SPARK[i])
+    return "".join(out).rjust(width)
+
+
+def state_text(state: str, exit_code: int = 0) -> Text:
+    """A container state, coloured; exited ones carry their code: ``exited(137)``."""
+    label = f"{state}({exit_code})" if state == "exited" else state
+    return Text(label, style=_plain(STATE_STYLES.get(state, "")))
+
+
+def health_text(health: str) -> Text:
+    """A health status, coloured; empty when the container has no check."""
+    return Text(health or "", style=_plain(HEALTH_STYLES.get(health, "")))
+
+
+def _plain(style: str) -> str:
+    # Rich cannot resolve Textual's $variables: table cells get plain named colours, chosen
+    # to read on dark and light backgrounds alike and to vanish cleanly under NO_COLOR.
+    return (
+        style.replace("$success", "green")
+        .replace("$warning", "yellow")
+        .replace("$error", "red")
+        .replace("$accent", "cyan")
+        .replace("$text-muted", "dim")
+    )
+
+
+def short_id(ident: str) -> str:
+    """The 12-character form of an ID (``sha256:`` dropped)."""
+    return ident.removeprefix("sha256:")[:12]
+
+
+def event_time(ts: Any) -> str:
+    """An event's time as ``HH:MM:SS`` UTC (the console shows UTC: servers log in UTC)."""
+    import time
+
+    secs = ts_seconds(ts)
+    return time.strftime("%H:%M:%S", time.gmtime(secs)) if secs else "--:--:--"
+
+
+def utc_stamp(secs: float) -> str:
+    """``2025-01-01T12:00:00Z`` for an instant (``-`` when unset)."""
+    import time
+
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(secs)) if secs else "-"

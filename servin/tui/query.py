@@ -1,0 +1,112 @@
+"""The containers filter language and sort keys.
+
+A filter is whitespace-separated terms, all of which must match:
+
+- ``web``            substring of the name, image or ID (case-insensitive)
+- ``/^web-\\d+$/``    a regular expression on the same fields
+- ``state=running``  the state (repeat the key to OR values: ``state=exited state=dead``)
+- ``label=tier``     has the label; ``label=tier=front`` has it with that value
+- ``image=busybox``  substring of the image; ``name=web`` substring of the name
+- ``health=unhealthy``
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from servin.errors import InvalidArgument
+
+FIELD_KEYS = ("state", "label", "image", "name", "health", "id")
+
+
+@dataclass
+class ContainerQuery:
+    """A parsed filter; ``matches(summary)`` tells whether a container passes."""
+
+    text: str = ""
+    terms: list[re.Pattern[str]] = field(default_factory=list)
+    fields: dict[str, list[str]] = field(default_factory=dict)
+
+    @classmethod
+    def parse(cls, text: str) -> ContainerQuery:
+        """Parse a filter line; a bad regular expression raises InvalidArgument."""
+        q = cls(text=text.strip())
+        for token in q.text.split():
+            key, sep, value = token.partition("=")
+            if sep and key in FIELD_KEYS:
+                q.fields.setdefault(key, []).append(value)
+                continue
+            if len(token) >= 2 and token.startswith("/") and token.endswith("/"):
+                try:
+                    q.terms.append(re.compile(token[1:-1], re.IGNORECASE))
+                except re.error as exc:
+                    raise InvalidArgument(f"bad regular expression {token!r}: {exc}") from None
+            else:
+                q.terms.append(re.compile(re.escape(token), re.IGNORECASE))
+        return q
+
+    def __bool__(self) -> bool:
+        return bool(self.terms or self.fields)
+
+    def matches(self, c: Any) -> bool:
+        """Whether a ContainerSummary passes every term."""
+        hay = f"{c.name}\n{c.image}\n{c.id}"
+        if any(not t.search(hay) for t in self.terms):
+            return False
+        for key, values in self.fields.items():
+            if not any(_field_matches(c, key, v) for v in values):
+                return False
+        return True
+
+
+def _field_matches(c: Any, key: str, value: str) -> bool:
+    if key == "state":
+        return c.state == value
+    if key == "health":
+        return c.health == value
+    if key == "image":
+        return value.lower() in c.image.lower()
+    if key == "name":
+        return value.lower() in c.name.lower()
+    if key == "id":
+        return c.id.startswith(value)
+    lkey, sep, lvalue = value.partition("=")
+    if lkey not in c.labels:
+        return False
+    return not sep or c.labels[lkey] == lvalue
+
+
+# Sort column -> key over (summary, stats or None, now). Missing stats sort as zero.
+SortKey = Callable[[Any, Any, float], Any]
+
+_STATE_ORDER = {"running": 0, "restarting": 1, "paused": 2, "created": 3, "exited": 4, "dead": 5}
+
+
+def _uptime(c: Any, _s: Any, now: float) -> float:
+    if c.state != "running" or not c.started_at.seconds:
+        return -1.0
+    return now - c.started_at.seconds
+
+
+SORT_KEYS: dict[str, SortKey] = {
+    "name": lambda c, s, now: c.name.lower(),
+    "image": lambda c, s, now: c.image.lower(),
+    "state": lambda c, s, now: (_STATE_ORDER.get(c.state, 9), c.name.lower()),
+    "health": lambda c, s, now: (c.health or "~", c.name.lower()),
+    "uptime": _uptime,
+    "ports": lambda c, s, now: len(c.ports),
+    "cpu": lambda c, s, now: s.cpu_percent if s is not None else 0.0,
+    "mem": lambda c, s, now: s.memory_usage if s is not None else 0,
+}
+SORT_ALIASES = {"memory": "mem", "cpu%": "cpu", "status": "state", "names": "name", "age": "uptime"}
+
+
+def sort_column(name: str) -> str:
+    """A sort column's canonical name; InvalidArgument for an unknown one."""
+    key = SORT_ALIASES.get(name.lower(), name.lower())
+    if key not in SORT_KEYS:
+        raise InvalidArgument(f"cannot sort by {name!r}: use one of {', '.join(SORT_KEYS)}")
+    return key

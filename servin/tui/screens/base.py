@@ -1,0 +1,61 @@
+"""What every top-level screen shares: the header with host and connection, a status line,
+the footer, and the hook through which the app hands it fresh data."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, Header, Static
+
+if TYPE_CHECKING:
+    from servin.tui.app import ServinApp
+    from servin.tui.source import Source, State
+
+
+class BaseScreen(Screen[None]):
+    """A screen of the console. Subclasses compose their body and implement ``update_data``."""
+
+    def compose(self) -> ComposeResult:
+        yield Header(icon="◆")
+        yield from self.compose_body()
+        yield Static("", id="status", markup=False)
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    @property
+    def servin(self) -> ServinApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def source(self) -> Source:
+        """The shared data source."""
+        return self.servin.source
+
+    @property
+    def state(self) -> State:
+        """The last known picture of the daemon."""
+        return self.servin.source.state
+
+    def on_screen_resume(self) -> None:
+        self.update_data({"connection", "containers", "stats", "events", "images"})
+
+    def update_data(self, kinds: set[str]) -> None:
+        """Fresh data arrived (``kinds`` names what changed). Called on the active screen."""
+
+    def set_status(self, text: str) -> None:
+        """The one-line status under the body."""
+        self.query_one("#status", Static).update(text)
+
+    def report(self, results: list[tuple[str, Any]], verb: str) -> None:
+        """Notify how a bulk action went: one line for success, one per failure."""
+        failed = [(name, err) for name, err in results if err is not None]
+        done = len(results) - len(failed)
+        if done:
+            self.notify(f"{verb} {done} container{'s' if done != 1 else ''}", timeout=3)
+        for name, err in failed:
+            self.notify(f"{name}: {err}", severity="error", timeout=8)

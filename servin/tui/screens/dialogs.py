@@ -1,0 +1,92 @@
+"""Modal dialogs: confirm an action, the ``:`` command line, a one-line prompt, help."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.suggester import SuggestFromList
+from textual.widgets import Input, Label, Static
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Ask before a destructive action: y/enter confirms, n/escape cancels."""
+
+    BINDINGS = [
+        Binding("y,enter", "answer(True)", "Yes", id="confirm.yes"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no"),
+    ]
+
+    def __init__(self, question: str, detail: str = "") -> None:
+        super().__init__()
+        self.question = question
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Label(self.question, id="question")
+            if self.detail:
+                yield Static(self.detail, id="detail", markup=False)
+            yield Label("[b]y[/b] yes    [b]n[/b] no", id="keys")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """A one-line input docked at the bottom: the ``:`` command line, ``/`` search, save path.
+
+    Enter returns the text, escape returns None.
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
+
+    def __init__(
+        self,
+        prompt: str,
+        value: str = "",
+        *,
+        suggestions: list[str] | None = None,
+        placeholder: str = "",
+    ) -> None:
+        super().__init__()
+        self.prompt = prompt
+        self.value = value
+        self.suggestions = suggestions or []
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        suggester = SuggestFromList(self.suggestions) if self.suggestions else None
+        with Vertical(id="prompt-bar"):
+            yield Input(
+                self.value,
+                placeholder=self.placeholder,
+                suggester=suggester,
+                id="prompt-input",
+            )
+            yield Label(self.prompt, id="prompt-label")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every key binding, by screen, with its id (for ``[keys]`` in tui.toml)."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close", id="help.close")]
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Static(self.text, id="help-text")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -1,0 +1,301 @@
+"""A fake daemon for the console's tests, fed by data recorded from a real one (record.py).
+
+``FakeDaemon`` holds the world (containers, images, logs, events, stats) and what the tests do
+to it (``go_down()``, ``come_back()``, ``push_log()``); ``FakeDaemon.client()`` makes a
+``FakeClient`` shaped like servin.client.AsyncClient: the same attributes and methods, taking
+and returning the same servin.v1 messages, raising the same servin.errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import json_format, symbol_database
+
+from servin.api.servin.v1 import (  # noqa: F401 - registers the message types
+    containers_pb2,
+    images_pb2,
+    networks_pb2,
+    pods_pb2,
+    system_pb2,
+    volumes_pb2,
+)
+from servin.client.errors import unreachable
+from servin.errors import Conflict, Internal, NotFound
+
+DATA = Path(__file__).parent / "data" / "daemon.json"
+HOST = "unix:///run/servin/servin.sock"
+UNSUPPORTED = "the daemon does not support this call yet"
+
+
+def _parse(item: dict[str, Any]) -> Any:
+    cls = symbol_database.Default().GetSymbol(item["type"])
+    return json_format.ParseDict(item["value"], cls())
+
+
+class FakeDaemon:
+    """The recorded world, mutable by the tests and by the fake's own calls."""
+
+    def __init__(self, path: Path = DATA) -> None:
+        doc = json.loads(path.read_text())
+        self.now: float = doc["now"]
+        self.unsupported: dict[str, str] = dict(doc["unsupported"])
+        self.answers: dict[str, Any] = {}
+        for key, value in doc["calls"].items():
+            self.answers[key] = (
+                [_parse(v) for v in value] if isinstance(value, list) else (_parse(value))
+            )
+        self.containers: dict[str, Any] = {
+            c.id: c for c in self.answers["Containers.List"].containers
+        }
+        self.images = list(self.answers["Images.List"].images)
+        self.up = True
+        self.calls: list[tuple[str, Any]] = []
+        self.connections = 0
+        self._streams: list[asyncio.Queue[Any]] = []
+        self._log_queues: dict[str, list[asyncio.Queue[Any]]] = {}
+        self._event_queues: list[asyncio.Queue[Any]] = []
+        self.stats_batches = list(self.answers.get("Containers.Stats", []))
+
+    def client(self) -> FakeClient:
+        """A new connection (the source makes one per connection attempt)."""
+        self.connections += 1
+        return FakeClient(self)
+
+    def check(self) -> None:
+        """Raise DaemonUnreachable when the daemon is down."""
+        if not self.up:
+            raise unreachable(HOST)
+
+    def go_down(self) -> None:
+        """The daemon dies: calls fail and open streams break."""
+        self.up = False
+        for q in self._streams:
+            q.put_nowait(unreachable(HOST))
+
+    def come_back(self) -> None:
+        """The daemon is up again."""
+        self.up = True
+
+    def push_log(self, container_id: str, line: str, stream: int = 1, t: float = 0.0) -> None:
+        """A new line from a container, to every open follow stream of its logs."""
+        entry = containers_pb2.LogEntry(
+            stream=stream, data=line.encode() + b"\n", container_id=container_id
+        )
+        entry.time.FromNanoseconds(int((t or self.now) * 1e9))
+        for q in self._log_queues.get(container_id, []):
+            q.put_nowait(entry)
+
+    def push_event(self, ev: Any) -> None:
+        """A live event to every open events stream."""
+        for q in self._event_queues:
+            q.put_nowait(ev)
+
+    def resolve(self, ref: str) -> Any:
+        """A container by ID, ID prefix or name (NotFound otherwise)."""
+        for c in self.containers.values():
+            if ref in (c.id, c.name) or (len(ref) >= 3 and c.id.startswith(ref)):
+                return c
+        raise NotFound(f"No such container: {ref}")
+
+    async def open_stream(
+        self, items: list[Any], queue: asyncio.Queue[Any] | None = None, follow: bool = True
+    ) -> AsyncIterator[Any]:
+        """Yield ``items`` then (when following) whatever is queued, until the daemon dies."""
+        self.check()
+        q = queue or asyncio.Queue()
+        self._streams.append(q)
+        try:
+            for item in items:
+                yield item
+            while follow:
+                item = await q.get()
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+        finally:
+            self._streams.remove(q)
+
+
+class _Service:
+    def __init__(self, daemon: FakeDaemon, name: str) -> None:
+        self.d = daemon
+        self.name = name
+
+    def _answer(self, method: str, key: str | None = None) -> Any:
+        self.d.check()
+        full = f"{self.name}.{method}"
+        self.d.calls.append((full, key))
+        if full in self.d.unsupported:
+            raise Internal(UNSUPPORTED)
+        found = self.d.answers.get(f"{full}/{key}" if key else full)
+        if found is None:
+            raise NotFound(f"no recorded answer for {full} {key or ''}")
+        return copy.deepcopy(found)
+
+
+class FakeContainers(_Service):
+    async def List(self, request: Any, **_: Any) -> Any:
+        self._answer("List")
+        items = [c for c in self.d.containers.values() if request.all or c.state == "running"]
+        return containers_pb2.ListContainersResponse(containers=items)
+
+    async def Inspect(self, request: Any, **_: Any) -> Any:
+        return self._answer("Inspect", self.d.resolve(request.id).id)
+
+    async def Top(self, request: Any, **_: Any) -> Any:
+        c = self.d.resolve(request.id)
+        if c.state != "running":
+            raise Conflict(f"container {c.name} is not running")
+        return self._answer("Top", c.id)
+
+    def Logs(self, request: Any, **_: Any) -> AsyncIterator[Any]:
+        c = self.d.resolve(request.id)
+        entries = list(self.d.answers.get(f"Containers.Logs/{c.id}", []))
+        if request.tail > 0:
+            entries = entries[-request.tail :]
+        if request.since.seconds:
+            entries = [
+                e for e in entries if e.time.ToNanoseconds() >= request.since.ToNanoseconds()
+            ]
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        if request.follow:
+            self.d._log_queues.setdefault(c.id, []).append(q)
+        return self.d.open_stream(entries, q, follow=request.follow)
+
+    def Stats(self, request: Any, **_: Any) -> AsyncIterator[Any]:
+        self.d.check()
+        if "Containers.Stats" in self.d.unsupported:
+            raise Internal(UNSUPPORTED)
+        return self.d.open_stream(list(self.d.stats_batches))
+
+    async def _set_state(self, method: str, request: Any, state: str, action: str) -> Any:
+        self.d.check()
+        self.d.calls.append((f"Containers.{method}", request.id))
+        if f"Containers.{method}" in self.d.unsupported:
+            raise Internal(UNSUPPORTED)
+        c = self.d.resolve(request.id)
+        c.state = state
+        if state == "exited":
+            c.exit_code = 137 if method == "Kill" else 0
+        ev = system_pb2.Event(
+            type="container", action=action, id=c.id, attributes={"name": c.name, "image": c.image}
+        )
+        ev.time.FromNanoseconds(int(self.d.now * 1e9) + len(self.d.calls))
+        self.d.push_event(ev)
+
+    async def Start(self, request: Any, **_: Any) -> Any:
+        await self._set_state("Start", request, "running", "start")
+        return containers_pb2.StartContainerResponse()
+
+    async def Stop(self, request: Any, **_: Any) -> Any:
+        await self._set_state("Stop", request, "exited", "die")
+        return containers_pb2.StopContainerResponse()
+
+    async def Restart(self, request: Any, **_: Any) -> Any:
+        await self._set_state("Restart", request, "running", "restart")
+        return containers_pb2.RestartContainerResponse()
+
+    async def Kill(self, request: Any, **_: Any) -> Any:
+        await self._set_state("Kill", request, "exited", "die")
+        return containers_pb2.KillContainerResponse()
+
+    async def Pause(self, request: Any, **_: Any) -> Any:
+        await self._set_state("Pause", request, "paused", "pause")
+        return containers_pb2.PauseContainerResponse()
+
+    async def Unpause(self, request: Any, **_: Any) -> Any:
+        await self._set_state("Unpause", request, "running", "unpause")
+        return containers_pb2.UnpauseContainerResponse()
+
+    async def Remove(self, request: Any, **_: Any) -> Any:
+        self.d.check()
+        self.d.calls.append(("Containers.Remove", request.id))
+        c = self.d.resolve(request.id)
+        if c.state == "running" and not request.force:
+            raise Conflict(f"cannot remove running container {c.name}: stop it first")
+        del self.d.containers[c.id]
+        ev = system_pb2.Event(
+            type="container", action="destroy", id=c.id, attributes={"name": c.name}
+        )
+        ev.time.FromNanoseconds(int(self.d.now * 1e9) + len(self.d.calls))
+        self.d.push_event(ev)
+        return containers_pb2.RemoveContainerResponse()
+
+
+class FakeImages(_Service):
+    async def List(self, request: Any, **_: Any) -> Any:
+        self._answer("List")
+        return images_pb2.ListImagesResponse(images=self.d.images)
+
+    async def Inspect(self, request: Any, **_: Any) -> Any:
+        return self._answer("Inspect", self._id(request.reference))
+
+    async def History(self, request: Any, **_: Any) -> Any:
+        return self._answer("History", self._id(request.reference))
+
+    async def Remove(self, request: Any, **_: Any) -> Any:
+        ident = self._id(request.reference)
+        self.d.calls.append(("Images.Remove", ident))
+        used = [c for c in self.d.containers.values() if c.image_id == ident]
+        if used and not request.force:
+            raise Conflict(f"image is being used by container {used[0].name}")
+        self.d.images = [i for i in self.d.images if i.id != ident]
+        return images_pb2.RemoveImageResponse(deleted=[ident])
+
+    def _id(self, ref: str) -> str:
+        self.d.check()
+        for img in self.d.images:
+            if ref == img.id or ref in img.repo_tags or img.id.startswith("sha256:" + ref):
+                return img.id
+        raise NotFound(f"No such image: {ref}")
+
+
+class FakeSystem(_Service):
+    async def Ping(self, request: Any, **_: Any) -> Any:
+        self.d.check()
+        return system_pb2.PingResponse(api_version="1")
+
+    async def Info(self, request: Any, **_: Any) -> Any:
+        return self._answer("Info")
+
+    async def Version(self, request: Any, **_: Any) -> Any:
+        return self._answer("Version")
+
+    async def DiskUsage(self, request: Any, **_: Any) -> Any:
+        return self._answer("DiskUsage")
+
+    def Events(self, request: Any, **_: Any) -> AsyncIterator[Any]:
+        self.d.check()
+        since = request.since.ToNanoseconds()
+        past = [e for e in self.d.answers["System.Events"] if e.time.ToNanoseconds() >= since]
+        q: asyncio.Queue[Any] = asyncio.Queue()
+        self.d._event_queues.append(q)
+        return self.d.open_stream(past, q)
+
+
+class FakeUnsupported(_Service):
+    async def List(self, request: Any, **_: Any) -> Any:
+        return self._answer("List")
+
+
+class FakeClient:
+    """Shaped like servin.client.AsyncClient."""
+
+    def __init__(self, daemon: FakeDaemon) -> None:
+        self.url = HOST
+        self.containers = FakeContainers(daemon, "Containers")
+        self.images = FakeImages(daemon, "Images")
+        self.system = FakeSystem(daemon, "System")
+        self.volumes = FakeUnsupported(daemon, "Volumes")
+        self.networks = FakeUnsupported(daemon, "Networks")
+        self.pods = FakeUnsupported(daemon, "Pods")
+        self.closed = False
+
+    async def close(self) -> None:
+        self.closed = True

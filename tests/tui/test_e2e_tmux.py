@@ -1,0 +1,149 @@
+"""End to end: ``servin tui`` in a real terminal (tmux) against a real daemon and containers.
+
+Keys are sent with ``tmux send-keys`` and the screen is read with ``tmux capture-pane``; the
+effect of an action is checked through the CLI, not through the console itself.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon import REPO, DaemonProcess
+
+if shutil.which("tmux") is None:  # pragma: no cover - the CI image installs tmux
+    raise RuntimeError("the console's end-to-end test needs tmux (apt-get install tmux)")
+
+
+class Tmux:
+    """One tmux server on a private socket, running one session."""
+
+    def __init__(self, name: str) -> None:
+        self.socket = name
+        self.session = "tui"
+
+    def run(self, *args: str) -> str:
+        out = subprocess.run(
+            ["tmux", "-L", self.socket, *args], capture_output=True, text=True, timeout=20
+        )
+        if out.returncode != 0:
+            raise AssertionError(f"tmux {' '.join(args)} failed: {out.stderr}")
+        return out.stdout
+
+    def start(self, command: list[str], env: dict[str, str]) -> None:
+        exports = " ".join(f"{k}={v}" for k, v in env.items())
+        line = f"cd {REPO} && env {exports} " + " ".join(command)
+        self.run("new-session", "-d", "-s", self.session, "-x", "120", "-y", "36", line)
+
+    def keys(self, *keys: str, literal: bool = False) -> None:
+        self.run("send-keys", "-t", self.session, *(["-l"] if literal else []), *keys)
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", self.session)
+
+    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 20) -> str:
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            try:
+                text = self.screen()
+            except AssertionError:
+                text = "(no session)"
+            if check(text):
+                return text
+            time.sleep(0.2)
+        raise AssertionError(f"the console never showed {what}; the screen was:\n{text}")
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True, timeout=20)
+
+
+@pytest.fixture
+def tmux() -> Iterator[Tmux]:
+    t = Tmux(f"servin-tui-{os.getpid()}")
+    try:
+        yield t
+    finally:
+        t.kill()
+
+
+def state_of(daemon: DaemonProcess, name: str) -> str:
+    out = daemon.cli("ps", "-a", "--filter", f"name={name}", "--format", "{{.State}}", check=True)
+    return out.stdout.strip()
+
+
+def test_console_stops_a_container_and_searches_logs(
+    daemon: DaemonProcess, busybox_image: str, tmux: Tmux, tmp_path: Path
+) -> None:
+    daemon.cli("run", "-d", "--name", "victim", "busybox", "sleep", "1000", check=True)
+    daemon.cli(
+        "run",
+        "-d",
+        "--name",
+        "talker",
+        "busybox",
+        "sh",
+        "-c",
+        'i=0; while true; do i=$((i+1)); echo "hello banana $i"; sleep 0.2; done',
+        check=True,
+    )
+    assert state_of(daemon, "victim") == "running"
+
+    env = {"SERVIN_TUI_CONFIG": str(tmp_path / "none.toml"), "TERM": "xterm-256color"}
+    tmux.start([sys.executable, "-m", "servin", "-H", daemon.host, "tui"], env)
+    tmux.wait_for(
+        lambda s: "victim" in s and "talker" in s and "2/2 running" in s, "both containers"
+    )
+
+    # Filter down to the victim, stop it, confirm.
+    tmux.keys("/")
+    tmux.wait_for(lambda s: "filter:" in s, "the filter prompt")
+    tmux.keys("victim", literal=True)
+    tmux.keys("Enter")
+    tmux.wait_for(lambda s: "1/2 shown" in s, "the filtered table")
+    tmux.keys("s")
+    tmux.wait_for(lambda s: "Stop victim?" in s, "the confirm dialog")
+    tmux.keys("y")
+
+    deadline = time.monotonic() + 30
+    while state_of(daemon, "victim") != "exited" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert state_of(daemon, "victim") == "exited"  # really stopped, says the CLI
+    tmux.wait_for(lambda s: "exited(" in s, "the stopped state")
+    assert state_of(daemon, "talker") == "running"  # the filter kept it out of the action
+
+    # Open the talker's logs and search a word.
+    tmux.keys("Escape")
+    tmux.wait_for(lambda s: "2/2 shown" in s, "the unfiltered table")
+    tmux.keys(":")
+    tmux.wait_for(lambda s: "command" in s, "the command line")
+    tmux.keys("logs talker", literal=True)
+    tmux.keys("Enter")
+    tmux.wait_for(lambda s: "hello banana" in s and "logs talker" in s, "the talker's logs")
+    tmux.keys("/")
+    tmux.wait_for(lambda s: "search:" in s, "the search prompt")
+    tmux.keys("banana 3", literal=True)
+    tmux.keys("Enter")
+    screen = tmux.wait_for(lambda s: "match 1/" in s, "a search match")
+    assert "hello banana 3" in screen
+
+    tmux.keys("q")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if (
+            "no server running"
+            in subprocess.run(
+                ["tmux", "-L", tmux.socket, "ls"], capture_output=True, text=True
+            ).stderr
+        ):
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(f"the console did not quit:\n{tmux.screen()}")

@@ -1,0 +1,138 @@
+"""Every screen at 80x24 and 160x48, dark and light, from the recorded daemon.
+
+Update after an intended change with:
+    .venv/bin/pytest tests/tui/test_snapshots.py --snapshot-update
+and review the SVGs under snapshots/tui/test_snapshots/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, Tree
+
+from servin.tui.logview import LogView
+from tests.tui.conftest import make_app
+from tests.tui.fake import FakeDaemon
+from tests.tui.helpers import settle
+
+SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
+THEMES = ["dark", "light"]
+
+
+def _table_rows(app: Any, n: int) -> Callable[[], bool]:
+    return lambda: app.screen.query(DataTable) and app.screen.query_one(DataTable).row_count >= n
+
+
+async def containers(pilot: Pilot[Any]) -> None:
+    app: Any = pilot.app
+    await settle(pilot, lambda: app.source.state.connected and len(app.source.state.stats) == 4)
+    await settle(pilot, _table_rows(app, 6))
+    await pilot.press("down", "down", "down")  # the cursor on web-1
+
+
+async def details(pilot: Pilot[Any]) -> None:
+    await containers(pilot)
+    await pilot.press("enter")
+    app: Any = pilot.app
+    await settle(pilot, lambda: app.screen.query(Tree) and app.screen.detail is not None)
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def details_inspect(pilot: Pilot[Any]) -> None:
+    await details(pilot)
+    await pilot.press("right")  # the Inspect tab
+    await pilot.pause()
+
+
+async def logs(pilot: Pilot[Any]) -> None:
+    await containers(pilot)
+    await pilot.press("l")
+    app: Any = pilot.app
+    await settle(
+        pilot,
+        lambda: app.screen.query(LogView) and app.screen.query_one(LogView).shown_count() == 112,
+    )
+
+
+async def logs_search(pilot: Pilot[Any]) -> None:
+    await logs(pilot)
+    app: Any = pilot.app
+    app.screen.query_one(LogView).timestamps = True
+    app.screen.apply_search("req=9")
+    await pilot.press("n")
+    await pilot.pause()
+
+
+async def images(pilot: Pilot[Any]) -> None:
+    await containers(pilot)
+    await pilot.press("2")
+    await settle(pilot, _table_rows(pilot.app, 1))
+
+
+async def volumes(pilot: Pilot[Any]) -> None:
+    await containers(pilot)
+    await pilot.press("3")
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def events(pilot: Pilot[Any]) -> None:
+    await containers(pilot)
+    await pilot.press("6")
+    await settle(pilot, _table_rows(pilot.app, 14))
+
+
+async def system(pilot: Pilot[Any]) -> None:
+    await containers(pilot)
+    await pilot.press("7")
+    await settle(pilot, _table_rows(pilot.app, 2))
+
+
+async def confirm(pilot: Pilot[Any]) -> None:
+    await containers(pilot)
+    await pilot.press("space", "space", "s")  # select web-1 and web-2, then stop
+    await pilot.pause()
+
+
+async def help_screen(pilot: Pilot[Any]) -> None:
+    await containers(pilot)
+    await pilot.press("question_mark")
+    await pilot.pause()
+
+
+async def disconnected(pilot: Pilot[Any]) -> None:
+    await containers(pilot)
+    app: Any = pilot.app
+    app.fake.go_down()
+    await settle(pilot, lambda: not app.source.state.connected)
+
+
+SCREENS: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
+    "containers": containers,
+    "details": details,
+    "inspect": details_inspect,
+    "logs": logs,
+    "logs_search": logs_search,
+    "images": images,
+    "volumes": volumes,
+    "events": events,
+    "system": system,
+    "confirm": confirm,
+    "help": help_screen,
+    "disconnected": disconnected,
+}
+
+
+@pytest.mark.parametrize("theme", THEMES)
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("screen", list(SCREENS))
+def test_screen(snap_compare: Any, screen: str, size: str, theme: str) -> None:
+    fake = FakeDaemon()
+    app = make_app(fake, theme=theme)
+    app.fake = fake  # type: ignore[attr-defined]
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=SCREENS[screen])
