@@ -43,7 +43,11 @@ class LazyGroup(click.Group):
         rows = []
         for name in self.list_commands(ctx):
             if name in self.lazy:
-                rows.append((name, COMMAND_HELP.get(self.lazy[name], "")))
+                text = COMMAND_HELP.get(self.lazy[name])
+                if text is None:  # not registered with describe(): ask the command itself
+                    command = self.get_command(ctx, name)
+                    text = command.get_short_help_str(60) if command else ""
+                rows.append((name, text))
             else:
                 cmd = super().get_command(ctx, name)
                 if cmd is not None and not cmd.hidden:

@@ -13,6 +13,7 @@ _IMAGE = "servin.cli.commands.images"
 _SYSTEM = "servin.cli.commands.system"
 _DAEMON = "servin.cli.commands.daemon"
 _CONTAINER = "servin.cli.commands.containers"
+_RUN = "servin.cli.commands.run"
 _INTERACTIVE = "servin.cli.commands.interactive"
 _STATS = "servin.cli.commands.stats"
 
@@ -29,8 +30,8 @@ TOP_LEVEL = {
     "tag": describe(f"{_IMAGE}:image_tag", "Create a tag TARGET that refers to SOURCE"),
     "history": describe(f"{_IMAGE}:image_history", "Show the history of an image"),
     "container": describe(f"{_CONTAINER}:container", "Manage containers"),
-    "run": describe(f"{_CONTAINER}:run", "Create and run a new container from an image"),
-    "create": describe(f"{_CONTAINER}:create", "Create a new container"),
+    "run": describe(f"{_RUN}:run", "Create and run a new container from an image"),
+    "create": describe(f"{_RUN}:create", "Create a new container"),
     "start": describe(f"{_CONTAINER}:start", "Start one or more stopped containers"),
     "stop": describe(f"{_CONTAINER}:stop", "Stop one or more running containers"),
     "restart": describe(f"{_CONTAINER}:restart", "Restart one or more containers"),

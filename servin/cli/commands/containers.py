@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 from typing import Any
 
 import click
 
-from servin.cli.commands import interactive as interactive_commands
-from servin.cli.commands import stats as stats_commands
+from servin.cli.lazy import LazyGroup
 from servin.cli.options import filter_option, format_option, parse_filters
-from servin.cli.runflags import build_spec, run_options
 from servin.cli.session import get_client
 from servin.errors import InvalidArgument, NotFound, ServinError
 
@@ -25,7 +22,7 @@ class ExitCode(ServinError):
         self.exit_code = exit_code
 
 
-def _start_failure(exc: ServinError) -> ExitCode:
+def start_failure(exc: ServinError) -> ExitCode:
     text = exc.message.lower()
     if "no such file" in text or "not found" in text:
         return ExitCode(exc.message, 127)
@@ -67,7 +64,7 @@ def attach_and_start(
             try:
                 client.containers.Start(containers_pb2.StartContainerRequest(id=container_id))
             except ServinError as exc:
-                raise _start_failure(exc) from None
+                raise start_failure(exc) from None
         if size:
             pump.resize(*size)  # the pty exists now: give it the window's size
 
@@ -79,73 +76,6 @@ def attach_and_start(
         return None
     reply = client.containers.Wait(containers_pb2.WaitContainerRequest(id=container_id))
     return reply.exit_code
-
-
-def _create(
-    image: str, command: tuple[str, ...], options: dict[str, Any], auto_remove: bool = False
-) -> str:
-    from servin.api.servin.v1 import containers_pb2
-
-    spec = build_spec(image, command, options)
-    spec.auto_remove = auto_remove
-    try:
-        reply = get_client().containers.Create(
-            containers_pb2.CreateContainerRequest(name=options["name"], spec=spec)
-        )
-    except ServinError as exc:
-        if isinstance(exc, NotFound) and "No such image" in exc.message:
-            raise ExitCode(f"Unable to find image '{image}' locally", 125) from None
-        raise ExitCode(exc.message, 125) from None
-    return reply.id
-
-
-# -h is --hostname here, as in docker: only --help shows help.
-_RUN_CONTEXT = {"allow_interspersed_args": False, "help_option_names": ["--help"]}
-
-
-@click.command(context_settings=_RUN_CONTEXT)
-@click.option("-d", "--detach", is_flag=True, help="Run container in background and print its ID")
-@click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits")
-@click.option("--detach-keys", default="", help="Override the key sequence for detaching")
-@run_options
-@click.argument("image")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def run(detach: bool, remove: bool, image: str, command: tuple[str, ...], **options: Any) -> None:
-    """Create and run a new container from an image."""
-    from servin.api.servin.v1 import containers_pb2
-
-    container_id = _create(image, command, options, auto_remove=remove and detach)
-    client = get_client()
-    if detach:
-        try:
-            client.containers.Start(containers_pb2.StartContainerRequest(id=container_id))
-        except ServinError as exc:
-            raise _start_failure(exc) from None
-        click.echo(container_id)
-        return
-    code: int | None = -1
-    try:
-        code = attach_and_start(
-            container_id, stdin=options["interactive"], start=True, tty=options["tty"],
-            detach_keys=options.get("detach_keys") or "",
-        )
-    finally:
-        # A detached container (code None) runs on: it is not removed from here.
-        if remove and code is not None:
-            with contextlib.suppress(NotFound):
-                client.containers.Remove(
-                    containers_pb2.RemoveContainerRequest(id=container_id, force=True)
-                )
-    sys.exit(0 if code is None else code)
-
-
-@click.command(context_settings=_RUN_CONTEXT)
-@run_options
-@click.argument("image")
-@click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def create(image: str, command: tuple[str, ...], **options: Any) -> None:
-    """Create a new container."""
-    click.echo(_create(image, command, options))
 
 
 def _each(ids: tuple[str, ...], action: Any) -> None:
@@ -652,31 +582,21 @@ def update(containers: tuple[str, ...], restart: str, **values: Any) -> None:
     _each(containers, one)
 
 
-@click.group()
+_HERE = "servin.cli.commands.containers"
+_RUN = "servin.cli.commands.run"
+_STATS = "servin.cli.commands.stats"
+_INTERACTIVE = "servin.cli.commands.interactive"
+
+
+@click.group(cls=LazyGroup, lazy={
+    "run": f"{_RUN}:run", "create": f"{_RUN}:create", "start": f"{_HERE}:start",
+    "stop": f"{_HERE}:stop", "restart": f"{_HERE}:restart", "kill": f"{_HERE}:kill",
+    "rm": f"{_HERE}:rm", "remove": f"{_HERE}:rm", "ls": f"{_HERE}:ps", "list": f"{_HERE}:ps",
+    "ps": f"{_HERE}:ps", "logs": f"{_HERE}:logs", "wait": f"{_HERE}:wait",
+    "inspect": f"{_HERE}:container_inspect", "stats": f"{_STATS}:stats", "top": f"{_STATS}:top",
+    "pause": f"{_HERE}:pause", "unpause": f"{_HERE}:unpause", "rename": f"{_HERE}:rename",
+    "update": f"{_HERE}:update", "exec": f"{_INTERACTIVE}:exec_",
+    "attach": f"{_INTERACTIVE}:attach",
+})
 def container() -> None:
     """Manage containers."""
-
-
-for _cmd, _names in (
-    (run, ("run",)),
-    (create, ("create",)),
-    (start, ("start",)),
-    (stop, ("stop",)),
-    (restart, ("restart",)),
-    (kill, ("kill",)),
-    (rm, ("rm", "remove")),
-    (ps, ("ls", "list", "ps")),
-    (logs, ("logs",)),
-    (wait, ("wait",)),
-    (container_inspect, ("inspect",)),
-    (stats_commands.stats, ("stats",)),
-    (stats_commands.top, ("top",)),
-    (pause, ("pause",)),
-    (unpause, ("unpause",)),
-    (rename, ("rename",)),
-    (update, ("update",)),
-    (interactive_commands.exec_, ("exec",)),
-    (interactive_commands.attach, ("attach",)),
-):
-    for _name in _names:
-        container.add_command(_cmd, _name)
