@@ -164,7 +164,7 @@ def run_child(ctx: ExecContext) -> NoReturn:
 def _join_and_exec(ctx: ExecContext) -> None:
     process = ctx.process
     if ctx.stdio is not None:
-        _install_stdio(ctx.stdio)
+        proc.install_stdio(ctx.stdio)
     keep = [ctx.sync.fileno(), *(fd for fd, _, _ in ctx.namespace_fds)]
     if ctx.console is not None:
         keep.append(ctx.console.fileno())
@@ -181,7 +181,7 @@ def _join_and_exec(ctx: ExecContext) -> None:
         _setup_terminal(ctx, process)
     proc.apply_limits(process)
     if ctx.seccomp_program is not None and not process.no_new_privileges:
-        _load_seccomp(ctx.seccomp_program)  # needs CAP_SYS_ADMIN, given up just below
+        proc.load_seccomp(ctx.seccomp_program)  # needs CAP_SYS_ADMIN, given up just below
     proc.apply_identity(process)
     fds.close_all_except([ctx.sync.fileno()])
     proc.change_directory(process.cwd)
@@ -192,31 +192,7 @@ def _join_and_exec(ctx: ExecContext) -> None:
         if sep and key:
             env[key] = value
     proc.restore_signals()
-    os.umask(process.umask)
-    if process.no_new_privileges:
-        from servin.engine.linux import prctl
-
-        prctl.set_no_new_privs()
-    if ctx.seccomp_program is not None and process.no_new_privileges:
-        _load_seccomp(ctx.seccomp_program)
-    try:
-        os.execve(executable, list(process.args), env)
-    except OSError as exc:
-        kind = "not_found" if exc.errno == errno.ENOENT else "permission_denied"
-        raise proc.ExecError(exc.errno or 0, f'exec: "{process.args[0]}": '
-                                             f"{os.strerror(exc.errno or 0).lower()}", kind) \
-            from None
-
-
-def _install_stdio(stdio: Stdio) -> None:
-    import fcntl
-
-    copies = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
-              for fd in (stdio.stdin, stdio.stdout, stdio.stderr)]
-    for target, fd in enumerate(copies):
-        os.dup2(fd, target, inheritable=True)
-    for fd in copies:
-        os.close(fd)
+    proc.exec_program(process, executable, env, ctx.seccomp_program)
 
 
 def _setup_terminal(ctx: ExecContext, process: Process) -> None:
@@ -237,12 +213,6 @@ def _setup_terminal(ctx: ExecContext, process: Process) -> None:
     for target in (0, 1, 2):
         os.dup2(slave, target, inheritable=True)
     os.close(slave)
-
-
-def _load_seccomp(program: tuple[bytes, int]) -> None:
-    from servin.engine.linux.seccomp import load_program
-
-    load_program(*program)
 
 
 def _kind(exc: BaseException) -> str:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import gc
 import json
 import os
@@ -84,7 +83,7 @@ def _setup_and_exec(ctx: InitContext, reporter: _Reporter) -> None:
     spec = ctx.spec
     process = spec.process
     if ctx.stdio is not None:
-        _install_stdio(ctx.stdio)
+        proc.install_stdio(ctx.stdio)
     keep = [ctx.sync.fileno(), ctx.listener.fileno(), *ctx.namespace_fds.values()]
     if ctx.console is not None:
         keep.append(ctx.console.fileno())
@@ -125,7 +124,7 @@ def _setup_and_exec(ctx: InitContext, reporter: _Reporter) -> None:
     if spec.seccomp is not None and not process.no_new_privileges:
         # Without no_new_privs the filter can only be loaded with CAP_SYS_ADMIN, which the
         # identity switch below gives up.
-        _load_seccomp(ctx)
+        proc.load_seccomp(ctx.seccomp_program)
     proc.apply_identity(process)
     # Only the two sockets stay open from here on, so a cwd like /proc/self/fd/N cannot name
     # anything of the host; chdir runs as the container's user with its final capabilities.
@@ -141,28 +140,8 @@ def _setup_and_exec(ctx: InitContext, reporter: _Reporter) -> None:
     conn = _wait_for_start(ctx.listener)
     reporter.sock = conn
     proc.restore_signals()
-    os.umask(process.umask)
-    if process.no_new_privileges:
-        prctl.set_no_new_privs()
-    if spec.seccomp is not None and process.no_new_privileges:
-        _load_seccomp(ctx)
-    try:
-        os.execve(executable, list(process.args), env)
-    except OSError as exc:
-        kind = "not_found" if exc.errno == errno.ENOENT else "permission_denied"
-        raise proc.ExecError(exc.errno or 0, f'exec: "{process.args[0]}": '
-                                             f"{os.strerror(exc.errno or 0).lower()}", kind) \
-            from None
-
-
-def _install_stdio(stdio: Stdio) -> None:
-    # Duplicate above 2 first: the caller's fds may themselves be 0, 1 or 2 in any order.
-    copies = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
-              for fd in (stdio.stdin, stdio.stdout, stdio.stderr)]
-    for target, fd in enumerate(copies):
-        os.dup2(fd, target, inheritable=True)
-    for fd in copies:
-        os.close(fd)
+    proc.exec_program(process, executable, env,
+                      ctx.seccomp_program if spec.seccomp is not None else None)
 
 
 def _enter_namespaces(ctx: InitContext) -> None:
@@ -235,14 +214,6 @@ def _setup_terminal(ctx: InitContext, uid: int, size: tuple[int, int] | None) ->
     for target in (0, 1, 2):
         os.dup2(slave, target, inheritable=True)
     os.close(slave)
-
-
-def _load_seccomp(ctx: InitContext) -> None:
-    # Imported and compiled by the creator before the fork: see runtime._seccomp_program.
-    from servin.engine.linux.seccomp import load_program
-
-    assert ctx.seccomp_program is not None
-    load_program(*ctx.seccomp_program)
 
 
 def _wait_for_start(listener: socket.socket) -> socket.socket:

@@ -7,13 +7,16 @@ permitted set survives a switch to a non-root uid, then capset and the ambient s
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import stat
+from collections.abc import Mapping
 
 from servin.engine.linux import capabilities as caps
 from servin.engine.linux import credentials, oom, prctl, rlimits
 from servin.engine.runtime.native.spec import Process
+from servin.engine.runtime.oci import Stdio
 
 
 class ExecError(OSError):
@@ -111,3 +114,44 @@ def restore_signals() -> None:
     for signum in (signal.SIGPIPE, signal.SIGXFSZ):
         signal.signal(signum, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
+
+
+def install_stdio(stdio: Stdio) -> None:
+    """Make ``stdio`` the process's fds 0, 1 and 2."""
+    import fcntl
+
+    # Duplicate above 2 first: the caller's fds may themselves be 0, 1 or 2 in any order.
+    copies = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 3)
+              for fd in (stdio.stdin, stdio.stdout, stdio.stderr)]
+    for target, fd in enumerate(copies):
+        os.dup2(fd, target, inheritable=True)
+    for fd in copies:
+        os.close(fd)
+
+
+def load_seccomp(program: tuple[bytes, int]) -> None:
+    """Install a seccomp program compiled by the creator before the fork."""
+    # Imported (with libseccomp) by the creator, so nothing needs the disk after pivot_root.
+    from servin.engine.linux.seccomp import load_program
+
+    load_program(*program)
+
+
+def exec_program(process: Process, executable: str, env: Mapping[str, str],
+                 seccomp_program: tuple[bytes, int] | None) -> None:
+    """The last steps before the user's program: umask, no_new_privs, seccomp, execve.
+
+    Raises ExecError when execve fails (the caller reports it); never returns otherwise.
+    """
+    os.umask(process.umask)
+    if process.no_new_privileges:
+        prctl.set_no_new_privs()
+    if seccomp_program is not None and process.no_new_privileges:
+        load_seccomp(seccomp_program)
+    try:
+        os.execve(executable, list(process.args), env)
+    except OSError as exc:
+        kind = "not_found" if exc.errno == errno.ENOENT else "permission_denied"
+        raise ExecError(exc.errno or 0, f'exec: "{process.args[0]}": '
+                                        f"{os.strerror(exc.errno or 0).lower()}", kind) \
+            from None
