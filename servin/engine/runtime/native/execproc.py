@@ -186,11 +186,7 @@ def _join_and_exec(ctx: ExecContext) -> None:
     fds.close_all_except([ctx.sync.fileno()])
     proc.change_directory(process.cwd)
     executable = proc.find_executable(process)
-    env = {}
-    for item in process.env:
-        key, sep, value = item.partition("=")
-        if sep and key:
-            env[key] = value
+    env = proc.environment(process.env)
     proc.restore_signals()
     proc.exec_program(process, executable, env, ctx.seccomp_program)
 

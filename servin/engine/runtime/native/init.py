@@ -131,7 +131,7 @@ def _setup_and_exec(ctx: InitContext, reporter: _Reporter) -> None:
     fds.close_all_except([ctx.sync.fileno(), ctx.listener.fileno()])
     proc.change_directory(process.cwd)
     executable = proc.find_executable(process)
-    env = _environment(process.env)
+    env = proc.environment(process.env)
 
     prctl.set_pdeathsig(0)
     reporter.send({"type": "ready"})
@@ -224,15 +224,6 @@ def _wait_for_start(listener: socket.socket) -> socket.socket:
             listener.close()
             return conn
         conn.close()  # a stray connection (e.g. a liveness probe): keep waiting
-
-
-def _environment(env: tuple[str, ...]) -> dict[str, str]:
-    result: dict[str, str] = {}
-    for item in env:
-        key, sep, value = item.partition("=")
-        if sep and key:
-            result[key] = value
-    return result
 
 
 def _kind(exc: BaseException) -> str:

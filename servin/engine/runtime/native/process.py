@@ -116,6 +116,16 @@ def restore_signals() -> None:
     signal.pthread_sigmask(signal.SIG_SETMASK, [])
 
 
+def environment(env: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """``KEY=VALUE`` entries as execve's environment (malformed entries dropped)."""
+    result: dict[str, str] = {}
+    for item in env:
+        key, sep, value = item.partition("=")
+        if sep and key:
+            result[key] = value
+    return result
+
+
 def install_stdio(stdio: Stdio) -> None:
     """Make ``stdio`` the process's fds 0, 1 and 2."""
     import fcntl
