@@ -33,7 +33,7 @@ from servin.engine.linux import fds, namespaces, terminal
 from servin.engine.runtime.native import process as proc
 from servin.engine.runtime.native.spec import Process, parse_process
 from servin.engine.runtime.oci import Stdio
-from servin.errors import Conflict, Internal, InvalidArgument, ServinError
+from servin.errors import Conflict, Internal, InvalidArgument
 
 # /proc/<pid>/ns/<name> -> setns type, in the order they are joined. The mount namespace comes
 # last: after it, /proc and /sys are the container's. pid is handled apart (before the fork).
@@ -156,8 +156,9 @@ def run_child(ctx: ExecContext) -> NoReturn:
         _join_and_exec(ctx)
     except BaseException as exc:
         with contextlib.suppress(OSError):
-            ctx.sync.send(json.dumps({"type": "error", "kind": _kind(exc),
-                                      "message": _describe(exc)}).encode(), socket.MSG_NOSIGNAL)
+            report = {"type": "error", "kind": proc.error_kind(exc),
+                      "message": proc.describe_error(exc)}
+            ctx.sync.send(json.dumps(report).encode(), socket.MSG_NOSIGNAL)
     os._exit(1)
 
 
@@ -209,27 +210,6 @@ def _setup_terminal(ctx: ExecContext, process: Process) -> None:
     for target in (0, 1, 2):
         os.dup2(slave, target, inheritable=True)
     os.close(slave)
-
-
-def _kind(exc: BaseException) -> str:
-    if isinstance(exc, proc.ExecError):
-        return exc.kind
-    if isinstance(exc, ServinError):
-        return exc.kind
-    if isinstance(exc, OSError):
-        if exc.errno == errno.ENOENT:
-            return "not_found"
-        if exc.errno in (errno.EPERM, errno.EACCES):
-            return "permission_denied"
-    return "internal"
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror and exc.filename is None:
-        return exc.strerror
-    if isinstance(exc, ServinError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}"
 
 
 def bundle_seccomp(bundle: Path) -> dict[str, Any] | None:

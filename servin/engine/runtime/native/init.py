@@ -31,7 +31,6 @@ from servin.engine.runtime.native import process as proc
 from servin.engine.runtime.native.rootfs import RootfsError, prepare_rootfs
 from servin.engine.runtime.native.spec import ContainerSpec
 from servin.engine.runtime.oci import Stdio
-from servin.errors import ServinError
 
 # The order to join existing namespaces in: network before uts/ipc does not matter to the
 # kernel, but all of them must happen before the mount namespace work.
@@ -75,7 +74,7 @@ def run_init(ctx: InitContext) -> NoReturn:
     try:
         _setup_and_exec(ctx, reporter)
     except BaseException as exc:  # every failure must reach the creator, then exit
-        reporter.send({"type": "error", "kind": _kind(exc), "message": _describe(exc)})
+        reporter.send({"type": "error", "kind": _kind(exc), "message": proc.describe_error(exc)})
     os._exit(1)
 
 
@@ -227,23 +226,5 @@ def _wait_for_start(listener: socket.socket) -> socket.socket:
 
 
 def _kind(exc: BaseException) -> str:
-    if isinstance(exc, proc.ExecError):
-        return exc.kind
-    if isinstance(exc, ServinError):
-        return exc.kind
-    if isinstance(exc, RootfsError):
-        return "invalid_argument"
-    if isinstance(exc, OSError):
-        if exc.errno == errno.ENOENT:
-            return "not_found"
-        if exc.errno in (errno.EPERM, errno.EACCES):
-            return "permission_denied"
-    return "internal"
+    return "invalid_argument" if isinstance(exc, RootfsError) else proc.error_kind(exc)
 
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.strerror and exc.filename is None:
-        return exc.strerror
-    if isinstance(exc, ServinError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}"

@@ -165,3 +165,28 @@ def exec_program(process: Process, executable: str, env: Mapping[str, str],
         raise ExecError(exc.errno or 0, f'exec: "{process.args[0]}": '
                                         f"{os.strerror(exc.errno or 0).lower()}", kind) \
             from None
+
+
+def error_kind(exc: BaseException) -> str:
+    """The servin error kind a failure in the container's setup is reported as."""
+    from servin.errors import ServinError
+
+    if isinstance(exc, ExecError | ServinError):
+        return exc.kind
+    if isinstance(exc, OSError):
+        if exc.errno == errno.ENOENT:
+            return "not_found"
+        if exc.errno in (errno.EPERM, errno.EACCES):
+            return "permission_denied"
+    return "internal"
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line saying what went wrong, for the creator to raise."""
+    from servin.errors import ServinError
+
+    if isinstance(exc, OSError) and exc.strerror and exc.filename is None:
+        return exc.strerror
+    if isinstance(exc, ServinError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}"
