@@ -233,3 +233,15 @@ def test_info_counts_containers(engine: DaemonProcess) -> None:
     engine.cli("create", "--name", "counted-down", "busybox", check=True)
     assert counts() == (total + 2, running + 1, stopped + 1)
     engine.cli("rm", "-f", "counted-up", "counted-down", check=True)
+
+
+def test_ps_size_counts_the_writable_layer(engine: DaemonProcess) -> None:
+    engine.cli("run", "--name", "writer", "busybox", "sh", "-c",
+               "head -c 3000000 /dev/zero > /big", check=True)
+    size = engine.cli("ps", "-a", "-s", "--filter", "name=writer", "--format", "{{.Size}}",
+                      check=True).stdout.strip()
+    written, virtual = size.split(" (virtual ")
+    assert written.endswith("MB") and float(written[:-2]) >= 3.0
+    assert float(virtual.rstrip("MB)")) > float(written[:-2])
+    assert "SIZE" in engine.cli("ps", "-a", "-s", check=True).stdout.splitlines()[0]
+    engine.cli("rm", "writer", check=True)

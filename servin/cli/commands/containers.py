@@ -194,7 +194,7 @@ def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
 
 
 def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
-    from servin.humanize import ago
+    from servin.humanize import ago, human_size
 
     created = c.created.ToNanoseconds() / 1e9
     command = c.command if no_trunc or len(c.command) <= 20 else c.command[:19] + "…"
@@ -207,7 +207,7 @@ def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
         "Ports": "",
         "State": c.state,
         "Status": c.status,
-        "Size": "",
+        "Size": f"{human_size(c.size_rw)} (virtual {human_size(c.size_root_fs)})",
         "Names": c.name,
         "Labels": ",".join(f"{k}={v}" for k, v in sorted(c.labels.items())),
         "Mounts": ",".join(m.name or m.source for m in c.mounts),
@@ -256,6 +256,7 @@ def ps(
             ("STATUS", "Status"),
             ("PORTS", "Ports"),
             ("NAMES", "Names"),
+            *([("SIZE", "Size")] if size else []),
         ],
         rows,
         fmt,

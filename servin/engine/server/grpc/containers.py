@@ -17,6 +17,7 @@ from servin.engine.server.grpc.attach import relay
 from servin.engine.server.grpc.filters import filter_map, label_matches
 from servin.engine.server.grpc.stats import stats_stream, top_response
 from servin.engine.server.grpc.timestamps import from_ns, to_ns
+from servin.errors import ServinError
 from servin.humanize import ago, human_duration
 
 _LIST_FILTERS = {
@@ -167,7 +168,26 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
                     images[c.image_id] = await asyncio.to_thread(self._image_command, c)
                 command = " ".join(images[c.image_id])
             out.append(summary(c, command))
+        if request.size:
+            sizes = await asyncio.to_thread(self._sizes, found)
+            for item, (rw, root) in zip(out, sizes, strict=True):
+                item.size_rw, item.size_root_fs = rw, root
         return containers_pb2.ListContainersResponse(containers=out)
+
+    def _sizes(self, found: list[Container]) -> list[tuple[int, int]]:
+        """(writable layer bytes, writable + image bytes) of each container (ps -s)."""
+        out = []
+        for c in found:
+            try:
+                rw = self.engine.snapshots.usage(c.id)
+            except ServinError:
+                rw = 0
+            try:
+                image = self.engine.images.store.get(c.image_id).size
+            except ServinError:
+                image = 0
+            out.append((rw, rw + image))
+        return out
 
     def _image_command(self, c: Container) -> list[str]:
         try:
