@@ -94,7 +94,7 @@ RUN_OPTIONS = [
     _opt("--dns-search", multiple=True, help="Set custom DNS search domains"),
     _opt("--dns-option", multiple=True, help="Set DNS options"),
     _opt("--add-host", multiple=True, metavar="HOST:IP", help="Add a custom host-to-IP mapping"),
-    _opt("--log-driver", default="", help="Logging driver: json-file (default), cri, none"),
+    _opt("--log-driver", default="", help="Logging driver: json-file (default) or cri"),
     _opt(
         "--log-opt",
         multiple=True,

@@ -34,6 +34,8 @@ def test_pid_1_and_no_host_processes(engine: DaemonProcess) -> None:
 
 def test_own_hostname(engine: DaemonProcess) -> None:
     assert run(engine, "--hostname", "box1", "busybox", "hostname").strip() == "box1"
+    assert run(engine, "--domainname", "example.org", "busybox", "cat",
+               "/proc/sys/kernel/domainname").strip() == "example.org"
     default = run(engine, "busybox", "hostname").strip()
     assert len(default) == 12 and default != os.uname().nodename
 

@@ -228,3 +228,11 @@ def test_generated_code_is_fresh(tmp_path: Path) -> None:
     assert files(out) == files(committed), "run scripts/gen-proto"
     stale = [f for f in files(out) if not filecmp.cmp(out / f, committed / f, shallow=False)]
     assert stale == [], f"stale generated code: {stale}; run scripts/gen-proto"
+
+
+def test_cli_doc_is_fresh() -> None:
+    """docs/cli.md must be what the CLI's commands generate (python -m servin.devtools.clidoc)."""
+    from servin.devtools.clidoc import render
+
+    assert (REPO / "docs" / "cli.md").read_text() == render(), \
+        "run: python -m servin.devtools.clidoc > docs/cli.md"

@@ -189,11 +189,10 @@ def image_inspect(fmt: str | None, images: tuple[str, ...]) -> None:
 )
 @click.option("-m", "--message", default="", help="Commit message for the imported image")
 @click.option("--platform", default="", help="Set the platform (os/arch) of the image")
-@click.option("-q", "--quiet", is_flag=True, help="Print only the image ID")
 @click.argument("source")
 @click.argument("reference", required=False, default="")
 def image_import(
-    changes: tuple[str, ...], message: str, platform: str, quiet: bool, source: str, reference: str
+    changes: tuple[str, ...], message: str, platform: str, source: str, reference: str
 ) -> None:
     """Import a root filesystem tarball (plain, gzip or zstd; - for stdin) as an image."""
     if reference:

@@ -447,6 +447,8 @@ def build_config(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> di
     }
     if "uts" not in inputs.namespaces.host and "uts" not in inputs.namespaces.join:
         config["hostname"] = inputs.hostname
+        if spec.domainname:
+            config["domainname"] = spec.domainname
     annotations = dict(a.split("=", 1) for a in spec.annotations if "=" in a)
     if annotations:
         config["annotations"] = annotations
