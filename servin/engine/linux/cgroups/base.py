@@ -159,6 +159,38 @@ def split_path(path: str) -> list[str]:
     return parts
 
 
+def make_dirs(start: Path, parts: list[str], created: list[Path],
+              make: Callable[[Path], None],
+              then: Callable[[Path, Path], None] | None = None) -> Path:
+    """Create each of ``parts`` below ``start`` (existing ones are fine); return the leaf.
+
+    New directories are appended to ``created`` so a failure can undo exactly them;
+    ``then(parent, child)`` runs for every level (v1's cpuset copies its parent's values).
+    """
+    current = start
+    for part in parts:
+        parent, current = current, current / part
+        try:
+            make(current)
+            created.append(current)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise Internal(f"cannot create cgroup {current}: {exc.strerror}") from exc
+        if then is not None:
+            then(parent, current)
+    return current
+
+
+def undo_dirs(created: list[Path], remove: Callable[[Path], None], label: str) -> None:
+    """Remove what ``make_dirs`` created, deepest first, logging what cannot go."""
+    for directory in reversed(created):
+        try:
+            remove(directory)
+        except OSError as exc:
+            log.warning("%s: cannot undo %s: %s", label, directory, exc.strerror)
+
+
 def error_for(exc: OSError, what: str) -> ServinError:
     """A typed error for a failed cgroup file operation."""
     message = f"{what}: {exc.strerror or exc}"

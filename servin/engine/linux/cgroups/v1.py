@@ -23,6 +23,7 @@ from .base import (
     CgroupStats,
     device_list,
     log,
+    make_dirs,
     optional_int,
     read_file,
     read_flat_keyed,
@@ -33,6 +34,7 @@ from .base import (
     section,
     signal_pids,
     split_path,
+    undo_dirs,
     wait_until,
     walk_dirs,
     write_file,
@@ -467,28 +469,14 @@ class V1Driver(CgroupDriver):
         try:
             for hierarchy in self._hierarchy_dirs():
                 cpuset = self.hierarchies.get("cpuset") == hierarchy
-                current = hierarchy
-                for part in parts:
-                    parent, current = current, current / part
-                    try:
-                        os.mkdir(current, 0o755)
-                        created.append(current)
-                    except FileExistsError:
-                        pass
-                    except OSError as exc:
-                        raise Internal(f"cannot create cgroup {current}: {exc.strerror}") from exc
-                    if cpuset:
-                        _inherit_cpuset(parent, current)
+                make_dirs(hierarchy, parts, created, lambda d: os.mkdir(d, 0o755),
+                          _inherit_cpuset if cpuset else None)
             cgroup = V1Cgroup(self, path)
             if resources:
                 cgroup.update(resources)
             return cgroup
         except BaseException:
-            for directory in reversed(created):
-                try:
-                    os.rmdir(directory)
-                except OSError as exc:
-                    log.warning("cgroup v1: cannot undo %s: %s", directory, exc.strerror)
+            undo_dirs(created, os.rmdir, "cgroup v1")
             raise
 
     def open(self, path: str) -> V1Cgroup:

@@ -33,6 +33,7 @@ from .base import (
     CgroupStats,
     device_list,
     log,
+    make_dirs,
     optional_int,
     read_flat_keyed,
     read_int,
@@ -42,6 +43,7 @@ from .base import (
     section,
     signal_pids,
     split_path,
+    undo_dirs,
     wait_until,
     walk_dirs,
     write_file,
@@ -401,19 +403,9 @@ class V2Driver(CgroupDriver):
 
     def create(self, path: str, resources: Mapping[str, Any] | None = None) -> V2Cgroup:
         """Create ``path``, enable controllers above it, apply ``resources``; undo on failure."""
-        parts = split_path(path)
         created: list[Path] = []
         try:
-            current = self.root
-            for part in parts:
-                current = current / part
-                try:
-                    self.make_dir(current)
-                    created.append(current)
-                except FileExistsError:
-                    pass
-                except OSError as exc:
-                    raise Internal(f"cannot create cgroup {current}: {exc.strerror}") from exc
+            current = make_dirs(self.root, split_path(path), created, self.make_dir)
             # Enabled once the path exists; only the leaf's ancestors get controllers, the
             # leaf itself holds the processes (v2 allows no processes in inner cgroups).
             self.enable_controllers(current.parent, _controllers_for(resources))
@@ -422,11 +414,7 @@ class V2Driver(CgroupDriver):
                 cgroup.update(resources)
             return cgroup
         except BaseException:
-            for directory in reversed(created):
-                try:
-                    self.remove_dir(directory)
-                except OSError as exc:
-                    log.warning("cgroup v2: cannot undo %s: %s", directory, exc.strerror)
+            undo_dirs(created, self.remove_dir, "cgroup v2")
             raise
 
     def open(self, path: str) -> V2Cgroup:
