@@ -16,6 +16,8 @@ _CONTAINER = "servin.cli.commands.containers"
 _RUN = "servin.cli.commands.run"
 _INTERACTIVE = "servin.cli.commands.interactive"
 _STATS = "servin.cli.commands.stats"
+_VOLUME = "servin.cli.commands.volumes"
+_FILES = "servin.cli.commands.files"
 
 TOP_LEVEL = {
     "daemon": describe(f"{_DAEMON}:daemon", "Run the Servin engine daemon"),
@@ -49,6 +51,11 @@ TOP_LEVEL = {
     "unpause": describe(f"{_CONTAINER}:unpause", "Unpause all processes within containers"),
     "rename": describe(f"{_CONTAINER}:rename", "Rename a container"),
     "update": describe(f"{_CONTAINER}:update", "Update configuration of containers"),
+    "volume": describe(f"{_VOLUME}:volume", "Manage volumes"),
+    "cp": describe(f"{_FILES}:cp", "Copy files/folders between a container and the host"),
+    "diff": describe(f"{_FILES}:diff", "Inspect changes to files on a container's filesystem"),
+    "commit": describe(f"{_FILES}:commit", "Create a new image from a container's changes"),
+    "export": describe(f"{_FILES}:export", "Export a container's filesystem as a tar archive"),
     "tui": describe("servin.cli.commands.tui:tui", "Open the live console (containers, logs)"),
 }
 

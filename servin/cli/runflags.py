@@ -84,10 +84,19 @@ RUN_OPTIONS = [
         "volumes",
         multiple=True,
         metavar="SRC:DST[:OPTS]",
-        help="Bind mount a host path (/host/path:/path[:ro])",
+        help="Mount a volume (NAME:/path[:ro]) or bind a host path (/host/path:/path[:ro,...])",
     ),
     _opt(
-        "--mount", "mounts", multiple=True, help="Attach a filesystem mount (type=bind|tmpfs,...)"
+        "--mount",
+        "mounts",
+        multiple=True,
+        help="Attach a filesystem mount (type=volume|bind|tmpfs,source=,target=,readonly,...)",
+    ),
+    _opt(
+        "--volumes-from",
+        multiple=True,
+        metavar="CONTAINER[:ro|rw]",
+        help="Mount the volumes of another container",
     ),
     _opt("--tmpfs", multiple=True, metavar="PATH[:OPTS]", help="Mount a tmpfs directory"),
     _opt("--dns", multiple=True, help="Set custom DNS servers"),
@@ -156,69 +165,82 @@ def _env_files(paths: tuple[str, ...]) -> list[str]:
     return env
 
 
-def _volume_mount(spec: str) -> Any:
-    from servin.api.servin.v1 import common_pb2
+def _bind_spec(spec: str) -> str:
+    """A ``-v`` spec for the daemon (which parses it); a ``./relative`` host path is made
+    absolute here, where it means something."""
+    source, sep, rest = spec.partition(":")
+    if sep and source.startswith("."):
+        return f"{Path(source).absolute()}:{rest}"
+    return spec
 
-    parts = spec.split(":")
-    if len(parts) < 2 or len(parts) > 3 or not parts[0] or not parts[1]:
-        raise InvalidArgument(f"invalid volume specification: {spec!r}")
-    source, target = parts[0], parts[1]
-    options = parts[2].split(",") if len(parts) == 3 else []
-    read_only = "ro" in options
-    propagation = next(
-        (
-            o
-            for o in options
-            if o in ("private", "rprivate", "shared", "rshared", "slave", "rslave")
-        ),
-        "",
-    )
-    unknown = [o for o in options if o not in ("ro", "rw", "z", "Z", propagation)]
-    if unknown:
-        raise InvalidArgument(f"invalid volume option {unknown[0]!r} in {spec!r}")
-    kind = "bind" if source.startswith(("/", ".")) else "volume"
-    if kind == "bind":
-        source = str(Path(source).absolute())
-    return common_pb2.Mount(
-        type=kind, source=source, target=target, read_only=read_only, propagation=propagation
-    )
+
+_MOUNT_KEYS = {
+    "type", "source", "src", "target", "destination", "dst", "readonly", "ro",
+    "bind-propagation", "volume-opt", "volume-nocopy", "volume-driver", "tmpfs-size",
+    "tmpfs-mode", "consistency", "bind-nonrecursive",
+}
 
 
 def _mount_flag(spec: str) -> Any:
+    """A ``--mount`` spec (``type=…,source=…,target=…,readonly,…``) as a servin.v1 Mount."""
     from servin.api.servin.v1 import common_pb2
 
     fields: dict[str, str] = {}
     flags: set[str] = set()
+    volume_opts: list[str] = []
     for item in spec.split(","):
         key, sep, value = item.partition("=")
-        if sep:
-            fields[key.strip()] = value.strip()
+        key = key.strip().lower()
+        if not key:
+            raise InvalidArgument(f"invalid --mount {spec!r}: empty field")
+        if key not in _MOUNT_KEYS:
+            raise InvalidArgument(f"invalid --mount {spec!r}: unexpected key {key!r}")
+        if key == "volume-opt":
+            if "=" not in value:
+                raise InvalidArgument(f"invalid --mount {spec!r}: volume-opt needs KEY=VALUE")
+            volume_opts.append(f"volume-opt={value}")
+        elif sep:
+            fields[key] = value.strip()
         else:
-            flags.add(key.strip())
+            flags.add(key)
     kind = fields.pop("type", "volume")
-    source = fields.pop("source", fields.pop("src", ""))
-    target = fields.pop("target", fields.pop("destination", fields.pop("dst", "")))
+    source = fields.pop("source", "") or fields.pop("src", "")
+    target = fields.pop("target", "") or fields.pop("destination", "") or fields.pop("dst", "")
     if not target:
         raise InvalidArgument(f"invalid --mount {spec!r}: target is required")
-    read_only = "readonly" in flags or "ro" in flags or fields.pop("readonly", "") in ("true", "1")
+    read_only = bool(flags & {"readonly", "ro"})
+    for key in ("readonly", "ro"):
+        if key in fields:
+            value = fields.pop(key).lower()
+            if value not in ("true", "1", "false", "0"):
+                raise InvalidArgument(f"invalid --mount {spec!r}: {key}={value}")
+            read_only = value in ("true", "1")
     propagation = fields.pop("bind-propagation", "")
-    options = []
+    options: list[str] = []
     if "tmpfs-size" in fields:
-        options.append(f"size={fields.pop('tmpfs-size')}")
+        options.append(f"size={parse_bytes(fields.pop('tmpfs-size'), '--mount tmpfs-size')}")
     if "tmpfs-mode" in fields:
         options.append(f"mode={fields.pop('tmpfs-mode')}")
+    nocopy = fields.pop("volume-nocopy", "true" if "volume-nocopy" in flags else "false")
+    if nocopy.lower() in ("true", "1"):
+        options.append("nocopy")
+    options += volume_opts
+    driver = fields.pop("volume-driver", "")
+    fields.pop("consistency", None)
     if fields:
         raise InvalidArgument(f"invalid --mount {spec!r}: unexpected key {next(iter(fields))!r}")
+    if kind not in ("bind", "volume", "tmpfs"):
+        raise InvalidArgument(f"invalid --mount {spec!r}: type must be bind, volume or tmpfs")
     if kind == "bind" and not source:
         raise InvalidArgument(f"invalid --mount {spec!r}: a bind mount needs a source")
-    return common_pb2.Mount(
-        type=kind,
-        source=source,
-        target=target,
-        read_only=read_only,
-        propagation=propagation,
-        options=options,
-    )
+    if kind == "bind":
+        source = str(Path(source).absolute())
+    if kind != "volume" and (volume_opts or "nocopy" in options):
+        raise InvalidArgument(f"invalid --mount {spec!r}: volume options need type=volume")
+    if kind != "tmpfs" and any(o.startswith(("size=", "mode=")) for o in options):
+        raise InvalidArgument(f"invalid --mount {spec!r}: tmpfs options need type=tmpfs")
+    return common_pb2.Mount(type=kind, source=source, target=target, read_only=read_only,
+                            propagation=propagation, options=options, driver=driver)
 
 
 def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
@@ -280,8 +302,9 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
         spec.security_opt.append(opt)
     spec.read_only = o["read_only"]
     spec.runtime = o["runtime"]
-    spec.mounts.extend(_volume_mount(v) for v in o["volumes"])
+    spec.binds.extend(_bind_spec(v) for v in o["volumes"])
     spec.mounts.extend(_mount_flag(m) for m in o["mounts"])
+    spec.volumes_from.extend(o["volumes_from"])
     for item in o["tmpfs"]:
         target, _, opts = item.partition(":")
         spec.mounts.append(

@@ -23,6 +23,8 @@ from servin.engine.images.store import ImageStore
 from servin.engine.store.content import ContentStore
 from servin.engine.store.metadata import MetadataStore
 from servin.engine.store.snapshots import Snapshotter
+from servin.engine.volumes.service import VolumeService
+from servin.engine.volumes.store import VolumeStore
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,9 @@ class Engine:
         self.containers = ContainerService(
             config, ContainerStore(self.meta), image_store, self.snapshots, self.events
         )
+        self.volumes = VolumeService(VolumeStore(self.meta, config.root / "volumes"), self.events)
+        self.containers.volumes = self.volumes
+        self.volumes.users = self.containers.volume_users
         self.images = ImageService(image_store, self.events, in_use=self.containers.image_in_use)
         self.execs = ExecService(self.containers, self.events)
         self.containers.health_probe = self.execs.probe  # health checks run as execs

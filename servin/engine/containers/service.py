@@ -24,6 +24,7 @@ from typing import Any
 from servin.api.servin.v1 import containers_pb2
 from servin.engine.config import DaemonConfig
 from servin.engine.containers import logs as logreader
+from servin.engine.containers import mounts as mountspecs
 from servin.engine.containers.etcfiles import write_etc_files
 from servin.engine.containers.health import (
     STARTING,
@@ -72,6 +73,8 @@ from servin.engine.runtime.monitor.protocol import (
 from servin.engine.runtime.monitor.runtimes import make_runtime
 from servin.engine.runtime.userdb import resolve_user
 from servin.engine.store.snapshots import Snapshotter
+from servin.engine.volumes.copyup import copy_up
+from servin.engine.volumes.service import VolumeService, VolumeUser
 from servin.errors import Conflict, InvalidArgument, NotFound, ServinError, Unavailable
 
 log = logging.getLogger(__name__)
@@ -163,6 +166,8 @@ class ContainerService:
         # How a health check runs its command in a container (the engine sets it to an exec).
         self.health_probe: Probe | None = None
         self._backoff: dict[str, Backoff] = {}
+        # The volume service (the engine sets it): named and anonymous volumes.
+        self.volumes: VolumeService | None = None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -244,6 +249,9 @@ class ContainerService:
         resources(spec)
         if spec.stop_signal:
             parse_signal(spec.stop_signal)
+        resolved, created_volumes = await asyncio.to_thread(self._resolve_mounts, spec, image)
+        del spec.mounts[:]
+        spec.mounts.extend(resolved)
 
         container = Container(
             id=secrets.token_hex(32),
@@ -268,9 +276,69 @@ class ContainerService:
             await asyncio.to_thread(self.store.add, container)
         except BaseException:
             await asyncio.to_thread(self._discard_files, container.id)
+            await asyncio.to_thread(self._drop_volumes, created_volumes)
             raise
         self.events.publish("container", "create", container.id, name=name, image=spec.image)
         return container
+
+    def _resolve_mounts(
+        self, spec: containers_pb2.ContainerSpec, image: dict[str, Any]
+    ) -> tuple[list[Any], list[str]]:
+        """The spec's mounts resolved (volumes named and created); blocking."""
+        if self.volumes is None:
+            raise Unavailable("the volume service is not running")
+        volumes = self.volumes
+
+        def container_mounts(text: str) -> list[Any]:
+            return list(self.store.resolve(text).spec.mounts)
+
+        return mountspecs.resolve(spec, image, mountspecs.Resolver(
+            container_mounts=container_mounts,
+            create_volume=volumes.create,
+            remove_volume=volumes.remove,
+            volume_exists=lambda name: volumes.store.find(name) is not None,
+        ))
+
+    def _drop_volumes(self, names: list[str]) -> None:
+        if self.volumes is not None:
+            for name in names:
+                with contextlib.suppress(ServinError, OSError):
+                    self.volumes.remove(name)
+
+    def volume_users(self, name: str) -> list[VolumeUser]:
+        """Containers whose mounts use volume ``name`` (blocking)."""
+        return [
+            VolumeUser(c.id, c.state.status in (RUNNING, PAUSED, RESTARTING))
+            for c in self.store.list()
+            if name in mountspecs.volume_names(c.spec.mounts)
+        ]
+
+    def _volume_paths(self, c: Container, rootfs: Path) -> dict[str, str]:
+        """Mount each volume's filesystem if needed and fill empty volumes from the image
+        (copy-up); the host directories to bind. Blocking."""
+        names = mountspecs.volume_names(c.spec.mounts)
+        if not names:
+            return {}
+        if self.volumes is None:
+            raise Unavailable("the volume service is not running")
+        paths: dict[str, str] = {}
+        try:
+            for m in c.spec.mounts:
+                if m.type != "volume" or not m.name:
+                    continue
+                data = self.volumes.acquire(m.name)
+                paths[m.name] = str(data)
+                if mountspecs.NOCOPY not in m.options and self.volumes.is_empty(m.name):
+                    copy_up(rootfs, m.target, data)
+        except BaseException:
+            self.volumes.release(names, c.id)
+            raise
+        return paths
+
+    def _release_volumes(self, c: Container) -> None:
+        if self.volumes is not None:
+            with contextlib.suppress(ServinError, OSError):
+                self.volumes.release(mountspecs.volume_names(c.spec.mounts), c.id)
 
     def _discard_files(self, container_id: str) -> None:
         paths = self.paths(container_id)
@@ -337,6 +405,7 @@ class ContainerService:
             os.uname().nodename if "uts" in namespaces.host else c.id[:12]
         )
         write_etc_files(paths, c.spec, hostname, host_network="network" in namespaces.host)
+        volume_paths = self._volume_paths(c, paths.rootfs)
         config = build_config(
             c.spec,
             BundleInputs(
@@ -347,6 +416,7 @@ class ContainerService:
                 hostname=hostname,
                 etc_files=paths.etc_files,
                 namespaces=namespaces,
+                volume_paths=volume_paths,
             ),
         )
         write_bundle(paths.dir, config)
@@ -382,6 +452,7 @@ class ContainerService:
                 with contextlib.suppress(ServinError, OSError):
                     await MonitorClient(paths.state_dir).wait()
             await asyncio.to_thread(self._release_rootfs, c)
+            await asyncio.to_thread(self._release_volumes, c)
             c.state.error = str(exc) if isinstance(exc, ServinError) else f"{exc}"
             if c.state.status != CREATED:
                 c.state.status = EXITED
@@ -474,6 +545,7 @@ class ContainerService:
                 c.state.oom_killed = record.oom_killed
                 c.state.finished_at_ns = _ns_from_rfc3339(record.finished_at) or time.time_ns()
             await asyncio.to_thread(self._release_rootfs, c)
+            await asyncio.to_thread(self._release_volumes, c)
             await asyncio.to_thread(self.store.save_state, c)
             self._last_exit[c.id] = ContainerState.from_json(c.state.to_json())
         if c.state.oom_killed:
@@ -489,7 +561,7 @@ class ContainerService:
         self._exit_event(c.id).set()
         if c.spec.auto_remove:
             with contextlib.suppress(NotFound):
-                await self.remove(c.id, force=True)
+                await self.remove(c.id, force=True, volumes=True)
         elif should_restart(c.spec.restart_policy, exit_code=c.state.exit_code,
                             restart_count=c.state.restart_count,
                             manually_stopped=c.state.manually_stopped):
@@ -805,8 +877,9 @@ class ContainerService:
 
     # -- remove --------------------------------------------------------------------------
 
-    async def remove(self, text: str, *, force: bool = False) -> None:
-        """Remove a stopped container (a running one too with ``force``)."""
+    async def remove(self, text: str, *, force: bool = False, volumes: bool = False) -> None:
+        """Remove a stopped container (a running one too with ``force``); ``volumes`` removes
+        its anonymous volumes too (those no other container uses)."""
         c = await self.resolve(text)
         if self._cancel_restart(c.id) or c.state.status == RESTARTING:
             await self._hold_restarts(c)
@@ -832,10 +905,21 @@ class ContainerService:
                 return
             await asyncio.to_thread(self._remove_files, c)
             await asyncio.to_thread(self.store.delete, c.id)
+            if volumes:
+                await asyncio.to_thread(self._remove_anonymous_volumes, c)
         self._locks.pop(c.id, None)
         self._exited.pop(c.id, None)
         self._backoff.pop(c.id, None)
         self.events.publish("container", "destroy", c.id, name=c.name, image=c.image_ref)
+
+    def _remove_anonymous_volumes(self, c: Container) -> None:
+        if self.volumes is None:
+            return
+        for name in mountspecs.volume_names(c.spec.mounts):
+            v = self.volumes.store.find(name)
+            if v is not None and v.anonymous and not self.volumes.in_use(name):
+                with contextlib.suppress(ServinError, OSError):
+                    self.volumes.remove(name)
 
     def _remove_files(self, c: Container) -> None:
         paths = self.paths(c.id)

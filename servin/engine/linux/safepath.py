@@ -11,11 +11,15 @@ into a mount target with ``/proc/self/fd/N`` so nothing re-resolves the path aft
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import os
+import platform
 import stat
 from dataclasses import dataclass
 from typing import Literal
+
+from servin.engine.linux.syscalls import libc
 
 _MAX_SYMLINKS = 40
 _O_PATH = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -114,3 +118,56 @@ def open_in_root(root_fd: int, path: str, *, create: Literal["dir", "file"] | No
     finally:
         for fd_in_stack, _ in stack:
             os.close(fd_in_stack)
+
+
+# openat2(2): the kernel resolves the whole path under a root in one call, so a process
+# racing to swap a component for a symlink cannot lead it out (RESOLVE_IN_ROOT treats "/"
+# and ".." at the root as the root itself).
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+_OPENAT2 = {"x86_64": 437, "aarch64": 437}
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dir_fd: int, path: str, flags: int, mode: int = 0,
+            resolve: int = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS) -> int:
+    """openat2(2): open ``path`` relative to ``dir_fd`` under the ``resolve`` restrictions.
+
+    Raises ``OSError`` (ENOSYS on kernels before 5.6; EAGAIN when a concurrent rename made
+    the kernel give up, which callers may retry).
+    """
+    number = _OPENAT2.get(platform.machine())
+    if number is None:
+        raise OSError(errno.ENOSYS, "openat2 is not known on this architecture")
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    encoded = os.fsencode(path or ".")
+    for _ in range(64):
+        fd = libc.syscall(number, dir_fd, encoded, ctypes.byref(how), ctypes.sizeof(how))
+        if fd >= 0:
+            return int(fd)
+        err = ctypes.get_errno()
+        if err not in (errno.EAGAIN, errno.EINTR):
+            raise OSError(err, f"open {path}: {os.strerror(err)}")
+    raise OSError(errno.EAGAIN, f"open {path}: {os.strerror(errno.EAGAIN)}")
+
+
+def openat2_supported() -> bool:
+    """Whether this kernel has openat2 with RESOLVE_IN_ROOT."""
+    global _SUPPORTED
+    if _SUPPORTED is None:
+        try:
+            os.close(openat2(-100, "/", os.O_PATH))
+            _SUPPORTED = True
+        except OSError:
+            _SUPPORTED = False
+    return _SUPPORTED
+
+
+_SUPPORTED: bool | None = None

@@ -90,6 +90,8 @@ class BundleInputs:
     etc_files: dict[str, Path]  # "/etc/hostname" -> host file to bind-mount
     namespaces: NamespacePaths = NamespacePaths()
     cgroup_parent: str = "/servin"
+    # Volume name -> the host directory holding its data (bound at the mount's target).
+    volume_paths: dict[str, str] = field(default_factory=dict)
 
 
 def normalise_caps(names: Iterable[str]) -> list[str]:
@@ -353,14 +355,16 @@ def _mounts(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> list[di
                 }
             )
     for m in spec.mounts:
-        mounts.append(_user_mount(m))
+        mounts.append(_user_mount(m, inputs.volume_paths))
     return mounts
 
 
 _PROPAGATIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
 
 
-def _user_mount(m: Any) -> dict[str, Any]:
+def _user_mount(m: Any, volume_paths: dict[str, str]) -> dict[str, Any]:
+    """One user mount (already validated at create) as an OCI mount; a volume is a bind
+    of its data directory."""
     if not m.target.startswith("/"):
         raise InvalidArgument(f"invalid mount target {m.target!r}: it must be an absolute path")
     if m.type == "bind":
@@ -373,13 +377,18 @@ def _user_mount(m: Any) -> dict[str, Any]:
         propagation = m.propagation or "rprivate"
         if propagation not in _PROPAGATIONS:
             raise InvalidArgument(f"invalid mount propagation {propagation!r}")
-        options = ["rbind", propagation, "ro" if m.read_only else "rw", *m.options]
+        options = ["rbind", propagation, "ro" if m.read_only else "rw",
+                   *(o for o in m.options if o != "create-host-path")]
         return {"destination": m.target, "type": "bind", "source": m.source, "options": options}
     if m.type == "tmpfs":
         options = ["nosuid", "nodev", "noexec", *(["ro"] if m.read_only else []), *m.options]
         return {"destination": m.target, "type": "tmpfs", "source": "tmpfs", "options": options}
     if m.type == "volume":
-        raise InvalidArgument("named volumes are not supported by this daemon yet")
+        source = volume_paths.get(m.name or m.source)
+        if source is None:
+            raise InvalidArgument(f"volume {m.name or m.source!r} is not available")
+        options = ["rbind", "rprivate", "ro" if m.read_only else "rw"]
+        return {"destination": m.target, "type": "bind", "source": source, "options": options}
     raise InvalidArgument(f"invalid mount type {m.type!r} (bind, volume or tmpfs)")
 
 

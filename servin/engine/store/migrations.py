@@ -38,4 +38,16 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX containers_by_image ON containers(image_id)
     """,
+    # 3: volumes (named data that outlives containers; the local driver keeps it under
+    # <root>/volumes/<name>/_data).
+    """
+    CREATE TABLE volumes (
+        name TEXT PRIMARY KEY,
+        driver TEXT NOT NULL DEFAULT 'local',
+        created_ns INTEGER NOT NULL,
+        labels TEXT NOT NULL DEFAULT '{}',   -- JSON object
+        options TEXT NOT NULL DEFAULT '{}',  -- JSON object: type, device, o
+        anonymous INTEGER NOT NULL DEFAULT 0
+    )
+    """,
 )

@@ -146,7 +146,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     async def Remove(
         self, request: containers_pb2.RemoveContainerRequest, context: grpc.aio.ServicerContext
     ) -> containers_pb2.RemoveContainerResponse:
-        await self.containers.remove(request.id, force=request.force)
+        await self.containers.remove(request.id, force=request.force, volumes=request.volumes)
         return containers_pb2.RemoveContainerResponse()
 
     async def List(

@@ -1,0 +1,1 @@
+"""Volumes: named data that outlives containers (the local driver, copy-up, backups)."""

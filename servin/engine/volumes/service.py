@@ -1,0 +1,222 @@
+"""Create, list, inspect, remove, prune, mount, back up and restore volumes.
+
+Every method blocks (disk and mount work): callers run them in worker threads. Which
+containers use a volume comes from the container store through ``users`` (set by the
+engine), so the volume records hold no reference counts that could drift.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from servin.engine import fsarchive
+from servin.engine.events import EventBus
+from servin.engine.volumes import local
+from servin.engine.volumes.model import LOCAL, Volume, validate_name
+from servin.engine.volumes.store import VolumeStore
+from servin.errors import Conflict, InvalidArgument, NotFound
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass(frozen=True)
+class VolumeUser:
+    """A container that references a volume, and whether it runs now."""
+
+    container_id: str
+    running: bool
+
+
+class VolumeService:
+    """The volume half of the engine core."""
+
+    def __init__(self, store: VolumeStore, events: EventBus) -> None:
+        self.store = store
+        self.events = events
+        self.root = store.root
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o701)
+        self._lock = threading.RLock()
+        # Containers using a volume name (the engine wires it to the container store).
+        self.users: Callable[[str], list[VolumeUser]] = lambda name: []
+
+    # -- records ---------------------------------------------------------------------------
+
+    def create(self, name: str = "", driver: str = "", options: dict[str, str] | None = None,
+               labels: dict[str, str] | None = None, *, anonymous: bool = False) -> Volume:
+        """Create a volume (a generated name when ``name`` is empty).
+
+        Creating a name that exists returns it when the driver and options agree (docker's
+        idempotent create) and is a Conflict otherwise.
+        """
+        driver = driver or LOCAL
+        if driver != LOCAL:
+            raise InvalidArgument(f"volume driver {driver!r} is not available (only local)")
+        opts = local.validate_options(dict(options or {}))
+        if not name:
+            name = secrets.token_hex(32)
+        validate_name(name)
+        with self._lock:
+            existing = self.store.find(name)
+            if existing is not None:
+                if existing.driver != driver or (opts and existing.options != opts):
+                    raise Conflict(f"volume {name} already exists with different options")
+                return existing
+            v = Volume(name=name, driver=driver, created_ns=time.time_ns(),
+                       mountpoint=str(self.root / name / "_data"), labels=dict(labels or {}),
+                       options=opts, anonymous=anonymous)
+            local.create_dirs(v)
+            try:
+                self.store.add(v)
+            except BaseException:
+                local.remove_dirs(v)
+                raise
+        self.events.publish("volume", "create", name, driver=driver)
+        return v
+
+    def get(self, name: str) -> Volume:
+        """A volume by name."""
+        return self.store.get(name)
+
+    def list(self) -> list[Volume]:
+        """Every volume."""
+        return self.store.list()
+
+    def in_use(self, name: str) -> list[VolumeUser]:
+        """Containers referencing the volume."""
+        return self.users(name)
+
+    def size(self, v: Volume) -> int:
+        """Bytes of data in the volume."""
+        return local.data_size(v)
+
+    def remove(self, name: str, *, force: bool = False) -> None:
+        """Delete a volume and its data; refused while any container references it.
+
+        ``force`` only makes a missing volume not an error (as docker's ``rm -f``).
+        """
+        with self._lock:
+            v = self.store.find(name)
+            if v is None:
+                if force:
+                    return
+                raise NotFound(f"get {name}: no such volume")
+            users = self.users(name)
+            if users:
+                ids = ", ".join(u.container_id[:12] for u in users)
+                raise Conflict(f"remove {name}: volume is in use - [{ids}]")
+            self.store.delete(name)
+            local.remove_dirs(v)
+        self.events.publish("volume", "destroy", name, driver=v.driver)
+
+    def prune(self, *, all_volumes: bool,
+              match: Callable[[Volume], bool] = lambda v: True) -> tuple[list[str], int]:
+        """Remove unused volumes (anonymous ones only unless ``all_volumes``); the names
+        removed and the bytes reclaimed."""
+        deleted: list[str] = []
+        reclaimed = 0
+        for v in self.store.list():
+            if not (all_volumes or v.anonymous):
+                continue
+            if not match(v):
+                continue
+            if self.users(v.name):
+                continue
+            size = max(0, local.data_size(v))
+            try:
+                self.remove(v.name)
+            except Conflict:
+                continue  # taken into use meanwhile
+            deleted.append(v.name)
+            reclaimed += size
+        if deleted:
+            self.events.publish("volume", "prune", "", reclaimed=str(reclaimed))
+        return deleted, reclaimed
+
+    # -- containers ------------------------------------------------------------------------
+
+    def acquire(self, name: str) -> Path:
+        """The host directory to bind for a starting container; mounts a ``type=`` volume's
+        filesystem first when no running container holds it yet."""
+        with self._lock:
+            v = self.store.get(name)
+            if local.mount_volume(v):
+                self.events.publish("volume", "mount", name, driver=v.driver)
+            return Path(v.mountpoint)
+
+    def release(self, names: list[str], stopping: str) -> None:
+        """Container ``stopping`` stopped: unmount each ``type=`` volume no other running
+        container uses."""
+        with self._lock:
+            for name in dict.fromkeys(names):
+                v = self.store.find(name)
+                if v is None or not local.is_mounted_kind(v):
+                    continue
+                others = [u for u in self.users(name)
+                          if u.running and u.container_id != stopping]
+                if not others:
+                    local.unmount_volume(v)
+                    self.events.publish("volume", "unmount", name, driver=v.driver)
+
+    def is_empty(self, name: str) -> bool:
+        """Whether the volume holds no files (a first mount copies the image's content)."""
+        return local.is_empty(Path(self.store.get(name).mountpoint))
+
+    # -- backups ---------------------------------------------------------------------------
+
+    def export(self, name: str, out: BinaryIO) -> None:
+        """Write the volume's content as a tar stream (entries relative to its root)."""
+        v = self.store.get(name)
+        with self._lock:
+            mounted_here = local.mount_volume(v)
+        fd = os.open(v.mountpoint, _DIR)
+        try:
+            writer = fsarchive.TarWriter(out)
+            writer.add_entry(fd, ".", ".", recursive=False)
+            writer.add_children(fd, ".")
+            writer.close()
+        finally:
+            os.close(fd)
+            if mounted_here:
+                self.release([name], "")
+
+    def import_(self, name: str, source: BinaryIO) -> bool:
+        """Restore a tar stream into the volume (created when missing); True if created.
+
+        The archive is spooled and checked first: an entry that would land outside the
+        volume refuses the whole import, and nothing is written.
+        """
+        with tempfile.TemporaryFile(dir=self.root) as spool:
+            shutil.copyfileobj(source, spool, 1 << 20)
+            spool.seek(0)
+            fsarchive.check_members(spool)
+            spool.seek(0)
+            created = self.store.find(name) is None
+            v = self.create(name)
+            mounted_here = False
+            try:
+                with self._lock:
+                    mounted_here = local.mount_volume(v)
+                fd = os.open(v.mountpoint, _DIR)
+                try:
+                    fsarchive.Extractor(fd).extract(spool)
+                finally:
+                    os.close(fd)
+            except BaseException:
+                if created:
+                    with contextlib.suppress(Exception):
+                        self.remove(name)
+                raise
+            finally:
+                if mounted_here and self.store.find(name) is not None:
+                    self.release([name], "")
+        return created
