@@ -14,6 +14,7 @@ from pathlib import Path
 
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.execs import ExecService
+from servin.engine.containers.files import FileOperations
 from servin.engine.containers.service import ContainerService
 from servin.engine.containers.stats import StatsSampler
 from servin.engine.containers.store import ContainerStore
@@ -49,6 +50,7 @@ class Engine:
         self.containers.volumes = self.volumes
         self.volumes.users = self.containers.volume_users
         self.images = ImageService(image_store, self.events, in_use=self.containers.image_in_use)
+        self.files = FileOperations(self.containers, self.images)
         self.execs = ExecService(self.containers, self.events)
         self.containers.health_probe = self.execs.probe  # health checks run as execs
         # One sampler for every stats client; it runs only while someone subscribes.

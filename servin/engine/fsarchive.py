@@ -101,6 +101,43 @@ class TarWriter:
             self._tar.addfile(info)
         # sockets are not archived (tar cannot hold them)
 
+    def add_fd(self, fd: int, arcname: str) -> None:
+        """Add the file an ``O_PATH`` fd names (directories recursively) as ``arcname``."""
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            sub = os.open(".", _DIR & ~os.O_NOFOLLOW, dir_fd=fd)
+            try:
+                info = self._info(arcname, st)
+                info.type = tarfile.DIRTYPE
+                self._tar.addfile(info)
+                self.add_children(sub, arcname)
+            finally:
+                os.close(sub)
+            return
+        if stat.S_ISLNK(st.st_mode):
+            info = self._info(arcname, st)
+            info.type = tarfile.SYMTYPE
+            info.linkname = os.readlink("", dir_fd=fd)
+            self._tar.addfile(info)
+            return
+        if stat.S_ISREG(st.st_mode):
+            # Reopening through the fd's own /proc link reads exactly this inode.
+            with open(f"/proc/self/fd/{fd}", "rb") as f:
+                info = self._info(arcname, st)
+                info.size = st.st_size
+                self._tar.addfile(info, _Exactly(f, st.st_size))  # type: ignore[arg-type]
+            return
+        parent_less = self._info(arcname, st)
+        if stat.S_ISFIFO(st.st_mode):
+            parent_less.type = tarfile.FIFOTYPE
+        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+            parent_less.type = tarfile.CHRTYPE if stat.S_ISCHR(st.st_mode) else tarfile.BLKTYPE
+            parent_less.devmajor = os.major(st.st_rdev)
+            parent_less.devminor = os.minor(st.st_rdev)
+        else:
+            return
+        self._tar.addfile(parent_less)
+
     def add_children(self, dir_fd: int, prefix: str,
                      skip: Callable[[str], bool] = lambda name: False) -> None:
         """Add every entry of directory ``dir_fd`` under ``prefix`` (recursively)."""

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from servin.api.servin.v1 import containers_pb2, containers_pb2_grpc
+from servin.api.servin.v1 import common_pb2, containers_pb2, containers_pb2_grpc
 from servin.engine.containers.detachkeys import parse_detach_keys
 from servin.engine.containers.model import EXITED, RUNNING, Container
 from servin.engine.engine import Engine
@@ -16,8 +16,9 @@ from servin.engine.runtime.monitor.client import MonitorClient
 from servin.engine.server.grpc.attach import relay
 from servin.engine.server.grpc.filters import filter_map, label_matches
 from servin.engine.server.grpc.stats import stats_stream, top_response
+from servin.engine.server.grpc.streams import AsyncReader, stream_from_thread
 from servin.engine.server.grpc.timestamps import from_ns, to_ns
-from servin.errors import ServinError
+from servin.errors import InvalidArgument, ServinError
 from servin.humanize import ago, human_duration
 
 _LIST_FILTERS = {
@@ -102,6 +103,10 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
     ):
         return False
     if "health" in filters and (c.state.health_status or "none") not in filters["health"]:
+        return False
+    if "volume" in filters and not any(
+        v in (m.name, m.source, m.target) for m in c.spec.mounts for v in filters["volume"]
+    ):
         return False
     return "network" not in filters or c.spec.network_mode in filters["network"]
 
@@ -426,3 +431,67 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             cmd=record.cmd,
             tty=record.tty,
         )
+
+    # -- files -----------------------------------------------------------------------------
+
+    async def Changes(
+        self, request: containers_pb2.ChangesRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.ChangesResponse:
+        found = await self.engine.files.changes(request.id)
+        return containers_pb2.ChangesResponse(
+            changes=[containers_pb2.Change(path=path, kind=kind) for kind, path in found])
+
+    async def Export(
+        self, request: containers_pb2.ExportContainerRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[common_pb2.DataChunk]:
+        files = self.engine.files
+        async with files.access(request.id) as c:
+            async for chunk in stream_from_thread(lambda out: files.files.export(c, out)):
+                yield common_pb2.DataChunk(data=chunk)
+
+    async def CopyFrom(
+        self, request: containers_pb2.CopyFromRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[containers_pb2.CopyFromOutput]:
+        files = self.engine.files
+        async with files.access(request.id) as c:
+            st = await asyncio.to_thread(files.files.stat, c, request.path, request.follow_link)
+            yield containers_pb2.CopyFromOutput(stat=containers_pb2.PathStat(
+                name=st.name, size=st.size, mode=st.mode, mtime=from_ns(st.mtime_ns),
+                link_target=st.link_target))
+            if request.stat_only:
+                return
+            async for chunk in stream_from_thread(
+                    lambda out: files.files.copy_from(c, request.path, out,
+                                                      request.follow_link)):
+                yield containers_pb2.CopyFromOutput(data=chunk)
+
+    async def CopyTo(
+        self,
+        request_iterator: AsyncIterator[containers_pb2.CopyToInput],
+        context: grpc.aio.ServicerContext,
+    ) -> containers_pb2.CopyToResponse:
+        first = await anext(aiter(request_iterator), None)
+        if first is None or not first.id or not first.path:
+            raise InvalidArgument("copy: the first message must name the container and path")
+
+        async def chunks() -> AsyncIterator[bytes]:
+            if first.data:
+                yield first.data
+            async for msg in request_iterator:
+                if msg.data:
+                    yield msg.data
+
+        files = self.engine.files
+        async with files.access(first.id) as c:
+            reader = AsyncReader(chunks(), asyncio.get_running_loop())
+            await asyncio.to_thread(files.files.copy_to, c, first.path, reader,
+                                    preserve_owner=first.copy_uid_gid)
+        return containers_pb2.CopyToResponse()
+
+    async def Commit(
+        self, request: containers_pb2.CommitContainerRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.CommitContainerResponse:
+        record = await self.engine.files.commit(
+            request.id, request.reference, comment=request.comment, author=request.author,
+            changes=list(request.changes), pause=request.pause)
+        return containers_pb2.CommitContainerResponse(image_id=record.id)

@@ -358,6 +358,13 @@ class Snapshotter:
             return diff.copy_changes(base / "fs", lower)[0]
         return diff.overlay_changes(base / "upper", lower)
 
+    def diff_source(self, key: str) -> Path:
+        """The directory holding what ``changes`` lists as added or changed: the overlay
+        upper dir, or the copy driver's whole rootfs."""
+        info = self._info(key)
+        base = self.layout.container_dir(key)
+        return base / ("fs" if info["driver"] == "copy" else "upper")
+
     def _lower_tree(self, info: dict[str, Any]) -> diff.Node:
         return diff.lower_tree([self.layout.layer_fs(self._require(c))
                                 for c in reversed(info.get("chains", []))])
