@@ -67,7 +67,7 @@ def run(detach: bool, remove: bool, image: str, command: tuple[str, ...], **opti
         if remove and code is not None:
             with contextlib.suppress(NotFound):
                 client.containers.Remove(
-                    containers_pb2.RemoveContainerRequest(id=container_id, force=True)
+                    containers_pb2.RemoveContainerRequest(id=container_id, force=True, volumes=True)
                 )
     sys.exit(0 if code is None else code)
 

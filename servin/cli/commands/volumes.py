@@ -129,7 +129,8 @@ def volume_rm(force: bool, names: tuple[str, ...]) -> None:
 @click.option("-a", "--all", "all_", is_flag=True,
               help="Remove all unused volumes, not just anonymous ones")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
-@filter_option
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="Provide filter values (label=, label!=)")
 def volume_prune(all_: bool, force: bool, filters: tuple[str, ...]) -> None:
     """Remove unused volumes."""
     from servin.api.servin.v1 import volumes_pb2
