@@ -82,7 +82,8 @@ def volume_ls(quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
 
 
 @click.command("inspect")
-@format_option
+@click.option("-f", "--format", "fmt", metavar="FORMAT",
+              help="json, or a Go template ({{.Mountpoint}})")
 @click.argument("names", nargs=-1, required=True)
 def volume_inspect(fmt: str | None, names: tuple[str, ...]) -> None:
     """Display detailed information on one or more volumes."""
