@@ -43,7 +43,9 @@ class Engine:
         self.containers = ContainerService(
             config, ContainerStore(self.meta), image_store, self.snapshots, self.events
         )
-        self.images = ImageService(image_store, self.events, in_use=self.containers.image_in_use)
+        self.images = ImageService(
+            image_store, self.snapshots, self.events, in_use=self.containers.image_in_use
+        )
         self.execs = ExecService(self.containers, self.events)
         self.containers.health_probe = self.execs.probe  # health checks run as execs
         # One sampler for every stats client; it runs only while someone subscribes.
@@ -58,6 +60,19 @@ class Engine:
         if removed:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
         self.snapshots.repair()
+        # No operation runs yet: a snapshot without a container record is a create that a
+        # crash interrupted, and whatever no record references is garbage.
+        known = {c.id for c in self.containers.store.list()}
+        for key in list(self.snapshots.keys()):
+            if key not in known:
+                log.info("removing a snapshot without a container", extra={"key": key})
+                self.snapshots.remove(key)
+        collected = self.images.collect()
+        if collected.blobs or collected.layers:
+            log.info(
+                "collected unreferenced blobs and layers at start",
+                extra={"blobs": len(collected.blobs), "layers": len(collected.layers)},
+            )
 
     def close(self) -> None:
         """Flush and close the stores."""
