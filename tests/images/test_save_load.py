@@ -208,10 +208,21 @@ def _members(data: bytes) -> dict[str, bytes]:
         return {m.name: tar.extractfile(m).read() for m in tar if m.isfile()}  # type: ignore[union-attr]
 
 
+@pytest.fixture(scope="module")
+def shared_daemon() -> Iterator[DaemonProcess]:
+    """One daemon for the bad-archive cases (each leaves the store empty, or fails)."""
+    d = DaemonProcess(short_tmpdir()).start()
+    try:
+        yield d
+    finally:
+        d.cleanup()
+
+
 @pytest.mark.parametrize("case", list(_bad_archives()))
-def test_bad_archive_leaves_nothing(daemon: DaemonProcess, case: str) -> None:
+def test_bad_archive_leaves_nothing(shared_daemon: DaemonProcess, case: str) -> None:
     data, message = _bad_archives()[case]
-    result = daemon.cli("load", input=data)
+    result = shared_daemon.cli("load", input=data)
     assert result.returncode != 0
     assert message in result.stderr, result.stderr
-    assert store_state(daemon) == EMPTY_STORE
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert store_state(shared_daemon) == EMPTY_STORE
