@@ -176,6 +176,27 @@ def test_multi_layer_archive_with_whiteouts(daemon: DaemonProcess, tmp_path: Pat
     assert _inspect(daemon, "two:layers")["Id"] == sha256(config)
 
 
+def test_docker_25_archive_is_both_layouts(daemon: DaemonProcess, tmp_path: Path) -> None:
+    """docker 25+ writes an OCI layout plus a manifest.json naming blobs/sha256 paths; an
+    unnamed index descriptor gets its name from manifest.json."""
+    layer = make_tar([directory("bin"), file("bin/true", b"", 0o755)])
+    members = _members(oci_archive([layer], "ignored"))
+    index = json.loads(members["index.json"])
+    del index["manifests"][0]["annotations"]
+    members["index.json"] = json.dumps(index).encode()
+    config = image_config([layer])
+    members["manifest.json"] = json.dumps([{
+        "Config": f"blobs/sha256/{sha256(config)[7:]}", "RepoTags": ["docker25:latest"],
+        "Layers": [f"blobs/sha256/{sha256(layer)[7:]}"]}]).encode()
+    archive = tmp_path / "d25.tar"
+    archive.write_bytes(tar_of(members))
+    out = daemon.cli("load", "-q", "-i", str(archive), check=True).stdout
+    assert out.strip() == "Loaded image: docker25:latest"
+    detail = _inspect(daemon, "docker25")
+    assert detail["Id"] == sha256(config)
+    assert detail["Descriptor"]["digest"] == index["manifests"][0]["digest"]
+
+
 def _bad_archives() -> dict[str, tuple[bytes, str]]:
     layer = make_tar([file("etc/motd", "hi")])
     good = docker_archive([layer], ["bad:1"])
