@@ -6,9 +6,11 @@ import json
 import os
 import pty
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -247,3 +249,52 @@ def test_bad_archive_leaves_nothing(shared_daemon: DaemonProcess, case: str) -> 
     assert message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert store_state(shared_daemon) == EMPTY_STORE
+
+
+def _half_loaded(d: DaemonProcess) -> subprocess.Popen[bytes]:
+    """A ``load`` whose client sent half an archive (two layers: one is complete) and waits."""
+    first = make_tar([file("first", os.urandom(1 << 20))])
+    second = make_tar([file("second", os.urandom(8 << 20))])
+    data = docker_archive([first, second], ["half:1"])
+    env = {k: v for k, v in os.environ.items() if k != "SERVIN_HOST"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "servin", "-H", d.host, "load"], stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env,
+    )
+    assert proc.stdin is not None
+    proc.stdin.write(data[: len(data) // 2])
+    proc.stdin.flush()
+    # Wait until the daemon is writing the second layer (the first one is stored by then).
+    ingest = d.root / "content/ingest"
+    deadline = time.monotonic() + 60
+    while not list(ingest.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(ingest.iterdir()), "the daemon never started storing the archive"
+    return proc
+
+
+def _wait_empty(d: DaemonProcess) -> dict[str, list[str]]:
+    deadline = time.monotonic() + 60
+    while (state := store_state(d)) != EMPTY_STORE and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return state
+
+
+def test_load_cut_off_by_the_client_leaves_nothing(daemon: DaemonProcess) -> None:
+    proc = _half_loaded(daemon)
+    proc.kill()
+    proc.communicate()
+    assert _wait_empty(daemon) == EMPTY_STORE
+
+
+def test_load_interrupted_by_a_daemon_crash_is_collected_at_start(
+    daemon_factory: type[DaemonProcess],
+) -> None:
+    d = daemon_factory().start()
+    proc = _half_loaded(d)
+    d.stop(signal.SIGKILL)
+    proc.kill()
+    proc.communicate()
+    assert list((d.root / "content/blobs/sha256").iterdir())  # the first layer was stored
+    d.start()
+    assert store_state(d) == EMPTY_STORE
