@@ -362,7 +362,11 @@ def image_prune(all_: bool, force: bool, filters: tuple[str, ...]) -> None:
             else "all dangling images"
         )
         click.echo(f"WARNING! This will remove {what}.")
-        if not click.confirm("Are you sure you want to continue?", default=False):
+        try:
+            if not click.confirm("Are you sure you want to continue?", default=False):
+                return
+        except click.Abort:  # no answer (stdin at its end): as docker, that is a no
+            click.echo("")
             return
     reply = get_client().images.Prune(images_pb2.PruneImagesRequest(all=all_, filters=parsed))
     if reply.untagged or reply.deleted:
