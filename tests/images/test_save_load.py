@@ -150,6 +150,21 @@ def test_podman_archive_loads_and_runs(
     assert run.stdout.strip() == "from podman"
 
 
+@pytest.mark.parametrize("fmt", ["docker-archive", "oci-archive"])
+def test_podman_loads_what_servin_saves(
+    daemon: DaemonProcess, busybox_image: str, podman: list[str], tmp_path: Path, fmt: str
+) -> None:
+    archive = tmp_path / "servin.tar"
+    daemon.cli("save", "--format", fmt, "-o", str(archive), "busybox", check=True)
+    proc = subprocess.run([*podman, "load", "-i", str(archive)], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "busybox:latest" in proc.stdout
+    ids = subprocess.run([*podman, "images", "-q", "--no-trunc"], capture_output=True,
+                         text=True, check=True, timeout=60).stdout.split()
+    assert ids == [busybox_image]
+
+
 def test_multi_layer_archive_with_whiteouts(daemon: DaemonProcess, tmp_path: Path) -> None:
     """Layers stack in order; a compressed layer in a docker-archive loads too."""
     import gzip
