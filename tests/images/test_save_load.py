@@ -214,6 +214,52 @@ def test_docker_25_archive_is_both_layouts(daemon: DaemonProcess, tmp_path: Path
     assert detail["Descriptor"]["digest"] == index["manifests"][0]["digest"]
 
 
+def _multi_platform_archive(platforms: list[str]) -> tuple[bytes, dict[str, str]]:
+    """An OCI layout whose index.json names an image index with one image per platform;
+    returns the archive and each platform's config digest."""
+    files: dict[str, bytes] = {}
+    manifests, configs = [], {}
+    for arch in platforms:
+        layer = make_tar([file(f"arch-{arch}", arch)])
+        config = image_config([layer])
+        manifest = json.dumps({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": sha256(config), "size": len(config)},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": sha256(layer), "size": len(layer)}]}).encode()
+        for blob in (layer, config, manifest):
+            files[f"blobs/sha256/{sha256(blob)[7:]}"] = blob
+        manifests.append({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                          "digest": sha256(manifest), "size": len(manifest),
+                          "platform": {"os": "linux", "architecture": arch}})
+        configs[arch] = sha256(config)
+    index = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": manifests}).encode()
+    files[f"blobs/sha256/{sha256(index)[7:]}"] = index
+    files["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json", "digest": sha256(index),
+        "size": len(index),
+        "annotations": {"io.containerd.image.name": "example.com/multi:1"}}]}).encode()
+    files["oci-layout"] = b'{"imageLayoutVersion": "1.0.0"}'
+    return tar_of(files), configs
+
+
+def test_oci_index_picks_this_hosts_platform(daemon: DaemonProcess) -> None:
+    from servin.engine.images.platforms import host_platform
+
+    host = host_platform().architecture
+    other = "s390x" if host != "s390x" else "arm64"
+    data, configs = _multi_platform_archive([other, host])
+    daemon.cli("load", "-q", input=data, check=True)
+    assert _inspect(daemon, "example.com/multi:1")["Id"] == configs[host]
+    daemon.cli("rmi", "example.com/multi:1", check=True)
+    data, _ = _multi_platform_archive([other])
+    refused = daemon.cli("load", input=data)
+    assert refused.returncode != 0 and f"no manifest for linux/{host}" in refused.stderr
+    assert store_state(daemon) == EMPTY_STORE
+
+
 def _bad_archives() -> dict[str, tuple[bytes, str]]:
     layer = make_tar([file("etc/motd", "hi")])
     good = docker_archive([layer], ["bad:1"])
