@@ -31,6 +31,8 @@ TOP_LEVEL = {
     "import": describe(f"{_IMAGE}:image_import", "Import a root filesystem tarball as an image"),
     "tag": describe(f"{_IMAGE}:image_tag", "Create a tag TARGET that refers to SOURCE"),
     "history": describe(f"{_IMAGE}:image_history", "Show the history of an image"),
+    "save": describe(f"{_IMAGE}:image_save", "Save one or more images to a tar archive"),
+    "load": describe(f"{_IMAGE}:image_load", "Load images from a tar archive or STDIN"),
     "container": describe(f"{_CONTAINER}:container", "Manage containers"),
     "run": describe(f"{_RUN}:run", "Create and run a new container from an image"),
     "create": describe(f"{_RUN}:create", "Create a new container"),

@@ -85,6 +85,27 @@ class Client:
 
         return self.images.Import(messages())
 
+    def load_images(self, source: BinaryIO | Path) -> Iterator[images_pb2.ImageProgress]:
+        """Stream a docker-archive or OCI layout tarball (path or open binary file) in;
+        yields the daemon's progress, then one message per loaded image."""
+
+        def messages() -> Iterator[images_pb2.LoadImageInput]:
+            stream = open(source, "rb") if isinstance(source, Path) else source  # noqa: SIM115
+            try:
+                while chunk := stream.read(IMPORT_CHUNK):
+                    yield images_pb2.LoadImageInput(data=chunk)
+            finally:
+                if isinstance(source, Path):
+                    stream.close()
+
+        return self.images.Load(messages())  # type: ignore[no-any-return]
+
+    def save_images(self, references: Iterable[str], fmt: str = "") -> Iterator[bytes]:
+        """The named images as a tarball (``docker-archive`` or ``oci-archive``), in chunks."""
+        request = images_pb2.SaveImagesRequest(references=list(references), format=fmt)
+        for chunk in self.images.Save(request):
+            yield chunk.data
+
     def close(self) -> None:
         """Close the channel (and the ssh tunnel)."""
         self._channel.close()

@@ -24,8 +24,8 @@ DOCKER_COMMANDS = (
 PLANNED = {
     "build": "not planned yet", "commit": "volumes and files", "context": "the CLI",
     "cp": "volumes and files", "diff": "volumes and files", "export": "volumes and files",
-    "load": "images", "login": "images", "logout": "images", "network": "networking",
-    "port": "networking", "pull": "images", "push": "images", "save": "images",
+    "login": "images", "logout": "images", "network": "networking",
+    "port": "networking", "pull": "images", "push": "images",
     "search": "not planned", "volume": "volumes and files",
 }
 

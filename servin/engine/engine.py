@@ -49,7 +49,9 @@ class Engine:
         self.volumes = VolumeService(VolumeStore(self.meta, config.root / "volumes"), self.events)
         self.containers.volumes = self.volumes
         self.volumes.users = self.containers.volume_users
-        self.images = ImageService(image_store, self.events, in_use=self.containers.image_in_use)
+        self.images = ImageService(
+            image_store, self.snapshots, self.events, in_use=self.containers.image_in_use
+        )
         self.files = FileOperations(self.containers, self.images)
         self.execs = ExecService(self.containers, self.events)
         self.containers.health_probe = self.execs.probe  # health checks run as execs
@@ -65,6 +67,19 @@ class Engine:
         if removed:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
         self.snapshots.repair()
+        # No operation runs yet: a snapshot without a container record is a create that a
+        # crash interrupted, and whatever no record references is garbage.
+        known = {c.id for c in self.containers.store.list()}
+        for key in list(self.snapshots.keys()):
+            if key not in known:
+                log.info("removing a snapshot without a container", extra={"key": key})
+                self.snapshots.remove(key)
+        collected = self.images.collect()
+        if collected.blobs or collected.layers:
+            log.info(
+                "collected unreferenced blobs and layers at start",
+                extra={"blobs": len(collected.blobs), "layers": len(collected.layers)},
+            )
 
     def close(self) -> None:
         """Flush and close the stores."""

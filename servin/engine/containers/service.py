@@ -73,6 +73,7 @@ from servin.engine.runtime.monitor.protocol import (
 from servin.engine.runtime.monitor.runtimes import make_runtime
 from servin.engine.runtime.userdb import resolve_user
 from servin.engine.store.snapshots import Snapshotter
+from servin.engine.store.snapshots.layers import chain_ids
 from servin.engine.volumes.copyup import copy_up
 from servin.engine.volumes.service import VolumeService, VolumeUser
 from servin.errors import Conflict, InvalidArgument, NotFound, ServinError, Unavailable
@@ -268,10 +269,16 @@ class ContainerService:
             (layer["digest"], diff_ids[i]) for i, layer in enumerate(manifest.get("layers", []))
         ]
         try:
-            container.snapshot_chain = await asyncio.to_thread(
-                self.snapshots.ensure_layers, self.images.content, layers
-            )
-            await asyncio.to_thread(self.snapshots.prepare, container.id, container.snapshot_chain)
+            # Held until the snapshot records the layers, so a collection cannot take them.
+            with self.images.content.leases.lease(f"create {container.id}") as lease:
+                for chain in chain_ids([d for _, d in layers]):
+                    lease.add_chain(chain)
+                container.snapshot_chain = await asyncio.to_thread(
+                    self.snapshots.ensure_layers, self.images.content, layers
+                )
+                await asyncio.to_thread(
+                    self.snapshots.prepare, container.id, container.snapshot_chain
+                )
             paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             await asyncio.to_thread(self.store.add, container)
         except BaseException:

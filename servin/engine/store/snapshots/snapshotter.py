@@ -398,6 +398,52 @@ class Snapshotter:
                     removed += 1
         return removed
 
+    def layer_parents(self) -> dict[str, str]:
+        """The parent chain ID ("" at the bottom) of every committed layer, by chain ID."""
+        out: dict[str, str] = {}
+        for chain, number in self.layout.indexed_chains():
+            if number is None:
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                out[chain] = self._layer_info(number).get("parent") or ""
+        return out
+
+    def snapshot_chains(self) -> set[str]:
+        """Every layer chain some container snapshot stands on."""
+        used: set[str] = set()
+        for key in self.keys():
+            with contextlib.suppress(NotFound, OSError, ValueError):
+                used.update(self._info(key).get("chains", []))
+        return used
+
+    def unpublish_layer(self, chain: str) -> tuple[int, Path] | None:
+        """Take a layer out of the index and move its directory aside, quickly.
+
+        Returns (bytes of file content, the moved directory) for :meth:`purge`, or None when
+        the layer is not there. The caller (the garbage collector) has checked that nothing
+        stands on it; deleting the files is left to ``purge`` so it can happen outside the
+        collector's lock.
+        """
+        with self._lock_chain(chain):
+            number = self.layout.read_index(chain)
+            if number is None:
+                return None
+            size = 0
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                size = int(self._layer_info(number)["size"])
+            self.layout.chain_link(chain).unlink(missing_ok=True)
+            fsync_dir(self.layout.chains)
+            trash = self.layout.scratch("del")
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(self.layout.layer_dir(number), trash)
+            self.layout.lock_file(chain).unlink(missing_ok=True)
+            return size, trash
+
+    @staticmethod
+    def purge(trash: Path) -> None:
+        """Delete what :meth:`unpublish_layer` moved aside (repair removes it after a crash)."""
+        _remove_path(trash)
+
     def repair(self) -> int:
         """Clean up after a crash; call once at daemon start, before anything else.
 
