@@ -16,6 +16,7 @@ _CONTAINER = "servin.cli.commands.containers"
 _RUN = "servin.cli.commands.run"
 _INTERACTIVE = "servin.cli.commands.interactive"
 _STATS = "servin.cli.commands.stats"
+_REGISTRY = "servin.cli.commands.registry"
 
 TOP_LEVEL = {
     "daemon": describe(f"{_DAEMON}:daemon", "Run the Servin engine daemon"),
@@ -29,6 +30,10 @@ TOP_LEVEL = {
     "import": describe(f"{_IMAGE}:image_import", "Import a root filesystem tarball as an image"),
     "tag": describe(f"{_IMAGE}:image_tag", "Create a tag TARGET that refers to SOURCE"),
     "history": describe(f"{_IMAGE}:image_history", "Show the history of an image"),
+    "pull": describe(f"{_REGISTRY}:pull", "Download an image from a registry"),
+    "push": describe(f"{_REGISTRY}:push", "Upload an image to a registry"),
+    "login": describe(f"{_REGISTRY}:login", "Log in to a registry"),
+    "logout": describe(f"{_REGISTRY}:logout", "Log out from a registry"),
     "container": describe(f"{_CONTAINER}:container", "Manage containers"),
     "run": describe(f"{_RUN}:run", "Create and run a new container from an image"),
     "create": describe(f"{_RUN}:create", "Create a new container"),
