@@ -73,12 +73,14 @@ class Pusher:
         report(ProgressEvent.line(f"The push refers to repository [{ref.repository}]"))
         semaphore = asyncio.Semaphore(CONCURRENT_UPLOADS)
 
-        async def one(desc: Descriptor) -> None:
+        async def one(desc: Descriptor, shown: bool) -> None:
             async with semaphore:
-                await self._blob(session, origin, desc, sources, report)
+                # As docker, progress names the layers only; the config goes quietly.
+                await self._blob(session, origin, desc, sources,
+                                 report if shown else lambda e: None)
 
         # The config goes with the layers; every blob must be there before the manifest.
-        tasks = [asyncio.create_task(one(d)) for d in blobs]
+        tasks = [asyncio.create_task(one(d, i > 0)) for i, d in enumerate(blobs)]
         try:
             await asyncio.gather(*tasks)
         except BaseException:

@@ -99,7 +99,8 @@ class ImageService:
         record = self.store.resolve(text)
         name = _name_in(text, record)
         users = self.in_use(record.id)
-        last_name = name is None or len(record.refs) <= 1
+        # As docker: a repo@digest name does not keep an image alive once its last tag goes.
+        last_name = name is None or not [r for r in record.repo_tags if r != name]
         if users and last_name and not force:
             what = f"repository reference {text!r}" if name else record.short_id
             raise Conflict(
@@ -111,10 +112,15 @@ class ImageService:
             self.store.untag(name)
             untagged.append(name)
             self.events.publish("image", "untag", record.id, name=name)
-            if len(record.refs) > 1:
+            if not last_name:
                 return untagged, []
+            for other in record.repo_digests:
+                if other != name:
+                    self.store.untag(other)
+                    untagged.append(other)
+                    self.events.publish("image", "untag", record.id, name=other)
         else:
-            repos = {r.split("@")[0].rsplit(":", 1)[0] for r in record.refs}
+            repos = {parse_reference(r, default_tag=False).repository for r in record.refs}
             if len(repos) > 1 and not force:
                 raise Conflict(
                     f"unable to delete {record.short_id} (must be forced) - image is referenced "
