@@ -168,6 +168,7 @@ class RepositorySession:
     push: bool = False
     extra_scopes: list[str] = field(default_factory=list)  # pull scopes of mount sources
     _auth: dict[str, str] = field(default_factory=dict)  # endpoint base -> Authorization
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one authentication at a time
 
     @property
     def scope(self) -> str:
@@ -186,16 +187,24 @@ class RepositorySession:
         # The user's credentials belong to the origin: mirrors are asked anonymously.
         return Credentials() if endpoint.mirror else self.creds
 
-    async def _authorize(self, endpoint: Endpoint, resp: httpx.Response) -> bool:
-        """Handle a 401: find the challenge and prepare the Authorization header.
+    async def _authorize(self, endpoint: Endpoint, resp: httpx.Response,
+                         sent: str | None) -> bool:
+        """Handle a 401 to a request that carried ``sent``: prepare the Authorization header.
 
         Returns False when there is nothing more to try (then the 401 stands).
         """
+        async with self._lock:
+            current = self._auth.get(endpoint.base)
+            if current is not None and current != sent:
+                return True  # a concurrent request authenticated meanwhile: use its header
+            return await self._authorize_locked(endpoint, resp, sent)
+
+    async def _authorize_locked(self, endpoint: Endpoint, resp: httpx.Response,
+                                previous: str | None) -> bool:
         creds = self._creds_for(endpoint)
         challenges = parse_challenges(resp.headers.get("www-authenticate", ""))
         bearer = next((c for c in challenges if c.scheme == "bearer"), None)
         basic = next((c for c in challenges if c.scheme == "basic"), None)
-        previous = self._auth.get(endpoint.base)
         if bearer is not None:
             if creds.registry_token:
                 header = f"Bearer {creds.registry_token}"
@@ -277,7 +286,7 @@ class RepositorySession:
             await resp.aclose()
             if resp.status_code == 401 and not authorized_once:
                 authorized_once = True
-                if await self._authorize(endpoint, resp):
+                if await self._authorize(endpoint, resp, hdrs.get("Authorization")):
                     attempt -= 1  # an auth round trip is not a failed attempt
                     continue
             if resp.status_code in _RETRY_STATUS and method in ("GET", "HEAD") \
