@@ -16,6 +16,8 @@ import asyncio
 import hashlib
 import json
 import logging
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +30,7 @@ from servin.engine.images.registry import manifests
 from servin.engine.images.registry.auth import Credentials
 from servin.engine.images.registry.client import Endpoint, Registries, RepositorySession
 from servin.engine.images.store import ImageRecord, ImageStore
+from servin.engine.images.streampipe import BytePipe
 from servin.engine.store.content import BlobWriter
 from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.snapshots.layers import chain_ids
@@ -189,46 +192,39 @@ class Puller:
     async def _layers(self, session: RepositorySession, endpoint: Endpoint,
                       manifest: manifests.Manifest, diff_ids: list[str],
                       report: Reporter) -> bool:
-        """Download missing layer blobs (concurrently) and unpack them bottom-up."""
+        """Download the missing layer blobs, unpacking each as it streams in.
+
+        Up to CONCURRENT_DOWNLOADS layers at a time; each download feeds the content store
+        and, when its layer is not unpacked yet, an unpacking thread. A layer whose blob is
+        stored already but not unpacked is unpacked from the store at the end.
+        """
         layers = list(manifest.layers)
         chains = chain_ids(diff_ids)
-        fresh = False
-        ready: list[asyncio.Event] = [asyncio.Event() for _ in layers]
         semaphore = asyncio.Semaphore(CONCURRENT_DOWNLOADS)
-        needed: list[bool] = []
-        for desc, chain in zip(layers, chains, strict=True):
+        jobs: list[tuple[int, bool]] = []  # (index, unpack while downloading)
+        for i, (desc, chain) in enumerate(zip(layers, chains, strict=True)):
             unpacked = await asyncio.to_thread(self.snapshots.has_layer, chain)
             stored = await asyncio.to_thread(self.content.exists, desc.digest)
-            needed.append(not stored)
             if unpacked and stored:
                 report(ProgressEvent(short(desc.digest), "Already exists", done=True))
             elif not stored:
                 report(ProgressEvent(short(desc.digest), "Waiting", 0, desc.size))
+                jobs.append((i, not unpacked))
 
-        async def download(i: int) -> None:
-            if needed[i]:
-                async with semaphore:
-                    await self._download(session, endpoint, layers[i], report)
-            ready[i].set()
+        async def job(i: int, unpack: bool) -> None:
+            async with semaphore:
+                parent = chains[i - 1] if i else ""
+                unpacked = await self._download(session, endpoint, layers[i], report,
+                                                (diff_ids[i], parent) if unpack else None)
+            # The next download may start while this layer's last bytes are unpacked.
+            if unpacked is not None:
+                item = short(layers[i].digest)
+                report(ProgressEvent(item, "Extracting", layers[i].size, layers[i].size))
+                await unpacked
+                report(ProgressEvent(item, "Pull complete", layers[i].size, layers[i].size,
+                                     done=True))
 
-        async def unpack_all() -> None:
-            nonlocal fresh
-            for i, (desc, chain) in enumerate(zip(layers, chains, strict=True)):
-                await ready[i].wait()
-                if await asyncio.to_thread(self.snapshots.has_layer, chain):
-                    if needed[i]:
-                        report(ProgressEvent(short(desc.digest), "Pull complete", done=True))
-                    continue
-                fresh = True
-                report(ProgressEvent(short(desc.digest), "Extracting", 0, desc.size))
-                pairs = [(d.digest, diff) for d, diff in zip(layers[:i + 1], diff_ids[:i + 1],
-                                                             strict=True)]
-                await asyncio.to_thread(self.snapshots.ensure_layers, self.content, pairs)
-                report(ProgressEvent(short(desc.digest), "Pull complete", desc.size,
-                                     desc.size, done=True))
-
-        tasks = [asyncio.create_task(download(i)) for i in range(len(layers))]
-        tasks.append(asyncio.create_task(unpack_all()))
+        tasks = [asyncio.create_task(job(i, unpack)) for i, unpack in jobs]
         try:
             await asyncio.gather(*tasks)
         except BaseException:
@@ -236,7 +232,16 @@ class Puller:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
-        return fresh or any(needed)
+        # Whatever is not unpacked yet (blobs that were stored already) goes now, bottom up.
+        pairs = [(d.digest, diff) for d, diff in zip(layers, diff_ids, strict=True)]
+        for i, (desc, chain) in enumerate(zip(layers, chains, strict=True)):
+            if not await asyncio.to_thread(self.snapshots.has_layer, chain):
+                report(ProgressEvent(short(desc.digest), "Extracting", 0, desc.size))
+                await asyncio.to_thread(self.snapshots.ensure_layers, self.content,
+                                        pairs[:i + 1])
+                report(ProgressEvent(short(desc.digest), "Pull complete", desc.size,
+                                     desc.size, done=True))
+        return bool(jobs)
 
     async def _blob_response(self, session: RepositorySession, endpoint: Endpoint,
                              digest: str, offset: int, name: str) -> httpx.Response:
@@ -255,37 +260,103 @@ class Puller:
         raise last
 
     async def _download(self, session: RepositorySession, endpoint: Endpoint,
-                        desc: manifests.Descriptor, report: Reporter) -> None:
-        """Stream one blob into the content store, resuming with Range after a cut."""
+                        desc: manifests.Descriptor, report: Reporter,
+                        unpack: tuple[str, str] | None) -> asyncio.Future[str] | None:
+        """Stream one blob into the content store (resuming with Range after a cut).
+
+        With ``unpack`` (diff ID, parent chain ID) the bytes also feed an unpacking thread;
+        the layer is published only after the blob's digest and size checked out. Returns
+        that unpack's future (the caller awaits it), or None.
+        """
         name = f"{session.domain}/{session.path}"
+        item = short(desc.digest)
         writer = await asyncio.to_thread(self.content.writer)
+        pipe = BytePipe() if unpack else None
+        finished = threading.Event()
+        failure: list[BaseException] = []
+        unpacked: asyncio.Future[str] | None = None
+        if pipe is not None and unpack is not None:
+            unpacked = self._start_unpack(pipe, desc.digest, unpack, finished, failure)
+
+        def sink(data: bytes) -> None:
+            writer.write(data)
+            if pipe is not None:
+                pipe.put(data)
+
         try:
             attempt = 0
             while True:
                 attempt += 1
                 try:
-                    await self._receive(session, endpoint, desc, writer, report, name)
+                    await self._receive(session, endpoint, desc, writer, sink, report, name,
+                                        unpacked)
                     break
                 except (httpx.TransportError, Unavailable) as exc:
                     if attempt >= _BLOB_RETRIES:
-                        raise Unavailable(f"{name}: downloading {short(desc.digest)} failed: "
-                                          f"{exc}") from exc
+                        raise Unavailable(f"{name}: downloading {item} failed: {exc}") from exc
                     log.info("blob download interrupted, resuming",
                              extra={"digest": desc.digest, "at": writer.size})
                     await asyncio.sleep(0.5 * attempt)
             if writer.size != desc.size:
                 raise InvalidArgument(f"{name}: blob {desc.digest} has {writer.size} bytes, "
                                       f"the manifest says {desc.size}")
-            report(ProgressEvent(short(desc.digest), "Verifying Checksum", desc.size, desc.size))
+            if pipe is not None:
+                await asyncio.to_thread(pipe.finish)
+            report(ProgressEvent(item, "Verifying Checksum", desc.size, desc.size))
             await asyncio.to_thread(writer.commit, desc.digest)
-            report(ProgressEvent(short(desc.digest), "Download complete", desc.size, desc.size))
-        except BaseException:
+            report(ProgressEvent(item, "Download complete", desc.size, desc.size))
+        except BaseException as exc:
+            failure.append(exc)
+            if pipe is not None:
+                pipe.abort()
+            finished.set()
             await asyncio.to_thread(writer.abort)
+            if unpacked is not None:
+                await asyncio.gather(unpacked, return_exceptions=True)
             raise
+        finished.set()
+        return unpacked
+
+    def _start_unpack(self, pipe: BytePipe, blob: str, unpack: tuple[str, str],
+                      finished: threading.Event, failure: list[BaseException]
+                      ) -> asyncio.Future[str]:
+        """Unpack from ``pipe`` in a thread of its own (a pool could starve: the download
+        side blocks on the pipe); the future resolves to the chain ID."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str] = loop.create_future()
+        diff_id, parent = unpack
+
+        def verify() -> None:
+            pipe.drain()
+            finished.wait()
+            if failure:
+                raise InvalidArgument(f"layer {blob} was not downloaded completely")
+
+        def settle(result: str | None, exc: BaseException | None) -> None:
+            if future.done():
+                return
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(result or "")
+
+        def work() -> None:
+            try:
+                chain = self.snapshots.unpack_stream(pipe, blob, diff_id, parent, verify)
+            except BaseException as exc:  # handed to the event loop
+                loop.call_soon_threadsafe(settle, None, exc)
+            else:
+                loop.call_soon_threadsafe(settle, chain, None)
+            finally:
+                pipe.close()
+
+        threading.Thread(target=work, name=f"unpack-{short(blob)}", daemon=True).start()
+        return future
 
     async def _receive(self, session: RepositorySession, endpoint: Endpoint,
-                       desc: manifests.Descriptor, writer: BlobWriter, report: Reporter,
-                       name: str) -> None:
+                       desc: manifests.Descriptor, writer: BlobWriter,
+                       sink: Callable[[bytes], None], report: Reporter, name: str,
+                       unpacked: asyncio.Future[str] | None) -> None:
         resp = await self._blob_response(session, endpoint, desc.digest, writer.size, name)
         # A server that ignores the Range sends the blob from its start: skip what we have.
         skip = writer.size if resp.status_code == 200 else 0
@@ -304,14 +375,16 @@ class Puller:
                 raise InvalidArgument(f"{name}: blob {desc.digest} is larger than the "
                                       f"{desc.size} bytes the manifest says")
             if pending_size >= _CHUNK:
-                await asyncio.to_thread(writer.write, b"".join(pending))
+                if unpacked is not None and unpacked.done():
+                    unpacked.result()  # the layer is bad: stop downloading it now
+                await asyncio.to_thread(sink, b"".join(pending))
                 pending, pending_size = [], 0
                 if writer.size - last_report >= _REPORT_EVERY:
                     last_report = writer.size
                     report(ProgressEvent(short(desc.digest), "Downloading", writer.size,
                                          desc.size))
         if pending:
-            await asyncio.to_thread(writer.write, b"".join(pending))
+            await asyncio.to_thread(sink, b"".join(pending))
         report(ProgressEvent(short(desc.digest), "Downloading", writer.size, desc.size))
 
 

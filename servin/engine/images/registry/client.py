@@ -257,6 +257,8 @@ class RepositorySession:
         delay = BACKOFF
         authorized_once = False
         attempt = 0
+        # A failing mirror is not worth waiting for: the next endpoint is tried at once.
+        attempts = 1 if endpoint.mirror else RETRIES
         while True:
             attempt += 1
             hdrs = dict(headers or {})
@@ -269,7 +271,7 @@ class RepositorySession:
             except httpx.TransportError as exc:
                 retry = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) or \
                     method in ("GET", "HEAD")
-                if retry and attempt < RETRIES:
+                if retry and attempt < attempts:
                     log.debug("registry request failed, retrying",
                               extra={"url": str(request.url), "error": str(exc)})
                     await asyncio.sleep(delay)
@@ -290,7 +292,7 @@ class RepositorySession:
                     attempt -= 1  # an auth round trip is not a failed attempt
                     continue
             if resp.status_code in _RETRY_STATUS and method in ("GET", "HEAD") \
-                    and attempt < RETRIES:
+                    and attempt < attempts:
                 await asyncio.sleep(_retry_after(resp, delay))
                 delay *= 2
                 continue
