@@ -19,7 +19,6 @@ import statistics
 import subprocess
 import tarfile
 import time
-from pathlib import Path
 
 from tests.daemon import DaemonProcess, short_tmpdir
 from tests.registry.registryd import digest_of, put_manifest, start_registry, upload_blob

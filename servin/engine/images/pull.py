@@ -140,7 +140,7 @@ class Puller:
             try:
                 data, digest, doc = await self._fetch_manifest(session, endpoint, target, name)
                 return endpoint, digest, (data, doc)
-            except (NotFound, Unavailable) as exc:
+            except ServinError as exc:
                 if not endpoint.mirror:
                     raise
                 log.info("mirror failed, trying the next endpoint",
