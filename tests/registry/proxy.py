@@ -11,10 +11,13 @@ import time
 class ThrottlingProxy:
     """Relays every connection to ``target``; ``rate`` bytes/s downstream (0 = unlimited)."""
 
-    def __init__(self, target_port: int, rate: int = 0) -> None:
+    def __init__(self, target_port: int, rate: int = 0, cut_after: int = 0) -> None:
+        """``cut_after``: drop the first connection that relays that many bytes downstream."""
         self.target_port = target_port
         self.rate = rate
+        self.cut_after = cut_after
         self.connections = 0
+        self.requests = bytearray()  # what clients sent (request lines and headers)
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._stop = threading.Event()
@@ -52,12 +55,20 @@ class ThrottlingProxy:
                 self._threads.append(t)
 
     def _pipe(self, src: socket.socket, dst: socket.socket, throttled: bool) -> None:
+        relayed = 0
         try:
             while not self._stop.is_set():
                 data = src.recv(16384)
                 if not data:
                     break
+                if not throttled:
+                    with self._lock:
+                        self.requests += data[:4096]
                 dst.sendall(data)
+                relayed += len(data)
+                if throttled and self.cut_after and relayed >= self.cut_after:
+                    self.cut_after = 0  # once
+                    break
                 if throttled and self.rate:
                     time.sleep(len(data) / self.rate)
         except OSError:

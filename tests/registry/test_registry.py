@@ -80,6 +80,11 @@ def test_push_then_pull_by_tag_and_by_digest_and_run(
     # A second push finds every blob there already.
     again = servin.cli("push", "--progress", "plain", ref, check=True).stdout
     assert "Layer already exists" in again and pushed_digest(again) == digest
+    # Another repository of the same registry gets the layer by a cross-repository mount.
+    copy = f"{plain_registry.host}/servin/copy:1"
+    servin.cli("tag", "busybox", copy, check=True)
+    mounted = servin.cli("push", copy, check=True).stdout
+    assert "Mounted from servin/busybox" in mounted and pushed_digest(mounted) == digest
 
     # A daemon that never had it pulls it by tag, runs it, drops it, pulls it by digest.
     out = daemon.cli("pull", ref, check=True).stdout
@@ -307,6 +312,24 @@ def test_pull_killed_halfway_leaves_nothing_complete_and_a_retry_succeeds(
         proxy.close()
 
 
+def test_a_download_cut_short_resumes_with_a_range_request(
+    plain_registry: Registry, busybox_tar: Path, daemon_factory: type[DaemonProcess],
+) -> None:
+    ref = f"{plain_registry.host}/servin/resume:1"
+    source = daemon_factory().start()
+    source.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), ref, check=True)
+    source.cli("push", ref, check=True)
+    proxy = ThrottlingProxy(plain_registry.port, cut_after=1024 * 1024)
+    try:
+        target = daemon_factory().start()
+        via = f"{proxy.host}/servin/resume:1"
+        target.cli("pull", via, check=True)
+        assert b"range: bytes=" in bytes(proxy.requests).lower()
+        assert target.cli("run", "--rm", via, "true").returncode == 0
+    finally:
+        proxy.close()
+
+
 def test_mirrors_are_tried_first_and_the_origin_last(
     servin: DaemonProcess, plain_registry: Registry, tls_registry: Registry
 ) -> None:
@@ -328,6 +351,26 @@ def test_mirrors_are_tried_first_and_the_origin_last(
     finally:
         proxy.close()
         d.cleanup()
+
+
+def test_zstd_layers_push_and_pull(
+    plain_registry: Registry, busybox_tar: Path, daemon_factory: type[DaemonProcess],
+    tmp_path: Path,
+) -> None:
+    import zstandard
+
+    packed = tmp_path / "busybox.tar.zst"
+    packed.write_bytes(zstandard.ZstdCompressor().compress(busybox_tar.read_bytes()))
+    ref = f"{plain_registry.host}/servin/zstd:1"
+    source = daemon_factory().start()
+    source.cli("import", "-c", 'CMD ["sh"]', str(packed), ref, check=True)
+    source.cli("push", ref, check=True)
+    manifest, _ = get_manifest(plain_registry, "servin/zstd", "1")
+    assert manifest["layers"][0]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
+    target = daemon_factory().start()
+    target.cli("pull", ref, check=True)
+    out = target.cli("run", "--rm", ref, "echo", "zstd", check=True)
+    assert out.stdout.strip() == "zstd"
 
 
 def test_run_pulls_a_missing_image_unless_told_not_to(
