@@ -35,6 +35,7 @@ from tests.registry.registryd import (
     put_manifest,
     upload_blob,
 )
+from tests.registry.tokenfront import TokenFront
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -328,6 +329,34 @@ def test_a_download_cut_short_resumes_with_a_range_request(
         assert target.cli("run", "--rm", via, "true").returncode == 0
     finally:
         proxy.close()
+
+
+def test_bearer_token_registry_login_and_pull(
+    servin: DaemonProcess, plain_registry: Registry, daemon: DaemonProcess, auth_dir: Path,
+) -> None:
+    ref = f"{plain_registry.host}/servin/token:1"
+    servin.cli("tag", "busybox", ref, check=True)
+    servin.cli("push", ref, check=True)
+    front = TokenFront(plain_registry.port, USER, PASSWORD)
+    env = {"SERVIN_CONFIG": str(auth_dir)}
+    try:
+        via = f"{front.host}/servin/token:1"
+        anonymous = daemon.cli("pull", via, env=env)
+        assert anonymous.returncode != 0
+        assert "incorrect username or password" in anonymous.stderr or \
+            "unauthorized" in anonymous.stderr
+        bad = daemon.cli("login", "-u", USER, "--password-stdin", front.host, input=b"nope",
+                         env=env)
+        assert bad.returncode != 0 and "incorrect username or password" in bad.stderr
+        daemon.cli("login", "-u", USER, "--password-stdin", front.host,
+                   input=PASSWORD.encode(), env=env, check=True)
+        daemon.cli("pull", via, env=env, check=True)
+        asked = [r for r in front.token_requests if r["user"] == USER and r["scope"]]
+        assert asked and asked[-1]["scope"] == ["repository:servin/token:pull"]
+        assert asked[-1]["service"] == "servin-test-registry"
+        assert daemon.cli("run", "--rm", via, "true").returncode == 0
+    finally:
+        front.close()
 
 
 def test_mirrors_are_tried_first_and_the_origin_last(
