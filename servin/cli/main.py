@@ -18,6 +18,7 @@ _INTERACTIVE = "servin.cli.commands.interactive"
 _STATS = "servin.cli.commands.stats"
 _VOLUME = "servin.cli.commands.volumes"
 _FILES = "servin.cli.commands.files"
+_REGISTRY = "servin.cli.commands.registry"
 
 TOP_LEVEL = {
     "daemon": describe(f"{_DAEMON}:daemon", "Run the Servin engine daemon"),
@@ -33,6 +34,10 @@ TOP_LEVEL = {
     "history": describe(f"{_IMAGE}:image_history", "Show the history of an image"),
     "save": describe(f"{_IMAGE}:image_save", "Save one or more images to a tar archive"),
     "load": describe(f"{_IMAGE}:image_load", "Load images from a tar archive or STDIN"),
+    "pull": describe(f"{_REGISTRY}:pull", "Download an image from a registry"),
+    "push": describe(f"{_REGISTRY}:push", "Upload an image to a registry"),
+    "login": describe(f"{_REGISTRY}:login", "Log in to a registry"),
+    "logout": describe(f"{_REGISTRY}:logout", "Log out from a registry"),
     "container": describe(f"{_CONTAINER}:container", "Manage containers"),
     "run": describe(f"{_RUN}:run", "Create and run a new container from an image"),
     "create": describe(f"{_RUN}:create", "Create a new container"),

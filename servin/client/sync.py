@@ -41,6 +41,16 @@ def _open_channel(endpoint: Endpoint) -> tuple[Any, tuple[type[BaseException], .
     raise InvalidArgument(f"{TRANSPORT_ENV}={transport!r}: use one of {', '.join(TRANSPORTS)}")
 
 
+def registry_auth(reference: str) -> images_pb2.RegistryAuth:
+    """The stored credentials for the registry ``reference`` lives in."""
+    from servin.client import credentials
+    from servin.reference import parse_reference
+
+    stored = credentials.get(parse_reference(reference).domain)
+    return images_pb2.RegistryAuth(username=stored.username, password=stored.password,
+                                   identity_token=stored.identity_token)
+
+
 class Client:
     """A connection to one daemon. Use as a context manager or call ``close``."""
 
@@ -105,6 +115,22 @@ class Client:
         request = images_pb2.SaveImagesRequest(references=list(references), format=fmt)
         for chunk in self.images.Save(request):
             yield chunk.data
+
+    def pull(self, reference: str, platform: str = "") -> Iterator[images_pb2.ImageProgress]:
+        """Pull an image; the stored credentials of its registry go with the request."""
+        return self.images.Pull(images_pb2.PullImageRequest(
+            reference=reference, platform=platform, auth=registry_auth(reference)))
+
+    def push(self, reference: str) -> Iterator[images_pb2.ImageProgress]:
+        """Push an image; the stored credentials of its registry go with the request."""
+        return self.images.Push(images_pb2.PushImageRequest(
+            reference=reference, auth=registry_auth(reference)))
+
+    def login(self, server: str, username: str, password: str) -> images_pb2.LoginResponse:
+        """Have the daemon check credentials with a registry (storing them is the caller's)."""
+        return self.images.Login(images_pb2.LoginRequest(
+            server=server,
+            auth=images_pb2.RegistryAuth(username=username, password=password)))
 
     def close(self) -> None:
         """Close the channel (and the ssh tunnel)."""

@@ -144,6 +144,7 @@ class Daemon:
             await engine.stats.stop()
             await engine.execs.shutdown()
             await engine.containers.shutdown()
+            await engine.registries.aclose()
             for path in self._sockets:
                 path.unlink(missing_ok=True)
             engine.close()

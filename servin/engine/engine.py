@@ -19,6 +19,9 @@ from servin.engine.containers.service import ContainerService
 from servin.engine.containers.stats import StatsSampler
 from servin.engine.containers.store import ContainerStore
 from servin.engine.events import EventBus
+from servin.engine.images.pull import Puller
+from servin.engine.images.push import Pusher
+from servin.engine.images.registry.client import Registries
 from servin.engine.images.service import ImageService
 from servin.engine.images.store import ImageStore
 from servin.engine.store.content import ContentStore
@@ -53,6 +56,10 @@ class Engine:
             image_store, self.snapshots, self.events, in_use=self.containers.image_in_use
         )
         self.files = FileOperations(self.containers, self.images)
+        # Registry access (pools, tokens) shared by every pull, push and login.
+        self.registries = Registries(config.registries)
+        self.puller = Puller(image_store, self.snapshots, self.registries, self.events)
+        self.pusher = Pusher(image_store, self.registries, self.events)
         self.execs = ExecService(self.containers, self.events)
         self.containers.health_probe = self.execs.probe  # health checks run as execs
         # One sampler for every stats client; it runs only while someone subscribes.

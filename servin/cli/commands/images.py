@@ -384,7 +384,12 @@ def image() -> None:
     """Manage images."""
 
 
+from servin.cli.commands.registry import pull as _pull  # noqa: E402 (registry commands)
+from servin.cli.commands.registry import push as _push  # noqa: E402
+
 for _cmd, _names in (
+    (_pull, ("pull",)),
+    (_push, ("push",)),
     (image_ls, ("ls", "list")),
     (image_rm, ("rm", "remove")),
     (image_inspect, ("inspect",)),

@@ -283,7 +283,8 @@ class ImageService:
         record = self.store.resolve(text)
         name = _name_in(text, record)
         users = self.in_use(record.id)
-        last_name = name is None or len(record.refs) <= 1
+        # As docker: a repo@digest name does not keep an image alive once its last tag goes.
+        last_name = name is None or not [r for r in record.repo_tags if r != name]
         if users and last_name and not force:
             what = f"repository reference {text!r}" if name else record.short_id
             raise Conflict(

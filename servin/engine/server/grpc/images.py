@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -12,6 +12,9 @@ import grpc
 from servin.api.servin.v1 import common_pb2, images_pb2, images_pb2_grpc
 from servin.engine.engine import Engine
 from servin.engine.images.archive.load import LoadEvent
+from servin.engine.images.progress import ProgressEvent
+from servin.engine.images.registry.auth import Credentials
+from servin.engine.images.registry.login import login
 from servin.engine.images.store import ImageRecord
 from servin.engine.server.grpc.filters import filter_map, label_matches, parse_bool, parse_until
 from servin.engine.server.grpc.timestamps import from_rfc3339
@@ -92,6 +95,54 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         return images_pb2.ImportImageResponse(
             image_id=record.id, reference=ref, manifest_digest=record.manifest_digest
         )
+
+    async def Pull(
+        self, request: images_pb2.PullImageRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[images_pb2.ImageProgress]:
+        if request.all_tags:
+            raise InvalidArgument("pulling all tags of a repository is not supported")
+        if not request.reference:
+            raise InvalidArgument("pull: no image reference given")
+        parse_reference(request.reference)  # a bad reference fails before any network work
+        creds = _credentials(request.auth)
+        engine = self.engine
+
+        async def run(report: Callable[[ProgressEvent], None]) -> Any:
+            return await engine.puller.pull(request.reference, platform=request.platform,
+                                            creds=creds, report=report)
+
+        async for item in _streamed(run):
+            if isinstance(item, images_pb2.ImageProgress):
+                yield item
+            else:
+                yield images_pb2.ImageProgress(
+                    image_id=item.record.id, digest=item.digest,
+                    references=[parse_reference(item.reference).familiar()])
+
+    async def Push(
+        self, request: images_pb2.PushImageRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[images_pb2.ImageProgress]:
+        if not request.reference:
+            raise InvalidArgument("push: no image reference given")
+        parse_reference(request.reference)
+        creds = _credentials(request.auth)
+        engine = self.engine
+
+        async def run(report: Callable[[ProgressEvent], None]) -> Any:
+            return await engine.pusher.push(request.reference, creds=creds, report=report)
+
+        async for item in _streamed(run):
+            if isinstance(item, images_pb2.ImageProgress):
+                yield item
+            else:
+                yield images_pb2.ImageProgress(
+                    digest=item.digest, references=[parse_reference(item.reference).familiar()])
+
+    async def Login(
+        self, request: images_pb2.LoginRequest, context: grpc.aio.ServicerContext
+    ) -> images_pb2.LoginResponse:
+        token = await login(self.engine.registries, request.server, _credentials(request.auth))
+        return images_pb2.LoginResponse(status="Login Succeeded", identity_token=token)
 
     async def List(
         self, request: images_pb2.ListImagesRequest, context: grpc.aio.ServicerContext
@@ -262,6 +313,38 @@ def prune_matcher(filters: dict[str, list[str]]) -> Callable[[ImageRecord], bool
         return not any(label_matches(record.labels, [x]) for x in not_labels)
 
     return match
+
+
+def _credentials(auth: images_pb2.RegistryAuth) -> Credentials:
+    return Credentials(auth.username, auth.password, auth.identity_token, auth.registry_token)
+
+
+def _progress(event: ProgressEvent) -> images_pb2.ImageProgress:
+    if event.id:
+        return images_pb2.ImageProgress(progress=common_pb2.Progress(
+            id=event.id, action=event.action, current=event.current, total=event.total,
+            done=event.done))
+    return images_pb2.ImageProgress(status=event.status)
+
+
+async def _streamed(
+    run: Callable[[Callable[[ProgressEvent], None]], Awaitable[Any]],
+) -> AsyncIterator[images_pb2.ImageProgress | Any]:
+    """Run an operation that reports progress; yield its events, then its result.
+
+    When the client goes away (this generator is closed), the operation is cancelled.
+    """
+    queue: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
+    task = asyncio.create_task(run(queue.put_nowait))
+    task.add_done_callback(lambda _: queue.put_nowait(None))
+    try:
+        while (event := await queue.get()) is not None:
+            yield _progress(event)
+        yield task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def _ref_matches(record: ImageRecord, pattern: str) -> bool:

@@ -22,14 +22,14 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from servin.engine.linux.syscalls import check, libc
 from servin.engine.store.content import ContentStore, check_digest
 from servin.engine.store.snapshots import diff
-from servin.engine.store.snapshots.layers import chain_id, unpack_blob
+from servin.engine.store.snapshots.layers import chain_id, unpack_blob, unpack_stream
 from servin.engine.store.snapshots.layout import (
     Layout,
     NamedLocks,
@@ -100,15 +100,45 @@ class Snapshotter:
             parent = chain
         return parent
 
-    def _unpack(self, content: ContentStore, blob: str, diff_id: str, chain: str,
-                parent: str) -> None:
+    def unpack_stream(self, raw: BinaryIO, blob: str, diff_id: str, parent: str,
+                      verify: Callable[[], None]) -> str:
+        """Unpack one layer straight from its blob's bytes (a download); return its chain ID.
+
+        ``parent`` is the chain ID of the layer below (it need not be unpacked yet: layers
+        are independent directories, so a pull unpacks them side by side). ``verify`` runs
+        once the archive is read and before the layer is published; it must raise when the
+        blob's bytes turned out wrong (its digest), and then nothing is kept. A layer that
+        is already there is not unpacked again (``raw`` is then read to its end).
+        """
+        check_digest(blob)
+        check_digest(diff_id)
+        chain = chain_id(parent, diff_id)
+        with self._lock_chain(chain):
+            if self._lookup(chain) is not None:
+                while raw.read(1 << 20):
+                    pass
+                verify()
+                return chain
+            self._unpack(None, blob, diff_id, chain, parent,
+                         fill=lambda fs: unpack_stream(raw, diff_id, fs), verify=verify)
+        return chain
+
+    def _unpack(self, content: ContentStore | None, blob: str, diff_id: str, chain: str,
+                parent: str, *, fill: Callable[[Path], int] | None = None,
+                verify: Callable[[], None] | None = None) -> None:
         tmp = self.layout.scratch("unpack")
         os.mkdir(tmp, 0o700)
         number: int | None = None
         try:
             fs = tmp / "fs"
             os.mkdir(fs, 0o755)
-            size = unpack_blob(content, blob, diff_id, fs)
+            if fill is not None:
+                size = fill(fs)
+            else:
+                assert content is not None
+                size = unpack_blob(content, blob, diff_id, fs)
+            if verify is not None:
+                verify()
             write_json(tmp / "info.json", {"chain": chain, "parent": parent, "diff_id": diff_id,
                                            "blob": blob, "size": size})
             if self.durable:
