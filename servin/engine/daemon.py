@@ -117,7 +117,9 @@ class Daemon:
         self.engine = engine
         engine.events.bind(asyncio.get_running_loop())
         await asyncio.to_thread(engine.repair)
+        await engine.networks.start()
         await engine.containers.recover()
+        await engine.networks.sync_firewall()
         server = build_server(engine)
         try:
             for host in self.config.effective_hosts():
@@ -144,6 +146,8 @@ class Daemon:
             await engine.stats.stop()
             await engine.execs.shutdown()
             await engine.containers.shutdown()
+            running = any(c.state.running for c in await engine.containers.list())
+            await engine.networks.shutdown(any_running=running)
             for path in self._sockets:
                 path.unlink(missing_ok=True)
             engine.close()

@@ -20,6 +20,7 @@ from servin.engine.containers.store import ContainerStore
 from servin.engine.events import EventBus
 from servin.engine.images.service import ImageService
 from servin.engine.images.store import ImageStore
+from servin.engine.networks.service import NetworkService
 from servin.engine.store.content import ContentStore
 from servin.engine.store.metadata import MetadataStore
 from servin.engine.store.snapshots import Snapshotter
@@ -43,6 +44,8 @@ class Engine:
         self.containers = ContainerService(
             config, ContainerStore(self.meta), image_store, self.snapshots, self.events
         )
+        self.networks = NetworkService(config, self.meta, self.containers.store, self.events)
+        self.containers.networks = self.networks
         self.images = ImageService(image_store, self.events, in_use=self.containers.image_in_use)
         self.execs = ExecService(self.containers, self.events)
         self.containers.health_probe = self.execs.probe  # health checks run as execs
@@ -58,6 +61,8 @@ class Engine:
         if removed:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
         self.snapshots.repair()
+        self.networks.setup()
+        self.networks.repair_links()
 
     def close(self) -> None:
         """Flush and close the stores."""

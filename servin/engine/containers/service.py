@@ -163,6 +163,9 @@ class ContainerService:
         # How a health check runs its command in a container (the engine sets it to an exec).
         self.health_probe: Probe | None = None
         self._backoff: dict[str, Backoff] = {}
+        # The network service (servin.engine.networks.service.NetworkService), set by the
+        # engine: endpoints at create, links and ports at start, released at exit.
+        self.networks: Any = None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -210,16 +213,14 @@ class ContainerService:
         spec = containers_pb2.ContainerSpec.FromString(spec.SerializeToString())
         spec.runtime = spec.runtime or self.config.default_runtime
         self._runtime_config(spec.runtime)  # refuse an unknown runtime now, not at start
-        if not spec.network_mode:
-            # Bridge networking is not built yet: a private network namespace with only lo.
-            spec.network_mode = "none"
-        if spec.network_mode not in ("none", "host") and not spec.network_mode.startswith(
+        if spec.network_mode in ("", "default"):
+            spec.network_mode = "bridge"
+        if self.networks is not None:
+            await asyncio.to_thread(self.networks.validate_spec, spec, image)
+        elif spec.network_mode not in ("none", "host") and not spec.network_mode.startswith(
             "container:"
         ):
-            raise InvalidArgument(
-                f"network mode {spec.network_mode!r} is not supported yet "
-                "(none, host or container:NAME)"
-            )
+            raise InvalidArgument(f"network mode {spec.network_mode!r} needs networking")
         for mode in (spec.ipc_mode, spec.pid_mode, spec.uts_mode):
             if mode not in ("", "private", "shareable", "host") and not mode.startswith(
                 "container:"
@@ -269,6 +270,13 @@ class ContainerService:
         except BaseException:
             await asyncio.to_thread(self._discard_files, container.id)
             raise
+        if self.networks is not None:
+            try:
+                await asyncio.to_thread(self.networks.allocate, container)
+            except BaseException:
+                await asyncio.to_thread(self.store.delete, container.id)
+                await asyncio.to_thread(self._discard_files, container.id)
+                raise
         self.events.publish("container", "create", container.id, name=name, image=spec.image)
         return container
 
@@ -336,7 +344,11 @@ class ContainerService:
         hostname = c.spec.hostname or (
             os.uname().nodename if "uts" in namespaces.host else c.id[:12]
         )
-        write_etc_files(paths, c.spec, hostname, host_network="network" in namespaces.host)
+        address, embedded_dns = (
+            self.networks.addressing(c) if self.networks is not None else ("", "")
+        )
+        write_etc_files(paths, c.spec, hostname, host_network="network" in namespaces.host,
+                        address=address, embedded_dns=embedded_dns)
         config = build_config(
             c.spec,
             BundleInputs(
@@ -355,6 +367,7 @@ class ContainerService:
     async def _start_locked(self, c: Container) -> None:
         paths = self.paths(c.id)
         spawned = False
+        published: list[dict[str, Any]] = []
         try:
             bundle = await asyncio.to_thread(self._prepare_bundle, c)
             if self._zygote is None:
@@ -372,6 +385,11 @@ class ContainerService:
             spawned = True
             if c.spec.network_mode == "none" or not c.spec.network_mode:
                 await asyncio.to_thread(bring_up_loopback, result.pid)
+            elif self.networks is not None:
+                image = (
+                    await asyncio.to_thread(self._image_config, c) if c.spec.publish_all else {}
+                )
+                published = await self.networks.attach(c, result.pid, image)
             self._exit_event(c.id).clear()
             await self._attach_waiters(c.id)
             await MonitorClient(paths.state_dir).start()
@@ -381,6 +399,9 @@ class ContainerService:
                     await MonitorClient(paths.state_dir).kill(signal_module.SIGKILL, all=True)
                 with contextlib.suppress(ServinError, OSError):
                     await MonitorClient(paths.state_dir).wait()
+            if self.networks is not None:
+                with contextlib.suppress(ServinError, OSError):
+                    await self.networks.detach(c)
             await asyncio.to_thread(self._release_rootfs, c)
             c.state.error = str(exc) if isinstance(exc, ServinError) else f"{exc}"
             if c.state.status != CREATED:
@@ -395,6 +416,7 @@ class ContainerService:
             started_at_ns=time.time_ns(),
             restart_count=c.state.restart_count,
             rootfs_mounted=True,
+            ports=published,
         )
         self._begin_health(c)
         await asyncio.to_thread(self.store.save_state, c)
@@ -473,6 +495,13 @@ class ContainerService:
                 c.state.exit_code = record.exit_code
                 c.state.oom_killed = record.oom_killed
                 c.state.finished_at_ns = _ns_from_rfc3339(record.finished_at) or time.time_ns()
+            if self.networks is not None:
+                try:
+                    await self.networks.detach(c)
+                except (ServinError, OSError) as exc:
+                    log.warning("network cleanup failed", extra={"container": c.id,
+                                                                 "error": str(exc)})
+            c.state.ports = []
             await asyncio.to_thread(self._release_rootfs, c)
             await asyncio.to_thread(self.store.save_state, c)
             self._last_exit[c.id] = ContainerState.from_json(c.state.to_json())
@@ -605,6 +634,8 @@ class ContainerService:
             state_dir = self.paths(c.id).state_dir
             if await asyncio.to_thread(monitor_alive, state_dir):
                 log.info("reattached to a running container", extra={"container": c.id})
+                if self.networks is not None:
+                    await self.networks.restore(c)
                 self._begin_health(c)
                 self._watch(c)
                 continue
@@ -876,6 +907,10 @@ class ContainerService:
             still_running=still_running,
         ):
             yield line
+
+    def _image_config(self, c: Container) -> dict[str, Any]:
+        config: dict[str, Any] = self.images.config(self.images.get(c.image_id))
+        return config.get("config") or {}
 
     def image_in_use(self, image_id: str) -> list[Container]:
         """Containers that use an image (blocking)."""

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import grpc
 
-from servin.api.servin.v1 import containers_pb2_grpc, images_pb2_grpc, system_pb2_grpc
+from servin.api.servin.v1 import (
+    containers_pb2_grpc,
+    images_pb2_grpc,
+    networks_pb2_grpc,
+    system_pb2_grpc,
+)
 from servin.engine.engine import Engine
 from servin.engine.server.grpc.containers import ContainersServicer
 from servin.engine.server.grpc.errors import ErrorMappingInterceptor
 from servin.engine.server.grpc.images import ImagesServicer
+from servin.engine.server.grpc.networks import NetworksServicer
 from servin.engine.server.grpc.system import SystemServicer
 
 MAX_MESSAGE = 64 * 1024 * 1024
@@ -27,4 +33,5 @@ def build_server(engine: Engine) -> grpc.aio.Server:
     system_pb2_grpc.add_SystemServicer_to_server(SystemServicer(engine), server)
     images_pb2_grpc.add_ImagesServicer_to_server(ImagesServicer(engine), server)
     containers_pb2_grpc.add_ContainersServicer_to_server(ContainersServicer(engine), server)
+    networks_pb2_grpc.add_NetworksServicer_to_server(NetworksServicer(engine), server)
     return server
