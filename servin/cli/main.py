@@ -49,6 +49,9 @@ TOP_LEVEL = {
     "unpause": describe(f"{_CONTAINER}:unpause", "Unpause all processes within containers"),
     "rename": describe(f"{_CONTAINER}:rename", "Rename a container"),
     "update": describe(f"{_CONTAINER}:update", "Update configuration of containers"),
+    "network": describe("servin.cli.commands.networks:network", "Manage networks"),
+    "port": describe("servin.cli.commands.networks:port",
+                     "List port mappings or a specific mapping for the container"),
     "tui": describe("servin.cli.commands.tui:tui", "Open the live console (containers, logs)"),
 }
 
