@@ -204,7 +204,7 @@ class NetworkService:
                 await self.sync_firewall()
             raise
         await self.dns.listen(n.id, n.gateway)
-        self.events.publish("network", "create", n.id, name=n.name, type=n.driver)
+        self.events.publish("network", "create", n.id, name=n.name, driver=n.driver)
         return n
 
     async def remove(self, text: str) -> Network:
@@ -221,7 +221,7 @@ class NetworkService:
         self._names.pop(n.id, None)
         await asyncio.to_thread(bridge.delete_links, [n.bridge])
         await self.sync_firewall()
-        self.events.publish("network", "destroy", n.id, name=n.name, type=n.driver)
+        self.events.publish("network", "destroy", n.id, name=n.name, driver=n.driver)
         return n
 
     # -- containers: create and remove ---------------------------------------------------

@@ -1,0 +1,38 @@
+"""IPAM and host state across daemon crashes and restarts."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+from tests.daemon import DaemonProcess, short_tmpdir
+from tests.networking.helpers import host_links, inspect, ruleset
+
+
+def test_no_duplicate_address_after_sigkill_and_clean_teardown(busybox_tar: Path) -> None:
+    d = DaemonProcess(short_tmpdir()).start()
+    links_before = host_links()
+    try:
+        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox", check=True)
+        d.cli("network", "create", "keep", check=True)
+        for name in ("ca", "cb"):
+            d.cli("run", "-d", "--name", name, "--network", "keep", "busybox", "sleep", "60",
+                  check=True)
+        d.stop(signal.SIGKILL)
+        d.start()
+        d.cli("run", "-d", "--name", "cc", "--network", "keep", "busybox", "sleep", "60",
+              check=True)
+        addresses = [inspect(d, n)["NetworkSettings"]["Networks"]["keep"]["IPAddress"]
+                     for n in ("ca", "cb", "cc")]
+        assert all(addresses) and len(set(addresses)) == 3
+        out = d.cli("exec", "ca", "ping", "-c", "1", "-W", "2", "cc", check=True).stdout
+        assert addresses[2] in out
+    finally:
+        d.cli("rm", "-f", "ca", "cb", "cc")
+        d.cli("network", "rm", "keep")
+        d.stop()
+        leftover_rules = ruleset(d)
+        leftover_links = host_links() - links_before
+        d.cleanup()
+    assert leftover_rules == ""
+    assert leftover_links == set()

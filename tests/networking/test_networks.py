@@ -1,0 +1,206 @@
+"""Bridge networks end to end: names and aliases, isolation, NAT rules, published ports."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from tests.daemon import DaemonProcess
+from tests.networking.helpers import (
+    HTTPD,
+    fetch,
+    free_port,
+    host_links,
+    inspect,
+    netns_count,
+    ruleset,
+    wait_until,
+)
+
+
+# An HTTP GET with busybox nc (busybox wget crashes on this Debian build).
+GET = r"printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2"
+
+
+def _subnet(d: DaemonProcess, third: int) -> str:
+    """A /28 of the daemon's own pool (10.201.<slot>.0/24), unique to this daemon."""
+    return f"10.201.{d.net_slot}.{third}/28"
+
+
+def test_names_aliases_and_isolation(engine: DaemonProcess) -> None:
+    d = engine
+    d.cli("network", "create", "front", check=True)
+    d.cli("network", "create", "other", check=True)
+    try:
+        d.cli("run", "-d", "--name", "web", "--network", "front", "--network-alias", "svc",
+              "busybox", "sh", "-c", HTTPD, check=True)
+        d.cli("run", "-d", "--name", "web2", "--network", "front", "--network-alias", "svc",
+              "busybox", "sh", "-c", HTTPD, check=True)
+        web_ip = inspect(d, "web")["NetworkSettings"]["Networks"]["front"]["IPAddress"]
+        # By name and by alias (the alias answers with both containers, in rotating order).
+        script = (f"for i in 1 2 3 4 5 6 7 8 9 10; do {GET} web 80 | grep hello && break; "
+                  f"sleep 0.3; done; {GET} svc 80; nslookup svc")
+        out = d.cli("run", "--rm", "--network", "front", "busybox", "sh", "-c", script,
+                    check=True).stdout
+        assert "hello-from-" in out
+        web2_ip = inspect(d, "web2")["NetworkSettings"]["Networks"]["front"]["IPAddress"]
+        assert web_ip in out and web2_ip in out  # nslookup svc: both addresses
+        # Another network: the name is unknown and the address unreachable.
+        out = d.cli("run", "--rm", "--network", "other", "busybox", "sh", "-c",
+                    f"nslookup web; {GET} {web_ip} 80 | grep hello && echo REACHED")
+        assert "REACHED" not in out.stdout
+        assert web_ip not in out.stdout
+    finally:
+        d.cli("rm", "-f", "web", "web2")
+        d.cli("network", "rm", "front", "other")
+
+
+def test_default_route_and_masquerade_rules(engine: DaemonProcess) -> None:
+    d = engine
+    subnet = _subnet(d, 64)
+    d.cli("network", "create", "--subnet", subnet, "natnet", check=True)
+    try:
+        rules = ruleset(d)
+        assert f"ip saddr {subnet} oifname != " in rules and "masquerade" in rules
+        out = d.cli("run", "--rm", "--network", "natnet", "busybox", "ip", "route",
+                    check=True).stdout
+        gateway = json.loads(d.cli("network", "inspect", "natnet", check=True).stdout)[0][
+            "IPAM"]["Config"][0]["Gateway"]
+        assert f"default via {gateway} dev eth0" in out
+    finally:
+        d.cli("network", "rm", "natnet", check=True)
+    assert subnet not in ruleset(d)
+
+
+def test_publish_tcp_on_loopback_and_random_port(engine: DaemonProcess) -> None:
+    d = engine
+    port = free_port()
+    try:
+        d.cli("run", "-d", "--name", "pub", "-p", f"127.0.0.1:{port}:80", "busybox", "sh", "-c",
+              HTTPD, check=True)
+        assert "hello-from-" in fetch(f"http://127.0.0.1:{port}/")
+        assert f"127.0.0.1:{port}->80/tcp" in d.cli("ps", check=True).stdout
+        # The port is taken: a second container cannot have it, and is not created.
+        bad = d.cli("run", "-d", "--name", "pub-clash", "-p", f"127.0.0.1:{port}:80", "busybox",
+                    "true")
+        assert bad.returncode != 0 and "already in use" in bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1
+        assert "pub-clash" not in d.cli("ps", "-a", check=True).stdout
+
+        d.cli("run", "-d", "--name", "pubr", "-p", "80", "busybox", "sh", "-c", HTTPD,
+              check=True)
+        mapped = d.cli("port", "pubr", "80", check=True).stdout.strip()
+        host_port = int(mapped.rsplit(":", 1)[1])
+        assert host_port > 0
+        assert "hello-from-" in fetch(f"http://127.0.0.1:{host_port}/")
+        assert d.cli("port", "pubr", check=True).stdout.startswith("80/tcp -> ")
+    finally:
+        d.cli("rm", "-f", "pub", "pubr")
+    # Released with the container: the port can be bound again.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", port))
+
+
+UDP_ECHO = """
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 9999))
+print("ready", flush=True)
+data, peer = s.recvfrom(100)
+s.sendto(b"echo:" + data, peer)
+"""
+
+
+def test_publish_udp(engine: DaemonProcess) -> None:
+    d = engine
+    port = free_port(socket.SOCK_DGRAM)
+    d.cli("run", "-d", "--name", "udp", "-p", f"127.0.0.1:{port}:9999/udp", "busybox",
+          "sleep", "60", check=True)
+    try:
+        pid = inspect(d, "udp")["State"]["Pid"]
+        # The echo server runs in the container's network namespace (busybox nc has no -u).
+        server = subprocess.Popen(["nsenter", "-t", str(pid), "-n", sys.executable, "-c",
+                                   UDP_ECHO], stdout=subprocess.PIPE)
+        try:
+            assert server.stdout is not None and server.stdout.readline().strip() == b"ready"
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+                s.settimeout(5)
+                s.sendto(b"ping", ("127.0.0.1", port))
+                assert s.recvfrom(100)[0] == b"echo:ping"
+        finally:
+            server.kill()
+            server.wait()
+    finally:
+        d.cli("rm", "-f", "udp")
+
+
+def test_bad_input_one_clear_error_each(engine: DaemonProcess) -> None:
+    d = engine
+    subnet = _subnet(d, 128)
+    d.cli("network", "create", "--subnet", subnet, "taken", check=True)
+    try:
+        before = d.cli("network", "ls", "-q", check=True).stdout
+        overlap = d.cli("network", "create", "--subnet", subnet.replace("/28", "/27"), "clash")
+        assert overlap.returncode != 0 and "overlaps" in overlap.stderr
+        outside = d.cli("network", "create", "--subnet", _subnet(d, 144), "--gateway",
+                        "10.9.9.9", "gwbad")
+        assert outside.returncode != 0 and "not a host address" in outside.stderr
+        assert d.cli("network", "ls", "-q", check=True).stdout == before
+
+        wrong_ip = d.cli("create", "--name", "badip", "--network", "taken", "--ip", "10.9.9.9",
+                         "busybox", "true")
+        assert wrong_ip.returncode != 0 and "not inside subnet" in wrong_ip.stderr
+        assert "badip" not in d.cli("ps", "-a", check=True).stdout
+
+        d.cli("create", "--name", "user", "--network", "taken", "busybox", "true", check=True)
+        busy = d.cli("network", "rm", "taken")
+        assert busy.returncode != 0 and "in use" in busy.stderr
+        assert len(busy.stderr.strip().splitlines()) == 1
+    finally:
+        d.cli("rm", "-f", "user")
+        d.cli("network", "rm", "taken", check=True)
+
+
+def test_static_ip_and_restart_keeps_address(engine: DaemonProcess) -> None:
+    d = engine
+    subnet = _subnet(d, 160)
+    static = subnet.rsplit(".", 1)[0] + ".170"
+    d.cli("network", "create", "--subnet", subnet, "staticnet", check=True)
+    try:
+        d.cli("run", "-d", "--name", "st", "--network", "staticnet", "--ip", static, "busybox",
+              "sleep", "60", check=True)
+        assert inspect(d, "st")["NetworkSettings"]["Networks"]["staticnet"]["IPAddress"] == static
+        d.cli("restart", "-t", "0", "st", check=True)
+        assert inspect(d, "st")["NetworkSettings"]["Networks"]["staticnet"]["IPAddress"] == static
+        dup = d.cli("create", "--network", "staticnet", "--ip", static, "busybox", "true")
+        assert dup.returncode != 0 and "already in use" in dup.stderr
+    finally:
+        d.cli("rm", "-f", "st")
+        d.cli("network", "rm", "staticnet", check=True)
+
+
+def test_thirty_containers_leave_nothing_behind(engine: DaemonProcess) -> None:
+    d = engine
+    d.cli("network", "create", "churn", check=True)
+    d.cli("run", "--rm", "--network", "churn", "busybox", "true", check=True)  # warm up
+    links, namespaces, rules = host_links(), netns_count(), ruleset(d)
+    try:
+        for i in range(30):
+            net = "churn" if i % 2 else "bridge"
+            d.cli("run", "--rm", "--network", net, "-p", "80", "busybox", "true", check=True)
+        assert wait_until(lambda: host_links() == links), host_links() ^ links
+        assert wait_until(lambda: netns_count() <= namespaces)
+        assert ruleset(d) == rules
+    finally:
+        d.cli("network", "rm", "churn", check=True)
+
+
+@pytest.mark.parametrize("mode", ["host", "none"])
+def test_host_and_none_modes(engine: DaemonProcess, mode: str) -> None:
+    out = engine.cli("run", "--rm", "--network", mode, "busybox", "ip", "-o", "link",
+                     check=True).stdout
+    assert ("eth0" in out) == (mode == "host")
