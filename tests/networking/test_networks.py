@@ -21,7 +21,6 @@ from tests.networking.helpers import (
     wait_until,
 )
 
-
 # An HTTP GET with busybox nc (busybox wget crashes on this Debian build).
 GET = r"printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 2"
 
