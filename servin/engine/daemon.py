@@ -19,7 +19,7 @@ from pathlib import Path
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import Engine
 from servin.engine.server.grpc.server import build_server
-from servin.errors import Conflict, InvalidArgument
+from servin.errors import Conflict, InvalidArgument, ServinError
 
 log = logging.getLogger("servin.daemon")
 
@@ -119,7 +119,11 @@ class Daemon:
         await asyncio.to_thread(engine.repair)
         await engine.networks.start()
         await engine.containers.recover()
-        await engine.networks.sync_firewall()
+        try:
+            await engine.networks.sync_firewall()
+        except ServinError as exc:
+            # Containers still run and reach each other; NAT and published ports do not.
+            log.error("cannot set up the firewall", extra={"error": str(exc)})
         server = build_server(engine)
         try:
             for host in self.config.effective_hosts():

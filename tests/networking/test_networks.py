@@ -203,3 +203,113 @@ def test_host_and_none_modes(engine: DaemonProcess, mode: str) -> None:
     out = engine.cli("run", "--rm", "--network", mode, "busybox", "ip", "-o", "link",
                      check=True).stdout
     assert ("eth0" in out) == (mode == "host")
+
+
+def test_connect_disconnect_running_container_and_rename(engine: DaemonProcess) -> None:
+    d = engine
+    d.cli("network", "create", "n1", check=True)
+    d.cli("network", "create", "n2", check=True)
+    try:
+        d.cli("run", "-d", "--name", "multi", "--network", "n1", "busybox", "sleep", "60",
+              check=True)
+        d.cli("network", "connect", "--alias", "second", "n2", "multi", check=True)
+        links = d.cli("exec", "multi", "ip", "-o", "-4", "addr", check=True).stdout
+        nets = inspect(d, "multi")["NetworkSettings"]["Networks"]
+        assert set(nets) == {"n1", "n2"}
+        assert nets["n2"]["IPAddress"] in links and "eth1" in links
+        # Reachable by the alias from n2, and by the container's new name after a rename.
+        out = d.cli("run", "--rm", "--network", "n2", "busybox", "ping", "-c", "1", "-W", "2",
+                    "second", check=True).stdout
+        assert nets["n2"]["IPAddress"] in out
+        d.cli("rename", "multi", "renamed", check=True)
+        out = d.cli("run", "--rm", "--network", "n1", "busybox", "ping", "-c", "1", "-W", "2",
+                    "renamed", check=True).stdout
+        assert nets["n1"]["IPAddress"] in out
+        d.cli("network", "disconnect", "n2", "renamed", check=True)
+        links = d.cli("exec", "renamed", "ip", "-o", "-4", "addr", check=True).stdout
+        assert nets["n2"]["IPAddress"] not in links and "eth1" not in links
+        assert set(inspect(d, "renamed")["NetworkSettings"]["Networks"]) == {"n1"}
+        again = d.cli("network", "disconnect", "n2", "renamed")
+        assert again.returncode != 0 and "not connected" in again.stderr
+    finally:
+        d.cli("rm", "-f", "renamed", "multi")
+        d.cli("network", "rm", "n1", "n2", check=True)
+
+
+def test_ls_inspect_prune(engine: DaemonProcess) -> None:
+    d = engine
+    d.cli("network", "create", "--label", "team=net", "--internal", "lonely", check=True)
+    d.cli("network", "create", "used", check=True)
+    d.cli("create", "--name", "holder", "--network", "used", "busybox", "true", check=True)
+    try:
+        names = d.cli("network", "ls", "--format", "{{.Name}}", check=True).stdout.split()
+        assert {"bridge", "host", "none", "lonely", "used"} <= set(names)
+        assert d.cli("network", "ls", "-q", "--filter", "label=team=net",
+                     check=True).stdout.strip() != ""
+        info = json.loads(d.cli("network", "inspect", "lonely", check=True).stdout)[0]
+        assert info["Internal"] is True and info["Labels"] == {"team": "net"}
+        assert info["IPAM"]["Config"][0]["Subnet"].startswith(f"10.201.{d.net_slot}.")
+        used = json.loads(d.cli("network", "inspect", "used", check=True).stdout)[0]
+        assert [c["Name"] for c in used["Containers"].values()] == ["holder"]
+        out = d.cli("network", "prune", "-f", check=True).stdout
+        assert "lonely" in out and "used" not in out
+        names = d.cli("network", "ls", "--format", "{{.Name}}", check=True).stdout.split()
+        assert "lonely" not in names and "used" in names
+        builtin = d.cli("network", "rm", "bridge")
+        assert builtin.returncode != 0 and "pre-defined" in builtin.stderr
+    finally:
+        d.cli("rm", "-f", "holder")
+        d.cli("network", "rm", "used", "lonely")
+
+
+def test_published_port_from_another_container_and_publish_all(engine: DaemonProcess) -> None:
+    d = engine
+    port = free_port()
+    try:
+        d.cli("run", "-d", "--name", "srv", "-p", f"{port}:80", "busybox", "sh", "-c", HTTPD,
+              check=True)
+        assert "hello-from-" in fetch(f"http://127.0.0.1:{port}/")
+        # Another container (another network) reaches it through the host's address on
+        # the default bridge, i.e. the bridge's gateway.
+        d.cli("network", "create", "client", check=True)
+        gateway = inspect(d, "srv")["NetworkSettings"]["Gateway"]
+        out = d.cli("run", "--rm", "--network", "client", "busybox", "sh", "-c",
+                    f"{GET} {gateway} {port}", check=True).stdout
+        assert "hello-from-" in out
+        # -P publishes every exposed port on a free host port.
+        d.cli("run", "-d", "--name", "all", "--expose", "80", "--expose", "81/udp", "-P",
+              "busybox", "sh", "-c", HTTPD, check=True)
+        mapped = d.cli("port", "all", check=True).stdout
+        assert "80/tcp -> 0.0.0.0:" in mapped and "81/udp -> 0.0.0.0:" in mapped
+        host_port = int(d.cli("port", "all", "80", check=True).stdout.strip().rsplit(":", 1)[1])
+        assert "hello-from-" in fetch(f"http://127.0.0.1:{host_port}/")
+    finally:
+        d.cli("rm", "-f", "srv", "all")
+        d.cli("network", "rm", "client")
+
+
+def test_etc_files_and_shared_namespace(engine: DaemonProcess) -> None:
+    d = engine
+    d.cli("network", "create", "etcnet", check=True)
+    try:
+        d.cli("run", "-d", "--name", "etc1", "--network", "etcnet", "--hostname", "box",
+              "--add-host", "db.local:10.1.2.3", "--dns-search", "example.test", "busybox",
+              "sleep", "60", check=True)
+        info = inspect(d, "etc1")
+        address = info["NetworkSettings"]["Networks"]["etcnet"]["IPAddress"]
+        gateway = info["NetworkSettings"]["Networks"]["etcnet"]["Gateway"]
+        hosts = d.cli("exec", "etc1", "cat", "/etc/hosts", check=True).stdout
+        assert f"{address}\tbox" in hosts and "10.1.2.3\tdb.local" in hosts
+        resolv = d.cli("exec", "etc1", "cat", "/etc/resolv.conf", check=True).stdout
+        assert f"nameserver {gateway}" in resolv and "search example.test" in resolv
+        # The hostname is a DNS name on the network too.
+        out = d.cli("run", "--rm", "--network", "etcnet", "busybox", "ping", "-c", "1", "-W",
+                    "2", "box", check=True).stdout
+        assert address in out
+        # container:NAME shares the namespace (same address) and its view of DNS.
+        out = d.cli("run", "--rm", "--network", "container:etc1", "busybox", "sh", "-c",
+                    "ip -o -4 addr; cat /etc/resolv.conf", check=True).stdout
+        assert address in out and f"nameserver {gateway}" in out
+    finally:
+        d.cli("rm", "-f", "etc1")
+        d.cli("network", "rm", "etcnet", check=True)

@@ -151,7 +151,8 @@ def network_rm(networks: tuple[str, ...]) -> None:
 
 @click.command("prune")
 @click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
-@filter_option
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="Provide filter values (e.g. label=key=value)")
 def network_prune(force: bool, filters: tuple[str, ...]) -> None:
     """Remove all unused networks."""
     from servin.api.servin.v1 import networks_pb2

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -813,7 +814,10 @@ class ContainerService:
         if name == c.name:
             raise Conflict("Renaming a container with the same name as its current name")
         old = c.name
+        previous = dataclasses.replace(c)
         await asyncio.to_thread(self._rename_checked, c, name)
+        if self.networks is not None and c.state.running:
+            await self.networks.renamed(previous, c)
         self.events.publish("container", "rename", c.id, name=name, oldName=f"/{old}")
 
     def _rename_checked(self, c: Container, name: str) -> None:

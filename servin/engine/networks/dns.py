@@ -67,6 +67,7 @@ class DNSServer:
         self.lookup = lookup
         self.upstreams = upstreams
         self._listeners: dict[str, asyncio.DatagramTransport] = {}
+        self._tcp: dict[str, asyncio.Server] = {}
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def listen(self, network_id: str, address: str) -> None:
@@ -84,12 +85,40 @@ class DNSServer:
                         extra={"network": network_id, "address": address, "error": str(exc)})
             return
         self._listeners[network_id] = transport
+        try:
+            # Clients retry over TCP when an answer is truncated.
+            self._tcp[network_id] = await asyncio.start_server(
+                lambda r, w: self._serve_tcp(network_id, r, w), address, 53,
+                family=socket.AF_INET,
+            )
+        except OSError as exc:
+            log.warning("cannot serve DNS over TCP on a network",
+                        extra={"network": network_id, "address": address, "error": str(exc)})
+
+    async def _serve_tcp(self, network_id: str, reader: asyncio.StreamReader,
+                         writer: asyncio.StreamWriter) -> None:
+        client = (writer.get_extra_info("peername") or ("", 0))[0]
+        try:
+            while True:
+                size = int.from_bytes(await reader.readexactly(2), "big")
+                reply = await self.resolve(network_id, await reader.readexactly(size), client)
+                if reply is None:
+                    break
+                writer.write(len(reply).to_bytes(2, "big") + reply)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
 
     def stop(self, network_id: str) -> None:
         """Stop serving a network."""
         transport = self._listeners.pop(network_id, None)
         if transport is not None:
             transport.close()
+        server = self._tcp.pop(network_id, None)
+        if server is not None:
+            server.close()
 
     async def close(self) -> None:
         """Stop every listener and pending answer."""

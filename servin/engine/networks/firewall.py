@@ -72,20 +72,19 @@ def render(table: str, bridges: list[BridgeRules], ports: list[PortRule]) -> str
             lines.append(
                 f"    oifname {_q(b.bridge)} ct status dnat ip saddr {{ {subnets} }} masquerade"
             )
-    lines += ["  }", "  chain forward {", "    type filter hook forward priority 0; policy accept;"]
+    lines += ["  }", "  chain forward {", "    type filter hook forward priority 0; policy accept;",
+              # Published ports are reachable from every network (and from outside).
+              "    ct status dnat accept"]
     names = [b.bridge for b in bridges]
     for b in bridges:
         others = [n for n in names if n != b.bridge]
         if b.internal:
             lines.append(f"    iifname {_q(b.bridge)} oifname != {_q(b.bridge)} drop")
-            lines.append(
-                f"    oifname {_q(b.bridge)} iifname != {_q(b.bridge)} ct status != dnat drop"
-            )
+            lines.append(f"    oifname {_q(b.bridge)} iifname != {_q(b.bridge)} drop")
         elif others:
             # Different networks do not reach each other (published ports still do, DNAT-ed).
             lines.append(
-                f"    iifname {_q(b.bridge)} oifname {{ {', '.join(_q(o) for o in others)} }} "
-                "ct status != dnat drop"
+                f"    iifname {_q(b.bridge)} oifname {{ {', '.join(_q(o) for o in others)} }} drop"
             )
     lines += ["  }", "}"]
     return "\n".join(lines) + "\n"

@@ -301,7 +301,13 @@ class NetworkService:
     # -- containers: start and exit ------------------------------------------------------
 
     def addressing(self, c: Container) -> tuple[str, str]:
-        """The container's primary address, and the embedded DNS server ('' if none)."""
+        """The container's primary address, and the embedded DNS server ('' if none).
+
+        A container in another's network namespace (``container:NAME``) shares its view.
+        """
+        if c.spec.network_mode.startswith("container:"):
+            with contextlib.suppress(NotFound):
+                c = self.containers.resolve(c.spec.network_mode.split(":", 1)[1])
         endpoints = self.store.endpoints_of_container(c.id)
         if not endpoints:
             return "", ""
@@ -374,6 +380,13 @@ class NetworkService:
                     if not addresses:
                         del names[name]
             self._client_dns.pop(ep.address, None)
+
+    async def renamed(self, old: Container, new: Container) -> None:
+        """A running container has a new name: DNS answers to it, no longer to the old one."""
+        endpoints = await asyncio.to_thread(self.store.endpoints_of_container, new.id)
+        networks = {n.id: n for n in await self.list()}
+        self._unregister_names(old, endpoints)
+        self._register_names(new, endpoints, networks)
 
     async def restore(self, c: Container) -> None:
         """At daemon start, for a container still running: its ports and names again."""
