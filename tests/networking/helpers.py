@@ -32,16 +32,16 @@ def host_links() -> set[str]:
     return {p.name for p in Path("/sys/class/net").iterdir()}
 
 
-def netns_count() -> int:
-    """How many distinct network namespaces processes are in."""
-    seen = set()
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                seen.add(Path(entry, "ns", "net").readlink())
-            except OSError:
-                continue
-    return len(seen)
+def netns_list() -> tuple[list[str], list[str]]:
+    """The host's named network namespaces and the namespace files bind-mounted anywhere.
+
+    (Counting the namespaces of all processes would see other users' containers come and go.)
+    """
+    run_netns = Path("/run/netns")
+    named = sorted(p.name for p in run_netns.iterdir()) if run_netns.is_dir() else []
+    mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+              if " nsfs " in line and "net:" in line]
+    return named, sorted(mounts)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

@@ -16,7 +16,7 @@ from tests.networking.helpers import (
     free_port,
     host_links,
     inspect,
-    netns_count,
+    netns_list,
     ruleset,
     wait_until,
 )
@@ -183,16 +183,27 @@ def test_static_ip_and_restart_keeps_address(engine: DaemonProcess) -> None:
 
 
 def test_thirty_containers_leave_nothing_behind(engine: DaemonProcess) -> None:
+    from servin.api.servin.v1 import common_pb2, containers_pb2
+    from servin.client.sync import Client
+
     d = engine
     d.cli("network", "create", "churn", check=True)
     d.cli("run", "--rm", "--network", "churn", "busybox", "true", check=True)  # warm up
-    links, namespaces, rules = host_links(), netns_count(), ruleset(d)
+    links, namespaces, rules = host_links(), netns_list(), ruleset(d)
     try:
-        for i in range(30):
-            net = "churn" if i % 2 else "bridge"
-            d.cli("run", "--rm", "--network", net, "-p", "80", "busybox", "true", check=True)
+        with Client(d.host) as client:
+            for i in range(30):
+                spec = containers_pb2.ContainerSpec(
+                    image="busybox", cmd=["true"], network_mode="churn" if i % 2 else "bridge",
+                    ports=[common_pb2.PortBinding(container_port=80)],
+                )
+                cid = client.containers.Create(
+                    containers_pb2.CreateContainerRequest(spec=spec)).id
+                client.containers.Start(containers_pb2.StartContainerRequest(id=cid))
+                client.containers.Wait(containers_pb2.WaitContainerRequest(id=cid))
+                client.containers.Remove(containers_pb2.RemoveContainerRequest(id=cid))
         assert wait_until(lambda: host_links() == links), host_links() ^ links
-        assert wait_until(lambda: netns_count() <= namespaces)
+        assert netns_list() == namespaces
         assert ruleset(d) == rules
     finally:
         d.cli("network", "rm", "churn", check=True)

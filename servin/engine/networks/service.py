@@ -180,19 +180,28 @@ class NetworkService:
             raise InvalidArgument(f"unsupported network driver {driver!r} (only bridge)")
         if (gateway or ip_range) and not subnet:
             raise InvalidArgument("--gateway and --ip-range need --subnet")
-        if subnet:
-            net = ipam.parse_subnet(subnet)
-        else:
-            taken = [n.subnet for n in await self.list()]
-            net = ipam.pick_subnet(self.config.address_pool, self.config.address_pool_size, taken)
-        gw, rng = ipam.validate(net, gateway, ip_range)
-        network_id = secrets.token_hex(32)
-        n = Network(
-            id=network_id, name=name, driver=BRIDGE, subnet=str(net), gateway=gw, ip_range=rng,
-            internal=internal, bridge="svb" + network_id[:12], labels=dict(labels or {}),
-            options=dict(options or {}), created_ns=time.time_ns(),
-        )
-        await asyncio.to_thread(self.store.add, n)  # checks the name and overlaps
+        for attempt in range(3):
+            if subnet:
+                net = ipam.parse_subnet(subnet)
+            else:
+                taken = [n.subnet for n in await self.list()]
+                net = ipam.pick_subnet(self.config.address_pool, self.config.address_pool_size,
+                                       taken)
+            gw, rng = ipam.validate(net, gateway, ip_range)
+            network_id = secrets.token_hex(32)
+            n = Network(
+                id=network_id, name=name, driver=BRIDGE, subnet=str(net), gateway=gw,
+                ip_range=rng, internal=internal, bridge="svb" + network_id[:12],
+                labels=dict(labels or {}), options=dict(options or {}),
+                created_ns=time.time_ns(),
+            )
+            try:
+                await asyncio.to_thread(self.store.add, n)  # checks the name and overlaps
+                break
+            except Conflict:
+                # Another create took the pool block we picked meanwhile: pick again.
+                if subnet or attempt == 2 or name in {x.name for x in await self.list()}:
+                    raise
         try:
             await asyncio.to_thread(bridge.ensure_bridge, n.bridge, n.gateway, n.prefixlen)
             await self.sync_firewall()
