@@ -324,3 +324,60 @@ def test_etc_files_and_shared_namespace(engine: DaemonProcess) -> None:
     finally:
         d.cli("rm", "-f", "etc1")
         d.cli("network", "rm", "etcnet", check=True)
+
+
+def test_internal_network_has_no_way_out(engine: DaemonProcess) -> None:
+    d = engine
+    subnet = _subnet(d, 192)
+    d.cli("network", "create", "--internal", "--subnet", subnet, "closed", check=True)
+    try:
+        out = d.cli("run", "--rm", "--network", "closed", "busybox", "ip", "route",
+                    check=True).stdout
+        assert "default" not in out and subnet.rsplit("/", 1)[0] in out
+        rules = ruleset(d)
+        assert f"ip saddr {subnet}" not in rules  # no masquerade
+        bridge = json.loads(d.cli("network", "inspect", "closed", check=True).stdout)[0][
+            "Options"]["com.docker.network.bridge.name"]
+        assert f'iifname "{bridge}" oifname != "{bridge}" drop' in rules
+    finally:
+        d.cli("network", "rm", "closed", check=True)
+
+
+def test_dns_forwards_unknown_names_to_the_containers_dns(engine: DaemonProcess) -> None:
+    from dnslib import QTYPE, RR, A, DNSRecord
+
+    d = engine
+    # A stand-in upstream resolver on the default bridge's gateway (a host address that the
+    # daemon does not serve DNS on): it answers one made-up name.
+    upstream = f"10.200.{d.net_slot}.1"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((upstream, 53))
+    sock.settimeout(0.2)
+    stop = False
+
+    def serve() -> None:
+        while not stop:
+            try:
+                data, peer = sock.recvfrom(512)
+            except TimeoutError:
+                continue
+            request = DNSRecord.parse(data)
+            reply = request.reply()
+            if str(request.q.qname) == "outside.test." and request.q.qtype == QTYPE.A:
+                reply.add_answer(RR(request.q.qname, QTYPE.A, rdata=A("192.0.2.77"), ttl=60))
+            sock.sendto(reply.pack(), peer)
+
+    import threading
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    d.cli("network", "create", "fwd", check=True)
+    try:
+        out = d.cli("run", "--rm", "--network", "fwd", "--dns", upstream, "busybox",
+                    "nslookup", "outside.test", check=True).stdout
+        assert "192.0.2.77" in out
+    finally:
+        stop = True
+        thread.join()
+        sock.close()
+        d.cli("network", "rm", "fwd", check=True)
