@@ -117,17 +117,20 @@ class Daemon:
         self.engine = engine
         engine.events.bind(asyncio.get_running_loop())
         await asyncio.to_thread(engine.repair)
-        await engine.networks.start()
-        await engine.containers.recover()
-        try:
-            await engine.networks.sync_firewall()
-        except ServinError as exc:
-            # Containers still run and reach each other; NAT and published ports do not.
-            log.error("cannot set up the firewall", extra={"error": str(exc)})
         server = build_server(engine)
         try:
             for host in self.config.effective_hosts():
                 self._bind(server, host)
+            # Host networking is touched only once the sockets are ours (a daemon refused
+            # for a taken socket leaves the host as it was).
+            await asyncio.to_thread(engine.networks.setup)
+            await engine.networks.start()
+            await engine.containers.recover()
+            try:
+                await engine.networks.sync_firewall()
+            except ServinError as exc:
+                # Containers still run and reach each other; NAT and published ports do not.
+                log.error("cannot set up the firewall", extra={"error": str(exc)})
             await server.start()
             for path in self._sockets:
                 secure_unix_socket(path, self.config.socket_group)

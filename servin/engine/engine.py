@@ -61,8 +61,6 @@ class Engine:
         if removed:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
         self.snapshots.repair()
-        self.networks.setup()
-        self.networks.repair_links()
 
     def close(self) -> None:
         """Flush and close the stores."""

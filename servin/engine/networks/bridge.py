@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from servin.engine.linux.netdev import run_in_netns
+from servin.errors import Conflict
 
 SYS_NET = Path("/proc/sys/net")
 SYS_CLASS_NET = Path("/sys/class/net")
@@ -38,17 +40,29 @@ def veth_name(container_id: str, network_id: str) -> str:
     return "sv" + hashlib.sha256(f"{container_id}/{network_id}".encode()).hexdigest()[:10]
 
 
-def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
-    """The bridge exists, is up and carries the gateway address (idempotent)."""
+def ensure_bridge(name: str, gateway: str, prefixlen: int, owner: str) -> None:
+    """The bridge exists, is up and carries the gateway address (idempotent).
+
+    Bridges are marked with ``owner`` (their interface alias): a bridge of that name that
+    another daemon (or anything else) owns is refused, never taken over. So is a subnet that
+    another interface of the host already has an address in.
+    """
+    subnet = ipaddress.IPv4Network(f"{gateway}/{prefixlen}", strict=False)
     with IPRoute() as ipr:
         found = ipr.link_lookup(ifname=name)
+        if found and _alias(ipr, found[0]) != owner:
+            raise Conflict(
+                f"a network interface named {name} already exists and is not this daemon's "
+                "(configure another bridge name)"
+            )
+        for other, address in _addresses(ipr):
+            if other != name and address.network.overlaps(subnet):
+                raise Conflict(f"subnet {subnet} overlaps address {address} of interface "
+                               f"{other} on this host")
         if not found:
-            try:
-                ipr.link("add", ifname=name, kind="bridge")
-            except NetlinkError as exc:
-                if exc.code != errno.EEXIST:
-                    raise
+            ipr.link("add", ifname=name, kind="bridge")
             found = ipr.link_lookup(ifname=name)
+            ipr.link("set", index=found[0], ifalias=owner)
         index = found[0]
         have = {
             (a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(index=index, family=2)
@@ -61,6 +75,35 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int) -> None:
     # Published ports on 127.0.0.1 are DNAT-ed to the container: the kernel must route
     # loopback-sourced packets out of this bridge (they are masqueraded on the way).
     _write(SYS_NET / "ipv4" / "conf" / name / "route_localnet", "1")
+
+
+def _alias(ipr: IPRoute, index: int) -> str:
+    return ipr.get_links(index)[0].get_attr("IFLA_IFALIAS") or ""
+
+
+def _addresses(ipr: IPRoute) -> list[tuple[str, ipaddress.IPv4Interface]]:
+    names = {link["index"]: link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
+    return [
+        (names.get(a["index"], ""),
+         ipaddress.IPv4Interface(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"))
+        for a in ipr.get_addr(family=2)
+    ]
+
+
+def host_subnets() -> list[tuple[str, ipaddress.IPv4Network]]:
+    """The IPv4 networks of the host's interfaces (interface name, network)."""
+    with IPRoute() as ipr:
+        return [(name, address.network) for name, address in _addresses(ipr)]
+
+
+def delete_bridges(names: list[str], owner: str) -> None:
+    """Delete the bridges among ``names`` that ``owner`` made; others are left alone."""
+    with IPRoute() as ipr:
+        for name in names:
+            found = ipr.link_lookup(ifname=name)
+            if found and _alias(ipr, found[0]) == owner:
+                with contextlib.suppress(NetlinkError):
+                    ipr.link("del", index=found[0])
 
 
 def delete_links(names: list[str]) -> None:

@@ -63,6 +63,8 @@ class NetworkService:
         self.table = config.firewall_table or (
             "servin_" + hashlib.sha256(str(config.root).encode()).hexdigest()[:8]
         )
+        # Marks the Linux bridges this daemon made (their interface alias).
+        self.owner = f"servin {config.root}"
         self.reservations = ports.Reservations()
         self.dns = DNSServer(self._dns_lookup, self._dns_upstreams)
         self._running: dict[str, _Running] = {}
@@ -79,7 +81,8 @@ class NetworkService:
         bridge.enable_forwarding()
         for n in self.store.list():
             if n.is_bridge:
-                bridge.ensure_bridge(n.bridge, n.gateway, n.prefixlen)
+                bridge.ensure_bridge(n.bridge, n.gateway, n.prefixlen, self.owner)
+        self.repair_links()
 
     def _ensure_builtin(self) -> None:
         existing = {n.name: n for n in self.store.list()}
@@ -102,7 +105,7 @@ class NetworkService:
                 default.bridge = self.config.bridge_name
                 self.store.update_builtin(default)
                 if old != default.bridge:
-                    bridge.delete_links([old])
+                    bridge.delete_bridges([old], self.owner)
         for name, driver in (("host", HOST), ("none", NULL)):
             if name not in existing:
                 self.store.add(Network(id=secrets.token_hex(32), name=name, driver=driver,
@@ -136,7 +139,8 @@ class NetworkService:
         if any_running:
             return  # running containers keep their links and DNAT rules
         networks = await asyncio.to_thread(self.store.list)
-        await asyncio.to_thread(bridge.delete_links, [n.bridge for n in networks if n.is_bridge])
+        await asyncio.to_thread(bridge.delete_bridges, [n.bridge for n in networks if n.is_bridge],
+                                self.owner)
         with contextlib.suppress(ServinError):
             await asyncio.to_thread(firewall.remove, self.table)
 
@@ -181,10 +185,14 @@ class NetworkService:
         if (gateway or ip_range) and not subnet:
             raise InvalidArgument("--gateway and --ip-range need --subnet")
         for attempt in range(3):
+            on_host = await asyncio.to_thread(bridge.host_subnets)
             if subnet:
                 net = ipam.parse_subnet(subnet)
+                ipam.check_overlap(net, [(f"interface {i}", str(sn)) for i, sn in on_host])
             else:
-                taken = [n.subnet for n in await self.list()]
+                # Skip blocks in use by our networks and by any interface of the host (other
+                # daemons' bridges included).
+                taken = [n.subnet for n in await self.list()] + [str(sn) for _, sn in on_host]
                 net = ipam.pick_subnet(self.config.address_pool, self.config.address_pool_size,
                                        taken)
             gw, rng = ipam.validate(net, gateway, ip_range)
@@ -203,11 +211,12 @@ class NetworkService:
                 if subnet or attempt == 2 or name in {x.name for x in await self.list()}:
                     raise
         try:
-            await asyncio.to_thread(bridge.ensure_bridge, n.bridge, n.gateway, n.prefixlen)
+            await asyncio.to_thread(bridge.ensure_bridge, n.bridge, n.gateway, n.prefixlen,
+                                    self.owner)
             await self.sync_firewall()
         except BaseException:
             with contextlib.suppress(Exception):
-                await asyncio.to_thread(bridge.delete_links, [n.bridge])
+                await asyncio.to_thread(bridge.delete_bridges, [n.bridge], self.owner)
             await asyncio.to_thread(self.store.delete, n.id)
             with contextlib.suppress(Exception):
                 await self.sync_firewall()
@@ -228,7 +237,7 @@ class NetworkService:
         await asyncio.to_thread(self.store.delete, n.id)
         self.dns.stop(n.id)
         self._names.pop(n.id, None)
-        await asyncio.to_thread(bridge.delete_links, [n.bridge])
+        await asyncio.to_thread(bridge.delete_bridges, [n.bridge], self.owner)
         await self.sync_firewall()
         self.events.publish("network", "destroy", n.id, name=n.name, driver=n.driver)
         return n
