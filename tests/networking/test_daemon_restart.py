@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from pyroute2 import IPRoute
@@ -52,3 +53,33 @@ def _stray_veth(bridge: str) -> None:
     with IPRoute() as ipr:
         master = ipr.link_lookup(ifname=bridge)[0]
         ipr.link("add", ifname="svstray0", kind="veth", peer="svstray1", master=master)
+
+
+def test_second_daemon_cannot_take_a_bridge_or_subnet_in_use(
+    daemon: DaemonProcess, scratch: Path
+) -> None:
+    from tests.daemon import claim_net_slot, release_net_slot
+
+    slot = claim_net_slot()
+    try:
+        base = [sys.executable, "-m", "servin", "daemon", "--root", str(scratch / "root"),
+                "--exec-root", str(scratch / "run"), "--address-pool", f"10.201.{slot}.0/24"]
+        same_bridge = subprocess.run(
+            [*base, "--bridge-name", daemon.bridge, "--default-subnet", f"10.200.{slot}.0/24"],
+            capture_output=True, text=True, timeout=60)
+        assert same_bridge.returncode == 1
+        assert same_bridge.stderr.strip().splitlines() == [
+            f"Error: a network interface named {daemon.bridge} already exists and is not this "
+            "daemon's (configure another bridge name)"
+        ]
+        same_subnet = subprocess.run(
+            [*base, "--bridge-name", f"svt{slot}", "--default-subnet", daemon.default_subnet],
+            capture_output=True, text=True, timeout=60)
+        assert same_subnet.returncode == 1
+        assert "overlaps address" in same_subnet.stderr
+        assert not Path(f"/sys/class/net/svt{slot}").exists()
+    finally:
+        release_net_slot(slot)
+    # The first daemon's bridge is untouched.
+    assert Path(f"/sys/class/net/{daemon.bridge}").exists()
+    assert daemon.ping()
