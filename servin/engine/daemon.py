@@ -19,7 +19,7 @@ from pathlib import Path
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import Engine
 from servin.engine.server.grpc.server import build_server
-from servin.errors import Conflict, InvalidArgument
+from servin.errors import Conflict, InvalidArgument, ServinError
 
 log = logging.getLogger("servin.daemon")
 
@@ -117,11 +117,20 @@ class Daemon:
         self.engine = engine
         engine.events.bind(asyncio.get_running_loop())
         await asyncio.to_thread(engine.repair)
-        await engine.containers.recover()
         server = build_server(engine)
         try:
             for host in self.config.effective_hosts():
                 self._bind(server, host)
+            # Host networking is touched only once the sockets are ours (a daemon refused
+            # for a taken socket leaves the host as it was).
+            await asyncio.to_thread(engine.networks.setup)
+            await engine.networks.start()
+            await engine.containers.recover()
+            try:
+                await engine.networks.sync_firewall()
+            except ServinError as exc:
+                # Containers still run and reach each other; NAT and published ports do not.
+                log.error("cannot set up the firewall", extra={"error": str(exc)})
             await server.start()
             for path in self._sockets:
                 secure_unix_socket(path, self.config.socket_group)
@@ -144,6 +153,8 @@ class Daemon:
             await engine.stats.stop()
             await engine.execs.shutdown()
             await engine.containers.shutdown()
+            running = any(c.state.running for c in await engine.containers.list())
+            await engine.networks.shutdown(any_running=running)
             await engine.registries.aclose()
             for path in self._sockets:
                 path.unlink(missing_ok=True)

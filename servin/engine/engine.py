@@ -24,6 +24,7 @@ from servin.engine.images.push import Pusher
 from servin.engine.images.registry.client import Registries
 from servin.engine.images.service import ImageService
 from servin.engine.images.store import ImageStore
+from servin.engine.networks.service import NetworkService
 from servin.engine.store.content import ContentStore
 from servin.engine.store.metadata import MetadataStore
 from servin.engine.store.snapshots import Snapshotter
@@ -60,6 +61,8 @@ class Engine:
         self.registries = Registries(config.registries)
         self.puller = Puller(image_store, self.snapshots, self.registries, self.events)
         self.pusher = Pusher(image_store, self.registries, self.events)
+        self.networks = NetworkService(config, self.meta, self.containers.store, self.events)
+        self.containers.networks = self.networks
         self.execs = ExecService(self.containers, self.events)
         self.containers.health_probe = self.execs.probe  # health checks run as execs
         # One sampler for every stats client; it runs only while someone subscribes.

@@ -204,7 +204,10 @@ def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
         "Command": f'"{command}"',
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(created)),
         "RunningFor": ago(created),
-        "Ports": "",
+        "Ports": ", ".join(
+            f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol}"
+            for p in c.ports
+        ),
         "State": c.state,
         "Status": c.status,
         "Size": f"{human_size(c.size_rw)} (virtual {human_size(c.size_root_fs)})",
@@ -417,6 +420,13 @@ def container_inspect_dict(d: Any) -> dict[str, Any]:
             "Dns": list(spec.dns),
             "DnsSearch": list(spec.dns_search),
             "ExtraHosts": list(spec.extra_hosts) or None,
+            "PortBindings": {
+                f"{p.container_port}/{p.protocol or 'tcp'}": [
+                    {"HostIp": p.host_ip, "HostPort": str(p.host_port or "")}
+                ]
+                for p in spec.ports
+            },
+            "PublishAllPorts": spec.publish_all,
             "Sysctls": dict(spec.sysctls) or None,
         },
         "Mounts": [MessageToDict(m) for m in d.mounts],
@@ -436,6 +446,24 @@ def container_inspect_dict(d: Any) -> dict[str, Any]:
             "StopTimeout": spec.stop_timeout if spec.stop_timeout >= 0 else None,
         },
         "GraphDriver": {"Name": d.driver, "Data": {"MergedDir": d.rootfs}},
+        "NetworkSettings": {
+            "Ports": {
+                f"{p.container_port}/{p.protocol}": [
+                    {"HostIp": p.host_ip, "HostPort": str(p.host_port)}
+                ]
+                for p in d.ports
+            },
+            "Networks": {
+                a.network: {
+                    "NetworkID": a.network_id, "IPAddress": a.ip_address,
+                    "IPPrefixLen": a.ip_prefix_len, "Gateway": a.gateway,
+                    "MacAddress": a.mac_address, "Aliases": list(a.aliases) or None,
+                }
+                for a in d.networks
+            },
+            "IPAddress": d.networks[0].ip_address if d.networks else "",
+            "Gateway": d.networks[0].gateway if d.networks else "",
+        },
     }
 
 

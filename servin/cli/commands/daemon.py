@@ -34,6 +34,11 @@ import click
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--log-format", type=click.Choice(["auto", "text", "json"]))
 @click.option("--default-runtime", help="OCI runtime for new containers: native, runc, crun")
+@click.option("--bridge-name", help="Linux bridge of the default network (default servin0)")
+@click.option("--default-subnet", help="Subnet of the default network (default 10.88.0.0/16)")
+@click.option("--address-pool", help="Pool for user networks' subnets (default 10.89.0.0/16)")
+@click.option("--address-pool-size", type=int, help="Prefix length carved from the pool (24)")
+@click.option("--firewall-table", help="nftables table of this daemon (default from --root)")
 def daemon(
     root: Path | None,
     exec_root: Path | None,
@@ -42,6 +47,11 @@ def daemon(
     log_level: str | None,
     log_format: str | None,
     default_runtime: str | None,
+    bridge_name: str | None,
+    default_subnet: str | None,
+    address_pool: str | None,
+    address_pool_size: int | None,
+    firewall_table: str | None,
 ) -> None:
     """Run the Servin engine daemon in the foreground."""
     import os
@@ -60,6 +70,11 @@ def daemon(
             "log_level": log_level,
             "log_format": log_format,
             "default_runtime": default_runtime,
+            "bridge_name": bridge_name,
+            "default_network_subnet": default_subnet,
+            "address_pool": address_pool,
+            "address_pool_size": address_pool_size,
+            "firewall_table": firewall_table,
         },
     )
     if os.geteuid() != 0:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -169,6 +170,9 @@ class ContainerService:
         self._backoff: dict[str, Backoff] = {}
         # The volume service (the engine sets it): named and anonymous volumes.
         self.volumes: VolumeService | None = None
+        # The network service (servin.engine.networks.service.NetworkService), set by the
+        # engine: endpoints at create, links and ports at start, released at exit.
+        self.networks: Any = None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -216,16 +220,14 @@ class ContainerService:
         spec = containers_pb2.ContainerSpec.FromString(spec.SerializeToString())
         spec.runtime = spec.runtime or self.config.default_runtime
         self._runtime_config(spec.runtime)  # refuse an unknown runtime now, not at start
-        if not spec.network_mode:
-            # Bridge networking is not built yet: a private network namespace with only lo.
-            spec.network_mode = "none"
-        if spec.network_mode not in ("none", "host") and not spec.network_mode.startswith(
+        if spec.network_mode in ("", "default"):
+            spec.network_mode = "bridge"
+        if self.networks is not None:
+            await asyncio.to_thread(self.networks.validate_spec, spec, image)
+        elif spec.network_mode not in ("none", "host") and not spec.network_mode.startswith(
             "container:"
         ):
-            raise InvalidArgument(
-                f"network mode {spec.network_mode!r} is not supported yet "
-                "(none, host or container:NAME)"
-            )
+            raise InvalidArgument(f"network mode {spec.network_mode!r} needs networking")
         for mode in (spec.ipc_mode, spec.pid_mode, spec.uts_mode):
             if mode not in ("", "private", "shareable", "host") and not mode.startswith(
                 "container:"
@@ -285,6 +287,14 @@ class ContainerService:
             await asyncio.to_thread(self._discard_files, container.id)
             await asyncio.to_thread(self._drop_volumes, created_volumes)
             raise
+        if self.networks is not None:
+            try:
+                await asyncio.to_thread(self.networks.allocate, container)
+            except BaseException:
+                await asyncio.to_thread(self.store.delete, container.id)
+                await asyncio.to_thread(self._discard_files, container.id)
+                await asyncio.to_thread(self._drop_volumes, created_volumes)
+                raise
         self.events.publish("container", "create", container.id, name=name, image=spec.image)
         return container
 
@@ -411,7 +421,11 @@ class ContainerService:
         hostname = c.spec.hostname or (
             os.uname().nodename if "uts" in namespaces.host else c.id[:12]
         )
-        write_etc_files(paths, c.spec, hostname, host_network="network" in namespaces.host)
+        address, embedded_dns = (
+            self.networks.addressing(c) if self.networks is not None else ("", "")
+        )
+        write_etc_files(paths, c.spec, hostname, host_network="network" in namespaces.host,
+                        address=address, embedded_dns=embedded_dns)
         volume_paths = self._volume_paths(c, paths.rootfs)
         config = build_config(
             c.spec,
@@ -432,6 +446,7 @@ class ContainerService:
     async def _start_locked(self, c: Container) -> None:
         paths = self.paths(c.id)
         spawned = False
+        published: list[dict[str, Any]] = []
         try:
             bundle = await asyncio.to_thread(self._prepare_bundle, c)
             if self._zygote is None:
@@ -449,6 +464,11 @@ class ContainerService:
             spawned = True
             if c.spec.network_mode == "none" or not c.spec.network_mode:
                 await asyncio.to_thread(bring_up_loopback, result.pid)
+            elif self.networks is not None:
+                image = (
+                    await asyncio.to_thread(self._image_config, c) if c.spec.publish_all else {}
+                )
+                published = await self.networks.attach(c, result.pid, image)
             self._exit_event(c.id).clear()
             await self._attach_waiters(c.id)
             await MonitorClient(paths.state_dir).start()
@@ -458,6 +478,9 @@ class ContainerService:
                     await MonitorClient(paths.state_dir).kill(signal_module.SIGKILL, all=True)
                 with contextlib.suppress(ServinError, OSError):
                     await MonitorClient(paths.state_dir).wait()
+            if self.networks is not None:
+                with contextlib.suppress(ServinError, OSError):
+                    await self.networks.detach(c)
             await asyncio.to_thread(self._release_rootfs, c)
             await asyncio.to_thread(self._release_volumes, c)
             c.state.error = str(exc) if isinstance(exc, ServinError) else f"{exc}"
@@ -473,6 +496,7 @@ class ContainerService:
             started_at_ns=time.time_ns(),
             restart_count=c.state.restart_count,
             rootfs_mounted=True,
+            ports=published,
         )
         self._begin_health(c)
         await asyncio.to_thread(self.store.save_state, c)
@@ -551,6 +575,13 @@ class ContainerService:
                 c.state.exit_code = record.exit_code
                 c.state.oom_killed = record.oom_killed
                 c.state.finished_at_ns = _ns_from_rfc3339(record.finished_at) or time.time_ns()
+            if self.networks is not None:
+                try:
+                    await self.networks.detach(c)
+                except (ServinError, OSError) as exc:
+                    log.warning("network cleanup failed", extra={"container": c.id,
+                                                                 "error": str(exc)})
+            c.state.ports = []
             await asyncio.to_thread(self._release_rootfs, c)
             await asyncio.to_thread(self._release_volumes, c)
             await asyncio.to_thread(self.store.save_state, c)
@@ -684,6 +715,8 @@ class ContainerService:
             state_dir = self.paths(c.id).state_dir
             if await asyncio.to_thread(monitor_alive, state_dir):
                 log.info("reattached to a running container", extra={"container": c.id})
+                if self.networks is not None:
+                    await self.networks.restore(c)
                 self._begin_health(c)
                 self._watch(c)
                 continue
@@ -861,7 +894,10 @@ class ContainerService:
         if name == c.name:
             raise Conflict("Renaming a container with the same name as its current name")
         old = c.name
+        previous = dataclasses.replace(c)
         await asyncio.to_thread(self._rename_checked, c, name)
+        if self.networks is not None and c.state.running:
+            await self.networks.renamed(previous, c)
         self.events.publish("container", "rename", c.id, name=name, oldName=f"/{old}")
 
     def _rename_checked(self, c: Container, name: str) -> None:
@@ -967,6 +1003,10 @@ class ContainerService:
             still_running=still_running,
         ):
             yield line
+
+    def _image_config(self, c: Container) -> dict[str, Any]:
+        config: dict[str, Any] = self.images.config(self.images.get(c.image_id))
+        return config.get("config") or {}
 
     def image_in_use(self, image_id: str) -> list[Container]:
         """Containers that use an image (blocking)."""

@@ -81,7 +81,17 @@ def summary(c: Container, command: str = "") -> containers_pb2.ContainerSummary:
         pod_id=c.spec.pod_id,
         runtime=c.runtime,
         networks=[c.spec.network_mode] if c.spec.network_mode else [],
+        ports=port_mappings(c),
     )
+
+
+def port_mappings(c: Container) -> list[containers_pb2.PortMapping]:
+    """The host ports a running container publishes."""
+    return [
+        containers_pb2.PortMapping(container_port=p["container_port"], protocol=p["protocol"],
+                                   host_ip=p["host_ip"] or "0.0.0.0", host_port=p["host_port"])
+        for p in c.state.ports
+    ]
 
 
 def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
@@ -249,7 +259,20 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             resolv_conf_path=extra["etc"]["/etc/resolv.conf"],
             pod_id=c.spec.pod_id,
             driver=self.engine.snapshots.driver,
+            ports=port_mappings(c),
+            networks=await asyncio.to_thread(self._attachments, c),
         )
+
+    def _attachments(self, c: Container) -> list[containers_pb2.NetworkAttachment]:
+        return [
+            containers_pb2.NetworkAttachment(
+                network=n.name, network_id=n.id, ip_address=ep.address if c.state.running else "",
+                ip_prefix_len=n.prefixlen if c.state.running else 0,
+                gateway=n.gateway if c.state.running else "", mac_address=ep.mac,
+                aliases=ep.aliases,
+            )
+            for n, ep in self.engine.networks.networks_of(c)
+        ]
 
     async def Pause(
         self, request: containers_pb2.PauseContainerRequest, context: grpc.aio.ServicerContext
