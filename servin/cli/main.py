@@ -50,6 +50,7 @@ TOP_LEVEL = {
     "rename": describe(f"{_CONTAINER}:rename", "Rename a container"),
     "update": describe(f"{_CONTAINER}:update", "Update configuration of containers"),
     "tui": describe("servin.cli.commands.tui:tui", "Open the live console (containers, logs)"),
+    "context": describe("servin.cli.commands.context:context", "Manage contexts"),
 }
 
 
@@ -59,24 +60,53 @@ TOP_LEVEL = {
 @click.option(
     "-H",
     "--host",
-    envvar="SERVIN_HOST",
     metavar="URL",
-    help="Daemon socket to connect to: unix:///path, tcp://host:port, ssh://user@host",
+    help="Daemon socket to connect to: unix:///path, tcp://host:port, ssh://user@host "
+    "($SERVIN_HOST)",
 )
+@click.option(
+    "-c",
+    "--context",
+    metavar="NAME",
+    help="Context to use (overrides $SERVIN_HOST, $SERVIN_CONTEXT and 'context use')",
+)
+@click.option("--config", "config_dir", metavar="DIR",
+              help="Location of client config files ($SERVIN_CONFIG, ~/.config/servin)")
+@click.option("--tls", is_flag=True, help="Use TLS (tcp:// hosts); implied by --tlsverify")
+@click.option("--tlsverify", is_flag=True, help="Use TLS and verify the daemon's certificate")
+@click.option("--tlscacert", metavar="FILE", help="Trust certs signed only by this CA")
+@click.option("--tlscert", metavar="FILE", help="Path to the TLS client certificate file")
+@click.option("--tlskey", metavar="FILE", help="Path to the TLS client key file")
 @click.option("-D", "--debug", is_flag=True, help="Show full error traces")
 @click.version_option(
     package_name="servin", prog_name="servin", message="Servin version %(version)s"
 )
 @click.pass_context
-def cli(ctx: click.Context, host: str | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    host: str | None,
+    context: str | None,
+    config_dir: str | None,
+    tls: bool,
+    tlsverify: bool,
+    tlscacert: str | None,
+    tlscert: str | None,
+    tlskey: str | None,
+    debug: bool,
+) -> None:
     """Servin: run and manage Linux containers."""
+    if config_dir:
+        import os
+
+        os.environ["SERVIN_CONFIG"] = config_dir
+    # servin.cli.session.target reads the connection options from ctx.params.
     ctx.ensure_object(dict)
-    ctx.obj["host"] = host
     ctx.obj["debug"] = debug
     _STATE["debug"] = debug
 
 
 _STATE = {"debug": False}
+USAGE_EXIT_CODE = 125  # docker's code for a command line it cannot run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -86,6 +116,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # bad flags or arguments: docker's 125
+        exc.show()
+        sys.exit(USAGE_EXIT_CODE)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -6,7 +6,7 @@ are read as a (code name, details) pair, so this module never imports grpc.
 
 from __future__ import annotations
 
-from servin.errors import ServinError, Unavailable, error_from_grpc_code
+from servin.errors import Internal, ServinError, Unavailable, error_from_grpc_code
 
 _CONNECT_HINTS = (
     "failed to connect",
@@ -17,6 +17,9 @@ _CONNECT_HINTS = (
     "connection reset",
     "permission denied",
 )
+
+
+_TLS_HINTS = ("ssl", "certificate", "tls", "handshake")
 
 
 class StatusError(Exception):
@@ -30,6 +33,10 @@ class StatusError(Exception):
 
 class DaemonUnreachable(Unavailable):
     """No daemon answers at the address."""
+
+
+class Unimplemented(Internal):
+    """The daemon does not implement this call (an older or partial daemon)."""
 
 
 def unreachable(url: str, detail: str = "") -> DaemonUnreachable:
@@ -53,10 +60,13 @@ def status_of(exc: BaseException) -> tuple[str, str]:
 
 def translate_status(code: str, details: str, url: str) -> ServinError:
     """The servin error for a call to the daemon at ``url`` that ended with ``code``."""
-    if code == "UNAVAILABLE" and any(h in details.lower() for h in _CONNECT_HINTS):
+    lowered = details.lower()
+    if code == "UNAVAILABLE" and any(h in lowered for h in _TLS_HINTS):
+        return unreachable(url, details.split(": ", 1)[-1])  # a TLS failure: say which
+    if code == "UNAVAILABLE" and any(h in lowered for h in _CONNECT_HINTS):
         return unreachable(url)
     if code == "UNIMPLEMENTED":
-        return error_from_grpc_code("UNIMPLEMENTED", "the daemon does not support this call yet")
+        return Unimplemented("the daemon does not support this call yet")
     return error_from_grpc_code(code, details or code.lower())
 
 

@@ -194,6 +194,7 @@ def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
 
 
 def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
+    from servin.cli.gotemplate import LabelText
     from servin.humanize import ago, human_size
 
     created = c.created.ToNanoseconds() / 1e9
@@ -209,7 +210,7 @@ def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
         "Status": c.status,
         "Size": f"{human_size(c.size_rw)} (virtual {human_size(c.size_root_fs)})",
         "Names": c.name,
-        "Labels": ",".join(f"{k}={v}" for k, v in sorted(c.labels.items())),
+        "Labels": LabelText(dict(c.labels)),
         "Mounts": ",".join(m.name or m.source for m in c.mounts),
         "Networks": ",".join(c.networks),
     }

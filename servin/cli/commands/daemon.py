@@ -34,6 +34,11 @@ import click
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--log-format", type=click.Choice(["auto", "text", "json"]))
 @click.option("--default-runtime", help="OCI runtime for new containers: native, runc, crun")
+@click.option("--tlscert", metavar="FILE", help="TLS certificate of tcp:// hosts")
+@click.option("--tlskey", metavar="FILE", help="TLS key of tcp:// hosts")
+@click.option("--tlscacert", metavar="FILE", help="CA that client certificates must be signed by")
+@click.option("--tlsverify", is_flag=True, default=None,
+              help="Require client certificates signed by --tlscacert")
 def daemon(
     root: Path | None,
     exec_root: Path | None,
@@ -42,6 +47,10 @@ def daemon(
     log_level: str | None,
     log_format: str | None,
     default_runtime: str | None,
+    tlscert: str | None,
+    tlskey: str | None,
+    tlscacert: str | None,
+    tlsverify: bool | None,
 ) -> None:
     """Run the Servin engine daemon in the foreground."""
     import os
@@ -60,6 +69,10 @@ def daemon(
             "log_level": log_level,
             "log_format": log_format,
             "default_runtime": default_runtime,
+            "tls_cert": tlscert and str(Path(tlscert).absolute()),
+            "tls_key": tlskey and str(Path(tlskey).absolute()),
+            "tls_ca": tlscacert and str(Path(tlscacert).absolute()),
+            "tls_verify": tlsverify,
         },
     )
     if os.geteuid() != 0:
