@@ -48,6 +48,18 @@ def unreachable(url: str, detail: str = "") -> DaemonUnreachable:
     )
 
 
+def tls_failure(url: str, details: str) -> DaemonUnreachable:
+    """The one line for a TLS connection that failed: what TLS said, not "is it running?"."""
+    why = details.removeprefix("socket closed ")
+    if why.startswith("(") and why.endswith(")"):
+        why = why[1:-1]
+    if why.startswith("failed to connect to "):
+        why = why.split(": ", 1)[-1]
+    if "eof" in why.lower():
+        why += " (does the daemon require a client certificate? --tlscert/--tlskey)"
+    return DaemonUnreachable(f"Cannot connect to the Servin daemon at {url} over TLS: {why}")
+
+
 def status_of(exc: BaseException) -> tuple[str, str]:
     """The (code name, details) of a failed call from either transport."""
     if isinstance(exc, StatusError):
@@ -62,7 +74,7 @@ def translate_status(code: str, details: str, url: str) -> ServinError:
     """The servin error for a call to the daemon at ``url`` that ended with ``code``."""
     lowered = details.lower()
     if code == "UNAVAILABLE" and any(h in lowered for h in _TLS_HINTS):
-        return unreachable(url, details.split(": ", 1)[-1])  # a TLS failure: say which
+        return tls_failure(url, details)
     if code == "UNAVAILABLE" and any(h in lowered for h in _CONNECT_HINTS):
         return unreachable(url)
     if code == "UNIMPLEMENTED":

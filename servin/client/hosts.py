@@ -144,9 +144,11 @@ def default_tls(verify: bool, ca: str = "", cert: str = "", key: str = "") -> TL
         candidate = base / name
         return str(candidate) if candidate.is_file() else ""
 
-    ca, cert, key = pick(ca, "ca.pem"), pick(cert, "cert.pem"), pick(key, "key.pem")
-    if bool(cert) != bool(key):  # a lone default file is not a client certificate
-        cert = key = ""
+    ca = pick(ca, "ca.pem")
+    if not cert and not key:  # the default pair, only when both files are there
+        cert, key = pick("", "cert.pem"), pick("", "key.pem")
+        if not (cert and key):
+            cert = key = ""
     return TLSConfig(ca=ca, cert=cert, key=key, verify=verify)
 
 
