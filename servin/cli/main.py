@@ -21,7 +21,7 @@ TOP_LEVEL = {
     "daemon": describe(f"{_DAEMON}:daemon", "Run the Servin engine daemon"),
     "version": describe(f"{_SYSTEM}:version", "Show the Servin version information"),
     "info": describe(f"{_SYSTEM}:info", "Display system-wide information"),
-    "system": describe(f"{_SYSTEM}:system", "Manage Servin (info, df, events)"),
+    "system": describe(f"{_SYSTEM}:system", "Manage Servin (info, df, events, prune)"),
     "events": describe(f"{_SYSTEM}:events", "Get real time events from the daemon"),
     "image": describe(f"{_IMAGE}:image", "Manage images"),
     "images": describe(f"{_IMAGE}:image_ls", "List images"),
