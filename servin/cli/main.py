@@ -51,6 +51,9 @@ TOP_LEVEL = {
     "update": describe(f"{_CONTAINER}:update", "Update configuration of containers"),
     "tui": describe("servin.cli.commands.tui:tui", "Open the live console (containers, logs)"),
     "context": describe("servin.cli.commands.context:context", "Manage contexts"),
+    "completion": describe(
+        "servin.cli.commands.completion:completion", "Print the shell completion script"
+    ),
 }
 
 
