@@ -116,6 +116,7 @@ def start(attach: bool, interactive: bool, detach_keys: str, containers: tuple[s
 @click.command()
 @click.option(
     "-t",
+    "--timeout",
     "--time",
     "timeout",
     type=int,
@@ -142,6 +143,7 @@ def stop(timeout: int | None, sig: str, containers: tuple[str, ...]) -> None:
 @click.command()
 @click.option(
     "-t",
+    "--timeout",
     "--time",
     "timeout",
     type=int,
@@ -343,8 +345,9 @@ def wait(containers: tuple[str, ...]) -> None:
         click.echo(reply.exit_code)
 
 
-def container_inspect_dict(d: Any) -> dict[str, Any]:
-    """A container's ``inspect`` object, shaped as docker's."""
+def container_inspect_dict(d: Any, size: bool = False) -> dict[str, Any]:
+    """A container's ``inspect`` object, shaped as docker's (``SizeRw``/``SizeRootFs`` with
+    ``size``)."""
     from google.protobuf.json_format import MessageToDict
 
     s = d.state
@@ -437,6 +440,7 @@ def container_inspect_dict(d: Any) -> dict[str, Any]:
             "StopTimeout": spec.stop_timeout if spec.stop_timeout >= 0 else None,
         },
         "GraphDriver": {"Name": d.driver, "Data": {"MergedDir": d.rootfs}},
+        **({"SizeRw": d.size_rw, "SizeRootFs": d.size_root_fs} if size else {}),
     }
 
 
@@ -460,7 +464,8 @@ def container_inspect(fmt: str | None, size: bool, containers: tuple[str, ...]) 
                 container_inspect_dict(
                     client.containers.Inspect(
                         containers_pb2.InspectContainerRequest(id=item, size=size)
-                    )
+                    ),
+                    size,
                 )
             )
         except ServinError as exc:
@@ -482,8 +487,11 @@ def container_inspect(fmt: str | None, size: bool, containers: tuple[str, ...]) 
     default=None,
     help="Only look for this type of object",
 )
+@click.option(
+    "-s", "--size", is_flag=True, help="Display total file sizes if the type is container"
+)
 @click.argument("names", nargs=-1, required=True)
-def inspect(fmt: str | None, kind: str | None, names: tuple[str, ...]) -> None:
+def inspect(fmt: str | None, kind: str | None, size: bool, names: tuple[str, ...]) -> None:
     """Return low-level information on containers or images."""
     from servin.api.servin.v1 import containers_pb2, images_pb2
     from servin.cli.commands.images import inspect_dict as image_inspect_dict
@@ -497,7 +505,10 @@ def inspect(fmt: str | None, kind: str | None, names: tuple[str, ...]) -> None:
         if kind in (None, "container"):
             try:
                 found = container_inspect_dict(
-                    client.containers.Inspect(containers_pb2.InspectContainerRequest(id=name))
+                    client.containers.Inspect(
+                        containers_pb2.InspectContainerRequest(id=name, size=size)
+                    ),
+                    size,
                 )
             except NotFound:
                 found = None

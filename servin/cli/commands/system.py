@@ -24,8 +24,15 @@ def _client_version() -> dict[str, Any]:
     }
 
 
+def _format_f(f: Any) -> Any:
+    """docker's ``-f/--format`` of info and version (where -f is not --filter)."""
+    return click.option(
+        "-f", "--format", "fmt", metavar="FORMAT", help="json, or a Go template"
+    )(f)
+
+
 @click.command()
-@format_option
+@_format_f
 def version(fmt: str | None) -> None:
     """Show the Servin version information (client and server)."""
     from google.protobuf.json_format import MessageToDict
@@ -113,7 +120,7 @@ def _info_dict() -> dict[str, Any]:
 
 
 @click.command()
-@format_option
+@_format_f
 def info(fmt: str | None) -> None:
     """Display system-wide information."""
     from servin.cli.output import print_object

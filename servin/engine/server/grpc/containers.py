@@ -221,7 +221,12 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         extra = await asyncio.to_thread(self.containers.inspect_extra, c)
         s = c.state
         config_args = extra["args"]
+        size_rw, size_root_fs = (
+            (await asyncio.to_thread(self._sizes, [c]))[0] if request.size else (0, 0)
+        )
         return containers_pb2.ContainerDetail(
+            size_rw=size_rw,
+            size_root_fs=size_root_fs,
             id=c.id,
             name=c.name,
             created=from_ns(c.created_ns),
