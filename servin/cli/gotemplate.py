@@ -13,8 +13,9 @@ Supported, with Go's semantics:
   ``slice``, ``eq``, ``ne``, ``lt``, ``le``, ``gt``, ``ge``, ``and``, ``or``, ``not``.
 
 Values print as Go prints them: maps as ``map[k:v]``, lists as ``[a b]``, nil as ``<no value>``.
-A ``LabelText`` (docker's ``.Labels`` column, ``a=1,b=2``) prints as that text but also works
-with ``index`` and with the ``.Label "key"`` method, as docker's list rows do.
+Text with a ``Label`` method (``servin.cli.output.LabelText``: docker's ``.Labels`` column,
+``a=1,b=2``) also works with ``index``, and rows holding one under ``Labels`` answer
+``{{.Label "key"}}``, as docker's list rows do.
 """
 
 from __future__ import annotations
@@ -30,21 +31,6 @@ from servin.errors import InvalidArgument
 
 class TemplateError(InvalidArgument):
     """The template does not parse or fails on the data."""
-
-
-class LabelText(str):
-    """Labels as docker's list rows show them (``a=1,b=2``), still indexable by key."""
-
-    labels: dict[str, str]
-
-    def __new__(cls, labels: dict[str, str]) -> LabelText:
-        text = super().__new__(cls, ",".join(f"{k}={v}" for k, v in sorted(labels.items())))
-        text.labels = dict(labels)
-        return text
-
-    def Label(self, key: str) -> str:
-        """The value of one label ('' when absent), as ``{{.Label "key"}}``."""
-        return self.labels.get(key, "")
 
 
 # --- values as Go prints them ----------------------------------------------------------------
@@ -89,8 +75,8 @@ def _join(items: Any, sep: str) -> str:
 
 def _index(container: Any, *keys: Any) -> Any:
     for key in keys:
-        if isinstance(container, LabelText):
-            container = container.labels.get(str(key), "")
+        if isinstance(container, str) and callable(getattr(container, "Label", None)):
+            container = container.Label(str(key))  # servin.cli.output.LabelText
         elif isinstance(container, dict):
             if key in container:
                 container = container[key]

@@ -15,7 +15,21 @@ from typing import Any
 
 import click
 
-from servin.cli.gotemplate import Template
+
+class LabelText(str):
+    """Labels as docker's list rows show them (``a=1,b=2``), still indexable by key in
+    templates (``{{index .Labels "k"}}``, ``{{.Label "k"}}``)."""
+
+    labels: dict[str, str]
+
+    def __new__(cls, labels: dict[str, str]) -> LabelText:
+        text = super().__new__(cls, ",".join(f"{k}={v}" for k, v in sorted(labels.items())))
+        text.labels = dict(labels)
+        return text
+
+    def Label(self, key: str) -> str:
+        """The value of one label ('' when absent), as ``{{.Label "key"}}``."""
+        return self.labels.get(key, "")
 
 
 def is_terminal() -> bool:
@@ -31,6 +45,8 @@ def print_rows(
     quiet: bool = False,
 ) -> None:
     """Print list items: ``columns`` are (header, field) pairs of the default table."""
+    from servin.cli.gotemplate import Template  # only templates pay for the parser
+
     if quiet and quiet_key:
         for row in rows:
             click.echo(row[quiet_key])
@@ -59,6 +75,8 @@ def print_rows(
 
 def print_object(obj: Any, fmt: str | None) -> None:
     """Print one object (``inspect`` prints a JSON array of them without ``-f``)."""
+    from servin.cli.gotemplate import Template  # only templates pay for the parser
+
     if fmt and fmt != "json":
         click.echo(Template(unescape(fmt)).render(obj))
     else:
@@ -67,6 +85,8 @@ def print_object(obj: Any, fmt: str | None) -> None:
 
 def print_objects(objs: Sequence[Any], fmt: str | None) -> None:
     """``inspect`` output: a JSON array, or the template once per object."""
+    from servin.cli.gotemplate import Template  # only templates pay for the parser
+
     if fmt and fmt != "json":
         template = Template(unescape(fmt))
         for obj in objs:

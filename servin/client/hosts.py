@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from servin.errors import InvalidArgument
@@ -54,7 +53,7 @@ class TLSConfig:
             raise InvalidArgument("--tlscert and --tlskey must be given together")
         for flag, path in (("--tlscacert", self.ca), ("--tlscert", self.cert),
                            ("--tlskey", self.key)):
-            if path and not Path(path).is_file():
+            if path and not os.path.isfile(path):
                 raise InvalidArgument(f"{flag} {path}: no such file")
         return self
 
@@ -136,13 +135,13 @@ def default_tls(verify: bool, ca: str = "", cert: str = "", key: str = "") -> TL
     ``$SERVIN_CERT_PATH`` (else the config directory), where those files exist."""
     from servin.client.contexts import config_dir
 
-    base = Path(os.environ.get(CERT_PATH_ENV) or config_dir())
+    base = str(os.environ.get(CERT_PATH_ENV) or config_dir())
 
     def pick(given: str, name: str) -> str:
         if given:
             return given
-        candidate = base / name
-        return str(candidate) if candidate.is_file() else ""
+        candidate = os.path.join(base, name)
+        return candidate if os.path.isfile(candidate) else ""
 
     ca = pick(ca, "ca.pem")
     if not cert and not key:  # the default pair, only when both files are there

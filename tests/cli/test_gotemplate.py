@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from servin.cli.gotemplate import LabelText, Template, TemplateError
+from servin.cli.gotemplate import Template, TemplateError
+from servin.cli.output import LabelText
 
 DATA: dict[str, Any] = {
     "ID": "0123456789ab",

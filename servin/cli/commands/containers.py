@@ -196,7 +196,7 @@ def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
 
 
 def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
-    from servin.cli.gotemplate import LabelText
+    from servin.cli.output import LabelText
     from servin.humanize import ago, human_size
 
     created = c.created.ToNanoseconds() / 1e9

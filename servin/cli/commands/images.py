@@ -48,8 +48,7 @@ def image_ls(
 ) -> None:
     """List images."""
     from servin.api.servin.v1 import images_pb2
-    from servin.cli.gotemplate import LabelText
-    from servin.cli.output import print_rows
+    from servin.cli.output import LabelText, print_rows
     from servin.humanize import ago, human_size
 
     reply = get_client().images.List(
