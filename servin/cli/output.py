@@ -45,8 +45,6 @@ def print_rows(
     quiet: bool = False,
 ) -> None:
     """Print list items: ``columns`` are (header, field) pairs of the default table."""
-    from servin.cli.gotemplate import Template  # only templates pay for the parser
-
     if quiet and quiet_key:
         for row in rows:
             click.echo(row[quiet_key])
@@ -55,6 +53,8 @@ def print_rows(
         for row in rows:
             click.echo(json.dumps(row, separators=(",", ":"), default=str))
         return
+    if fmt:
+        from servin.cli.gotemplate import Template  # only templates pay for the parser
     if fmt and not fmt.startswith("table"):
         template = Template(unescape(fmt))
         for row in rows:
