@@ -77,7 +77,9 @@ def print_object(obj: Any, fmt: str | None) -> None:
     """Print one object (``inspect`` prints a JSON array of them without ``-f``)."""
     from servin.cli.gotemplate import Template  # only templates pay for the parser
 
-    if fmt and fmt != "json":
+    if fmt == "json":  # one line, as docker's info/version --format json
+        click.echo(json.dumps(obj, separators=(",", ":"), default=str))
+    elif fmt:
         click.echo(Template(unescape(fmt)).render(obj))
     else:
         click.echo(json.dumps(obj, indent=4, default=str))

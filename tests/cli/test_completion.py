@@ -34,6 +34,10 @@ def test_commands_and_flags(fleet: Fleet) -> None:
     flags = complete("servin ps --")
     assert {"--all", "--quiet", "--filter", "--format", "--no-trunc", "--last"} <= set(flags)
     assert "--tlsverify" in complete("servin --tls")
+    assert complete("servin ps --filter st") == ["status="]
+    assert complete("servin container ls -f status=ex") == ["status=exited"]
+    assert complete("servin images --filter dang") == ["dangling="]
+    assert "event=" in complete("servin events --filter ")
 
 
 def test_live_names_from_the_daemon(fleet: Fleet) -> None:

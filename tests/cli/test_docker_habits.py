@@ -156,6 +156,8 @@ CASES: list[tuple[str, Check]] = [
     ("system info -f '{{.Containers}} {{.ContainersRunning}}'", expect_lines("3 1")),
     ("info --format '{{json .ContainersStopped}}'", expect_lines("2")),
     ("system df --format json", _df_json),
+    ("info --format json", lambda out, fleet: json_lines(out)),  # one line, one object
+    ("version --format json", lambda out, fleet: json_lines(out)),
     ("events --since 1h --until 0s --filter container=runner --filter event=start "
      "--format '{{.Type}} {{.Action}} {{.ID}}'", _events),
     ("system events --since 1h --until 0s -f container=runner -f event=start "

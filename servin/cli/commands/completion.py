@@ -134,6 +134,43 @@ _BY_GROUP: dict[str, Completer] = {
 _CREATES = {"create", "rename"}
 
 
+# --filter keys (and fixed values) by command: docker's, as the daemon accepts them.
+_PS_FILTERS = ("id", "name", "label", "status", "exited", "ancestor", "before", "since",
+               "volume", "network", "health", "is-task")
+_FILTER_KEYS: dict[tuple[str, str], tuple[str, ...]] = {
+    ("", "ps"): _PS_FILTERS,
+    ("container", "ls"): _PS_FILTERS,
+    ("container", "ps"): _PS_FILTERS,
+    ("container", "list"): _PS_FILTERS,
+    ("", "ls"): ("dangling", "reference", "label", "before", "since"),  # images is image ls
+    ("image", "ls"): ("dangling", "reference", "label", "before", "since"),
+    ("", "events"): ("type", "event", "container", "image", "volume", "network", "pod",
+                     "label"),
+    ("system", "events"): ("type", "event", "container", "image", "volume", "network", "pod",
+                           "label"),
+}
+_FILTER_VALUES = {
+    "status": ("created", "restarting", "running", "removing", "paused", "exited", "dead"),
+    "health": ("starting", "healthy", "unhealthy", "none"),
+    "is-task": ("true", "false"),
+    "dangling": ("true", "false"),
+    "type": ("container", "image", "volume", "network", "daemon", "pod"),
+}
+
+
+def _filters(keys: tuple[str, ...]) -> Completer:
+    def complete(
+        ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        key, sep, value = incomplete.partition("=")
+        if not sep:
+            return [CompletionItem(f"{k}=") for k in keys if k.startswith(key)]
+        return [CompletionItem(f"{key}={v}") for v in _FILTER_VALUES.get(key, ())
+                if v.startswith(value)]
+
+    return complete
+
+
 def completer_for(group: str, command: str, param: str) -> Completer | None:
     """The completer of argument ``param`` of ``group command`` (None: no live names)."""
     if command in _CREATES and param in ("name", "new_name"):
@@ -151,7 +188,10 @@ def completer_for(group: str, command: str, param: str) -> Completer | None:
 
 def attach_completers(command: click.Command, group: str = "") -> None:
     """Give ``command``'s arguments (and its subcommands', for plain groups) live completion."""
+    keys = _FILTER_KEYS.get((group, command.name or ""))
     for param in command.params:
+        if keys and param.name == "filters" and param._custom_shell_complete is None:
+            param._custom_shell_complete = _filters(keys)
         if isinstance(param, click.Argument) and param._custom_shell_complete is None:
             # click keeps a parameter's shell_complete callback here; set once per parameter
             completer = completer_for(group, command.name or "", param.name or "")
