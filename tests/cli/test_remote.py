@@ -224,6 +224,12 @@ def test_tcp_with_tls_client_certificates(
     assert out.stdout.strip() == str(d.root), out.stderr
     material = json.loads(servin(config, "context", "inspect", "secure").stdout)[0]
     assert material["Endpoints"]["servin"]["TLSMaterial"]["ca"] == str(pki["ca"])
+    # docker's --docker spelling makes the same context.
+    spec = f"host={url},ca={pki['ca']},cert={pki['client']},key={pki['client-key']}"
+    out = servin(config, "context", "create", "dockerish", "--docker", spec)
+    assert out.returncode == 0, out.stderr
+    out = servin(config, "--context", "dockerish", *fmt)
+    assert out.stdout.strip() == str(d.root), out.stderr
 
     # The asyncio client (the console's) through the same resolution.
     from servin.api.servin.v1 import system_pb2

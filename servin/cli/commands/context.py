@@ -59,8 +59,6 @@ def _tls(
     """The context's TLS settings: ``base`` (update) changed by the flags given."""
     from servin.client.hosts import TLSConfig
 
-    if tls is False and tlsverify is False:
-        return None
     if base is None and not (tls or tlsverify or ca or cert or key):
         return None
     current = base or TLSConfig(verify=False)
@@ -94,10 +92,9 @@ def _merge_spec(
         if parsed.get(name):
             values[flag] = parsed[name]
     if parsed.get("skip-tls-verify", "").lower() in ("true", "1"):
-        values["tls"] = True
+        values["tls"] = True  # encrypted, the daemon unverified
     elif any(parsed.get(n) for n in ("ca", "cert", "key")):
-        values["tlsverify"] = values.get("tlsverify") or bool(parsed.get("ca"))
-        values["tls"] = True
+        values["tlsverify"] = True  # verified (against the system CAs when no ca= is given)
     return host or parsed.get("host"), values
 
 
