@@ -24,7 +24,7 @@ TOP_LEVEL = {
     "daemon": describe(f"{_DAEMON}:daemon", "Run the Servin engine daemon"),
     "version": describe(f"{_SYSTEM}:version", "Show the Servin version information"),
     "info": describe(f"{_SYSTEM}:info", "Display system-wide information"),
-    "system": describe(f"{_SYSTEM}:system", "Manage Servin (info, df, events)"),
+    "system": describe(f"{_SYSTEM}:system", "Manage Servin (info, df, events, prune)"),
     "events": describe(f"{_SYSTEM}:events", "Get real time events from the daemon"),
     "image": describe(f"{_IMAGE}:image", "Manage images"),
     "images": describe(f"{_IMAGE}:image_ls", "List images"),
@@ -67,6 +67,10 @@ TOP_LEVEL = {
     "port": describe("servin.cli.commands.networks:port",
                      "List port mappings or a specific mapping for the container"),
     "tui": describe("servin.cli.commands.tui:tui", "Open the live console (containers, logs)"),
+    "context": describe("servin.cli.commands.context:context", "Manage contexts"),
+    "completion": describe(
+        "servin.cli.commands.completion:completion", "Print the shell completion script"
+    ),
 }
 
 
@@ -76,24 +80,53 @@ TOP_LEVEL = {
 @click.option(
     "-H",
     "--host",
-    envvar="SERVIN_HOST",
     metavar="URL",
-    help="Daemon socket to connect to: unix:///path, tcp://host:port, ssh://user@host",
+    help="Daemon socket to connect to: unix:///path, tcp://host:port, ssh://user@host "
+    "($SERVIN_HOST)",
 )
+@click.option(
+    "-c",
+    "--context",
+    metavar="NAME",
+    help="Context to use (overrides $SERVIN_HOST, $SERVIN_CONTEXT and 'context use')",
+)
+@click.option("--config", "config_dir", metavar="DIR",
+              help="Location of client config files ($SERVIN_CONFIG, ~/.config/servin)")
+@click.option("--tls", is_flag=True, help="Use TLS (tcp:// hosts); implied by --tlsverify")
+@click.option("--tlsverify", is_flag=True, help="Use TLS and verify the daemon's certificate")
+@click.option("--tlscacert", metavar="FILE", help="Trust certs signed only by this CA")
+@click.option("--tlscert", metavar="FILE", help="Path to the TLS client certificate file")
+@click.option("--tlskey", metavar="FILE", help="Path to the TLS client key file")
 @click.option("-D", "--debug", is_flag=True, help="Show full error traces")
 @click.version_option(
     package_name="servin", prog_name="servin", message="Servin version %(version)s"
 )
 @click.pass_context
-def cli(ctx: click.Context, host: str | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    host: str | None,
+    context: str | None,
+    config_dir: str | None,
+    tls: bool,
+    tlsverify: bool,
+    tlscacert: str | None,
+    tlscert: str | None,
+    tlskey: str | None,
+    debug: bool,
+) -> None:
     """Servin: run and manage Linux containers."""
+    if config_dir:
+        import os
+
+        os.environ["SERVIN_CONFIG"] = config_dir
+    # servin.cli.session.target reads the connection options from ctx.params.
     ctx.ensure_object(dict)
-    ctx.obj["host"] = host
     ctx.obj["debug"] = debug
     _STATE["debug"] = debug
 
 
 _STATE = {"debug": False}
+USAGE_EXIT_CODE = 125  # docker's code for a command line it cannot run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -103,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # bad flags or arguments: docker's 125
+        exc.show()
+        sys.exit(USAGE_EXIT_CODE)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

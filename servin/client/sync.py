@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 from servin.api.servin.v1 import images_pb2
 from servin.client.channel import Endpoint, open_endpoint
-from servin.client.hosts import resolve_host
+from servin.client.hosts import Target, resolve_target
 from servin.client.services import SyncService
 from servin.errors import InvalidArgument
 
@@ -29,9 +29,14 @@ def _open_channel(endpoint: Endpoint) -> tuple[Any, tuple[type[BaseException], .
     if transport == "grpc":
         import grpc
 
-        from servin.client.channel import channel_options
+        from servin.client.channel import channel_options, grpc_credentials
 
-        channel = grpc.insecure_channel(endpoint.grpc_target, options=channel_options())
+        if endpoint.tls is not None:
+            channel = grpc.secure_channel(
+                endpoint.grpc_target, grpc_credentials(endpoint.tls), options=channel_options()
+            )
+        else:
+            channel = grpc.insecure_channel(endpoint.grpc_target, options=channel_options())
         return channel, (grpc.RpcError,)
     if transport == "h2":
         from servin.client.errors import StatusError
@@ -52,11 +57,16 @@ def registry_auth(reference: str) -> images_pb2.RegistryAuth:
 
 
 class Client:
-    """A connection to one daemon. Use as a context manager or call ``close``."""
+    """A connection to one daemon. Use as a context manager or call ``close``.
 
-    def __init__(self, host: str | None = None) -> None:
-        self.url = resolve_host(host)
-        endpoint, self.address, self._tunnel = open_endpoint(self.url)
+    ``host`` is a URL (resolved as ``-H`` is), a resolved ``Target``, or None for the
+    environment, the current context or the default socket.
+    """
+
+    def __init__(self, host: str | Target | None = None) -> None:
+        target = host if isinstance(host, Target) else resolve_target(host)
+        self.url = target.url
+        endpoint, self.address, self._tunnel = open_endpoint(target)
         try:
             self._channel, errors = _open_channel(endpoint)
         except BaseException:

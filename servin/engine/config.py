@@ -48,6 +48,12 @@ class DaemonConfig:
     # The daemon's nftables table; "" = "servin_" + a hash of --root (unique per daemon).
     firewall_table: str = ""
     registries: RegistryConfig = field(default_factory=RegistryConfig)
+    # TLS for tcp:// hosts (dockerd's --tlscert/--tlskey; --tlscacert with --tlsverify
+    # makes clients present a certificate signed by that CA).
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    tls_verify: bool = False
 
     @property
     def main_socket(self) -> Path:
@@ -144,5 +150,15 @@ def _validate(config: DaemonConfig) -> None:
         raise InvalidArgument("address_pool_size must be between 8 and 30")
     if config.firewall_table and not config.firewall_table.replace("_", "").isalnum():
         raise InvalidArgument(f"invalid firewall table name {config.firewall_table!r}")
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise InvalidArgument("--tlscert and --tlskey must be given together")
+    if config.tls_verify and not config.tls_ca:
+        raise InvalidArgument("--tlsverify needs --tlscacert (the CA client certificates use)")
+    for key in ("tls_cert", "tls_key", "tls_ca"):
+        value = getattr(config, key)
+        if value and not Path(value).is_file():
+            raise InvalidArgument(f"{key.replace('_', '')} {value}: no such file")
+    if config.tls_verify and not config.tls_cert:
+        raise InvalidArgument("--tlsverify needs --tlscert and --tlskey (the daemon's own)")
     if config.root == config.exec_root:
         raise InvalidArgument("--root and --exec-root must differ")

@@ -169,9 +169,25 @@ class Daemon:
         else:
             address = host[len("tcp://") :]
             try:
-                server.add_insecure_port(address)  # type: ignore[attr-defined]
+                if self.config.tls_cert:
+                    server.add_secure_port(address, self._tls_credentials())  # type: ignore[attr-defined]
+                else:
+                    log.warning("listening on %s without TLS: anyone who reaches it is root", host)
+                    server.add_insecure_port(address)  # type: ignore[attr-defined]
             except RuntimeError as exc:
                 raise Conflict(f"cannot listen on {host}: {exc}") from exc
+
+
+    def _tls_credentials(self) -> object:
+        """Server credentials from the TLS config (client certificates required with verify)."""
+        import grpc
+
+        cfg = self.config
+        return grpc.ssl_server_credentials(
+            [(Path(cfg.tls_key).read_bytes(), Path(cfg.tls_cert).read_bytes())],
+            root_certificates=Path(cfg.tls_ca).read_bytes() if cfg.tls_verify else None,
+            require_client_auth=cfg.tls_verify,
+        )
 
 
 def run_daemon(config: DaemonConfig) -> None:

@@ -116,6 +116,7 @@ def start(attach: bool, interactive: bool, detach_keys: str, containers: tuple[s
 @click.command()
 @click.option(
     "-t",
+    "--timeout",
     "--time",
     "timeout",
     type=int,
@@ -142,6 +143,7 @@ def stop(timeout: int | None, sig: str, containers: tuple[str, ...]) -> None:
 @click.command()
 @click.option(
     "-t",
+    "--timeout",
     "--time",
     "timeout",
     type=int,
@@ -194,6 +196,7 @@ def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
 
 
 def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
+    from servin.cli.output import LabelText
     from servin.humanize import ago, human_size
 
     created = c.created.ToNanoseconds() / 1e9
@@ -212,7 +215,7 @@ def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
         "Status": c.status,
         "Size": f"{human_size(c.size_rw)} (virtual {human_size(c.size_root_fs)})",
         "Names": c.name,
-        "Labels": ",".join(f"{k}={v}" for k, v in sorted(c.labels.items())),
+        "Labels": LabelText(dict(c.labels)),
         "Mounts": ",".join(m.name or m.source for m in c.mounts),
         "Networks": ",".join(c.networks),
     }
@@ -345,8 +348,9 @@ def wait(containers: tuple[str, ...]) -> None:
         click.echo(reply.exit_code)
 
 
-def container_inspect_dict(d: Any) -> dict[str, Any]:
-    """A container's ``inspect`` object, shaped as docker's."""
+def container_inspect_dict(d: Any, size: bool = False) -> dict[str, Any]:
+    """A container's ``inspect`` object, shaped as docker's (``SizeRw``/``SizeRootFs`` with
+    ``size``)."""
     from google.protobuf.json_format import MessageToDict
 
     s = d.state
@@ -464,6 +468,7 @@ def container_inspect_dict(d: Any) -> dict[str, Any]:
             "IPAddress": d.networks[0].ip_address if d.networks else "",
             "Gateway": d.networks[0].gateway if d.networks else "",
         },
+        **({"SizeRw": d.size_rw, "SizeRootFs": d.size_root_fs} if size else {}),
     }
 
 
@@ -487,7 +492,8 @@ def container_inspect(fmt: str | None, size: bool, containers: tuple[str, ...]) 
                 container_inspect_dict(
                     client.containers.Inspect(
                         containers_pb2.InspectContainerRequest(id=item, size=size)
-                    )
+                    ),
+                    size,
                 )
             )
         except ServinError as exc:
@@ -509,8 +515,11 @@ def container_inspect(fmt: str | None, size: bool, containers: tuple[str, ...]) 
     default=None,
     help="Only look for this type of object",
 )
+@click.option(
+    "-s", "--size", is_flag=True, help="Display total file sizes if the type is container"
+)
 @click.argument("names", nargs=-1, required=True)
-def inspect(fmt: str | None, kind: str | None, names: tuple[str, ...]) -> None:
+def inspect(fmt: str | None, kind: str | None, size: bool, names: tuple[str, ...]) -> None:
     """Return low-level information on containers or images."""
     from servin.api.servin.v1 import containers_pb2, images_pb2
     from servin.cli.commands.images import inspect_dict as image_inspect_dict
@@ -524,7 +533,10 @@ def inspect(fmt: str | None, kind: str | None, names: tuple[str, ...]) -> None:
         if kind in (None, "container"):
             try:
                 found = container_inspect_dict(
-                    client.containers.Inspect(containers_pb2.InspectContainerRequest(id=name))
+                    client.containers.Inspect(
+                        containers_pb2.InspectContainerRequest(id=name, size=size)
+                    ),
+                    size,
                 )
             except NotFound:
                 found = None

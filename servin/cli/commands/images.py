@@ -48,7 +48,7 @@ def image_ls(
 ) -> None:
     """List images."""
     from servin.api.servin.v1 import images_pb2
-    from servin.cli.output import print_rows
+    from servin.cli.output import LabelText, print_rows
     from servin.humanize import ago, human_size
 
     reply = get_client().images.List(
@@ -80,7 +80,7 @@ def image_ls(
                     "SharedSize": "N/A",
                     "UniqueSize": "N/A",
                     "Containers": "N/A",
-                    "Labels": ",".join(f"{k}={v}" for k, v in sorted(image.labels.items())),
+                    "Labels": LabelText(dict(image.labels)),
                 }
             )
     columns = [("REPOSITORY", "Repository"), ("TAG", "Tag")]
