@@ -19,6 +19,15 @@ _CONNECT_HINTS = (
 )
 
 
+UNSUPPORTED = "the daemon does not support this call yet"
+"""The message of a call the daemon does not implement (gRPC UNIMPLEMENTED)."""
+
+
+def is_unsupported(exc: BaseException) -> bool:
+    """Whether a failed call failed because the daemon does not implement it."""
+    return isinstance(exc, ServinError) and exc.message == UNSUPPORTED
+
+
 class StatusError(Exception):
     """A call's non-OK gRPC status: the code's name ("NOT_FOUND", ...) and its message."""
 
@@ -56,7 +65,7 @@ def translate_status(code: str, details: str, url: str) -> ServinError:
     if code == "UNAVAILABLE" and any(h in details.lower() for h in _CONNECT_HINTS):
         return unreachable(url)
     if code == "UNIMPLEMENTED":
-        return error_from_grpc_code("UNIMPLEMENTED", "the daemon does not support this call yet")
+        return error_from_grpc_code("UNIMPLEMENTED", UNSUPPORTED)
     return error_from_grpc_code(code, details or code.lower())
 
 

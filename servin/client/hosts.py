@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 from servin.errors import InvalidArgument
@@ -60,3 +62,70 @@ def parse_host(url: str) -> HostAddress:
             user=parts.username or "",
         )
     raise InvalidArgument(f"invalid host {url!r}: use unix://, tcp:// or ssh://")
+
+
+CONTEXT_ENV = "SERVIN_CONTEXT"
+
+
+def contexts_path() -> Path:
+    """Where named contexts live: $XDG_CONFIG_HOME/servin/contexts.json (~/.config/...)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "servin" / "contexts.json"
+
+
+def _load_contexts(path: Path) -> tuple[dict[str, str], str]:
+    """(name -> host URL, current context name) from the contexts file; empty when absent.
+
+    Reads ``{"current": NAME, "contexts": {NAME: {"host": URL, ...}}}``; a list of
+    ``{"name": NAME, "host": URL}`` objects is accepted for ``contexts`` too.
+    """
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}, ""
+    except (OSError, ValueError) as exc:
+        raise InvalidArgument(f"cannot read {path}: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument(f"{path}: expected a JSON object")
+    raw = doc.get("contexts") or {}
+    items = raw.items() if isinstance(raw, dict) else ((c.get("name"), c) for c in raw)
+    hosts: dict[str, str] = {}
+    for name, entry in items:
+        url = entry.get("host") if isinstance(entry, dict) else entry
+        if isinstance(name, str) and isinstance(url, str) and url:
+            hosts[name] = url
+    current = doc.get("current") or doc.get("current_context") or ""
+    return hosts, current if isinstance(current, str) else ""
+
+
+def resolve_target(host: str | None = None, context: str | None = None) -> tuple[str, str]:
+    """The daemon address and the context it came from (``""`` when none), in order of
+    precedence: ``host`` (-H/--host), ``context`` (--context), $SERVIN_HOST,
+    $SERVIN_CONTEXT, the contexts file's current context, the default socket.
+
+    A named context that does not exist is an InvalidArgument (no silent fallback).
+    """
+    if host:
+        return host, ""
+    if context:
+        return _context_host(context), context
+    if os.environ.get(HOST_ENV):
+        return os.environ[HOST_ENV], ""
+    if os.environ.get(CONTEXT_ENV):
+        name = os.environ[CONTEXT_ENV]
+        return _context_host(name), name
+    hosts, current = _load_contexts(contexts_path())
+    if current and current != "default" and current in hosts:
+        return hosts[current], current
+    return DEFAULT_HOST, ""
+
+
+def _context_host(name: str) -> str:
+    if name == "default":
+        return DEFAULT_HOST
+    path = contexts_path()
+    hosts, _ = _load_contexts(path)
+    if name not in hosts:
+        known = ", ".join(["default", *sorted(hosts)])
+        raise InvalidArgument(f"no context {name!r} (known: {known}; see {path})")
+    return hosts[name]
