@@ -21,6 +21,14 @@ _CONNECT_HINTS = (
 
 _TLS_HINTS = ("ssl", "certificate", "tls", "handshake")
 
+UNSUPPORTED = "the daemon does not support this call yet"
+"""The message of a call the daemon does not implement (gRPC UNIMPLEMENTED)."""
+
+
+def is_unsupported(exc: BaseException) -> bool:
+    """Whether a failed call failed because the daemon does not implement it."""
+    return isinstance(exc, Unimplemented)
+
 
 class StatusError(Exception):
     """A call's non-OK gRPC status: the code's name ("NOT_FOUND", ...) and its message."""
@@ -78,7 +86,7 @@ def translate_status(code: str, details: str, url: str) -> ServinError:
     if code == "UNAVAILABLE" and any(h in lowered for h in _CONNECT_HINTS):
         return unreachable(url)
     if code == "UNIMPLEMENTED":
-        return Unimplemented("the daemon does not support this call yet")
+        return Unimplemented(UNSUPPORTED)
     return error_from_grpc_code(code, details or code.lower())
 
 

@@ -1,7 +1,8 @@
 """The Servin console (``servin tui``): a Textual app over servin.client only.
 
-``run(host, read_only=..., theme=...)`` starts it; ``servin.tui.app.ServinApp`` is the app and
-``servin.tui.source.Source`` the live data layer it reads (see their docstrings).
+``run(host, context=..., read_only=..., theme=...)`` starts it; ``servin.tui.app.ServinApp``
+is the app and ``servin.tui.source.Source`` the live data layer it reads (see their
+docstrings).
 """
 
 from __future__ import annotations
@@ -13,17 +14,22 @@ if TYPE_CHECKING:
 
 
 def run(
-    host: str | Target | None, *, read_only: bool = False, theme: str | None = None
+    host: str | Target | None,
+    *,
+    context: str | None = None,
+    read_only: bool = False,
+    theme: str | None = None,
 ) -> None:
     """Run the console against ``host``: a resolved Target (what ``servin tui`` passes), or a
-    URL/None resolved as the CLI resolves it (-H, --context, $SERVIN_HOST, contexts)."""
+    URL/None and ``context`` resolved as the CLI resolves them (-H, --context, $SERVIN_HOST,
+    $SERVIN_CONTEXT, the current context, the default socket)."""
     from servin.client.hosts import Target, resolve_target
     from servin.tui.app import ServinApp
     from servin.tui.config import load_config
     from servin.tui.source import Source, client_factory
 
     config = load_config()
-    target = host if isinstance(host, Target) else resolve_target(host)
-    source = Source(client_factory(target), target.url)
+    target = host if isinstance(host, Target) else resolve_target(host, context)
+    source = Source(client_factory(target), target.url, context=target.context)
     app = ServinApp(source, read_only=read_only, theme=theme or config.theme, keys=config.keys)
     app.run()

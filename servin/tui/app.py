@@ -24,8 +24,9 @@ from servin.tui.screens.containers import ContainersScreen
 from servin.tui.screens.detail import ContainerDetailScreen
 from servin.tui.screens.dialogs import ConfirmScreen, HelpScreen, PromptScreen
 from servin.tui.screens.events import EventsScreen
-from servin.tui.screens.images import ImageDetailScreen, ImagesScreen
-from servin.tui.screens.logs import LogsScreen
+from servin.tui.screens.images import ImageDetailScreen, ImagesScreen, PullScreen
+from servin.tui.screens.logs import LogsScreen, MergedLogsScreen
+from servin.tui.screens.metrics import MetricsScreen
 from servin.tui.screens.resources import NetworksScreen, PodsScreen, VolumesScreen
 from servin.tui.screens.system import SystemScreen
 from servin.tui.source import Source
@@ -46,6 +47,8 @@ class ServinApp(App[None]):
         "volumes": VolumesScreen,
         "networks": NetworksScreen,
         "pods": PodsScreen,
+        "logs": MergedLogsScreen,
+        "metrics": MetricsScreen,
         "events": EventsScreen,
         "system": SystemScreen,
     }
@@ -75,6 +78,7 @@ class ServinApp(App[None]):
         self.source = source
         self.read_only = read_only
         self.keys = dict(keys or {})
+        self.selected_containers: set[str] = set()  # the Containers screen's multi-selection
         self._shell_command = shell_command
         for t in THEMES.values():
             self.register_theme(t)
@@ -96,7 +100,7 @@ class ServinApp(App[None]):
         if "connection" in kinds or "containers" in kinds:
             self._update_title()
         screen = self.screen
-        if isinstance(screen, BaseScreen):
+        if isinstance(screen, BaseScreen) and screen.is_mounted:
             screen.update_data(kinds)
 
     def _update_title(self) -> None:
@@ -111,7 +115,8 @@ class ServinApp(App[None]):
         else:
             status = "connecting"
         ro = " · read-only" if self.read_only else ""
-        self.sub_title = f"{st.host} · {status}{ro}"
+        where = f"{st.context} ({st.host})" if st.context else st.host
+        self.sub_title = f"{where} · {status}{ro}"
 
     # ---- navigation ------------------------------------------------------------------
 
@@ -138,7 +143,7 @@ class ServinApp(App[None]):
             self.notify(str(exc), severity="error")
 
     def _run(self, verb: str, args: list[str]) -> None:
-        from servin.errors import InvalidArgument, NotFound
+        from servin.errors import InvalidArgument
 
         if verb == "quit":
             self.exit()
@@ -148,6 +153,13 @@ class ServinApp(App[None]):
             if not args or args[0] not in THEMES:
                 raise InvalidArgument("theme dark|light")
             self.theme = THEMES[args[0]].name
+        elif verb == "logs" and args:
+            self._open_logs(args)
+        elif verb == "pull":
+            if len(args) != 1 or self.read_only:
+                raise InvalidArgument("pull IMAGE (not in read-only mode)")
+            self.switch_mode("images")
+            self.push_screen(PullScreen(args[0]))
         elif verb in SCREENS:
             self.switch_mode(verb)
             if args:
@@ -157,27 +169,33 @@ class ServinApp(App[None]):
         elif verb == "sort":
             if not args:
                 raise InvalidArgument("sort COLUMN: name, image, state, health, uptime, cpu, mem")
+            screen = self.screen
+            if isinstance(screen, MetricsScreen):
+                screen.set_sort(args[0])
+                return
             self.switch_mode("containers")
             screen = self.screen
             if isinstance(screen, ContainersScreen):
                 screen.set_sort(args[0], reverse=(args[1] == "desc") if len(args) > 1 else None)
-        elif verb == "logs":
-            if not args:
-                raise InvalidArgument("logs CONTAINER [CONTAINER...]")
-            found = []
-            for ref in args:
-                match = next(
-                    (
-                        c
-                        for c in self.source.state.containers.values()
-                        if ref in (c.name, c.id) or c.id.startswith(ref)
-                    ),
-                    None,
-                )
-                if match is None:
-                    raise NotFound(f"no container {ref!r}")
-                found.append((match.id, match.name))
-            self.push_screen(LogsScreen(found))
+
+    def _open_logs(self, args: list[str]) -> None:
+        """Push a Logs screen on the named containers (merged when several)."""
+        from servin.errors import NotFound
+
+        found = []
+        for ref in args:
+            match = next(
+                (
+                    c
+                    for c in self.source.state.containers.values()
+                    if ref in (c.name, c.id) or c.id.startswith(ref)
+                ),
+                None,
+            )
+            if match is None:
+                raise NotFound(f"no container {ref!r}")
+            found.append((match.id, match.name))
+        self.push_screen(LogsScreen(found))
 
     def _filter_screen(self, text: str) -> None:
         screen = self.screen
@@ -205,8 +223,10 @@ class ServinApp(App[None]):
             ("Containers", ContainersScreen.BINDINGS),
             ("Container details", ContainerDetailScreen.BINDINGS),
             ("Logs", LogsScreen.BINDINGS),
+            ("Metrics", MetricsScreen.BINDINGS),
             ("Images", ImagesScreen.BINDINGS),
             ("Image details", ImageDetailScreen.BINDINGS),
+            ("Image pull", PullScreen.BINDINGS),
             ("Events", EventsScreen.BINDINGS),
             ("Volumes, networks, pods", VolumesScreen.BINDINGS),
             ("System", SystemScreen.BINDINGS),
@@ -259,4 +279,15 @@ class ServinApp(App[None]):
         self.refresh()
 
 
-_MUTATING_IDS = {"start", "stop", "restart", "kill", "remove", "pause", "exec"}
+_MUTATING_IDS = {
+    "start",
+    "stop",
+    "restart",
+    "kill",
+    "remove",
+    "pause",
+    "exec",
+    "pull",
+    "prune",
+    "create",
+}

@@ -14,7 +14,18 @@ from servin.errors import InvalidArgument
 if TYPE_CHECKING:
     from servin.tui.app import ServinApp
 
-SCREENS = ["containers", "images", "volumes", "networks", "pods", "events", "system"]
+# The top-level screens, in number-key order (1-9).
+SCREENS = [
+    "containers",
+    "images",
+    "volumes",
+    "networks",
+    "pods",
+    "logs",
+    "metrics",
+    "events",
+    "system",
+]
 ALIASES = {
     "co": "containers",
     "ps": "containers",
@@ -37,8 +48,12 @@ ALIASES = {
     "sys": "system",
     "info": "system",
     "df": "system",
+    "log": "logs",
+    "m": "metrics",
+    "top": "metrics",
+    "stats": "metrics",
 }
-OTHER = ["logs", "sort", "theme", "help", "quit", "filter"]
+OTHER = ["sort", "theme", "help", "quit", "filter", "pull"]
 
 
 @dataclass
@@ -63,7 +78,7 @@ def parse_command(line: str) -> Command:
     if verb not in SCREENS and verb not in OTHER:
         raise InvalidArgument(
             f"unknown command {words[0]!r}: try {', '.join(SCREENS)}, logs NAME, sort COLUMN, "
-            "theme dark|light, help, quit"
+            "pull IMAGE, theme dark|light, help, quit"
         )
     return Command(verb, words[1:])
 
@@ -76,6 +91,7 @@ def suggestions() -> list[str]:
         "sort cpu",
         "sort mem",
         "sort name",
+        "pull ",
         "theme dark",
         "theme light",
         "help",
@@ -94,6 +110,7 @@ class ServinCommands(Provider):
             ("Theme: light", "Switch to the light theme", "theme light"),
             ("Sort containers by CPU", ":sort cpu", "sort cpu"),
             ("Sort containers by memory", ":sort mem", "sort mem"),
+            ("Pull an image", ":pull NAME[:TAG]", "images"),
             ("Help: key bindings", "Every key, by screen", "help"),
         ]
 

@@ -124,3 +124,21 @@ def utc_stamp(secs: float) -> str:
     import time
 
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(secs)) if secs else "-"
+
+
+def error_text(exc: BaseException) -> str:
+    """An error as the console says it: calm for calls this daemon does not implement."""
+    from servin.client.errors import is_unsupported
+
+    return "not supported by this daemon" if is_unsupported(exc) else str(exc)
+
+
+def progress_bar(current: float, total: float, width: int, done: bool = False) -> str:
+    """``█████░░░░░  52%`` (``width`` cells of bar); full when ``done``, blank when unknown."""
+    if done:
+        return "█" * width + " 100%"
+    if total <= 0:
+        return " " * (width + 5)
+    frac = min(max(current / total, 0.0), 1.0)
+    filled = int(frac * width)
+    return "█" * filled + "░" * (width - filled) + f" {int(frac * 100):3d}%"

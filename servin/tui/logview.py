@@ -124,8 +124,8 @@ class LogView(ScrollView, can_focus=True):
     """The line-API view over a LogBuffer: follow, filter, search, wrap, timestamps."""
 
     BINDINGS = [
-        Binding("up,k", "scroll_up", "Up", show=False),
-        Binding("down,j", "scroll_down", "Down", show=False),
+        Binding("up,k", "line_up", "Up", show=False),
+        Binding("down,j", "line_down", "Down", show=False),
         Binding("pageup,b", "page_up", "Page up", show=False),
         Binding("pagedown,space", "page_down", "Page down", show=False),
         Binding("home,g", "scroll_home", "Top", show=False),
@@ -161,6 +161,9 @@ class LogView(ScrollView, can_focus=True):
         self._wrap_width = 0
         self._cache: dict[tuple[int, int], Strip] = {}
         self._tags = False
+        # Line selection (for copying): absolute numbers of the anchor and the moving end.
+        self.sel_anchor: int | None = None
+        self.sel_cursor: int | None = None
 
     # ---- the model -------------------------------------------------------------------
 
@@ -351,6 +354,91 @@ class LogView(ScrollView, can_focus=True):
                 n += 1
         return n
 
+    # ---- selection (copy) ------------------------------------------------------------
+
+    @property
+    def selecting(self) -> bool:
+        """Whether a line selection is active."""
+        return self.sel_cursor is not None
+
+    def _bottom_line(self) -> int | None:
+        top = self._top_line()
+        if top is None:
+            return None
+        index = self._index_of(top) + max(0, self.scrollable_content_region.height - 1)
+        return self._shown(min(index, self.shown_count() - 1))
+
+    def start_selection(self) -> bool:
+        """Select one line: the current match, else the last line on screen."""
+        start = self.current_match if self.current_match is not None else self._bottom_line()
+        if start is None:
+            return False
+        self.follow = False
+        self.sel_anchor = self.sel_cursor = start
+        self._cache.clear()
+        self.refresh()
+        self.post_message(self.Changed())
+        return True
+
+    def cancel_selection(self) -> None:
+        """Drop the selection."""
+        self.sel_anchor = self.sel_cursor = None
+        self._cache.clear()
+        self.refresh()
+        self.post_message(self.Changed())
+
+    def selection_range(self) -> tuple[int, int] | None:
+        """The selected absolute line numbers, first and last (None without a selection)."""
+        if self.sel_anchor is None or self.sel_cursor is None:
+            return None
+        return min(self.sel_anchor, self.sel_cursor), max(self.sel_anchor, self.sel_cursor)
+
+    def move_selection(self, delta: int) -> None:
+        """Move the selection's moving end by ``delta`` shown lines (extending it)."""
+        if self.sel_cursor is None or not self.shown_count():
+            return
+        index = self._index_of(self.sel_cursor) + delta
+        index = max(0, min(index, self.shown_count() - 1))
+        self.sel_cursor = self._shown(index)
+        self._cache.clear()
+        row = self._row_of_index(index)
+        height = self.scrollable_content_region.height
+        if row < self.scroll_offset.y:
+            self.scroll_to(y=row, animate=False, immediate=True, force=True)
+        elif row >= self.scroll_offset.y + height:
+            self.scroll_to(y=row - height + 1, animate=False, immediate=True, force=True)
+        self.refresh()
+        self.post_message(self.Changed())
+
+    def selected_text(self) -> list[str]:
+        """The selected shown lines as text (as ``save`` writes them)."""
+        span = self.selection_range()
+        if span is None:
+            return []
+        first, last = span
+        out = []
+        for i in range(self._index_of(first), self.shown_count()):
+            number = self._shown(i)
+            if number > last:
+                break
+            if number >= self.buffer.dropped:
+                out.append(self._as_text(self.buffer.get(number)))
+        return out
+
+    def action_line_up(self) -> None:
+        """Up one line: moves the selection when there is one, else scrolls."""
+        if self.selecting:
+            self.move_selection(-1)
+        else:
+            self.scroll_up(animate=False)
+
+    def action_line_down(self) -> None:
+        """Down one line: moves the selection when there is one, else scrolls."""
+        if self.selecting:
+            self.move_selection(1)
+        else:
+            self.scroll_down(animate=False)
+
     # ---- scrolling -------------------------------------------------------------------
 
     def _row_of_index(self, index: int) -> int:
@@ -439,6 +527,9 @@ class LogView(ScrollView, can_focus=True):
             colour = TAG_COLOURS[line.tag_index % len(TAG_COLOURS)]
             segments.append(Segment(f"{line.tag[:13]:<13}│ ", base + Style(color=colour)))
         text_style = base + Style(color="red") if line.stream == 2 else base
+        span = self.selection_range()
+        if span is not None and span[0] <= number <= span[1]:
+            text_style = text_style + Style(reverse=True)
         segments.extend(self._highlighted(line.text, text_style, number == self.current_match))
         strip = Strip(segments)
         if not self.wrap:
@@ -465,13 +556,12 @@ class LogView(ScrollView, can_focus=True):
 
     def visible_text(self) -> list[str]:
         """The shown lines as text (what ``save`` writes)."""
-        out = []
-        for i in range(self.shown_count()):
-            line = self.buffer.get(self._shown(i))
-            prefix = ""
-            if self.timestamps:
-                prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(line.t)) + "Z "
-            if line.tag:
-                prefix += f"{line.tag} | "
-            out.append(prefix + line.text)
-        return out
+        return [self._as_text(self.buffer.get(self._shown(i))) for i in range(self.shown_count())]
+
+    def _as_text(self, line: LogLine) -> str:
+        prefix = ""
+        if self.timestamps:
+            prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(line.t)) + "Z "
+        if line.tag:
+            prefix += f"{line.tag} | "
+        return prefix + line.text

@@ -11,8 +11,9 @@ conversations with the daemon, whatever the number of containers:
 
 Changes are coalesced: listeners hear at most one call per ``coalesce`` seconds, naming the
 kinds of data that changed (``connection``, ``containers``, ``stats``, ``events``,
-``images``). When the daemon goes away the last data stays, ``state.connected`` turns false,
-and the source reconnects with exponential backoff.
+``images``, and ``volumes``/``networks``/``pods`` when an event names one). When the daemon
+goes away the last data stays, ``state.connected`` turns false, and the source reconnects
+with exponential backoff.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ class State:
     """The last known picture of the daemon. Screens read it; only the source writes it."""
 
     host: str
+    context: str = ""  # the named context the host came from ("" for none)
     connected: bool = False
     ever_connected: bool = False
     error: str = ""  # why we are disconnected
@@ -118,8 +120,9 @@ class Source:
         coalesce: float = 0.2,
         backoff: tuple[float, float] = (0.5, 10.0),
         unsupported_retry: float = 60.0,
+        context: str = "",
     ) -> None:
-        self.state = State(host=host)
+        self.state = State(host=host, context=context)
         self.clock = clock
         self._factory = factory
         self._list_interval = list_interval
@@ -174,8 +177,10 @@ class Source:
         """Skip the rest of the current backoff wait."""
         self._wake.set()
 
-    def request_refresh(self) -> None:
-        """Ask for a container/image list refresh soon (after an action, or a key press)."""
+    def request_refresh(self, images: bool = False) -> None:
+        """Ask for a container (and, with ``images``, image) list refresh soon."""
+        if images:
+            self._images_wanted = True
         self._list_wanted.set()
 
     # ---- calls for the screens ---------------------------------------------------------
@@ -403,6 +408,8 @@ class Source:
         elif ev.type == "image":
             self._images_wanted = True
             self._list_wanted.set()
+        elif ev.type in ("volume", "network", "pod"):
+            kinds.add(f"{ev.type}s")  # their screens reload (only while shown)
         self._mark(*kinds)
 
 

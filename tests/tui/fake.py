@@ -1,4 +1,6 @@
-"""A fake daemon for the console's tests, fed by data recorded from a real one (record.py).
+"""A fake daemon for the console's tests, fed by data recorded from a real one (record.py)
+plus hand-written answers for calls that daemon did not implement yet (data/handwritten.json:
+volumes, networks, an image pull's progress; see data/README.md).
 
 ``FakeDaemon`` holds the world (containers, images, logs, events, stats) and what the tests do
 to it (``go_down()``, ``come_back()``, ``push_log()``); ``FakeDaemon.client()`` makes a
@@ -25,12 +27,12 @@ from servin.api.servin.v1 import (  # noqa: F401 - registers the message types
     system_pb2,
     volumes_pb2,
 )
-from servin.client.errors import unreachable
-from servin.errors import Conflict, Internal, NotFound
+from servin.client.errors import UNSUPPORTED, Unimplemented, unreachable
+from servin.errors import Conflict, NotFound
 
 DATA = Path(__file__).parent / "data" / "daemon.json"
+HANDWRITTEN = Path(__file__).parent / "data" / "handwritten.json"
 HOST = "unix:///run/servin/servin.sock"
-UNSUPPORTED = "the daemon does not support this call yet"
 
 
 def _parse(item: dict[str, Any]) -> Any:
@@ -50,6 +52,16 @@ class FakeDaemon:
             self.answers[key] = (
                 [_parse(v) for v in value] if isinstance(value, list) else (_parse(value))
             )
+        extra = json.loads(HANDWRITTEN.read_text()) if path == DATA else {"calls": {}}
+        for key, value in extra["calls"].items():
+            self.unsupported.pop(key, None)
+            self.answers[key] = (
+                [_parse(v) for v in value] if isinstance(value, list) else (_parse(value))
+            )
+        self.pull_pause: int = extra.get("pull_pause", 0)
+        self.pull_gate = asyncio.Event()
+        self.volumes = list(self.answers["Volumes.List"].volumes) if extra["calls"] else []
+        self.networks = list(self.answers["Networks.List"].networks) if extra["calls"] else []
         self.containers: dict[str, Any] = {
             c.id: c for c in self.answers["Containers.List"].containers
         }
@@ -132,7 +144,7 @@ class _Service:
         full = f"{self.name}.{method}"
         self.d.calls.append((full, key))
         if full in self.d.unsupported:
-            raise Internal(UNSUPPORTED)
+            raise Unimplemented(UNSUPPORTED)
         found = self.d.answers.get(f"{full}/{key}" if key else full)
         if found is None:
             raise NotFound(f"no recorded answer for {full} {key or ''}")
@@ -171,14 +183,14 @@ class FakeContainers(_Service):
     def Stats(self, request: Any, **_: Any) -> AsyncIterator[Any]:
         self.d.check()
         if "Containers.Stats" in self.d.unsupported:
-            raise Internal(UNSUPPORTED)
+            raise Unimplemented(UNSUPPORTED)
         return self.d.open_stream(list(self.d.stats_batches))
 
     async def _set_state(self, method: str, request: Any, state: str, action: str) -> Any:
         self.d.check()
         self.d.calls.append((f"Containers.{method}", request.id))
         if f"Containers.{method}" in self.d.unsupported:
-            raise Internal(UNSUPPORTED)
+            raise Unimplemented(UNSUPPORTED)
         c = self.d.resolve(request.id)
         c.state = state
         if state == "exited":
@@ -255,6 +267,153 @@ class FakeImages(_Service):
                 return img.id
         raise NotFound(f"No such image: {ref}")
 
+    def Pull(self, request: Any, **_: Any) -> AsyncIterator[Any]:
+        self.d.check()
+        self.d.calls.append(("Images.Pull", request.reference))
+        if "Images.Pull" in self.d.unsupported:
+            raise Unimplemented(UNSUPPORTED)
+        return self._pull()
+
+    async def _pull(self) -> AsyncIterator[Any]:
+        """The recorded progress; it stops at ``pull_pause`` until ``pull_gate`` opens."""
+        for i, msg in enumerate(self.d.answers["Images.Pull"]):
+            if i == self.d.pull_pause:
+                await self.d.pull_gate.wait()
+            self.d.check()
+            yield copy.deepcopy(msg)
+
+    async def Prune(self, request: Any, **_: Any) -> Any:
+        self.d.check()
+        self.d.calls.append(("Images.Prune", None))
+        used = {c.image_id for c in self.d.containers.values()}
+        gone = [i for i in self.d.images if not i.repo_tags and i.id not in used]
+        self.d.images = [i for i in self.d.images if i not in gone]
+        return images_pb2.PruneImagesResponse(
+            deleted=[i.id for i in gone], space_reclaimed=sum(i.size for i in gone)
+        )
+
+
+class FakeVolumes(_Service):
+    """Volumes over the hand-written list: list, inspect, create, remove, prune."""
+
+    def _find(self, name: str) -> Any:
+        self.d.check()
+        for v in self.d.volumes:
+            if v.name == name:
+                return v
+        raise NotFound(f"no such volume: {name}")
+
+    def _gate(self, method: str, key: str | None = None) -> None:
+        self.d.check()
+        self.d.calls.append((f"Volumes.{method}", key))
+        if f"Volumes.{method}" in self.d.unsupported:
+            raise Unimplemented(UNSUPPORTED)
+
+    async def List(self, request: Any, **_: Any) -> Any:
+        self._gate("List")
+        return volumes_pb2.ListVolumesResponse(volumes=self.d.volumes)
+
+    async def Inspect(self, request: Any, **_: Any) -> Any:
+        self._gate("Inspect", request.name)
+        return copy.deepcopy(self._find(request.name))
+
+    async def Create(self, request: Any, **_: Any) -> Any:
+        self._gate("Create", request.name)
+        if any(v.name == request.name for v in self.d.volumes):
+            raise Conflict(f"volume {request.name} already exists")
+        v = volumes_pb2.Volume(
+            name=request.name,
+            driver=request.driver or "local",
+            mountpoint=f"/var/lib/servin/volumes/{request.name}/_data",
+            labels=request.labels,
+            options=request.options,
+            scope="local",
+        )
+        v.created.FromSeconds(int(self.d.now))
+        self.d.volumes.append(v)
+        return v
+
+    async def Remove(self, request: Any, **_: Any) -> Any:
+        self._gate("Remove", request.name)
+        v = self._find(request.name)
+        if v.ref_count and not request.force:
+            raise Conflict(f"volume {v.name} is in use by {v.ref_count} container(s)")
+        self.d.volumes.remove(v)
+        return volumes_pb2.RemoveVolumeResponse()
+
+    async def Prune(self, request: Any, **_: Any) -> Any:
+        self._gate("Prune")
+        gone = [v for v in self.d.volumes if not v.ref_count and (request.all or v.anonymous)]
+        self.d.volumes = [v for v in self.d.volumes if v not in gone]
+        return volumes_pb2.PruneVolumesResponse(
+            deleted=[v.name for v in gone], space_reclaimed=sum(max(0, v.size) for v in gone)
+        )
+
+
+class FakeNetworks(_Service):
+    """Networks over the hand-written list: list, inspect, create, remove, prune."""
+
+    BUILTIN = ("servin", "host", "none")
+
+    def _find(self, ref: str) -> Any:
+        self.d.check()
+        for n in self.d.networks:
+            if ref in (n.id, n.name) or (len(ref) >= 3 and n.id.startswith(ref)):
+                return n
+        raise NotFound(f"no such network: {ref}")
+
+    def _gate(self, method: str, key: str | None = None) -> None:
+        self.d.check()
+        self.d.calls.append((f"Networks.{method}", key))
+        if f"Networks.{method}" in self.d.unsupported:
+            raise Unimplemented(UNSUPPORTED)
+
+    async def List(self, request: Any, **_: Any) -> Any:
+        self._gate("List")
+        return networks_pb2.ListNetworksResponse(networks=self.d.networks)
+
+    async def Inspect(self, request: Any, **_: Any) -> Any:
+        self._gate("Inspect", request.id)
+        return copy.deepcopy(self._find(request.id))
+
+    async def Create(self, request: Any, **_: Any) -> Any:
+        import hashlib
+
+        self._gate("Create", request.name)
+        if any(n.name == request.name for n in self.d.networks):
+            raise Conflict(f"network {request.name} already exists")
+        ident = hashlib.sha256(request.name.encode()).hexdigest()
+        n = networks_pb2.Network(
+            id=ident,
+            name=request.name,
+            driver=request.driver or "bridge",
+            ipam=request.ipam,
+            internal=request.internal,
+            labels=request.labels,
+            options=request.options,
+            bridge=f"sv-{ident[:12]}",
+            scope="local",
+        )
+        n.created.FromSeconds(int(self.d.now))
+        self.d.networks.append(n)
+        return n
+
+    async def Remove(self, request: Any, **_: Any) -> Any:
+        self._gate("Remove", request.id)
+        n = self._find(request.id)
+        if n.name in self.BUILTIN:
+            raise Conflict(f"{n.name} is a pre-defined network and cannot be removed")
+        if n.endpoints:
+            raise Conflict(f"network {n.name} has active endpoints")
+        self.d.networks.remove(n)
+        return networks_pb2.RemoveNetworkResponse()
+
+    async def Prune(self, request: Any, **_: Any) -> Any:
+        self._gate("Prune")
+        gone = [n for n in self.d.networks if not n.endpoints and n.name not in self.BUILTIN]
+        self.d.networks = [n for n in self.d.networks if n not in gone]
+        return networks_pb2.PruneNetworksResponse(deleted=[n.name for n in gone])
+
 
 class FakeSystem(_Service):
     async def Ping(self, request: Any, **_: Any) -> Any:
@@ -292,8 +451,8 @@ class FakeClient:
         self.containers = FakeContainers(daemon, "Containers")
         self.images = FakeImages(daemon, "Images")
         self.system = FakeSystem(daemon, "System")
-        self.volumes = FakeUnsupported(daemon, "Volumes")
-        self.networks = FakeUnsupported(daemon, "Networks")
+        self.volumes = FakeVolumes(daemon, "Volumes")
+        self.networks = FakeNetworks(daemon, "Networks")
         self.pods = FakeUnsupported(daemon, "Pods")
         self.closed = False
 

@@ -41,6 +41,8 @@ class Tmux:
         exports = " ".join(f"{k}={v}" for k, v in env.items())
         line = f"cd {REPO} && env {exports} " + " ".join(command)
         self.run("new-session", "-d", "-s", self.session, "-x", "120", "-y", "36", line)
+        # Let applications set tmux's paste buffer with OSC 52 (the console's copy).
+        self.run("set-option", "-s", "set-clipboard", "on")
 
     def keys(self, *keys: str, literal: bool = False) -> None:
         self.run("send-keys", "-t", self.session, *(["-l"] if literal else []), *keys)
@@ -75,32 +77,36 @@ def tmux() -> Iterator[Tmux]:
 
 
 def state_of(daemon: DaemonProcess, name: str) -> str:
-    out = daemon.cli("ps", "-a", "--filter", f"name={name}", "--format", "{{.State}}", check=True)
-    return out.stdout.strip()
+    """The container's state, asked through the client (not through the console)."""
+    from servin.api.servin.v1 import containers_pb2
+    from servin.client.sync import Client
+
+    with Client(daemon.host) as c:
+        detail = c.containers.Inspect(containers_pb2.InspectContainerRequest(id=name))
+    return str(detail.state.status)
 
 
-def test_console_stops_a_container_and_searches_logs(
+# Prints a word to search, then sleeps; exits at once on SIGTERM (a stop takes no 10 s).
+TALKS_THEN_SLEEPS = (
+    'trap "exit 0" TERM; echo "ready banana"; echo "idle"; while :; do sleep 1; done'
+)
+
+
+def test_console_stops_a_container_and_searches_its_logs(
     daemon: DaemonProcess, busybox_image: str, tmux: Tmux, tmp_path: Path
 ) -> None:
-    daemon.cli("run", "-d", "--name", "victim", "busybox", "sleep", "1000", check=True)
     daemon.cli(
-        "run",
-        "-d",
-        "--name",
-        "talker",
-        "busybox",
-        "sh",
-        "-c",
-        'i=0; while true; do i=$((i+1)); echo "hello banana $i"; sleep 0.2; done',
-        check=True,
+        "run", "-d", "--name", "victim", "busybox", "sh", "-c", TALKS_THEN_SLEEPS, check=True
     )
+    daemon.cli("run", "-d", "--name", "bystander", "busybox", "sleep", "1000", check=True)
     assert state_of(daemon, "victim") == "running"
 
     env = {"SERVIN_TUI_CONFIG": str(tmp_path / "none.toml"), "TERM": "xterm-256color"}
     tmux.start([sys.executable, "-m", "servin", "-H", daemon.host, "tui"], env)
-    tmux.wait_for(
-        lambda s: "victim" in s and "talker" in s and "2/2 running" in s, "both containers"
+    screen = tmux.wait_for(
+        lambda s: "victim" in s and "bystander" in s and "2/2 running" in s, "both containers"
     )
+    assert daemon.host in screen  # the title names the host
 
     # Filter down to the victim, stop it, confirm.
     tmux.keys("/")
@@ -115,24 +121,30 @@ def test_console_stops_a_container_and_searches_logs(
     deadline = time.monotonic() + 30
     while state_of(daemon, "victim") != "exited" and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert state_of(daemon, "victim") == "exited"  # really stopped, says the CLI
+    assert state_of(daemon, "victim") == "exited"  # really stopped, says the daemon
     tmux.wait_for(lambda s: "exited(" in s, "the stopped state")
-    assert state_of(daemon, "talker") == "running"  # the filter kept it out of the action
+    assert state_of(daemon, "bystander") == "running"  # the filter kept it out of the action
 
-    # Open the talker's logs and search a word.
-    tmux.keys("Escape")
-    tmux.wait_for(lambda s: "2/2 shown" in s, "the unfiltered table")
-    tmux.keys(":")
-    tmux.wait_for(lambda s: "command" in s, "the command line")
-    tmux.keys("logs talker", literal=True)
-    tmux.keys("Enter")
-    tmux.wait_for(lambda s: "hello banana" in s and "logs talker" in s, "the talker's logs")
+    # Open the stopped container's logs and search a word.
+    tmux.keys("l")
+    tmux.wait_for(lambda s: "ready banana" in s and "logs victim" in s, "the victim's logs")
     tmux.keys("/")
     tmux.wait_for(lambda s: "search:" in s, "the search prompt")
-    tmux.keys("banana 3", literal=True)
+    tmux.keys("banana", literal=True)
     tmux.keys("Enter")
-    screen = tmux.wait_for(lambda s: "match 1/" in s, "a search match")
-    assert "hello banana 3" in screen
+    screen = tmux.wait_for(lambda s: "match 1/1" in s, "a search match")
+    assert "ready banana" in screen
+
+    # Copy the matching line: OSC 52, which tmux (set-clipboard on) turns into a paste buffer.
+    tmux.keys("y")
+    deadline = time.monotonic() + 10
+    copied = ""
+    while time.monotonic() < deadline and "ready banana" not in copied:
+        copied = subprocess.run(
+            ["tmux", "-L", tmux.socket, "show-buffer"], capture_output=True, text=True
+        ).stdout
+        time.sleep(0.2)
+    assert copied == "ready banana\n"
 
     tmux.keys("q")
     deadline = time.monotonic() + 10

@@ -77,19 +77,63 @@ async def images(pilot: Pilot[Any]) -> None:
 async def volumes(pilot: Pilot[Any]) -> None:
     await containers(pilot)
     await pilot.press("3")
+    await settle(pilot, _table_rows(pilot.app, 4))
+
+
+async def networks(pilot: Pilot[Any]) -> None:
+    await containers(pilot)
+    await pilot.press("4")
+    await settle(pilot, _table_rows(pilot.app, 4))
+
+
+async def pods(pilot: Pilot[Any]) -> None:
+    """The recording daemon has no pods service: the calm "not supported" screen."""
+    await containers(pilot)
+    await pilot.press("5")
     await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def logs_merged(pilot: Pilot[Any]) -> None:
+    await containers(pilot)
+    await pilot.press("6")
+    app: Any = pilot.app
+    await settle(
+        pilot,
+        lambda: app.screen.query(LogView) and app.screen.query_one(LogView).shown_count() == 202,
+    )
+
+
+async def metrics(pilot: Pilot[Any]) -> None:
+    await containers(pilot)
+    await pilot.press("7")
+    await settle(pilot, _table_rows(pilot.app, 4))
+
+
+async def pull(pilot: Pilot[Any]) -> None:
+    """An image pull stopped half-way (the fake holds the stream): per-layer progress."""
+    await containers(pilot)
+    app: Any = pilot.app
+    app.run_command("pull alpine-web:3.21")
+    await settle(pilot, lambda: len(getattr(app.screen, "pulled_layers", {})) == 3)
+    await pilot.pause(0.2)
+
+
+async def logs_select(pilot: Pilot[Any]) -> None:
+    await logs(pilot)
+    await pilot.press("v", "up", "up", "up")
     await pilot.pause()
 
 
 async def events(pilot: Pilot[Any]) -> None:
     await containers(pilot)
-    await pilot.press("6")
+    await pilot.press("8")
     await settle(pilot, _table_rows(pilot.app, 14))
 
 
 async def system(pilot: Pilot[Any]) -> None:
     await containers(pilot)
-    await pilot.press("7")
+    await pilot.press("9")
     await settle(pilot, _table_rows(pilot.app, 2))
 
 
@@ -120,6 +164,12 @@ SCREENS: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
     "logs_search": logs_search,
     "images": images,
     "volumes": volumes,
+    "networks": networks,
+    "pods": pods,
+    "logs_merged": logs_merged,
+    "logs_select": logs_select,
+    "metrics": metrics,
+    "pull": pull,
     "events": events,
     "system": system,
     "confirm": confirm,

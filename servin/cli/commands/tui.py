@@ -15,7 +15,7 @@ import click
 )
 @click.pass_context
 def tui(ctx: click.Context, read_only: bool, theme: str | None) -> None:
-    """Open the console: live containers, logs, images, events and system."""
+    """Open the console: containers, images, volumes, networks, logs, metrics, events."""
     from servin.cli.session import target
     from servin.tui import run
 

@@ -77,10 +77,18 @@ class ContainersScreen(BaseScreen):
         self.sort = "name"
         self.reverse = False
         self.show_all = True
-        self.selected: set[str] = set()
         self._order: list[str] = []
         self._cells: dict[str, list[Any]] = {}
         self._columns: list[str] = []
+
+    @property
+    def selected(self) -> set[str]:
+        """The multi-selection (kept by the app: the Logs screen tails it)."""
+        return self.servin.selected_containers
+
+    @selected.setter
+    def selected(self, ids: set[str]) -> None:
+        self.servin.selected_containers = ids
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="containers", cursor_type="row", zebra_stripes=False)

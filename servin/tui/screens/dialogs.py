@@ -25,7 +25,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Label(self.question, id="question")
+            yield Label(self.question, id="question", markup=False)
             if self.detail:
                 yield Static(self.detail, id="detail", markup=False)
             yield Label("[b]y[/b] yes    [b]n[/b] no", id="keys")
@@ -65,7 +65,7 @@ class PromptScreen(ModalScreen[str | None]):
                 suggester=suggester,
                 id="prompt-input",
             )
-            yield Label(self.prompt, id="prompt-label")
+            yield Label(self.prompt, id="prompt-label", markup=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

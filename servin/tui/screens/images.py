@@ -1,4 +1,5 @@
-"""The Images screen: the local store, with inspect, history and remove."""
+"""The Images screen: the local store, with inspect, history, pull (live per-layer progress),
+remove and prune."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 from google.protobuf.json_format import MessageToDict
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, TabbedContent, TabPane, Tree
+from textual.widgets import DataTable, Static, TabbedContent, TabPane, Tree
 
 from servin.errors import ServinError
 from servin.tui import format as fmt
@@ -17,8 +18,10 @@ from servin.tui.screens.dialogs import ConfirmScreen, PromptScreen
 
 
 def image_name(img: Any) -> str:
-    """The first tag, or ``<none>``."""
-    return img.repo_tags[0] if img.repo_tags else "<none>"
+    """The first tag in its familiar form (``busybox:1.36``), or ``<none>``."""
+    from servin.reference import familiar
+
+    return familiar(img.repo_tags[0]) if img.repo_tags else "<none>"
 
 
 class ImagesScreen(BaseScreen):
@@ -27,7 +30,9 @@ class ImagesScreen(BaseScreen):
     BINDINGS = [
         Binding("enter", "details", "Inspect", id="images.details"),
         Binding("slash", "filter", "Filter", id="images.filter"),
+        Binding("p", "pull", "Pull", id="images.pull"),
         Binding("d", "remove", "Remove", id="images.remove"),
+        Binding("P", "prune", "Prune", id="images.prune"),
         Binding("y", "copy_id", "Copy ID", show=False, id="images.copy"),
         Binding("escape", "clear", "Clear", show=False, id="images.clear"),
     ]
@@ -38,19 +43,20 @@ class ImagesScreen(BaseScreen):
         self._order: list[str] = []
 
     def compose_body(self) -> ComposeResult:
-        table: DataTable[Any] = DataTable(id="images", cursor_type="row")
-        table.add_column("REPOSITORY:TAG", key="tag", width=30)
-        table.add_column("ID", key="id", width=12)
-        table.add_column("CREATED", key="created", width=20)
-        table.add_column("SIZE", key="size", width=8)
-        table.add_column("USED BY", key="containers", width=7)
-        yield table
+        yield DataTable(id="images", cursor_type="row")
 
     def on_mount(self) -> None:
-        self.query_one(DataTable).focus()
+        table: DataTable[Any] = self.query_one(DataTable)
+        # 80 columns fit every column; wide terminals give the tags the room.
+        table.add_column("REPOSITORY:TAG", key="tag", width=28 if self.app.size.width < 120 else 60)
+        table.add_column("ID", key="id", width=12)
+        table.add_column("CREATED", key="created", width=10)
+        table.add_column("SIZE", key="size", width=8)
+        table.add_column("USED BY", key="containers", width=7)
+        table.focus()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        return not (self.servin.read_only and action == "remove")
+        return not (self.servin.read_only and action in ("remove", "pull", "prune"))
 
     def update_data(self, kinds: set[str]) -> None:
         if kinds & {"images", "connection", "containers"}:
@@ -84,7 +90,7 @@ class ImagesScreen(BaseScreen):
             table.add_row(
                 image_name(img),
                 fmt.short_id(img.id),
-                fmt.utc_stamp(fmt.ts_seconds(img.created)),
+                _ago(self.source.clock(), fmt.ts_seconds(img.created)),
                 fmt.size(img.size),
                 str(used.get(img.id, 0)),
                 key=key,
@@ -162,11 +168,155 @@ class ImagesScreen(BaseScreen):
                 "images", "Remove", images_pb2.RemoveImageRequest(reference=reference)
             )
         except ServinError as exc:
-            self.notify(f"{name}: {exc}", severity="error", timeout=8)
+            self.notify(f"{name}: {fmt.error_text(exc)}", severity="error", timeout=8)
             return
         self.notify(f"removed {name}", timeout=3)
-        self.source._images_wanted = True
-        self.source.request_refresh()
+        self.source.request_refresh(images=True)
+
+    def action_pull(self) -> None:
+        def go(reference: str | None) -> None:
+            if reference and reference.strip():
+                self.app.push_screen(PullScreen(reference.strip()))
+
+        self.app.push_screen(
+            PromptScreen("pull image: NAME[:TAG] or NAME@DIGEST", placeholder="busybox:latest"),
+            go,
+        )
+
+    def action_prune(self) -> None:
+        def go(yes: bool | None) -> None:
+            if yes:
+                self.run_worker(self._prune(), group="actions")
+
+        self.app.push_screen(
+            ConfirmScreen("Prune dangling images?", "Removes untagged images no container uses."),
+            go,
+        )
+
+    async def _prune(self) -> None:
+        from servin.api.servin.v1 import images_pb2
+
+        try:
+            reply = await self.source.call(
+                "images", "Prune", images_pb2.PruneImagesRequest(), timeout=300
+            )
+        except ServinError as exc:
+            self.notify(f"prune: {fmt.error_text(exc)}", severity="error", timeout=8)
+            return
+        freed = fmt.size(reply.space_reclaimed) if reply.space_reclaimed else "0B"
+        self.notify(f"pruned {len(reply.deleted)} images, reclaimed {freed}", timeout=5)
+        self.source.request_refresh(images=True)
+
+
+BAR = 15  # progress bar cells: the four columns fit 80 columns
+
+
+class PullScreen(BaseScreen):
+    """A pull in progress: one row per layer, updated in place; escape cancels or closes.
+
+    Progress messages can come by the hundred per second: they update a dict, and a timer
+    redraws the changed rows ten times a second.
+    """
+
+    BINDINGS = [Binding("escape", "close", "Back/cancel", id="pull.close")]
+
+    def __init__(self, reference: str) -> None:
+        super().__init__()
+        self.reference = reference
+        self.pulled_layers: dict[str, Any] = {}  # id -> the last Progress
+        self.lines: list[str] = []  # status lines, in order
+        self.result = ""
+        self.error = ""
+        self.finished = False
+        self._dirty: set[str] = set()
+        self._rows: list[str] = []
+
+    def compose_body(self) -> ComposeResult:
+        table: DataTable[Any] = DataTable(id="layers", cursor_type="none")
+        table.add_column("LAYER", key="id", width=12)
+        table.add_column("ACTION", key="action", width=17)
+        table.add_column("PROGRESS", key="bar", width=BAR + 5)
+        table.add_column("BYTES", key="bytes", width=17)
+        yield table
+        yield Static("", id="pull-log", markup=False)
+
+    def on_mount(self) -> None:
+        self.set_interval(0.1, self._redraw)
+        self.run_worker(self._pull(), group="pull")
+        self._redraw()
+
+    async def _pull(self) -> None:
+        from servin.api.servin.v1 import images_pb2
+
+        try:
+            stream = self.source.stream(
+                "images", "Pull", images_pb2.PullImageRequest(reference=self.reference)
+            )
+            async for msg in stream:
+                self.apply(msg)
+        except ServinError as exc:
+            self.error = fmt.error_text(exc)
+        self.finished = True
+        self.source.request_refresh(images=True)
+        self._redraw()
+
+    def apply(self, msg: Any) -> None:
+        """Take one ImageProgress message into the model (drawn by the next tick)."""
+        p = msg.progress
+        if p.id:
+            self.pulled_layers[p.id] = p
+            self._dirty.add(p.id)
+        elif p.message:
+            self.lines.append(p.message)
+        if msg.status:
+            self.lines.append(msg.status)
+        if msg.image_id:
+            self.result = msg.image_id
+
+    def _redraw(self) -> None:
+        table: DataTable[Any] = self.query_one(DataTable)
+        for ident in sorted(self._dirty, key=list(self.pulled_layers).index):
+            p = self.pulled_layers[ident]
+            cells = [
+                fmt.short_id(ident),
+                p.action,
+                fmt.progress_bar(p.current, p.total, BAR, done=p.done),
+                _bytes(p),
+            ]
+            if ident in self._rows:
+                for key, value in zip(("id", "action", "bar", "bytes"), cells, strict=True):
+                    table.update_cell(ident, key, value)
+            else:
+                table.add_row(*cells, key=ident)
+                self._rows.append(ident)
+        self._dirty.clear()
+        self.query_one("#pull-log", Static).update("\n".join(self.lines[-6:]))
+        done = sum(1 for p in self.pulled_layers.values() if p.done)
+        if self.error:
+            state = f"failed: {self.error}"
+        elif self.finished:
+            state = f"done: {fmt.short_id(self.result)}" if self.result else "done"
+        else:
+            state = "pulling (escape cancels)"
+        self.set_status(
+            f"pull {self.reference} │ {done}/{len(self.pulled_layers)} layers │ {state}"
+        )
+
+    def action_close(self) -> None:
+        if not self.finished:
+            self.workers.cancel_group(self, "pull")
+            self.notify(f"pull of {self.reference} cancelled", timeout=3)
+        self.app.pop_screen()
+
+
+def _ago(now: float, then: float) -> str:
+    return f"{fmt.short_duration(now - then)} ago" if then else "-"
+
+
+def _bytes(p: Any) -> str:
+    if p.total:
+        return f"{fmt.size(p.current)} / {fmt.size(p.total)}"
+    return fmt.size(p.current) if p.current else ""
 
 
 class ImageDetailScreen(BaseScreen):

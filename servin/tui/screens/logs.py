@@ -8,6 +8,7 @@ refresh per tick, not one per line.
 from __future__ import annotations
 
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,7 @@ WINDOWS: list[tuple[str, float | None]] = [
 ]
 TAIL = 2000
 TICK = 0.1
+MERGE_HOLD = 0.5  # seconds the first lines of a merged view wait for every stream's backlog
 
 
 class LogsScreen(BaseScreen):
@@ -47,23 +49,30 @@ class LogsScreen(BaseScreen):
         Binding("w", "toggle_wrap", "Wrap", id="logs.wrap"),
         Binding("T", "next_window", "Window", id="logs.window"),
         Binding("S", "save", "Save", id="logs.save"),
+        Binding("v", "select", "Select", id="logs.select"),
+        Binding("y", "copy", "Copy", id="logs.copy"),
         Binding("c", "clear", "Clear", show=False, id="logs.clear"),
     ]
 
     def __init__(self, containers: list[tuple[str, str]], *, follow: bool = True) -> None:
         super().__init__()
-        self.containers = containers
         self.stream_follow = follow
         self.window = 0
         self._pending: list[LogLine] = []
         self._partial: dict[str, str] = {}
+        self._ended = 0
+        self._error = ""
+        self._hold_until = 0.0
+        self.set_containers(containers)
+
+    def set_containers(self, containers: list[tuple[str, str]]) -> None:
+        """Which containers to tail: (id, name) pairs; several are merged and tagged."""
+        self.containers = containers
         self._tags = (
             {cid: (name, i) for i, (cid, name) in enumerate(containers)}
             if len(containers) > 1
             else {}
         )
-        self._ended = 0
-        self._error = ""
 
     def compose_body(self) -> ComposeResult:
         yield LogView(id="log")
@@ -80,8 +89,12 @@ class LogsScreen(BaseScreen):
         self.workers.cancel_group(self, "logs")
         self._ended = 0
         self._error = ""
+        # Several streams each send their backlog first: hold the lines a moment so the
+        # merged view starts in time order rather than one container after another.
+        self._hold_until = time.monotonic() + (MERGE_HOLD if len(self.containers) > 1 else 0)
         for cid, _ in self.containers:
-            self.run_worker(self._stream(cid), group="logs")
+            # A factory, not a coroutine: a worker cancelled before it runs leaves nothing behind.
+            self.run_worker(partial(self._stream, cid), group="logs")
         self._update_bar()
 
     def _request(self, cid: str) -> Any:
@@ -103,20 +116,24 @@ class LogsScreen(BaseScreen):
         try:
             # Entries go straight to the pending list; the timer batches them into the view.
             async for entry in self.source.stream("containers", "Logs", self._request(cid)):
+                if not entry.container_id:  # the daemon may leave it out on one-container streams
+                    entry.container_id = cid
                 self._pending.extend(lines_from_entries([entry], self._tags, self._partial))
         except ServinError as exc:
             self._error = str(exc)
         self._ended += 1
         self._update_bar()
 
-    def _drain(self) -> None:
-        if self._pending:
+    def _drain(self, force: bool = False) -> None:
+        if self._pending and (force or time.monotonic() >= self._hold_until):
             lines, self._pending = self._pending, []
+            if self._tags:
+                lines.sort(key=lambda line: line.t)  # stable: a container's order is kept
             self.query_one(LogView).append(lines)
 
     def flush(self) -> None:
         """Move pending lines into the view now (tests)."""
-        self._drain()
+        self._drain(force=True)
 
     # ---- the bar -----------------------------------------------------------------------
 
@@ -125,8 +142,10 @@ class LogsScreen(BaseScreen):
 
     def _update_bar(self) -> None:
         view = self.query_one(LogView)
-        names = ", ".join(name for _, name in self.containers)
-        parts = [f"logs {names}", f"window {WINDOWS[self.window][0]}"]
+        names = ", ".join(name for _, name in self.containers[:4])
+        if len(self.containers) > 4:
+            names += f" +{len(self.containers) - 4}"
+        parts = [f"logs {names or '(no container)'}", f"window {WINDOWS[self.window][0]}"]
         parts.append(f"{view.shown_count()} lines")
         if view.filter is not None:
             parts.append(f"filter {view.filter.pattern}")
@@ -136,9 +155,12 @@ class LogsScreen(BaseScreen):
             parts.append("time")
         if view.wrap:
             parts.append("wrap")
+        span = view.selection_range()
+        if span is not None:
+            parts.append(f"{len(view.selected_text())} selected (y copies)")
         if self._error:
             parts.append(f"stream: {self._error}")
-        elif self._ended == len(self.containers) and self.stream_follow:
+        elif self.containers and self._ended == len(self.containers) and self.stream_follow:
             parts.append("stream ended")
         self.set_status(" │ ".join(parts))
         marker = self.query_one("#marker", Static)
@@ -153,8 +175,30 @@ class LogsScreen(BaseScreen):
 
     # ---- actions -----------------------------------------------------------------------
 
+    def action_select(self) -> None:
+        """Start (or drop) a line selection: up/down extend it, y copies it."""
+        view = self.query_one(LogView)
+        if view.selecting:
+            view.cancel_selection()
+        else:
+            view.start_selection()
+
+    def action_copy(self) -> None:
+        """Copy the selected lines (else the current match or last line) with OSC 52."""
+        view = self.query_one(LogView)
+        if not view.selecting and not view.start_selection():
+            return
+        lines = view.selected_text()
+        view.cancel_selection()
+        if lines:
+            self.app.copy_to_clipboard("\n".join(lines) + "\n")
+            self.notify(f"copied {len(lines)} line(s) to the clipboard (OSC 52)", timeout=3)
+
     def action_back(self) -> None:
         view = self.query_one(LogView)
+        if view.selecting:
+            view.cancel_selection()
+            return
         if view.search is not None or view.filter is not None:
             view.set_search(None)
             view.set_filter(None)
@@ -253,3 +297,53 @@ class LogsScreen(BaseScreen):
             self.notify(f"cannot save: {exc}", severity="error")
             return
         self.notify(f"saved {len(lines)} lines to {target}", timeout=5)
+
+
+MERGED_MAX = 8  # streams the Logs screen opens at most when it picks running containers
+
+
+class MergedLogsScreen(LogsScreen):
+    """The Logs screen (key 6): a merged, tagged tail of the containers selected on the
+    Containers screen, else of the running ones (the first MERGED_MAX by name)."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+
+    def pick(self) -> list[tuple[str, str]]:
+        """The containers to tail now."""
+        containers = self.state.containers
+        chosen = [containers[i] for i in self.servin.selected_containers if i in containers]
+        if not chosen:
+            chosen = [c for c in containers.values() if c.state == "running"]
+        chosen.sort(key=lambda c: c.name)
+        return [(c.id, c.name) for c in chosen[:MERGED_MAX]]
+
+    def on_mount(self) -> None:
+        self.set_containers(self.pick())
+        super().on_mount()
+
+    def update_data(self, kinds: set[str]) -> None:
+        if not self.containers and kinds & {"containers", "connection"}:
+            self._repick()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self._repick()
+
+    def _repick(self) -> None:
+        picked = self.pick()
+        if picked != self.containers and self.state.connected:
+            self.set_containers(picked)
+            self._pending.clear()
+            self._partial.clear()
+            self.query_one(LogView).clear()
+            self._start_streams()
+
+    def action_back(self) -> None:
+        # A top-level screen: escape clears the selection, search and filter, never leaves.
+        view = self.query_one(LogView)
+        if view.selecting:
+            view.cancel_selection()
+        else:
+            view.set_search(None)
+            view.set_filter(None)
