@@ -325,12 +325,16 @@ def _half_loaded(d: DaemonProcess) -> subprocess.Popen[bytes]:
     assert proc.stdin is not None
     proc.stdin.write(data[: len(data) // 2])
     proc.stdin.flush()
-    # Wait until the daemon is writing the second layer (the first one is stored by then).
-    ingest = d.root / "content/ingest"
+    # Wait until the first layer is stored and the second one is being written.
+    ingest, blobs = d.root / "content/ingest", d.root / "content/blobs/sha256"
+
+    def midway() -> bool:
+        return bool(list(ingest.iterdir()) and list(blobs.iterdir()))
+
     deadline = time.monotonic() + 60
-    while not list(ingest.iterdir()) and time.monotonic() < deadline:
+    while not midway() and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert list(ingest.iterdir()), "the daemon never started storing the archive"
+    assert midway(), "the daemon never got halfway through the archive"
     return proc
 
 
@@ -356,6 +360,5 @@ def test_load_interrupted_by_a_daemon_crash_is_collected_at_start(
     d.stop(signal.SIGKILL)
     proc.kill()
     proc.communicate()
-    assert list((d.root / "content/blobs/sha256").iterdir())  # the first layer was stored
     d.start()
     assert store_state(d) == EMPTY_STORE

@@ -91,12 +91,6 @@ def collect(store: ImageStore, snapshots: Snapshotter) -> Collected:
         for record in store.list():
             keep_blobs |= referenced_blobs(store, record)
             keep_chains.update(image_chains(store, record))
-        keep_chains |= snapshots.snapshot_chains()
-        parents = snapshots.layer_parents()
-        # A kept layer keeps everything below it.
-        for chain in list(keep_chains):
-            while (chain := parents.get(chain, "")) and chain not in keep_chains:
-                keep_chains.add(chain)
         for digest in list(content.digests()):
             if digest in keep_blobs:
                 continue
@@ -104,14 +98,10 @@ def collect(store: ImageStore, snapshots: Snapshotter) -> Collected:
                 done.reclaimed += content.size(digest)
             content.delete(digest)
             done.blobs.append(digest)
-        for chain in parents:
-            if chain in keep_chains:
-                continue
-            gone = snapshots.unpublish_layer(chain)
-            if gone is not None:
-                done.reclaimed += gone[0]
-                trash.append(gone[1])
-                done.layers.append(chain)
+        for chain, size, moved in snapshots.unpublish_unused(keep_chains):
+            done.layers.append(chain)
+            done.reclaimed += size
+            trash.append(moved)
     for path in trash:
         snapshots.purge(path)
     if done.blobs or done.layers:

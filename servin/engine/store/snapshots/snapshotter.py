@@ -410,23 +410,25 @@ class Snapshotter:
                 with contextlib.suppress(NotFound):
                     self.remove(key)
                     removed += 1
-        roots = set(keep_chains)
-        for key in self.keys():
-            with contextlib.suppress(NotFound, OSError, ValueError):
-                roots.update(self._info(key).get("chains", []))
-        needed: set[str] = set()
-        for chain in roots:
-            with contextlib.suppress(NotFound, OSError, ValueError):
-                needed.update(c for c, _ in self._stack(chain))
-        for chain, _ in list(self.layout.indexed_chains()):
-            if chain in needed:
-                continue
-            with self._lock_chain(chain):
-                number = self.layout.read_index(chain)
-                if number is not None:
-                    self._drop_layer(chain, number)
-                    removed += 1
-        return removed
+        gone = self.unpublish_unused(keep_chains)
+        for _, _, trash in gone:
+            self.purge(trash)
+        return removed + len(gone)
+
+    def unpublish_unused(self, keep_chains: set[str]) -> list[tuple[str, int, Path]]:
+        """Unpublish (see :meth:`unpublish_layer`) every layer that no chain in
+        ``keep_chains`` and no container snapshot stands on, directly or through a layer
+        above; return (chain, bytes, moved directory) of each, for :meth:`purge`."""
+        keep = set(keep_chains) | self.snapshot_chains()
+        parents = self.layer_parents()
+        for chain in list(keep):
+            while (chain := parents.get(chain, "")) and chain not in keep:
+                keep.add(chain)
+        gone: list[tuple[str, int, Path]] = []
+        for chain in parents:
+            if chain not in keep and (moved := self.unpublish_layer(chain)) is not None:
+                gone.append((chain, *moved))
+        return gone
 
     def layer_parents(self) -> dict[str, str]:
         """The parent chain ID ("" at the bottom) of every committed layer, by chain ID."""
