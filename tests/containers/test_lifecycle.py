@@ -149,7 +149,7 @@ def test_running_container_is_not_removed_without_force(engine: DaemonProcess) -
         (["busybox", "/no/such/binary"], 127, "no such file"),
         (["-u", "nosuchuser", "busybox", "true"], 125, "unable to find user nosuchuser"),
         (["-w", "relative", "busybox", "true"], 125, "needs to be an absolute path"),
-        (["nosuchimage", "true"], 125, "Unable to find image"),
+        (["--pull", "never", "nosuchimage", "true"], 125, "Unable to find image"),
         (["--cap-add", "BOGUS", "busybox", "true"], 125, "unknown capability"),
         (["-m", "1k", "busybox", "true"], 125, "Minimum memory limit"),
     ],

@@ -134,3 +134,38 @@ def test_byte_pipe_streams_and_aborts() -> None:
     aborted.abort()
     with pytest.raises(PipeAborted):
         aborted.read(100)
+
+
+def _progress_stream() -> list[object]:
+    from servin.api.servin.v1 import common_pb2, images_pb2
+
+    p = images_pb2.ImageProgress
+    return [
+        p(status="1: Pulling from servin/x"),
+        p(progress=common_pb2.Progress(id="abc", action="Waiting", total=100)),
+        p(progress=common_pb2.Progress(id="abc", action="Downloading", current=50, total=100)),
+        p(progress=common_pb2.Progress(id="abc", action="Downloading", current=100, total=100)),
+        p(progress=common_pb2.Progress(id="abc", action="Pull complete", current=100,
+                                       total=100, done=True)),
+        p(status="Digest: sha256:" + "a" * 64),
+        p(image_id="sha256:" + "b" * 64, digest="sha256:" + "a" * 64),
+    ]
+
+
+def test_progress_plain_lines_bars_and_quiet() -> None:
+    import io
+
+    from servin.cli import progress
+
+    out = io.StringIO()
+    last = progress.show(_progress_stream(), "plain", out)
+    assert out.getvalue().splitlines() == [
+        "1: Pulling from servin/x", "abc: Waiting", "abc: Downloading", "abc: Pull complete",
+        "Digest: sha256:" + "a" * 64]
+    assert last.image_id == "sha256:" + "b" * 64  # type: ignore[attr-defined]
+    bars = io.StringIO()
+    progress.show(_progress_stream(), "tty", bars)
+    assert "abc" in bars.getvalue() and "Pull complete" in bars.getvalue()
+    quiet = io.StringIO()
+    progress.show(_progress_stream(), "quiet", quiet)
+    assert quiet.getvalue() == ""
