@@ -118,6 +118,7 @@ class Daemon:
         engine.events.bind(asyncio.get_running_loop())
         await asyncio.to_thread(engine.repair)
         await engine.containers.recover()
+        await asyncio.to_thread(engine.volumes.repair)
         server = build_server(engine)
         try:
             for host in self.config.effective_hosts():

@@ -587,6 +587,7 @@ _HERE = "servin.cli.commands.containers"
 _RUN = "servin.cli.commands.run"
 _STATS = "servin.cli.commands.stats"
 _INTERACTIVE = "servin.cli.commands.interactive"
+_FILES = "servin.cli.commands.files"
 
 
 @click.group(cls=LazyGroup, lazy={
@@ -597,7 +598,8 @@ _INTERACTIVE = "servin.cli.commands.interactive"
     "inspect": f"{_HERE}:container_inspect", "stats": f"{_STATS}:stats", "top": f"{_STATS}:top",
     "pause": f"{_HERE}:pause", "unpause": f"{_HERE}:unpause", "rename": f"{_HERE}:rename",
     "update": f"{_HERE}:update", "exec": f"{_INTERACTIVE}:exec_",
-    "attach": f"{_INTERACTIVE}:attach",
+    "attach": f"{_INTERACTIVE}:attach", "cp": f"{_FILES}:cp", "diff": f"{_FILES}:diff",
+    "commit": f"{_FILES}:commit", "export": f"{_FILES}:export",
 })
 def container() -> None:
     """Manage containers."""

@@ -50,6 +50,11 @@ def is_mounted_kind(v: Volume) -> bool:
     return bool(v.options.get("type"))
 
 
+def is_mounted(v: Volume) -> bool:
+    """Whether the volume's filesystem is mounted now."""
+    return is_mount_point(Path(v.mountpoint))
+
+
 def create_dirs(v: Volume) -> None:
     """Make ``<root>/volumes/<name>/_data`` (the volume dir is private to root)."""
     data = Path(v.mountpoint)

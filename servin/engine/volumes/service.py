@@ -159,13 +159,20 @@ class VolumeService:
         with self._lock:
             for name in dict.fromkeys(names):
                 v = self.store.find(name)
-                if v is None or not local.is_mounted_kind(v):
+                if v is None or not local.is_mounted_kind(v) or not local.is_mounted(v):
                     continue
                 others = [u for u in self.users(name)
                           if u.running and u.container_id != stopping]
                 if not others:
                     local.unmount_volume(v)
                     self.events.publish("volume", "unmount", name, driver=v.driver)
+
+    def repair(self) -> None:
+        """At daemon start (after containers were recovered): unmount ``type=`` volumes that
+        no running container holds (their last user stopped while the daemon was down)."""
+        for v in self.store.list():
+            if local.is_mounted_kind(v):
+                self.release([v.name], "")
 
     def is_empty(self, name: str) -> bool:
         """Whether the volume holds no files (a first mount copies the image's content)."""
