@@ -193,6 +193,23 @@ def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
     )
 
 
+def _mount_dict(m: Any) -> dict[str, Any]:
+    """One mount as docker's inspect shows it (a volume's Source is its host directory)."""
+    out: dict[str, Any] = {"Type": m.type}
+    if m.type == "volume":
+        out["Name"] = m.name
+    out.update({
+        "Source": m.source,
+        "Destination": m.target,
+        "Mode": "ro" if m.read_only else "",
+        "RW": not m.read_only,
+        "Propagation": m.propagation or ("rprivate" if m.type == "bind" else ""),
+    })
+    if m.type == "volume":
+        out["Driver"] = m.driver or "local"
+    return out
+
+
 def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
     from servin.humanize import ago, human_size
 
@@ -344,7 +361,6 @@ def wait(containers: tuple[str, ...]) -> None:
 
 def container_inspect_dict(d: Any) -> dict[str, Any]:
     """A container's ``inspect`` object, shaped as docker's."""
-    from google.protobuf.json_format import MessageToDict
 
     s = d.state
     spec = d.spec
@@ -419,7 +435,7 @@ def container_inspect_dict(d: Any) -> dict[str, Any]:
             "ExtraHosts": list(spec.extra_hosts) or None,
             "Sysctls": dict(spec.sysctls) or None,
         },
-        "Mounts": [MessageToDict(m) for m in d.mounts],
+        "Mounts": [_mount_dict(m) for m in d.mounts],
         "Config": {
             "Hostname": spec.hostname or d.id[:12],
             "Domainname": spec.domainname,
