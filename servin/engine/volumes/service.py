@@ -114,6 +114,7 @@ class VolumeService:
             if users:
                 ids = ", ".join(u.container_id[:12] for u in users)
                 raise Conflict(f"remove {name}: volume is in use - [{ids}]")
+            local.unmount_for_removal(v)
             self.store.delete(name)
             local.remove_dirs(v)
         self.events.publish("volume", "destroy", name, driver=v.driver)
