@@ -217,6 +217,9 @@ class VolumeService:
                 fd = os.open(v.mountpoint, _DIR)
                 try:
                     fsarchive.Extractor(fd).extract(spool)
+                except OSError as exc:
+                    raise InvalidArgument(f"volume import into {name}: {exc.strerror or exc}"
+                                          ) from exc
                 finally:
                     os.close(fd)
             except BaseException:
