@@ -20,6 +20,43 @@ def short_tmpdir(prefix: str = "sv-") -> Path:
     return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
+NET_CLAIMS = Path("/tmp/servin-test-nets")
+NET_SLOTS = 250
+
+
+def claim_net_slot() -> int:
+    """A network slot no other live test daemon on this host uses (a claim file per slot).
+
+    Slot ``i`` gives a daemon bridge ``svt<i>``, default subnet 10.200.<i>.0/24 and user
+    network pool 10.201.<i>.0/24, so test daemons running in parallel never clash.
+    """
+    NET_CLAIMS.mkdir(exist_ok=True)
+    for slot in range(NET_SLOTS):
+        path = NET_CLAIMS / str(slot)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            try:
+                owner = int(path.read_text() or "0")
+                os.kill(owner, 0)
+                continue
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                path.unlink(missing_ok=True)  # left by a test process that died
+                try:
+                    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                except FileExistsError:
+                    continue
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        return slot
+    raise RuntimeError("no free test network slot")
+
+
+def release_net_slot(slot: int) -> None:
+    """Give a slot back."""
+    (NET_CLAIMS / str(slot)).unlink(missing_ok=True)
+
+
 @dataclass
 class DaemonProcess:
     """One daemon: ``start()`` waits until its socket answers."""
@@ -27,6 +64,20 @@ class DaemonProcess:
     base: Path
     extra_args: list[str] = field(default_factory=list)
     proc: subprocess.Popen[bytes] | None = None
+    net_slot: int | None = None
+
+    @property
+    def bridge(self) -> str:
+        """The default network's Linux bridge of this daemon."""
+        return f"svt{self.net_slot}"
+
+    @property
+    def default_subnet(self) -> str:
+        return f"10.200.{self.net_slot}.0/24"
+
+    @property
+    def address_pool(self) -> str:
+        return f"10.201.{self.net_slot}.0/24"
 
     @property
     def root(self) -> Path:
@@ -60,11 +111,21 @@ class DaemonProcess:
             str(self.exec_root),
             "--log-level",
             "debug",
+            "--bridge-name",
+            self.bridge,
+            "--default-subnet",
+            self.default_subnet,
+            "--address-pool",
+            self.address_pool,
+            "--address-pool-size",
+            "28",
             *self.extra_args,
         ]
 
     def start(self, timeout: float = 20.0) -> DaemonProcess:
         self.base.mkdir(parents=True, exist_ok=True)
+        if self.net_slot is None:
+            self.net_slot = claim_net_slot()
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child holds it
         self.proc = subprocess.Popen(
             self.command(), stdout=log, stderr=log, cwd=REPO, stdin=subprocess.DEVNULL
@@ -118,6 +179,9 @@ class DaemonProcess:
 
         stop_zygote(self.exec_root)
         shutil.rmtree(self.base, ignore_errors=True)
+        if self.net_slot is not None:
+            release_net_slot(self.net_slot)
+            self.net_slot = None
 
     def cli(
         self,

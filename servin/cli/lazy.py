@@ -7,8 +7,11 @@ rich and every command module up front would cost more than that.
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
+
+_COMPLETE_VAR = "_SERVIN_COMPLETE"  # set by the shell completion scripts
 
 
 class LazyGroup(click.Group):
@@ -35,6 +38,10 @@ class LazyGroup(click.Group):
             command = getattr(importlib.import_module(module_name), attr)
             if not isinstance(command, click.Command):
                 raise TypeError(f"{self.lazy[cmd_name]} is not a click command")
+            if _COMPLETE_VAR in os.environ:  # a shell is asking: give arguments live names
+                from servin.cli.commands.completion import attach_completers
+
+                attach_completers(command, self.name or "" if ctx.parent is not None else "")
             return command
         return super().get_command(ctx, cmd_name)
 

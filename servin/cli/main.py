@@ -18,12 +18,13 @@ _INTERACTIVE = "servin.cli.commands.interactive"
 _STATS = "servin.cli.commands.stats"
 _VOLUME = "servin.cli.commands.volumes"
 _FILES = "servin.cli.commands.files"
+_REGISTRY = "servin.cli.commands.registry"
 
 TOP_LEVEL = {
     "daemon": describe(f"{_DAEMON}:daemon", "Run the Servin engine daemon"),
     "version": describe(f"{_SYSTEM}:version", "Show the Servin version information"),
     "info": describe(f"{_SYSTEM}:info", "Display system-wide information"),
-    "system": describe(f"{_SYSTEM}:system", "Manage Servin (info, df, events)"),
+    "system": describe(f"{_SYSTEM}:system", "Manage Servin (info, df, events, prune)"),
     "events": describe(f"{_SYSTEM}:events", "Get real time events from the daemon"),
     "image": describe(f"{_IMAGE}:image", "Manage images"),
     "images": describe(f"{_IMAGE}:image_ls", "List images"),
@@ -31,6 +32,12 @@ TOP_LEVEL = {
     "import": describe(f"{_IMAGE}:image_import", "Import a root filesystem tarball as an image"),
     "tag": describe(f"{_IMAGE}:image_tag", "Create a tag TARGET that refers to SOURCE"),
     "history": describe(f"{_IMAGE}:image_history", "Show the history of an image"),
+    "save": describe(f"{_IMAGE}:image_save", "Save one or more images to a tar archive"),
+    "load": describe(f"{_IMAGE}:image_load", "Load images from a tar archive or STDIN"),
+    "pull": describe(f"{_REGISTRY}:pull", "Download an image from a registry"),
+    "push": describe(f"{_REGISTRY}:push", "Upload an image to a registry"),
+    "login": describe(f"{_REGISTRY}:login", "Log in to a registry"),
+    "logout": describe(f"{_REGISTRY}:logout", "Log out from a registry"),
     "container": describe(f"{_CONTAINER}:container", "Manage containers"),
     "run": describe(f"{_RUN}:run", "Create and run a new container from an image"),
     "create": describe(f"{_RUN}:create", "Create a new container"),
@@ -56,7 +63,14 @@ TOP_LEVEL = {
     "diff": describe(f"{_FILES}:diff", "Inspect changes to files on a container's filesystem"),
     "commit": describe(f"{_FILES}:commit", "Create a new image from a container's changes"),
     "export": describe(f"{_FILES}:export", "Export a container's filesystem as a tar archive"),
+    "network": describe("servin.cli.commands.networks:network", "Manage networks"),
+    "port": describe("servin.cli.commands.networks:port",
+                     "List port mappings or a specific mapping for the container"),
     "tui": describe("servin.cli.commands.tui:tui", "Open the live console (containers, logs)"),
+    "context": describe("servin.cli.commands.context:context", "Manage contexts"),
+    "completion": describe(
+        "servin.cli.commands.completion:completion", "Print the shell completion script"
+    ),
 }
 
 
@@ -66,24 +80,53 @@ TOP_LEVEL = {
 @click.option(
     "-H",
     "--host",
-    envvar="SERVIN_HOST",
     metavar="URL",
-    help="Daemon socket to connect to: unix:///path, tcp://host:port, ssh://user@host",
+    help="Daemon socket to connect to: unix:///path, tcp://host:port, ssh://user@host "
+    "($SERVIN_HOST)",
 )
+@click.option(
+    "-c",
+    "--context",
+    metavar="NAME",
+    help="Context to use (overrides $SERVIN_HOST, $SERVIN_CONTEXT and 'context use')",
+)
+@click.option("--config", "config_dir", metavar="DIR",
+              help="Location of client config files ($SERVIN_CONFIG, ~/.config/servin)")
+@click.option("--tls", is_flag=True, help="Use TLS (tcp:// hosts); implied by --tlsverify")
+@click.option("--tlsverify", is_flag=True, help="Use TLS and verify the daemon's certificate")
+@click.option("--tlscacert", metavar="FILE", help="Trust certs signed only by this CA")
+@click.option("--tlscert", metavar="FILE", help="Path to the TLS client certificate file")
+@click.option("--tlskey", metavar="FILE", help="Path to the TLS client key file")
 @click.option("-D", "--debug", is_flag=True, help="Show full error traces")
 @click.version_option(
     package_name="servin", prog_name="servin", message="Servin version %(version)s"
 )
 @click.pass_context
-def cli(ctx: click.Context, host: str | None, debug: bool) -> None:
+def cli(
+    ctx: click.Context,
+    host: str | None,
+    context: str | None,
+    config_dir: str | None,
+    tls: bool,
+    tlsverify: bool,
+    tlscacert: str | None,
+    tlscert: str | None,
+    tlskey: str | None,
+    debug: bool,
+) -> None:
     """Servin: run and manage Linux containers."""
+    if config_dir:
+        import os
+
+        os.environ["SERVIN_CONFIG"] = config_dir
+    # servin.cli.session.target reads the connection options from ctx.params.
     ctx.ensure_object(dict)
-    ctx.obj["host"] = host
     ctx.obj["debug"] = debug
     _STATE["debug"] = debug
 
 
 _STATE = {"debug": False}
+USAGE_EXIT_CODE = 125  # docker's code for a command line it cannot run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -93,6 +136,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.UsageError as exc:  # bad flags or arguments: docker's 125
+        exc.show()
+        sys.exit(USAGE_EXIT_CODE)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -15,7 +15,21 @@ from typing import Any
 
 import click
 
-from servin.cli.gotemplate import Template
+
+class LabelText(str):
+    """Labels as docker's list rows show them (``a=1,b=2``), still indexable by key in
+    templates (``{{index .Labels "k"}}``, ``{{.Label "k"}}``)."""
+
+    labels: dict[str, str]
+
+    def __new__(cls, labels: dict[str, str]) -> LabelText:
+        text = super().__new__(cls, ",".join(f"{k}={v}" for k, v in sorted(labels.items())))
+        text.labels = dict(labels)
+        return text
+
+    def Label(self, key: str) -> str:
+        """The value of one label ('' when absent), as ``{{.Label "key"}}``."""
+        return self.labels.get(key, "")
 
 
 def is_terminal() -> bool:
@@ -39,6 +53,8 @@ def print_rows(
         for row in rows:
             click.echo(json.dumps(row, separators=(",", ":"), default=str))
         return
+    if fmt:
+        from servin.cli.gotemplate import Template  # only templates pay for the parser
     if fmt and not fmt.startswith("table"):
         template = Template(unescape(fmt))
         for row in rows:
@@ -59,7 +75,11 @@ def print_rows(
 
 def print_object(obj: Any, fmt: str | None) -> None:
     """Print one object (``inspect`` prints a JSON array of them without ``-f``)."""
-    if fmt and fmt != "json":
+    from servin.cli.gotemplate import Template  # only templates pay for the parser
+
+    if fmt == "json":  # one line, as docker's info/version --format json
+        click.echo(json.dumps(obj, separators=(",", ":"), default=str))
+    elif fmt:
         click.echo(Template(unescape(fmt)).render(obj))
     else:
         click.echo(json.dumps(obj, indent=4, default=str))
@@ -67,6 +87,8 @@ def print_object(obj: Any, fmt: str | None) -> None:
 
 def print_objects(objs: Sequence[Any], fmt: str | None) -> None:
     """``inspect`` output: a JSON array, or the template once per object."""
+    from servin.cli.gotemplate import Template  # only templates pay for the parser
+
     if fmt and fmt != "json":
         template = Template(unescape(fmt))
         for obj in objs:

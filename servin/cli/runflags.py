@@ -61,8 +61,16 @@ RUN_OPTIONS = [
     _opt("--oom-score-adj", type=int, default=0, help="Tune host's OOM preferences"),
     _opt("--oom-kill-disable", is_flag=True, help="Disable OOM Killer"),
     _opt(
-        "--network", "--net", "network", default="", help="Network mode: none, host, container:NAME"
+        "--network", "--net", "network", default="",
+        help="Connect to a network: bridge (default), host, none, container:NAME, or a name",
     ),
+    _opt("--network-alias", multiple=True, help="Add network-scoped alias for the container"),
+    _opt("--ip", default="", help="IPv4 address on the network (e.g., 10.89.0.10)"),
+    _opt("-p", "--publish", multiple=True, metavar="[IP:][HOST:]CONTAINER[/PROTO]",
+         help="Publish a container's port(s) to the host"),
+    _opt("-P", "--publish-all", is_flag=True,
+         help="Publish all exposed ports to random ports"),
+    _opt("--expose", multiple=True, help="Expose a port or a range of ports"),
     _opt("--ipc", default="", help="IPC mode: private, shareable, host, container:NAME"),
     _opt("--pid", default="", help="PID namespace: host or container:NAME"),
     _opt("--uts", default="", help="UTS namespace: host"),
@@ -281,6 +289,15 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
     r.oom_score_adj = o["oom_score_adj"]
     r.oom_kill_disable = o["oom_kill_disable"]
     spec.network_mode = o["network"]
+    if o["network_alias"] or o["ip"]:
+        net = o["network"] or "bridge"
+        spec.networks[net].aliases.extend(o["network_alias"])
+        spec.networks[net].ipv4_address = o["ip"]
+    spec.ports.extend(parse_publish(p) for p in o["publish"])
+    spec.publish_all = o["publish_all"]
+    for item in o["expose"]:
+        port, _, proto = item.partition("/")
+        spec.exposed_ports.append(f"{port}/{proto or 'tcp'}")
     spec.ipc_mode = o["ipc"]
     spec.pid_mode = o["pid"]
     spec.uts_mode = o["uts"]
@@ -416,3 +433,28 @@ def build_update(values: dict[str, Any]) -> tuple[Any, list[str]]:
         setattr(resources, field, value)
         fields.append(field)
     return resources, fields
+
+
+def parse_publish(text: str) -> Any:
+    """``-p [IP:][HOST:]CONTAINER[/tcp|udp]`` as a PortBinding (host port 0 = pick one)."""
+    from servin.api.servin.v1 import common_pb2
+
+    body, _, proto = text.partition("/")
+    proto = proto or "tcp"
+    if proto not in ("tcp", "udp"):
+        raise InvalidArgument(f"invalid protocol {proto!r} in -p {text} (tcp or udp)")
+    parts = body.rsplit(":", 2)
+    host_ip, host_port, container_port = "", "", parts[-1]
+    if len(parts) == 2:
+        host_port = parts[0]
+    elif len(parts) == 3:
+        host_ip, host_port = parts[0].strip("[]"), parts[1]
+    try:
+        cport = int(container_port)
+        hport = int(host_port) if host_port else 0
+    except ValueError:
+        raise InvalidArgument(f"invalid port specification: {text!r}") from None
+    if not 0 < cport < 65536 or not 0 <= hport < 65536:
+        raise InvalidArgument(f"invalid port specification: {text!r}")
+    return common_pb2.PortBinding(container_port=cport, protocol=proto, host_ip=host_ip,
+                                  host_port=hport)

@@ -7,7 +7,29 @@ from typing import TYPE_CHECKING
 import click
 
 if TYPE_CHECKING:
+    from servin.client.hosts import Target
     from servin.client.sync import Client
+
+
+def target(ctx: click.Context | None = None) -> Target:
+    """The daemon the global options (-H, --context, --tls*) and the environment lead to.
+
+    Read from the root command's parsed parameters, which exist during shell completion too
+    (when the root's callback does not run).
+    """
+    from servin.client.hosts import default_tls, resolve_target
+
+    ctx = ctx or click.get_current_context()
+    p = ctx.find_root().params
+    tls = None
+    if p.get("tls") or p.get("tlsverify") or p.get("tlscacert") or p.get("tlscert") \
+            or p.get("tlskey"):
+        # A CA is only ever for verifying: giving one means --tlsverify.
+        tls = default_tls(
+            bool(p.get("tlsverify") or p.get("tlscacert")),
+            p.get("tlscacert") or "", p.get("tlscert") or "", p.get("tlskey") or "",
+        )
+    return resolve_target(p.get("host"), p.get("context"), tls)
 
 
 def get_client(ctx: click.Context | None = None) -> Client:
@@ -19,7 +41,7 @@ def get_client(ctx: click.Context | None = None) -> Client:
     if client is None:
         from servin.client.sync import Client
 
-        client = Client(root.obj.get("host"))
+        client = Client(target(ctx))
         root.obj["client"] = client
         root.call_on_close(client.close)
     return client

@@ -6,20 +6,37 @@ from typing import Any
 
 import grpc
 
-from servin.client.channel import channel_options, channel_target
-from servin.client.hosts import resolve_host
+from servin.client.channel import channel_options, grpc_credentials, open_endpoint
+from servin.client.hosts import Target, resolve_target
 from servin.client.services import AsyncService
 
 _ERRORS = (grpc.RpcError,)
 
 
 class AsyncClient:
-    """An asyncio connection to one daemon. ``async with AsyncClient(host) as c: ...``."""
+    """An asyncio connection to one daemon. ``async with AsyncClient(host) as c: ...``.
 
-    def __init__(self, host: str | None = None) -> None:
-        self.url = resolve_host(host)
-        target, self.address, self._tunnel = channel_target(self.url)
-        self._channel = grpc.aio.insecure_channel(target, options=channel_options())
+    ``host`` is a URL (resolved as ``-H`` is), a resolved ``Target``, or None for the
+    environment, the current context or the default socket.
+    """
+
+    def __init__(self, host: str | Target | None = None) -> None:
+        target = host if isinstance(host, Target) else resolve_target(host)
+        self.url = target.url
+        endpoint, self.address, self._tunnel = open_endpoint(target)
+        try:
+            if endpoint.tls is not None:
+                self._channel = grpc.aio.secure_channel(
+                    endpoint.grpc_target, grpc_credentials(endpoint.tls), options=channel_options()
+                )
+            else:
+                self._channel = grpc.aio.insecure_channel(
+                    endpoint.grpc_target, options=channel_options()
+                )
+        except BaseException:
+            if self._tunnel is not None:
+                self._tunnel.close()
+            raise
         self.containers: Any = AsyncService(self._channel, "containers", self.url, _ERRORS)
         self.images: Any = AsyncService(self._channel, "images", self.url, _ERRORS)
         self.volumes: Any = AsyncService(self._channel, "volumes", self.url, _ERRORS)

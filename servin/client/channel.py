@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from servin.client.hosts import HostAddress, parse_host
+from servin.client.hosts import HostAddress, Target, TLSConfig, parse_host
 
 if TYPE_CHECKING:
     from servin.client.ssh import SSHTunnel
@@ -21,11 +22,12 @@ CHANNEL_OPTIONS = [
 
 @dataclass(frozen=True)
 class Endpoint:
-    """The socket a client connects to: a unix path, or a tcp host and port."""
+    """The socket a client connects to: a unix path, or a tcp host and port (maybe TLS)."""
 
     unix: str = ""
     host: str = ""
     port: int = 0
+    tls: TLSConfig | None = None
 
     @property
     def grpc_target(self) -> str:
@@ -33,13 +35,15 @@ class Endpoint:
         return f"unix:{self.unix}" if self.unix else f"{self.host}:{self.port}"
 
 
-def open_endpoint(url: str) -> tuple[Endpoint, HostAddress, SSHTunnel | None]:
-    """The endpoint for ``url``; for ssh, the started tunnel (close it afterwards)."""
-    address = parse_host(url)
+def open_endpoint(target: Target | str) -> tuple[Endpoint, HostAddress, SSHTunnel | None]:
+    """The endpoint for ``target``; for ssh, the started tunnel (close it afterwards)."""
+    if isinstance(target, str):
+        target = Target(target)
+    address = parse_host(target.url)
     if address.scheme == "unix":
         return Endpoint(unix=address.path), address, None
     if address.scheme == "tcp":
-        return Endpoint(host=address.host, port=address.port), address, None
+        return Endpoint(host=address.host, port=address.port, tls=target.tls), address, None
     from servin.client.ssh import SSHTunnel  # only ssh:// pays for subprocess and tempfile
 
     tunnel = SSHTunnel(address)
@@ -47,10 +51,26 @@ def open_endpoint(url: str) -> tuple[Endpoint, HostAddress, SSHTunnel | None]:
     return Endpoint(unix=str(local)), address, tunnel
 
 
-def channel_target(url: str) -> tuple[str, HostAddress, SSHTunnel | None]:
-    """The grpcio target for ``url``; for ssh, the started tunnel to close afterwards."""
-    endpoint, address, tunnel = open_endpoint(url)
-    return endpoint.grpc_target, address, tunnel
+def grpc_credentials(tls: TLSConfig) -> Any:
+    """grpcio channel credentials for ``tls`` (grpcio always verifies the daemon's certificate,
+    so ``--tls`` without ``--tlsverify`` is refused here rather than silently verifying)."""
+    import grpc
+
+    from servin.errors import InvalidArgument
+
+    if not tls.verify:
+        raise InvalidArgument(
+            "the grpc transport needs --tlsverify (it cannot skip certificate verification)"
+        )
+
+    def read(path: str) -> bytes | None:
+        return Path(path).read_bytes() if path else None
+
+    return grpc.ssl_channel_credentials(
+        root_certificates=read(tls.ca),
+        private_key=read(tls.key),
+        certificate_chain=read(tls.cert),
+    )
 
 
 def channel_options() -> list[tuple[str, Any]]:

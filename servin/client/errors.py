@@ -6,7 +6,7 @@ are read as a (code name, details) pair, so this module never imports grpc.
 
 from __future__ import annotations
 
-from servin.errors import ServinError, Unavailable, error_from_grpc_code
+from servin.errors import Internal, ServinError, Unavailable, error_from_grpc_code
 
 _CONNECT_HINTS = (
     "failed to connect",
@@ -17,6 +17,9 @@ _CONNECT_HINTS = (
     "connection reset",
     "permission denied",
 )
+
+
+_TLS_HINTS = ("ssl", "certificate", "tls", "handshake")
 
 
 class StatusError(Exception):
@@ -32,6 +35,10 @@ class DaemonUnreachable(Unavailable):
     """No daemon answers at the address."""
 
 
+class Unimplemented(Internal):
+    """The daemon does not implement this call (an older or partial daemon)."""
+
+
 def unreachable(url: str, detail: str = "") -> DaemonUnreachable:
     """The one line a user sees when the daemon cannot be reached."""
     why = f" ({detail})" if detail else ""
@@ -39,6 +46,18 @@ def unreachable(url: str, detail: str = "") -> DaemonUnreachable:
         f"Cannot connect to the Servin daemon at {url}{why}. Is the daemon running? "
         "Start it with 'sudo servin daemon' (or 'sudo servind')."
     )
+
+
+def tls_failure(url: str, details: str) -> DaemonUnreachable:
+    """The one line for a TLS connection that failed: what TLS said, not "is it running?"."""
+    why = details.removeprefix("socket closed ")
+    if why.startswith("(") and why.endswith(")"):
+        why = why[1:-1]
+    if why.startswith("failed to connect to "):
+        why = why.split(": ", 1)[-1]
+    if "eof" in why.lower():
+        why += " (does the daemon require a client certificate? --tlscert/--tlskey)"
+    return DaemonUnreachable(f"Cannot connect to the Servin daemon at {url} over TLS: {why}")
 
 
 def status_of(exc: BaseException) -> tuple[str, str]:
@@ -53,10 +72,13 @@ def status_of(exc: BaseException) -> tuple[str, str]:
 
 def translate_status(code: str, details: str, url: str) -> ServinError:
     """The servin error for a call to the daemon at ``url`` that ended with ``code``."""
-    if code == "UNAVAILABLE" and any(h in details.lower() for h in _CONNECT_HINTS):
+    lowered = details.lower()
+    if code == "UNAVAILABLE" and any(h in lowered for h in _TLS_HINTS):
+        return tls_failure(url, details)
+    if code == "UNAVAILABLE" and any(h in lowered for h in _CONNECT_HINTS):
         return unreachable(url)
     if code == "UNIMPLEMENTED":
-        return error_from_grpc_code("UNIMPLEMENTED", "the daemon does not support this call yet")
+        return Unimplemented("the daemon does not support this call yet")
     return error_from_grpc_code(code, details or code.lower())
 
 

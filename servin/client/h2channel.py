@@ -163,6 +163,7 @@ class _Connection:
         self.authority = (
             b"localhost" if endpoint.unix else f"{endpoint.host}:{endpoint.port}".encode()
         )
+        self.scheme = b"https" if endpoint.tls is not None else b"http"
         self.sock = _connect(endpoint, timeout)
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding=None)
@@ -380,7 +381,7 @@ class _Connection:
         """Start a call: send its HEADERS (written now only if ``flush``)."""
         headers = [
             (b":method", b"POST"),
-            (b":scheme", b"http"),
+            (b":scheme", self.scheme),
             (b":path", path.encode()),
             (b":authority", self.authority),
             (b"content-type", b"application/grpc"),
@@ -534,13 +535,29 @@ def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
         else:
             sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if endpoint.tls is not None:
+                from servin.client.tls import TLSSocket  # ssl only for tcp:// with TLS
+
+                wrapped = TLSSocket(sock, endpoint.tls, endpoint.host)
+                wrapped.settimeout(None)
+                return wrapped  # type: ignore[return-value]
         sock.settimeout(None)
     except OSError as exc:
         if sock is not None:
             sock.close()
-        why = exc.strerror or str(exc) or type(exc).__name__
+        # ssl errors carry their reason in str(), not strerror
+        why = str(exc) if isinstance(exc, socket_ssl_errors()) else exc.strerror or str(exc)
+        why = why or type(exc).__name__
         raise StatusError("UNAVAILABLE", f"failed to connect to {where}: {why}") from None
     return sock
+
+
+def socket_ssl_errors() -> tuple[type[BaseException], ...]:
+    """ssl's error class when ssl is loaded (it only is for TLS connections), else none."""
+    import sys
+
+    ssl = sys.modules.get("ssl")
+    return (ssl.SSLError,) if ssl is not None else ()
 
 
 def _error_name(code: Any) -> str:

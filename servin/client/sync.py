@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 
 from servin.api.servin.v1 import images_pb2
 from servin.client.channel import Endpoint, open_endpoint
-from servin.client.hosts import resolve_host
+from servin.client.hosts import Target, resolve_target
 from servin.client.services import SyncService
 from servin.errors import InvalidArgument
 
@@ -29,9 +29,14 @@ def _open_channel(endpoint: Endpoint) -> tuple[Any, tuple[type[BaseException], .
     if transport == "grpc":
         import grpc
 
-        from servin.client.channel import channel_options
+        from servin.client.channel import channel_options, grpc_credentials
 
-        channel = grpc.insecure_channel(endpoint.grpc_target, options=channel_options())
+        if endpoint.tls is not None:
+            channel = grpc.secure_channel(
+                endpoint.grpc_target, grpc_credentials(endpoint.tls), options=channel_options()
+            )
+        else:
+            channel = grpc.insecure_channel(endpoint.grpc_target, options=channel_options())
         return channel, (grpc.RpcError,)
     if transport == "h2":
         from servin.client.errors import StatusError
@@ -41,12 +46,27 @@ def _open_channel(endpoint: Endpoint) -> tuple[Any, tuple[type[BaseException], .
     raise InvalidArgument(f"{TRANSPORT_ENV}={transport!r}: use one of {', '.join(TRANSPORTS)}")
 
 
-class Client:
-    """A connection to one daemon. Use as a context manager or call ``close``."""
+def registry_auth(reference: str) -> images_pb2.RegistryAuth:
+    """The stored credentials for the registry ``reference`` lives in."""
+    from servin.client import credentials
+    from servin.reference import parse_reference
 
-    def __init__(self, host: str | None = None) -> None:
-        self.url = resolve_host(host)
-        endpoint, self.address, self._tunnel = open_endpoint(self.url)
+    stored = credentials.get(parse_reference(reference).domain)
+    return images_pb2.RegistryAuth(username=stored.username, password=stored.password,
+                                   identity_token=stored.identity_token)
+
+
+class Client:
+    """A connection to one daemon. Use as a context manager or call ``close``.
+
+    ``host`` is a URL (resolved as ``-H`` is), a resolved ``Target``, or None for the
+    environment, the current context or the default socket.
+    """
+
+    def __init__(self, host: str | Target | None = None) -> None:
+        target = host if isinstance(host, Target) else resolve_target(host)
+        self.url = target.url
+        endpoint, self.address, self._tunnel = open_endpoint(target)
         try:
             self._channel, errors = _open_channel(endpoint)
         except BaseException:
@@ -84,6 +104,43 @@ class Client:
                     stream.close()
 
         return self.images.Import(messages())
+
+    def load_images(self, source: BinaryIO | Path) -> Iterator[images_pb2.ImageProgress]:
+        """Stream a docker-archive or OCI layout tarball (path or open binary file) in;
+        yields the daemon's progress, then one message per loaded image."""
+
+        def messages() -> Iterator[images_pb2.LoadImageInput]:
+            stream = open(source, "rb") if isinstance(source, Path) else source  # noqa: SIM115
+            try:
+                while chunk := stream.read(IMPORT_CHUNK):
+                    yield images_pb2.LoadImageInput(data=chunk)
+            finally:
+                if isinstance(source, Path):
+                    stream.close()
+
+        return self.images.Load(messages())  # type: ignore[no-any-return]
+
+    def save_images(self, references: Iterable[str], fmt: str = "") -> Iterator[bytes]:
+        """The named images as a tarball (``docker-archive`` or ``oci-archive``), in chunks."""
+        request = images_pb2.SaveImagesRequest(references=list(references), format=fmt)
+        for chunk in self.images.Save(request):
+            yield chunk.data
+
+    def pull(self, reference: str, platform: str = "") -> Iterator[images_pb2.ImageProgress]:
+        """Pull an image; the stored credentials of its registry go with the request."""
+        return self.images.Pull(images_pb2.PullImageRequest(
+            reference=reference, platform=platform, auth=registry_auth(reference)))
+
+    def push(self, reference: str) -> Iterator[images_pb2.ImageProgress]:
+        """Push an image; the stored credentials of its registry go with the request."""
+        return self.images.Push(images_pb2.PushImageRequest(
+            reference=reference, auth=registry_auth(reference)))
+
+    def login(self, server: str, username: str, password: str) -> images_pb2.LoginResponse:
+        """Have the daemon check credentials with a registry (storing them is the caller's)."""
+        return self.images.Login(images_pb2.LoginRequest(
+            server=server,
+            auth=images_pb2.RegistryAuth(username=username, password=password)))
 
     def close(self) -> None:
         """Close the channel (and the ssh tunnel)."""

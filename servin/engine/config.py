@@ -39,8 +39,21 @@ class DaemonConfig:
     default_runtime: str = "native"
     runtimes: dict[str, str] = field(default_factory=dict)  # name -> binary path
     storage_driver: str = "auto"  # overlay where the kernel allows, else copy
+    # Networking. Every host-global name is configurable so several daemons share a host.
+    bridge_name: str = "servin0"  # the default network's Linux bridge
     default_network_subnet: str = "10.88.0.0/16"
+    # User networks without --subnet get the next free /address_pool_size block of this pool.
+    address_pool: str = "10.89.0.0/16"
+    address_pool_size: int = 24
+    # The daemon's nftables table; "" = "servin_" + a hash of --root (unique per daemon).
+    firewall_table: str = ""
     registries: RegistryConfig = field(default_factory=RegistryConfig)
+    # TLS for tcp:// hosts (dockerd's --tlscert/--tlskey; --tlscacert with --tlsverify
+    # makes clients present a certificate signed by that CA).
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    tls_verify: bool = False
 
     @property
     def main_socket(self) -> Path:
@@ -121,5 +134,31 @@ def _validate(config: DaemonConfig) -> None:
             raise InvalidArgument(
                 f"invalid listen address {host!r}: use unix:///path or tcp://host:port"
             )
+    if not 0 < len(config.bridge_name) <= 15 or not config.bridge_name.isprintable() or any(
+        ch in config.bridge_name for ch in " /:"
+    ):
+        raise InvalidArgument(f"invalid bridge name {config.bridge_name!r} (1-15 characters)")
+    import ipaddress
+
+    for what, value in (("default network subnet", config.default_network_subnet),
+                        ("address pool", config.address_pool)):
+        try:
+            ipaddress.IPv4Network(value, strict=True)
+        except ValueError as exc:
+            raise InvalidArgument(f"invalid {what} {value!r}: {exc}") from None
+    if not 8 <= config.address_pool_size <= 30:
+        raise InvalidArgument("address_pool_size must be between 8 and 30")
+    if config.firewall_table and not config.firewall_table.replace("_", "").isalnum():
+        raise InvalidArgument(f"invalid firewall table name {config.firewall_table!r}")
+    if bool(config.tls_cert) != bool(config.tls_key):
+        raise InvalidArgument("--tlscert and --tlskey must be given together")
+    if config.tls_verify and not config.tls_ca:
+        raise InvalidArgument("--tlsverify needs --tlscacert (the CA client certificates use)")
+    for key in ("tls_cert", "tls_key", "tls_ca"):
+        value = getattr(config, key)
+        if value and not Path(value).is_file():
+            raise InvalidArgument(f"{key.replace('_', '')} {value}: no such file")
+    if config.tls_verify and not config.tls_cert:
+        raise InvalidArgument("--tlsverify needs --tlscert and --tlskey (the daemon's own)")
     if config.root == config.exec_root:
         raise InvalidArgument("--root and --exec-root must differ")

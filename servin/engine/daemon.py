@@ -19,7 +19,7 @@ from pathlib import Path
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import Engine
 from servin.engine.server.grpc.server import build_server
-from servin.errors import Conflict, InvalidArgument
+from servin.errors import Conflict, InvalidArgument, ServinError
 
 log = logging.getLogger("servin.daemon")
 
@@ -117,12 +117,21 @@ class Daemon:
         self.engine = engine
         engine.events.bind(asyncio.get_running_loop())
         await asyncio.to_thread(engine.repair)
-        await engine.containers.recover()
-        await asyncio.to_thread(engine.volumes.repair)
         server = build_server(engine)
         try:
             for host in self.config.effective_hosts():
                 self._bind(server, host)
+            # Host networking is touched only once the sockets are ours (a daemon refused
+            # for a taken socket leaves the host as it was).
+            await asyncio.to_thread(engine.networks.setup)
+            await engine.networks.start()
+            await engine.containers.recover()
+            await asyncio.to_thread(engine.volumes.repair)
+            try:
+                await engine.networks.sync_firewall()
+            except ServinError as exc:
+                # Containers still run and reach each other; NAT and published ports do not.
+                log.error("cannot set up the firewall", extra={"error": str(exc)})
             await server.start()
             for path in self._sockets:
                 secure_unix_socket(path, self.config.socket_group)
@@ -145,6 +154,9 @@ class Daemon:
             await engine.stats.stop()
             await engine.execs.shutdown()
             await engine.containers.shutdown()
+            running = any(c.state.running for c in await engine.containers.list())
+            await engine.networks.shutdown(any_running=running)
+            await engine.registries.aclose()
             for path in self._sockets:
                 path.unlink(missing_ok=True)
             engine.close()
@@ -158,9 +170,25 @@ class Daemon:
         else:
             address = host[len("tcp://") :]
             try:
-                server.add_insecure_port(address)  # type: ignore[attr-defined]
+                if self.config.tls_cert:
+                    server.add_secure_port(address, self._tls_credentials())  # type: ignore[attr-defined]
+                else:
+                    log.warning("listening on %s without TLS: anyone who reaches it is root", host)
+                    server.add_insecure_port(address)  # type: ignore[attr-defined]
             except RuntimeError as exc:
                 raise Conflict(f"cannot listen on {host}: {exc}") from exc
+
+
+    def _tls_credentials(self) -> object:
+        """Server credentials from the TLS config (client certificates required with verify)."""
+        import grpc
+
+        cfg = self.config
+        return grpc.ssl_server_credentials(
+            [(Path(cfg.tls_key).read_bytes(), Path(cfg.tls_cert).read_bytes())],
+            root_certificates=Path(cfg.tls_ca).read_bytes() if cfg.tls_verify else None,
+            require_client_auth=cfg.tls_verify,
+        )
 
 
 def run_daemon(config: DaemonConfig) -> None:

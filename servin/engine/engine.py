@@ -19,8 +19,12 @@ from servin.engine.containers.service import ContainerService
 from servin.engine.containers.stats import StatsSampler
 from servin.engine.containers.store import ContainerStore
 from servin.engine.events import EventBus
+from servin.engine.images.pull import Puller
+from servin.engine.images.push import Pusher
+from servin.engine.images.registry.client import Registries
 from servin.engine.images.service import ImageService
 from servin.engine.images.store import ImageStore
+from servin.engine.networks.service import NetworkService
 from servin.engine.store.content import ContentStore
 from servin.engine.store.metadata import MetadataStore
 from servin.engine.store.snapshots import Snapshotter
@@ -49,8 +53,16 @@ class Engine:
         self.volumes = VolumeService(VolumeStore(self.meta, config.root / "volumes"), self.events)
         self.containers.volumes = self.volumes
         self.volumes.users = self.containers.volume_users
-        self.images = ImageService(image_store, self.events, in_use=self.containers.image_in_use)
+        self.images = ImageService(
+            image_store, self.snapshots, self.events, in_use=self.containers.image_in_use
+        )
         self.files = FileOperations(self.containers, self.images)
+        # Registry access (pools, tokens) shared by every pull, push and login.
+        self.registries = Registries(config.registries)
+        self.puller = Puller(image_store, self.snapshots, self.registries, self.events)
+        self.pusher = Pusher(image_store, self.registries, self.events)
+        self.networks = NetworkService(config, self.meta, self.containers.store, self.events)
+        self.containers.networks = self.networks
         self.execs = ExecService(self.containers, self.events)
         self.containers.health_probe = self.execs.probe  # health checks run as execs
         # One sampler for every stats client; it runs only while someone subscribes.
@@ -65,6 +77,19 @@ class Engine:
         if removed:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
         self.snapshots.repair()
+        # No operation runs yet: a snapshot without a container record is a create that a
+        # crash interrupted, and whatever no record references is garbage.
+        known = {c.id for c in self.containers.store.list()}
+        for key in list(self.snapshots.keys()):
+            if key not in known:
+                log.info("removing a snapshot without a container", extra={"key": key})
+                self.snapshots.remove(key)
+        collected = self.images.collect()
+        if collected.blobs or collected.layers:
+            log.info(
+                "collected unreferenced blobs and layers at start",
+                extra={"blobs": len(collected.blobs), "layers": len(collected.layers)},
+            )
 
     def close(self) -> None:
         """Flush and close the stores."""

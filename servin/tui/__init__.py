@@ -6,16 +6,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
 
-def run(host: str | None, *, read_only: bool = False, theme: str | None = None) -> None:
-    """Run the console against ``host`` (-H / SERVIN_HOST / the default socket)."""
-    from servin.client.hosts import resolve_host
+if TYPE_CHECKING:
+    from servin.client.hosts import Target
+
+
+def run(
+    host: str | Target | None, *, read_only: bool = False, theme: str | None = None
+) -> None:
+    """Run the console against ``host``: a resolved Target (what ``servin tui`` passes), or a
+    URL/None resolved as the CLI resolves it (-H, --context, $SERVIN_HOST, contexts)."""
+    from servin.client.hosts import Target, resolve_target
     from servin.tui.app import ServinApp
     from servin.tui.config import load_config
     from servin.tui.source import Source, client_factory
 
     config = load_config()
-    url = resolve_host(host)
-    source = Source(client_factory(url), url)
+    target = host if isinstance(host, Target) else resolve_target(host)
+    source = Source(client_factory(target), target.url)
     app = ServinApp(source, read_only=read_only, theme=theme or config.theme, keys=config.keys)
     app.run()

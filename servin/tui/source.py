@@ -24,9 +24,12 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from servin.errors import ServinError, Unavailable
+
+if TYPE_CHECKING:
+    from servin.client.hosts import Target
 
 log = logging.getLogger(__name__)
 
@@ -414,8 +417,9 @@ async def _wait(event: asyncio.Event, timeout: float) -> None:
             await event.wait()
 
 
-def client_factory(host: str | None) -> ClientFactory:
-    """A factory of real AsyncClients for ``host`` (-H / SERVIN_HOST / the default socket)."""
+def client_factory(host: str | Target | None) -> ClientFactory:
+    """A factory of real AsyncClients for ``host`` (a resolved Target, or a URL/None resolved
+    by ``servin.client.hosts.resolve_target``)."""
 
     def make() -> DaemonClient:
         from servin.client.aio import AsyncClient

@@ -140,6 +140,7 @@ def hostile_layers(canary: Path) -> dict[str, tuple[list[Entry], str]]:
         "dotdot": ([file("../escape", "x")], "../escape"),
         "dotdot-deep": ([directory("a"), file("a/../../escape", "x")], "a/../../escape"),
         "abs-dotdot": ([file("/../../escape", "x")], "/../../escape"),
+        "absolute-name": ([file(f"{canary}/victim", "pwned")], f"{canary}/victim"),
         "symlink-parent-outside": (
             [symlink("evil", str(canary)), file("evil/pwned", "x")], "evil/pwned"),
         "symlink-parent-root": (

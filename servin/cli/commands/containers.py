@@ -116,6 +116,7 @@ def start(attach: bool, interactive: bool, detach_keys: str, containers: tuple[s
 @click.command()
 @click.option(
     "-t",
+    "--timeout",
     "--time",
     "timeout",
     type=int,
@@ -142,6 +143,7 @@ def stop(timeout: int | None, sig: str, containers: tuple[str, ...]) -> None:
 @click.command()
 @click.option(
     "-t",
+    "--timeout",
     "--time",
     "timeout",
     type=int,
@@ -211,6 +213,7 @@ def _mount_dict(m: Any) -> dict[str, Any]:
 
 
 def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
+    from servin.cli.output import LabelText
     from servin.humanize import ago, human_size
 
     created = c.created.ToNanoseconds() / 1e9
@@ -221,12 +224,15 @@ def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
         "Command": f'"{command}"',
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(created)),
         "RunningFor": ago(created),
-        "Ports": "",
+        "Ports": ", ".join(
+            f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol}"
+            for p in c.ports
+        ),
         "State": c.state,
         "Status": c.status,
         "Size": f"{human_size(c.size_rw)} (virtual {human_size(c.size_root_fs)})",
         "Names": c.name,
-        "Labels": ",".join(f"{k}={v}" for k, v in sorted(c.labels.items())),
+        "Labels": LabelText(dict(c.labels)),
         "Mounts": ",".join(m.name or m.source for m in c.mounts),
         "Networks": ",".join(c.networks),
     }
@@ -359,8 +365,9 @@ def wait(containers: tuple[str, ...]) -> None:
         click.echo(reply.exit_code)
 
 
-def container_inspect_dict(d: Any) -> dict[str, Any]:
-    """A container's ``inspect`` object, shaped as docker's."""
+def container_inspect_dict(d: Any, size: bool = False) -> dict[str, Any]:
+    """A container's ``inspect`` object, shaped as docker's (``SizeRw``/``SizeRootFs`` with
+    ``size``)."""
 
     s = d.state
     spec = d.spec
@@ -433,6 +440,13 @@ def container_inspect_dict(d: Any) -> dict[str, Any]:
             "Dns": list(spec.dns),
             "DnsSearch": list(spec.dns_search),
             "ExtraHosts": list(spec.extra_hosts) or None,
+            "PortBindings": {
+                f"{p.container_port}/{p.protocol or 'tcp'}": [
+                    {"HostIp": p.host_ip, "HostPort": str(p.host_port or "")}
+                ]
+                for p in spec.ports
+            },
+            "PublishAllPorts": spec.publish_all,
             "Sysctls": dict(spec.sysctls) or None,
         },
         "Mounts": [_mount_dict(m) for m in d.mounts],
@@ -452,6 +466,25 @@ def container_inspect_dict(d: Any) -> dict[str, Any]:
             "StopTimeout": spec.stop_timeout if spec.stop_timeout >= 0 else None,
         },
         "GraphDriver": {"Name": d.driver, "Data": {"MergedDir": d.rootfs}},
+        "NetworkSettings": {
+            "Ports": {
+                f"{p.container_port}/{p.protocol}": [
+                    {"HostIp": p.host_ip, "HostPort": str(p.host_port)}
+                ]
+                for p in d.ports
+            },
+            "Networks": {
+                a.network: {
+                    "NetworkID": a.network_id, "IPAddress": a.ip_address,
+                    "IPPrefixLen": a.ip_prefix_len, "Gateway": a.gateway,
+                    "MacAddress": a.mac_address, "Aliases": list(a.aliases) or None,
+                }
+                for a in d.networks
+            },
+            "IPAddress": d.networks[0].ip_address if d.networks else "",
+            "Gateway": d.networks[0].gateway if d.networks else "",
+        },
+        **({"SizeRw": d.size_rw, "SizeRootFs": d.size_root_fs} if size else {}),
     }
 
 
@@ -475,7 +508,8 @@ def container_inspect(fmt: str | None, size: bool, containers: tuple[str, ...]) 
                 container_inspect_dict(
                     client.containers.Inspect(
                         containers_pb2.InspectContainerRequest(id=item, size=size)
-                    )
+                    ),
+                    size,
                 )
             )
         except ServinError as exc:
@@ -497,8 +531,11 @@ def container_inspect(fmt: str | None, size: bool, containers: tuple[str, ...]) 
     default=None,
     help="Only look for this type of object",
 )
+@click.option(
+    "-s", "--size", is_flag=True, help="Display total file sizes if the type is container"
+)
 @click.argument("names", nargs=-1, required=True)
-def inspect(fmt: str | None, kind: str | None, names: tuple[str, ...]) -> None:
+def inspect(fmt: str | None, kind: str | None, size: bool, names: tuple[str, ...]) -> None:
     """Return low-level information on containers or images."""
     from servin.api.servin.v1 import containers_pb2, images_pb2
     from servin.cli.commands.images import inspect_dict as image_inspect_dict
@@ -512,7 +549,10 @@ def inspect(fmt: str | None, kind: str | None, names: tuple[str, ...]) -> None:
         if kind in (None, "container"):
             try:
                 found = container_inspect_dict(
-                    client.containers.Inspect(containers_pb2.InspectContainerRequest(id=name))
+                    client.containers.Inspect(
+                        containers_pb2.InspectContainerRequest(id=name, size=size)
+                    ),
+                    size,
                 )
             except NotFound:
                 found = None

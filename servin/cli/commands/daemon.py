@@ -34,6 +34,16 @@ import click
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--log-format", type=click.Choice(["auto", "text", "json"]))
 @click.option("--default-runtime", help="OCI runtime for new containers: native, runc, crun")
+@click.option("--bridge-name", help="Linux bridge of the default network (default servin0)")
+@click.option("--default-subnet", help="Subnet of the default network (default 10.88.0.0/16)")
+@click.option("--address-pool", help="Pool for user networks' subnets (default 10.89.0.0/16)")
+@click.option("--address-pool-size", type=int, help="Prefix length carved from the pool (24)")
+@click.option("--firewall-table", help="nftables table of this daemon (default from --root)")
+@click.option("--tlscert", metavar="FILE", help="TLS certificate of tcp:// hosts")
+@click.option("--tlskey", metavar="FILE", help="TLS key of tcp:// hosts")
+@click.option("--tlscacert", metavar="FILE", help="CA that client certificates must be signed by")
+@click.option("--tlsverify", is_flag=True, default=None,
+              help="Require client certificates signed by --tlscacert")
 def daemon(
     root: Path | None,
     exec_root: Path | None,
@@ -42,6 +52,15 @@ def daemon(
     log_level: str | None,
     log_format: str | None,
     default_runtime: str | None,
+    bridge_name: str | None,
+    default_subnet: str | None,
+    address_pool: str | None,
+    address_pool_size: int | None,
+    firewall_table: str | None,
+    tlscert: str | None,
+    tlskey: str | None,
+    tlscacert: str | None,
+    tlsverify: bool | None,
 ) -> None:
     """Run the Servin engine daemon in the foreground."""
     import os
@@ -60,6 +79,15 @@ def daemon(
             "log_level": log_level,
             "log_format": log_format,
             "default_runtime": default_runtime,
+            "bridge_name": bridge_name,
+            "default_network_subnet": default_subnet,
+            "address_pool": address_pool,
+            "address_pool_size": address_pool_size,
+            "firewall_table": firewall_table,
+            "tls_cert": tlscert and str(Path(tlscert).absolute()),
+            "tls_key": tlskey and str(Path(tlskey).absolute()),
+            "tls_ca": tlscacert and str(Path(tlscacert).absolute()),
+            "tls_verify": tlsverify,
         },
     )
     if os.geteuid() != 0:

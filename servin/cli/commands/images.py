@@ -48,7 +48,7 @@ def image_ls(
 ) -> None:
     """List images."""
     from servin.api.servin.v1 import images_pb2
-    from servin.cli.output import print_rows
+    from servin.cli.output import LabelText, print_rows
     from servin.humanize import ago, human_size
 
     reply = get_client().images.List(
@@ -80,7 +80,7 @@ def image_ls(
                     "SharedSize": "N/A",
                     "UniqueSize": "N/A",
                     "Containers": "N/A",
-                    "Labels": ",".join(f"{k}={v}" for k, v in sorted(image.labels.items())),
+                    "Labels": LabelText(dict(image.labels)),
                 }
             )
     columns = [("REPOSITORY", "Repository"), ("TAG", "Tag")]
@@ -272,18 +272,133 @@ def image_history(human: bool, no_trunc: bool, quiet: bool, fmt: str | None, ima
     )
 
 
+@click.command("save")
+@click.option(
+    "-o", "--output", default="", metavar="FILE", help="Write to a file, instead of STDOUT"
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["docker-archive", "oci-archive"]),
+    default="docker-archive",
+    show_default=True,
+    help="Archive format",
+)
+@click.argument("images", nargs=-1, required=True)
+def image_save(output: str, fmt: str, images: tuple[str, ...]) -> None:
+    """Save one or more images to a tar archive (streamed to STDOUT by default)."""
+    import os
+    import tempfile
+
+    client = get_client()
+    if not output:
+        if sys.stdout.isatty():
+            raise InvalidArgument(
+                "cowardly refusing to save to a terminal. Use the -o flag or redirect"
+            )
+        out = sys.stdout.buffer
+        for chunk in client.save_images(images, fmt):
+            out.write(chunk)
+        out.flush()
+        return
+    target = Path(output)
+    if target.is_dir():
+        raise InvalidArgument(f"{output} is a directory")
+    # Written next to the target and renamed at the end: a failed save leaves no half file.
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in client.save_images(images, fmt):
+                f.write(chunk)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@click.command("load")
+@click.option("-i", "--input", "input_", default="", metavar="FILE",
+              help="Read from a tar archive file, instead of STDIN")
+@click.option("-q", "--quiet", is_flag=True, help="Suppress the load progress")
+def image_load(input_: str, quiet: bool) -> None:
+    """Load images from a tar archive (docker-archive or OCI layout) from a file or STDIN."""
+    if input_:
+        path = Path(input_)
+        if not path.exists():
+            raise InvalidArgument(f"open {input_}: no such file or directory")
+        if not path.is_file():
+            raise InvalidArgument(f"{input_} is not a regular file")
+        source: Any = path
+    else:
+        if sys.stdin.isatty():
+            raise InvalidArgument(
+                "requested load from stdin, but stdin is a terminal: use -i or redirect"
+            )
+        source = sys.stdin.buffer
+    for message in get_client().load_images(source):
+        # -q keeps the "Loaded image" lines and drops the per-file progress.
+        if message.image_id or (message.status and not quiet):
+            click.echo(message.status)
+
+
+@click.command("prune")
+@click.option("-a", "--all", "all_", is_flag=True,
+              help="Remove all unused images, not just dangling ones")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="Provide filter values (until=24h, label=key[=value], label!=...)")
+def image_prune(all_: bool, force: bool, filters: tuple[str, ...]) -> None:
+    """Remove unused images (dangling ones; every unused one with -a)."""
+    from servin.api.servin.v1 import images_pb2
+    from servin.humanize import human_size
+    from servin.reference import familiar
+
+    parsed = parse_filters(filters)
+    if not force:
+        what = (
+            "all images without at least one container associated to them"
+            if all_
+            else "all dangling images"
+        )
+        click.echo(f"WARNING! This will remove {what}.")
+        try:
+            if not click.confirm("Are you sure you want to continue?", default=False):
+                return
+        except click.Abort:  # no answer (stdin at its end): as docker, that is a no
+            click.echo("")
+            return
+    reply = get_client().images.Prune(images_pb2.PruneImagesRequest(all=all_, filters=parsed))
+    if reply.untagged or reply.deleted:
+        click.echo("Deleted Images:")
+        for name in reply.untagged:
+            click.echo(f"untagged: {familiar(name)}")
+        for image_id in reply.deleted:
+            click.echo(f"deleted: {image_id}")
+        click.echo("")
+    click.echo(f"Total reclaimed space: {human_size(reply.space_reclaimed)}")
+
+
 @click.group()
 def image() -> None:
     """Manage images."""
 
 
+from servin.cli.commands.registry import pull as _pull  # noqa: E402 (registry commands)
+from servin.cli.commands.registry import push as _push  # noqa: E402
+
 for _cmd, _names in (
+    (_pull, ("pull",)),
+    (_push, ("push",)),
     (image_ls, ("ls", "list")),
     (image_rm, ("rm", "remove")),
     (image_inspect, ("inspect",)),
     (image_import, ("import",)),
     (image_tag, ("tag",)),
     (image_history, ("history",)),
+    (image_save, ("save",)),
+    (image_load, ("load",)),
+    (image_prune, ("prune",)),
 ):
     for _name in _names:
         image.add_command(_cmd, _name)

@@ -19,17 +19,43 @@ def _create(
 ) -> str:
     from servin.api.servin.v1 import containers_pb2
 
+    pull, platform = options.pop("pull", "missing"), options.pop("platform", "")
     spec = build_spec(image, command, options)
     spec.auto_remove = auto_remove
+    request = containers_pb2.CreateContainerRequest(name=options["name"], spec=spec)
+    if pull == "always":
+        _pull(image, platform)
     try:
-        reply = get_client().containers.Create(
-            containers_pb2.CreateContainerRequest(name=options["name"], spec=spec)
-        )
+        try:
+            reply = get_client().containers.Create(request)
+        except NotFound as exc:
+            if "No such image" not in exc.message:
+                raise
+            if pull == "never":
+                raise ExitCode(f"Unable to find image '{image}' locally", 125) from None
+            click.echo(f"Unable to find image '{image}' locally", err=True)
+            _pull(image, platform)
+            reply = get_client().containers.Create(request)
     except ServinError as exc:
-        if isinstance(exc, NotFound) and "No such image" in exc.message:
-            raise ExitCode(f"Unable to find image '{image}' locally", 125) from None
         raise ExitCode(exc.message, 125) from None
     return reply.id
+
+
+def _pull(image: str, platform: str) -> None:
+    from servin.cli.commands.registry import pull_for_run
+
+    try:
+        pull_for_run(image, platform)
+    except ServinError as exc:
+        raise ExitCode(exc.message, 125) from None
+
+
+def pull_options(f: Any) -> Any:
+    """``--pull`` and ``--platform`` of run and create."""
+    f = click.option("--platform", default="",
+                     help="Platform to pull if the image is missing (os/arch[/variant])")(f)
+    return click.option("--pull", type=click.Choice(["always", "missing", "never"]),
+                        default="missing", help="Pull image before running")(f)
 
 
 # -h is --hostname here, as in docker: only --help shows help.
@@ -41,6 +67,7 @@ _RUN_CONTEXT = {"allow_interspersed_args": False, "help_option_names": ["--help"
 @click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits")
 @click.option("--detach-keys", default="", help="Override the key sequence for detaching")
 @run_options
+@pull_options
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(detach: bool, remove: bool, image: str, command: tuple[str, ...], **options: Any) -> None:
@@ -74,6 +101,7 @@ def run(detach: bool, remove: bool, image: str, command: tuple[str, ...], **opti
 
 @click.command(context_settings=_RUN_CONTEXT)
 @run_options
+@pull_options
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def create(image: str, command: tuple[str, ...], **options: Any) -> None:

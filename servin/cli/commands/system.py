@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from servin.cli.options import format_option
+from servin.cli.options import filter_option, format_option
 from servin.cli.session import get_client
 
 
@@ -24,8 +24,15 @@ def _client_version() -> dict[str, Any]:
     }
 
 
+def _format_f(f: Any) -> Any:
+    """docker's ``-f/--format`` of info and version (where -f is not --filter)."""
+    return click.option(
+        "-f", "--format", "fmt", metavar="FORMAT", help="json, or a Go template"
+    )(f)
+
+
 @click.command()
-@format_option
+@_format_f
 def version(fmt: str | None) -> None:
     """Show the Servin version information (client and server)."""
     from google.protobuf.json_format import MessageToDict
@@ -113,7 +120,7 @@ def _info_dict() -> dict[str, Any]:
 
 
 @click.command()
-@format_option
+@_format_f
 def info(fmt: str | None) -> None:
     """Display system-wide information."""
     from servin.cli.output import print_object
@@ -203,8 +210,7 @@ def _event_dict(e: Any) -> dict[str, Any]:
 @click.command()
 @click.option("--since", default="", help="Show all events created since timestamp")
 @click.option("--until", default="", help="Stream events until this timestamp")
-@click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
-              help="Filter output (type=, event=, container=, image=, label=, ...)")
+@filter_option
 @format_option
 def events(since: str, until: str, filters: tuple[str, ...], fmt: str | None) -> None:
     """Get real time events from the daemon."""
@@ -238,9 +244,104 @@ def events(since: str, until: str, filters: tuple[str, ...], fmt: str | None) ->
 
 @click.group()
 def system() -> None:
-    """Manage Servin."""
+    """Manage Servin (info, df, events, prune)."""
 
 
 system.add_command(info, "info")
 system.add_command(system_df, "df")
 system.add_command(events, "events")
+
+
+def _prune_containers(client: Any, filters: list[Any]) -> tuple[list[str], int]:
+    """Remove stopped containers: the daemon's Containers.Prune, or (a daemon without it)
+    each stopped container by Remove. Returns (removed IDs, bytes reclaimed)."""
+    from servin.api.servin.v1 import common_pb2, containers_pb2
+    from servin.client.errors import Unimplemented
+    from servin.errors import ServinError
+
+    try:
+        reply = client.containers.Prune(containers_pb2.PruneContainersRequest(filters=filters))
+        return list(reply.deleted), reply.space_reclaimed
+    except Unimplemented:
+        pass
+    stopped = common_pb2.Filter(key="status", values=["created", "exited", "dead"])
+    listed = client.containers.List(
+        containers_pb2.ListContainersRequest(all=True, size=True, filters=[*filters, stopped])
+    )
+    deleted, reclaimed = [], 0
+    for c in listed.containers:
+        try:
+            client.containers.Remove(containers_pb2.RemoveContainerRequest(id=c.id))
+        except ServinError as exc:  # started or removed meanwhile: not ours to prune
+            click.echo(f"Warning: {c.id[:12]}: {exc.message}", err=True)
+            continue
+        deleted.append(c.id)
+        reclaimed += c.size_rw
+    return deleted, reclaimed
+
+
+@click.command("prune")
+@click.option("-a", "--all", "all_", is_flag=True,
+              help="Remove all unused images, not just dangling ones")
+@click.option("--volumes", is_flag=True, help="Prune anonymous volumes")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="Provide filter values (e.g. label=<key>=<value>)")
+def system_prune(all_: bool, volumes: bool, force: bool, filters: tuple[str, ...]) -> None:
+    """Remove stopped containers, unused networks, dangling images (and volumes)."""
+    from servin.api.servin.v1 import images_pb2, networks_pb2, volumes_pb2
+    from servin.cli.options import parse_filters
+    from servin.client.errors import Unimplemented
+    from servin.humanize import human_size
+
+    parsed = parse_filters(filters)
+    if not force:
+        items = [
+            "all stopped containers",
+            "all networks not used by at least one container",
+            *(["all anonymous volumes not used by at least one container"] if volumes else []),
+            "all images without at least one container associated to them"
+            if all_ else "all dangling images",
+        ]
+        click.echo("WARNING! This will remove:\n" + "".join(f"  - {i}\n" for i in items), nl=False)
+        if not click.confirm("Are you sure you want to continue?", default=False):
+            return
+    client = get_client()
+    total = 0
+    not_pruned: list[str] = []
+    deleted, reclaimed = _prune_containers(client, parsed)
+    total += reclaimed
+    if deleted:
+        click.echo("Deleted Containers:\n" + "\n".join(deleted) + "\n")
+    try:
+        reply = client.networks.Prune(networks_pb2.PruneNetworksRequest(filters=parsed))
+        if reply.deleted:
+            click.echo("Deleted Networks:\n" + "\n".join(reply.deleted) + "\n")
+    except Unimplemented:
+        not_pruned.append("networks")
+    if volumes:
+        try:
+            vreply = client.volumes.Prune(volumes_pb2.PruneVolumesRequest(filters=parsed))
+            total += vreply.space_reclaimed
+            if vreply.deleted:
+                click.echo("Deleted Volumes:\n" + "\n".join(vreply.deleted) + "\n")
+        except Unimplemented:
+            not_pruned.append("volumes")
+    try:
+        ireply = client.images.Prune(images_pb2.PruneImagesRequest(all=all_, filters=parsed))
+        total += ireply.space_reclaimed
+        lines = [f"untagged: {u}" for u in ireply.untagged]
+        lines += [f"deleted: {d}" for d in ireply.deleted]
+        if lines:
+            click.echo("Deleted Images:\n" + "\n".join(lines) + "\n")
+    except Unimplemented:
+        not_pruned.append("images")
+    click.echo(f"Total reclaimed space: {human_size(total)}")
+    if not_pruned:
+        click.echo(
+            f"Not pruned ({', '.join(not_pruned)}): the daemon does not support pruning them",
+            err=True,
+        )
+
+
+system.add_command(system_prune, "prune")

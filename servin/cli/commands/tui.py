@@ -16,7 +16,7 @@ import click
 @click.pass_context
 def tui(ctx: click.Context, read_only: bool, theme: str | None) -> None:
     """Open the console: live containers, logs, images, events and system."""
+    from servin.cli.session import target
     from servin.tui import run
 
-    root = ctx.find_root()
-    run(root.obj.get("host") if root.obj else None, read_only=read_only, theme=theme)
+    run(target(ctx), read_only=read_only, theme=theme)

@@ -30,12 +30,28 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def resolv_conf(spec: containers_pb2.ContainerSpec, host_network: bool) -> str:
-    """The container's resolv.conf: --dns/--dns-search/--dns-option, else the host's."""
+def resolv_conf(spec: containers_pb2.ContainerSpec, host_network: bool,
+                embedded_dns: str = "") -> str:
+    """The container's resolv.conf: --dns/--dns-search/--dns-option, else the host's.
+
+    On a user-defined network the only nameserver is the network's embedded DNS
+    (``embedded_dns``), which forwards what it does not know to --dns or the host's servers.
+    """
     try:
         host = HOST_RESOLV_CONF.read_text()
     except OSError:
         host = ""
+    if embedded_dns:
+        lines = [f"nameserver {embedded_dns}"]
+        search = list(spec.dns_search) or [
+            word for line in host.splitlines() if line.strip().startswith("search")
+            for word in line.split()[1:]
+        ]
+        if search:
+            lines.append("search " + " ".join(search))
+        if spec.dns_options:
+            lines.append("options " + " ".join(spec.dns_options))
+        return "\n".join(lines) + "\n"
     if not spec.dns and not spec.dns_search and not spec.dns_options:
         if host_network:
             return host
@@ -55,23 +71,27 @@ def resolv_conf(spec: containers_pb2.ContainerSpec, host_network: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-def hosts_file(spec: containers_pb2.ContainerSpec, hostname: str) -> str:
-    """/etc/hosts: localhost entries, --add-host entries, and the container's own name."""
+def hosts_file(spec: containers_pb2.ContainerSpec, hostname: str, address: str = "") -> str:
+    """/etc/hosts: localhost entries, --add-host entries, and the container's own name.
+
+    The name maps to the container's address on its first network (127.0.1.1 without one).
+    """
     lines = [HOSTS_BASE.rstrip("\n")]
     for entry in spec.extra_hosts:
         name, sep, ip = entry.partition(":")
         if not sep or not name or not ip:
             raise InvalidArgument(f"invalid --add-host {entry!r}: expected host:ip")
         lines.append(f"{ip}\t{name}")
-    lines.append(f"127.0.1.1\t{hostname}")
+    lines.append(f"{address or '127.0.1.1'}\t{hostname}")
     return "\n".join(lines) + "\n"
 
 
 def write_etc_files(
-    paths: ContainerPaths, spec: containers_pb2.ContainerSpec, hostname: str, *, host_network: bool
+    paths: ContainerPaths, spec: containers_pb2.ContainerSpec, hostname: str, *,
+    host_network: bool, address: str = "", embedded_dns: str = "",
 ) -> None:
     """Write the three files into the container's directory."""
     files = paths.etc_files
     _write(files["/etc/hostname"], hostname + "\n")
-    _write(files["/etc/hosts"], hosts_file(spec, hostname))
-    _write(files["/etc/resolv.conf"], resolv_conf(spec, host_network))
+    _write(files["/etc/hosts"], hosts_file(spec, hostname, address))
+    _write(files["/etc/resolv.conf"], resolv_conf(spec, host_network, embedded_dns))

@@ -40,6 +40,8 @@ class ContainerState:
     failing_streak: int = 0
     # The last health probes: {"start_ns", "end_ns", "exit_code", "output"}.
     health_log: list[dict[str, Any]] = field(default_factory=list)
+    # Host ports published while running: {"container_port", "protocol", "host_ip", "host_port"}.
+    ports: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
         """The state as stored."""

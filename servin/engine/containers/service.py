@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -73,6 +74,7 @@ from servin.engine.runtime.monitor.protocol import (
 from servin.engine.runtime.monitor.runtimes import make_runtime
 from servin.engine.runtime.userdb import resolve_user
 from servin.engine.store.snapshots import Snapshotter
+from servin.engine.store.snapshots.layers import chain_ids
 from servin.engine.volumes.copyup import copy_up
 from servin.engine.volumes.service import VolumeService, VolumeUser
 from servin.errors import Conflict, InvalidArgument, NotFound, ServinError, Unavailable
@@ -168,6 +170,9 @@ class ContainerService:
         self._backoff: dict[str, Backoff] = {}
         # The volume service (the engine sets it): named and anonymous volumes.
         self.volumes: VolumeService | None = None
+        # The network service (servin.engine.networks.service.NetworkService), set by the
+        # engine: endpoints at create, links and ports at start, released at exit.
+        self.networks: Any = None
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -215,16 +220,14 @@ class ContainerService:
         spec = containers_pb2.ContainerSpec.FromString(spec.SerializeToString())
         spec.runtime = spec.runtime or self.config.default_runtime
         self._runtime_config(spec.runtime)  # refuse an unknown runtime now, not at start
-        if not spec.network_mode:
-            # Bridge networking is not built yet: a private network namespace with only lo.
-            spec.network_mode = "none"
-        if spec.network_mode not in ("none", "host") and not spec.network_mode.startswith(
+        if spec.network_mode in ("", "default"):
+            spec.network_mode = "bridge"
+        if self.networks is not None:
+            await asyncio.to_thread(self.networks.validate_spec, spec, image)
+        elif spec.network_mode not in ("none", "host") and not spec.network_mode.startswith(
             "container:"
         ):
-            raise InvalidArgument(
-                f"network mode {spec.network_mode!r} is not supported yet "
-                "(none, host or container:NAME)"
-            )
+            raise InvalidArgument(f"network mode {spec.network_mode!r} needs networking")
         for mode in (spec.ipc_mode, spec.pid_mode, spec.uts_mode):
             if mode not in ("", "private", "shareable", "host") and not mode.startswith(
                 "container:"
@@ -268,16 +271,30 @@ class ContainerService:
             (layer["digest"], diff_ids[i]) for i, layer in enumerate(manifest.get("layers", []))
         ]
         try:
-            container.snapshot_chain = await asyncio.to_thread(
-                self.snapshots.ensure_layers, self.images.content, layers
-            )
-            await asyncio.to_thread(self.snapshots.prepare, container.id, container.snapshot_chain)
+            # Held until the snapshot records the layers, so a collection cannot take them.
+            with self.images.content.leases.lease(f"create {container.id}") as lease:
+                for chain in chain_ids([d for _, d in layers]):
+                    lease.add_chain(chain)
+                container.snapshot_chain = await asyncio.to_thread(
+                    self.snapshots.ensure_layers, self.images.content, layers
+                )
+                await asyncio.to_thread(
+                    self.snapshots.prepare, container.id, container.snapshot_chain
+                )
             paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             await asyncio.to_thread(self.store.add, container)
         except BaseException:
             await asyncio.to_thread(self._discard_files, container.id)
             await asyncio.to_thread(self._drop_volumes, created_volumes)
             raise
+        if self.networks is not None:
+            try:
+                await asyncio.to_thread(self.networks.allocate, container)
+            except BaseException:
+                await asyncio.to_thread(self.store.delete, container.id)
+                await asyncio.to_thread(self._discard_files, container.id)
+                await asyncio.to_thread(self._drop_volumes, created_volumes)
+                raise
         self.events.publish("container", "create", container.id, name=name, image=spec.image)
         return container
 
@@ -404,7 +421,11 @@ class ContainerService:
         hostname = c.spec.hostname or (
             os.uname().nodename if "uts" in namespaces.host else c.id[:12]
         )
-        write_etc_files(paths, c.spec, hostname, host_network="network" in namespaces.host)
+        address, embedded_dns = (
+            self.networks.addressing(c) if self.networks is not None else ("", "")
+        )
+        write_etc_files(paths, c.spec, hostname, host_network="network" in namespaces.host,
+                        address=address, embedded_dns=embedded_dns)
         volume_paths = self._volume_paths(c, paths.rootfs)
         config = build_config(
             c.spec,
@@ -425,6 +446,7 @@ class ContainerService:
     async def _start_locked(self, c: Container) -> None:
         paths = self.paths(c.id)
         spawned = False
+        published: list[dict[str, Any]] = []
         try:
             bundle = await asyncio.to_thread(self._prepare_bundle, c)
             if self._zygote is None:
@@ -442,6 +464,11 @@ class ContainerService:
             spawned = True
             if c.spec.network_mode == "none" or not c.spec.network_mode:
                 await asyncio.to_thread(bring_up_loopback, result.pid)
+            elif self.networks is not None:
+                image = (
+                    await asyncio.to_thread(self._image_config, c) if c.spec.publish_all else {}
+                )
+                published = await self.networks.attach(c, result.pid, image)
             self._exit_event(c.id).clear()
             await self._attach_waiters(c.id)
             await MonitorClient(paths.state_dir).start()
@@ -451,6 +478,9 @@ class ContainerService:
                     await MonitorClient(paths.state_dir).kill(signal_module.SIGKILL, all=True)
                 with contextlib.suppress(ServinError, OSError):
                     await MonitorClient(paths.state_dir).wait()
+            if self.networks is not None:
+                with contextlib.suppress(ServinError, OSError):
+                    await self.networks.detach(c)
             await asyncio.to_thread(self._release_rootfs, c)
             await asyncio.to_thread(self._release_volumes, c)
             c.state.error = str(exc) if isinstance(exc, ServinError) else f"{exc}"
@@ -466,6 +496,7 @@ class ContainerService:
             started_at_ns=time.time_ns(),
             restart_count=c.state.restart_count,
             rootfs_mounted=True,
+            ports=published,
         )
         self._begin_health(c)
         await asyncio.to_thread(self.store.save_state, c)
@@ -544,6 +575,13 @@ class ContainerService:
                 c.state.exit_code = record.exit_code
                 c.state.oom_killed = record.oom_killed
                 c.state.finished_at_ns = _ns_from_rfc3339(record.finished_at) or time.time_ns()
+            if self.networks is not None:
+                try:
+                    await self.networks.detach(c)
+                except (ServinError, OSError) as exc:
+                    log.warning("network cleanup failed", extra={"container": c.id,
+                                                                 "error": str(exc)})
+            c.state.ports = []
             await asyncio.to_thread(self._release_rootfs, c)
             await asyncio.to_thread(self._release_volumes, c)
             await asyncio.to_thread(self.store.save_state, c)
@@ -677,6 +715,8 @@ class ContainerService:
             state_dir = self.paths(c.id).state_dir
             if await asyncio.to_thread(monitor_alive, state_dir):
                 log.info("reattached to a running container", extra={"container": c.id})
+                if self.networks is not None:
+                    await self.networks.restore(c)
                 self._begin_health(c)
                 self._watch(c)
                 continue
@@ -854,7 +894,10 @@ class ContainerService:
         if name == c.name:
             raise Conflict("Renaming a container with the same name as its current name")
         old = c.name
+        previous = dataclasses.replace(c)
         await asyncio.to_thread(self._rename_checked, c, name)
+        if self.networks is not None and c.state.running:
+            await self.networks.renamed(previous, c)
         self.events.publish("container", "rename", c.id, name=name, oldName=f"/{old}")
 
     def _rename_checked(self, c: Container, name: str) -> None:
@@ -960,6 +1003,10 @@ class ContainerService:
             still_running=still_running,
         ):
             yield line
+
+    def _image_config(self, c: Container) -> dict[str, Any]:
+        config: dict[str, Any] = self.images.config(self.images.get(c.image_id))
+        return config.get("config") or {}
 
     def image_in_use(self, image_id: str) -> list[Container]:
         """Containers that use an image (blocking)."""

@@ -3,7 +3,8 @@
 The raw bytes are stored as the layer blob with their own compression (plain, gzip or zstd);
 a second pass decompresses them to compute the diff ID, to prove the input is a tar archive,
 and to refuse entries that would write outside the rootfs. Nothing is recorded until every
-check passed, so bad input leaves no image and no blob.
+check passed, and the caller collects what a failure left, so bad input leaves no image,
+no blob and no layer.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from servin.engine.images.changes import apply_changes
 from servin.engine.images.platforms import Platform
 from servin.engine.images.store import ImageRecord
 from servin.engine.store.content import BlobWriter, ContentStore, HashingReader
+from servin.engine.store.leases import Lease
 from servin.errors import InvalidArgument
 
 _CHUNK = 1 << 20
@@ -67,6 +69,18 @@ def _check_member(member: tarfile.TarInfo) -> None:
             raise InvalidArgument(f"hard link {name!r} points outside the root filesystem")
 
 
+def oci_manifest(config_digest: str, config_size: int, layers: list[dict[str, Any]]) -> bytes:
+    """The bytes of an OCI image manifest for a config and layer descriptors."""
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": mediatypes.OCI_MANIFEST,
+        "config": {"mediaType": mediatypes.OCI_CONFIG, "digest": config_digest,
+                   "size": config_size},
+        "layers": layers,
+    }
+    return json.dumps(manifest, separators=(",", ":")).encode()
+
+
 def build_image(
     content: ContentStore,
     layer_digest: str,
@@ -77,6 +91,7 @@ def build_image(
     changes: list[str],
     comment: str,
     created_by: str,
+    lease: Lease | None = None,
 ) -> ImageRecord:
     """Write the config and manifest blobs of a one-layer image; return its record."""
     created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
@@ -99,24 +114,15 @@ def build_image(
     if platform.variant:
         config["variant"] = platform.variant
     config_bytes = json.dumps(config, separators=(",", ":")).encode()
-    config_digest = content.write_bytes(config_bytes)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": mediatypes.OCI_MANIFEST,
-        "config": {
-            "mediaType": mediatypes.OCI_CONFIG,
-            "digest": config_digest,
-            "size": len(config_bytes),
-        },
-        "layers": [
-            {
-                "mediaType": compression.layer_media_type(facts.compression),
-                "digest": layer_digest,
-                "size": layer_size,
-            }
-        ],
+    config_digest = content.write_bytes(config_bytes, lease=lease)
+    layer = {
+        "mediaType": compression.layer_media_type(facts.compression),
+        "digest": layer_digest,
+        "size": layer_size,
     }
-    manifest_digest = content.write_bytes(json.dumps(manifest, separators=(",", ":")).encode())
+    manifest_digest = content.write_bytes(
+        oci_manifest(config_digest, len(config_bytes), [layer]), lease=lease
+    )
     return ImageRecord(
         id=config_digest,
         manifest_digest=manifest_digest,
@@ -135,29 +141,26 @@ def finish_import(
     platform: Platform,
     changes: list[str],
     comment: str,
+    lease: Lease,
 ) -> ImageRecord:
     """Commit the streamed tarball as a layer blob and build the image around it.
 
-    On any error the layer blob is removed again unless another image already had it.
+    Every blob written is held by ``lease``; on failure the caller's garbage collection
+    removes what no image references.
     """
     if writer.size == 0:
         writer.abort()
         raise InvalidArgument("input is empty: expected a tar archive")
-    existed = content.exists(writer.digest)
     layer_digest = writer.commit()
-    try:
-        facts = inspect_layer(content, layer_digest)
-        return build_image(
-            content,
-            layer_digest,
-            writer.size,
-            facts,
-            platform=platform,
-            changes=changes,
-            comment=comment,
-            created_by="servin image import",
-        )
-    except BaseException:
-        if not existed:
-            content.delete(layer_digest)
-        raise
+    facts = inspect_layer(content, layer_digest)
+    return build_image(
+        content,
+        layer_digest,
+        writer.size,
+        facts,
+        platform=platform,
+        changes=changes,
+        comment=comment,
+        created_by="servin image import",
+        lease=lease,
+    )

@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from servin.engine.events import EventBus
+from servin.engine.images import gc
+from servin.engine.images.archive import docker_archive, oci_layout
+from servin.engine.images.archive.load import LoadEvent, load_archive
+from servin.engine.images.archive.pipe import ChunkReader, ChunkWriter
 from servin.engine.images.importer import finish_import
 from servin.engine.images.platforms import parse_platform
 from servin.engine.images.store import ImageRecord, ImageStore
-from servin.errors import Conflict, InvalidArgument
-from servin.reference import parse_reference
+from servin.engine.store.leases import Lease
+from servin.engine.store.snapshots import Snapshotter
+from servin.engine.store.snapshots.layers import chain_ids
+from servin.errors import Cancelled, Conflict, InvalidArgument, NotFound
+from servin.reference import familiar, parse_reference
+
+log = logging.getLogger(__name__)
+
+SAVE_FORMATS = ("docker-archive", "oci-archive")
 
 
 @dataclass(frozen=True)
@@ -24,16 +37,27 @@ class ImageDetails:
     manifest: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class PruneReport:
+    """What ``prune`` removed."""
+
+    untagged: list[str]
+    deleted: list[str]
+    reclaimed: int
+
+
 class ImageService:
-    """Import, list, inspect, tag and remove images."""
+    """Import, load, save, list, inspect, tag, remove and prune images; collect garbage."""
 
     def __init__(
         self,
         store: ImageStore,
+        snapshots: Snapshotter,
         events: EventBus,
         in_use: Callable[[str], Sequence[Any]] = lambda image_id: (),
     ) -> None:
         self.store = store
+        self.snapshots = snapshots
         self.events = events
         # Containers created from an image (the image must outlive them).
         self.in_use = in_use
@@ -57,20 +81,180 @@ class ImageService:
             raise InvalidArgument("cannot import with a digest reference: give a tag")
         plat = parse_platform(platform)
         content = self.store.content
-        writer = await asyncio.to_thread(content.writer)
         try:
-            async for chunk in chunks:
-                await asyncio.to_thread(writer.write, chunk)
+            with content.leases.lease("import") as lease:
+                writer = await asyncio.to_thread(content.writer, lease)
+                try:
+                    async for chunk in chunks:
+                        await asyncio.to_thread(writer.write, chunk)
+                except BaseException:
+                    await asyncio.to_thread(writer.abort)
+                    raise
+                record = await asyncio.to_thread(
+                    self._finish_import, writer, lease, plat, changes, comment, name
+                )
         except BaseException:
-            await asyncio.to_thread(writer.abort)
+            await self._collect_quietly()
             raise
-        record = await asyncio.to_thread(
-            finish_import, content, writer, platform=plat, changes=changes, comment=comment
-        )
-        await asyncio.to_thread(self.store.add, record, [name] if name else [])
-        record = await asyncio.to_thread(self.store.get, record.id)
         self.events.publish("image", "import", record.id, name=str(name.familiar()) if name else "")
         return record
+
+    def _finish_import(
+        self, writer: Any, lease: Lease, plat: Any, changes: list[str], comment: str, name: Any
+    ) -> ImageRecord:
+        content = self.store.content
+        record = finish_import(
+            content, writer, platform=plat, changes=changes, comment=comment, lease=lease
+        )
+        # Unpacked now, through the safe extractor, so a hostile layer is refused at import.
+        self._unpack(record, lease)
+        self.store.add(record, [name] if name else [])
+        return self.store.get(record.id)
+
+    def _unpack(self, record: ImageRecord, lease: Lease) -> None:
+        """Unpack an image's layers into the snapshotter, holding them in ``lease``."""
+        config = self.store.config(record)
+        manifest = self.store.manifest(record)
+        ids = (config.get("rootfs") or {}).get("diff_ids") or []
+        for chain in chain_ids(ids):
+            lease.add_chain(chain)
+        layers = [(layer["digest"], ids[i]) for i, layer in enumerate(manifest.get("layers", []))]
+        self.snapshots.ensure_layers(self.store.content, layers)
+
+    # -- garbage collection -----------------------------------------------------------------
+
+    def collect(self) -> gc.Collected:
+        """Remove blobs and layers nothing references (blocking)."""
+        return gc.collect(self.store, self.snapshots)
+
+    async def _collect_quietly(self) -> None:
+        """Collect after a failed operation; a failure here must not hide the first one."""
+        try:
+            await asyncio.to_thread(self.collect)
+        except Exception as exc:
+            log.warning("garbage collection after a failure failed", extra={"error": str(exc)})
+
+    # -- load and save ----------------------------------------------------------------------
+
+    async def load(self, chunks: AsyncIterator[bytes]) -> AsyncIterator[LoadEvent]:
+        """Load a docker-archive or OCI layout tarball streamed in ``chunks``.
+
+        Yields progress as it goes and one ``Loaded`` event per image. Streamed: the archive
+        is never held in memory. On failure nothing is recorded and what was stored for it
+        is collected again.
+        """
+        reader = ChunkReader()
+        events: asyncio.Queue[LoadEvent | None] = asyncio.Queue()
+        loop = asyncio.get_running_loop()
+
+        def report(event: LoadEvent) -> None:
+            loop.call_soon_threadsafe(events.put_nowait, event)
+
+        def work() -> list[tuple[ImageRecord, list[str]]]:
+            try:
+                with self.store.content.leases.lease("load") as lease:
+                    return load_archive(reader, self.store, self.snapshots, lease, report)
+            finally:
+                reader.close()  # the feeder stops at its next chunk
+
+        async def feed() -> None:
+            try:
+                async for chunk in chunks:
+                    await asyncio.to_thread(reader.feed, chunk)
+                await asyncio.to_thread(reader.end)
+            except Cancelled:
+                pass  # the loader stopped reading: it finished or failed
+            except BaseException:
+                reader.close()
+                raise
+
+        task = asyncio.ensure_future(asyncio.to_thread(work))
+        task.add_done_callback(lambda _: events.put_nowait(None))
+        feeder = asyncio.ensure_future(feed())
+        ok = False
+        try:
+            while (event := await events.get()) is not None:
+                yield event
+            loaded = await task
+            ok = True
+        finally:
+            reader.close()
+            if not task.done():
+                with contextlib.suppress(BaseException):
+                    await task
+            feeder.cancel()
+            with contextlib.suppress(BaseException):
+                await feeder
+            if not ok:
+                await self._collect_quietly()
+        for record, names in loaded:
+            for name in names:
+                self.events.publish("image", "tag", record.id, name=familiar(name))
+            self.events.publish("image", "load", record.id)
+
+    def _save_targets(self, references: list[str]) -> list[tuple[ImageRecord, list[str]]]:
+        """Each named image once, with the names to write (all its tags when named by ID)."""
+        out: dict[str, tuple[ImageRecord, list[str]]] = {}
+        for text in references:
+            record = self.store.resolve(text)
+            name = _name_in(text, record)
+            names = [name] if name and "@" not in name else record.repo_tags
+            entry = out.setdefault(record.id, (record, []))
+            entry[1].extend(n for n in names if n not in entry[1])
+        return list(out.values())
+
+    async def save(self, references: list[str], fmt: str = "") -> AsyncIterator[bytes]:
+        """The named images as a docker-archive (default) or OCI layout tarball, in chunks."""
+        fmt = fmt or "docker-archive"
+        if fmt not in SAVE_FORMATS:
+            raise InvalidArgument(f"unknown format {fmt!r} (use {' or '.join(SAVE_FORMATS)})")
+        if not references:
+            raise InvalidArgument("save: name at least one image")
+        targets = await asyncio.to_thread(self._save_targets, references)
+        writer = ChunkWriter()
+        content = self.store.content
+
+        def work() -> None:
+            try:
+                with content.leases.lease("save") as lease:
+                    for record, _ in targets:
+                        for digest in gc.referenced_blobs(self.store, record):
+                            lease.add_blob(digest)
+                            if not content.exists(digest):
+                                raise NotFound(f"image {record.short_id}: blob {digest} is missing")
+                    if fmt == "oci-archive":
+                        oci_layout.write(writer, content, [
+                            (r.manifest_digest, r.manifest_media_type, names)
+                            for r, names in targets
+                        ])
+                    else:
+                        docker_archive.write(writer, content, [
+                            (r.config_digest, self.store.manifest(r), [familiar(n) for n in names])
+                            for r, names in targets
+                        ], content.ingest_dir)
+                writer.finish()
+            finally:
+                writer.close()
+
+        task = asyncio.ensure_future(asyncio.to_thread(work))
+        try:
+            while True:
+                try:
+                    chunk = await asyncio.to_thread(writer.next_chunk)
+                except Cancelled:
+                    await task  # the writer failed: raise its error
+                    raise
+                if chunk is None:
+                    break
+                yield chunk
+            await task
+        finally:
+            writer.close()
+            if not task.done():
+                with contextlib.suppress(BaseException):
+                    await task
+        for record, _ in targets:
+            self.events.publish("image", "save", record.id)
 
     def list(self) -> list[ImageRecord]:
         """Every image."""
@@ -99,7 +283,8 @@ class ImageService:
         record = self.store.resolve(text)
         name = _name_in(text, record)
         users = self.in_use(record.id)
-        last_name = name is None or len(record.refs) <= 1
+        # As docker: a repo@digest name does not keep an image alive once its last tag goes.
+        last_name = name is None or not [r for r in record.repo_tags if r != name]
         if users and last_name and not force:
             what = f"repository reference {text!r}" if name else record.short_id
             raise Conflict(
@@ -111,10 +296,12 @@ class ImageService:
             self.store.untag(name)
             untagged.append(name)
             self.events.publish("image", "untag", record.id, name=name)
-            if len(record.refs) > 1:
+            untagged += self._drop_orphan_digests(record, name)
+            remaining = self.store.get(record.id).refs
+            if remaining:
                 return untagged, []
         else:
-            repos = {r.split("@")[0].rsplit(":", 1)[0] for r in record.refs}
+            repos = {_repository(r) for r in record.refs}
             if len(repos) > 1 and not force:
                 raise Conflict(
                     f"unable to delete {record.short_id} (must be forced) - image is referenced "
@@ -128,7 +315,53 @@ class ImageService:
             return untagged, []  # untagged only: the image stays for its containers
         self.store.delete(record.id)
         self.events.publish("image", "delete", record.id)
+        self.collect()
         return untagged, [record.id]
+
+    def _drop_orphan_digests(self, record: ImageRecord, removed_tag: str) -> list[str]:
+        """After a tag goes: the image's repo@digest names in that repository go too when no
+        tag of the repository is left (as docker does)."""
+        if "@" in removed_tag:
+            return []
+        repo = _repository(removed_tag)
+        refs = self.store.get(record.id).refs
+        if any("@" not in r and _repository(r) == repo for r in refs):
+            return []
+        dropped = [r for r in refs if "@" in r and _repository(r) == repo]
+        for name in dropped:
+            self.store.untag(name)
+            self.events.publish("image", "untag", record.id, name=name)
+        return dropped
+
+    def prune(
+        self, *, all_images: bool, match: Callable[[ImageRecord], bool] = lambda record: True
+    ) -> PruneReport:
+        """Remove dangling images (every unused one with ``all_images``) that ``match``
+        accepts (the front door's filters), then collect. Images a container uses are never
+        pruned. Blocking."""
+        untagged: list[str] = []
+        deleted: list[str] = []
+        for record in self.store.list():
+            if (record.repo_tags and not all_images) or not match(record):
+                continue
+            if self.in_use(record.id):
+                continue
+            for name in record.refs:
+                self.store.untag(name)
+                untagged.append(name)
+                self.events.publish("image", "untag", record.id, name=name)
+            self.store.delete(record.id)
+            self.events.publish("image", "delete", record.id)
+            deleted.append(record.id)
+        collected = self.collect()
+        return PruneReport(untagged, deleted, collected.reclaimed)
+
+
+def _repository(name: str) -> str:
+    """``docker.io/library/busybox`` from a normalised name with a tag or digest."""
+    base = name.split("@", 1)[0]
+    slash, colon = base.rfind("/"), base.rfind(":")
+    return base[:colon] if colon > slash else base
 
 
 def _name_in(text: str, record: ImageRecord) -> str | None:

@@ -132,19 +132,12 @@ class ImageStore:
         with self.meta.transaction() as db:
             db.execute("DELETE FROM image_refs WHERE name = ?", (name,))
 
-    def delete(self, image_id: str) -> list[str]:
-        """Remove the record and every blob no other image uses; return the removed digests."""
-        record = self.get(image_id)
-        owned = self.blob_digests(record)
+    def delete(self, image_id: str) -> None:
+        """Remove the record and its names; its blobs and layers go at the next collection
+        (``servin.engine.images.gc``), which knows what other images and operations hold."""
+        self.get(image_id)
         with self.meta.transaction() as db:
             db.execute("DELETE FROM images WHERE id = ?", (image_id,))
-        still_used: set[str] = set()
-        for other in self.list():
-            still_used.update(self.blob_digests(other))
-        removed = [d for d in owned if d not in still_used]
-        for digest in removed:
-            self.content.delete(digest)
-        return removed
 
     def config(self, record: ImageRecord) -> dict[str, Any]:
         """The image's OCI config, verified against its digest."""
@@ -153,14 +146,3 @@ class ImageStore:
     def manifest(self, record: ImageRecord) -> dict[str, Any]:
         """The image's manifest, verified against its digest."""
         return json.loads(self.content.read_verified(record.manifest_digest))
-
-    def blob_digests(self, record: ImageRecord) -> list[str]:
-        """Manifest, config and layer digests of an image (a missing manifest counts alone)."""
-        digests = [record.manifest_digest, record.config_digest]
-        try:
-            with self.content.open(record.manifest_digest) as f:
-                manifest = json.loads(f.read())
-        except (NotFound, ValueError):
-            return digests
-        digests += [layer["digest"] for layer in manifest.get("layers", [])]
-        return digests

@@ -6,8 +6,11 @@ symlink that an earlier entry planted can never redirect a later write out of th
 
 Policy (the safer choice that still unpacks every layer a registry or ``docker save`` makes):
 
-- Names are cleaned lexically: ``/etc/x`` and ``./etc/x`` mean ``<dest>/etc/x``; a ``..``
-  that would climb above the root is refused.
+- Entry names are relative: an absolute name (``/etc/passwd``) is refused, as no layer
+  docker, podman or a registry makes holds one and such an entry only makes sense as an
+  attempt at the host's file. Names are cleaned lexically (``./etc/x`` is ``<dest>/etc/x``);
+  a ``..`` that would climb above the root is refused. (Hard link *targets* may be written
+  absolute: they name an entry of this layer either way.)
 - A parent directory that is a symbolic link is refused, wherever it points. Layer tarballs
   built from a filesystem diff never hold an entry below a symlink (the walk that makes them
   records a symlink as a leaf), so only crafted archives hit this rule.
@@ -173,6 +176,8 @@ class _Applier:
 
     def apply(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> None:
         label = f"layer entry {member.name!r}"
+        if member.name.startswith("/"):
+            raise InvalidArgument(f"{label} is an absolute path; layer entries are relative")
         parts = clean_name(member.name)
         if not parts:
             if not member.isdir():

@@ -13,12 +13,16 @@ import os
 import socket
 import struct
 import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from servin.engine.linux.namespaces import CLONE_NEWNET, setns
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914
 IFF_UP = 0x1
+
+T = TypeVar("T")
 
 
 def _set_up(name: str) -> None:
@@ -30,24 +34,34 @@ def _set_up(name: str) -> None:
                                                                flags | IFF_UP))
 
 
-def bring_up_loopback(pid: int) -> None:
-    """Set ``lo`` up in the network namespace of ``pid``. Raises OSError on failure."""
+def run_in_netns(pid: int, work: Callable[[], T]) -> T:
+    """Run ``work`` in a short-lived thread inside the network namespace of ``pid``.
+
+    Raises what ``work`` raised (OSError if the namespace cannot be entered).
+    """
+    results: list[T] = []
     errors: list[BaseException] = []
 
-    def work() -> None:
+    def body() -> None:
         try:
             target = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             try:
                 setns(target, CLONE_NEWNET)
             finally:
                 os.close(target)
-            _set_up("lo")
+            results.append(work())
         except BaseException as exc:
             errors.append(exc)
 
     # The thread ends in the container's namespace and is discarded with it.
-    thread = threading.Thread(target=work, name=f"netns-{pid}", daemon=True)
+    thread = threading.Thread(target=body, name=f"netns-{pid}", daemon=True)
     thread.start()
     thread.join()
     if errors:
         raise errors[0]
+    return results[0]
+
+
+def bring_up_loopback(pid: int) -> None:
+    """Set ``lo`` up in the network namespace of ``pid``. Raises OSError on failure."""
+    run_in_netns(pid, lambda: _set_up("lo"))

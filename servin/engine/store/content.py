@@ -4,6 +4,10 @@ A blob is written to ``ingest/``, hashed as it streams in, fsynced, checked agai
 expected digest when there is one, and only then renamed into ``blobs/sha256/<hex>``: a crash
 leaves at worst a stray file in ``ingest/``, which the next start removes. Readers that
 need the bytes to be right (configs, manifests) use ``read_verified``.
+
+Operations that write blobs before an image record points at them hold a lease
+(``ContentStore.leases``, see ``leases.py``): a writer given a lease adds its digest to it
+before the blob becomes visible, so garbage collection never takes it away.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
+from servin.engine.store.leases import Lease, LeaseManager
 from servin.errors import Internal, InvalidArgument, NotFound
 
 _DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
@@ -60,8 +65,9 @@ class BlobCorrupted(Internal):
 class BlobWriter:
     """An open ingest: write bytes, then ``commit`` (or ``abort``)."""
 
-    def __init__(self, store: ContentStore) -> None:
+    def __init__(self, store: ContentStore, lease: Lease | None = None) -> None:
         self._store = store
+        self._lease = lease
         self.path = store.ingest_dir / f"{uuid.uuid4().hex}.partial"
         self._file: BinaryIO = open(self.path, "xb")  # noqa: SIM115 - closed by commit/abort
         self._hash = hashlib.sha256()
@@ -92,6 +98,8 @@ class BlobWriter:
         if expected is not None and expected != digest:
             self.path.unlink(missing_ok=True)
             raise InvalidArgument(f"digest mismatch: expected {expected}, got {digest}")
+        if self._lease is not None:
+            self._lease.add_blob(digest)  # before it is visible: GC must never see it unheld
         final = self._store.blob_path(digest)
         if final.exists():
             self.path.unlink()
@@ -122,6 +130,7 @@ class ContentStore:
         self.root = root
         self.blobs_dir = root / "blobs" / "sha256"
         self.ingest_dir = root / "ingest"
+        self.leases = LeaseManager()
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
         self.ingest_dir.mkdir(parents=True, exist_ok=True)
 
@@ -148,13 +157,15 @@ class ContentStore:
         except FileNotFoundError:
             raise NotFound(f"blob {digest} not found") from None
 
-    def writer(self) -> BlobWriter:
-        """Start a new ingest."""
-        return BlobWriter(self)
+    def writer(self, lease: Lease | None = None) -> BlobWriter:
+        """Start a new ingest; with ``lease``, the committed blob is held by it."""
+        return BlobWriter(self, lease)
 
-    def write_bytes(self, data: bytes, expected: str | None = None) -> str:
+    def write_bytes(
+        self, data: bytes, expected: str | None = None, lease: Lease | None = None
+    ) -> str:
         """Store a small blob in one call; return its digest."""
-        with self.writer() as w:
+        with self.writer(lease) as w:
             w.write(data)
             return w.commit(expected)
 

@@ -50,4 +50,32 @@ MIGRATIONS: tuple[str, ...] = (
         anonymous INTEGER NOT NULL DEFAULT 0
     )
     """,
+    # 4: networks, and each container's endpoint on them (its address: the IPAM record).
+    """
+    CREATE TABLE networks (
+        id TEXT PRIMARY KEY,                 -- 64 hex digits
+        name TEXT NOT NULL UNIQUE,
+        driver TEXT NOT NULL,                -- bridge, host, null
+        subnet TEXT NOT NULL DEFAULT '',     -- CIDR ('' for host and null)
+        gateway TEXT NOT NULL DEFAULT '',
+        ip_range TEXT NOT NULL DEFAULT '',
+        internal INTEGER NOT NULL DEFAULT 0,
+        bridge TEXT NOT NULL DEFAULT '',     -- the Linux bridge's name
+        labels TEXT NOT NULL DEFAULT '{}',   -- JSON object
+        options TEXT NOT NULL DEFAULT '{}',  -- JSON object
+        builtin INTEGER NOT NULL DEFAULT 0,  -- bridge, host, none: cannot be removed
+        created_ns INTEGER NOT NULL
+    );
+    CREATE TABLE network_endpoints (
+        network_id TEXT NOT NULL REFERENCES networks(id) ON DELETE RESTRICT,
+        container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+        address TEXT NOT NULL,               -- IPv4, no prefix
+        mac TEXT NOT NULL,
+        aliases TEXT NOT NULL DEFAULT '[]',  -- JSON list
+        static INTEGER NOT NULL DEFAULT 0,   -- given with --ip
+        PRIMARY KEY (network_id, container_id),
+        UNIQUE (network_id, address)
+    );
+    CREATE INDEX network_endpoints_by_container ON network_endpoints(container_id)
+    """,
 )

@@ -14,7 +14,7 @@ from servin.engine.containers.model import EXITED, RUNNING, Container
 from servin.engine.engine import Engine
 from servin.engine.runtime.monitor.client import MonitorClient
 from servin.engine.server.grpc.attach import relay
-from servin.engine.server.grpc.filters import filter_map, label_matches
+from servin.engine.server.grpc.filters import filter_map, label_matches, parse_bool
 from servin.engine.server.grpc.stats import stats_stream, top_response
 from servin.engine.server.grpc.streams import AsyncReader, stream_from_thread
 from servin.engine.server.grpc.timestamps import from_ns, to_ns
@@ -81,7 +81,17 @@ def summary(c: Container, command: str = "") -> containers_pb2.ContainerSummary:
         pod_id=c.spec.pod_id,
         runtime=c.runtime,
         networks=[c.spec.network_mode] if c.spec.network_mode else [],
+        ports=port_mappings(c),
     )
+
+
+def port_mappings(c: Container) -> list[containers_pb2.PortMapping]:
+    """The host ports a running container publishes."""
+    return [
+        containers_pb2.PortMapping(container_port=p["container_port"], protocol=p["protocol"],
+                                   host_ip=p["host_ip"] or "0.0.0.0", host_port=p["host_port"])
+        for p in c.state.ports
+    ]
 
 
 def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
@@ -107,6 +117,14 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
     if "volume" in filters and not any(
         v in (m.name, m.source, m.target) for m in c.spec.mounts for v in filters["volume"]
     ):
+        return False
+    # before/since were resolved to creation times by List: strictly older/newer than those.
+    if "before" in filters and not all(c.created_ns < int(ns) for ns in filters["before"]):
+        return False
+    if "since" in filters and not all(c.created_ns > int(ns) for ns in filters["since"]):
+        return False
+    # No swarm here: no container is a task.
+    if "is-task" in filters and parse_bool("is-task", filters["is-task"]):
         return False
     return "network" not in filters or c.spec.network_mode in filters["network"]
 
@@ -158,6 +176,11 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         self, request: containers_pb2.ListContainersRequest, context: grpc.aio.ServicerContext
     ) -> containers_pb2.ListContainersResponse:
         filters = filter_map(request.filters, _LIST_FILTERS)
+        for key in ("before", "since"):  # container names/IDs -> their creation times
+            if key in filters:
+                filters[key] = [
+                    str((await self.containers.resolve(v)).created_ns) for v in filters[key]
+                ]
         found = await self.containers.list()
         if not request.all and "status" not in filters and "exited" not in filters:
             found = [c for c in found if c.state.status in (RUNNING, "paused", "restarting")]
@@ -209,7 +232,12 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         extra = await asyncio.to_thread(self.containers.inspect_extra, c)
         s = c.state
         config_args = extra["args"]
+        size_rw, size_root_fs = (
+            (await asyncio.to_thread(self._sizes, [c]))[0] if request.size else (0, 0)
+        )
         return containers_pb2.ContainerDetail(
+            size_rw=size_rw,
+            size_root_fs=size_root_fs,
             id=c.id,
             name=c.name,
             created=from_ns(c.created_ns),
@@ -249,6 +277,8 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             resolv_conf_path=extra["etc"]["/etc/resolv.conf"],
             pod_id=c.spec.pod_id,
             driver=self.engine.snapshots.driver,
+            ports=port_mappings(c),
+            networks=await asyncio.to_thread(self._attachments, c),
         )
 
     def _mounts_detail(self, c: Container) -> list[common_pb2.Mount]:
@@ -263,6 +293,17 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
                     copy.source = found.mountpoint
             out.append(copy)
         return out
+
+    def _attachments(self, c: Container) -> list[containers_pb2.NetworkAttachment]:
+        return [
+            containers_pb2.NetworkAttachment(
+                network=n.name, network_id=n.id, ip_address=ep.address if c.state.running else "",
+                ip_prefix_len=n.prefixlen if c.state.running else 0,
+                gateway=n.gateway if c.state.running else "", mac_address=ep.mac,
+                aliases=ep.aliases,
+            )
+            for n, ep in self.engine.networks.networks_of(c)
+        ]
 
     async def Pause(
         self, request: containers_pb2.PauseContainerRequest, context: grpc.aio.ServicerContext

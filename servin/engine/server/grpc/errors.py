@@ -17,11 +17,13 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     """The gRPC status code and message for an exception raised by the core."""
     if isinstance(exc, ServinError):
         return grpc.StatusCode[mapping_for(exc).grpc_code], exc.message
+    if isinstance(exc, NotImplementedError):  # a generated servicer's method not written yet
+        return grpc.StatusCode.UNIMPLEMENTED, "method not implemented"
     return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
 
 
 async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
-    if not isinstance(exc, ServinError):
+    if not isinstance(exc, ServinError | NotImplementedError):
         log.exception("unexpected error in %s", method)
     code, message = status_for(exc)
     await context.abort(code, message)

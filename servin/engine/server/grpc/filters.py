@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterable
+from datetime import datetime
 
 from servin.api.servin.v1 import common_pb2
 from servin.errors import InvalidArgument
@@ -37,3 +40,30 @@ def parse_bool(key: str, values: list[str]) -> bool:
     raise InvalidArgument(
         f"invalid value {values[-1]!r} for filter {key!r}: expected true or false"
     )
+
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0,
+                   "h": 3600.0}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+
+
+def parse_until(value: str, now: float | None = None) -> int:
+    """docker's ``until=`` filter value as nanoseconds since the epoch: a Go duration before
+    now (``24h``, ``1h30m``), a Unix timestamp (``1700000000[.5]``) or an RFC 3339 time."""
+    now = time.time() if now is None else now
+    parts = _DURATION_PART.findall(value)
+    if parts and "".join(n + u for n, u in parts) == value:
+        return int((now - sum(float(n) * _DURATION_UNITS[u] for n, u in parts)) * 1e9)
+    try:
+        return int(float(value) * 1e9)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(
+            f"invalid until filter {value!r}: use a duration (24h), a Unix time or RFC 3339"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.astimezone()
+    return int(moment.timestamp() * 1e9)

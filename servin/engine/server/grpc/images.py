@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 
 from servin.api.servin.v1 import common_pb2, images_pb2, images_pb2_grpc
 from servin.engine.engine import Engine
+from servin.engine.images.archive.load import LoadEvent
+from servin.engine.images.progress import ProgressEvent
+from servin.engine.images.registry.auth import Credentials
+from servin.engine.images.registry.login import login
 from servin.engine.images.store import ImageRecord
-from servin.engine.server.grpc.filters import filter_map, label_matches, parse_bool
+from servin.engine.server.grpc.filters import filter_map, label_matches, parse_bool, parse_until
 from servin.engine.server.grpc.timestamps import from_rfc3339
 from servin.errors import InvalidArgument
-from servin.reference import parse_reference
+from servin.reference import familiar, parse_reference
 
 _LIST_FILTERS = {"dangling", "reference", "label", "before", "since"}
+_PRUNE_FILTERS = {"until", "label", "label!"}
 
 
 def image_summary(record: ImageRecord) -> images_pb2.ImageSummary:
@@ -90,6 +95,54 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         return images_pb2.ImportImageResponse(
             image_id=record.id, reference=ref, manifest_digest=record.manifest_digest
         )
+
+    async def Pull(
+        self, request: images_pb2.PullImageRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[images_pb2.ImageProgress]:
+        if request.all_tags:
+            raise InvalidArgument("pulling all tags of a repository is not supported")
+        if not request.reference:
+            raise InvalidArgument("pull: no image reference given")
+        parse_reference(request.reference)  # a bad reference fails before any network work
+        creds = _credentials(request.auth)
+        engine = self.engine
+
+        async def run(report: Callable[[ProgressEvent], None]) -> Any:
+            return await engine.puller.pull(request.reference, platform=request.platform,
+                                            creds=creds, report=report)
+
+        async for item in _streamed(run):
+            if isinstance(item, images_pb2.ImageProgress):
+                yield item
+            else:
+                yield images_pb2.ImageProgress(
+                    image_id=item.record.id, digest=item.digest,
+                    references=[parse_reference(item.reference).familiar()])
+
+    async def Push(
+        self, request: images_pb2.PushImageRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[images_pb2.ImageProgress]:
+        if not request.reference:
+            raise InvalidArgument("push: no image reference given")
+        parse_reference(request.reference)
+        creds = _credentials(request.auth)
+        engine = self.engine
+
+        async def run(report: Callable[[ProgressEvent], None]) -> Any:
+            return await engine.pusher.push(request.reference, creds=creds, report=report)
+
+        async for item in _streamed(run):
+            if isinstance(item, images_pb2.ImageProgress):
+                yield item
+            else:
+                yield images_pb2.ImageProgress(
+                    digest=item.digest, references=[parse_reference(item.reference).familiar()])
+
+    async def Login(
+        self, request: images_pb2.LoginRequest, context: grpc.aio.ServicerContext
+    ) -> images_pb2.LoginResponse:
+        token = await login(self.engine.registries, request.server, _credentials(request.auth))
+        return images_pb2.LoginResponse(status="Login Succeeded", identity_token=token)
 
     async def List(
         self, request: images_pb2.ListImagesRequest, context: grpc.aio.ServicerContext
@@ -167,6 +220,37 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         await asyncio.to_thread(self.engine.images.tag, request.source, request.target)
         return images_pb2.TagImageResponse()
 
+    async def Load(
+        self,
+        request_iterator: AsyncIterator[images_pb2.LoadImageInput],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[images_pb2.ImageProgress]:
+        async def chunks() -> AsyncIterator[bytes]:
+            async for msg in request_iterator:
+                if msg.data:
+                    yield msg.data
+
+        async for event in self.engine.images.load(chunks()):
+            yield _load_progress(event)
+
+    async def Save(
+        self, request: images_pb2.SaveImagesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[common_pb2.DataChunk]:
+        async for chunk in self.engine.images.save(list(request.references), request.format):
+            yield common_pb2.DataChunk(data=chunk)
+
+    async def Prune(
+        self, request: images_pb2.PruneImagesRequest, context: grpc.aio.ServicerContext
+    ) -> images_pb2.PruneImagesResponse:
+        filters = filter_map(request.filters, _PRUNE_FILTERS)
+        match = prune_matcher(filters)
+        report = await asyncio.to_thread(
+            self.engine.images.prune, all_images=request.all, match=match
+        )
+        return images_pb2.PruneImagesResponse(
+            deleted=report.deleted, untagged=report.untagged, space_reclaimed=report.reclaimed
+        )
+
     async def History(
         self, request: images_pb2.ImageHistoryRequest, context: grpc.aio.ServicerContext
     ) -> images_pb2.ImageHistoryResponse:
@@ -195,6 +279,72 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         if entries:
             entries[0].id = details.record.id
         return images_pb2.ImageHistoryResponse(entries=entries)
+
+
+def _load_progress(event: LoadEvent) -> images_pb2.ImageProgress:
+    if event.action == "Loaded":
+        names = [familiar(n) for n in event.names]
+        status = "\n".join(f"Loaded image: {n}" for n in names) or (
+            f"Loaded image ID: {event.item}"
+        )
+        return images_pb2.ImageProgress(
+            status=status, image_id=event.item, references=list(event.names)
+        )
+    return images_pb2.ImageProgress(
+        progress=common_pb2.Progress(
+            id=event.item, action=event.action, current=event.size, total=event.size, done=True
+        ),
+        status=f"{event.action} {event.item}",
+    )
+
+
+def prune_matcher(filters: dict[str, list[str]]) -> Callable[[ImageRecord], bool]:
+    """The ``image prune`` filters (until=, label=, label!=) as one predicate."""
+    cutoffs = [parse_until(v) for v in filters.get("until", [])]
+    labels = filters.get("label", [])
+    not_labels = filters.get("label!", [])
+
+    def match(record: ImageRecord) -> bool:
+        created = from_rfc3339(record.created).ToNanoseconds() if record.created else 0
+        if any(created >= cutoff for cutoff in cutoffs):
+            return False
+        if labels and not label_matches(record.labels, labels):
+            return False
+        return not any(label_matches(record.labels, [x]) for x in not_labels)
+
+    return match
+
+
+def _credentials(auth: images_pb2.RegistryAuth) -> Credentials:
+    return Credentials(auth.username, auth.password, auth.identity_token, auth.registry_token)
+
+
+def _progress(event: ProgressEvent) -> images_pb2.ImageProgress:
+    if event.id:
+        return images_pb2.ImageProgress(progress=common_pb2.Progress(
+            id=event.id, action=event.action, current=event.current, total=event.total,
+            done=event.done))
+    return images_pb2.ImageProgress(status=event.status)
+
+
+async def _streamed(
+    run: Callable[[Callable[[ProgressEvent], None]], Awaitable[Any]],
+) -> AsyncIterator[images_pb2.ImageProgress | Any]:
+    """Run an operation that reports progress; yield its events, then its result.
+
+    When the client goes away (this generator is closed), the operation is cancelled.
+    """
+    queue: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
+    task = asyncio.create_task(run(queue.put_nowait))
+    task.add_done_callback(lambda _: queue.put_nowait(None))
+    try:
+        while (event := await queue.get()) is not None:
+            yield _progress(event)
+        yield task.result()
+    finally:
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
 
 
 def _ref_matches(record: ImageRecord, pattern: str) -> bool:

@@ -7,6 +7,7 @@ import grpc
 from servin.api.servin.v1 import (
     containers_pb2_grpc,
     images_pb2_grpc,
+    networks_pb2_grpc,
     system_pb2_grpc,
     volumes_pb2_grpc,
 )
@@ -14,6 +15,7 @@ from servin.engine.engine import Engine
 from servin.engine.server.grpc.containers import ContainersServicer
 from servin.engine.server.grpc.errors import ErrorMappingInterceptor
 from servin.engine.server.grpc.images import ImagesServicer
+from servin.engine.server.grpc.networks import NetworksServicer
 from servin.engine.server.grpc.system import SystemServicer
 from servin.engine.server.grpc.volumes import VolumesServicer
 
@@ -34,4 +36,5 @@ def build_server(engine: Engine) -> grpc.aio.Server:
     images_pb2_grpc.add_ImagesServicer_to_server(ImagesServicer(engine), server)
     containers_pb2_grpc.add_ContainersServicer_to_server(ContainersServicer(engine), server)
     volumes_pb2_grpc.add_VolumesServicer_to_server(VolumesServicer(engine), server)
+    networks_pb2_grpc.add_NetworksServicer_to_server(NetworksServicer(engine), server)
     return server

@@ -7,6 +7,7 @@ import gzip
 import hashlib
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 
 from servin.engine.images import compression
 from servin.engine.images.unpack import unpack_layer
@@ -61,6 +62,24 @@ def unpack_blob(content: ContentStore, blob: str, diff_id: str, dest: Path) -> i
     if plain.digest != diff_id:
         raise InvalidArgument(
             f"layer {blob}: its uncompressed content hashes to {plain.digest}, "
+            f"but the image config lists diff ID {diff_id}")
+    return size
+
+
+def unpack_stream(raw: BinaryIO, diff_id: str, dest: Path) -> int:
+    """Unpack a layer blob read from ``raw`` (a download) into the empty directory ``dest``.
+
+    The blob's own digest is the caller's to check (it hashes what it stores); here the
+    uncompressed stream must hash to ``diff_id``, else InvalidArgument. As ``unpack_blob``,
+    ``dest`` may hold a partial tree on failure.
+    """
+    kind, start = compression.sniff(raw)
+    plain = HashingReader(compression.decompressing_reader(start, kind))
+    size = unpack_layer(plain, dest)  # type: ignore[arg-type]
+    _drain_checked(plain)
+    if plain.digest != diff_id:
+        raise InvalidArgument(
+            f"layer: its uncompressed content hashes to {plain.digest}, "
             f"but the image config lists diff ID {diff_id}")
     return size
 

@@ -22,14 +22,14 @@ import os
 import shutil
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from servin.engine.linux.syscalls import check, libc
 from servin.engine.store.content import ContentStore, check_digest
 from servin.engine.store.snapshots import diff
-from servin.engine.store.snapshots.layers import chain_id, unpack_blob
+from servin.engine.store.snapshots.layers import chain_id, unpack_blob, unpack_stream
 from servin.engine.store.snapshots.layout import (
     Layout,
     NamedLocks,
@@ -100,15 +100,45 @@ class Snapshotter:
             parent = chain
         return parent
 
-    def _unpack(self, content: ContentStore, blob: str, diff_id: str, chain: str,
-                parent: str) -> None:
+    def unpack_stream(self, raw: BinaryIO, blob: str, diff_id: str, parent: str,
+                      verify: Callable[[], None]) -> str:
+        """Unpack one layer straight from its blob's bytes (a download); return its chain ID.
+
+        ``parent`` is the chain ID of the layer below (it need not be unpacked yet: layers
+        are independent directories, so a pull unpacks them side by side). ``verify`` runs
+        once the archive is read and before the layer is published; it must raise when the
+        blob's bytes turned out wrong (its digest), and then nothing is kept. A layer that
+        is already there is not unpacked again (``raw`` is then read to its end).
+        """
+        check_digest(blob)
+        check_digest(diff_id)
+        chain = chain_id(parent, diff_id)
+        with self._lock_chain(chain):
+            if self._lookup(chain) is not None:
+                while raw.read(1 << 20):
+                    pass
+                verify()
+                return chain
+            self._unpack(None, blob, diff_id, chain, parent,
+                         fill=lambda fs: unpack_stream(raw, diff_id, fs), verify=verify)
+        return chain
+
+    def _unpack(self, content: ContentStore | None, blob: str, diff_id: str, chain: str,
+                parent: str, *, fill: Callable[[Path], int] | None = None,
+                verify: Callable[[], None] | None = None) -> None:
         tmp = self.layout.scratch("unpack")
         os.mkdir(tmp, 0o700)
         number: int | None = None
         try:
             fs = tmp / "fs"
             os.mkdir(fs, 0o755)
-            size = unpack_blob(content, blob, diff_id, fs)
+            if fill is not None:
+                size = fill(fs)
+            else:
+                assert content is not None
+                size = unpack_blob(content, blob, diff_id, fs)
+            if verify is not None:
+                verify()
             write_json(tmp / "info.json", {"chain": chain, "parent": parent, "diff_id": diff_id,
                                            "blob": blob, "size": size})
             if self.durable:
@@ -397,6 +427,52 @@ class Snapshotter:
                     self._drop_layer(chain, number)
                     removed += 1
         return removed
+
+    def layer_parents(self) -> dict[str, str]:
+        """The parent chain ID ("" at the bottom) of every committed layer, by chain ID."""
+        out: dict[str, str] = {}
+        for chain, number in self.layout.indexed_chains():
+            if number is None:
+                continue
+            with contextlib.suppress(OSError, ValueError):
+                out[chain] = self._layer_info(number).get("parent") or ""
+        return out
+
+    def snapshot_chains(self) -> set[str]:
+        """Every layer chain some container snapshot stands on."""
+        used: set[str] = set()
+        for key in self.keys():
+            with contextlib.suppress(NotFound, OSError, ValueError):
+                used.update(self._info(key).get("chains", []))
+        return used
+
+    def unpublish_layer(self, chain: str) -> tuple[int, Path] | None:
+        """Take a layer out of the index and move its directory aside, quickly.
+
+        Returns (bytes of file content, the moved directory) for :meth:`purge`, or None when
+        the layer is not there. The caller (the garbage collector) has checked that nothing
+        stands on it; deleting the files is left to ``purge`` so it can happen outside the
+        collector's lock.
+        """
+        with self._lock_chain(chain):
+            number = self.layout.read_index(chain)
+            if number is None:
+                return None
+            size = 0
+            with contextlib.suppress(OSError, ValueError, KeyError):
+                size = int(self._layer_info(number)["size"])
+            self.layout.chain_link(chain).unlink(missing_ok=True)
+            fsync_dir(self.layout.chains)
+            trash = self.layout.scratch("del")
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(self.layout.layer_dir(number), trash)
+            self.layout.lock_file(chain).unlink(missing_ok=True)
+            return size, trash
+
+    @staticmethod
+    def purge(trash: Path) -> None:
+        """Delete what :meth:`unpublish_layer` moved aside (repair removes it after a crash)."""
+        _remove_path(trash)
 
     def repair(self) -> int:
         """Clean up after a crash; call once at daemon start, before anything else.

@@ -1,0 +1,1 @@
+"""Image archives: ``save`` and ``load`` in the docker-archive format and the OCI image layout."""

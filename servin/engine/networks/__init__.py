@@ -1,0 +1,1 @@
+"""Container networking: bridge networks, IPAM, NAT and published ports, embedded DNS."""

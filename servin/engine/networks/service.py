@@ -1,0 +1,498 @@
+"""The network half of the engine core: networks, container endpoints, ports, DNS.
+
+Containers get their endpoints (addresses) when they are created or connected, and keep them
+until removed or disconnected, so a restarted container has the same address. Links (veth
+pairs), published host ports, DNS names and DNAT rules exist only while a container runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ipaddress
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from servin.api.servin.v1 import containers_pb2
+from servin.engine.config import DaemonConfig
+from servin.engine.containers.model import Container
+from servin.engine.containers.store import ContainerStore
+from servin.engine.events import EventBus
+from servin.engine.networks import bridge, firewall, ipam, ports
+from servin.engine.networks.dns import DNSServer, host_resolvers
+from servin.engine.networks.model import BRIDGE, BUILTIN_NAMES, HOST, NULL, Endpoint, Network
+from servin.engine.networks.store import NetworkStore
+from servin.engine.store.metadata import MetadataStore
+from servin.errors import Conflict, InvalidArgument, NotFound, ServinError
+
+log = logging.getLogger(__name__)
+# pyroute2 logs every netlink message at debug level: far too much for the daemon log.
+logging.getLogger("pyroute2").setLevel(logging.WARNING)
+
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def primary_network(spec: containers_pb2.ContainerSpec) -> str:
+    """The network a container's mode names ('' for host, none and container:X)."""
+    mode = spec.network_mode or BRIDGE
+    if mode in ("host", "none", "default") or mode.startswith("container:"):
+        return BRIDGE if mode == "default" else ""
+    return mode
+
+
+@dataclass
+class _Running:
+    """What a running container holds: its published ports (with container address)."""
+
+    rules: list[firewall.PortRule]
+
+
+class NetworkService:
+    """Networks and the networking of containers."""
+
+    def __init__(self, config: DaemonConfig, meta: MetadataStore, containers: ContainerStore,
+                 events: EventBus) -> None:
+        self.config = config
+        self.store = NetworkStore(meta)
+        self.containers = containers
+        self.events = events
+        self.table = config.firewall_table or (
+            "servin_" + hashlib.sha256(str(config.root).encode()).hexdigest()[:8]
+        )
+        # Marks the Linux bridges this daemon made (their interface alias).
+        self.owner = f"servin {config.root}"
+        self.reservations = ports.Reservations()
+        self.dns = DNSServer(self._dns_lookup, self._dns_upstreams)
+        self._running: dict[str, _Running] = {}
+        # network id -> name -> addresses (running containers only); client ip -> --dns.
+        self._names: dict[str, dict[str, set[str]]] = {}
+        self._client_dns: dict[str, list[str]] = {}
+        self._fw_lock = asyncio.Lock()
+
+    # -- daemon start and stop -----------------------------------------------------------
+
+    def setup(self) -> None:
+        """At daemon start (blocking): built-in networks, bridges, stray links removed."""
+        self._ensure_builtin()
+        bridge.enable_forwarding()
+        for n in self.store.list():
+            if n.is_bridge:
+                bridge.ensure_bridge(n.bridge, n.gateway, n.prefixlen, self.owner)
+        self.repair_links()
+
+    def _ensure_builtin(self) -> None:
+        existing = {n.name: n for n in self.store.list()}
+        subnet = ipam.parse_subnet(self.config.default_network_subnet)
+        gateway = str(subnet.network_address + 1)
+        default = existing.get(BRIDGE)
+        if default is None:
+            self.store.add(Network(
+                id=secrets.token_hex(32), name=BRIDGE, driver=BRIDGE, subnet=str(subnet),
+                gateway=gateway, bridge=self.config.bridge_name, builtin=True,
+                created_ns=time.time_ns(),
+            ))
+        elif (default.subnet, default.bridge) != (str(subnet), self.config.bridge_name):
+            if self.store.endpoints_of_network(default.id):
+                log.warning("the default network's settings changed but containers use it; "
+                            "keeping the old ones until they are removed")
+            else:
+                old = default.bridge
+                default.subnet, default.gateway = str(subnet), gateway
+                default.bridge = self.config.bridge_name
+                self.store.update_builtin(default)
+                if old != default.bridge:
+                    bridge.delete_bridges([old], self.owner)
+        for name, driver in (("host", HOST), ("none", NULL)):
+            if name not in existing:
+                self.store.add(Network(id=secrets.token_hex(32), name=name, driver=driver,
+                                       builtin=True, created_ns=time.time_ns()))
+
+    async def start(self) -> None:
+        """Serve DNS on every user network (after ``setup``)."""
+        for n in await asyncio.to_thread(self.store.list):
+            if n.user_defined:
+                await self.dns.listen(n.id, n.gateway)
+
+    def repair_links(self) -> None:
+        """Delete veths on our bridges that belong to no running container (blocking)."""
+        wanted: set[str] = set()
+        for ep in self.store.all_endpoints():
+            with contextlib.suppress(NotFound):
+                if self.containers.get(ep.container_id).state.running:
+                    wanted.add(bridge.veth_name(ep.container_id, ep.network_id))
+        stray: list[str] = []
+        for n in self.store.list():
+            if n.is_bridge:
+                stray += [p for p in bridge.bridge_ports(n.bridge) if p not in wanted]
+        if stray:
+            log.info("removing stray container links", extra={"links": ",".join(stray)})
+            bridge.delete_links(stray)
+
+    async def shutdown(self, any_running: bool) -> None:
+        """Stop DNS and let host ports go; with no container left, remove bridges and rules."""
+        await self.dns.close()
+        self.reservations.close()
+        if any_running:
+            return  # running containers keep their links and DNAT rules
+        networks = await asyncio.to_thread(self.store.list)
+        await asyncio.to_thread(bridge.delete_bridges, [n.bridge for n in networks if n.is_bridge],
+                                self.owner)
+        with contextlib.suppress(ServinError):
+            await asyncio.to_thread(firewall.remove, self.table)
+
+    async def sync_firewall(self) -> None:
+        """Render the daemon's nftables table from the current state and apply it."""
+        async with self._fw_lock:
+            networks = await asyncio.to_thread(self.store.list)
+            rules = [r for running in self._running.values() for r in running.rules]
+            bridges = [firewall.BridgeRules(n.bridge, n.subnet, n.internal)
+                       for n in networks if n.is_bridge]
+            await asyncio.to_thread(firewall.apply, self.table, bridges, rules)
+
+    # -- networks ------------------------------------------------------------------------
+
+    async def resolve(self, text: str) -> Network:
+        """A network by ID, name or unique ID prefix."""
+        return await asyncio.to_thread(self.store.resolve, text)
+
+    async def list(self) -> list[Network]:
+        """Every network."""
+        return await asyncio.to_thread(self.store.list)
+
+    def endpoints(self, network_id: str) -> list[tuple[Endpoint, Container]]:
+        """The network's endpoints with their containers (blocking)."""
+        out = []
+        for ep in self.store.endpoints_of_network(network_id):
+            with contextlib.suppress(NotFound):
+                out.append((ep, self.containers.get(ep.container_id)))
+        return out
+
+    async def create(self, name: str, *, driver: str = "", subnet: str = "", gateway: str = "",
+                     ip_range: str = "", internal: bool = False,
+                     labels: dict[str, str] | None = None,
+                     options: dict[str, str] | None = None) -> Network:
+        """Create a bridge network: its record, bridge, DNS and rules; all or nothing."""
+        if not name or not set(name) <= _NAME_CHARS or name[0] in ".-":
+            raise InvalidArgument(f"invalid network name {name!r}")
+        if name in BUILTIN_NAMES:
+            raise Conflict(f"{name} is a pre-defined network and cannot be created")
+        if (driver or BRIDGE) != BRIDGE:
+            raise InvalidArgument(f"unsupported network driver {driver!r} (only bridge)")
+        if (gateway or ip_range) and not subnet:
+            raise InvalidArgument("--gateway and --ip-range need --subnet")
+        for attempt in range(3):
+            on_host = await asyncio.to_thread(bridge.host_subnets)
+            if subnet:
+                net = ipam.parse_subnet(subnet)
+                ipam.check_overlap(net, [(f"interface {i}", str(sn)) for i, sn in on_host])
+            else:
+                # Skip blocks in use by our networks and by any interface of the host (other
+                # daemons' bridges included).
+                taken = [n.subnet for n in await self.list()] + [str(sn) for _, sn in on_host]
+                net = ipam.pick_subnet(self.config.address_pool, self.config.address_pool_size,
+                                       taken)
+            gw, rng = ipam.validate(net, gateway, ip_range)
+            network_id = secrets.token_hex(32)
+            n = Network(
+                id=network_id, name=name, driver=BRIDGE, subnet=str(net), gateway=gw,
+                ip_range=rng, internal=internal, bridge="svb" + network_id[:12],
+                labels=dict(labels or {}), options=dict(options or {}),
+                created_ns=time.time_ns(),
+            )
+            try:
+                await asyncio.to_thread(self.store.add, n)  # checks the name and overlaps
+                break
+            except Conflict:
+                # Another create took the pool block we picked meanwhile: pick again.
+                if subnet or attempt == 2 or name in {x.name for x in await self.list()}:
+                    raise
+        try:
+            await asyncio.to_thread(bridge.ensure_bridge, n.bridge, n.gateway, n.prefixlen,
+                                    self.owner)
+            await self.sync_firewall()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(bridge.delete_bridges, [n.bridge], self.owner)
+            await asyncio.to_thread(self.store.delete, n.id)
+            with contextlib.suppress(Exception):
+                await self.sync_firewall()
+            raise
+        await self.dns.listen(n.id, n.gateway)
+        self.events.publish("network", "create", n.id, name=n.name, driver=n.driver)
+        return n
+
+    async def remove(self, text: str) -> Network:
+        """Remove a user network that no container uses."""
+        n = await self.resolve(text)
+        if n.builtin:
+            raise Conflict(f"{n.name} is a pre-defined network and cannot be removed")
+        users = await asyncio.to_thread(self.endpoints, n.id)
+        if users:
+            names = ", ".join(c.name for _, c in users)
+            raise Conflict(f"network {n.name} is in use by container(s): {names}")
+        await asyncio.to_thread(self.store.delete, n.id)
+        self.dns.stop(n.id)
+        self._names.pop(n.id, None)
+        await asyncio.to_thread(bridge.delete_bridges, [n.bridge], self.owner)
+        await self.sync_firewall()
+        self.events.publish("network", "destroy", n.id, name=n.name, driver=n.driver)
+        return n
+
+    # -- containers: create and remove ---------------------------------------------------
+
+    def validate_spec(self, spec: containers_pb2.ContainerSpec,
+                      image: dict[str, Any]) -> None:
+        """Refuse at create what attach would refuse at start (blocking)."""
+        mode = spec.network_mode
+        wanted = self._wanted(spec)
+        if mode not in ("host", "none") and not mode.startswith("container:") and not wanted:
+            raise InvalidArgument(f"invalid network mode {mode!r}")
+        for name, ep in wanted.items():
+            n = self.store.resolve(name)
+            if not n.is_bridge:
+                raise InvalidArgument(
+                    f"container cannot be connected to network {n.name} with other networks")
+            if ep.ipv4_address:
+                if not n.user_defined:
+                    raise InvalidArgument(
+                        "user specified IP address is supported on user defined networks only")
+                ipam.check_static(ipaddress.IPv4Network(n.subnet), n.gateway,
+                                  ep.ipv4_address, set())
+            if ep.aliases and not n.user_defined:
+                raise InvalidArgument(
+                    "network-scoped aliases are supported for user-defined networks only")
+        requested = self.port_requests(spec, image)
+        # Explicit host ports must be free now (they are taken for real at start).
+        explicit = [b for b in requested if b.host_port]
+        if explicit and wanted:
+            probe = ports.Reservations()
+            try:
+                probe.take("probe", explicit)
+            finally:
+                probe.close()
+
+    def _wanted(self, spec: containers_pb2.ContainerSpec) -> dict[str, Any]:
+        primary = primary_network(spec)
+        wanted: dict[str, Any] = {}
+        if primary:
+            wanted[primary] = spec.networks.get(primary, containers_pb2.EndpointSpec())
+        for name, ep in spec.networks.items():
+            wanted.setdefault(name, ep)
+        return wanted
+
+    @staticmethod
+    def port_requests(spec: containers_pb2.ContainerSpec,
+                      image: dict[str, Any]) -> list[ports.Binding]:
+        """The ports to publish: ``-p`` entries, plus every exposed port with ``-P``."""
+        out: list[ports.Binding] = []
+        for p in spec.ports:
+            proto = p.protocol or "tcp"
+            ports.check_request(p.container_port, proto, p.host_ip, p.host_port)
+            out.append(ports.Binding(p.container_port, proto, p.host_ip, p.host_port))
+        if spec.publish_all:
+            exposed = list(spec.exposed_ports) + list((image.get("ExposedPorts") or {}).keys())
+            have = {(b.container_port, b.protocol) for b in out}
+            for number, proto in ports.exposed_ports(exposed):
+                if (number, proto) not in have:
+                    have.add((number, proto))
+                    out.append(ports.Binding(number, proto, "", 0))
+        return out
+
+    def allocate(self, c: Container) -> list[Endpoint]:
+        """Give a new container its addresses (blocking); all or none."""
+        made: list[Endpoint] = []
+        try:
+            for name, ep in self._wanted(c.spec).items():
+                n = self.store.resolve(name)
+                made.append(self.store.allocate(n, c.id, address=ep.ipv4_address,
+                                                aliases=list(ep.aliases)))
+        except BaseException:
+            for ep in made:
+                self.store.release(ep.network_id, c.id)
+            raise
+        return made
+
+    # -- containers: start and exit ------------------------------------------------------
+
+    def addressing(self, c: Container) -> tuple[str, str]:
+        """The container's primary address, and the embedded DNS server ('' if none).
+
+        A container in another's network namespace (``container:NAME``) shares its view.
+        """
+        if c.spec.network_mode.startswith("container:"):
+            with contextlib.suppress(NotFound):
+                c = self.containers.resolve(c.spec.network_mode.split(":", 1)[1])
+        endpoints = self.store.endpoints_of_container(c.id)
+        if not endpoints:
+            return "", ""
+        n = self.store.get(endpoints[0].network_id)
+        return endpoints[0].address, (n.gateway if n.user_defined else "")
+
+    async def attach(self, c: Container, pid: int, image: dict[str, Any]) -> list[dict[str, Any]]:
+        """Give a just-spawned container its links, ports and names; returns the ports."""
+        endpoints = await asyncio.to_thread(self.store.endpoints_of_container, c.id)
+        if not endpoints:
+            return []
+        networks = {n.id: n for n in await self.list()}
+        links = []
+        for i, ep in enumerate(endpoints):
+            n = networks[ep.network_id]
+            links.append(bridge.Link(
+                host_name=bridge.veth_name(c.id, n.id), bridge=n.bridge, ifname=f"eth{i}",
+                address=ep.address, prefixlen=n.prefixlen, mac=ep.mac,
+                gateway=n.gateway if i == 0 and not n.internal else "",
+            ))
+        await asyncio.to_thread(bridge.attach, pid, links)
+        taken: list[ports.Binding] = []
+        try:
+            requested = self.port_requests(c.spec, image)
+            if requested:
+                taken = self.reservations.take(c.id, requested)
+                self._publish(c.id, endpoints[0].address, taken)
+                await self.sync_firewall()
+        except BaseException:
+            self.reservations.release(c.id)
+            self._running.pop(c.id, None)
+            await asyncio.to_thread(bridge.delete_links, [link.host_name for link in links])
+            raise
+        self._register_names(c, endpoints, networks)
+        return [b.to_dict() for b in taken]
+
+    def _publish(self, container_id: str, address: str, taken: list[ports.Binding]) -> None:
+        self._running[container_id] = _Running([
+            firewall.PortRule(b.protocol, b.host_ip, b.host_port, address, b.container_port)
+            for b in taken
+        ])
+
+    def _register_names(self, c: Container, endpoints: list[Endpoint],
+                        networks: dict[str, Network]) -> None:
+        for ep in endpoints:
+            n = networks.get(ep.network_id)
+            if n is None or not n.user_defined:
+                continue
+            names = self._names.setdefault(n.id, {})
+            for name in self._names_of(c, ep):
+                names.setdefault(name, set()).add(ep.address)
+            self._client_dns[ep.address] = list(c.spec.dns)
+
+    @staticmethod
+    def _names_of(c: Container, ep: Endpoint) -> set[str]:
+        out = {c.name.lower(), c.id[:12], *(a.lower() for a in ep.aliases)}
+        if c.spec.hostname:
+            out.add(c.spec.hostname.lower())
+        return out
+
+    def _unregister_names(self, c: Container, endpoints: list[Endpoint]) -> None:
+        for ep in endpoints:
+            names = self._names.get(ep.network_id)
+            if names is None:
+                continue
+            for name in self._names_of(c, ep):
+                addresses = names.get(name)
+                if addresses is not None:
+                    addresses.discard(ep.address)
+                    if not addresses:
+                        del names[name]
+            self._client_dns.pop(ep.address, None)
+
+    async def renamed(self, old: Container, new: Container) -> None:
+        """A running container has a new name: DNS answers to it, no longer to the old one."""
+        endpoints = await asyncio.to_thread(self.store.endpoints_of_container, new.id)
+        networks = {n.id: n for n in await self.list()}
+        self._unregister_names(old, endpoints)
+        self._register_names(new, endpoints, networks)
+
+    async def restore(self, c: Container) -> None:
+        """At daemon start, for a container still running: its ports and names again."""
+        endpoints = await asyncio.to_thread(self.store.endpoints_of_container, c.id)
+        if not endpoints:
+            return
+        networks = {n.id: n for n in await self.list()}
+        wanted = [ports.Binding(**p) for p in c.state.ports]
+        if wanted:
+            try:
+                self.reservations.take(c.id, wanted)
+            except ServinError as exc:
+                log.warning("cannot hold a published port again",
+                            extra={"container": c.id, "error": str(exc)})
+            self._publish(c.id, endpoints[0].address, wanted)
+        self._register_names(c, endpoints, networks)
+
+    async def detach(self, c: Container) -> None:
+        """The container stopped: let its ports, links, rules and names go."""
+        endpoints = await asyncio.to_thread(self.store.endpoints_of_container, c.id)
+        self.reservations.release(c.id)
+        had_ports = self._running.pop(c.id, None) is not None
+        self._unregister_names(c, endpoints)
+        if endpoints:
+            # The kernel deletes them with the namespace too, but only once nothing holds it.
+            await asyncio.to_thread(
+                bridge.delete_links,
+                [bridge.veth_name(c.id, ep.network_id) for ep in endpoints],
+            )
+        if had_ports:
+            await self.sync_firewall()
+
+    # -- connect and disconnect ----------------------------------------------------------
+
+    async def connect(self, network: str, c: Container, *, aliases: list[str],
+                      address: str) -> None:
+        """Attach a container to one more network (at once when it runs)."""
+        n = await self.resolve(network)
+        if not n.is_bridge:
+            raise InvalidArgument(f"cannot connect a container to network {n.name}")
+        if not primary_network(c.spec):
+            raise Conflict(f"container {c.name} uses network mode {c.spec.network_mode} and "
+                           "cannot be connected to networks")
+        if (aliases or address) and not n.user_defined:
+            raise InvalidArgument("aliases and --ip are supported on user-defined networks only")
+        ep = await asyncio.to_thread(self.store.allocate, n, c.id, address=address,
+                                     aliases=aliases)
+        if c.state.running and c.state.pid:
+            existing = await asyncio.to_thread(self.store.endpoints_of_container, c.id)
+            link = bridge.Link(
+                host_name=bridge.veth_name(c.id, n.id), bridge=n.bridge,
+                ifname=f"eth{len(existing) - 1}", address=ep.address, prefixlen=n.prefixlen,
+                mac=ep.mac, gateway="",
+            )
+            try:
+                await asyncio.to_thread(bridge.attach, c.state.pid, [link])
+            except BaseException:
+                await asyncio.to_thread(self.store.release, n.id, c.id)
+                raise
+            self._register_names(c, [ep], {n.id: n})
+        self.events.publish("network", "connect", n.id, name=n.name, container=c.id)
+
+    async def disconnect(self, network: str, c: Container) -> None:
+        """Detach a container from a network (its link goes at once when it runs)."""
+        n = await self.resolve(network)
+        endpoints = await asyncio.to_thread(self.store.endpoints_of_container, c.id)
+        ep = next((e for e in endpoints if e.network_id == n.id), None)
+        if ep is None:
+            raise NotFound(f"container {c.name} is not connected to network {n.name}")
+        if c.state.running:
+            self._unregister_names(c, [ep])
+            await asyncio.to_thread(bridge.delete_links, [bridge.veth_name(c.id, n.id)])
+        await asyncio.to_thread(self.store.release, n.id, c.id)
+        self.events.publish("network", "disconnect", n.id, name=n.name, container=c.id)
+
+    def networks_of(self, c: Container) -> list[tuple[Network, Endpoint]]:
+        """The container's networks with its endpoint on each (blocking)."""
+        out = []
+        for ep in self.store.endpoints_of_container(c.id):
+            with contextlib.suppress(NotFound):
+                out.append((self.store.get(ep.network_id), ep))
+        return out
+
+    # -- DNS -----------------------------------------------------------------------------
+
+    def _dns_lookup(self, network_id: str, name: str) -> list[str]:
+        names = self._names.get(network_id, {})
+        return sorted(names.get(name) or ())
+
+    def _dns_upstreams(self, network_id: str, client: str) -> list[str]:
+        return self._client_dns.get(client) or host_resolvers()

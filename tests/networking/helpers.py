@@ -1,0 +1,79 @@
+"""What networking tests look at on the host: links, netns, the daemon's nftables table."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from tests.daemon import DaemonProcess
+
+HTTPD = "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && httpd -f -p 80 -h /www"
+
+
+def table_name(d: DaemonProcess) -> str:
+    """The daemon's nftables table (derived from its root, as the daemon does)."""
+    return "servin_" + hashlib.sha256(str(d.root).encode()).hexdigest()[:8]
+
+
+def ruleset(d: DaemonProcess) -> str:
+    """The daemon's table as nft lists it ('' when absent)."""
+    proc = subprocess.run(["nft", "list", "table", "ip", table_name(d)], capture_output=True,
+                          text=True)
+    return proc.stdout if proc.returncode == 0 else ""
+
+
+def host_links() -> set[str]:
+    """Names of the host's network links."""
+    return {p.name for p in Path("/sys/class/net").iterdir()}
+
+
+def netns_list() -> tuple[list[str], list[str]]:
+    """The host's named network namespaces and the namespace files bind-mounted anywhere.
+
+    (Counting the namespaces of all processes would see other users' containers come and go.)
+    """
+    run_netns = Path("/run/netns")
+    named = sorted(p.name for p in run_netns.iterdir()) if run_netns.is_dir() else []
+    mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
+              if " nsfs " in line and "net:" in line]
+    return named, sorted(mounts)
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A host port nothing is bound to right now."""
+    with socket.socket(socket.AF_INET, kind) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def fetch(url: str, timeout: float = 15.0) -> str:
+    """GET a page, retrying while the server in the container comes up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=3) as reply:
+                return reply.read().decode()
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def inspect(d: DaemonProcess, name: str) -> dict:
+    """A container's inspect object."""
+    return json.loads(d.cli("inspect", name, check=True).stdout)[0]
+
+
+def wait_until(check, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    """Poll ``check`` until it is true or time runs out; its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return bool(value)
+        time.sleep(0.1)
