@@ -150,18 +150,36 @@ def test_cp_races_a_container_swapping_a_path_component(
     engine.cli("exec", "-d", box, "sh", "-c",
                "while true; do ln -sfn / /y; rm -f /y; mkdir -p /y; rm -rf /y; done",
                check=True)
-    payload = tmp_path / "target"
-    payload.write_text("overwritten\n")
-    out = tmp_path / "out"
+    # Through the API in-process (a CLI process per copy would make the race rarer).
+    from servin.api.servin.v1 import containers_pb2
+    from servin.client.sync import Client
+    from servin.errors import ServinError
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("target")
+        info.size = len(b"overwritten\n")
+        tar.addfile(info, io.BytesIO(b"overwritten\n"))
     landed = 0
-    for _ in range(5):
-        for path in ("/x/target", "/y/target"):
-            result = engine.cli("cp", str(payload), f"{box}:{path}")
-            landed += result.returncode == 0
-            engine.cli("cp", f"{box}:{path}", str(out))
-            if out.exists():
-                assert out.read_text() in ("inside\n", "overwritten\n")
-                out.unlink()
+    with Client(engine.host) as client:
+        for _ in range(40):
+            for path in ("/x", "/y"):
+                try:
+                    client.containers.CopyTo(iter([containers_pb2.CopyToInput(
+                        id=box, path=path, data=buf.getvalue())]))
+                    landed += 1
+                except ServinError:
+                    pass  # the component was missing or not a directory at that instant
+                try:
+                    reply = client.containers.CopyFrom(
+                        containers_pb2.CopyFromRequest(id=box, path=f"{path}/target"))
+                    data = b"".join(m.data for m in reply)
+                except ServinError:
+                    continue
+                with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                    member = tar.extractfile("target")
+                    assert member is not None
+                    assert member.read() in (b"inside\n", b"overwritten\n")
     engine.cli("exec", box, "pkill", "-f", "while true")
     assert sentinel.read_text() == "untouched\n"
     assert (sorted(os.listdir(sentinel_dir)), sorted(os.listdir("/"))) == before

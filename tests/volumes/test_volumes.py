@@ -204,6 +204,11 @@ def test_anonymous_volumes_from_the_image_and_their_removal(engine: DaemonProces
     assert len(created) == 1
     (anon,) = created
     assert (mountpoint(engine, anon) / "config.txt").read_text() == "from the image\n"
+    mounts = json.loads(engine.cli("inspect", "--format", "{{json .Mounts}}", "anon",
+                                   check=True).stdout)
+    assert mounts == [{"Type": "volume", "Name": anon, "Source": str(mountpoint(engine, anon)),
+                       "Destination": "/app", "Mode": "", "RW": True, "Propagation": "",
+                       "Driver": "local"}]
     engine.cli("rm", "-v", "anon", check=True)
     assert volume_names(engine) == before
     # run --rm removes them too; a user's -v on the same path replaces the anonymous one

@@ -195,6 +195,23 @@ def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
     )
 
 
+def _mount_dict(m: Any) -> dict[str, Any]:
+    """One mount as docker's inspect shows it (a volume's Source is its host directory)."""
+    out: dict[str, Any] = {"Type": m.type}
+    if m.type == "volume":
+        out["Name"] = m.name
+    out.update({
+        "Source": m.source,
+        "Destination": m.target,
+        "Mode": "ro" if m.read_only else "",
+        "RW": not m.read_only,
+        "Propagation": m.propagation or ("rprivate" if m.type == "bind" else ""),
+    })
+    if m.type == "volume":
+        out["Driver"] = m.driver or "local"
+    return out
+
+
 def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
     from servin.cli.output import LabelText
     from servin.humanize import ago, human_size
@@ -351,7 +368,6 @@ def wait(containers: tuple[str, ...]) -> None:
 def container_inspect_dict(d: Any, size: bool = False) -> dict[str, Any]:
     """A container's ``inspect`` object, shaped as docker's (``SizeRw``/``SizeRootFs`` with
     ``size``)."""
-    from google.protobuf.json_format import MessageToDict
 
     s = d.state
     spec = d.spec
@@ -433,7 +449,7 @@ def container_inspect_dict(d: Any, size: bool = False) -> dict[str, Any]:
             "PublishAllPorts": spec.publish_all,
             "Sysctls": dict(spec.sysctls) or None,
         },
-        "Mounts": [MessageToDict(m) for m in d.mounts],
+        "Mounts": [_mount_dict(m) for m in d.mounts],
         "Config": {
             "Hostname": spec.hostname or d.id[:12],
             "Domainname": spec.domainname,
@@ -627,6 +643,7 @@ _HERE = "servin.cli.commands.containers"
 _RUN = "servin.cli.commands.run"
 _STATS = "servin.cli.commands.stats"
 _INTERACTIVE = "servin.cli.commands.interactive"
+_FILES = "servin.cli.commands.files"
 
 
 @click.group(cls=LazyGroup, lazy={
@@ -637,7 +654,8 @@ _INTERACTIVE = "servin.cli.commands.interactive"
     "inspect": f"{_HERE}:container_inspect", "stats": f"{_STATS}:stats", "top": f"{_STATS}:top",
     "pause": f"{_HERE}:pause", "unpause": f"{_HERE}:unpause", "rename": f"{_HERE}:rename",
     "update": f"{_HERE}:update", "exec": f"{_INTERACTIVE}:exec_",
-    "attach": f"{_INTERACTIVE}:attach",
+    "attach": f"{_INTERACTIVE}:attach", "cp": f"{_FILES}:cp", "diff": f"{_FILES}:diff",
+    "commit": f"{_FILES}:commit", "export": f"{_FILES}:export",
 })
 def container() -> None:
     """Manage containers."""

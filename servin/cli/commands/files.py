@@ -227,10 +227,9 @@ def _copy_from_container(client: Any, container: str, src: str, dest: str, *, fo
 @click.command()
 @click.option("-a", "--archive", is_flag=True, help="Archive mode (copy all uid/gid information)")
 @click.option("-L", "--follow-link", is_flag=True, help="Always follow symbol link in SRC_PATH")
-@click.option("-q", "--quiet", is_flag=True, help="Suppress progress output")
 @click.argument("source")
 @click.argument("destination")
-def cp(archive: bool, follow_link: bool, quiet: bool, source: str, destination: str) -> None:
+def cp(archive: bool, follow_link: bool, source: str, destination: str) -> None:
     """Copy files/folders between a container and the local filesystem.
 
     Use '-' as the source to read a tar archive from stdin and extract it to a directory

@@ -50,6 +50,11 @@ def is_mounted_kind(v: Volume) -> bool:
     return bool(v.options.get("type"))
 
 
+def is_mounted(v: Volume) -> bool:
+    """Whether the volume's filesystem is mounted now."""
+    return is_mount_point(Path(v.mountpoint))
+
+
 def create_dirs(v: Volume) -> None:
     """Make ``<root>/volumes/<name>/_data`` (the volume dir is private to root)."""
     data = Path(v.mountpoint)
@@ -57,13 +62,19 @@ def create_dirs(v: Volume) -> None:
     data.mkdir(mode=0o755, exist_ok=True)
 
 
-def remove_dirs(v: Volume) -> None:
-    """Unmount (if mounted) and delete the volume's directory."""
+def unmount_for_removal(v: Volume) -> None:
+    """Make sure nothing is mounted on the volume's data dir (so deleting it can never reach
+    through a mount into other data); Unavailable if something stays mounted."""
     data = Path(v.mountpoint)
     unmount_all(data)
     if is_mount_point(data):
         raise Unavailable(f"volume {v.name} is still mounted at {data}")
-    shutil.rmtree(data.parent, ignore_errors=True)
+
+
+def remove_dirs(v: Volume) -> None:
+    """Unmount (if mounted) and delete the volume's directory."""
+    unmount_for_removal(v)
+    shutil.rmtree(Path(v.mountpoint).parent, ignore_errors=True)
 
 
 def mount_volume(v: Volume) -> bool:

@@ -114,6 +114,7 @@ class VolumeService:
             if users:
                 ids = ", ".join(u.container_id[:12] for u in users)
                 raise Conflict(f"remove {name}: volume is in use - [{ids}]")
+            local.unmount_for_removal(v)
             self.store.delete(name)
             local.remove_dirs(v)
         self.events.publish("volume", "destroy", name, driver=v.driver)
@@ -159,13 +160,20 @@ class VolumeService:
         with self._lock:
             for name in dict.fromkeys(names):
                 v = self.store.find(name)
-                if v is None or not local.is_mounted_kind(v):
+                if v is None or not local.is_mounted_kind(v) or not local.is_mounted(v):
                     continue
                 others = [u for u in self.users(name)
                           if u.running and u.container_id != stopping]
                 if not others:
                     local.unmount_volume(v)
                     self.events.publish("volume", "unmount", name, driver=v.driver)
+
+    def repair(self) -> None:
+        """At daemon start (after containers were recovered): unmount ``type=`` volumes that
+        no running container holds (their last user stopped while the daemon was down)."""
+        for v in self.store.list():
+            if local.is_mounted_kind(v):
+                self.release([v.name], "")
 
     def is_empty(self, name: str) -> bool:
         """Whether the volume holds no files (a first mount copies the image's content)."""
@@ -209,6 +217,9 @@ class VolumeService:
                 fd = os.open(v.mountpoint, _DIR)
                 try:
                     fsarchive.Extractor(fd).extract(spool)
+                except OSError as exc:
+                    raise InvalidArgument(f"volume import into {name}: {exc.strerror or exc}"
+                                          ) from exc
                 finally:
                     os.close(fd)
             except BaseException:

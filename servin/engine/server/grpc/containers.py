@@ -271,7 +271,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             bundle_path=extra["bundle"],
             rootfs=extra["rootfs"],
             restart_count=s.restart_count,
-            mounts=list(c.spec.mounts),
+            mounts=await asyncio.to_thread(self._mounts_detail, c),
             hostname_path=extra["etc"]["/etc/hostname"],
             hosts_path=extra["etc"]["/etc/hosts"],
             resolv_conf_path=extra["etc"]["/etc/resolv.conf"],
@@ -280,6 +280,19 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             ports=port_mappings(c),
             networks=await asyncio.to_thread(self._attachments, c),
         )
+
+    def _mounts_detail(self, c: Container) -> list[common_pb2.Mount]:
+        """The container's mounts; a volume's source is where its data lives on the host."""
+        out = []
+        for m in c.spec.mounts:
+            copy = common_pb2.Mount()
+            copy.CopyFrom(m)
+            if m.type == "volume" and m.name:
+                found = self.engine.volumes.store.find(m.name)
+                if found is not None:
+                    copy.source = found.mountpoint
+            out.append(copy)
+        return out
 
     def _attachments(self, c: Container) -> list[containers_pb2.NetworkAttachment]:
         return [

@@ -76,6 +76,7 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
             containers_running=states.count("running") + states.count("restarting"),
             containers_paused=states.count("paused"),
             containers_stopped=len(states) - active,
+            volumes=len(await asyncio.to_thread(self.engine.volumes.list)),
             storage_driver=self.engine.snapshots.driver,
             cgroup_driver="cgroupfs",
             cgroup_version=hostinfo.cgroup_version(),
@@ -157,6 +158,19 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
             reclaimable=reclaimable,
         )
 
+    def _volumes_usage(self) -> system_pb2.DiskUsageItem:
+        volumes = self.engine.volumes
+        found = volumes.list()
+        sizes = [max(0, volumes.size(v)) for v in found]
+        used = [bool(volumes.in_use(v.name)) for v in found]
+        return system_pb2.DiskUsageItem(
+            type="Local Volumes",
+            total=len(found),
+            active=sum(used),
+            size=sum(sizes),
+            reclaimable=sum(size for size, u in zip(sizes, used, strict=True) if not u),
+        )
+
     async def DiskUsage(
         self, request: system_pb2.DiskUsageRequest, context: grpc.aio.ServicerContext
     ) -> system_pb2.DiskUsageResponse:
@@ -176,7 +190,7 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
                 reclaimable=unused,
             ),
             await self._containers_usage(),
-            system_pb2.DiskUsageItem(type="Local Volumes"),
+            await asyncio.to_thread(self._volumes_usage),
             system_pb2.DiskUsageItem(type="Build Cache"),
         ]
         refs = [
