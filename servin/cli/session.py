@@ -21,6 +21,7 @@ def target(ctx: click.Context | None = None) -> Target:
 
     ctx = ctx or click.get_current_context()
     p = ctx.find_root().params
+    apply_config_dir(ctx)
     tls = None
     if p.get("tls") or p.get("tlsverify") or p.get("tlscacert") or p.get("tlscert") \
             or p.get("tlskey"):
@@ -30,6 +31,15 @@ def target(ctx: click.Context | None = None) -> Target:
             p.get("tlscacert") or "", p.get("tlscert") or "", p.get("tlskey") or "",
         )
     return resolve_target(p.get("host"), p.get("context"), tls)
+
+
+def apply_config_dir(ctx: click.Context) -> None:
+    """Honour ``--config DIR`` also where the root callback did not run (shell completion)."""
+    import os
+
+    config_dir = ctx.find_root().params.get("config_dir")
+    if config_dir:
+        os.environ["SERVIN_CONFIG"] = config_dir
 
 
 def get_client(ctx: click.Context | None = None) -> Client:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from servin.client.hosts import HostAddress, Target, TLSConfig, parse_host
@@ -64,7 +63,10 @@ def grpc_credentials(tls: TLSConfig) -> Any:
         )
 
     def read(path: str) -> bytes | None:
-        return Path(path).read_bytes() if path else None
+        if not path:
+            return None
+        with open(path, "rb") as f:
+            return f.read()
 
     return grpc.ssl_channel_credentials(
         root_certificates=read(tls.ca),

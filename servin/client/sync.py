@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from servin.api.servin.v1 import images_pb2
 from servin.client.channel import Endpoint, open_endpoint
 from servin.client.hosts import Target, resolve_target
 from servin.client.services import SyncService
 from servin.errors import InvalidArgument
+
+if TYPE_CHECKING:  # only import_image needs these: ps should not load them
+    from pathlib import Path
+
+    from servin.api.servin.v1 import images_pb2
 
 IMPORT_CHUNK = 1024 * 1024
 TRANSPORT_ENV = "SERVIN_CLIENT_TRANSPORT"
@@ -90,6 +93,9 @@ class Client:
         platform: str = "",
     ) -> images_pb2.ImportImageResponse:
         """Stream a rootfs tarball (path or open binary file) into a new image."""
+        from pathlib import Path
+
+        from servin.api.servin.v1 import images_pb2
 
         def messages() -> Iterator[images_pb2.ImportImageInput]:
             yield images_pb2.ImportImageInput(

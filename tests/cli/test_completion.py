@@ -86,6 +86,7 @@ def test_context_names(tmp_path: Path) -> None:
     assert complete("servin context rm p", env=env) == ["prod"]
     assert complete("servin --context ", env=env) == []  # a flag value: no guessing
     assert complete("servin context create ", env=env) == []  # a new name
+    assert complete(f"servin --config {tmp_path} context use p") == ["prod"]
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])

@@ -247,3 +247,29 @@ def test_tcp_with_tls_client_certificates(
             return (await client.system.Info(system_pb2.InfoRequest())).root_dir
 
     assert asyncio.run(root_dir()) == str(d.root)
+
+
+def test_console_resolves_hosts_as_the_cli(
+    config: Path, daemon: DaemonProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """servin tui goes through the same resolve_target: a context reaches its daemon."""
+    from servin.api.servin.v1 import system_pb2
+    from servin.client.hosts import resolve_target
+    from servin.tui.source import client_factory
+
+    servin(config, "context", "create", "here", "--host", daemon.host)
+    servin(config, "context", "use", "here")
+    monkeypatch.setenv("SERVIN_CONFIG", str(config))
+    monkeypatch.delenv("SERVIN_HOST", raising=False)
+    monkeypatch.delenv("SERVIN_CONTEXT", raising=False)
+    target = resolve_target()
+    assert (target.url, target.context, target.source) == (daemon.host, "here", "context")
+
+    async def root_dir() -> str:
+        client = client_factory(None)()  # what the console makes when given no -H
+        try:
+            return (await client.system.Info(system_pb2.InfoRequest())).root_dir
+        finally:
+            await client.close()
+
+    assert asyncio.run(root_dir()) == str(daemon.root)

@@ -9,7 +9,8 @@ from tests.cli.conftest import Fleet
 from tests.daemon import REPO
 
 HEAVY_FOR_PS = ("grpc", "rich", "textual", "servin.cli.gotemplate", "servin.engine", "ssl",
-                "servin.client.contexts", "servin.cli.commands.images")
+                "servin.client.contexts", "servin.cli.commands.images", "pathlib",
+                "servin.api.servin.v1.images_pb2")
 HEAVY_FOR_HELP = (*HEAVY_FOR_PS, "google.protobuf", "h2", "servin.api", "servin.cli.commands")
 
 

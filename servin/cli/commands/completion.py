@@ -93,9 +93,11 @@ def _from_daemon(*fetchers: Callable[[Any], list[str]]) -> Completer:
 
 
 def _contexts(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[CompletionItem]:
+    from servin.cli.session import apply_config_dir
     from servin.client.contexts import ContextStore
     from servin.errors import ServinError
 
+    apply_config_dir(ctx)
     try:
         names = [c.name for c in ContextStore().list()]
     except ServinError:
