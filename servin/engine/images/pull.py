@@ -94,27 +94,35 @@ class Puller:
             raise InvalidArgument(f"{name}: the manifest has {len(manifest.layers)} layers "
                                   f"but the config lists {len(diff_ids)} diff IDs")
         _check_platform(config, want, name, report)
-        fresh = await self._layers(session, endpoint, manifest, diff_ids, report)
-        await asyncio.to_thread(self.content.write_bytes, config_bytes, manifest.config.digest)
-        await asyncio.to_thread(self.content.write_bytes, manifest_bytes, manifest_digest)
-        chains = chain_ids(diff_ids)
-        size = sum([await asyncio.to_thread(self.snapshots.layer_size, c) for c in chains])
-        record = ImageRecord(
-            id=manifest.config.digest,
-            manifest_digest=manifest_digest,
-            manifest_media_type=manifest.media_type,
-            config_digest=manifest.config.digest,
-            created=str(config.get("created") or "1970-01-01T00:00:00Z"),
-            size=size,
-            labels=dict((config.get("config") or {}).get("Labels") or {}),
-        )
-        names: list[Reference] = [Reference(ref.domain, ref.path, None, top_digest)]
-        if ref.tag:
-            names.insert(0, ref.with_tag(ref.tag))
-        previous = await asyncio.to_thread(self._current_id, names[0])
-        await asyncio.to_thread(self.store.add, record, names)
-        record = await asyncio.to_thread(self.store.get, record.id)
-        fresh = fresh or previous != record.id
+        # Hold everything this pull writes or reuses until the image record points at it,
+        # so a garbage collection running meanwhile leaves it alone (see store/leases.py).
+        with self.content.leases.lease(f"pull {name}") as lease:
+            for digest in (manifest_digest, manifest.config.digest,
+                           *(layer.digest for layer in manifest.layers)):
+                lease.add_blob(digest)
+            for chain in chain_ids(diff_ids):
+                lease.add_chain(chain)
+            fresh = await self._layers(session, endpoint, manifest, diff_ids, report)
+            await asyncio.to_thread(self.content.write_bytes, config_bytes, manifest.config.digest)
+            await asyncio.to_thread(self.content.write_bytes, manifest_bytes, manifest_digest)
+            chains = chain_ids(diff_ids)
+            size = sum([await asyncio.to_thread(self.snapshots.layer_size, c) for c in chains])
+            record = ImageRecord(
+                id=manifest.config.digest,
+                manifest_digest=manifest_digest,
+                manifest_media_type=manifest.media_type,
+                config_digest=manifest.config.digest,
+                created=str(config.get("created") or "1970-01-01T00:00:00Z"),
+                size=size,
+                labels=dict((config.get("config") or {}).get("Labels") or {}),
+            )
+            names: list[Reference] = [Reference(ref.domain, ref.path, None, top_digest)]
+            if ref.tag:
+                names.insert(0, ref.with_tag(ref.tag))
+            previous = await asyncio.to_thread(self._current_id, names[0])
+            await asyncio.to_thread(self.store.add, record, names)
+            record = await asyncio.to_thread(self.store.get, record.id)
+            fresh = fresh or previous != record.id
         report(ProgressEvent.line(f"Digest: {top_digest}"))
         verdict = "Downloaded newer image" if fresh else "Image is up to date"
         report(ProgressEvent.line(f"Status: {verdict} for {name}"))
