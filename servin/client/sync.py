@@ -51,6 +51,7 @@ def _open_channel(endpoint: Endpoint) -> tuple[Any, tuple[type[BaseException], .
 
 def registry_auth(reference: str) -> images_pb2.RegistryAuth:
     """The stored credentials for the registry ``reference`` lives in."""
+    from servin.api.servin.v1 import images_pb2
     from servin.client import credentials
     from servin.reference import parse_reference
 
@@ -114,6 +115,10 @@ class Client:
     def load_images(self, source: BinaryIO | Path) -> Iterator[images_pb2.ImageProgress]:
         """Stream a docker-archive or OCI layout tarball (path or open binary file) in;
         yields the daemon's progress, then one message per loaded image."""
+        from pathlib import Path
+
+        from servin.api.servin.v1 import images_pb2
+
 
         def messages() -> Iterator[images_pb2.LoadImageInput]:
             stream = open(source, "rb") if isinstance(source, Path) else source  # noqa: SIM115
@@ -128,22 +133,30 @@ class Client:
 
     def save_images(self, references: Iterable[str], fmt: str = "") -> Iterator[bytes]:
         """The named images as a tarball (``docker-archive`` or ``oci-archive``), in chunks."""
+        from servin.api.servin.v1 import images_pb2
+
         request = images_pb2.SaveImagesRequest(references=list(references), format=fmt)
         for chunk in self.images.Save(request):
             yield chunk.data
 
     def pull(self, reference: str, platform: str = "") -> Iterator[images_pb2.ImageProgress]:
         """Pull an image; the stored credentials of its registry go with the request."""
+        from servin.api.servin.v1 import images_pb2
+
         return self.images.Pull(images_pb2.PullImageRequest(
             reference=reference, platform=platform, auth=registry_auth(reference)))
 
     def push(self, reference: str) -> Iterator[images_pb2.ImageProgress]:
         """Push an image; the stored credentials of its registry go with the request."""
+        from servin.api.servin.v1 import images_pb2
+
         return self.images.Push(images_pb2.PushImageRequest(
             reference=reference, auth=registry_auth(reference)))
 
     def login(self, server: str, username: str, password: str) -> images_pb2.LoginResponse:
         """Have the daemon check credentials with a registry (storing them is the caller's)."""
+        from servin.api.servin.v1 import images_pb2
+
         return self.images.Login(images_pb2.LoginRequest(
             server=server,
             auth=images_pb2.RegistryAuth(username=username, password=password)))
