@@ -163,13 +163,15 @@ def attach(pid: int, wanted: list[Link]) -> None:
                 bridge = ipr.link_lookup(ifname=link.bridge)
                 if not bridge:
                     raise OSError(errno.ENODEV, f"bridge {link.bridge} is missing")
+                # One request: the pair, its host side enslaved and up, its peer already in
+                # the container's namespace (the peer's flags are not applied by the kernel,
+                # so it is set up from inside).
                 ipr.link(
-                    "add", ifname=link.host_name, kind="veth", master=bridge[0],
+                    "add", ifname=link.host_name, kind="veth", master=bridge[0], state="up",
                     peer={"ifname": link.ifname, "address": link.mac,
                           "net_ns_fd": ns.fileno()},
                 )
                 made.append(link.host_name)
-                ipr.link("set", index=ipr.link_lookup(ifname=link.host_name)[0], state="up")
                 # A container can reach its own published ports through the host address.
                 with contextlib.suppress(OSError):
                     _write(SYS_CLASS_NET / link.host_name / "brport" / "hairpin_mode", "1")

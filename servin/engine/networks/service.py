@@ -346,7 +346,10 @@ class NetworkService:
                 address=ep.address, prefixlen=n.prefixlen, mac=ep.mac,
                 gateway=n.gateway if i == 0 and not n.internal else "",
             ))
+        started = time.perf_counter()
         await asyncio.to_thread(bridge.attach, pid, links)
+        log.debug("container links made", extra={
+            "container": c.id, "ms": round((time.perf_counter() - started) * 1e3, 1)})
         taken: list[ports.Binding] = []
         try:
             requested = self.port_requests(c.spec, image)
@@ -429,11 +432,14 @@ class NetworkService:
         had_ports = self._running.pop(c.id, None) is not None
         self._unregister_names(c, endpoints)
         if endpoints:
+            started = time.perf_counter()
             # The kernel deletes them with the namespace too, but only once nothing holds it.
             await asyncio.to_thread(
                 bridge.delete_links,
                 [bridge.veth_name(c.id, ep.network_id) for ep in endpoints],
             )
+            log.debug("container links deleted", extra={
+                "container": c.id, "ms": round((time.perf_counter() - started) * 1e3, 1)})
         if had_ports:
             await self.sync_firewall()
 
