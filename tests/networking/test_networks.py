@@ -228,6 +228,9 @@ def test_connect_disconnect_running_container_and_rename(engine: DaemonProcess) 
         nets = inspect(d, "multi")["NetworkSettings"]["Networks"]
         assert set(nets) == {"n1", "n2"}
         assert nets["n2"]["IPAddress"] in links and "eth1" in links
+        listed = d.cli("ps", "--filter", "network=n2", "--format", "{{.Names}} {{.Networks}}",
+                       check=True).stdout.split()
+        assert listed == ["multi", "n1,n2"]
         # Reachable by the alias from n2, and by the container's new name after a rename.
         out = d.cli("run", "--rm", "--network", "n2", "busybox", "ping", "-c", "1", "-W", "2",
                     "second", check=True).stdout

@@ -486,6 +486,14 @@ class NetworkService:
         await asyncio.to_thread(self.store.release, n.id, c.id)
         self.events.publish("network", "disconnect", n.id, name=n.name, container=c.id)
 
+    def network_names(self) -> dict[str, list[str]]:
+        """Container ID -> the names of its networks, for every container (blocking)."""
+        names = {n.id: n.name for n in self.store.list()}
+        out: dict[str, list[str]] = {}
+        for ep in self.store.all_endpoints():
+            out.setdefault(ep.container_id, []).append(names.get(ep.network_id, ep.network_id))
+        return out
+
     def networks_of(self, c: Container) -> list[tuple[Network, Endpoint]]:
         """The container's networks with its endpoint on each (blocking)."""
         out = []
