@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from servin.engine.networks.bridge import bridge_ports
 from tests.daemon import DaemonProcess
 from tests.networking.helpers import (
     HTTPD,
@@ -17,8 +18,9 @@ from tests.networking.helpers import (
     host_links,
     inspect,
     netns_list,
+    network_id,
     ruleset,
-    wait_until,
+    veth_names,
 )
 
 # An HTTP GET with busybox nc (busybox wget crashes on this Debian build).
@@ -189,7 +191,10 @@ def test_thirty_containers_leave_nothing_behind(engine: DaemonProcess) -> None:
     d = engine
     d.cli("network", "create", "churn", check=True)
     d.cli("run", "--rm", "--network", "churn", "busybox", "true", check=True)  # warm up
-    links, namespaces, rules = host_links(), netns_list(), ruleset(d)
+    networks = [network_id(d, "churn"), network_id(d, "bridge")]
+    bridges = [d.bridge, "svb" + networks[0][:12]]
+    namespaces, rules = netns_list(), ruleset(d)
+    made: list[str] = []
     try:
         with Client(d.host) as client:
             for i in range(30):
@@ -199,14 +204,17 @@ def test_thirty_containers_leave_nothing_behind(engine: DaemonProcess) -> None:
                 )
                 cid = client.containers.Create(
                     containers_pb2.CreateContainerRequest(spec=spec)).id
+                made.append(cid)
                 client.containers.Start(containers_pb2.StartContainerRequest(id=cid))
                 client.containers.Wait(containers_pb2.WaitContainerRequest(id=cid))
                 client.containers.Remove(containers_pb2.RemoveContainerRequest(id=cid))
-        assert wait_until(lambda: host_links() == links), host_links() ^ links
+        assert not veth_names(made, networks) & host_links()
+        assert all(bridge_ports(b) == [] for b in bridges)
         assert netns_list() == namespaces
         assert ruleset(d) == rules
     finally:
         d.cli("network", "rm", "churn", check=True)
+    assert bridges[1] not in host_links()
 
 
 @pytest.mark.parametrize("mode", ["host", "none"])
