@@ -253,6 +253,12 @@ def test_connect_disconnect_running_container_and_rename(engine: DaemonProcess) 
         assert set(inspect(d, "renamed")["NetworkSettings"]["Networks"]) == {"n1"}
         again = d.cli("network", "disconnect", "n2", "renamed")
         assert again.returncode != 0 and "not connected" in again.stderr
+        # Connected again after its first network went: it gets a free interface name.
+        d.cli("network", "connect", "n2", "renamed", check=True)
+        d.cli("network", "disconnect", "n1", "renamed", check=True)
+        d.cli("network", "connect", "n1", "renamed", check=True)
+        links = d.cli("exec", "renamed", "ip", "-o", "-4", "addr", check=True).stdout
+        assert links.count("scope global eth") == 2 and "eth0" in links and "eth1" in links
     finally:
         d.cli("rm", "-f", "renamed", "multi")
         d.cli("network", "rm", "n1", "n2", check=True)

@@ -118,17 +118,6 @@ def delete_links(names: list[str]) -> None:
                     ipr.link("del", index=found[0])
 
 
-def links() -> dict[str, str]:
-    """Every host link: name -> kind ('' when the kernel reports none)."""
-    out: dict[str, str] = {}
-    with IPRoute() as ipr:
-        for link in ipr.get_links():
-            info = link.get_attr("IFLA_LINKINFO")
-            kind = info.get_attr("IFLA_INFO_KIND") if info is not None else ""
-            out[link.get_attr("IFLA_IFNAME")] = kind or ""
-    return out
-
-
 def bridge_ports(bridge: str) -> list[str]:
     """Names of the links enslaved to a bridge."""
     brif = SYS_CLASS_NET / bridge / "brif"
@@ -192,13 +181,12 @@ def _configure_inside(wanted: list[Link]) -> None:
                 ipr.route("add", dst="0.0.0.0/0", gateway=link.gateway)
 
 
-def detach_inside(pid: int, ifname: str) -> None:
-    """Delete one interface inside a running container (its host peer goes with it)."""
+def free_ifname(pid: int) -> str:
+    """The first ``ethN`` not in use in the network namespace of ``pid``."""
 
-    def work() -> None:
+    def names() -> set[str]:
         with IPRoute() as ipr:
-            found = ipr.link_lookup(ifname=ifname)
-            if found:
-                ipr.link("del", index=found[0])
+            return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
 
-    run_in_netns(pid, work)
+    taken = run_in_netns(pid, names)
+    return next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)

@@ -468,13 +468,12 @@ class NetworkService:
         ep = await asyncio.to_thread(self.store.allocate, n, c.id, address=address,
                                      aliases=aliases)
         if c.state.running and c.state.pid:
-            existing = await asyncio.to_thread(self.store.endpoints_of_container, c.id)
-            link = bridge.Link(
-                host_name=bridge.veth_name(c.id, n.id), bridge=n.bridge,
-                ifname=f"eth{len(existing) - 1}", address=ep.address, prefixlen=n.prefixlen,
-                mac=ep.mac, gateway="",
-            )
             try:
+                link = bridge.Link(
+                    host_name=bridge.veth_name(c.id, n.id), bridge=n.bridge,
+                    ifname=await asyncio.to_thread(bridge.free_ifname, c.state.pid),
+                    address=ep.address, prefixlen=n.prefixlen, mac=ep.mac, gateway="",
+                )
                 await asyncio.to_thread(bridge.attach, c.state.pid, [link])
             except BaseException:
                 await asyncio.to_thread(self.store.release, n.id, c.id)
