@@ -456,5 +456,12 @@ def parse_publish(text: str) -> Any:
         raise InvalidArgument(f"invalid port specification: {text!r}") from None
     if not 0 < cport < 65536 or not 0 <= hport < 65536:
         raise InvalidArgument(f"invalid port specification: {text!r}")
+    if host_ip:
+        import ipaddress
+
+        try:
+            ipaddress.IPv4Address(host_ip)
+        except ValueError:
+            raise InvalidArgument(f"invalid IP address {host_ip!r} in -p {text}") from None
     return common_pb2.PortBinding(container_port=cport, protocol=proto, host_ip=host_ip,
                                   host_port=hport)

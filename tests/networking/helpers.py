@@ -32,6 +32,23 @@ def host_links() -> set[str]:
     return {p.name for p in Path("/sys/class/net").iterdir()}
 
 
+def veth_names(container_ids: list[str], network_ids: list[str]) -> set[str]:
+    """The host-side veths these containers have (or had) on these networks.
+
+    (Other daemons on the host, e.g. parallel tests, make links of their own: tests look for
+    their own links by name rather than compare the host's whole list.)
+    """
+    return {
+        "sv" + hashlib.sha256(f"{c}/{n}".encode()).hexdigest()[:10]
+        for c in container_ids for n in network_ids
+    }
+
+
+def network_id(d: DaemonProcess, name: str) -> str:
+    """A network's full ID."""
+    return json.loads(d.cli("network", "inspect", name, check=True).stdout)[0]["Id"]
+
+
 def netns_list() -> tuple[list[str], list[str]]:
     """The host's named network namespaces and the namespace files bind-mounted anywhere.
 
@@ -67,13 +84,3 @@ def fetch(url: str, timeout: float = 15.0) -> str:
 def inspect(d: DaemonProcess, name: str) -> dict:
     """A container's inspect object."""
     return json.loads(d.cli("inspect", name, check=True).stdout)[0]
-
-
-def wait_until(check, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
-    """Poll ``check`` until it is true or time runs out; its last value."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return bool(value)
-        time.sleep(0.1)

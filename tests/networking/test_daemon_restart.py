@@ -3,25 +3,40 @@
 from __future__ import annotations
 
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from pyroute2 import IPRoute
 
 from tests.daemon import DaemonProcess, short_tmpdir
-from tests.networking.helpers import host_links, inspect, ruleset, table_name
+from tests.networking.helpers import (
+    HTTPD,
+    fetch,
+    free_port,
+    host_links,
+    inspect,
+    network_id,
+    ruleset,
+    table_name,
+    veth_names,
+)
 
 
 def test_no_duplicate_address_after_sigkill_and_clean_teardown(busybox_tar: Path) -> None:
     d = DaemonProcess(short_tmpdir()).start()
-    links_before = host_links()
+    ours: set[str] = set()
     try:
         d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox", check=True)
         d.cli("network", "create", "keep", check=True)
-        for name in ("ca", "cb"):
-            d.cli("run", "-d", "--name", name, "--network", "keep", "busybox", "sleep", "60",
-                  check=True)
+        port = free_port()
+        d.cli("run", "-d", "--name", "ca", "--network", "keep", "-p", f"127.0.0.1:{port}:80",
+              "busybox", "sh", "-c", HTTPD, check=True)
+        d.cli("run", "-d", "--name", "cb", "--network", "keep", "busybox", "sleep", "60",
+              check=True)
+        assert "hello-from-" in fetch(f"http://127.0.0.1:{port}/")
         d.stop(signal.SIGKILL)
         # What a crash can leave: a veth on the daemon's bridge that no container owns, and a
         # rule in its table that the state does not call for. Both are gone after start.
@@ -31,19 +46,28 @@ def test_no_duplicate_address_after_sigkill_and_clean_teardown(busybox_tar: Path
         d.start()
         assert not Path("/sys/class/net/svstray0").exists()
         assert "dport 1 drop" not in ruleset(d)
+        # The container kept running: its published port still works and is still held.
+        assert "hello-from-" in fetch(f"http://127.0.0.1:{port}/")
+        assert d.cli("port", "ca", "80", check=True).stdout.strip() == f"127.0.0.1:{port}"
+        with socket.socket() as s, pytest.raises(OSError):
+            s.bind(("127.0.0.1", port))
         d.cli("run", "-d", "--name", "cc", "--network", "keep", "busybox", "sleep", "60",
               check=True)
         addresses = [inspect(d, n)["NetworkSettings"]["Networks"]["keep"]["IPAddress"]
                      for n in ("ca", "cb", "cc")]
         assert all(addresses) and len(set(addresses)) == 3
-        out = d.cli("exec", "ca", "ping", "-c", "1", "-W", "2", "cc", check=True).stdout
+        ids = [inspect(d, n)["Id"] for n in ("ca", "cb", "cc")]
+        keep = network_id(d, "keep")
+        ours = veth_names(ids, [keep]) | {d.bridge, "svb" + keep[:12]}
+        assert ours <= host_links()
+        out = d.cli("exec", "cb", "ping", "-c", "1", "-W", "2", "cc", check=True).stdout
         assert addresses[2] in out
     finally:
         d.cli("rm", "-f", "ca", "cb", "cc")
         d.cli("network", "rm", "keep")
         d.stop()
         leftover_rules = ruleset(d)
-        leftover_links = host_links() - links_before
+        leftover_links = ours & host_links()
         d.cleanup()
     assert leftover_rules == ""
     assert leftover_links == set()

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from servin.engine.networks.bridge import bridge_ports
 from tests.daemon import DaemonProcess
 from tests.networking.helpers import (
     HTTPD,
@@ -17,8 +18,9 @@ from tests.networking.helpers import (
     host_links,
     inspect,
     netns_list,
+    network_id,
     ruleset,
-    wait_until,
+    veth_names,
 )
 
 # An HTTP GET with busybox nc (busybox wget crashes on this Debian build).
@@ -189,7 +191,10 @@ def test_thirty_containers_leave_nothing_behind(engine: DaemonProcess) -> None:
     d = engine
     d.cli("network", "create", "churn", check=True)
     d.cli("run", "--rm", "--network", "churn", "busybox", "true", check=True)  # warm up
-    links, namespaces, rules = host_links(), netns_list(), ruleset(d)
+    networks = [network_id(d, "churn"), network_id(d, "bridge")]
+    bridges = [d.bridge, "svb" + networks[0][:12]]
+    namespaces, rules = netns_list(), ruleset(d)
+    made: list[str] = []
     try:
         with Client(d.host) as client:
             for i in range(30):
@@ -199,14 +204,17 @@ def test_thirty_containers_leave_nothing_behind(engine: DaemonProcess) -> None:
                 )
                 cid = client.containers.Create(
                     containers_pb2.CreateContainerRequest(spec=spec)).id
+                made.append(cid)
                 client.containers.Start(containers_pb2.StartContainerRequest(id=cid))
                 client.containers.Wait(containers_pb2.WaitContainerRequest(id=cid))
                 client.containers.Remove(containers_pb2.RemoveContainerRequest(id=cid))
-        assert wait_until(lambda: host_links() == links), host_links() ^ links
+        assert not veth_names(made, networks) & host_links()
+        assert all(bridge_ports(b) == [] for b in bridges)
         assert netns_list() == namespaces
         assert ruleset(d) == rules
     finally:
         d.cli("network", "rm", "churn", check=True)
+    assert bridges[1] not in host_links()
 
 
 @pytest.mark.parametrize("mode", ["host", "none"])
@@ -228,6 +236,9 @@ def test_connect_disconnect_running_container_and_rename(engine: DaemonProcess) 
         nets = inspect(d, "multi")["NetworkSettings"]["Networks"]
         assert set(nets) == {"n1", "n2"}
         assert nets["n2"]["IPAddress"] in links and "eth1" in links
+        listed = d.cli("ps", "--filter", "network=n2", "--format", "{{.Names}} {{.Networks}}",
+                       check=True).stdout.split()
+        assert listed == ["multi", "n1,n2"]
         # Reachable by the alias from n2, and by the container's new name after a rename.
         out = d.cli("run", "--rm", "--network", "n2", "busybox", "ping", "-c", "1", "-W", "2",
                     "second", check=True).stdout
@@ -242,6 +253,12 @@ def test_connect_disconnect_running_container_and_rename(engine: DaemonProcess) 
         assert set(inspect(d, "renamed")["NetworkSettings"]["Networks"]) == {"n1"}
         again = d.cli("network", "disconnect", "n2", "renamed")
         assert again.returncode != 0 and "not connected" in again.stderr
+        # Connected again after its first network went: it gets a free interface name.
+        d.cli("network", "connect", "n2", "renamed", check=True)
+        d.cli("network", "disconnect", "n1", "renamed", check=True)
+        d.cli("network", "connect", "n1", "renamed", check=True)
+        links = d.cli("exec", "renamed", "ip", "-o", "-4", "addr", check=True).stdout
+        assert links.count("scope global eth") == 2 and "eth0" in links and "eth1" in links
     finally:
         d.cli("rm", "-f", "renamed", "multi")
         d.cli("network", "rm", "n1", "n2", check=True)

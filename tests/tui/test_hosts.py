@@ -54,7 +54,7 @@ def test_unknown_context_and_broken_file(config_home: Path) -> None:
     with pytest.raises(NotFound, match="context 'nope' does not exist"):
         resolve_target(context="nope")
     (config_home / "servin" / "contexts.json").write_text("{not json")
-    with pytest.raises(ServinError, match="contexts.json"):
+    with pytest.raises(ServinError, match=r"contexts\.json"):
         resolve_target()
 
 

@@ -118,17 +118,6 @@ def delete_links(names: list[str]) -> None:
                     ipr.link("del", index=found[0])
 
 
-def links() -> dict[str, str]:
-    """Every host link: name -> kind ('' when the kernel reports none)."""
-    out: dict[str, str] = {}
-    with IPRoute() as ipr:
-        for link in ipr.get_links():
-            info = link.get_attr("IFLA_LINKINFO")
-            kind = info.get_attr("IFLA_INFO_KIND") if info is not None else ""
-            out[link.get_attr("IFLA_IFNAME")] = kind or ""
-    return out
-
-
 def bridge_ports(bridge: str) -> list[str]:
     """Names of the links enslaved to a bridge."""
     brif = SYS_CLASS_NET / bridge / "brif"
@@ -163,13 +152,15 @@ def attach(pid: int, wanted: list[Link]) -> None:
                 bridge = ipr.link_lookup(ifname=link.bridge)
                 if not bridge:
                     raise OSError(errno.ENODEV, f"bridge {link.bridge} is missing")
+                # One request: the pair, its host side enslaved and up, its peer already in
+                # the container's namespace (the peer's flags are not applied by the kernel,
+                # so it is set up from inside).
                 ipr.link(
-                    "add", ifname=link.host_name, kind="veth", master=bridge[0],
+                    "add", ifname=link.host_name, kind="veth", master=bridge[0], state="up",
                     peer={"ifname": link.ifname, "address": link.mac,
                           "net_ns_fd": ns.fileno()},
                 )
                 made.append(link.host_name)
-                ipr.link("set", index=ipr.link_lookup(ifname=link.host_name)[0], state="up")
                 # A container can reach its own published ports through the host address.
                 with contextlib.suppress(OSError):
                     _write(SYS_CLASS_NET / link.host_name / "brport" / "hairpin_mode", "1")
@@ -190,13 +181,12 @@ def _configure_inside(wanted: list[Link]) -> None:
                 ipr.route("add", dst="0.0.0.0/0", gateway=link.gateway)
 
 
-def detach_inside(pid: int, ifname: str) -> None:
-    """Delete one interface inside a running container (its host peer goes with it)."""
+def free_ifname(pid: int) -> str:
+    """The first ``ethN`` not in use in the network namespace of ``pid``."""
 
-    def work() -> None:
+    def names() -> set[str]:
         with IPRoute() as ipr:
-            found = ipr.link_lookup(ifname=ifname)
-            if found:
-                ipr.link("del", index=found[0])
+            return {link.get_attr("IFLA_IFNAME") for link in ipr.get_links()}
 
-    run_in_netns(pid, work)
+    taken = run_in_netns(pid, names)
+    return next(f"eth{i}" for i in range(len(taken) + 1) if f"eth{i}" not in taken)

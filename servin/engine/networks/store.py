@@ -145,11 +145,6 @@ class NetworkStore:
                 (network_id, container_id),
             )
 
-    def release_all(self, container_id: str) -> None:
-        """Give back every address of a container."""
-        with self.meta.transaction() as db:
-            db.execute("DELETE FROM network_endpoints WHERE container_id = ?", (container_id,))
-
     def endpoints_of_container(self, container_id: str) -> list[Endpoint]:
         """The container's endpoints, in the order they were made."""
         rows = self.meta.query(

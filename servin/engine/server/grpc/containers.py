@@ -59,8 +59,9 @@ def command_text(c: Container) -> str:
     return " ".join([*c.spec.entrypoint, *c.spec.cmd]) if (c.spec.cmd or c.spec.entrypoint) else ""
 
 
-def summary(c: Container, command: str = "") -> containers_pb2.ContainerSummary:
-    """The list view of a container."""
+def summary(c: Container, command: str = "",
+            networks: list[str] | None = None) -> containers_pb2.ContainerSummary:
+    """The list view of a container (``networks``: the names of the networks it is on)."""
     s = c.state
     return containers_pb2.ContainerSummary(
         id=c.id,
@@ -80,7 +81,7 @@ def summary(c: Container, command: str = "") -> containers_pb2.ContainerSummary:
         mounts=list(c.spec.mounts),
         pod_id=c.spec.pod_id,
         runtime=c.runtime,
-        networks=[c.spec.network_mode] if c.spec.network_mode else [],
+        networks=networks if networks else ([c.spec.network_mode] if c.spec.network_mode else []),
         ports=port_mappings(c),
     )
 
@@ -94,7 +95,8 @@ def port_mappings(c: Container) -> list[containers_pb2.PortMapping]:
     ]
 
 
-def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
+def _matches(c: Container, filters: dict[str, list[str]],
+             networks: list[str] | None = None) -> bool:
     if "id" in filters and not any(c.id.startswith(v) for v in filters["id"]):
         return False
     if "name" in filters and not any(v.removeprefix("/") in c.name for v in filters["name"]):
@@ -126,7 +128,8 @@ def _matches(c: Container, filters: dict[str, list[str]]) -> bool:
     # No swarm here: no container is a task.
     if "is-task" in filters and parse_bool("is-task", filters["is-task"]):
         return False
-    return "network" not in filters or c.spec.network_mode in filters["network"]
+    names = set(networks or []) | {c.spec.network_mode}
+    return "network" not in filters or bool(names & set(filters["network"]))
 
 
 class ContainersServicer(containers_pb2_grpc.ContainersServicer):
@@ -184,7 +187,8 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         found = await self.containers.list()
         if not request.all and "status" not in filters and "exited" not in filters:
             found = [c for c in found if c.state.status in (RUNNING, "paused", "restarting")]
-        found = [c for c in found if _matches(c, filters)]
+        on = await asyncio.to_thread(self.engine.networks.network_names)
+        found = [c for c in found if _matches(c, filters, on.get(c.id))]
         if request.limit > 0:
             found = found[: request.limit]
         images: dict[str, list[str]] = {}
@@ -195,7 +199,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
                 if c.image_id not in images:
                     images[c.image_id] = await asyncio.to_thread(self._image_command, c)
                 command = " ".join(images[c.image_id])
-            out.append(summary(c, command))
+            out.append(summary(c, command, on.get(c.id)))
         if request.size:
             sizes = await asyncio.to_thread(self._sizes, found)
             for item, (rw, root) in zip(out, sizes, strict=True):
