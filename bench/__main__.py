@@ -49,6 +49,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def save(out: Path, quick: bool, result: ScenarioResult) -> None:
+    """Merge one scenario's result into OUT/results.json."""
+    data = merge(load(out / "results.json"), quick, [result])
+    (out / "results.json").write_text(json.dumps(data, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
     if os.geteuid() != 0:
@@ -73,10 +79,10 @@ def main(argv: list[str] | None = None) -> int:
             result.seconds = time.monotonic() - start
             results.append(result)
             print(f"bench: {name} done in {result.seconds:.0f} s", flush=True)
+            save(args.out, args.quick, result)  # a crash later loses nothing measured so far
     finally:
         env.close()
-    data = merge(load(args.out / "results.json"), args.quick, results)
-    (args.out / "results.json").write_text(json.dumps(data, indent=2) + "\n")
+    data = load(args.out / "results.json")
     order = list(SCENARIOS)
     page_path = args.out / "benchmarks.md"
     page_path.write_text(markdown(data, order, kept_text(DOC)))

@@ -36,6 +36,7 @@ PACKAGES = {
     "tmux": "tmux",
 }
 BUSYBOX_CHANGES = 'CMD ["sh"]'
+PODMAN_NPROC = 4096
 
 
 def ensure_binaries(*binaries: str) -> None:
@@ -201,12 +202,12 @@ class PodmanPeer:
     def start(self) -> PodmanPeer:
         ensure_binaries("podman", "conmon", "crun")
         self.base.mkdir(parents=True, exist_ok=True)
-        # Without CAP_SYS_RESOURCE podman's default rlimits fail: pin them at the hard limits.
+        # Without CAP_SYS_RESOURCE podman's default rlimits fail in crun: pin nofile at the hard
+        # limit and nproc well under it (crun refuses even the hard nproc limit here).
         nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
         nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
-        limits = [f"nofile={nofile}:{nofile}"]
-        if nproc != resource.RLIM_INFINITY:
-            limits.append(f"nproc={nproc}:{nproc}")
+        nproc = PODMAN_NPROC if nproc == resource.RLIM_INFINITY else min(nproc, PODMAN_NPROC)
+        limits = [f"nofile={nofile}:{nofile}", f"nproc={nproc}:{nproc}"]
         (self.base / "containers.conf").write_text(
             "[containers]\n"
             f"default_ulimits = {json.dumps(limits)}\n"

@@ -28,7 +28,7 @@ def concurrent(engine: CliEngine, count: int) -> float:
 
 
 def run(env: Environment, result: ScenarioResult) -> None:
-    seq_count, conc_count, rounds = (3, 4, 1) if env.quick else (100, 50, 2)
+    seq_count, conc_count, rounds = (3, 4, 1) if env.quick else (100, 50, 1)
     engines = [env.servin, *env.peers()]
     for label, fn, count in (
         (f"{seq_count} containers one after another", sequential, seq_count),
