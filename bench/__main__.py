@@ -36,6 +36,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="where results.json and benchmarks.md go (default: bench-out)",
     )  # fmt: skip
     parser.add_argument(
+        "--report-only", action="store_true", help="rewrite the pages from OUT/results.json"
+    )
+    parser.add_argument(
         "--no-doc", action="store_true", help="do not rewrite docs/benchmarks.md (full runs do)"
     )
     args = parser.parse_args(argv)
@@ -61,8 +64,26 @@ def main(argv: list[str] | None = None) -> int:
         print("bench: run as root (the engines run real containers)", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
+    failed = False
+    if not args.report_only:
+        failed = run_scenarios(args)
+    data = load(args.out / "results.json")
+    if not data:
+        print(f"bench: no results in {args.out}", file=sys.stderr)
+        return 2
+    quick = bool(data["quick"])
+    order = list(SCENARIOS)
+    page_path = args.out / "benchmarks.md"
+    page_path.write_text(markdown(data, order, kept_text(DOC)))
+    if not quick and not args.no_doc:
+        DOC.write_text(markdown(data, order, kept_text(DOC)))
+    print(page_path.read_text())
+    return 1 if failed else 0
+
+
+def run_scenarios(args: argparse.Namespace) -> bool:
+    """Run the chosen scenarios, saving each result; True if any failed."""
     env = Environment(args.quick)
-    results: list[ScenarioResult] = []
     failed = False
     try:
         for name in args.scenarios:
@@ -77,19 +98,11 @@ def main(argv: list[str] | None = None) -> int:
                 result.notes.append(f"FAILED: {type(exc).__name__}: {exc}")
                 traceback.print_exc()
             result.seconds = time.monotonic() - start
-            results.append(result)
             print(f"bench: {name} done in {result.seconds:.0f} s", flush=True)
             save(args.out, args.quick, result)  # a crash later loses nothing measured so far
     finally:
         env.close()
-    data = load(args.out / "results.json")
-    order = list(SCENARIOS)
-    page_path = args.out / "benchmarks.md"
-    page_path.write_text(markdown(data, order, kept_text(DOC)))
-    if not args.quick and not args.no_doc:
-        DOC.write_text(markdown(data, order, kept_text(DOC)))
-    print(page_path.read_text())
-    return 1 if failed else 0
+    return failed
 
 
 if __name__ == "__main__":
