@@ -97,9 +97,15 @@ def unmount_under(base: Path) -> None:
 
 
 def remove_tree(base: Path) -> None:
-    """Unmount leftovers under ``base`` and delete it."""
-    unmount_under(base)
-    shutil.rmtree(base, ignore_errors=True)
+    """Unmount leftovers under ``base`` and delete it (twice: a peer that was still exiting
+    can mount again, as podman's storage did once here)."""
+    for _ in range(2):
+        unmount_under(base)
+        shutil.rmtree(base, ignore_errors=True)
+        if not base.exists():
+            return
+        time.sleep(1)
+    print(f"bench: could not remove {base} completely", flush=True)
 
 
 class DockerPeer:
