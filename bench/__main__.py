@@ -32,8 +32,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="tiny sizes, no peers (fast; not comparable numbers)"
     )
     parser.add_argument(
-        "--out", type=Path, default=Path("bench-out"),
-        help="where results.json and benchmarks.md go (default: bench-out)",
+        "--out", type=Path, default=Path("bench/out"),
+        help="where results.json and benchmarks.md go (default: bench/out)",
     )  # fmt: skip
     parser.add_argument(
         "--report-only", action="store_true", help="rewrite the pages from OUT/results.json"
