@@ -1,0 +1,11 @@
+"""The scenarios, in the issue's order. Each module has NAME, TITLE and ``run(env, result)``."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from bench.scenarios import console, listing, logs, memory, pull, start, throughput
+
+SCENARIOS: dict[str, ModuleType] = {
+    m.NAME: m for m in (start, throughput, memory, pull, logs, listing, console)
+}

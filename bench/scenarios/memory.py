@@ -1,0 +1,118 @@
+"""3. Memory: the daemon's RSS idle and with N running ``sleep`` containers, and what each
+running container costs in its monitor (PSS and RSS from /proc/PID/smaps_rollup) beside
+docker's containerd-shim-runc-v2 and podman's conmon."""
+
+from __future__ import annotations
+
+import time
+
+from bench.engines import CliEngine
+from bench.env import Environment
+from bench.measure import Measure
+from bench.model import Row, ScenarioResult
+from bench.procfs import pids_where, pss_mb, rss_mb, smaps_rollup
+from servin.devtools.daemonproc import DaemonProcess
+
+NAME = "memory"
+TITLE = "Memory"
+SETTLE = 2.0  # seconds for start-up garbage and helper processes to go away
+
+
+def sample_rss(pid: int, count: int = 3) -> Measure:
+    m = Measure("MB")
+    for _ in range(count):
+        m.add(rss_mb(pid))
+        time.sleep(0.5)
+    return m
+
+
+def monitor_pids(daemon: DaemonProcess) -> list[int]:
+    """PIDs of the daemon's container monitors (from their monitor.pid files)."""
+    pids = []
+    for path in sorted((daemon.exec_root / "containers").glob("*/monitor.pid")):
+        pids.append(int(path.read_text().split()[0]))
+    return pids
+
+
+def start_sleepers(engine: CliEngine, count: int) -> None:
+    for i in range(count):
+        engine.run_detached(f"bench-sleep-{i}", "sleep", "100000")
+
+
+def per_process(pids: list[int], field: str) -> Measure:
+    m = Measure("MB")
+    for pid in pids:
+        m.add(smaps_rollup(pid)[field] / 1024)
+    return m
+
+
+def run(env: Environment, result: ScenarioResult) -> None:
+    count = 3 if env.quick else 100
+    daemon = env.new_daemon()  # fresh: idle means no container has ever run in it
+    try:
+        servin = CliEngine("servin", [*env.servin.argv[:-1], daemon.host], env.servin.env)
+        time.sleep(SETTLE)
+        assert daemon.proc is not None
+        idle = sample_rss(daemon.proc.pid)
+        docker = env.docker()
+        if docker is None:
+            result.add(Row("daemon RSS, idle", idle, target="<= containerd"))
+        else:
+            containerd = sample_rss(docker.containerd_pid())
+            result.add(Row("daemon RSS, idle", idle, "containerd", containerd, "<= 1x"))
+            result.add(Row("daemon RSS, idle", idle, "dockerd", sample_rss(docker.pid)))
+
+        start_sleepers(servin, count)
+        time.sleep(SETTLE)
+        busy = sample_rss(daemon.proc.pid)
+        monitors = monitor_pids(daemon)
+        if len(monitors) != count:
+            raise RuntimeError(f"expected {count} monitors, found {len(monitors)}")
+        mon_pss = per_process(monitors, "Pss")
+        mon_rss = per_process(monitors, "Rss")
+        zygote = _zygote_note(daemon)
+        if zygote:
+            result.notes.append(zygote)
+        servin.remove_all()
+    finally:
+        daemon.cleanup()
+
+    label = f"daemon RSS, {count} running"
+    pss_label, rss_label = "per container: monitor PSS", "per container: monitor RSS"
+    peers = []
+    if docker is not None:
+        start_sleepers(docker.engine, count)
+        time.sleep(SETTLE)
+        result.add(Row(label, busy, "containerd", sample_rss(docker.containerd_pid())))
+        result.add(Row(label, busy, "dockerd", sample_rss(docker.pid)))
+        peers.append(("containerd-shim-runc-v2", docker.shim_pids(), docker.engine))
+    podman = env.podman()
+    if podman is not None:
+        start_sleepers(podman.engine, count)
+        time.sleep(SETTLE)
+        peers.append(("conmon", podman.conmon_pids(), podman.engine))
+    if not peers:
+        result.add(Row(label, busy))
+        result.add(Row(pss_label, mon_pss, target="<= 2 MB"))
+        result.add(Row(rss_label, mon_rss))
+    for name, pids, engine in peers:
+        if len(pids) != count:
+            result.notes.append(f"found {len(pids)} {name} processes for {count} containers")
+        result.add(Row(pss_label, mon_pss, name, per_process(pids, "Pss"), "<= 2 MB"))
+        result.add(Row(rss_label, mon_rss, name, per_process(pids, "Rss")))
+        engine.remove_all()
+    result.notes.append(
+        "Per-container rows: the samples are the processes (one per running container); "
+        "PSS splits shared pages among the processes mapping them."
+    )
+
+
+def _zygote_note(daemon: DaemonProcess) -> str:
+    """The monitor zygote's own footprint (one per daemon, not per container)."""
+    sock = str(daemon.exec_root)
+    for pid in pids_where(lambda a: "--socket" in a and any(x.startswith(sock) for x in a)):
+        return (
+            f"monitor zygote (one per daemon, forks the monitors): RSS {rss_mb(pid):.1f} MB, "
+            f"PSS {pss_mb(pid):.1f} MB"
+        )
+    return ""
