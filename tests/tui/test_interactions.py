@@ -48,6 +48,9 @@ async def test_filter_substring_regex_state_and_label(fake: FakeDaemon) -> None:
         screen.apply_filter("/^(db|work)/")
         await pilot.pause()
         assert names(app) == ["db", "worker"]
+        screen.apply_filter("/^web-1$/")  # anchors apply to the name itself
+        await pilot.pause()
+        assert names(app) == ["web-1"]
         screen.apply_filter("state=exited state=created")
         await pilot.pause()
         assert names(app) == ["backup", "migrate"]

@@ -7,11 +7,13 @@ removed by key, and the cursor stays on the container it was on (by ID, not by p
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.timer import Timer
 from textual.widgets import DataTable
 
 from servin.errors import ServinError
@@ -80,6 +82,8 @@ class ContainersScreen(BaseScreen):
         self._order: list[str] = []
         self._cells: dict[str, list[Any]] = {}
         self._columns: list[str] = []
+        self._stats_drawn = 0.0
+        self._stats_timer: Timer | None = None
 
     @property
     def selected(self) -> set[str]:
@@ -123,8 +127,22 @@ class ContainersScreen(BaseScreen):
     # ---- data ------------------------------------------------------------------------
 
     def update_data(self, kinds: set[str]) -> None:
-        if kinds & {"containers", "stats", "connection"}:
+        if kinds & {"containers", "connection"}:
             self.refresh_table()
+        elif "stats" in kinds:
+            # Live figures alone redraw at most every stats_redraw seconds: any cell change
+            # makes the table re-render every visible row, the console's main idle cost.
+            now = time.monotonic()
+            every = self.source.stats_redraw
+            if now - self._stats_drawn >= every:
+                self.refresh_table()
+            elif self._stats_timer is None:
+                delay = every - (now - self._stats_drawn)
+                self._stats_timer = self.set_timer(delay, self._deferred_stats)
+
+    def _deferred_stats(self) -> None:
+        self._stats_timer = None
+        self.refresh_table()
 
     def visible(self) -> list[Any]:
         """The containers shown, filtered and sorted."""
@@ -169,6 +187,7 @@ class ContainersScreen(BaseScreen):
 
     def refresh_table(self) -> None:
         """Bring the table in line with the state, touching only what changed."""
+        self._stats_drawn = time.monotonic()
         table: DataTable[Any] = self.query_one(DataTable)
         now = self.source.clock()
         items = self.visible()
