@@ -35,6 +35,7 @@ COLUMNS = [
     ("mem", "MEM", 12, 0),
 ]
 WIDE_NAMES = 140  # from this width on, names and images get more room
+MARGIN = 5  # rows above and below the screen kept current
 SPARK_WIDTH = 4
 
 # action -> (RPC method, past tense, needs confirmation)
@@ -206,7 +207,11 @@ class ContainersScreen(BaseScreen):
                 table.move_cursor(row=order.index(current), animate=False)
         else:
             keys = self._columns
-            for c in items:
+            # Only the rows on screen (and a margin) are brought up to date: off-screen rows
+            # catch up when they scroll in (the next redraw, or at once on a cursor move).
+            top = int(table.scroll_offset.y)
+            window = items[max(0, top - MARGIN) : top + table.size.height + MARGIN]
+            for c in window:
                 cells = self._row(c, now)
                 old = self._cells.get(c.id)
                 for i, value in enumerate(cells):
@@ -334,6 +339,18 @@ class ContainersScreen(BaseScreen):
             text = "\n".join(c.id for c in targets)
             self.app.copy_to_clipboard(text)
             self.notify(f"copied {len(targets)} ID(s) to the clipboard (OSC 52)", timeout=3)
+
+    def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
+        # The cursor moved (maybe scrolling far): bring the rows now on screen up to date.
+        if not self._refresh_pending:
+            self._refresh_pending = True
+            self.call_after_refresh(self._catch_up)
+
+    def _catch_up(self) -> None:
+        self._refresh_pending = False
+        self.refresh_table()
+
+    _refresh_pending = False
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
