@@ -53,8 +53,9 @@ class ContainerQuery:
 
     def matches(self, c: Any) -> bool:
         """Whether a ContainerSummary passes every term."""
-        hay = f"{c.name}\n{c.image}\n{c.id}"
-        if any(not t.search(hay) for t in self.terms):
+        # Each field on its own, so ^ and $ anchor to the name (or image, or ID).
+        fields = (c.name, c.image, c.id)
+        if any(not any(t.search(f) for f in fields) for t in self.terms):
             return False
         for key, values in self.fields.items():
             if not any(_field_matches(c, key, v) for v in values):

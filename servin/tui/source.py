@@ -121,6 +121,7 @@ class Source:
         backoff: tuple[float, float] = (0.5, 10.0),
         unsupported_retry: float = 60.0,
         context: str = "",
+        stats_redraw: float = 2.0,
     ) -> None:
         self.state = State(host=host, context=context)
         self.clock = clock
@@ -128,6 +129,8 @@ class Source:
         self._list_interval = list_interval
         self._stats_interval_ms = stats_interval_ms
         self._coalesce = coalesce
+        # How often a screen may redraw a big table for new live figures alone (seconds).
+        self.stats_redraw = stats_redraw
         self._backoff = backoff
         self._unsupported_retry = unsupported_retry
         self._client: DaemonClient | None = None

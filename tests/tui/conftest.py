@@ -59,5 +59,6 @@ def make_app(
         backoff=(0.05, 0.2),
         list_interval=3600,
         unsupported_retry=3600,
+        stats_redraw=0.0,
     )
     return ServinApp(source, theme=theme, read_only=read_only, keys=keys)

@@ -48,6 +48,9 @@ async def test_filter_substring_regex_state_and_label(fake: FakeDaemon) -> None:
         screen.apply_filter("/^(db|work)/")
         await pilot.pause()
         assert names(app) == ["db", "worker"]
+        screen.apply_filter("/^web-1$/")  # anchors apply to the name itself
+        await pilot.pause()
+        assert names(app) == ["web-1"]
         screen.apply_filter("state=exited state=created")
         await pilot.pause()
         assert names(app) == ["backup", "migrate"]
@@ -319,3 +322,27 @@ async def test_theme_switch_and_palette_command(fake: FakeDaemon) -> None:
         assert app.theme == "servin-light"
         await pilot.press("ctrl+t")
         assert app.theme == "servin-dark"
+
+
+@async_test
+async def test_off_screen_rows_catch_up_when_scrolled_to(fake: FakeDaemon) -> None:
+    # 60 more containers: live updates refresh only the rows on screen; the others are
+    # brought up to date as soon as the cursor takes them on screen.
+    for i in range(60):
+        c = containers_pb2.ContainerSummary(
+            id=f"{i:064x}", name=f"zz-{i:02d}", image="busybox", state="created"
+        )
+        fake.containers[c.id] = c
+    app = make_app(fake)
+    async with app.run_test(size=(100, 24)) as pilot:
+        await settle(pilot, lambda: app.source.state.connected)
+        await settle(pilot, lambda: app.screen.query_one(DataTable).row_count == 66)
+        last = fake.resolve("zz-59")
+        last.state = "exited"  # changes off screen, seen by the next list refresh
+        app.source.request_refresh()
+        await settle(pilot, lambda: app.source.state.containers[last.id].state == "exited")
+        await pilot.pause()
+        assert "exited" not in str(app.screen._cells[last.id][3])  # not on screen: not redrawn
+        app.screen.query_one(DataTable).move_cursor(row=65)  # as page-down would
+        await settle(pilot, lambda: cursor_name(app) == "zz-59")
+        await settle(pilot, lambda: "zz-59" in screen_text(app) and "exited(0)" in screen_text(app))

@@ -47,9 +47,14 @@ class BaseScreen(Screen[None]):
     def update_data(self, kinds: set[str]) -> None:
         """Fresh data arrived (``kinds`` names what changed). Called on the active screen."""
 
+    _status_text: str | None = None
+
     def set_status(self, text: str) -> None:
-        """The one-line status under the body."""
-        self.query_one("#status", Static).update(text)
+        """The one-line status under the body (untouched when the text is the same: an
+        update re-lays out the screen, which would redraw every row once a second)."""
+        if text != self._status_text:
+            self._status_text = text
+            self.query_one("#status", Static).update(text)
 
     def report(self, results: list[tuple[str, Any]], verb: str) -> None:
         """Notify how a bulk action went: one line for success, one per failure."""

@@ -7,11 +7,13 @@ removed by key, and the cursor stays on the container it was on (by ID, not by p
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.timer import Timer
 from textual.widgets import DataTable
 
 from servin.errors import ServinError
@@ -33,6 +35,7 @@ COLUMNS = [
     ("mem", "MEM", 12, 0),
 ]
 WIDE_NAMES = 140  # from this width on, names and images get more room
+MARGIN = 5  # rows above and below the screen kept current
 SPARK_WIDTH = 4
 
 # action -> (RPC method, past tense, needs confirmation)
@@ -80,6 +83,8 @@ class ContainersScreen(BaseScreen):
         self._order: list[str] = []
         self._cells: dict[str, list[Any]] = {}
         self._columns: list[str] = []
+        self._stats_drawn = 0.0
+        self._stats_timer: Timer | None = None
 
     @property
     def selected(self) -> set[str]:
@@ -123,8 +128,22 @@ class ContainersScreen(BaseScreen):
     # ---- data ------------------------------------------------------------------------
 
     def update_data(self, kinds: set[str]) -> None:
-        if kinds & {"containers", "stats", "connection"}:
+        if kinds & {"containers", "connection"}:
             self.refresh_table()
+        elif "stats" in kinds:
+            # Live figures alone redraw at most every stats_redraw seconds: any cell change
+            # makes the table re-render every visible row, the console's main idle cost.
+            now = time.monotonic()
+            every = self.source.stats_redraw
+            if now - self._stats_drawn >= every:
+                self.refresh_table()
+            elif self._stats_timer is None:
+                delay = every - (now - self._stats_drawn)
+                self._stats_timer = self.set_timer(delay, self._deferred_stats)
+
+    def _deferred_stats(self) -> None:
+        self._stats_timer = None
+        self.refresh_table()
 
     def visible(self) -> list[Any]:
         """The containers shown, filtered and sorted."""
@@ -169,6 +188,7 @@ class ContainersScreen(BaseScreen):
 
     def refresh_table(self) -> None:
         """Bring the table in line with the state, touching only what changed."""
+        self._stats_drawn = time.monotonic()
         table: DataTable[Any] = self.query_one(DataTable)
         now = self.source.clock()
         items = self.visible()
@@ -187,7 +207,11 @@ class ContainersScreen(BaseScreen):
                 table.move_cursor(row=order.index(current), animate=False)
         else:
             keys = self._columns
-            for c in items:
+            # Only the rows on screen (and a margin) are brought up to date: off-screen rows
+            # catch up when they scroll in (the next redraw, or at once on a cursor move).
+            top = int(table.scroll_offset.y)
+            window = items[max(0, top - MARGIN) : top + table.size.height + MARGIN]
+            for c in window:
                 cells = self._row(c, now)
                 old = self._cells.get(c.id)
                 for i, value in enumerate(cells):
@@ -315,6 +339,18 @@ class ContainersScreen(BaseScreen):
             text = "\n".join(c.id for c in targets)
             self.app.copy_to_clipboard(text)
             self.notify(f"copied {len(targets)} ID(s) to the clipboard (OSC 52)", timeout=3)
+
+    def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
+        # The cursor moved (maybe scrolling far): bring the rows now on screen up to date.
+        if not self._refresh_pending:
+            self._refresh_pending = True
+            self.call_after_refresh(self._catch_up)
+
+    def _catch_up(self) -> None:
+        self._refresh_pending = False
+        self.refresh_table()
+
+    _refresh_pending = False
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
