@@ -140,7 +140,10 @@ def test_bind_mounts_and_tmpfs(engine: DaemonProcess, tmp_path: Path) -> None:
         "run", "--rm", "--mount", "type=bind,source=/no/such/dir,target=/x", "busybox", "true"
     )
     assert missing.returncode == 125
-    assert missing.stderr.strip() == "Error: bind source path does not exist: /no/such/dir"
+    assert missing.stderr.strip() == (
+        'Error: invalid mount config for type "bind": bind source path does not exist: '
+        "/no/such/dir"
+    )
 
 
 def test_log_rotation(engine: DaemonProcess) -> None:
