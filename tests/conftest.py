@@ -24,6 +24,18 @@ def busybox_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_rootfs(tmp_path_factory.mktemp("busybox") / "busybox.tar")
 
 
+@pytest.fixture(scope="module")
+def engine(busybox_tar: Path) -> Iterator[DaemonProcess]:
+    """One daemon for a whole test module (containers are cheap, daemons less), with busybox
+    imported as ``busybox``."""
+    d = DaemonProcess(short_tmpdir()).start()
+    try:
+        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox", check=True)
+        yield d
+    finally:
+        d.cleanup()
+
+
 @pytest.fixture
 def daemon() -> Iterator[DaemonProcess]:
     """A fresh daemon on its own root, exec root and socket."""

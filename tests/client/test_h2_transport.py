@@ -28,17 +28,6 @@ from servin.errors import InvalidArgument, NotFound, Unavailable
 from tests.daemon import REPO, DaemonProcess, short_tmpdir
 
 
-@pytest.fixture(scope="module")
-def engine(busybox_tar: Path) -> Iterator[DaemonProcess]:
-    """A daemon for the module, with busybox imported as ``busybox`` (through the CLI)."""
-    d = DaemonProcess(short_tmpdir()).start()
-    try:
-        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox", check=True)
-        yield d
-    finally:
-        d.cleanup()
-
-
 @pytest.fixture
 def client(engine: DaemonProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     """A Client on the default (lean) transport."""

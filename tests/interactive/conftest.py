@@ -1,24 +1,9 @@
-"""Fixtures for the interactive tests: the monitor harness (native and runc) and a daemon."""
+"""Fixtures for the interactive tests: the monitor harness (native and runc)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
-
-from tests.daemon import DaemonProcess, short_tmpdir
 from tests.monitor.conftest import harness, rootfs, runtime, session_root
 
-__all__ = ["engine", "harness", "rootfs", "runtime", "session_root"]
+__all__ = ["harness", "rootfs", "runtime", "session_root"]
 
 
-@pytest.fixture(scope="module")
-def engine(busybox_tar: Path) -> Iterator[DaemonProcess]:
-    """A daemon for the module, with busybox imported as ``busybox``."""
-    d = DaemonProcess(short_tmpdir()).start()
-    try:
-        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox", check=True)
-        yield d
-    finally:
-        d.cleanup()

@@ -1,25 +1,11 @@
-"""One daemon with busybox for a whole stats test module, and helpers to read its stats."""
+"""Helpers to read a daemon's stats (the module-scoped `engine` daemon is in tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
-from tests.daemon import DaemonProcess, short_tmpdir
-
-
-@pytest.fixture(scope="module")
-def engine(busybox_tar: Path) -> Iterator[DaemonProcess]:
-    """A daemon for the module, with busybox imported as ``busybox``."""
-    d = DaemonProcess(short_tmpdir()).start()
-    try:
-        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox", check=True)
-        yield d
-    finally:
-        d.cleanup()
+from tests.daemon import DaemonProcess
 
 
 def run_detached(engine: DaemonProcess, *args: str) -> str:
