@@ -16,7 +16,7 @@ from servin.engine.runtime.monitor.client import MonitorClient
 from servin.engine.server.grpc.attach import relay
 from servin.engine.server.grpc.filters import filter_map, label_matches, parse_bool
 from servin.engine.server.grpc.stats import stats_stream, top_response
-from servin.engine.server.grpc.streams import AsyncReader, stream_from_thread
+from servin.engine.server.grpc.streams import AsyncReader, split_upload, stream_from_thread
 from servin.engine.server.grpc.timestamps import from_ns, to_ns
 from servin.errors import InvalidArgument, ServinError
 from servin.humanize import ago, human_duration
@@ -528,20 +528,13 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         request_iterator: AsyncIterator[containers_pb2.CopyToInput],
         context: grpc.aio.ServicerContext,
     ) -> containers_pb2.CopyToResponse:
-        first = await anext(aiter(request_iterator), None)
+        first, chunks = await split_upload(request_iterator)
         if first is None or not first.id or not first.path:
             raise InvalidArgument("copy: the first message must name the container and path")
 
-        async def chunks() -> AsyncIterator[bytes]:
-            if first.data:
-                yield first.data
-            async for msg in request_iterator:
-                if msg.data:
-                    yield msg.data
-
         files = self.engine.files
         async with files.access(first.id) as c:
-            reader = AsyncReader(chunks(), asyncio.get_running_loop())
+            reader = AsyncReader(chunks, asyncio.get_running_loop())
             await asyncio.to_thread(files.files.copy_to, c, first.path, reader,
                                     preserve_owner=first.copy_uid_gid)
         return containers_pb2.CopyToResponse()

@@ -17,6 +17,7 @@ from servin.engine.images.registry.auth import Credentials
 from servin.engine.images.registry.login import login
 from servin.engine.images.store import ImageRecord
 from servin.engine.server.grpc.filters import filter_map, label_matches, parse_bool, parse_until
+from servin.engine.server.grpc.streams import split_upload
 from servin.engine.server.grpc.timestamps import from_rfc3339
 from servin.errors import InvalidArgument
 from servin.reference import familiar, parse_reference
@@ -73,19 +74,12 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         request_iterator: AsyncIterator[images_pb2.ImportImageInput],
         context: grpc.aio.ServicerContext,
     ) -> images_pb2.ImportImageResponse:
-        first = await anext(aiter(request_iterator), None)
+        first, chunks = await split_upload(request_iterator)
         if first is None:
             raise InvalidArgument("import: no data received")
 
-        async def chunks() -> AsyncIterator[bytes]:
-            if first.data:
-                yield first.data
-            async for msg in request_iterator:
-                if msg.data:
-                    yield msg.data
-
         record = await self.engine.images.import_rootfs(
-            chunks(),
+            chunks,
             reference=first.reference,
             changes=list(first.changes),
             comment=first.message,

@@ -10,7 +10,7 @@ import grpc
 from servin.api.servin.v1 import common_pb2, volumes_pb2, volumes_pb2_grpc
 from servin.engine.engine import Engine
 from servin.engine.server.grpc.filters import filter_map, label_matches, parse_bool
-from servin.engine.server.grpc.streams import AsyncReader, stream_from_thread
+from servin.engine.server.grpc.streams import AsyncReader, split_upload, stream_from_thread
 from servin.engine.server.grpc.timestamps import from_ns
 from servin.engine.volumes.model import Volume
 from servin.errors import InvalidArgument
@@ -102,18 +102,11 @@ class VolumesServicer(volumes_pb2_grpc.VolumesServicer):
         request_iterator: AsyncIterator[volumes_pb2.ImportVolumeInput],
         context: grpc.aio.ServicerContext,
     ) -> volumes_pb2.ImportVolumeResponse:
-        first = await anext(aiter(request_iterator), None)
+        first, chunks = await split_upload(request_iterator)
         if first is None or not first.name:
             raise InvalidArgument("volume import: the first message must name the volume")
 
-        async def chunks() -> AsyncIterator[bytes]:
-            if first.data:
-                yield first.data
-            async for msg in request_iterator:
-                if msg.data:
-                    yield msg.data
-
-        reader = AsyncReader(chunks(), asyncio.get_running_loop())
+        reader = AsyncReader(chunks, asyncio.get_running_loop())
         await asyncio.to_thread(self.volumes.import_, first.name, reader)
         return volumes_pb2.ImportVolumeResponse()
 
