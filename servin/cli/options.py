@@ -42,3 +42,12 @@ def parse_filters(values: tuple[str, ...]) -> list[Any]:
             )
         grouped.setdefault(key, []).append(value)
     return [common_pb2.Filter(key=k, values=v) for k, v in grouped.items()]
+
+
+def add_commands(
+    group: click.Group, commands: tuple[tuple[click.Command, tuple[str, ...]], ...]
+) -> None:
+    """Register each command under each of its names (docker's aliases: ``ls`` and ``list``)."""
+    for command, names in commands:
+        for name in names:
+            group.add_command(command, name)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from servin.cli.options import format_option
+from servin.cli.options import add_commands, format_option
 from servin.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -276,14 +276,15 @@ def context() -> None:
     """Manage contexts (named daemon endpoints)."""
 
 
-for _cmd, _names in (
-    (context_create, ("create",)),
-    (context_ls, ("ls", "list")),
-    (context_use, ("use",)),
-    (context_rm, ("rm", "remove")),
-    (context_inspect, ("inspect",)),
-    (context_show, ("show",)),
-    (context_update, ("update",)),
-):
-    for _name in _names:
-        context.add_command(_cmd, _name)
+add_commands(
+    context,
+    (
+        (context_create, ("create",)),
+        (context_ls, ("ls", "list")),
+        (context_use, ("use",)),
+        (context_rm, ("rm", "remove")),
+        (context_inspect, ("inspect",)),
+        (context_show, ("show",)),
+        (context_update, ("update",)),
+    ),
+)

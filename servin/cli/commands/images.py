@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from servin.cli.options import filter_option, format_option, parse_filters
+from servin.cli.options import add_commands, filter_option, format_option, parse_filters
 from servin.cli.session import get_client
 from servin.errors import InvalidArgument, ServinError
 
@@ -387,18 +387,19 @@ def image() -> None:
 from servin.cli.commands.registry import pull as _pull  # noqa: E402 (registry commands)
 from servin.cli.commands.registry import push as _push  # noqa: E402
 
-for _cmd, _names in (
-    (_pull, ("pull",)),
-    (_push, ("push",)),
-    (image_ls, ("ls", "list")),
-    (image_rm, ("rm", "remove")),
-    (image_inspect, ("inspect",)),
-    (image_import, ("import",)),
-    (image_tag, ("tag",)),
-    (image_history, ("history",)),
-    (image_save, ("save",)),
-    (image_load, ("load",)),
-    (image_prune, ("prune",)),
-):
-    for _name in _names:
-        image.add_command(_cmd, _name)
+add_commands(
+    image,
+    (
+        (_pull, ("pull",)),
+        (_push, ("push",)),
+        (image_ls, ("ls", "list")),
+        (image_rm, ("rm", "remove")),
+        (image_inspect, ("inspect",)),
+        (image_import, ("import",)),
+        (image_tag, ("tag",)),
+        (image_history, ("history",)),
+        (image_save, ("save",)),
+        (image_load, ("load",)),
+        (image_prune, ("prune",)),
+    ),
+)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from servin.cli.options import filter_option, format_option, parse_filters
+from servin.cli.options import add_commands, filter_option, format_option, parse_filters
 from servin.cli.session import get_client
 from servin.errors import InvalidArgument, ServinError
 
@@ -200,17 +200,18 @@ def network() -> None:
     """Manage networks."""
 
 
-for _cmd, _names in (
-    (network_create, ("create",)),
-    (network_ls, ("ls", "list")),
-    (network_inspect, ("inspect",)),
-    (network_rm, ("rm", "remove")),
-    (network_prune, ("prune",)),
-    (network_connect, ("connect",)),
-    (network_disconnect, ("disconnect",)),
-):
-    for _name in _names:
-        network.add_command(_cmd, _name)
+add_commands(
+    network,
+    (
+        (network_create, ("create",)),
+        (network_ls, ("ls", "list")),
+        (network_inspect, ("inspect",)),
+        (network_rm, ("rm", "remove")),
+        (network_prune, ("prune",)),
+        (network_connect, ("connect",)),
+        (network_disconnect, ("disconnect",)),
+    ),
+)
 
 
 def format_port(p: Any) -> str:

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from servin.cli.options import filter_option, format_option, parse_filters
+from servin.cli.options import add_commands, filter_option, format_option, parse_filters
 from servin.cli.session import get_client
 from servin.errors import InvalidArgument, ServinError
 
@@ -197,14 +197,15 @@ def volume() -> None:
     """Manage volumes."""
 
 
-for _cmd, _names in (
-    (volume_create, ("create",)),
-    (volume_ls, ("ls", "list")),
-    (volume_inspect, ("inspect",)),
-    (volume_rm, ("rm", "remove")),
-    (volume_prune, ("prune",)),
-    (volume_export, ("export",)),
-    (volume_import, ("import",)),
-):
-    for _name in _names:
-        volume.add_command(_cmd, _name)
+add_commands(
+    volume,
+    (
+        (volume_create, ("create",)),
+        (volume_ls, ("ls", "list")),
+        (volume_inspect, ("inspect",)),
+        (volume_rm, ("rm", "remove")),
+        (volume_prune, ("prune",)),
+        (volume_export, ("export",)),
+        (volume_import, ("import",)),
+    ),
+)
