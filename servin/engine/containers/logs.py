@@ -2,6 +2,7 @@
 
 Rotated files are ``<log>.1`` (newest) ... ``<log>.N``; entries are read oldest first. Tail
 reads files backwards in blocks so ``--tail 100`` of a 1 GB log touches only its end.
+``LogService`` is the door-facing API.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+
+from servin.engine.containers.locks import ContainerLocks
+from servin.engine.containers.model import PAUSED, RUNNING
+from servin.engine.containers.monitors import Monitors
+from servin.engine.containers.store import ContainerStore
+from servin.errors import InvalidArgument
 
 _BLOCK = 64 * 1024
 FOLLOW_POLL = 0.05
@@ -157,3 +164,39 @@ def _read_range(path: Path, start: int, end: int) -> bytes:
     with open(path, "rb") as f:
         f.seek(start)
         return f.read(end - start)
+
+
+class LogService:
+    """Containers' logs for every door."""
+
+    def __init__(self, store: ContainerStore, monitors: Monitors, locks: ContainerLocks) -> None:
+        self.store = store
+        self.monitors = monitors
+        self.locks = locks
+
+    async def read(
+        self, ref: str, *, follow: bool = False, tail: int = -1, since_ns: int | None = None,
+        until_ns: int | None = None, stdout: bool = True, stderr: bool = True,
+    ) -> AsyncIterator[LogLine]:
+        """The container's log entries of the streams asked for (and new ones with
+        ``follow``, until the container stops)."""
+        c = await asyncio.to_thread(self.store.resolve, ref)
+        if c.host_config.log_config.type == "none":
+            raise InvalidArgument('configured logging driver does not support reading ("none")')
+        exited = self.locks.exit_event(c.id)
+        running = c.state.status in (RUNNING, PAUSED)
+        want = {1: stdout, 2: stderr}
+
+        def still_running() -> bool:
+            return running and not exited.is_set()
+
+        async for line in read_log(
+            self.monitors.paths(c.id).log_path,
+            tail=tail,
+            since_ns=since_ns,
+            until_ns=until_ns,
+            follow=follow,
+            still_running=still_running,
+        ):
+            if want.get(line.stream, True):
+                yield line

@@ -505,7 +505,7 @@ class StatsSampler:
             self._running = []
             self._running_read_at = now
             running = [
-                _Running(c.id, c.name, c.state.pid, c.spec.network_mode)
+                _Running(c.id, c.name, c.state.pid, c.host_config.network_mode)
                 for c in self._store.list()
                 if c.state.running and c.state.pid > 0
             ]

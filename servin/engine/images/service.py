@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +18,14 @@ from servin.engine.images.archive.load import LoadEvent, load_archive
 from servin.engine.images.archive.pipe import ChunkReader, ChunkWriter
 from servin.engine.images.importer import finish_import
 from servin.engine.images.platforms import parse_platform
+from servin.engine.images.progress import ProgressEvent
+from servin.engine.images.pull import Puller, PullResult
+from servin.engine.images.push import Pusher, PushResult
+from servin.engine.images.registry.auth import Credentials
+from servin.engine.images.registry.client import Registries
+from servin.engine.images.registry.login import login
 from servin.engine.images.store import ImageRecord, ImageStore
+from servin.engine.semantics import filters as docker_filters
 from servin.engine.store.leases import Lease
 from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.snapshots.layers import chain_ids
@@ -35,6 +44,19 @@ class ImageDetails:
     record: ImageRecord
     config: dict[str, Any]
     manifest: dict[str, Any]
+    raw_config: bytes = b""  # the config blob as stored (its digest is the image ID)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One step of an image's history, newest first as docker prints it."""
+
+    id: str  # the image ID on the newest step, "<missing>" on the others
+    created: str  # RFC 3339
+    created_by: str
+    size: int
+    comment: str
+    empty_layer: bool
 
 
 @dataclass(frozen=True)
@@ -54,13 +76,36 @@ class ImageService:
         store: ImageStore,
         snapshots: Snapshotter,
         events: EventBus,
-        in_use: Callable[[str], Sequence[Any]] = lambda image_id: (),
+        in_use: Callable[[str], Sequence[Any]],
+        puller: Puller,
+        pusher: Pusher,
+        registries: Registries,
     ) -> None:
         self.store = store
         self.snapshots = snapshots
         self.events = events
         # Containers created from an image (the image must outlive them).
         self.in_use = in_use
+        self.puller = puller
+        self.pusher = pusher
+        self.registries = registries
+
+    # -- registries ---------------------------------------------------------------------
+
+    async def pull(self, reference: str, *, platform: str = "", creds: Credentials | None = None,
+                   report: Callable[[ProgressEvent], None] = lambda event: None) -> PullResult:
+        """Pull an image from its registry (mirrors and auth from the config), reporting
+        progress per layer."""
+        return await self.puller.pull(reference, platform=platform, creds=creds, report=report)
+
+    async def push(self, reference: str, *, creds: Credentials | None = None,
+                   report: Callable[[ProgressEvent], None] = lambda event: None) -> PushResult:
+        """Push an image to its registry, reporting progress per layer."""
+        return await self.pusher.push(reference, creds=creds, report=report)
+
+    async def login(self, server: str, creds: Credentials) -> str:
+        """Check credentials against a registry; the identity token it gave, if any."""
+        return await login(self.registries, server, creds)
 
     async def import_rootfs(
         self,
@@ -256,16 +301,61 @@ class ImageService:
         for record, _ in targets:
             self.events.publish("image", "save", record.id)
 
-    def list(self) -> list[ImageRecord]:
-        """Every image."""
-        return self.store.list()
+    # -- queries --------------------------------------------------------------------------
 
-    def inspect(self, text: str) -> ImageDetails:
+    async def list(self, filters: docker_filters.Filters | None = None) -> list[ImageRecord]:
+        """The images docker's ``filters`` select (dangling, label, reference, before, since,
+        until)."""
+        wanted = docker_filters.check(filters or {}, docker_filters.IMAGE_KEYS)
+        return await asyncio.to_thread(self._list, wanted)
+
+    def _list(self, filters: docker_filters.Filters) -> list[ImageRecord]:
+        records = self.store.list()
+        if not filters:
+            return records
+        pivots = {key: [self.store.resolve(v).created for v in filters.get(key, [])]
+                  for key in ("before", "since")}
+        return [r for r in records if docker_filters.image_matches(r, filters, pivots)]
+
+    async def get(self, ref: str) -> ImageRecord:
+        """An image by name, ID or ID prefix."""
+        return await asyncio.to_thread(self.store.resolve, ref)
+
+    async def inspect(self, ref: str) -> ImageDetails:
         """An image with its config and manifest (digest-verified)."""
-        record = self.store.resolve(text)
-        return ImageDetails(record, self.store.config(record), self.store.manifest(record))
+        return await asyncio.to_thread(self._inspect, ref)
 
-    def tag(self, source: str, target: str) -> None:
+    def _inspect(self, text: str) -> ImageDetails:
+        record = self.store.resolve(text)
+        raw = self.store.content.read_verified(record.config_digest)
+        return ImageDetails(record, json.loads(raw), self.store.manifest(record), raw)
+
+    async def history(self, ref: str) -> list[HistoryEntry]:
+        """The image's history, newest first, with each layer's size."""
+        details = await self.inspect(ref)
+        layer_sizes = [layer["size"] for layer in details.manifest.get("layers", [])]
+        entries = []
+        layer_index = 0
+        for item in details.config.get("history") or []:
+            empty = bool(item.get("empty_layer"))
+            size = 0
+            if not empty and layer_index < len(layer_sizes):
+                size = layer_sizes[layer_index]
+                layer_index += 1
+            entries.append(HistoryEntry(
+                id="<missing>", created=item.get("created", ""),
+                created_by=item.get("created_by", ""), size=size,
+                comment=item.get("comment", ""), empty_layer=empty))
+        entries.reverse()  # newest first, as docker prints it
+        if entries:
+            entries[0] = dataclasses.replace(entries[0], id=details.record.id)
+        return entries
+
+    async def tag(self, source: str, target: str) -> None:
+        """Give an image another name."""
+        await asyncio.to_thread(self._tag, source, target)
+
+    def _tag(self, source: str, target: str) -> None:
         """Give an image another name."""
         record = self.store.resolve(source)
         name = parse_reference(target)
@@ -274,12 +364,15 @@ class ImageService:
         self.store.tag(record.id, name)
         self.events.publish("image", "tag", record.id, name=name.familiar())
 
-    def remove(self, text: str, *, force: bool = False) -> tuple[list[str], list[str]]:
+    async def remove(self, ref: str, *, force: bool = False) -> tuple[list[str], list[str]]:
         """Untag or delete an image as ``docker rmi`` does; return (untagged, deleted).
 
         By name: the name goes; the image goes too when it was its last name. By ID: an image
         known under several repositories needs ``force``.
         """
+        return await asyncio.to_thread(self._remove, ref, force)
+
+    def _remove(self, text: str, force: bool) -> tuple[list[str], list[str]]:
         record = self.store.resolve(text)
         name = _name_in(text, record)
         users = self.in_use(record.id)
@@ -333,12 +426,19 @@ class ImageService:
             self.events.publish("image", "untag", record.id, name=name)
         return dropped
 
-    def prune(
-        self, *, all_images: bool, match: Callable[[ImageRecord], bool] = lambda record: True
-    ) -> PruneReport:
-        """Remove dangling images (every unused one with ``all_images``) that ``match``
-        accepts (the front door's filters), then collect. Images a container uses are never
-        pruned. Blocking."""
+    async def prune(self, *, all_images: bool = False,
+                    filters: docker_filters.Filters | None = None) -> PruneReport:
+        """Remove dangling images (every unused one with ``all_images`` or
+        ``dangling=false``) that docker's prune ``filters`` (until=, label=, label!=) select,
+        then collect. Images a container uses are never pruned."""
+        wanted = docker_filters.check(filters or {}, docker_filters.IMAGE_PRUNE_KEYS)
+        if "dangling" in wanted:
+            all_images = all_images or not docker_filters.parse_bool("dangling",
+                                                                     wanted["dangling"])
+        return await asyncio.to_thread(
+            self._prune, all_images, lambda r: docker_filters.image_prune_matches(r, wanted))
+
+    def _prune(self, all_images: bool, match: Callable[[ImageRecord], bool]) -> PruneReport:
         untagged: list[str] = []
         deleted: list[str] = []
         for record in self.store.list():

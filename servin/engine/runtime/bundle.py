@@ -4,6 +4,9 @@ The same bundle runs under the native runtime, runc and crun. What Docker users 
 default is built here: the 14 default capabilities, the default seccomp profile, Docker's
 masked and read-only paths, /dev, /dev/pts, /dev/shm, /dev/mqueue, a read-only /sys, and
 bind-mounted /etc/hostname, /etc/hosts and /etc/resolv.conf.
+
+Its input is the core's container model (what to run, how, the resolved mounts) and what the
+engine prepared on the host (``BundleInputs``); its output is plain OCI.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from servin.api.servin.v1 import containers_pb2
+from servin.engine.containers.model import ContainerConfig, HostConfig, Mount
 from servin.engine.linux.capabilities import (
     CAPABILITIES,
     DOCKER_DEFAULT_CAPS,
@@ -109,13 +112,13 @@ def normalise_caps(names: Iterable[str]) -> list[str]:
     return out
 
 
-def capability_set(spec: containers_pb2.ContainerSpec) -> list[str]:
+def capability_set(host: HostConfig) -> list[str]:
     """The container's capability set: defaults, then --cap-drop, then --cap-add."""
     available = set(names_of(bounding_set()))
-    if spec.privileged:
+    if host.privileged:
         return [c for c in CAPABILITIES if c in available]
-    adds = normalise_caps(spec.cap_add)
-    drops = normalise_caps(spec.cap_drop)
+    adds = normalise_caps(host.cap_add)
+    drops = normalise_caps(host.cap_drop)
     caps = [] if "ALL" in drops else [c for c in DOCKER_DEFAULT_CAPS if c not in drops]
     if "ALL" in adds:
         caps = list(CAPABILITIES)
@@ -125,31 +128,29 @@ def capability_set(spec: containers_pb2.ContainerSpec) -> list[str]:
     return [c for c in caps if c in available]
 
 
-def process_args(spec: containers_pb2.ContainerSpec, image: dict[str, Any]) -> list[str]:
+def process_args(config: ContainerConfig, image: dict[str, Any]) -> list[str]:
     """ENTRYPOINT + CMD as docker combines the image's and the user's."""
-    if spec.entrypoint_set:
-        entrypoint = list(spec.entrypoint)
-        cmd = list(spec.cmd)
+    if config.entrypoint is not None:
+        entrypoint = list(config.entrypoint)
+        cmd = list(config.cmd)
     else:
         entrypoint = list(image.get("Entrypoint") or [])
-        cmd = list(spec.cmd) or list(image.get("Cmd") or [])
+        cmd = list(config.cmd) or list(image.get("Cmd") or [])
     args = entrypoint + cmd
     if not args:
         raise InvalidArgument("no command specified")
     return args
 
 
-def process_env(
-    spec: containers_pb2.ContainerSpec, image: dict[str, Any], hostname: str
-) -> list[str]:
+def process_env(config: ContainerConfig, image: dict[str, Any], hostname: str) -> list[str]:
     """Image env overlaid by the user's, with PATH and HOSTNAME defaults."""
     merged: dict[str, str] = {}
     for item in [
         DEFAULT_PATH,
         f"HOSTNAME={hostname}",
         *(image.get("Env") or []),
-        *(["TERM=xterm"] if spec.tty else []),
-        *spec.env,
+        *(["TERM=xterm"] if config.tty else []),
+        *config.env,
     ]:
         key, sep, value = item.partition("=")
         if not key:
@@ -162,9 +163,9 @@ def process_env(
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-def working_dir(spec: containers_pb2.ContainerSpec, image: dict[str, Any]) -> str:
+def working_dir(config: ContainerConfig, image: dict[str, Any]) -> str:
     """The process's cwd: the user's, the image's, or /."""
-    cwd = spec.working_dir or image.get("WorkingDir") or "/"
+    cwd = config.working_dir or image.get("WorkingDir") or "/"
     if not cwd.startswith("/"):
         raise InvalidArgument(
             f"the working directory '{cwd}' is invalid, it needs to be an absolute path"
@@ -172,11 +173,11 @@ def working_dir(spec: containers_pb2.ContainerSpec, image: dict[str, Any]) -> st
     return cwd
 
 
-def resources(spec: containers_pb2.ContainerSpec) -> dict[str, Any]:
+def resources(host: HostConfig) -> dict[str, Any]:
     """OCI ``linux.resources`` from the docker-style limits."""
-    r = spec.resources
+    r = host.resources
     out: dict[str, Any] = {"devices": [dict(rule) for rule in _DEFAULT_DEVICE_RULES]}
-    if spec.privileged:
+    if host.privileged:
         out["devices"] = [{"allow": True, "access": "rwm"}]
     memory: dict[str, Any] = {}
     if r.memory:
@@ -231,11 +232,11 @@ def resources(spec: containers_pb2.ContainerSpec) -> dict[str, Any]:
     return out
 
 
-def _security_opts(spec: containers_pb2.ContainerSpec) -> tuple[str | None, bool]:
+def _security_opts(host: HostConfig) -> tuple[str | None, bool]:
     """(seccomp setting: None default, "unconfined", or a JSON profile; no_new_privs)."""
     seccomp: str | None = None
-    no_new_privs = not spec.privileged
-    for opt in spec.security_opt:
+    no_new_privs = not host.privileged
+    for opt in host.security_opt:
         key, sep, value = opt.partition("=" if "=" in opt else ":")
         if key == "seccomp" and sep:
             seccomp = value
@@ -281,10 +282,8 @@ def docker_profile_to_oci(profile: dict[str, Any], caps: Iterable[str]) -> dict[
     return out
 
 
-def _seccomp(
-    setting: str | None, spec: containers_pb2.ContainerSpec, caps: list[str]
-) -> dict[str, Any] | None:
-    if spec.privileged or setting == "unconfined":
+def _seccomp(setting: str | None, host: HostConfig, caps: list[str]) -> dict[str, Any] | None:
+    if host.privileged or setting == "unconfined":
         return None
     if setting is None:
         return default_profile(caps)
@@ -297,8 +296,9 @@ def _seccomp(
     return docker_profile_to_oci(profile, caps)
 
 
-def _mounts(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> list[dict[str, Any]]:
-    shm = spec.shm_size or DEFAULT_SHM_SIZE
+def _mounts(host: HostConfig, user_mounts: list[Mount],
+            inputs: BundleInputs) -> list[dict[str, Any]]:
+    shm = host.shm_size or DEFAULT_SHM_SIZE
     mounts: list[dict[str, Any]] = [
         {
             "destination": "/proc",
@@ -322,13 +322,13 @@ def _mounts(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> list[di
             "destination": "/sys",
             "type": "sysfs",
             "source": "sysfs",
-            "options": ["nosuid", "noexec", "nodev", "rw" if spec.privileged else "ro"],
+            "options": ["nosuid", "noexec", "nodev", "rw" if host.privileged else "ro"],
         },
         {
             "destination": "/sys/fs/cgroup",
             "type": "cgroup",
             "source": "cgroup",
-            "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if spec.privileged else "ro"],
+            "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if host.privileged else "ro"],
         },
         {
             "destination": "/dev/mqueue",
@@ -343,7 +343,7 @@ def _mounts(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> list[di
             "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"],
         },
     ]
-    user_targets = {m.target for m in spec.mounts}
+    user_targets = {m.target for m in user_mounts}
     for dest, source in inputs.etc_files.items():
         if dest not in user_targets:
             mounts.append(
@@ -354,7 +354,7 @@ def _mounts(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> list[di
                     "options": ["rbind", "rprivate"],
                 }
             )
-    for m in spec.mounts:
+    for m in user_mounts:
         mounts.append(_user_mount(m, inputs.volume_paths))
     return mounts
 
@@ -362,7 +362,7 @@ def _mounts(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> list[di
 _PROPAGATIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
 
 
-def _user_mount(m: Any, volume_paths: dict[str, str]) -> dict[str, Any]:
+def _user_mount(m: Mount, volume_paths: dict[str, str]) -> dict[str, Any]:
     """One user mount (already validated at create) as an OCI mount; a volume is a bind
     of its data directory."""
     if not m.target.startswith("/"):
@@ -404,13 +404,14 @@ def _namespaces(inputs: BundleInputs) -> list[dict[str, Any]]:
     return out
 
 
-def build_config(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> dict[str, Any]:
-    """The OCI runtime ``config.json`` of a container."""
+def build_config(config: ContainerConfig, host: HostConfig, mounts: list[Mount],
+                 inputs: BundleInputs) -> dict[str, Any]:
+    """The OCI runtime ``config.json`` of a container (``mounts``: its resolved mounts)."""
     image = inputs.image_config.get("config") or {}
-    caps = capability_set(spec)
-    seccomp_setting, no_new_privs = _security_opts(spec)
+    caps = capability_set(host)
+    seccomp_setting, no_new_privs = _security_opts(host)
     process: dict[str, Any] = {
-        "terminal": spec.tty,
+        "terminal": config.tty,
         "user": {
             "uid": inputs.user.uid,
             "gid": inputs.user.gid,
@@ -420,48 +421,47 @@ def build_config(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> di
                 else {}
             ),
         },
-        "args": process_args(spec, image),
-        "env": process_env(spec, image, inputs.hostname),
-        "cwd": working_dir(spec, image),
+        "args": process_args(config, image),
+        "env": process_env(config, image, inputs.hostname),
+        "cwd": working_dir(config, image),
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": no_new_privs,
     }
-    if spec.resources.oom_score_adj:
-        process["oomScoreAdj"] = spec.resources.oom_score_adj
-    if spec.ulimits:
+    if host.resources.oom_score_adj:
+        process["oomScoreAdj"] = host.resources.oom_score_adj
+    if host.ulimits:
         process["rlimits"] = [
             {"type": f"RLIMIT_{u.name.upper()}", "soft": u.soft, "hard": u.hard or u.soft}
-            for u in spec.ulimits
+            for u in host.ulimits
         ]
     linux: dict[str, Any] = {
         "namespaces": _namespaces(inputs),
         "cgroupsPath": f"{inputs.cgroup_parent}/{inputs.container_id}",
-        "resources": resources(spec),
+        "resources": resources(host),
         "rootfsPropagation": "rprivate",
     }
-    if not spec.privileged:
+    if not host.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
-    seccomp = _seccomp(seccomp_setting, spec, caps)
+    seccomp = _seccomp(seccomp_setting, host, caps)
     if seccomp is not None:
         linux["seccomp"] = seccomp
-    if spec.sysctls:
-        linux["sysctl"] = dict(spec.sysctls)
-    config: dict[str, Any] = {
+    if host.sysctls:
+        linux["sysctl"] = dict(host.sysctls)
+    bundle: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
         "process": process,
-        "root": {"path": str(inputs.rootfs), "readonly": spec.read_only},
-        "mounts": _mounts(spec, inputs),
+        "root": {"path": str(inputs.rootfs), "readonly": host.readonly_rootfs},
+        "mounts": _mounts(host, mounts, inputs),
         "linux": linux,
     }
     if "uts" not in inputs.namespaces.host and "uts" not in inputs.namespaces.join:
-        config["hostname"] = inputs.hostname
-        if spec.domainname:
-            config["domainname"] = spec.domainname
-    annotations = dict(a.split("=", 1) for a in spec.annotations if "=" in a)
-    if annotations:
-        config["annotations"] = annotations
-    return config
+        bundle["hostname"] = inputs.hostname
+        if config.domainname:
+            bundle["domainname"] = config.domainname
+    if host.annotations:
+        bundle["annotations"] = dict(host.annotations)
+    return bundle
 
 
 def write_bundle(bundle_dir: Path, config: dict[str, Any]) -> Path:

@@ -50,10 +50,13 @@ class MetadataStore:
                     f"{self.path} has schema version {current}, newer than this Servin "
                     f"({len(MIGRATIONS)}): upgrade Servin"
                 )
-            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
                 with self.transaction() as db:
-                    for statement in _split_sql(script):
-                        db.execute(statement)
+                    if callable(step):
+                        step(db)
+                    else:
+                        for statement in _split_sql(step):
+                            db.execute(statement)
                     db.execute("INSERT INTO schema_version(version) VALUES (?)", (version,))
 
     @contextmanager

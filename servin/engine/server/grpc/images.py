@@ -1,29 +1,25 @@
-"""servin.v1.Images: translates requests onto the engine's ImageService."""
+"""servin.v1.Images: translates requests onto the core's image API."""
 
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 
 from servin.api.servin.v1 import common_pb2, images_pb2, images_pb2_grpc
-from servin.engine.engine import Engine
+from servin.engine.engine import CoreAPI
 from servin.engine.images.archive.load import LoadEvent
 from servin.engine.images.progress import ProgressEvent
 from servin.engine.images.registry.auth import Credentials
-from servin.engine.images.registry.login import login
 from servin.engine.images.store import ImageRecord
-from servin.engine.server.grpc.filters import filter_map, label_matches, parse_bool, parse_until
+from servin.engine.semantics.inspect import image_document, to_json
+from servin.engine.server.grpc import convert
 from servin.engine.server.grpc.streams import split_upload
 from servin.engine.server.grpc.timestamps import from_rfc3339
 from servin.errors import InvalidArgument
 from servin.reference import familiar, parse_reference
-
-_LIST_FILTERS = {"dangling", "reference", "label", "before", "since"}
-_PRUNE_FILTERS = {"until", "label", "label!"}
 
 
 def image_summary(record: ImageRecord) -> images_pb2.ImageSummary:
@@ -66,8 +62,8 @@ def _image_config(config: dict[str, Any]) -> images_pb2.ImageConfig:
 class ImagesServicer(images_pb2_grpc.ImagesServicer):
     """The Images service of servin.v1."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, core: CoreAPI) -> None:
+        self.images = core.images
 
     async def Import(
         self,
@@ -78,7 +74,7 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         if first is None:
             raise InvalidArgument("import: no data received")
 
-        record = await self.engine.images.import_rootfs(
+        record = await self.images.import_rootfs(
             chunks,
             reference=first.reference,
             changes=list(first.changes),
@@ -99,11 +95,11 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
             raise InvalidArgument("pull: no image reference given")
         parse_reference(request.reference)  # a bad reference fails before any network work
         creds = _credentials(request.auth)
-        engine = self.engine
+        images = self.images
 
         async def run(report: Callable[[ProgressEvent], None]) -> Any:
-            return await engine.puller.pull(request.reference, platform=request.platform,
-                                            creds=creds, report=report)
+            return await images.pull(request.reference, platform=request.platform,
+                                     creds=creds, report=report)
 
         async for item in _streamed(run):
             if isinstance(item, images_pb2.ImageProgress):
@@ -120,10 +116,10 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
             raise InvalidArgument("push: no image reference given")
         parse_reference(request.reference)
         creds = _credentials(request.auth)
-        engine = self.engine
+        images = self.images
 
         async def run(report: Callable[[ProgressEvent], None]) -> Any:
-            return await engine.pusher.push(request.reference, creds=creds, report=report)
+            return await images.push(request.reference, creds=creds, report=report)
 
         async for item in _streamed(run):
             if isinstance(item, images_pb2.ImageProgress):
@@ -135,41 +131,19 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
     async def Login(
         self, request: images_pb2.LoginRequest, context: grpc.aio.ServicerContext
     ) -> images_pb2.LoginResponse:
-        token = await login(self.engine.registries, request.server, _credentials(request.auth))
+        token = await self.images.login(request.server, _credentials(request.auth))
         return images_pb2.LoginResponse(status="Login Succeeded", identity_token=token)
 
     async def List(
         self, request: images_pb2.ListImagesRequest, context: grpc.aio.ServicerContext
     ) -> images_pb2.ListImagesResponse:
-        filters = filter_map(request.filters, _LIST_FILTERS)
-        records = await asyncio.to_thread(self.engine.images.list)
-        records = await asyncio.to_thread(self._apply_filters, records, filters)
+        records = await self.images.list(convert.filters(list(request.filters)))
         return images_pb2.ListImagesResponse(images=[image_summary(r) for r in records])
-
-    def _apply_filters(
-        self, records: list[ImageRecord], filters: dict[str, list[str]]
-    ) -> list[ImageRecord]:
-        out = records
-        if "dangling" in filters:
-            dangling = parse_bool("dangling", filters["dangling"])
-            out = [r for r in out if (not r.repo_tags) == dangling]
-        if "label" in filters:
-            out = [r for r in out if label_matches(r.labels, filters["label"])]
-        if "reference" in filters:
-            out = [r for r in out if any(_ref_matches(r, p) for p in filters["reference"])]
-        for key in ("before", "since"):
-            for value in filters.get(key, []):
-                pivot = self.engine.images.store.resolve(value)
-                if key == "before":
-                    out = [r for r in out if r.created < pivot.created]
-                else:
-                    out = [r for r in out if r.created > pivot.created]
-        return out
 
     async def Inspect(
         self, request: images_pb2.InspectImageRequest, context: grpc.aio.ServicerContext
     ) -> images_pb2.ImageDetail:
-        details = await asyncio.to_thread(self.engine.images.inspect, request.reference)
+        details = await self.images.inspect(request.reference)
         record, config, manifest = details.record, details.config, details.manifest
         diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
         layers = [
@@ -181,7 +155,6 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
             )
             for i, layer in enumerate(manifest.get("layers", []))
         ]
-        raw = await asyncio.to_thread(self.engine.content.read_verified, record.config_digest)
         return images_pb2.ImageDetail(
             id=record.id,
             repo_tags=record.repo_tags,
@@ -197,21 +170,20 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
             layers=layers,
             manifest_digest=record.manifest_digest,
             manifest_media_type=record.manifest_media_type,
-            raw_config=raw,
+            raw_config=details.raw_config,
+            document=to_json(image_document(details)),
         )
 
     async def Remove(
         self, request: images_pb2.RemoveImageRequest, context: grpc.aio.ServicerContext
     ) -> images_pb2.RemoveImageResponse:
-        untagged, deleted = await asyncio.to_thread(
-            self.engine.images.remove, request.reference, force=request.force
-        )
+        untagged, deleted = await self.images.remove(request.reference, force=request.force)
         return images_pb2.RemoveImageResponse(untagged=untagged, deleted=deleted)
 
     async def Tag(
         self, request: images_pb2.TagImageRequest, context: grpc.aio.ServicerContext
     ) -> images_pb2.TagImageResponse:
-        await asyncio.to_thread(self.engine.images.tag, request.source, request.target)
+        await self.images.tag(request.source, request.target)
         return images_pb2.TagImageResponse()
 
     async def Load(
@@ -224,23 +196,20 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
                 if msg.data:
                     yield msg.data
 
-        async for event in self.engine.images.load(chunks()):
+        async for event in self.images.load(chunks()):
             yield _load_progress(event)
 
     async def Save(
         self, request: images_pb2.SaveImagesRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[common_pb2.DataChunk]:
-        async for chunk in self.engine.images.save(list(request.references), request.format):
+        async for chunk in self.images.save(list(request.references), request.format):
             yield common_pb2.DataChunk(data=chunk)
 
     async def Prune(
         self, request: images_pb2.PruneImagesRequest, context: grpc.aio.ServicerContext
     ) -> images_pb2.PruneImagesResponse:
-        filters = filter_map(request.filters, _PRUNE_FILTERS)
-        match = prune_matcher(filters)
-        report = await asyncio.to_thread(
-            self.engine.images.prune, all_images=request.all, match=match
-        )
+        report = await self.images.prune(all_images=request.all,
+                                         filters=convert.filters(list(request.filters)))
         return images_pb2.PruneImagesResponse(
             deleted=report.deleted, untagged=report.untagged, space_reclaimed=report.reclaimed
         )
@@ -248,31 +217,13 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
     async def History(
         self, request: images_pb2.ImageHistoryRequest, context: grpc.aio.ServicerContext
     ) -> images_pb2.ImageHistoryResponse:
-        details = await asyncio.to_thread(self.engine.images.inspect, request.reference)
-        history = details.config.get("history") or []
-        layer_sizes = [layer["size"] for layer in details.manifest.get("layers", [])]
-        entries = []
-        layer_index = 0
-        for item in history:
-            empty = bool(item.get("empty_layer"))
-            size = 0
-            if not empty and layer_index < len(layer_sizes):
-                size = layer_sizes[layer_index]
-                layer_index += 1
-            entries.append(
-                images_pb2.HistoryEntry(
-                    id="<missing>",
-                    created=from_rfc3339(item.get("created", "")),
-                    created_by=item.get("created_by", ""),
-                    size=size,
-                    comment=item.get("comment", ""),
-                    empty_layer=empty,
-                )
-            )
-        entries.reverse()  # newest first, as docker prints it
-        if entries:
-            entries[0].id = details.record.id
-        return images_pb2.ImageHistoryResponse(entries=entries)
+        entries = await self.images.history(request.reference)
+        return images_pb2.ImageHistoryResponse(entries=[
+            images_pb2.HistoryEntry(id=e.id, created=from_rfc3339(e.created),
+                                    created_by=e.created_by, size=e.size, comment=e.comment,
+                                    empty_layer=e.empty_layer)
+            for e in entries
+        ])
 
 
 def _load_progress(event: LoadEvent) -> images_pb2.ImageProgress:
@@ -290,23 +241,6 @@ def _load_progress(event: LoadEvent) -> images_pb2.ImageProgress:
         ),
         status=f"{event.action} {event.item}",
     )
-
-
-def prune_matcher(filters: dict[str, list[str]]) -> Callable[[ImageRecord], bool]:
-    """The ``image prune`` filters (until=, label=, label!=) as one predicate."""
-    cutoffs = [parse_until(v) for v in filters.get("until", [])]
-    labels = filters.get("label", [])
-    not_labels = filters.get("label!", [])
-
-    def match(record: ImageRecord) -> bool:
-        created = from_rfc3339(record.created).ToNanoseconds() if record.created else 0
-        if any(created >= cutoff for cutoff in cutoffs):
-            return False
-        if labels and not label_matches(record.labels, labels):
-            return False
-        return not any(label_matches(record.labels, [x]) for x in not_labels)
-
-    return match
 
 
 def _credentials(auth: images_pb2.RegistryAuth) -> Credentials:
@@ -339,12 +273,3 @@ async def _streamed(
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-
-
-def _ref_matches(record: ImageRecord, pattern: str) -> bool:
-    for name in record.repo_tags:
-        ref = parse_reference(name)
-        for candidate in (ref.familiar(), ref.familiar_repository, str(ref), ref.repository):
-            if fnmatch.fnmatchcase(candidate, pattern):
-                return True
-    return False

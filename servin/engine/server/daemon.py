@@ -1,7 +1,9 @@
-"""The servin daemon: one asyncio process serving the engine on its sockets.
+"""The servin daemon: one asyncio process serving the engine's doors on its sockets.
 
+This is the wiring of the core and its front doors (the core never imports its server).
 Start-up order: take the root lock (one daemon per root), open the engine and repair what a
-crash left, bind every socket, then serve until SIGTERM/SIGINT; shutdown reverses it.
+crash left, bind every socket, bring the core up (host networking, running containers
+reattached), then serve until SIGTERM/SIGINT; shutdown reverses it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import Engine
 from servin.engine.server.grpc.server import build_server
-from servin.errors import Conflict, InvalidArgument, ServinError
+from servin.errors import Conflict, InvalidArgument
 
 log = logging.getLogger("servin.daemon")
 
@@ -117,21 +119,15 @@ class Daemon:
         self.engine = engine
         engine.events.bind(asyncio.get_running_loop())
         await asyncio.to_thread(engine.repair)
-        server = build_server(engine)
+        server = build_server(engine.api)
+        started = False
         try:
             for host in self.config.effective_hosts():
                 self._bind(server, host)
             # Host networking is touched only once the sockets are ours (a daemon refused
             # for a taken socket leaves the host as it was).
-            await asyncio.to_thread(engine.networks.setup)
-            await engine.networks.start()
-            await engine.containers.recover()
-            await asyncio.to_thread(engine.volumes.repair)
-            try:
-                await engine.networks.sync_firewall()
-            except ServinError as exc:
-                # Containers still run and reach each other; NAT and published ports do not.
-                log.error("cannot set up the firewall", extra={"error": str(exc)})
+            started = True
+            await engine.start()
             await server.start()
             for path in self._sockets:
                 secure_unix_socket(path, self.config.socket_group)
@@ -151,12 +147,10 @@ class Daemon:
             log.info("shutting down")
         finally:
             await server.stop(grace=3)
-            await engine.stats.stop()
-            await engine.execs.shutdown()
-            await engine.containers.shutdown()
-            running = any(c.state.running for c in await engine.containers.list())
-            await engine.networks.shutdown(any_running=running)
-            await engine.registries.aclose()
+            if started:
+                await engine.stop()
+            else:
+                await engine.registries.aclose()
             for path in self._sockets:
                 path.unlink(missing_ok=True)
             engine.close()
