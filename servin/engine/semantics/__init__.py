@@ -1,1 +1,2 @@
-"""docker semantics shared by every front door: filters, status texts, inspect documents, create options."""
+"""docker semantics shared by every front door: filters, status texts, inspect documents,
+create options."""
