@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from servin.engine.images import compression, mediatypes
+from servin.engine.images import mediatypes
 from servin.engine.images.changes import apply_changes
 from servin.engine.images.platforms import Platform
 from servin.engine.images.store import ImageRecord
+from servin.engine.store import compression
 from servin.engine.store.content import BlobWriter, ContentStore, HashingReader
 from servin.engine.store.leases import Lease
 from servin.errors import InvalidArgument
@@ -116,7 +117,7 @@ def build_image(
     config_bytes = json.dumps(config, separators=(",", ":")).encode()
     config_digest = content.write_bytes(config_bytes, lease=lease)
     layer = {
-        "mediaType": compression.layer_media_type(facts.compression),
+        "mediaType": mediatypes.layer_media_type(facts.compression),
         "digest": layer_digest,
         "size": layer_size,
     }

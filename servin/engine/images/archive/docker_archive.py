@@ -24,9 +24,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from servin.engine.images import compression
 from servin.engine.images.archive.plan import ImagePlan, LayerPlan, parse_json, read_config
 from servin.engine.images.archive.staging import Staged
+from servin.engine.store import compression
 from servin.engine.store.content import ContentStore, HashingReader
 from servin.errors import Internal, InvalidArgument
 from servin.reference import Reference, familiar, parse_reference

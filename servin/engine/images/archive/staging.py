@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from servin.engine.images.unpack import clean_name
 from servin.engine.store.content import ContentStore
 from servin.engine.store.leases import Lease
+from servin.engine.store.snapshots.unpack import clean_name
 from servin.errors import InvalidArgument
 
 INDEX_FILES = ("manifest.json", "index.json", "oci-layout", "repositories")

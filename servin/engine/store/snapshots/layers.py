@@ -9,9 +9,9 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-from servin.engine.images import compression
-from servin.engine.images.unpack import unpack_layer
+from servin.engine.store import compression
 from servin.engine.store.content import BlobCorrupted, ContentStore, HashingReader
+from servin.engine.store.snapshots.unpack import unpack_layer
 from servin.errors import InvalidArgument
 
 _CHUNK = 1 << 20

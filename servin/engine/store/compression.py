@@ -6,8 +6,6 @@ import gzip
 import io
 from typing import BinaryIO, Literal
 
-from servin.engine.images import mediatypes
-
 Compression = Literal["none", "gzip", "zstd"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -21,15 +19,6 @@ def detect(head: bytes) -> Compression:
     if head.startswith(_ZSTD_MAGIC):
         return "zstd"
     return "none"
-
-
-def layer_media_type(compression: Compression) -> str:
-    """The OCI layer media type for a layer blob with this compression."""
-    return {
-        "none": mediatypes.OCI_LAYER_TAR,
-        "gzip": mediatypes.OCI_LAYER_GZIP,
-        "zstd": mediatypes.OCI_LAYER_ZSTD,
-    }[compression]
 
 
 def decompressing_reader(raw: BinaryIO, compression: Compression) -> BinaryIO:
