@@ -14,10 +14,16 @@ import io
 import queue
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 CHUNK = 256 * 1024
 _DONE = object()
+
+
+def reader(chunks: AsyncIterator[bytes], loop: asyncio.AbstractEventLoop) -> BinaryIO:
+    """A readable binary file (for a worker thread) over an async iterator of byte chunks."""
+    # A RawIOBase, which tarfile and shutil read as any binary file.
+    return cast(BinaryIO, AsyncReader(chunks, loop))
 
 
 class AsyncReader(io.RawIOBase):
@@ -84,7 +90,7 @@ async def stream_from_thread(produce: Callable[[BinaryIO], Any]) -> AsyncIterato
     def run() -> None:
         writer = _QueueWriter(q, cancelled)
         try:
-            produce(writer)  # type: ignore[arg-type]
+            produce(writer)  # type: ignore[arg-type]  # a RawIOBase writes as a binary file
             writer.flush()
             q.put(_DONE)
         except BaseException as exc:  # handed to the consumer

@@ -50,7 +50,7 @@ class SystemInfo:
     volumes: int
     storage_driver: str
     cgroup_driver: str
-    cgroup_version: str
+    cgroup_version: int
     kernel_version: str
     operating_system: str
     os_type: str

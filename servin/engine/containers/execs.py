@@ -124,7 +124,7 @@ class ExecService:
         container: str,
         cmd: list[str],
         *,
-        env: list[str] = (),  # type: ignore[assignment]
+        env: list[str] | None = None,
         user: str = "",
         working_dir: str = "",
         tty: bool = False,
@@ -139,6 +139,7 @@ class ExecService:
         self._check_running(c)
         if not cmd or not cmd[0]:
             raise InvalidArgument("no exec command specified")
+        env = list(env or [])
         for item in env:
             if not item or item.startswith("="):
                 raise InvalidArgument(f"invalid environment variable: {item!r}")
@@ -146,7 +147,7 @@ class ExecService:
             raise InvalidArgument(f"the working directory {working_dir!r} is not absolute")
         parse_detach_keys(detach_keys)
         record = ExecRecord(
-            id=secrets.token_hex(32), container_id=c.id, cmd=list(cmd), env=list(env),
+            id=secrets.token_hex(32), container_id=c.id, cmd=list(cmd), env=env,
             user=user, working_dir=working_dir, tty=tty, attach_stdin=attach_stdin,
             attach_stdout=attach_stdout, attach_stderr=attach_stderr, privileged=privileged,
             detach_keys=detach_keys, created_ns=time.time_ns(),

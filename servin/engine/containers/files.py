@@ -21,7 +21,7 @@ import errno
 import os
 import stat
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
@@ -45,7 +45,7 @@ from servin.engine.linux.namespaces import CLONE_NEWNS, unshare
 from servin.engine.linux.safepath import open_in_root, openat2
 from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.snapshots.mounts import mount_snapshot
-from servin.engine.streamio import AsyncReader, stream_from_thread
+from servin.engine.streamio import reader, stream_from_thread
 from servin.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, ServinError
 
 T = TypeVar("T")
@@ -104,7 +104,8 @@ def in_private_mount_namespace(fn: Callable[[], T]) -> T:
     thread.join()
     if "error" in result:
         raise result["error"]
-    return result["value"]  # type: ignore[no-any-return]
+    value: T = result["value"]
+    return value
 
 
 class ContainerFiles:
@@ -301,7 +302,7 @@ class FileOperations:
             return await asyncio.to_thread(self.files.stat, c, path, follow)
 
     async def copy_from(self, ref: str, path: str, *,
-                        follow: bool = False) -> AsyncIterator[PathStat | bytes]:
+                        follow: bool = False) -> AsyncGenerator[PathStat | bytes, None]:
         """The path's stat, then a tar stream of it (chunks of bytes) whose top entry is
         named after the path's last component."""
         async with self._access(ref) as c:
@@ -314,8 +315,8 @@ class FileOperations:
                       preserve_owner: bool = False) -> None:
         """Extract a tar stream into the directory ``path`` of the container."""
         async with self._access(ref) as c:
-            reader = AsyncReader(chunks, asyncio.get_running_loop())
-            await asyncio.to_thread(self.files.copy_to, c, path, reader,
+            source = reader(chunks, asyncio.get_running_loop())
+            await asyncio.to_thread(self.files.copy_to, c, path, source,
                                     preserve_owner=preserve_owner)
 
     async def export(self, ref: str) -> AsyncIterator[bytes]:

@@ -134,14 +134,14 @@ async def read_log(
     while True:
         running = still_running()
         try:
-            st = os.stat(path)
+            current: os.stat_result | None = os.stat(path)
         except FileNotFoundError:
-            st = None
-        if st is not None and (st.st_ino != inode or st.st_size < offset):
-            inode, offset, pending = st.st_ino, 0, b""  # rotated: start the new file
+            current = None
+        if current is not None and (current.st_ino != inode or current.st_size < offset):
+            inode, offset, pending = current.st_ino, 0, b""  # rotated: start the new file
         data = b""
-        if st is not None and st.st_size > offset:
-            data = await asyncio.to_thread(_read_range, path, offset, st.st_size)
+        if current is not None and current.st_size > offset:
+            data = await asyncio.to_thread(_read_range, path, offset, current.st_size)
             offset += len(data)
         if data:
             pending += data

@@ -8,6 +8,7 @@ the supervisor's (``supervisor.py``), attach streams the attach service's (``str
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import json
 import logging
@@ -141,7 +142,7 @@ class ContainerService:
     resolve = get
 
     async def list(self, *, all: bool = False, filters: docker_filters.Filters | None = None,
-                   limit: int = 0, size: bool = False) -> list[ContainerListing]:
+                   limit: int = 0, size: bool = False) -> builtins.list[ContainerListing]:
         """Containers newest first: running ones, every one with ``all`` (or a ``status``/
         ``exited`` filter), those docker's ``filters`` select, at most ``limit`` (0: all)."""
         wanted = docker_filters.check(filters or {}, docker_filters.CONTAINER_KEYS)
@@ -150,7 +151,7 @@ class ContainerService:
         return await asyncio.to_thread(self._list, all, wanted, limit, size)
 
     def _list(self, all: bool, filters: docker_filters.Filters, limit: int,
-              size: bool) -> list[ContainerListing]:
+              size: bool) -> builtins.list[ContainerListing]:
         pivots = {key: [self.store.resolve(v).created_ns for v in filters.get(key, [])]
                   for key in ("before", "since")}
         ancestors: set[str] = set()
@@ -163,7 +164,7 @@ class ContainerService:
         on_networks = self.networks.network_names()
         network_ids = self.networks.network_ids()
         image_commands: dict[str, list[str]] = {}
-        out: list[ContainerListing] = []
+        out: builtins.list[ContainerListing] = []
         for c in found:
             names = on_networks.get(c.id) or [c.network_mode]
             if filters and not docker_filters.container_matches(
@@ -214,7 +215,7 @@ class ContainerService:
                 args = oci.process_args(c.config, image)
             except ServinError:
                 args = []
-        mounts: list[Mount] = []
+        mounts: builtins.list[Mount] = []
         for m in c.mounts:
             copy = mountspecs.copy_mount(m)
             if m.type == "volume" and m.name:
@@ -309,11 +310,12 @@ class ContainerService:
         self.events.publish("container", "create", c.id, name=name, image=config.image)
         return c
 
-    def _resolve_mounts(self, host: Any, image: dict[str, Any]) -> tuple[list[Mount], list[str]]:
+    def _resolve_mounts(self, host: Any, image: dict[str, Any]
+                        ) -> tuple[builtins.list[Mount], builtins.list[str]]:
         """The mounts resolved (volumes named and created); blocking."""
         volumes = self.volumes
 
-        def container_mounts(text: str) -> list[Mount]:
+        def container_mounts(text: str) -> builtins.list[Mount]:
             return list(self.store.resolve(text).mounts)
 
         return mountspecs.resolve(host, image, mountspecs.Resolver(
@@ -492,7 +494,7 @@ class ContainerService:
             return
         await self.monitors.client(c.id).resize(rows, cols)
 
-    async def top(self, ref: str, ps_args: list[str]) -> TopResult:
+    async def top(self, ref: str, ps_args: builtins.list[str]) -> TopResult:
         """The container's processes as the host's ``ps`` shows them."""
         c = await self.get(ref)
         bundle_config = self.monitors.paths(c.id).bundle_config
@@ -522,11 +524,12 @@ class ContainerService:
         await self.runner.destroy(c.id, volumes=volumes)
         self.supervisor.forget(c.id)
 
-    async def prune(self, filters: docker_filters.Filters | None = None) -> tuple[list[str], int]:
+    async def prune(self, filters: docker_filters.Filters | None = None
+                    ) -> tuple[builtins.list[str], int]:
         """Remove every stopped container ``filters`` (until=, label=, label!=) select; the
         IDs removed and the bytes reclaimed."""
         wanted = docker_filters.check(filters or {}, docker_filters.CONTAINER_PRUNE_KEYS)
-        deleted: list[str] = []
+        deleted: builtins.list[str] = []
         reclaimed = 0
         for c in await asyncio.to_thread(self.store.list):
             if c.state.status not in (CREATED, EXITED, "dead"):

@@ -9,6 +9,7 @@ thousand containers costs about a millisecond of decoding.
 
 from __future__ import annotations
 
+import builtins
 import sqlite3
 
 import msgspec
@@ -121,7 +122,7 @@ class ContainerStore:
         with self.meta.transaction() as db:
             db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
 
-    def list(self) -> list[Container]:
+    def list(self) -> builtins.list[Container]:
         """Every container, newest first."""
         rows = self.meta.query(f"SELECT {_COLUMNS} FROM containers ORDER BY created_ns DESC")
         return [_row_to_container(r) for r in rows]
@@ -157,17 +158,17 @@ class ContainerStore:
                 raise Conflict(f"multiple containers found with provided prefix: {text}")
         raise NotFound(f"No such container: {text}")
 
-    def using_image(self, image_id: str) -> list[Container]:
+    def using_image(self, image_id: str) -> builtins.list[Container]:
         """Containers created from an image."""
         rows = self.meta.query(f"SELECT {_COLUMNS} FROM containers WHERE image_id = ?", (image_id,))
         return [_row_to_container(r) for r in rows]
 
-    def volume_users(self, name: str) -> list[tuple[str, bool]]:
+    def volume_users(self, name: str) -> builtins.list[tuple[str, bool]]:
         """(ID, running) of the containers whose mounts use volume ``name``."""
         return [(c.id, c.state.running) for c in self.list()
                 if any(m.type == "volume" and m.name == name for m in c.mounts)]
 
-    def in_pod(self, pod_id: str) -> list[Container]:
+    def in_pod(self, pod_id: str) -> builtins.list[Container]:
         """The members of a pod."""
         rows = self.meta.query(f"SELECT {_COLUMNS} FROM containers WHERE pod_id = ?", (pod_id,))
         return [_row_to_container(r) for r in rows]

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from servin.engine.containers.detachkeys import DetachScanner, parse_detach_keys
 from servin.engine.containers.model import PAUSED, RUNNING, Container
@@ -32,8 +33,8 @@ from servin.errors import Conflict, ServinError
 STDOUT = 1
 STDERR = 2
 OUTPUT_QUEUE = 64  # frames buffered towards a slow client before the monitor is not read
-_END = object()
-_DETACHED = object()
+# What the relay's queue carries: output frames, then "end" or "detached".
+_Item = tuple[int, bytes] | Literal["end", "detached"]
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,7 @@ class StreamSession:
         """Relay until the output ends, the client detaches, or it goes away; the stream is
         closed on return. The last item is ``detached`` if the client detached."""
         attachment = await self._wait_attachment()
-        queue: asyncio.Queue[object] = asyncio.Queue(OUTPUT_QUEUE)
+        queue: asyncio.Queue[_Item] = asyncio.Queue(OUTPUT_QUEUE)
         scanner = DetachScanner(self._keys) if self._keys and self.stdin else None
 
         async def pump_output() -> None:
@@ -127,7 +128,7 @@ class StreamSession:
                 async for item in attachment:
                     await queue.put(item)
             finally:
-                await queue.put(_END)
+                await queue.put("end")
 
         async def pump_input() -> None:
             try:
@@ -138,7 +139,7 @@ class StreamSession:
                             await attachment.write(data)
                         if detached:
                             await self._detach(attachment)
-                            await queue.put(_DETACHED)
+                            await queue.put("detached")
                             return
                     if msg.rows and msg.cols:
                         with contextlib.suppress(ServinError):
@@ -155,12 +156,12 @@ class StreamSession:
         try:
             while True:
                 item = await queue.get()
-                if item is _END:
+                if item == "end":
                     break
-                if item is _DETACHED:
+                if item == "detached":
                     yield StreamOutput(detached=True)
                     break
-                stream, data = item  # type: ignore[misc]  # (int, bytes) from the attachment
+                stream, data = item
                 if stream in self._streams:
                     yield StreamOutput(stream=stream, data=data)
         finally:
@@ -221,7 +222,11 @@ class AttachService:
         waiters = self._pending.setdefault(c.id, [])
         entry = (future, request)
         waiters.append(entry)
-        future.add_done_callback(lambda _: entry in waiters and waiters.remove(entry))
+        def withdraw(_: object) -> None:
+            if entry in waiters:
+                waiters.remove(entry)
+
+        future.add_done_callback(withdraw)
         return future
 
     async def hand_over(self, container_id: str) -> None:

@@ -64,7 +64,7 @@ def write_layer(content: ContentStore, source: Path, changes: list[tuple[str, st
     files (relative paths as in ``changes``)."""
     writer = content.writer()
     try:
-        tar = fsarchive.TarWriter(_BlobOut(writer))  # type: ignore[arg-type]
+        tar = fsarchive.TarWriter(_BlobOut(writer))  # type: ignore[arg-type]  # write() is enough
         root = os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for kind, path in changes:

@@ -45,6 +45,7 @@ def inspect_layer(content: ContentStore, blob_digest: str) -> LayerFacts:
         hashing = HashingReader(compression.decompressing_reader(reader, kind))
         size = 0
         try:
+            # A reader with read() only is all tarfile's stream mode uses.
             with tarfile.open(fileobj=hashing, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
                     _check_member(member)

@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 import httpx
 
@@ -350,7 +350,8 @@ class Puller:
 
         def work() -> None:
             try:
-                chain = self.snapshots.unpack_stream(pipe, blob, diff_id, parent, verify)
+                chain = self.snapshots.unpack_stream(cast(BinaryIO, pipe), blob, diff_id, parent,
+                                                     verify)  # the pipe reads as a binary file
             except BaseException as exc:  # handed to the event loop
                 loop.call_soon_threadsafe(settle, None, exc)
             else:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import dataclasses
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from servin.engine.events import EventBus
 from servin.engine.images import gc
@@ -112,7 +113,7 @@ class ImageService:
         chunks: AsyncIterator[bytes],
         *,
         reference: str,
-        changes: list[str],
+        changes: builtins.list[str],
         comment: str = "",
         platform: str = "",
     ) -> ImageRecord:
@@ -145,7 +146,8 @@ class ImageService:
         return record
 
     def _finish_import(
-        self, writer: Any, lease: Lease, plat: Any, changes: list[str], comment: str, name: Any
+        self, writer: Any, lease: Lease, plat: Any, changes: builtins.list[str], comment: str,
+        name: Any,
     ) -> ImageRecord:
         content = self.store.content
         record = finish_import(
@@ -195,10 +197,12 @@ class ImageService:
         def report(event: LoadEvent) -> None:
             loop.call_soon_threadsafe(events.put_nowait, event)
 
-        def work() -> list[tuple[ImageRecord, list[str]]]:
+        def work() -> builtins.list[tuple[ImageRecord, builtins.list[str]]]:
             try:
                 with self.store.content.leases.lease("load") as lease:
-                    return load_archive(reader, self.store, self.snapshots, lease, report)
+                    # The chunk reader is a RawIOBase: a binary file to tarfile.
+                    return load_archive(cast(BinaryIO, reader), self.store, self.snapshots,
+                                        lease, report)
             finally:
                 reader.close()  # the feeder stops at its next chunk
 
@@ -237,7 +241,8 @@ class ImageService:
                 self.events.publish("image", "tag", record.id, name=familiar(name))
             self.events.publish("image", "load", record.id)
 
-    def _save_targets(self, references: list[str]) -> list[tuple[ImageRecord, list[str]]]:
+    def _save_targets(self, references: builtins.list[str]
+                      ) -> builtins.list[tuple[ImageRecord, builtins.list[str]]]:
         """Each named image once, with the names to write (all its tags when named by ID)."""
         out: dict[str, tuple[ImageRecord, list[str]]] = {}
         for text in references:
@@ -248,7 +253,7 @@ class ImageService:
             entry[1].extend(n for n in names if n not in entry[1])
         return list(out.values())
 
-    async def save(self, references: list[str], fmt: str = "") -> AsyncIterator[bytes]:
+    async def save(self, references: builtins.list[str], fmt: str = "") -> AsyncIterator[bytes]:
         """The named images as a docker-archive (default) or OCI layout tarball, in chunks."""
         fmt = fmt or "docker-archive"
         if fmt not in SAVE_FORMATS:
@@ -268,12 +273,12 @@ class ImageService:
                             if not content.exists(digest):
                                 raise NotFound(f"image {record.short_id}: blob {digest} is missing")
                     if fmt == "oci-archive":
-                        oci_layout.write(writer, content, [
+                        oci_layout.write(cast(BinaryIO, writer), content, [
                             (r.manifest_digest, r.manifest_media_type, names)
                             for r, names in targets
                         ])
                     else:
-                        docker_archive.write(writer, content, [
+                        docker_archive.write(cast(BinaryIO, writer), content, [
                             (r.config_digest, self.store.manifest(r), [familiar(n) for n in names])
                             for r, names in targets
                         ], content.ingest_dir)
@@ -303,13 +308,14 @@ class ImageService:
 
     # -- queries --------------------------------------------------------------------------
 
-    async def list(self, filters: docker_filters.Filters | None = None) -> list[ImageRecord]:
+    async def list(self, filters: docker_filters.Filters | None = None
+                   ) -> builtins.list[ImageRecord]:
         """The images docker's ``filters`` select (dangling, label, reference, before, since,
         until)."""
         wanted = docker_filters.check(filters or {}, docker_filters.IMAGE_KEYS)
         return await asyncio.to_thread(self._list, wanted)
 
-    def _list(self, filters: docker_filters.Filters) -> list[ImageRecord]:
+    def _list(self, filters: docker_filters.Filters) -> builtins.list[ImageRecord]:
         records = self.store.list()
         if not filters:
             return records
@@ -330,7 +336,7 @@ class ImageService:
         raw = self.store.content.read_verified(record.config_digest)
         return ImageDetails(record, json.loads(raw), self.store.manifest(record), raw)
 
-    async def history(self, ref: str) -> list[HistoryEntry]:
+    async def history(self, ref: str) -> builtins.list[HistoryEntry]:
         """The image's history, newest first, with each layer's size."""
         details = await self.inspect(ref)
         layer_sizes = [layer["size"] for layer in details.manifest.get("layers", [])]
@@ -364,7 +370,8 @@ class ImageService:
         self.store.tag(record.id, name)
         self.events.publish("image", "tag", record.id, name=name.familiar())
 
-    async def remove(self, ref: str, *, force: bool = False) -> tuple[list[str], list[str]]:
+    async def remove(self, ref: str, *, force: bool = False
+                     ) -> tuple[builtins.list[str], builtins.list[str]]:
         """Untag or delete an image as ``docker rmi`` does; return (untagged, deleted).
 
         By name: the name goes; the image goes too when it was its last name. By ID: an image
@@ -372,7 +379,7 @@ class ImageService:
         """
         return await asyncio.to_thread(self._remove, ref, force)
 
-    def _remove(self, text: str, force: bool) -> tuple[list[str], list[str]]:
+    def _remove(self, text: str, force: bool) -> tuple[builtins.list[str], builtins.list[str]]:
         record = self.store.resolve(text)
         name = _name_in(text, record)
         users = self.in_use(record.id)
@@ -384,7 +391,7 @@ class ImageService:
                 f"conflict: unable to remove {what} (must force) - container "
                 f"{users[0].id[:12]} is using its referenced image {record.short_id}"
             )
-        untagged: list[str] = []
+        untagged: builtins.list[str] = []
         if name is not None:
             self.store.untag(name)
             untagged.append(name)
@@ -411,7 +418,7 @@ class ImageService:
         self.collect()
         return untagged, [record.id]
 
-    def _drop_orphan_digests(self, record: ImageRecord, removed_tag: str) -> list[str]:
+    def _drop_orphan_digests(self, record: ImageRecord, removed_tag: str) -> builtins.list[str]:
         """After a tag goes: the image's repo@digest names in that repository go too when no
         tag of the repository is left (as docker does)."""
         if "@" in removed_tag:
@@ -439,8 +446,8 @@ class ImageService:
             self._prune, all_images, lambda r: docker_filters.image_prune_matches(r, wanted))
 
     def _prune(self, all_images: bool, match: Callable[[ImageRecord], bool]) -> PruneReport:
-        untagged: list[str] = []
-        deleted: list[str] = []
+        untagged: builtins.list[str] = []
+        deleted: builtins.list[str] = []
         for record in self.store.list():
             if (record.repo_tags and not all_images) or not match(record):
                 continue

@@ -58,7 +58,7 @@ class BytePipe(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # bytes-like
         """Fill ``buffer`` from the current chunk, waiting for the next one when needed."""
         while not self._chunk:
             if self._eof:

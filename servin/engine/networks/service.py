@@ -8,6 +8,7 @@ pairs), published host ports, DNS names and DNAT rules exist only while a contai
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import hashlib
 import ipaddress
@@ -132,7 +133,7 @@ class NetworkService:
             with contextlib.suppress(NotFound):
                 if self.containers.get(ep.container_id).state.running:
                     wanted.add(bridge.veth_name(ep.container_id, ep.network_id))
-        stray: list[str] = []
+        stray: builtins.list[str] = []
         for n in self.store.list():
             if n.is_bridge:
                 stray += [p for p in bridge.bridge_ports(n.bridge) if p not in wanted]
@@ -175,15 +176,16 @@ class NetworkService:
         """A network by ID, name or unique ID prefix."""
         return await asyncio.to_thread(self.store.resolve, text)
 
-    async def all(self) -> list[Network]:
+    async def all(self) -> builtins.list[Network]:
         """Every network record."""
         return await asyncio.to_thread(self.store.list)
 
-    async def list(self, filters: docker_filters.Filters | None = None) -> list[NetworkView]:
+    async def list(self, filters: docker_filters.Filters | None = None
+                   ) -> builtins.list[NetworkView]:
         """The networks docker's ``filters`` select, with their endpoints."""
         wanted = docker_filters.check(filters or {}, docker_filters.NETWORK_KEYS)
 
-        def build() -> list[NetworkView]:
+        def build() -> builtins.list[NetworkView]:
             views = [self._view(n) for n in self.store.list()]
             return [v for v in views if docker_filters.network_matches(v, wanted)]
 
@@ -197,7 +199,7 @@ class NetworkService:
     def _view(self, n: Network) -> NetworkView:
         return NetworkView(n, self.endpoints(n.id))
 
-    def endpoints(self, network_id: str) -> list[tuple[Endpoint, Container]]:
+    def endpoints(self, network_id: str) -> builtins.list[tuple[Endpoint, Container]]:
         """The network's endpoints with their containers (blocking)."""
         out = []
         for ep in self.store.endpoints_of_network(network_id):
@@ -276,7 +278,7 @@ class NetworkService:
         self.events.publish("network", "destroy", n.id, name=n.name, driver=n.driver)
         return n
 
-    async def prune(self, filters: docker_filters.Filters | None = None) -> list[str]:
+    async def prune(self, filters: docker_filters.Filters | None = None) -> builtins.list[str]:
         """Remove every user network no container uses that ``filters`` (until=, label=,
         label!=) select; their names."""
         wanted = docker_filters.check(filters or {}, docker_filters.NETWORK_PRUNE_KEYS)
@@ -339,9 +341,9 @@ class NetworkService:
         return wanted
 
     @staticmethod
-    def port_requests(c: Container, image: dict[str, Any]) -> list[ports.Binding]:
+    def port_requests(c: Container, image: dict[str, Any]) -> builtins.list[ports.Binding]:
         """The ports to publish: ``-p`` entries, plus every exposed port with ``-P``."""
-        out: list[ports.Binding] = []
+        out: builtins.list[ports.Binding] = []
         for p in c.host_config.port_bindings:
             proto = p.protocol or "tcp"
             ports.check_request(p.container_port, proto, p.host_ip, p.host_port)
@@ -355,17 +357,17 @@ class NetworkService:
                     out.append(ports.Binding(number, proto, "", 0))
         return out
 
-    def allocate(self, c: Container) -> list[Endpoint]:
+    def allocate(self, c: Container) -> builtins.list[Endpoint]:
         """Give a new container its addresses (blocking); all or none."""
-        made: list[Endpoint] = []
+        made: builtins.list[Endpoint] = []
         try:
             for name, ep in self._wanted(c).items():
                 n = self.store.resolve(name)
                 made.append(self.store.allocate(n, c.id, address=ep.ipv4_address,
                                                 aliases=list(ep.aliases)))
         except BaseException:
-            for ep in made:
-                self.store.release(ep.network_id, c.id)
+            for done in made:
+                self.store.release(done.network_id, c.id)
             raise
         return made
 
@@ -385,7 +387,8 @@ class NetworkService:
         n = self.store.get(endpoints[0].network_id)
         return endpoints[0].address, (n.gateway if n.user_defined else "")
 
-    async def attach(self, c: Container, pid: int, image: dict[str, Any]) -> list[PublishedPort]:
+    async def attach(self, c: Container, pid: int,
+                     image: dict[str, Any]) -> builtins.list[PublishedPort]:
         """Give a just-spawned container its links, ports and names; returns the ports."""
         # One worker-thread hop for the records and the netlink work together.
         started = time.perf_counter()
@@ -394,7 +397,7 @@ class NetworkService:
             return []
         log.debug("container links made", extra={
             "container": c.id, "ms": round((time.perf_counter() - started) * 1e3, 1)})
-        taken: list[ports.Binding] = []
+        taken: builtins.list[ports.Binding] = []
         try:
             requested = self.port_requests(c, image)
             if requested:
@@ -411,7 +414,8 @@ class NetworkService:
                               host_ip=b.host_ip, host_port=b.host_port) for b in taken]
 
     def _make_links(self, c: Container, pid: int,
-                    ) -> tuple[list[Endpoint], dict[str, Network], list[bridge.Link]]:
+                    ) -> tuple[builtins.list[Endpoint], dict[str, Network],
+                               builtins.list[bridge.Link]]:
         endpoints = self.store.endpoints_of_container(c.id)
         if not endpoints:
             return [], {}, []
@@ -427,13 +431,14 @@ class NetworkService:
         bridge.attach(pid, links)
         return endpoints, networks, links
 
-    def _publish(self, container_id: str, address: str, taken: list[ports.Binding]) -> None:
+    def _publish(self, container_id: str, address: str,
+                 taken: builtins.list[ports.Binding]) -> None:
         self._running[container_id] = _Running([
             firewall.PortRule(b.protocol, b.host_ip, b.host_port, address, b.container_port)
             for b in taken
         ])
 
-    def _register_names(self, c: Container, endpoints: list[Endpoint],
+    def _register_names(self, c: Container, endpoints: builtins.list[Endpoint],
                         networks: dict[str, Network]) -> None:
         for ep in endpoints:
             n = networks.get(ep.network_id)
@@ -451,7 +456,7 @@ class NetworkService:
             out.add(c.config.hostname.lower())
         return out
 
-    def _unregister_names(self, c: Container, endpoints: list[Endpoint]) -> None:
+    def _unregister_names(self, c: Container, endpoints: builtins.list[Endpoint]) -> None:
         for ep in endpoints:
             names = self._names.get(ep.network_id)
             if names is None:
@@ -501,7 +506,7 @@ class NetworkService:
         if had_ports:
             await self.sync_firewall()
 
-    def _delete_links(self, c: Container) -> list[Endpoint]:
+    def _delete_links(self, c: Container) -> builtins.list[Endpoint]:
         endpoints = self.store.endpoints_of_container(c.id)
         # The kernel deletes them with the namespace too, but only once nothing holds it.
         bridge.delete_links([bridge.veth_name(c.id, ep.network_id) for ep in endpoints])
@@ -509,7 +514,7 @@ class NetworkService:
 
     # -- connect and disconnect ----------------------------------------------------------
 
-    async def connect(self, network: str, container: str, *, aliases: list[str],
+    async def connect(self, network: str, container: str, *, aliases: builtins.list[str],
                       address: str) -> None:
         """Attach a container to one more network (at once when it runs)."""
         c = await asyncio.to_thread(self.containers.resolve, container)
@@ -555,7 +560,7 @@ class NetworkService:
         """Network name -> ID (blocking)."""
         return {n.name: n.id for n in self.store.list()}
 
-    def network_names(self) -> dict[str, list[str]]:
+    def network_names(self) -> dict[str, builtins.list[str]]:
         """Container ID -> the names of its networks, for every container (blocking)."""
         names = {n.id: n.name for n in self.store.list()}
         out: dict[str, list[str]] = {}
@@ -563,7 +568,7 @@ class NetworkService:
             out.setdefault(ep.container_id, []).append(names.get(ep.network_id, ep.network_id))
         return out
 
-    def networks_of(self, c: Container) -> list[tuple[Network, Endpoint]]:
+    def networks_of(self, c: Container) -> builtins.list[tuple[Network, Endpoint]]:
         """The container's networks with its endpoint on each (blocking)."""
         out = []
         for ep in self.store.endpoints_of_container(c.id):
@@ -573,9 +578,9 @@ class NetworkService:
 
     # -- DNS -----------------------------------------------------------------------------
 
-    def _dns_lookup(self, network_id: str, name: str) -> list[str]:
+    def _dns_lookup(self, network_id: str, name: str) -> builtins.list[str]:
         names = self._names.get(network_id, {})
         return sorted(names.get(name) or ())
 
-    def _dns_upstreams(self, network_id: str, client: str) -> list[str]:
+    def _dns_upstreams(self, network_id: str, client: str) -> builtins.list[str]:
         return self._client_dns.get(client) or host_resolvers()

@@ -232,7 +232,7 @@ def _merged_env(image_env: list[str], env: list[str]) -> list[str]:
 def _config(d: ContainerDetails) -> dict[str, Any]:
     c, image = d.container, d.image
     cfg = c.config
-    exposed = {**{p: {} for p in image.get("ExposedPorts") or {}},
+    exposed: dict[str, dict[str, Any]] = {**{p: {} for p in image.get("ExposedPorts") or {}},
                **{p: {} for p in cfg.exposed_ports},
                **{_port_key(p.container_port, p.protocol): {}
                   for p in c.host_config.port_bindings}}

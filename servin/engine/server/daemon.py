@@ -18,6 +18,8 @@ import signal
 import socket
 from pathlib import Path
 
+import grpc
+
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import Engine
 from servin.engine.server.grpc.server import build_server
@@ -155,28 +157,26 @@ class Daemon:
                 path.unlink(missing_ok=True)
             engine.close()
 
-    def _bind(self, server: object, host: str) -> None:
+    def _bind(self, server: grpc.aio.Server, host: str) -> None:
         if host.startswith("unix://"):
             path = Path(host[len("unix://") :])
             prepare_unix_socket(path)
-            server.add_insecure_port(f"unix:{path}")  # type: ignore[attr-defined]
+            server.add_insecure_port(f"unix:{path}")
             self._sockets.append(path)
         else:
             address = host[len("tcp://") :]
             try:
                 if self.config.tls_cert:
-                    server.add_secure_port(address, self._tls_credentials())  # type: ignore[attr-defined]
+                    server.add_secure_port(address, self._tls_credentials())
                 else:
                     log.warning("listening on %s without TLS: anyone who reaches it is root", host)
-                    server.add_insecure_port(address)  # type: ignore[attr-defined]
+                    server.add_insecure_port(address)
             except RuntimeError as exc:
                 raise Conflict(f"cannot listen on {host}: {exc}") from exc
 
 
-    def _tls_credentials(self) -> object:
+    def _tls_credentials(self) -> grpc.ServerCredentials:
         """Server credentials from the TLS config (client certificates required with verify)."""
-        import grpc
-
         cfg = self.config
         return grpc.ssl_server_credentials(
             [(Path(cfg.tls_key).read_bytes(), Path(cfg.tls_cert).read_bytes())],

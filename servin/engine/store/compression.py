@@ -24,11 +24,13 @@ def detect(head: bytes) -> Compression:
 def decompressing_reader(raw: BinaryIO, compression: Compression) -> BinaryIO:
     """A reader that yields the uncompressed bytes of ``raw``."""
     if compression == "gzip":
-        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]  # binary
     if compression == "zstd":
         import zstandard  # only layers that need it pay for the import
 
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
+        reader: BinaryIO = zstandard.ZstdDecompressor().stream_reader(raw,
+                                                                       read_across_frames=True)
+        return reader
     return raw
 
 
@@ -38,5 +40,6 @@ def sniff(raw: BinaryIO) -> tuple[Compression, BinaryIO]:
         head = raw.read(8)
         raw.seek(0)
         return detect(head), raw
-    buffered = io.BufferedReader(raw)  # type: ignore[arg-type]
-    return detect(buffered.peek(8)), buffered  # type: ignore[return-value]
+    # BufferedReader wants a RawIOBase; any readable binary stream does at run time.
+    buffered = io.BufferedReader(raw)  # type: ignore[type-var]
+    return detect(buffered.peek(8)), buffered

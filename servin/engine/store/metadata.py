@@ -79,7 +79,8 @@ class MetadataStore:
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         """Run a read query and return its first row, or None."""
         with self._lock:
-            return self._db.execute(sql, params).fetchone()
+            row: sqlite3.Row | None = self._db.execute(sql, params).fetchone()
+            return row
 
     def close(self) -> None:
         """Checkpoint the WAL and close the database."""

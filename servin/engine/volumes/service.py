@@ -9,6 +9,7 @@ construction), so the volume records hold no reference counts that could drift.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import os
 import secrets
@@ -24,7 +25,7 @@ from typing import BinaryIO
 from servin.engine import fsarchive
 from servin.engine.events import EventBus
 from servin.engine.semantics import filters as docker_filters
-from servin.engine.streamio import AsyncReader, stream_from_thread
+from servin.engine.streamio import reader, stream_from_thread
 from servin.engine.volumes import local
 from servin.engine.volumes.model import LOCAL, Volume, VolumeView, validate_name
 from servin.engine.volumes.store import VolumeStore
@@ -45,7 +46,7 @@ class VolumeManager:
     """Volumes' records, directories and mounts (blocking)."""
 
     def __init__(self, store: VolumeStore, events: EventBus,
-                 users: Callable[[str], list[VolumeUser]]) -> None:
+                 users: Callable[[str], builtins.list[VolumeUser]]) -> None:
         self.store = store
         self.events = events
         self.root = store.root
@@ -96,11 +97,11 @@ class VolumeManager:
         """A volume by name, or None."""
         return self.store.find(name)
 
-    def list(self) -> list[Volume]:
+    def list(self) -> builtins.list[Volume]:
         """Every volume."""
         return self.store.list()
 
-    def in_use(self, name: str) -> list[VolumeUser]:
+    def in_use(self, name: str) -> builtins.list[VolumeUser]:
         """Containers referencing the volume."""
         return self.users(name)
 
@@ -129,10 +130,10 @@ class VolumeManager:
         self.events.publish("volume", "destroy", name, driver=v.driver)
 
     def prune(self, *, all_volumes: bool,
-              match: Callable[[Volume], bool] = lambda v: True) -> tuple[list[str], int]:
+              match: Callable[[Volume], bool] = lambda v: True) -> tuple[builtins.list[str], int]:
         """Remove unused volumes (anonymous ones only unless ``all_volumes``); the names
         removed and the bytes reclaimed."""
-        deleted: list[str] = []
+        deleted: builtins.list[str] = []
         reclaimed = 0
         for v in self.store.list():
             if not (all_volumes or v.anonymous):
@@ -163,7 +164,7 @@ class VolumeManager:
                 self.events.publish("volume", "mount", name, driver=v.driver)
             return Path(v.mountpoint)
 
-    def release(self, names: list[str], stopping: str) -> None:
+    def release(self, names: builtins.list[str], stopping: str) -> None:
         """Container ``stopping`` stopped: unmount each ``type=`` volume no other running
         container uses."""
         with self._lock:
@@ -265,11 +266,12 @@ class VolumeService:
         v = await asyncio.to_thread(self.manager.get, name)
         return await asyncio.to_thread(self._view, v, True)
 
-    async def list(self, filters: docker_filters.Filters | None = None) -> list[VolumeView]:
+    async def list(self, filters: docker_filters.Filters | None = None
+                   ) -> builtins.list[VolumeView]:
         """The volumes docker's ``filters`` select."""
         wanted = docker_filters.check(filters or {}, docker_filters.VOLUME_KEYS)
 
-        def build() -> list[VolumeView]:
+        def build() -> builtins.list[VolumeView]:
             views = [self._view(v) for v in self.manager.list()]
             return [v for v in views if docker_filters.volume_matches(v, wanted)]
 
@@ -280,7 +282,8 @@ class VolumeService:
         await asyncio.to_thread(self.manager.remove, name, force=force)
 
     async def prune(self, *, all_volumes: bool = False,
-                    filters: docker_filters.Filters | None = None) -> tuple[list[str], int]:
+                    filters: docker_filters.Filters | None = None
+                    ) -> tuple[builtins.list[str], int]:
         """Remove unused volumes (anonymous ones only unless ``all_volumes`` or
         ``all=true``) that ``filters`` select; the names removed and the bytes reclaimed."""
         wanted = docker_filters.check(filters or {}, docker_filters.VOLUME_PRUNE_KEYS)
@@ -298,5 +301,5 @@ class VolumeService:
 
     async def import_(self, name: str, chunks: AsyncIterator[bytes]) -> bool:
         """Restore a tar stream into the volume (created when missing); True if created."""
-        reader = AsyncReader(chunks, asyncio.get_running_loop())
-        return await asyncio.to_thread(self.manager.import_, name, reader)
+        source = reader(chunks, asyncio.get_running_loop())
+        return await asyncio.to_thread(self.manager.import_, name, source)

@@ -138,7 +138,7 @@ def _write_layer(
         if kind == "none":
             size = content.size(blob)
             hashing = HashingReader(reader)
-            _add_stream(tar, path, size, hashing)  # type: ignore[arg-type]
+            _add_stream(tar, path, size, hashing)  # type: ignore[arg-type]  # read() suffices
             if hashing.digest != diff_id:
                 raise Internal(f"layer blob {blob} does not match diff ID {diff_id}")
             return

@@ -249,8 +249,8 @@ class V2Cgroup(Cgroup):
                 rate = device.get("rate")
                 if not isinstance(rate, int) or rate < 0:
                     raise InvalidArgument(f"resources.blockIO.{key}: rate must be >= 0")
-                value = rate if rate > 0 else "max"  # v1 took 0 as "no limit"
-                write_file(self.dir / "io.max", f"{_device_prefix(device)} {name}={value}")
+                limit: int | str = rate if rate > 0 else "max"  # v1 took 0 as "no limit"
+                write_file(self.dir / "io.max", f"{_device_prefix(device)} {name}={limit}")
 
     # --- freezer -------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ execs are remembered, in memory only.
 
 from __future__ import annotations
 
-import _signal
+import _signal  # type: ignore[import-not-found]  # the C module: signal.py costs pages
 import _socket
 import fcntl
 import gc
@@ -106,22 +106,48 @@ class _Conn:
         self.exec: _Exec | None = None  # the exec this connection attaches to or waits for
 
 
-class _Exec:
-    """One exec process: its stdio ends, attach clients, waiters and, once ended, its code."""
+class _Stdio:
+    """A process's stdio ends as the monitor holds them (the init's or an exec's), what is
+    waiting to go to its stdin, and the attach clients reading its output."""
 
-    __slots__ = ("attached", "deadline", "exit_code", "id", "in_fd", "master", "outputs",
-                 "pid", "status", "stdin_buf", "stdin_closing", "tty", "waiters")
+    __slots__ = ("attached", "in_fd", "log", "master", "outputs", "stdin_buf", "stdin_closing",
+                 "stdin_paused")
 
-    def __init__(self, exec_id: str, pid: int, tty: bool) -> None:
-        self.id = exec_id
-        self.pid = pid
-        self.tty = tty
+    def __init__(self, fds: list[int], names: dict[str, int], open_stdin: bool,
+                 log: LogWriter | None) -> None:
         self.outputs: dict[int, int] = {}  # fd -> stream number
-        self.in_fd = -1
+        self.in_fd = -1  # the stdin pipe's write end, or the pty master
         self.master = -1
+        if "master" in names:
+            self.master = fds[names["master"]]
+            self.outputs[self.master] = STDOUT
+            if open_stdin:
+                self.in_fd = self.master
+        else:
+            self.outputs[fds[names["stdout"]]] = STDOUT
+            self.outputs[fds[names["stderr"]]] = STDERR
+            if "stdin" in names:
+                self.in_fd = fds[names["stdin"]]
+        for fd in (*self.outputs, self.in_fd):
+            if fd >= 0:
+                os.set_blocking(fd, False)
         self.stdin_buf = bytearray()
         self.stdin_closing = False
+        self.stdin_paused = False  # clients' stdin is not read until the buffer drains
         self.attached: list[_Conn] = []
+        self.log = log  # the init's output is logged; an exec's is not
+
+
+class _Exec:
+    """One exec process: its stdio, waiters and, once ended, its code."""
+
+    __slots__ = ("deadline", "exit_code", "id", "io", "pid", "status", "tty", "waiters")
+
+    def __init__(self, exec_id: str, pid: int, io: _Stdio) -> None:
+        self.id = exec_id
+        self.pid = pid
+        self.io = io
+        self.tty = io.master >= 0
         self.waiters: list[_Conn] = []
         self.status: int | None = None  # the wait status, once reaped
         self.deadline: float | None = None  # after the exit: when leftover output is cut
@@ -164,28 +190,9 @@ class Monitor:
         self.readers: dict[int, Callable[[], None]] = {}
         self.writers: dict[int, Callable[[], None]] = {}
         self.masks: dict[int, int] = {}
-        self.outputs: dict[int, int] = {}  # fd -> stream number
-        self.in_fd = -1  # the stdin pipe's write end, or the pty master
-        self.master = -1
-        if "master" in names:
-            self.master = fds[names["master"]]
-            self.outputs[self.master] = STDOUT
-            if state["open_stdin"]:
-                self.in_fd = self.master
-        else:
-            self.outputs[fds[names["stdout"]]] = STDOUT
-            self.outputs[fds[names["stderr"]]] = STDERR
-            if "stdin" in names:
-                self.in_fd = fds[names["stdin"]]
-        for fd in (*self.outputs, self.in_fd):
-            if fd >= 0:
-                os.set_blocking(fd, False)
-        self.stdin_buf = bytearray()
-        self.stdin_closing = False
-        self.stdin_paused = False
+        self.io = _Stdio(fds, names, bool(state["open_stdin"]), self.log)
         self.conns: dict[int, _Conn] = {}
         self.waiters: list[_Conn] = []
-        self.attached: list[_Conn] = []
         self.drain_deadline: float | None = None
         self.linger_deadline: float | None = None
         self.execs: dict[str, _Exec] = {}  # running and recently ended, oldest first
@@ -208,8 +215,7 @@ class Monitor:
         }
         self._watch_read(self.wake_r, self._on_wakeup)
         self._watch_read(self.listener.fileno(), self._on_accept)
-        for fd in self.outputs:
-            self._watch_read(fd, lambda fd=fd: self._on_output(fd))
+        self._watch_outputs(self.io)
 
     # ----- runtime calls, in a throwaway fork ---------------------------------------------
 
@@ -288,6 +294,19 @@ class Monitor:
             self.writers[fd] = callback
         self._sync(fd)
 
+    # Callbacks bound to their object (closures, not lambdas with default arguments: typed).
+    def _output_reader(self, io: _Stdio, fd: int) -> Callable[[], None]:
+        return lambda: self._on_output(io, fd)
+
+    def _stdin_writer(self, io: _Stdio) -> Callable[[], None]:
+        return lambda: self._on_stdin_writable(io)
+
+    def _conn_reader(self, conn: _Conn) -> Callable[[], None]:
+        return lambda: self._on_conn_read(conn)
+
+    def _conn_writer(self, conn: _Conn) -> Callable[[], None]:
+        return lambda: self._on_conn_write(conn)
+
     def _forget(self, fd: int) -> None:
         self.readers.pop(fd, None)
         self.writers.pop(fd, None)
@@ -317,7 +336,7 @@ class Monitor:
                 self._check_execs()
             if self.record is None:
                 if self.exit_status is not None and (
-                    not self.outputs or time.monotonic() >= (self.drain_deadline or 0.0)
+                    not self.io.outputs or time.monotonic() >= (self.drain_deadline or 0.0)
                 ):
                     self._finish()
             elif not self._draining() or time.monotonic() >= (self.linger_deadline or 0.0):
@@ -326,7 +345,7 @@ class Monitor:
 
     def _draining(self) -> bool:
         """Whether a client still has output coming: an attach stream or an answer."""
-        if self.attached:
+        if self.io.attached:
             return True
         return any(conn.outbuf for conn in self.conns.values())
 
@@ -356,10 +375,14 @@ class Monitor:
                 ex.status = status
                 ex.deadline = time.monotonic() + DRAIN_TIMEOUT
 
-    # ----- output ----------------------------------------------------------------------------
+    # ----- stdio of the init and of execs ------------------------------------------------
 
-    def _on_output(self, fd: int) -> None:
-        stream = self.outputs.get(fd)
+    def _watch_outputs(self, io: _Stdio) -> None:
+        for fd in io.outputs:
+            self._watch_read(fd, self._output_reader(io, fd))
+
+    def _on_output(self, io: _Stdio, fd: int) -> None:
+        stream = io.outputs.get(fd)
         if stream is None:
             return
         try:
@@ -369,42 +392,44 @@ class Monitor:
         except OSError:  # EIO: the pty's last slave closed, its end of output
             data = b""
         if not data:
-            self._close_output(fd)
+            self._close_output(io, fd)
             return
-        self.log.write(stream, data)
-        if self.attached:
-            self._broadcast(stream, data)
+        if io.log is not None:
+            io.log.write(stream, data)
+        if io.attached:
+            self._broadcast(stream, data, io.attached)
 
-    def _broadcast(self, stream: int, data: bytes, targets: list[_Conn] | None = None) -> None:
+    def _broadcast(self, stream: int, data: bytes, targets: list[_Conn]) -> None:
         frame = frame_header(stream, len(data)) + data
-        for conn in self.attached if targets is None else targets:
+        for conn in targets:
             if stream not in conn.streams or conn.closing:
                 continue
             if len(conn.outbuf) + len(frame) > CLIENT_BUFFER_LIMIT:
                 conn.dropped += 1  # never let one slow reader stall the container
                 continue
             if not conn.outbuf:
-                self._watch_write(conn.fd, lambda c=conn: self._on_conn_write(c))
+                self._watch_write(conn.fd, self._conn_writer(conn))
             conn.outbuf += frame
 
-    def _close_output(self, fd: int) -> None:
+    def _close_output(self, io: _Stdio, fd: int) -> None:
         self._forget(fd)
-        del self.outputs[fd]
-        if fd == self.master:
-            self.master = -1
-            if self.in_fd == fd:
-                self.in_fd = -1
-                self.stdin_buf.clear()
+        del io.outputs[fd]
+        if fd == io.master:
+            io.master = -1
+            if io.in_fd == fd:
+                io.in_fd = -1
+                io.stdin_buf.clear()
         _close(fd)
-        if not self.outputs:
+        if not io.outputs:
             # Output is over: attach streams end once they have what was read.
-            for conn in list(self.attached):
+            for conn in list(io.attached):
                 self._close_when_flushed(conn)
 
-    def _drain_outputs(self) -> None:
-        """Read what is still buffered in the output pipes without waiting for more."""
-        for fd in list(self.outputs):
-            while fd in self.outputs:
+    def _drain_outputs(self, io: _Stdio) -> None:
+        """Read what is still buffered in the output pipes without waiting for more, then
+        close them."""
+        for fd in list(io.outputs):
+            while fd in io.outputs:
                 try:
                     data = os.read(fd, READ_CHUNK)
                 except BlockingIOError:
@@ -412,79 +437,91 @@ class Monitor:
                 except OSError:
                     data = b""
                 if not data:
-                    self._close_output(fd)
+                    self._close_output(io, fd)
                     break
-                self.log.write(self.outputs[fd], data)
-                self._broadcast(self.outputs[fd], data)
-        for fd in list(self.outputs):
-            self._close_output(fd)
+                if io.log is not None:
+                    io.log.write(io.outputs[fd], data)
+                self._broadcast(io.outputs[fd], data, io.attached)
+        for fd in list(io.outputs):
+            self._close_output(io, fd)
 
-    # ----- stdin -----------------------------------------------------------------------------
-
-    def _stdin_data(self, conn: _Conn, data: bytes | bytearray) -> None:
-        if not conn.stdin or self.in_fd < 0 or self.stdin_closing:
+    def _stdin_data(self, conn: _Conn, io: _Stdio, data: bytes | bytearray) -> None:
+        if not conn.stdin or io.in_fd < 0 or io.stdin_closing:
             return
-        if not self.stdin_buf:
-            self._watch_write(self.in_fd, self._on_stdin_writable)
-        self.stdin_buf += data
-        if len(self.stdin_buf) >= STDIN_BUFFER_LIMIT and not self.stdin_paused:
-            self.stdin_paused = True
-            for c in self.attached:
+        if not io.stdin_buf:
+            self._watch_write(io.in_fd, self._stdin_writer(io))
+        io.stdin_buf += data
+        if len(io.stdin_buf) >= STDIN_BUFFER_LIMIT and not io.stdin_paused:
+            io.stdin_paused = True  # backpressure: read no more until the process catches up
+            for c in io.attached:
                 if c.stdin and not c.read_closed:
                     self._watch_read(c.fd, None)
 
-    def _on_stdin_writable(self) -> None:
+    def _on_stdin_writable(self, io: _Stdio) -> None:
         try:
-            n = os.write(self.in_fd, self.stdin_buf)
+            n = os.write(io.in_fd, io.stdin_buf)
         except BlockingIOError:
             return
-        except OSError:  # EPIPE: the container closed its stdin
-            self.stdin_buf.clear()
-            self._close_stdin_now()
+        except OSError:  # EPIPE: the process closed its stdin
+            io.stdin_buf.clear()
+            self._close_stdin_now(io)
             return
-        del self.stdin_buf[:n]
-        if self.stdin_buf:
+        del io.stdin_buf[:n]
+        if io.stdin_buf:
             return
-        self._watch_write(self.in_fd, None)
-        if self.stdin_closing:
-            self._close_stdin_now()
-        if self.stdin_paused:
-            self.stdin_paused = False
-            for c in self.attached:
+        self._watch_write(io.in_fd, None)
+        if io.stdin_closing:
+            self._close_stdin_now(io)
+        if io.stdin_paused:
+            io.stdin_paused = False
+            for c in io.attached:
                 if c.stdin and not c.read_closed:
-                    self._watch_read(c.fd, lambda c=c: self._on_conn_read(c))
+                    self._watch_read(c.fd, self._conn_reader(c))
 
-    def _close_stdin(self) -> None:
-        if self.stdin_buf:
-            self.stdin_closing = True  # after what clients already sent has been written
+    def _close_stdin(self, io: _Stdio) -> None:
+        if io.stdin_buf:
+            io.stdin_closing = True  # after what clients already sent has been written
         else:
-            self._close_stdin_now()
+            self._close_stdin_now(io)
 
-    def _close_stdin_now(self) -> None:
-        fd = self.in_fd
+    def _close_stdin_now(self, io: _Stdio) -> None:
+        fd = io.in_fd
         if fd < 0:
             return
-        self.in_fd = -1
-        self.stdin_closing = False
-        if fd == self.master:
+        io.in_fd = -1
+        io.stdin_closing = False
+        if fd == io.master:
             # A terminal has no half-close; the pty stays for output.
             self._watch_write(fd, None)
             return
         self._forget(fd)
         _close(fd)
 
+    def _resize(self, io: _Stdio, what: str, request: dict[str, Any]) -> dict[str, Any]:
+        if io.master < 0:
+            raise InvalidArgument(f"{what} has no terminal to resize")
+        rows, cols = int(request["rows"]), int(request["cols"])
+        if not (0 < rows < 65536 and 0 < cols < 65536):
+            raise InvalidArgument(f"bad terminal size {rows}x{cols}")
+        fcntl.ioctl(io.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        return {"ok": True}
+
+    def _io_of(self, conn: _Conn) -> _Stdio:
+        """The stdio an attach connection is attached to."""
+        return conn.exec.io if conn.exec is not None else self.io
+
     # ----- control connections ---------------------------------------------------------------
 
     def _on_accept(self) -> None:
         # One accept per event (epoll is level-triggered: more pending, more events).
         try:
-            fd, _ = self.listener._accept()
+            fd, _ = self.listener._accept()  # type: ignore[attr-defined]  # raw fd, no object
         except OSError:
             return  # EAGAIN, or EMFILE and friends: the client sees its connection fail
         os.set_blocking(fd, False)
         conn = _Conn(fd)
         self.conns[fd] = conn
-        self._watch_read(fd, lambda c=conn: self._on_conn_read(c))
+        self._watch_read(fd, self._conn_reader(conn))
 
     def _drop(self, conn: _Conn) -> None:
         if self.conns.pop(conn.fd, None) is None:
@@ -492,18 +529,13 @@ class Monitor:
         self._forget(conn.fd)
         if conn in self.waiters:
             self.waiters.remove(conn)
-        if conn in self.attached:
-            self.attached.remove(conn)
+        if conn.exec is not None and conn in conn.exec.waiters:
+            conn.exec.waiters.remove(conn)
+        io = self._io_of(conn)
+        if conn in io.attached:
+            io.attached.remove(conn)
             if conn.stdin and conn.stdin_once and not conn.read_closed:
-                self._close_stdin()
-        ex = conn.exec
-        if ex is not None:
-            if conn in ex.waiters:
-                ex.waiters.remove(conn)
-            if conn in ex.attached:
-                ex.attached.remove(conn)
-                if conn.stdin and conn.stdin_once and not conn.read_closed:
-                    self._close_exec_stdin(ex)
+                self._close_stdin(io)
         _close(conn.fd)
 
     def _close_when_flushed(self, conn: _Conn) -> None:
@@ -523,10 +555,7 @@ class Monitor:
             self._on_conn_eof(conn)
             return
         if conn.mode == "attach":
-            if conn.exec is not None:
-                self._exec_stdin(conn, conn.exec, data)
-            else:
-                self._stdin_data(conn, data)
+            self._stdin_data(conn, self._io_of(conn), data)
             return
         if conn.mode == "wait":
             return  # nothing more is expected; the answer comes at exit
@@ -543,20 +572,14 @@ class Monitor:
         if conn.mode == "attach" and conn.inbuf:
             rest = bytes(conn.inbuf)
             conn.inbuf.clear()
-            if conn.exec is not None:
-                self._exec_stdin(conn, conn.exec, rest)
-            else:
-                self._stdin_data(conn, rest)
+            self._stdin_data(conn, self._io_of(conn), rest)
 
     def _on_conn_eof(self, conn: _Conn) -> None:
         conn.read_closed = True
         self._watch_read(conn.fd, None)
         if conn.mode == "attach":
-            if conn.exec is not None:
-                if conn.stdin:
-                    self._close_exec_stdin(conn.exec)
-            elif conn.stdin and conn.stdin_once:
-                self._close_stdin()
+            if conn.stdin and conn.stdin_once:
+                self._close_stdin(self._io_of(conn))
             return  # may be a half-close: keep streaming output until the send fails
         if conn.outbuf:
             conn.closing = True
@@ -579,7 +602,7 @@ class Monitor:
 
     def _send(self, conn: _Conn, answer: dict[str, Any]) -> None:
         if not conn.outbuf:
-            self._watch_write(conn.fd, lambda c=conn: self._on_conn_write(c))
+            self._watch_write(conn.fd, self._conn_writer(conn))
         conn.outbuf += encode_line(answer)
 
     def _request(self, conn: _Conn, line: bytes) -> None:
@@ -637,7 +660,7 @@ class Monitor:
         return None
 
     def _op_attach(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
-        if self.record is not None or not self.outputs:
+        if self.record is not None or not self.io.outputs:
             raise Conflict(f"container {self.id} is not running, cannot attach")
         streams = []
         if request.get("stdout", True):
@@ -646,10 +669,10 @@ class Monitor:
             streams.append(STDERR)
         conn.mode = "attach"
         conn.streams = tuple(streams)
-        conn.stdin = bool(request.get("stdin", False)) and self.in_fd >= 0
+        conn.stdin = bool(request.get("stdin", False)) and self.io.in_fd >= 0
         conn.stdin_once = bool(request.get("stdin_once", False))
-        self.attached.append(conn)
-        if self.stdin_paused and conn.stdin:
+        self.io.attached.append(conn)
+        if self.io.stdin_paused and conn.stdin:
             self._watch_read(conn.fd, None)
         return {"ok": True, "tty": self.tty, "conn": conn.fd}
 
@@ -662,16 +685,10 @@ class Monitor:
         return {"ok": True}
 
     def _op_resize(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
-        if self.master < 0:
-            raise InvalidArgument(f"container {self.id} has no terminal to resize")
-        rows, cols = int(request["rows"]), int(request["cols"])
-        if not (0 < rows < 65536 and 0 < cols < 65536):
-            raise InvalidArgument(f"bad terminal size {rows}x{cols}")
-        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        return {"ok": True}
+        return self._resize(self.io, f"container {self.id}", request)
 
     def _op_close_stdin(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
-        self._close_stdin()
+        self._close_stdin(self.io)
         return {"ok": True}
 
     def _op_reopen_log(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
@@ -690,23 +707,9 @@ class Monitor:
             raise ResourceExhausted(f"container {self.id} runs {MAX_RUNNING_EXECS} execs already")
         answer, fds = self._exec_helper(request)
         names: dict[str, int] = answer["fds"]
-        ex = _Exec(exec_id, int(answer["pid"]), "master" in names)
         stdin = bool(request.get("stdin"))
-        if ex.tty:
-            ex.master = fds[names["master"]]
-            ex.outputs[ex.master] = STDOUT
-            if stdin:
-                ex.in_fd = ex.master
-        else:
-            ex.outputs[fds[names["stdout"]]] = STDOUT
-            ex.outputs[fds[names["stderr"]]] = STDERR
-            if "stdin" in names:
-                ex.in_fd = fds[names["stdin"]]
-        for fd in (*ex.outputs, ex.in_fd):
-            if fd >= 0:
-                os.set_blocking(fd, False)
-        for fd in ex.outputs:
-            self._watch_read(fd, lambda fd=fd, ex=ex: self._on_exec_output(ex, fd))
+        ex = _Exec(exec_id, int(answer["pid"]), _Stdio(fds, names, stdin, None))
+        self._watch_outputs(ex.io)
         self.execs[exec_id] = ex
         self.exec_pids[ex.pid] = ex
         if request.get("attach"):
@@ -714,9 +717,9 @@ class Monitor:
             conn.mode = "attach"
             conn.exec = ex
             conn.streams = (STDOUT, STDERR)
-            conn.stdin = stdin and ex.in_fd >= 0
+            conn.stdin = stdin and ex.io.in_fd >= 0
             conn.stdin_once = True  # the client's EOF or disconnection closes its stdin
-            ex.attached.append(conn)
+            ex.io.attached.append(conn)
         return {"ok": True, "pid": ex.pid, "tty": ex.tty, "conn": conn.fd}
 
     def _exec_helper(self, request: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
@@ -758,13 +761,7 @@ class Monitor:
 
     def _op_exec_resize(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
         ex = self._exec_of(request)
-        if ex.master < 0:
-            raise InvalidArgument(f"exec {ex.id} has no terminal to resize")
-        rows, cols = int(request["rows"]), int(request["cols"])
-        if not (0 < rows < 65536 and 0 < cols < 65536):
-            raise InvalidArgument(f"bad terminal size {rows}x{cols}")
-        fcntl.ioctl(ex.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        return {"ok": True}
+        return self._resize(ex.io, f"exec {ex.id}", request)
 
     def _op_exec_state(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
         ex = self._exec_of(request)
@@ -788,108 +785,17 @@ class Monitor:
         os.kill(ex.pid, int(request.get("signal", _SIGKILL)))
         return {"ok": True}
 
-    def _on_exec_output(self, ex: _Exec, fd: int) -> None:
-        stream = ex.outputs.get(fd)
-        if stream is None:
-            return
-        try:
-            data = os.read(fd, READ_CHUNK)
-        except BlockingIOError:
-            return
-        except OSError:  # EIO: the pty's last slave closed
-            data = b""
-        if not data:
-            self._close_exec_output(ex, fd)
-            return
-        if ex.attached:
-            self._broadcast(stream, data, ex.attached)
-
-    def _close_exec_output(self, ex: _Exec, fd: int) -> None:
-        self._forget(fd)
-        del ex.outputs[fd]
-        if fd == ex.master:
-            ex.master = -1
-            if ex.in_fd == fd:
-                ex.in_fd = -1
-                ex.stdin_buf.clear()
-        _close(fd)
-        if not ex.outputs:
-            for conn in list(ex.attached):
-                self._close_when_flushed(conn)
-
-    def _exec_stdin(self, conn: _Conn, ex: _Exec, data: bytes | bytearray) -> None:
-        if not conn.stdin or ex.in_fd < 0 or ex.stdin_closing:
-            return
-        if not ex.stdin_buf:
-            self._watch_write(ex.in_fd, lambda: self._on_exec_stdin_writable(ex))
-        ex.stdin_buf += data
-        if len(ex.stdin_buf) >= STDIN_BUFFER_LIMIT:
-            for c in ex.attached:  # backpressure: read no more until the process catches up
-                if c.stdin and not c.read_closed:
-                    self._watch_read(c.fd, None)
-
-    def _on_exec_stdin_writable(self, ex: _Exec) -> None:
-        try:
-            n = os.write(ex.in_fd, ex.stdin_buf)
-        except BlockingIOError:
-            return
-        except OSError:  # EPIPE: the process closed its stdin
-            ex.stdin_buf.clear()
-            self._close_exec_stdin_now(ex)
-            return
-        full = len(ex.stdin_buf) >= STDIN_BUFFER_LIMIT
-        del ex.stdin_buf[:n]
-        if ex.stdin_buf:
-            return
-        self._watch_write(ex.in_fd, None)
-        if ex.stdin_closing:
-            self._close_exec_stdin_now(ex)
-        if full:
-            for c in ex.attached:
-                if c.stdin and not c.read_closed:
-                    self._watch_read(c.fd, lambda c=c: self._on_conn_read(c))
-
-    def _close_exec_stdin(self, ex: _Exec) -> None:
-        if ex.stdin_buf:
-            ex.stdin_closing = True
-        else:
-            self._close_exec_stdin_now(ex)
-
-    def _close_exec_stdin_now(self, ex: _Exec) -> None:
-        fd = ex.in_fd
-        if fd < 0:
-            return
-        ex.in_fd = -1
-        ex.stdin_closing = False
-        if fd == ex.master:
-            self._watch_write(fd, None)  # a terminal has no half-close
-            return
-        self._forget(fd)
-        _close(fd)
-
     def _check_execs(self) -> None:
         now = time.monotonic()
         for ex in list(self.exec_pids.values()):
-            if ex.status is not None and (not ex.outputs or now >= (ex.deadline or 0.0)):
+            if ex.status is not None and (not ex.io.outputs or now >= (ex.deadline or 0.0)):
                 self._finish_exec(ex)
 
     def _finish_exec(self, ex: _Exec) -> None:
         """The exec has exited (or died with the container): drain, record, tell."""
-        for fd in list(ex.outputs):
-            while fd in ex.outputs:
-                try:
-                    data = os.read(fd, READ_CHUNK)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    data = b""
-                if not data:
-                    break
-                self._broadcast(ex.outputs[fd], data, ex.attached)
-        for fd in list(ex.outputs):
-            self._close_exec_output(ex, fd)
-        ex.stdin_buf.clear()
-        self._close_exec_stdin_now(ex)
+        self._drain_outputs(ex.io)
+        ex.io.stdin_buf.clear()
+        self._close_stdin_now(ex.io)
         status = ex.status
         if status is None:
             ex.exit_code = 128 + _SIGKILL  # still unreaped when its container went
@@ -902,7 +808,7 @@ class Monitor:
             self._send(conn, {"ok": True, "exit_code": ex.exit_code})
             self._close_when_flushed(conn)
         ex.waiters.clear()
-        for conn in list(ex.attached):
+        for conn in list(ex.io.attached):
             self._close_when_flushed(conn)
         ended = [e for e in self.execs.values() if e.exit_code is not None]
         for old in ended[: max(0, len(ended) - EXEC_HISTORY)]:
@@ -912,7 +818,7 @@ class Monitor:
 
     def _finish(self) -> None:
         """The init has exited: log the rest, write the exit record, then tell waiters."""
-        self._drain_outputs()
+        self._drain_outputs(self.io)
         # Every line is in the kernel before the record exists (the writer has no buffer of
         # its own). No fdatasync: that guards against a machine crash, which also takes the
         # record (it lives in the volatile exec root), and costs milliseconds per exit.
@@ -943,7 +849,7 @@ class Monitor:
             self._finish_exec(ex)
         self.record = record
         self.status = "stopped"
-        self._close_stdin_now()
+        self._close_stdin_now(self.io)
         for conn in list(self.waiters):
             self._send(conn, {"ok": True, **record})
             self._close_when_flushed(conn)

@@ -17,6 +17,7 @@ reparented to the monitor, which is a child subreaper.
 
 from __future__ import annotations
 
+import _socket
 import array
 import contextlib
 import json
@@ -90,7 +91,7 @@ def _answer(fd: int, answer: dict[str, Any]) -> None:
         pass  # the daemon went away mid-request; it finds the monitor through the state dir
 
 
-def run(client_fd: int, channel: socket.socket) -> int:
+def run(client_fd: int, channel: _socket.socket) -> int:
     """Serve one zygote request in the setup process; return its exit status.
 
     For a successful spawn the monitor receives the container's fds on ``channel`` before

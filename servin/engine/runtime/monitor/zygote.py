@@ -59,7 +59,7 @@ def _release_path(path: Path, inode: int) -> None:
 def serve(listener: socket.socket) -> None:
     """Fork a monitor for every connection, forever."""
     listen_fd = listener.fileno()
-    accept = listener._accept  # the raw accept: an fd, no socket object to build and free
+    accept = listener._accept  # type: ignore[attr-defined]  # the raw accept: an fd only
     while True:
         try:
             fd, _ = accept()

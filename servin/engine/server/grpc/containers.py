@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-import grpc
-
 from servin.api.servin.v1 import common_pb2, containers_pb2, containers_pb2_grpc
 from servin.engine.containers.model import PAUSED, RESTARTING, RUNNING, Container
 from servin.engine.containers.streams import AttachOptions, StreamInput, StreamSession
@@ -15,6 +13,7 @@ from servin.engine.engine import CoreAPI
 from servin.engine.semantics.inspect import container_document, to_json
 from servin.engine.semantics.status import command_text, status_text
 from servin.engine.server.grpc import convert
+from servin.engine.server.grpc.rpc import Context
 from servin.engine.server.grpc.stats import stats_stream, top_response
 from servin.engine.server.grpc.streams import split_upload
 from servin.engine.server.grpc.timestamps import from_ns, to_ns
@@ -149,70 +148,70 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         self.containers = core.containers
 
     async def Create(
-        self, request: containers_pb2.CreateContainerRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.CreateContainerRequest, context: Context
     ) -> containers_pb2.CreateContainerResponse:
         c = await self.containers.create(convert.create_request(request.name, request.spec))
         return containers_pb2.CreateContainerResponse(id=c.id)
 
     async def Start(
-        self, request: containers_pb2.StartContainerRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.StartContainerRequest, context: Context
     ) -> containers_pb2.StartContainerResponse:
         await self.containers.start(request.id)
         return containers_pb2.StartContainerResponse()
 
     async def Stop(
-        self, request: containers_pb2.StopContainerRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.StopContainerRequest, context: Context
     ) -> containers_pb2.StopContainerResponse:
         timeout = request.timeout if request.timeout >= 0 else None
         await self.containers.stop(request.id, timeout, request.signal)
         return containers_pb2.StopContainerResponse()
 
     async def Restart(
-        self, request: containers_pb2.RestartContainerRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.RestartContainerRequest, context: Context
     ) -> containers_pb2.RestartContainerResponse:
         await self.containers.restart(request.id,
                                       request.timeout if request.timeout >= 0 else None)
         return containers_pb2.RestartContainerResponse()
 
     async def Kill(
-        self, request: containers_pb2.KillContainerRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.KillContainerRequest, context: Context
     ) -> containers_pb2.KillContainerResponse:
         await self.containers.kill(request.id, request.signal or "KILL")
         return containers_pb2.KillContainerResponse()
 
     async def Remove(
-        self, request: containers_pb2.RemoveContainerRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.RemoveContainerRequest, context: Context
     ) -> containers_pb2.RemoveContainerResponse:
         await self.containers.remove(request.id, force=request.force, volumes=request.volumes)
         return containers_pb2.RemoveContainerResponse()
 
     async def List(
-        self, request: containers_pb2.ListContainersRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.ListContainersRequest, context: Context
     ) -> containers_pb2.ListContainersResponse:
         rows = await self.containers.list(all=request.all, filters=convert.filters(
             list(request.filters)), limit=request.limit, size=request.size)
         return containers_pb2.ListContainersResponse(containers=[summary(r) for r in rows])
 
     async def Inspect(
-        self, request: containers_pb2.InspectContainerRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.InspectContainerRequest, context: Context
     ) -> containers_pb2.ContainerDetail:
         details = await self.containers.inspect(request.id, size=request.size)
         return await asyncio.to_thread(detail, details, request.size)
 
     async def Pause(
-        self, request: containers_pb2.PauseContainerRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.PauseContainerRequest, context: Context
     ) -> containers_pb2.PauseContainerResponse:
         await self.containers.pause(request.id)
         return containers_pb2.PauseContainerResponse()
 
     async def Unpause(
-        self, request: containers_pb2.UnpauseContainerRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.UnpauseContainerRequest, context: Context
     ) -> containers_pb2.UnpauseContainerResponse:
         await self.containers.unpause(request.id)
         return containers_pb2.UnpauseContainerResponse()
 
     async def Update(
-        self, request: containers_pb2.UpdateContainerRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.UpdateContainerRequest, context: Context
     ) -> containers_pb2.UpdateContainerResponse:
         policy = (convert.restart_policy_from_wire(request.restart_policy)
                   if request.HasField("restart_policy") else None)
@@ -221,13 +220,13 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         return containers_pb2.UpdateContainerResponse()
 
     async def Rename(
-        self, request: containers_pb2.RenameContainerRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.RenameContainerRequest, context: Context
     ) -> containers_pb2.RenameContainerResponse:
         await self.containers.rename(request.id, request.new_name)
         return containers_pb2.RenameContainerResponse()
 
     async def Prune(
-        self, request: containers_pb2.PruneContainersRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.PruneContainersRequest, context: Context
     ) -> containers_pb2.PruneContainersResponse:
         deleted, reclaimed = await self.containers.prune(
             convert.filters(list(request.filters)))
@@ -235,7 +234,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
                                                       space_reclaimed=reclaimed)
 
     async def Wait(
-        self, request: containers_pb2.WaitContainerRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.WaitContainerRequest, context: Context
     ) -> containers_pb2.WaitContainerResponse:
         state = await self.containers.wait(request.id, request.condition)
         return containers_pb2.WaitContainerResponse(
@@ -243,7 +242,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         )
 
     async def Logs(
-        self, request: containers_pb2.ContainerLogsRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.ContainerLogsRequest, context: Context
     ) -> AsyncIterator[containers_pb2.LogEntry]:
         async for line in self.core.logs.read(
             request.id,
@@ -258,20 +257,20 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
                                           data=line.data)
 
     async def Stats(
-        self, request: containers_pb2.StatsRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.StatsRequest, context: Context
     ) -> AsyncIterator[containers_pb2.StatsBatch]:
         async for batch in stats_stream(self.core, request):
             yield batch
 
     async def Top(
-        self, request: containers_pb2.TopRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.TopRequest, context: Context
     ) -> containers_pb2.TopResponse:
         return await top_response(self.core, request)
 
     async def Attach(
         self,
         request_iterator: AsyncIterator[containers_pb2.AttachInput],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> AsyncIterator[containers_pb2.AttachOutput]:
         first = await anext(aiter(request_iterator), None)
         if first is None:
@@ -289,7 +288,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             yield out
 
     async def ExecCreate(
-        self, request: containers_pb2.ExecCreateRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.ExecCreateRequest, context: Context
     ) -> containers_pb2.ExecCreateResponse:
         record = await self.core.execs.create(
             request.container_id,
@@ -309,7 +308,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     async def ExecStart(
         self,
         request_iterator: AsyncIterator[containers_pb2.ExecInput],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> AsyncIterator[containers_pb2.AttachOutput]:
         first = await anext(aiter(request_iterator), None)
         if first is None:
@@ -325,19 +324,19 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         yield containers_pb2.AttachOutput(exited=True, exit_code=await session.exit_code())
 
     async def Resize(
-        self, request: containers_pb2.ResizeRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.ResizeRequest, context: Context
     ) -> containers_pb2.ResizeResponse:
         await self.core.attach.resize(request.id, request.rows, request.cols)
         return containers_pb2.ResizeResponse()
 
     async def ExecResize(
-        self, request: containers_pb2.ExecResizeRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.ExecResizeRequest, context: Context
     ) -> containers_pb2.ResizeResponse:
         await self.core.execs.resize(request.exec_id, request.rows, request.cols)
         return containers_pb2.ResizeResponse()
 
     async def ExecInspect(
-        self, request: containers_pb2.ExecInspectRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.ExecInspectRequest, context: Context
     ) -> containers_pb2.ExecDetail:
         record = await self.core.execs.inspect(request.exec_id)
         return containers_pb2.ExecDetail(
@@ -353,20 +352,20 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     # -- files -----------------------------------------------------------------------------
 
     async def Changes(
-        self, request: containers_pb2.ChangesRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.ChangesRequest, context: Context
     ) -> containers_pb2.ChangesResponse:
         found = await self.core.files.changes(request.id)
         return containers_pb2.ChangesResponse(
             changes=[containers_pb2.Change(path=path, kind=kind) for kind, path in found])
 
     async def Export(
-        self, request: containers_pb2.ExportContainerRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.ExportContainerRequest, context: Context
     ) -> AsyncIterator[common_pb2.DataChunk]:
         async for chunk in self.core.files.export(request.id):
             yield common_pb2.DataChunk(data=chunk)
 
     async def CopyFrom(
-        self, request: containers_pb2.CopyFromRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.CopyFromRequest, context: Context
     ) -> AsyncIterator[containers_pb2.CopyFromOutput]:
         stream = self.core.files.copy_from(request.id, request.path, follow=request.follow_link)
         try:
@@ -385,7 +384,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     async def CopyTo(
         self,
         request_iterator: AsyncIterator[containers_pb2.CopyToInput],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> containers_pb2.CopyToResponse:
         first, chunks = await split_upload(request_iterator)
         if first is None or not first.id or not first.path:
@@ -395,7 +394,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         return containers_pb2.CopyToResponse()
 
     async def Commit(
-        self, request: containers_pb2.CommitContainerRequest, context: grpc.aio.ServicerContext
+        self, request: containers_pb2.CommitContainerRequest, context: Context
     ) -> containers_pb2.CommitContainerResponse:
         record = await self.core.files.commit(
             request.id, request.reference, comment=request.comment, author=request.author,

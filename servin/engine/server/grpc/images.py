@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
-
-import grpc
 
 from servin.api.servin.v1 import common_pb2, images_pb2, images_pb2_grpc
 from servin.engine.engine import CoreAPI
@@ -16,6 +14,7 @@ from servin.engine.images.registry.auth import Credentials
 from servin.engine.images.store import ImageRecord
 from servin.engine.semantics.inspect import image_document, to_json
 from servin.engine.server.grpc import convert
+from servin.engine.server.grpc.rpc import Context
 from servin.engine.server.grpc.streams import split_upload
 from servin.engine.server.grpc.timestamps import from_rfc3339
 from servin.errors import InvalidArgument
@@ -68,7 +67,7 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
     async def Import(
         self,
         request_iterator: AsyncIterator[images_pb2.ImportImageInput],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> images_pb2.ImportImageResponse:
         first, chunks = await split_upload(request_iterator)
         if first is None:
@@ -87,7 +86,7 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         )
 
     async def Pull(
-        self, request: images_pb2.PullImageRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.PullImageRequest, context: Context
     ) -> AsyncIterator[images_pb2.ImageProgress]:
         if request.all_tags:
             raise InvalidArgument("pulling all tags of a repository is not supported")
@@ -110,7 +109,7 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
                     references=[parse_reference(item.reference).familiar()])
 
     async def Push(
-        self, request: images_pb2.PushImageRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.PushImageRequest, context: Context
     ) -> AsyncIterator[images_pb2.ImageProgress]:
         if not request.reference:
             raise InvalidArgument("push: no image reference given")
@@ -129,19 +128,19 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
                     digest=item.digest, references=[parse_reference(item.reference).familiar()])
 
     async def Login(
-        self, request: images_pb2.LoginRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.LoginRequest, context: Context
     ) -> images_pb2.LoginResponse:
         token = await self.images.login(request.server, _credentials(request.auth))
         return images_pb2.LoginResponse(status="Login Succeeded", identity_token=token)
 
     async def List(
-        self, request: images_pb2.ListImagesRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.ListImagesRequest, context: Context
     ) -> images_pb2.ListImagesResponse:
         records = await self.images.list(convert.filters(list(request.filters)))
         return images_pb2.ListImagesResponse(images=[image_summary(r) for r in records])
 
     async def Inspect(
-        self, request: images_pb2.InspectImageRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.InspectImageRequest, context: Context
     ) -> images_pb2.ImageDetail:
         details = await self.images.inspect(request.reference)
         record, config, manifest = details.record, details.config, details.manifest
@@ -175,13 +174,13 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         )
 
     async def Remove(
-        self, request: images_pb2.RemoveImageRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.RemoveImageRequest, context: Context
     ) -> images_pb2.RemoveImageResponse:
         untagged, deleted = await self.images.remove(request.reference, force=request.force)
         return images_pb2.RemoveImageResponse(untagged=untagged, deleted=deleted)
 
     async def Tag(
-        self, request: images_pb2.TagImageRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.TagImageRequest, context: Context
     ) -> images_pb2.TagImageResponse:
         await self.images.tag(request.source, request.target)
         return images_pb2.TagImageResponse()
@@ -189,7 +188,7 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
     async def Load(
         self,
         request_iterator: AsyncIterator[images_pb2.LoadImageInput],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> AsyncIterator[images_pb2.ImageProgress]:
         async def chunks() -> AsyncIterator[bytes]:
             async for msg in request_iterator:
@@ -200,13 +199,13 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
             yield _load_progress(event)
 
     async def Save(
-        self, request: images_pb2.SaveImagesRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.SaveImagesRequest, context: Context
     ) -> AsyncIterator[common_pb2.DataChunk]:
         async for chunk in self.images.save(list(request.references), request.format):
             yield common_pb2.DataChunk(data=chunk)
 
     async def Prune(
-        self, request: images_pb2.PruneImagesRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.PruneImagesRequest, context: Context
     ) -> images_pb2.PruneImagesResponse:
         report = await self.images.prune(all_images=request.all,
                                          filters=convert.filters(list(request.filters)))
@@ -215,7 +214,7 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         )
 
     async def History(
-        self, request: images_pb2.ImageHistoryRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.ImageHistoryRequest, context: Context
     ) -> images_pb2.ImageHistoryResponse:
         entries = await self.images.history(request.reference)
         return images_pb2.ImageHistoryResponse(entries=[
@@ -256,7 +255,7 @@ def _progress(event: ProgressEvent) -> images_pb2.ImageProgress:
 
 
 async def _streamed(
-    run: Callable[[Callable[[ProgressEvent], None]], Awaitable[Any]],
+    run: Callable[[Callable[[ProgressEvent], None]], Coroutine[Any, Any, Any]],
 ) -> AsyncIterator[images_pb2.ImageProgress | Any]:
     """Run an operation that reports progress; yield its events, then its result.
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import grpc
-
 from servin.api.servin.v1 import networks_pb2, networks_pb2_grpc
 from servin.engine.engine import CoreAPI
 from servin.engine.networks.model import NetworkView
 from servin.engine.semantics.inspect import network_document, to_json
 from servin.engine.server.grpc import convert
+from servin.engine.server.grpc.rpc import Context
 from servin.engine.server.grpc.timestamps import from_ns
 from servin.errors import InvalidArgument
 
@@ -47,7 +46,7 @@ class NetworksServicer(networks_pb2_grpc.NetworksServicer):
         self.networks = core.networks
 
     async def Create(self, request: networks_pb2.CreateNetworkRequest,
-                     context: grpc.aio.ServicerContext) -> networks_pb2.Network:
+                     context: Context) -> networks_pb2.Network:
         if len(request.ipam) > 1:
             raise InvalidArgument("only one IPv4 subnet per network is supported")
         ipam = request.ipam[0] if request.ipam else networks_pb2.IPAMConfig()
@@ -59,33 +58,33 @@ class NetworksServicer(networks_pb2_grpc.NetworksServicer):
         return network_message(await self.networks.inspect(n.id))
 
     async def List(self, request: networks_pb2.ListNetworksRequest,
-                   context: grpc.aio.ServicerContext) -> networks_pb2.ListNetworksResponse:
+                   context: Context) -> networks_pb2.ListNetworksResponse:
         views = await self.networks.list(convert.filters(list(request.filters)))
         return networks_pb2.ListNetworksResponse(networks=[network_message(v) for v in views])
 
     async def Inspect(self, request: networks_pb2.InspectNetworkRequest,
-                      context: grpc.aio.ServicerContext) -> networks_pb2.Network:
+                      context: Context) -> networks_pb2.Network:
         return network_message(await self.networks.inspect(request.id), document=True)
 
     async def Remove(self, request: networks_pb2.RemoveNetworkRequest,
-                     context: grpc.aio.ServicerContext) -> networks_pb2.RemoveNetworkResponse:
+                     context: Context) -> networks_pb2.RemoveNetworkResponse:
         await self.networks.remove(request.id)
         return networks_pb2.RemoveNetworkResponse()
 
     async def Prune(self, request: networks_pb2.PruneNetworksRequest,
-                    context: grpc.aio.ServicerContext) -> networks_pb2.PruneNetworksResponse:
+                    context: Context) -> networks_pb2.PruneNetworksResponse:
         deleted = await self.networks.prune(convert.filters(list(request.filters)))
         return networks_pb2.PruneNetworksResponse(deleted=deleted)
 
     async def Connect(self, request: networks_pb2.ConnectNetworkRequest,
-                      context: grpc.aio.ServicerContext) -> networks_pb2.ConnectNetworkResponse:
+                      context: Context) -> networks_pb2.ConnectNetworkResponse:
         await self.networks.connect(request.network, request.container,
                                     aliases=list(request.aliases),
                                     address=request.ipv4_address)
         return networks_pb2.ConnectNetworkResponse()
 
     async def Disconnect(
-        self, request: networks_pb2.DisconnectNetworkRequest, context: grpc.aio.ServicerContext
+        self, request: networks_pb2.DisconnectNetworkRequest, context: Context
     ) -> networks_pb2.DisconnectNetworkResponse:
         await self.networks.disconnect(request.network, request.container)
         return networks_pb2.DisconnectNetworkResponse()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import grpc
 
 from servin.api.servin.v1 import (
@@ -32,9 +35,14 @@ def build_server(core: CoreAPI) -> grpc.aio.Server:
             ("grpc.so_reuseport", 0),
         ],
     )
-    system_pb2_grpc.add_SystemServicer_to_server(SystemServicer(core), server)
-    images_pb2_grpc.add_ImagesServicer_to_server(ImagesServicer(core), server)
-    containers_pb2_grpc.add_ContainersServicer_to_server(ContainersServicer(core), server)
-    volumes_pb2_grpc.add_VolumesServicer_to_server(VolumesServicer(core), server)
-    networks_pb2_grpc.add_NetworksServicer_to_server(NetworksServicer(core), server)
+    # The generated registration functions carry no annotations: typed here.
+    registrations: list[tuple[Callable[[Any, grpc.aio.Server], None], object]] = [
+        (system_pb2_grpc.add_SystemServicer_to_server, SystemServicer(core)),
+        (images_pb2_grpc.add_ImagesServicer_to_server, ImagesServicer(core)),
+        (containers_pb2_grpc.add_ContainersServicer_to_server, ContainersServicer(core)),
+        (volumes_pb2_grpc.add_VolumesServicer_to_server, VolumesServicer(core)),
+        (networks_pb2_grpc.add_NetworksServicer_to_server, NetworksServicer(core)),
+    ]
+    for register, servicer in registrations:
+        register(servicer, server)
     return server

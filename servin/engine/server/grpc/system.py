@@ -12,6 +12,7 @@ from servin.engine.engine import CoreAPI
 from servin.engine.events import SubscriberTooSlow
 from servin.engine.semantics.filters import event_predicate
 from servin.engine.server.grpc import convert
+from servin.engine.server.grpc.rpc import Context
 from servin.engine.server.grpc.timestamps import from_ns, to_ns
 from servin.errors import Unavailable
 
@@ -24,12 +25,12 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
         self.system = core.system
 
     async def Ping(
-        self, request: system_pb2.PingRequest, context: grpc.aio.ServicerContext
+        self, request: system_pb2.PingRequest, context: Context
     ) -> system_pb2.PingResponse:
         return system_pb2.PingResponse(api_version=API_VERSION)
 
     async def Version(
-        self, request: system_pb2.VersionRequest, context: grpc.aio.ServicerContext
+        self, request: system_pb2.VersionRequest, context: Context
     ) -> system_pb2.VersionResponse:
         v = await self.system.version()
         return system_pb2.VersionResponse(
@@ -44,7 +45,7 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
         )
 
     async def Info(
-        self, request: system_pb2.InfoRequest, context: grpc.aio.ServicerContext
+        self, request: system_pb2.InfoRequest, context: Context
     ) -> system_pb2.InfoResponse:
         i = await self.system.info()
         return system_pb2.InfoResponse(
@@ -81,7 +82,7 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
         )
 
     async def Events(
-        self, request: system_pb2.EventsRequest, context: grpc.aio.ServicerContext
+        self, request: system_pb2.EventsRequest, context: Context
     ) -> AsyncIterator[system_pb2.Event]:
         match = event_predicate(convert.filters(list(request.filters)))
         try:
@@ -100,7 +101,7 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
             raise Unavailable(str(exc)) from exc
 
     async def DiskUsage(
-        self, request: system_pb2.DiskUsageRequest, context: grpc.aio.ServicerContext
+        self, request: system_pb2.DiskUsageRequest, context: Context
     ) -> system_pb2.DiskUsageResponse:
         usage = await self.system.disk_usage()
         return system_pb2.DiskUsageResponse(

@@ -46,9 +46,9 @@ def unpack_blob(content: ContentStore, blob: str, diff_id: str, dest: Path) -> i
         packed = HashingReader(start)
         # An uncompressed blob is its own diff: one hash serves both checks.
         plain = packed if kind == "none" else HashingReader(
-            compression.decompressing_reader(packed, kind))  # type: ignore[arg-type]
+            compression.decompressing_reader(packed, kind))  # type: ignore[arg-type]  # a file
         try:
-            size = unpack_layer(plain, dest)  # type: ignore[arg-type]
+            size = unpack_layer(plain, dest)  # type: ignore[arg-type]  # read() suffices  # read() suffices
             _drain_checked(plain)  # the archive's trailing padding is part of the diff
             packed.drain()
         except InvalidArgument as exc:
@@ -75,7 +75,7 @@ def unpack_stream(raw: BinaryIO, diff_id: str, dest: Path) -> int:
     """
     kind, start = compression.sniff(raw)
     plain = HashingReader(compression.decompressing_reader(start, kind))
-    size = unpack_layer(plain, dest)  # type: ignore[arg-type]
+    size = unpack_layer(plain, dest)  # type: ignore[arg-type]  # read() suffices
     _drain_checked(plain)
     if plain.digest != diff_id:
         raise InvalidArgument(

@@ -381,7 +381,7 @@ def unpack_layer(reader: BinaryIO, dest: Path) -> int:
         with tarfile.open(fileobj=reader, mode="r|", bufsize=_TAR_BUFSIZE) as tar:
             while (member := tar.next()) is not None:
                 applier.apply(tar, member)
-                tar.members.clear()  # stream mode keeps every member otherwise
+                tar.members.clear()  # type: ignore[attr-defined]  # stream mode keeps them all
             member = None
             applier.finish()
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
