@@ -81,7 +81,7 @@ class SpdyStream:
                 continue
             chunk = bytes(view[:n])
             view = view[n:]
-            self.session._send(lambda: self.session.conn.send_data(self.id, chunk))
+            self.session._send(self.session.conn.send_data, self.id, chunk)
             await self.session._drain()
 
     async def close(self) -> None:
@@ -89,14 +89,14 @@ class SpdyStream:
         if self._local_closed:
             return
         self._local_closed = True
-        self.session._send(lambda: self.session.conn.end_stream(self.id))
+        self.session._send(self.session.conn.end_stream, self.id)
         with contextlib.suppress(StreamClosedError):
             await self.session._drain()
 
     def reset(self, status: spdy.RstStatus = spdy.RstStatus.CANCEL) -> None:
         """Abort the stream both ways."""
         if self.reset_status is None:
-            self.session._send(lambda: self.session.conn.reset_stream(self.id, status))
+            self.session._send(self.session.conn.reset_stream, self.id, status)
         self._reset(int(status))
         self.session._streams.pop(self.id, None)
 
@@ -120,11 +120,11 @@ class SpdySession:
         self._window = asyncio.Event()
         self.closed = asyncio.Event()
 
-    def _send(self, action: Callable[[], object]) -> None:
+    def _send(self, action: Callable[..., object], *args: object) -> None:
         if self.conn.closed or self.closed.is_set():
             raise StreamClosedError("the SPDY session is closed")
         try:
-            action()
+            action(*args)
         except spdy.SpdyStreamError as exc:
             raise StreamClosedError(str(exc)) from None
         self.transport.write(self.conn.data_to_send())
