@@ -26,7 +26,11 @@ class StreamSession(Protocol):
         """Send bytes to the process's stdin (only called when stdin was requested)."""
 
     async def close_stdin(self) -> None:
-        """The client ended its input: close the process's stdin (EOF)."""
+        """The client ended its input (a half-close): close the process's stdin (EOF).
+
+        Not called when the client merely goes away (``close`` is, then). For an attachment
+        the backend decides, as the container's ``stdin_once`` says.
+        """
 
     async def read_output(self) -> tuple[str, bytes] | None:
         """The next output chunk as ("stdout" | "stderr", bytes); None once all output ended.

@@ -32,6 +32,7 @@ class ChannelReader:
         self._drained = asyncio.Event()
         self._drained.set()
         self._eof = False
+        self.half_closed = False  # the client sent the close signal
 
     async def read(self) -> bytes:
         while not self._buf:
@@ -119,6 +120,7 @@ class ChannelSession:
                         return
                     reader = self._readers.get(msg[1])
                     if reader is not None:
+                        reader.half_closed = True
                         reader._end()
                     continue
                 number = msg[0] - ord("0") if self.base64 else msg[0]

@@ -210,8 +210,12 @@ async def _pump_stdin(stdin: InStream, session: StreamSession) -> None:
             await session.write_stdin(data)
     except (StreamClosedError, OSError) as exc:
         log.debug("stdin relay ended: %s", exc)
-    with contextlib.suppress(OSError, StreamClosedError):
-        await session.close_stdin()
+        return
+    if stdin.half_closed:
+        # Only a deliberate end of input closes the process's stdin; a client that vanished
+        # must not close an attached container's stdin.
+        with contextlib.suppress(OSError, StreamClosedError):
+            await session.close_stdin()
 
 
 async def _pump_resize(resize: InStream, session: StreamSession) -> None:

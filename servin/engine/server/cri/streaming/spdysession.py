@@ -33,6 +33,11 @@ class SpdyStream:
         self._local_closed = False
         self.reset_status: int | None = None
 
+    @property
+    def half_closed(self) -> bool:
+        """The peer sent FIN (rather than resetting the stream or leaving)."""
+        return self._eof and self.reset_status is None
+
     def header(self, name: str) -> str:
         """The first value of a header ('' when absent); names are case-insensitive."""
         name = name.lower()

@@ -36,6 +36,11 @@ class InStream(Protocol):
 
     async def read(self) -> bytes: ...
 
+    @property
+    def half_closed(self) -> bool:
+        """True once the client ended the stream on purpose (not by vanishing)."""
+        ...
+
 
 class OutStream(Protocol):
     """Bytes to the client: ``close`` half-closes (idempotent)."""
