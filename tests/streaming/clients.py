@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import hashlib
 import json
 import os
 import struct
@@ -260,10 +262,8 @@ class SpdyClient:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await self.writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
         self.task.cancel()
 
     def abort(self) -> None:
@@ -294,8 +294,6 @@ class WsClient:
         if protocols:
             headers.append(("Sec-WebSocket-Protocol", ", ".join(protocols)))
         reader, writer, resp = await _http_upgrade(url, "GET", headers, ssl)
-        import hashlib
-
         expect = base64.b64encode(hashlib.sha1(
             key.encode() + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()).decode()
         assert resp.get("sec-websocket-accept") == expect
@@ -360,10 +358,8 @@ class WsClient:
 
     async def close(self) -> None:
         self.writer.close()
-        try:
+        with contextlib.suppress(ConnectionError, OSError):
             await self.writer.wait_closed()
-        except (ConnectionError, OSError):
-            pass
 
     def abort(self) -> None:
         self.writer.transport.abort()  # type: ignore[attr-defined]

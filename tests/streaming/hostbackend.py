@@ -60,7 +60,7 @@ class _Process:
             assert self.proc.stdout and self.proc.stderr
             self._readers += [asyncio.create_task(self._read_pipe("stdout", self.proc.stdout)),
                               asyncio.create_task(self._read_pipe("stderr", self.proc.stderr))]
-        asyncio.create_task(self._watch_output())
+        self._watcher = asyncio.create_task(self._watch_output())
 
     async def _watch_output(self) -> None:
         await asyncio.gather(*self._readers, return_exceptions=True)

@@ -262,3 +262,19 @@ def test_ws_attach() -> None:
             await settle(srv)
             assert b.containers["c4"].running()  # type: ignore[union-attr]
     run(go())
+
+
+def test_spdy_streams_nobody_reads_cannot_stall_the_session() -> None:
+    async def go() -> None:
+        async with serving(backend()) as srv:
+            url = srv.get_exec(ExecRequest("c1", ("sh", "-c", "sleep 0.2; echo done")))
+            client, _ = await SpdyClient.connect(url, ["v4.channel.k8s.io"])
+            junk = await client.open_stream({"streamType": "junk"})
+            s = await spdy_streams(client, ["error", "stdout", "stderr"])
+            # 8 MiB on streams the server never reads (far past its 1 MiB buffer).
+            await junk.write(b"j" * (4 << 20))
+            await s["error"].write(b"e" * (4 << 20))
+            assert await s["stdout"].read_all() == b"done\n"
+            assert await s["error"].read_all() == b'{"metadata":{},"status":"Success"}'
+            await client.close()
+    run(go())

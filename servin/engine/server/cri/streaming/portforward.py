@@ -109,6 +109,8 @@ class SpdyPortForward:
             log.info("port-forward request %s: second %s stream refused", request_id, kind)
             return False
         pair[kind] = stream
+        if kind == "error":
+            stream.discard()  # the server only writes there
         if len(pair) == 2:
             del self._pairs[request_id]
             self._timers.pop(request_id).cancel()

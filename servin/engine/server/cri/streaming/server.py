@@ -318,6 +318,7 @@ class StreamingServer:
                     ready.set()
             else:
                 log.info("remotecommand: unexpected stream type %r ignored", kind)
+                stream.discard()
             return True
 
         session = SpdySession(transport, on_stream)
@@ -336,6 +337,9 @@ class StreamingServer:
                 error=streams.get("error"),
                 resize=streams.get("resize") if req.tty else None,
                 json_status=rc.json_status_for(version))
+            for stream in streams.values():
+                if stream is not remote.stdin and stream is not remote.resize:
+                    stream.discard()  # the server never reads these
             work = asyncio.create_task(self._relay(req, remote))
             await self._supervise(work, run, activity)
         finally:

@@ -30,6 +30,7 @@ class SpdyStream:
         self._drained = asyncio.Event()
         self._drained.set()
         self._eof = False
+        self._discard = False
         self._local_closed = False
         self.reset_status: int | None = None
 
@@ -45,6 +46,9 @@ class SpdyStream:
 
     # -- called by the session
     def _feed(self, data: bytes) -> None:
+        if self._discard:
+            self.session._acknowledge(self.id, len(data))
+            return
         self._buf += data
         self._readable.set()
         if len(self._buf) >= HIGH_WATER:
@@ -61,6 +65,15 @@ class SpdyStream:
         self._end()
 
     # -- public
+    def discard(self) -> None:
+        """Drop whatever the peer sends on this stream from now on (nobody will read it), so
+        that it can never fill up and stall the session."""
+        self._discard = True
+        if self._buf:
+            self.session._acknowledge(self.id, len(self._buf))
+            self._buf.clear()
+        self._drained.set()
+
     async def read(self) -> bytes:
         """Up to everything buffered; b"" once the peer half-closed or the stream is gone."""
         while not self._buf:
