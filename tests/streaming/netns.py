@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+from servin.engine.linux.prctl import set_pdeathsig
 
 PODSERVER = Path(__file__).with_name("podserver.py")
 
@@ -19,7 +22,9 @@ class NetnsPod:
     def start(self) -> NetnsPod:
         self.proc = subprocess.Popen(
             ["unshare", "--net", sys.executable, str(PODSERVER), str(self.blob)],
-            stdout=subprocess.PIPE, text=True)
+            stdout=subprocess.PIPE, text=True,
+            # The pod dies with the test process, however that one ends.
+            preexec_fn=lambda: set_pdeathsig(signal.SIGKILL))
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if line.strip() != "ready":
