@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import struct
 
+import pytest
+
 from servin.engine.server.cri.streaming import PortForwardRequest
-from tests.streaming.clients import SpdyClient, WsChannels, WsClient
+from tests.streaming.clients import SpdyClient, SpdyStreamReset, WsChannels, WsClient
 from tests.streaming.conftest import serving, settle
 from tests.streaming.hostbackend import HostProcessBackend
 from tests.streaming.netns import NetnsPod
@@ -65,6 +67,8 @@ def test_spdy_port_forward(pod: NetnsPod) -> None:
             await spdy_session_checks(client)
             # Streams without a usable port header are refused one by one, the session stays.
             bad = await client.open_stream({"streamType": "data"}, wait_reply=False)
+            with pytest.raises(SpdyStreamReset):
+                await bad.replied
             assert (await bad.read_all(), bad.reset) == (b"", 3)  # REFUSED_STREAM
             await client.close()
             await settle(srv)

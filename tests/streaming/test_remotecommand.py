@@ -132,6 +132,7 @@ def test_spdy_interactive_tty_shell_sees_resizes() -> None:
             await s["resize"].write(b'{"Width":100,"Height":30}{"Width":101,"Height":31}')
             await s["stdin"].write(b"stty size\n")
             await read_until(b"31 101")
+            assert await asyncio.wait_for(client.ping(), 5)  # pings are answered mid-session
             await s["resize"].write(b'{"width": 120, "height": 40}\n')
             await s["stdin"].write(b"tty; stty size\n")
             await read_until(b"40 120")

@@ -167,6 +167,23 @@ def test_vanished_client_leaves_no_process(transport: str) -> None:
     run(go())
 
 
+def test_stopping_the_server_ends_sessions() -> None:
+    async def go() -> None:
+        b = backend()
+        srv = StreamingServer(b, StreamingConfig(port=0))
+        await srv.start()
+        url = srv.get_exec(ExecRequest("c1", ("sh", "-c", "echo up; exec sleep 1000")))
+        ws = await WsClient.connect(url, ["v5.channel.k8s.io"])
+        ch = WsChannels(ws)
+        await ch.read_until(1, b"up")
+        await srv.stop()
+        await asyncio.wait_for(ch.done.wait(), 10)
+        assert b.killed == 1 and not b.sessions and srv.active_connections == 0
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", int(url.split(":")[2].split("/")[0]))
+    run(go())
+
+
 def test_idle_and_session_timeouts_end_sessions() -> None:
     async def go() -> None:
         b = backend()
