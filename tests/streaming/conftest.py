@@ -50,3 +50,15 @@ async def settle(server: StreamingServer, timeout: float = 10) -> None:
     async with asyncio.timeout(timeout):
         while server.active_connections:
             await asyncio.sleep(0.02)
+
+
+@pytest.fixture(autouse=True)
+def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Every streaming test also fails if the server (or asyncio, for a task that died
+    unnoticed) logged an error: a hidden traceback."""
+    caplog.set_level("INFO", logger="servin.engine.server.cri.streaming")
+    yield
+    errors = [r for r in caplog.get_records("call")
+              if r.name.startswith(("servin.engine.server.cri.streaming", "asyncio"))
+              and r.levelname in ("ERROR", "CRITICAL")]
+    assert not errors, [r.getMessage() for r in errors]

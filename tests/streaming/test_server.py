@@ -273,3 +273,37 @@ def test_tls(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="certificate"):
         asyncio.run(StreamingServer(backend(), StreamingConfig(
             port=0, tls_cert=str(key), tls_key=str(cert))).start())
+
+
+def test_random_frames_after_the_upgrade() -> None:
+    """Random control and data frames (some well-formed, most not) from many clients: every
+    connection ends or goes on cleanly, nothing is logged as an error, the server still works."""
+    import random
+    import struct
+
+    rnd = random.Random(1717)
+
+    def frame() -> bytes:
+        if rnd.random() < 0.5:
+            ftype = rnd.choice([1, 2, 3, 4, 6, 7, 8, 9, 10, 99])
+            payload = bytes(rnd.getrandbits(8) for _ in range(rnd.choice([0, 4, 8, 12, 30])))
+            return struct.pack(">HHI", 0x8003, ftype, (rnd.choice([0, 1, 2]) << 24)
+                               | len(payload)) + payload
+        payload = bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 40)))
+        return struct.pack(">II", rnd.randint(0, 9), (rnd.choice([0, 1]) << 24)
+                           | len(payload)) + payload
+
+    async def go() -> None:
+        async with serving(backend(), stream_creation_timeout=0.5) as srv:
+            for i in range(40):
+                url = (srv.get_exec(ExecRequest("c1", ("true",))) if i % 2 else
+                       srv.get_port_forward(PortForwardRequest("p")))
+                proto = V4 if i % 2 else ["portforward.k8s.io"]
+                client, _ = await SpdyClient.connect(url, proto)
+                client.writer.write(b"".join(frame() for _ in range(rnd.randint(1, 12))))
+                await client.writer.drain()
+                await asyncio.sleep(0.01)
+                client.abort()
+            await settle(srv)
+            assert await echo_once(srv.get_exec(ExecRequest("c1", ("echo", "ok")))) == b"ok\n"
+    run(go())
