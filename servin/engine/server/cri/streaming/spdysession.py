@@ -108,6 +108,9 @@ class SpdyStream:
             return
         self._local_closed = True
         self.session._send(self.session.conn.end_stream, self.id)
+        if self.session.conn.stream_state(self.id) is spdy.StreamState.CLOSED:
+            # Both halves are done: forget it (long port-forward sessions open thousands).
+            self.session._streams.pop(self.id, None)
         with contextlib.suppress(StreamClosedError):
             await self.session._drain()
 
