@@ -8,7 +8,7 @@ import json
 import pytest
 
 from servin.engine.server.cri.streaming import remotecommand as rc
-from servin.engine.server.cri.streaming.server import _HttpError, negotiate_stream_protocol
+from servin.engine.server.cri.streaming.server import HttpRefusal, negotiate_stream_protocol
 from servin.engine.server.cri.streaming.tokens import RequestCache
 from servin.engine.server.cri.streaming.wssession import accept_key
 from servin.errors import ResourceExhausted
@@ -80,7 +80,7 @@ def test_negotiation() -> None:
                                      rc.SPDY_PROTOCOLS) == "v2.channel.k8s.io"
     assert negotiate_stream_protocol(["x", "channel.k8s.io"], rc.SPDY_PROTOCOLS) == \
         "channel.k8s.io"
-    with pytest.raises(_HttpError) as info:
+    with pytest.raises(HttpRefusal) as info:
         negotiate_stream_protocol([" , "], rc.SPDY_PROTOCOLS)
     assert info.value.status == 400
 

@@ -108,7 +108,9 @@ def _validate_stdio(container_id: str, tty: bool, stdin: bool, stdout: bool,
         raise InvalidArgument("one of stdin, stdout, or stderr must be set")
 
 
-class _HttpError(Exception):
+class HttpRefusal(Exception):
+    """A request the server answers with an HTTP error status instead of an upgrade."""
+
     def __init__(self, status: int, message: str, headers: Sequence[tuple[str, str]] = ()):
         super().__init__(message)
         self.status = status
@@ -229,7 +231,7 @@ class StreamingServer:
             return
         try:
             await self._dispatch(h, request, reader, writer)
-        except _HttpError as exc:
+        except HttpRefusal as exc:
             self._respond(h, writer, exc.status, exc.message, exc.headers)
             with contextlib.suppress(ConnectionError, OSError):
                 await writer.drain()
@@ -268,13 +270,13 @@ class StreamingServer:
         target = urllib.parse.urlsplit(request.target.decode("latin-1"))
         parts = target.path.strip("/").split("/")
         if len(parts) != 2 or parts[0] not in ("exec", "attach", "portforward"):
-            raise _HttpError(404, "404 page not found")
+            raise HttpRefusal(404, "404 page not found")
         if request.method not in (b"GET", b"POST"):
-            raise _HttpError(405, "405 method not allowed", [("allow", "GET, POST")])
+            raise HttpRefusal(405, "405 method not allowed", [("allow", "GET, POST")])
         cached = self.cache.consume(parts[1])
         kinds = {"exec": ExecRequest, "attach": AttachRequest, "portforward": PortForwardRequest}
         if cached is None or not isinstance(cached, kinds[parts[0]]):
-            raise _HttpError(404, "404 page not found")
+            raise HttpRefusal(404, "404 page not found")
         headers = _Headers(request.headers)
         query = urllib.parse.parse_qs(target.query)
         activity = Activity()
@@ -293,7 +295,7 @@ class StreamingServer:
                                             supported)
         if not ("upgrade" in headers.tokens("connection")
                 and "spdy/3.1" in headers.tokens("upgrade")):
-            raise _HttpError(400, "unable to upgrade: missing upgrade headers in request")
+            raise HttpRefusal(400, "unable to upgrade: missing upgrade headers in request")
         writer.write(h.send(h11.InformationalResponse(status_code=101, headers=[
             ("connection", "Upgrade"), ("upgrade", "SPDY/3.1"),
             ("x-stream-protocol-version", version)])))
@@ -364,19 +366,19 @@ class StreamingServer:
                          writer: asyncio.StreamWriter, activity: Activity) -> None:
         key = headers.first("sec-websocket-key")
         if not key or headers.first("sec-websocket-version") != "13":
-            raise _HttpError(400, "unable to upgrade: bad websocket handshake",
+            raise HttpRefusal(400, "unable to upgrade: bad websocket handshake",
                              [("sec-websocket-version", "13")])
         offered = headers.tokens("sec-websocket-protocol", lower=False)
         if isinstance(cached, PortForwardRequest):
             supported = [TUNNEL_PROTOCOL, *WS_CHANNEL_PROTOCOLS]
             ports = cached.ports or _query_ports(query)
             if TUNNEL_PROTOCOL not in offered and not ports:
-                raise _HttpError(400, 'query parameter "port" is required')
+                raise HttpRefusal(400, 'query parameter "port" is required')
         else:
             supported = list(rc.WS_PROTOCOLS)
         chosen = next((p for p in (offered or [""]) if p in supported), None)
         if chosen is None:
-            raise _HttpError(403, f"requested protocol(s) are not supported: {offered}; "
+            raise HttpRefusal(403, f"requested protocol(s) are not supported: {offered}; "
                                   f"supports {[p for p in supported if p]}")
         response = [("upgrade", "websocket"), ("connection", "Upgrade"),
                     ("sec-websocket-accept", accept_key(key))]
@@ -510,16 +512,16 @@ class _Headers:
 def negotiate_stream_protocol(values: list[str], supported: Sequence[str]) -> str:
     """Pick the first protocol of the client's X-Stream-Protocol-Version the server supports."""
     if not values:
-        raise _HttpError(400, "unable to upgrade: header X-Stream-Protocol-Version does not "
+        raise HttpRefusal(400, "unable to upgrade: header X-Stream-Protocol-Version does not "
                               "exist in request")
     offered = [p.strip() for v in values for p in v.split(",") if p.strip()]
     if not offered:
-        raise _HttpError(400, "unable to upgrade: header X-Stream-Protocol-Version contains "
+        raise HttpRefusal(400, "unable to upgrade: header X-Stream-Protocol-Version contains "
                               "no valid protocols")
     for protocol in offered:
         if protocol in supported:
             return protocol
-    raise _HttpError(
+    raise HttpRefusal(
         403, f"unable to upgrade: unable to negotiate protocol: client supports {offered}, "
              f"server accepts {list(supported)}",
         [("x-accepted-stream-protocol-versions", p) for p in supported])
@@ -532,9 +534,9 @@ def _query_ports(query: dict[str, list[str]]) -> tuple[int, ...]:
             try:
                 port = int(part)
             except ValueError:
-                raise _HttpError(400, f"unable to parse {part!r} as a port") from None
+                raise HttpRefusal(400, f"unable to parse {part!r} as a port") from None
             if not 0 < port < 65536:
-                raise _HttpError(400, f"port {part!r} must be > 0")
+                raise HttpRefusal(400, f"port {part!r} must be > 0")
             ports.append(port)
     return tuple(ports)
 
