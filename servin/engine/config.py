@@ -48,6 +48,11 @@ class DaemonConfig:
     # The daemon's nftables table; "" = "servin_" + a hash of --root (unique per daemon).
     firewall_table: str = ""
     registries: RegistryConfig = field(default_factory=RegistryConfig)
+    # CNI, for pod networks (the CRI): the network configurations (the first valid file in
+    # lexical order is the default network) and the plugin directories, searched in order
+    # (upstream's /opt/cni/bin, then Debian's containernetworking-plugins).
+    cni_conf_dir: Path = Path("/etc/cni/net.d")
+    cni_bin_dirs: tuple[Path, ...] = (Path("/opt/cni/bin"), Path("/usr/lib/cni"))
     # TLS for tcp:// hosts (dockerd's --tlscert/--tlskey; --tlscacert with --tlsverify
     # makes clients present a certificate signed by that CA).
     tls_cert: str = ""
@@ -68,7 +73,7 @@ class DaemonConfig:
         return self.hosts or (f"unix://{self.exec_root / 'servin.sock'}",)
 
 
-_PATH_KEYS = {"root", "exec_root"}
+_PATH_KEYS = {"root", "exec_root", "cni_conf_dir"}
 _LOG_LEVELS = {"debug", "info", "warning", "error", "critical"}
 _LOG_FORMATS = {"auto", "text", "json"}
 
@@ -107,6 +112,11 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> D
         )
     for name in _PATH_KEYS & kwargs.keys():
         kwargs[name] = Path(kwargs[name])
+    if "cni_bin_dirs" in kwargs:
+        dirs = kwargs["cni_bin_dirs"]
+        if not isinstance(dirs, list) or not all(isinstance(d, str) and d for d in dirs):
+            raise InvalidArgument(f"config {cfg_path}: cni_bin_dirs must be a list of paths")
+        kwargs["cni_bin_dirs"] = tuple(Path(d) for d in dirs)
     if "hosts" in kwargs:
         kwargs["hosts"] = tuple(kwargs["hosts"])
     try:
