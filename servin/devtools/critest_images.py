@@ -99,6 +99,20 @@ done
 exit $status
 """
 
+IPCS = r"""#!/bin/sh
+# ipcs for a busybox without it: lists the System V shared memory segments (ipcs -m) of the
+# IPC namespace, from /proc/sysvipc/shm.
+case "$1" in
+    ""|-m) ;;
+    *) echo "ipcs: only -m is supported here" >&2; exit 1 ;;
+esac
+echo
+echo "------ Shared Memory Segments --------"
+echo "key        shmid      owner      perms      bytes      nattch"
+awk 'NR > 1 { printf "0x%08x %-10s %-10s %-10s %-10s %-10s\n", $1 < 0 ? $1 + 4294967296 : $1,
+              $2, $8, $3, $4, $7 }' /proc/sysvipc/shm
+"""
+
 HTTPD = """#!/bin/sh
 # Apache httpd stand-in: serves /usr/local/apache2/htdocs on port 80 with busybox httpd.
 echo "httpd: busybox httpd standing in for Apache httpd, serving on port 80" >&2
@@ -153,8 +167,8 @@ def stand_ins() -> list[StandIn]:
                            ("uid-group", "1003:1004"), ("username-group", "www-data:1004"))
     ]
     return [
-        StandIn((f"{E2E}/busybox:1.29-2",), "the default test image: busybox with pgrep",
-                (_script("bin/pgrep", PGREP),)),
+        StandIn((f"{E2E}/busybox:1.29-2",), "the default test image: busybox with pgrep, ipcs",
+                (_script("bin/pgrep", PGREP), _script("bin/ipcs", IPCS))),
         StandIn((f"{E2E}/nginx:1.14-2",), "web server on port 80, pid file, 'master process'",
                 tuple(_web_server(80)), cmd=("/usr/sbin/nginx", "master process")),
         StandIn((f"{STAGING}/hostnet-nginx-{_architecture()}:latest",),
@@ -266,9 +280,21 @@ def _tarinfo(entry: File) -> tarfile.TarInfo:
 
 
 def base_layer(busybox: Path = BUSYBOX) -> tuple[Blob, str]:
-    """The bundled busybox rootfs as a gzip layer, and its diff ID."""
+    """The bundled busybox rootfs as a gzip layer, and its diff ID.
+
+    Its applets become hard links to /bin/busybox, as in upstream's busybox images, so a
+    masked path such as /bin/ls masks that applet alone, not busybox itself.
+    """
     with tempfile.TemporaryDirectory() as tmp:
-        raw = write_rootfs(Path(tmp) / "rootfs.tar", busybox).read_bytes()
+        rootfs = write_rootfs(Path(tmp) / "rootfs.tar", busybox)
+        out = io.BytesIO()
+        with tarfile.open(rootfs) as src, \
+                tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as dst:
+            for info in src.getmembers():
+                if info.issym() and info.linkname == "/bin/busybox":
+                    info.type, info.linkname, info.mode = tarfile.LNKTYPE, "bin/busybox", 0o755
+                dst.addfile(info, src.extractfile(info) if info.isreg() else None)
+        raw = out.getvalue()
     return Blob(OCI_LAYER, _gzip(raw)), "sha256:" + hashlib.sha256(raw).hexdigest()
 
 

@@ -4,6 +4,7 @@ local registry, pulled by a daemon through registry mirrors, and doing what the 
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,12 +78,28 @@ def pull(d: DaemonProcess, ref: str) -> str:
     return json.loads(d.cli("image", "inspect", ref, check=True).stdout)[0]["Id"]
 
 
-def test_busybox_has_pgrep(mirrored: DaemonProcess) -> None:
+def test_busybox_has_pgrep_ipcs_and_hard_linked_applets(mirrored: DaemonProcess) -> None:
     pull(mirrored, BUSYBOX)
     out = mirrored.cli("run", "--rm", BUSYBOX, "sh", "-c",
                        "sleep 30 & pgrep sleep; pgrep -x slee; echo none=$?", check=True)
     lines = out.stdout.split()
     assert lines[0].isdigit() and lines[-1] == "none=1", out.stdout
+    # Applets are hard links (masking /bin/ls must not mask busybox itself).
+    inodes = mirrored.cli("run", "--rm", BUSYBOX, "stat", "-c", "%i %h", "/bin/ls",
+                          "/bin/busybox", check=True).stdout.split("\n")
+    assert inodes[0] == inodes[1] and int(inodes[0].split()[1]) > 100
+    # ipcs -m lists the segments of the IPC namespace (here the host's).
+    made = subprocess.run(["ipcmk", "-M", "4096"], capture_output=True, text=True, check=True)
+    shmid = made.stdout.strip().rsplit(" ", 1)[-1]
+    try:
+        listed = mirrored.cli("run", "--rm", "--ipc", "host", BUSYBOX, "ipcs", "-m",
+                              check=True).stdout
+        assert any(line.split()[1:2] == [shmid] for line in listed.splitlines()), listed
+        private = mirrored.cli("run", "--rm", BUSYBOX, "ipcs", "-m", check=True).stdout
+        assert "Shared Memory Segments" in private
+        assert not any(line.split()[1:2] == [shmid] for line in private.splitlines())
+    finally:
+        subprocess.run(["ipcrm", "-m", shmid], check=True)
 
 
 def test_web_servers(mirrored: DaemonProcess) -> None:
