@@ -7,7 +7,7 @@ local registry on 127.0.0.1 under the same repository path, and the runtime unde
 given that registry as a mirror of registry.k8s.io, gcr.io and k8s.gcr.io.
 
     python -m servin.devtools.critest_images list
-    python -m servin.devtools.critest_images serve-registry DIR [--port 5000]   # foreground
+    python -m servin.devtools.critest_images serve-registry DIR [--port 5000]  # execs it
     python -m servin.devtools.critest_images push --registry 127.0.0.1:5000
     python -m servin.devtools.critest_images mirrors --registry 127.0.0.1:5000 [--for containerd]
 
@@ -24,7 +24,7 @@ import gzip
 import hashlib
 import io
 import json
-import subprocess
+import os
 import sys
 import tarfile
 import tempfile
@@ -444,7 +444,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{', '.join(stand_in.references)}\n    {stand_in.purpose}")
     elif args.command == "serve-registry":
         config = registry_config(args.directory, args.port)
-        return subprocess.call(["docker-registry", "serve", str(config)])
+        # Replaced by the registry itself: its pid is this command's, for a plain `kill`.
+        os.execvp("docker-registry", ["docker-registry", "serve", str(config)])
     elif args.command == "push":
         for ref, digest in push_all(args.registry, args.busybox).items():
             print(f"{ref} {digest}")
