@@ -518,11 +518,29 @@ class _Connection:
         self.streaming = True
         stream = ResponseStream(self)
         await stream.flush()
-        if request.body_done or self.h11.their_state is h11.DONE:
+        if self._body_complete(request):
             # Nothing more is expected from the client until the response ends: a read now
             # sees only its going away (or pipelined requests, kept for later).
             self._watcher = asyncio.get_running_loop().create_task(self._watch())
         return stream
+
+    def _body_complete(self, request: Request) -> bool:
+        """Whether the whole request body has arrived (a body without length ends with an
+        EndOfMessage h11 still holds: take it, without waiting for anything)."""
+        if request.body_done or self.h11.their_state is h11.DONE:
+            return True
+        if request._leftover or self.h11.their_state is not h11.SEND_BODY:
+            return False
+        try:
+            event = self.h11.next_event()
+        except h11.RemoteProtocolError:
+            return False
+        if type(event) is h11.EndOfMessage:
+            request._body_done = True
+            return True
+        if type(event) is h11.Data:
+            request._leftover = bytes(event.data)
+        return False
 
     async def _watch(self) -> None:
         pending = 0
