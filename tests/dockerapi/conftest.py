@@ -47,3 +47,7 @@ def docker_cli(docker_config: Path):  # type: ignore[no-untyped-def]
                               text=True, timeout=timeout, env=full)
 
     return run
+
+
+# The TLS + htpasswd registry of the registry tests (session-scoped), for POST /auth.
+from tests.registry.conftest import tls_registry  # noqa: E402, F401
