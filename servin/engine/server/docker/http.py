@@ -22,7 +22,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
@@ -486,23 +488,25 @@ class _Connection:
             self.writer.writelines(self.h11.send_with_data_passthrough(h11.EndOfMessage()))
 
     def _head(self, status: int, content_type: str | None,
-              extra: Iterable[tuple[str, str]], length: int | None) -> h11.Response:
-        headers: Headers = list(self.server.default_headers)
-        if content_type:
-            headers.append((b"content-type", content_type.encode("latin-1")))
-        if length is not None:
-            headers.append((b"content-length", str(length).encode("ascii")))
-        for name, value in extra:
-            headers.append((name.encode("latin-1"), value.encode("latin-1")))
-        return h11.Response(status_code=status, headers=headers, reason=reason(status))
+              extra: Iterable[tuple[str, str]], length: int | None) -> bytes:
+        """The response head. h11 sees only the framing headers (it decides chunked or not,
+        keep-alive or close, and keeps its state); the others, checked once and encoded
+        once per distinct set, are spliced into the bytes it returns."""
+        framing, block = _split_headers(content_type, tuple(extra))
+        if length is not None and not any(k == b"content-length" for k, _ in framing):
+            framing = [*framing, (b"content-length", b"%d" % length)]
+        head = self.h11.send(h11.Response(status_code=status, headers=framing,
+                                          reason=reason(status)))
+        assert head is not None and head.endswith(b"\r\n\r\n")
+        return head[:-2] + self.server.header_block + block + b"\r\n"
 
     def _send_whole(self, request: Request, response: Response) -> None:
         body = response.body
-        head = self._head(response.status, response.content_type, response.headers,
-                          None if _no_body(response.status) else len(body))
+        no_body = _no_body(response.status)
+        parts = [self._head(response.status, response.content_type, response.headers,
+                            None if no_body else len(body))]
         conn = self.h11
-        parts = conn.send_with_data_passthrough(head) or []
-        if body and request.method != "HEAD" and not _no_body(response.status):
+        if body and request.method != "HEAD" and not no_body:
             parts += conn.send_with_data_passthrough(h11.Data(data=body)) or []
         parts += conn.send_with_data_passthrough(h11.EndOfMessage()) or []
         self.writer.writelines(parts)
@@ -512,8 +516,7 @@ class _Connection:
                            headers: Iterable[tuple[str, str]]) -> ResponseStream:
         if self.responded or self.hijacked:
             raise RuntimeError("the response has already been started")
-        head = self._head(status, content_type, headers, None)
-        self.writer.writelines(self.h11.send_with_data_passthrough(head) or [])
+        self.writer.write(self._head(status, content_type, tuple(headers), None))
         self.responded = True
         self.streaming = True
         stream = ResponseStream(self)
@@ -627,6 +630,30 @@ class _Connection:
         transport.close()
 
 
+_FRAMING = frozenset({b"content-length", b"transfer-encoding", b"connection"})
+
+
+@lru_cache(maxsize=256)
+def _split_headers(content_type: str | None, extra: tuple[tuple[str, str], ...]
+                   ) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """(framing headers for h11, the other headers as wire bytes), for one header set."""
+    framing: list[tuple[bytes, bytes]] = []
+    lines: list[bytes] = []
+    items = ((("Content-Type", content_type),) if content_type else ()) + extra
+    for name, value in items:
+        raw_name, raw_value = name.encode("latin-1"), value.encode("latin-1")
+        if not _TOKEN.fullmatch(raw_name) or any(c in raw_value for c in b"\r\n\0"):
+            raise ValueError(f"invalid response header {name!r}: {value!r}")
+        if raw_name.lower() in _FRAMING:
+            framing.append((raw_name.lower(), raw_value))
+        else:
+            lines.append(raw_name + b": " + raw_value + b"\r\n")
+    return framing, b"".join(lines)
+
+
+_TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+
+
 def _no_body(status: int) -> bool:
     return status == 204 or status == 304 or status < 200
 
@@ -643,9 +670,8 @@ class HTTPServer:
         idle_timeout: float | None = None,
     ) -> None:
         self.app = app
-        self.default_headers: Headers = [
-            (k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in default_headers
-        ]
+        # Sent with every response, encoded once.
+        self.header_block = _split_headers(None, tuple(default_headers))[1]
         self.header_timeout = header_timeout
         self.idle_timeout = idle_timeout
         self._servers: list[asyncio.base_events.Server] = []

@@ -85,6 +85,7 @@ class SystemRoutes:
     def __init__(self, engine: Engine, *, docker_hosts: tuple[str, ...] = ()) -> None:
         self.engine = engine
         self.docker_hosts = docker_hosts
+        self._version: Response | None = None
 
     def register(self, router: Router) -> None:
         """Declare the routes."""
@@ -106,7 +107,13 @@ class SystemRoutes:
         return self.engine.config.runtimes.get(name) or shutil.which(name) or ""
 
     async def version(self, req: Request) -> Response:
-        """docker's Version document; Components: the engine and the OCI runtimes."""
+        """docker's Version document; Components: the engine and the OCI runtimes (what it
+        says cannot change while the daemon runs: made once)."""
+        if self._version is None:
+            self._version = await self._version_response()
+        return self._version
+
+    async def _version_response(self) -> Response:
         arch = host_platform().architecture
         kernel = hostinfo.kernel_version()
         commit = git_commit()
