@@ -77,6 +77,7 @@ class ProbeRoutes:
         router.add("GET", "/fail/{kind}", self.fail)
         router.add("GET", "/images/{name:path}/json", self.image)
         router.add("GET", "/containers/{id}/json", self.container)
+        router.add("GET", "/whoami", self.whoami)
 
     async def query(self, req: Request) -> Response:
         return json_response({
@@ -142,6 +143,9 @@ class ProbeRoutes:
     async def container(self, req: Request) -> Response:
         return json_response({"id": req.params["id"]})
 
+    async def whoami(self, req: Request) -> Response:
+        return json_response(req.peer_credentials())
+
 
 @pytest.fixture(scope="module")
 def api() -> Iterator[tuple[ServerThread, ProbeRoutes]]:
@@ -177,6 +181,12 @@ def test_versioned_and_unversioned_routes(api: tuple[ServerThread, ProbeRoutes])
     assert request(server.path, "GET", "/containers/abc/json").json() == {"id": "abc"}
     assert request(server.path, "GET", "/containers/a/b/json").status == 404
     assert request(server.path, "GET", "/containers/my%20name/json").json() == {"id": "my name"}
+
+
+def test_peer_credentials(api: tuple[ServerThread, ProbeRoutes]) -> None:
+    server, _ = api
+    assert request(server.path, "GET", "/whoami").json() == [os.getpid(), os.getuid(),
+                                                              os.getgid()]
 
 
 def test_version_negotiation_errors(api: tuple[ServerThread, ProbeRoutes]) -> None:

@@ -23,6 +23,8 @@ import asyncio
 import contextlib
 import logging
 import re
+import socket
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import lru_cache
 from typing import Any
@@ -168,6 +170,15 @@ class Request:
         """The first value of a query parameter, as Go's ``FormValue`` gives it."""
         values = self.query.get(key)
         return values[0] if values else default
+
+    def peer_credentials(self) -> tuple[int, int, int] | None:
+        """(pid, uid, gid) of the client on a unix socket (SO_PEERCRED), else None."""
+        sock = self._conn.transport.get_extra_info("socket")
+        if sock is None or sock.family != socket.AF_UNIX:
+            return None
+        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, gid = struct.unpack("3i", raw)
+        return pid, uid, gid
 
     # -- the body ----------------------------------------------------------------------
 
