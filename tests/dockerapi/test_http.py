@@ -427,11 +427,14 @@ def test_header_timeout_closes_slow_clients() -> None:
     try:
         with connect(server.path) as s:
             s.sendall(b"GET /_ping HTTP/1.1\r\nHost: x\r\n")  # never finished
-            start = time.monotonic()
-            assert s.recv(100) == b""
-            assert time.monotonic() - start < 5
+            assert s.recv(100) == b""  # closed by the server (the socket times out at 10 s)
         with connect(server.path) as s:  # silent after connecting: the same
             assert s.recv(100) == b""
+        with connect(server.path) as s:  # a byte now and then does not keep it open
+            with pytest.raises((BrokenPipeError, ConnectionResetError)):
+                for byte in b"GET /_ping HTTP/1.1\r\nHost: x\r\n" * 10:  # 35 s if open
+                    s.sendall(bytes([byte]))
+                    time.sleep(0.1)
         with connect(server.path) as s:  # idle keep-alive: closed after idle_timeout
             s.sendall(encode_request("GET", "/_ping"))
             assert Reader(s).response().body == b"OK"

@@ -140,13 +140,13 @@ class Request:
     # -- headers and query -------------------------------------------------------------
 
     def header(self, name: str, default: str = "") -> str:
-        """The last value of a header (names are case-insensitive), or ``default``."""
+        """The first value of a header (names are case-insensitive; Go's ``Header.Get``),
+        or ``default``."""
         key = name.lower().encode("ascii")
-        found = None
         for k, v in self._headers:
             if k == key:
-                found = v
-        return default if found is None else found.decode("latin-1")
+                return v.decode("latin-1")
+        return default
 
     def has_header(self, name: str) -> bool:
         """Whether the request carries the header at all (even empty)."""
@@ -408,11 +408,16 @@ class _Connection:
     # -- reading -----------------------------------------------------------------------
 
     async def _next_request(self, first: bool) -> Request | None:
-        """The next request's head, or None when the client closed or sent garbage."""
+        """The next request's head, or None when the client closed, sent garbage or was
+        too slow."""
         conn = self.h11
-        # A new connection must send its head within header_timeout; an idle keep-alive
-        # one may wait (idle_timeout), then has header_timeout from its first byte.
-        timeout = self.server.header_timeout if first else self.server.idle_timeout
+        loop = asyncio.get_running_loop()
+        server = self.server
+        # The whole head must arrive within header_timeout of the connection (first request)
+        # or of its first byte; between requests an idle connection may wait idle_timeout.
+        waiting_idle = not first and not conn.trailing_data[0]
+        limit = server.idle_timeout if waiting_idle else server.header_timeout
+        deadline = None if limit is None else loop.time() + limit
         while True:
             try:
                 event = conn.next_event()
@@ -421,12 +426,13 @@ class _Connection:
                 return None
             if event is h11.NEED_DATA:
                 try:
-                    async with asyncio.timeout(timeout):
+                    async with asyncio.timeout_at(deadline):
                         data = await self.reader.read(READ_SIZE)
                 except TimeoutError:
                     return None
-                if data and timeout == self.server.idle_timeout:
-                    timeout = self.server.header_timeout
+                if data and waiting_idle:
+                    waiting_idle = False
+                    deadline = loop.time() + server.header_timeout
                 conn.receive_data(data)
                 continue
             if type(event) is h11.Request:
