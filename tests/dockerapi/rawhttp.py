@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 from dataclasses import dataclass, field
@@ -118,3 +119,64 @@ def encode_request(method: str, target: str, body: bytes = b"",
         all_headers.setdefault("Content-Length", str(len(body)))
     lines += [f"{k}: {v}" for k, v in all_headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class TLSClient:
+    """A TLS client on ``ssl.SSLObject`` that can half-close (send close_notify and keep
+    reading), as Go's ``tls.Conn.CloseWrite`` does for the docker CLI."""
+
+    def __init__(self, port: int, ca: Path, cert: tuple[str, str] | None = None) -> None:
+        import ssl
+
+        self._ssl = ssl
+        ctx = ssl.create_default_context(cafile=str(ca))
+        if cert:
+            ctx.load_cert_chain(*cert)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.incoming, self.outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        self.tls = ctx.wrap_bio(self.incoming, self.outgoing, server_hostname="127.0.0.1")
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._pump()
+        self._flush()
+        self.buf = b""
+
+    def _flush(self) -> None:
+        data = self.outgoing.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _pump(self) -> None:
+        self._flush()
+        data = self.sock.recv(65536)
+        if data:
+            self.incoming.write(data)
+        else:
+            self.incoming.write_eof()
+
+    def sendall(self, data: bytes) -> None:
+        self.tls.write(data)
+        self._flush()
+
+    def recv(self, n: int = 65536) -> bytes:
+        """Up to n bytes; b"" at the server's close_notify or close."""
+        ssl = self._ssl
+        while True:
+            try:
+                return self.tls.read(n)
+            except ssl.SSLWantReadError:
+                self._pump()
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                return b""
+
+    def close_write(self) -> None:
+        """close_notify; reading goes on."""
+        with contextlib.suppress(self._ssl.SSLWantReadError):
+            self.tls.unwrap()
+        self._flush()
+
+    def close(self) -> None:
+        self.sock.close()

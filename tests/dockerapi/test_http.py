@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import shutil
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -29,14 +31,16 @@ from servin.engine.server.docker.streams import STDOUT, MuxWriter, demultiplex
 from servin.engine.server.docker.system import SystemRoutes
 from servin.errors import Conflict, NotFound
 from tests.daemon import short_tmpdir
-from tests.dockerapi.rawhttp import Reader, connect, encode_request, request
+from tests.dockerapi.rawhttp import Reader, TLSClient, connect, encode_request, request
+from tests.registry.registryd import free_port, make_ca_and_cert
 
 
 class ServerThread:
     """An HTTPServer on a unix socket, its loop in a thread; the test talks to it with
     blocking sockets."""
 
-    def __init__(self, router: Router, **options: Any) -> None:
+    def __init__(self, router: Router, tls: ssl.SSLContext | None = None,
+                 **options: Any) -> None:
         self.dir = short_tmpdir("sv-http-")
         self.path = self.dir / "api.sock"
         self.loop = asyncio.new_event_loop()
@@ -44,6 +48,10 @@ class ServerThread:
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.call(self.server.listen_unix(str(self.path)))
+        self.port = 0
+        if tls is not None:
+            self.port = free_port()
+            self.call(self.server.listen_tcp("127.0.0.1", self.port, ssl=tls))
 
     def call(self, coro: Any) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(30)
@@ -53,9 +61,7 @@ class ServerThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
-        for p in self.dir.iterdir():
-            p.unlink()
-        self.dir.rmdir()
+        shutil.rmtree(self.dir)
 
 
 class ProbeRoutes:
@@ -430,11 +436,11 @@ def test_header_timeout_closes_slow_clients() -> None:
             assert s.recv(100) == b""  # closed by the server (the socket times out at 10 s)
         with connect(server.path) as s:  # silent after connecting: the same
             assert s.recv(100) == b""
-        with connect(server.path) as s:  # a byte now and then does not keep it open
-            with pytest.raises((BrokenPipeError, ConnectionResetError)):
-                for byte in b"GET /_ping HTTP/1.1\r\nHost: x\r\n" * 10:  # 35 s if open
-                    s.sendall(bytes([byte]))
-                    time.sleep(0.1)
+        # A byte now and then does not keep it open.
+        with connect(server.path) as s, pytest.raises((BrokenPipeError, ConnectionResetError)):
+            for byte in b"GET /_ping HTTP/1.1\r\nHost: x\r\n" * 10:  # 35 s if open
+                s.sendall(bytes([byte]))
+                time.sleep(0.1)
         with connect(server.path) as s:  # idle keep-alive: closed after idle_timeout
             s.sendall(encode_request("GET", "/_ping"))
             assert Reader(s).response().body == b"OK"
@@ -467,3 +473,40 @@ def test_close_ends_streams() -> None:
     server.close()
     assert routes.cancelled.is_set()
     s.close()
+
+
+def test_tls_keeps_writing_after_the_clients_close_notify() -> None:
+    router = Router()
+    routes = ProbeRoutes()
+    routes.register(router)
+    SystemRoutes(engine=None).register(router)  # type: ignore[arg-type]
+    pki = short_tmpdir("sv-pki-")
+    ca, cert, key = make_ca_and_cert(pki)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server = ServerThread(router, tls=context, header_timeout=5)
+    try:
+        client = TLSClient(server.port, ca)
+        reader = Reader(client)  # type: ignore[arg-type]
+        for _ in range(2):  # keep-alive over TLS
+            client.sendall(encode_request("GET", "/_ping"))
+            assert reader.response().body == b"OK"
+        headers = {"Connection": "Upgrade", "Upgrade": "tcp"}
+        client.sendall(encode_request("POST", "/hijack", b"", headers))
+        assert reader.head().status == 101
+        assert reader.until(b"\n") == b"hello "
+        client.sendall(b"over tls")
+        assert reader.exactly(8) == b"OVER TLS"
+        client.close_write()  # close_notify: stdin EOF, the output keeps coming
+        assert reader.rest() == b"got 8 bytes, bye\n"
+        client.close()
+        # A client that is not speaking TLS, and one that never finishes the handshake.
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            s.sendall(encode_request("GET", "/_ping"))
+            assert s.recv(100)[:1] in (b"", b"\x15")  # nothing, or a TLS alert
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+            assert s.recv(100) == b""  # closed after header_timeout
+        assert request(server.path, "GET", "/_ping").body == b"OK"
+    finally:
+        server.close()
+        shutil.rmtree(pki)

@@ -21,17 +21,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import re
 import socket
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import lru_cache
+from ssl import SSLContext
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import h11
 
+from servin.engine.server.docker.tls import TLSReader, TLSWriter, accept_tls
 from servin.engine.server.docker.versions import version_at_least
 from servin.errors import InvalidArgument
 
@@ -288,7 +291,7 @@ class HijackReader:
 
     __slots__ = ("_buffered", "_reader")
 
-    def __init__(self, buffered: bytes, reader: asyncio.StreamReader) -> None:
+    def __init__(self, buffered: bytes, reader: asyncio.StreamReader | TLSReader) -> None:
         self._buffered = buffered
         self._reader = reader
 
@@ -318,7 +321,7 @@ class HijackWriter:
 
     __slots__ = ("_writer",)
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, writer: asyncio.StreamWriter | TLSWriter) -> None:
         self._writer = writer
 
     async def write(self, data: bytes) -> None:
@@ -365,8 +368,8 @@ class Hijacked:
 class _Connection:
     """One client connection: requests one after the other on h11."""
 
-    def __init__(self, server: HTTPServer, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+    def __init__(self, server: HTTPServer, reader: asyncio.StreamReader | TLSReader,
+                 writer: asyncio.StreamWriter | TLSWriter) -> None:
         self.server = server
         self.reader = reader
         self.writer = writer
@@ -699,7 +702,8 @@ class HTTPServer:
         """How many client connections are open now."""
         return len(self._connections)
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, reader: asyncio.StreamReader | TLSReader,
+                     writer: asyncio.StreamWriter | TLSWriter) -> None:
         """Serve one client connection until it ends (the listeners' callback)."""
         task = asyncio.current_task()
         assert task is not None
@@ -721,14 +725,34 @@ class HTTPServer:
         self._servers.append(server)
         return server
 
-    async def listen_tcp(self, host: str, port: int, *, ssl: Any = None,
+    async def listen_tcp(self, host: str, port: int, *, ssl: SSLContext | None = None,
                          start: bool = True) -> asyncio.base_events.Server:
-        """Bind a TCP address (TLS when ``ssl`` is an SSLContext)."""
+        """Bind a TCP address (TLS when ``ssl`` is given: done in ``tls.py``, which keeps a
+        connection writable after the client's close_notify, as hijacks need)."""
+        callback = self.handle if ssl is None else functools.partial(self._handle_tls, ssl)
         server = await asyncio.start_server(
-            self.handle, host, port, ssl=ssl, limit=READ_SIZE, start_serving=start,
-            reuse_address=True)
+            callback, host, port, limit=READ_SIZE, start_serving=start, reuse_address=True)
         self._servers.append(server)
         return server
+
+    async def _handle_tls(self, context: SSLContext, raw_reader: asyncio.StreamReader,
+                          raw_writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            try:
+                reader, writer = await accept_tls(context, raw_reader, raw_writer,
+                                                  self.header_timeout)
+            except (OSError, TimeoutError) as exc:
+                log.debug("docker api: TLS handshake failed", extra={"error": str(exc)})
+                raw_writer.close()
+                return
+            await self.handle(reader, writer)
+        except asyncio.CancelledError:
+            raw_writer.transport.abort()
+        finally:
+            self._connections.discard(task)
 
     async def start_serving(self) -> None:
         """Start accepting on every listener bound with ``start=False``."""
