@@ -378,7 +378,6 @@ class _Connection:
         self.task: asyncio.Task[Any] | None = None
         self.hijacked = False
         self.responded = False  # the current request got its status line
-        self.streaming = False
         self.gone = False  # the client left while a streamed response was written
         self._watcher: asyncio.Task[None] | None = None
 
@@ -440,7 +439,6 @@ class _Connection:
                 continue
             if type(event) is h11.Request:
                 self.responded = False
-                self.streaming = False
                 return Request(self, event)
             return None  # ConnectionClosed (or PAUSED on a broken cycle)
 
@@ -538,7 +536,6 @@ class _Connection:
             raise RuntimeError("the response has already been started")
         self.writer.write(self._head(status, content_type, tuple(headers), None))
         self.responded = True
-        self.streaming = True
         stream = ResponseStream(self)
         await stream.flush()
         if self._body_complete(request):

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from servin.engine.images.registry.auth import Credentials
 from servin.engine.server.docker.http import Request
 from servin.errors import InvalidArgument
 
@@ -150,6 +151,12 @@ class RegistryAuth:
         """True when it carries no credentials at all."""
         return not (self.username or self.password or self.identity_token
                     or self.registry_token)
+
+    def credentials(self) -> Credentials:
+        """The engine's registry credentials (for login, pull and push)."""
+        return Credentials(username=self.username, password=self.password,
+                           identity_token=self.identity_token,
+                           registry_token=self.registry_token)
 
 
 def decode_registry_auth(value: str) -> RegistryAuth:

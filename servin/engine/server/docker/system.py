@@ -23,7 +23,6 @@ from servin.engine import hostinfo
 from servin.engine.engine import Engine
 from servin.engine.events import Event, SubscriberTooSlow
 from servin.engine.images.platforms import host_platform
-from servin.engine.images.registry.auth import Credentials
 from servin.engine.images.registry.login import login
 from servin.engine.server.docker import params
 from servin.engine.server.docker.http import Request, Response
@@ -465,9 +464,7 @@ class SystemRoutes:
         """Check credentials with a registry (the client keeps them; nothing is stored)."""
         data = await params.read_json(req, check_type=False, limit=64 * 1024)
         auth = params.RegistryAuth.from_json(data, "auth config")
-        token = await login(self.engine.registries, auth.server_address, Credentials(
-            username=auth.username, password=auth.password,
-            identity_token=auth.identity_token, registry_token=auth.registry_token))
+        token = await login(self.engine.registries, auth.server_address, auth.credentials())
         body: dict[str, str] = {"Status": "Login Succeeded"}
         if token:
             body["IdentityToken"] = token
