@@ -5,7 +5,7 @@ that thread afterwards. So a short-lived dedicated thread joins the target names
 creates the socket and connects, then returns to its own namespace; the caller keeps using the
 socket from the event loop. No iptables, no process in the pod. The thread is a fresh one each
 time (never a pool worker) so that a failed switch back can leave no thread in the wrong
-namespace: such a thread ends right away.
+namespace: such a thread ends right away. (Making and pinning namespaces is netns.py's.)
 """
 
 from __future__ import annotations
