@@ -117,7 +117,7 @@ class Engine:
         # One sampler for every stats client; it runs only while someone subscribes.
         self.stats = StatsSampler(container_store, lambda cid: monitors.paths(cid).dir,
                                   self.events)
-        self.system = SystemService(config, self.id, self.started_at_ns, container_store,
+        self.system = SystemService(config, self.id, self.started_at_ns, self.containers,
                                     image_store, self.volume_manager, self.snapshots)
         self.api = CoreAPI(
             containers=self.containers, attach=self.attach, execs=self.execs, logs=self.logs,

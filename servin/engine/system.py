@@ -14,12 +14,15 @@ from servin import API_VERSION, __version__
 from servin.engine import hostinfo
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.model import PAUSED, RESTARTING, RUNNING
-from servin.engine.containers.store import ContainerStore
+from servin.engine.containers.service import ContainerService
+from servin.engine.containers.views import ContainerListing
 from servin.engine.images.platforms import host_platform
 from servin.engine.images.store import ImageRecord, ImageStore
 from servin.engine.store.snapshots import Snapshotter
+from servin.engine.store.snapshots.layers import chain_ids
+from servin.engine.volumes.model import VolumeView
 from servin.engine.volumes.service import VolumeManager
-from servin.errors import NotFound
+from servin.errors import ServinError
 from servin.version import git_commit
 
 
@@ -84,18 +87,32 @@ class UsageItem:
 
 
 @dataclass(frozen=True)
+class ImageUsage:
+    """An image in ``system df``: how many containers use it and the bytes of its layers
+    that other images share."""
+
+    record: ImageRecord
+    containers: int
+    shared_size: int
+
+
+@dataclass(frozen=True)
 class DiskUsage:
-    """``system df``: the rows, and each image with how many containers use it."""
+    """``system df``: the summary rows and the objects behind them."""
 
     items: list[UsageItem]
-    images: list[tuple[ImageRecord, int]] = field(default_factory=list)
+    images: list[ImageUsage] = field(default_factory=list)
+    layers_size: int = 0  # bytes of every unpacked layer, each counted once
+    containers: list[ContainerListing] = field(default_factory=list)  # with size_rw
+    volumes: list[VolumeView] = field(default_factory=list)  # with size and ref_count
 
 
 class SystemService:
-    """Version, info and disk usage."""
+    """Version, info, disk usage, and the daemon's configuration (read-only) for the doors
+    that report it."""
 
     def __init__(self, config: DaemonConfig, engine_id: str, started_at_ns: int,
-                 containers: ContainerStore, images: ImageStore, volumes: VolumeManager,
+                 containers: ContainerService, images: ImageStore, volumes: VolumeManager,
                  snapshots: Snapshotter) -> None:
         self.config = config
         self.engine_id = engine_id
@@ -104,6 +121,17 @@ class SystemService:
         self._images = images
         self._volumes = volumes
         self._snapshots = snapshots
+
+    @property
+    def storage_driver(self) -> str:
+        """The snapshotter's driver: "overlay" or "copy"."""
+        return self._snapshots.driver
+
+    def runtime_path(self, name: str) -> str:
+        """Where OCI runtime ``name``'s binary is ("" for native or when it is missing)."""
+        if name == "native":
+            return ""
+        return self.config.runtimes.get(name) or shutil.which(name) or ""
 
     def runtimes(self) -> list[str]:
         """The OCI runtimes this daemon can use: native plus runc/crun when installed."""
@@ -128,7 +156,7 @@ class SystemService:
 
     def _info(self) -> SystemInfo:
         images = self._images.list()
-        states = [c.state.status for c in self._containers.list()]
+        states = [c.state.status for c in self._containers.store.list()]
         active = states.count(RUNNING) + states.count(PAUSED) + states.count(RESTARTING)
         cfg = self.config
         return SystemInfo(
@@ -140,7 +168,7 @@ class SystemService:
             containers_paused=states.count(PAUSED),
             containers_stopped=len(states) - active,
             volumes=len(self._volumes.list()),
-            storage_driver=self._snapshots.driver,
+            storage_driver=self.storage_driver,
             cgroup_driver="cgroupfs",
             cgroup_version=hostinfo.cgroup_version(),
             kernel_version=hostinfo.kernel_version(),
@@ -166,24 +194,40 @@ class SystemService:
 
     async def disk_usage(self) -> DiskUsage:
         """``system df``: space used by images, containers and volumes."""
-        return await asyncio.to_thread(self._disk_usage)
+        listings = await self._containers.list(all=True, size=True)
+        return await asyncio.to_thread(self._disk_usage, listings)
 
-    def _usage(self, container_id: str) -> int:
+    def _layer_size(self, chain: str) -> int:
         try:
-            return self._snapshots.usage(container_id)
-        except NotFound:
-            return 0  # removed while we were counting
+            return self._snapshots.layer_size(chain)
+        except ServinError:
+            return 0
 
-    def _disk_usage(self) -> DiskUsage:
+    def _disk_usage(self, listings: list[ContainerListing]) -> DiskUsage:
         images = self._images.list()
-        containers = self._containers.list()
         users: dict[str, int] = {}
-        for c in containers:
-            users[c.image_id] = users.get(c.image_id, 0) + 1
-        sizes = [self._usage(c.id) for c in containers]
-        volumes = self._volumes.list()
-        volume_sizes = [max(0, self._volumes.size(v)) for v in volumes]
-        volume_used = [bool(self._volumes.in_use(v.name)) for v in volumes]
+        for row in listings:
+            users[row.container.image_id] = users.get(row.container.image_id, 0) + 1
+        chains: dict[str, list[str]] = {}
+        for record in images:
+            try:
+                diff_ids = (self._images.config(record).get("rootfs") or {}).get("diff_ids")
+            except (ServinError, OSError, ValueError):
+                diff_ids = []
+            chains[record.id] = chain_ids(list(diff_ids or []))
+        count: dict[str, int] = {}
+        for ids in chains.values():
+            for chain in set(ids):
+                count[chain] = count.get(chain, 0) + 1
+        layer_sizes = {chain: self._layer_size(chain) for chain in count}
+        image_usage = [
+            ImageUsage(record, users.get(record.id, 0),
+                       sum(layer_sizes[c] for c in set(chains[record.id]) if count[c] > 1))
+            for record in images
+        ]
+        sizes = [row.size_rw or 0 for row in listings]
+        volumes = [VolumeView(v, len(self._volumes.in_use(v.name)), max(0, self._volumes.size(v)))
+                   for v in self._volumes.list()]
         items = [
             UsageItem(
                 type="Images", total=len(images),
@@ -192,17 +236,18 @@ class SystemService:
                 reclaimable=sum(i.size for i in images if i.id not in users),
             ),
             UsageItem(
-                type="Containers", total=len(containers),
-                active=sum(1 for c in containers if c.state.running), size=sum(sizes),
-                reclaimable=sum(size for c, size in zip(containers, sizes, strict=True)
-                                if not c.state.running),
+                type="Containers", total=len(listings),
+                active=sum(1 for row in listings if row.container.state.running),
+                size=sum(sizes),
+                reclaimable=sum(size for row, size in zip(listings, sizes, strict=True)
+                                if not row.container.state.running),
             ),
             UsageItem(
-                type="Local Volumes", total=len(volumes), active=sum(volume_used),
-                size=sum(volume_sizes),
-                reclaimable=sum(size for size, used in zip(volume_sizes, volume_used, strict=True)
-                                if not used),
+                type="Local Volumes", total=len(volumes),
+                active=sum(1 for v in volumes if v.ref_count),
+                size=sum(v.size for v in volumes),
+                reclaimable=sum(v.size for v in volumes if not v.ref_count),
             ),
             UsageItem(type="Build Cache"),
         ]
-        return DiskUsage(items, [(i, users.get(i.id, 0)) for i in images])
+        return DiskUsage(items, image_usage, sum(layer_sizes.values()), listings, volumes)

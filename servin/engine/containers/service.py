@@ -184,21 +184,22 @@ class ContainerService:
             if limit > 0 and len(out) >= limit:
                 break
         if size:
-            out = [ContainerListing(x.container, x.command, x.networks, *self._sizes(x.container))
-                   for x in out]
+            image_sizes = {i.id: i.size for i in self.images.list()}
+            out = [ContainerListing(x.container, x.command, x.networks,
+                                    *self._sizes(x.container, image_sizes)) for x in out]
         return out
 
-    def _sizes(self, c: Container) -> tuple[int, int]:
+    def _sizes(self, c: Container, image_sizes: dict[str, int] | None = None) -> tuple[int, int]:
         """(writable layer bytes, writable + image bytes) of a container."""
         try:
             rw = self.snapshots.usage(c.id)
         except ServinError:
             rw = 0
-        try:
-            image = self.images.get(c.image_id).size
-        except ServinError:
-            image = 0
-        return rw, rw + image
+        if image_sizes is None:
+            image_sizes = {}
+            with contextlib.suppress(ServinError):
+                image_sizes[c.image_id] = self.images.get(c.image_id).size
+        return rw, rw + image_sizes.get(c.image_id, 0)
 
     async def inspect(self, ref: str, *, size: bool = False) -> ContainerDetails:
         """Everything ``inspect`` shows of a container."""

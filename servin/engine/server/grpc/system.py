@@ -108,7 +108,7 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
             items=[system_pb2.DiskUsageItem(type=u.type, total=u.total, active=u.active,
                                             size=u.size, reclaimable=u.reclaimable)
                    for u in usage.items],
-            images=[system_pb2.ImageSummaryRef(id=i.id, repo_tags=i.repo_tags, size=i.size,
-                                               containers=n)
-                    for i, n in usage.images],
+            images=[system_pb2.ImageSummaryRef(id=i.record.id, repo_tags=i.record.repo_tags,
+                                               size=i.record.size, containers=i.containers)
+                    for i in usage.images],
         )
