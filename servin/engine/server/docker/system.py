@@ -19,6 +19,7 @@ from typing import Any
 
 from servin import __version__
 from servin.engine import hostinfo
+from servin.engine.config import DaemonConfig
 from servin.engine.engine import CoreAPI
 from servin.engine.events import Event, SubscriberTooSlow
 from servin.engine.images.platforms import host_platform
@@ -80,9 +81,13 @@ class SystemRoutes:
 
     def __init__(self, core: CoreAPI, *, docker_hosts: tuple[str, ...] = ()) -> None:
         self.core = core
-        self.config = core.system.config
         self.docker_hosts = docker_hosts
         self._version: Response | None = None
+
+    @property
+    def config(self) -> DaemonConfig:
+        """The daemon's configuration (read-only)."""
+        return self.core.system.config
 
     def register(self, router: Router) -> None:
         """Declare the routes."""
