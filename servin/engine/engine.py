@@ -98,10 +98,7 @@ class Engine:
         locks = ContainerLocks()
         self.execs = ExecService(container_store, monitors, self.events)
 
-        async def exit_code(container_id: str) -> int:
-            return await self.containers.exit_code(container_id)
-
-        self.attach = AttachService(container_store, monitors, exit_code)
+        self.attach = AttachService(container_store, monitors, locks)
         runner = Runner(config, container_store, image_store, self.snapshots, monitors, locks,
                         self.networks, self.volume_manager, self.attach, self.events)
         supervisor = Supervisor(container_store, locks, runner, monitors, self.networks,

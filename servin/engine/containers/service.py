@@ -416,10 +416,6 @@ class ContainerService:
             return last
         return (await asyncio.to_thread(self.store.get, c.id)).state
 
-    async def exit_code(self, ref: str) -> int:
-        """Wait for the container to stop; its exit code."""
-        return (await self.wait(ref)).exit_code
-
     # -- pause, update, rename -----------------------------------------------------------
 
     async def pause(self, ref: str) -> None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from servin.engine.containers.detachkeys import DetachScanner, parse_detach_keys
+from servin.engine.containers.locks import ContainerLocks
 from servin.engine.containers.model import PAUSED, RUNNING, Container
 from servin.engine.containers.monitors import Monitors
 from servin.engine.containers.store import ContainerStore
@@ -176,11 +177,10 @@ class StreamSession:
 class AttachService:
     """Attach sessions to containers' main processes, and their terminal size."""
 
-    def __init__(self, store: ContainerStore, monitors: Monitors,
-                 wait_exit: Callable[[str], Awaitable[int]]) -> None:
+    def __init__(self, store: ContainerStore, monitors: Monitors, locks: ContainerLocks) -> None:
         self.store = store
         self.monitors = monitors
-        self._wait_exit = wait_exit
+        self.locks = locks
         # Attach requests waiting for a created container to start: each gets a monitor
         # attachment after the monitor exists and before the program runs.
         self._pending: dict[str, list[tuple[asyncio.Future[Attachment], dict[str, bool]]]] = {}
@@ -206,10 +206,20 @@ class AttachService:
             await self.resize(c.id, rows, cols)
 
         async def exit_code() -> int:
-            return await self._wait_exit(c.id)
+            return await self._exit_code(c.id)
 
         return StreamSession(attachment, stdin=options.stdin, detach_keys=keys, resize=resize,
                              detach=monitor.detach, exit_code=exit_code)
+
+    async def _exit_code(self, container_id: str) -> int:
+        """Wait until the container's process ends (a session's stream ends with it)."""
+        current = await asyncio.to_thread(self.store.get, container_id)
+        if current.state.running:
+            await self.locks.exit_event(container_id).wait()
+        last = self.locks.last_exit(container_id)
+        if last is None:
+            last = (await asyncio.to_thread(self.store.get, container_id)).state
+        return last.exit_code
 
     async def _attach_running(self, c: Container, request: dict[str, bool]) -> Attachment:
         if c.state.status not in (RUNNING, PAUSED):
