@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+from servin.engine import permissions
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.execs import ExecService
 from servin.engine.containers.files import FileOperations
@@ -40,8 +41,13 @@ class Engine:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         self.started_at_ns = time.time_ns()
-        config.root.mkdir(parents=True, exist_ok=True, mode=0o711)
-        config.exec_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        config.root.mkdir(parents=True, exist_ok=True, mode=permissions.ROOT_MODE)
+        config.exec_root.mkdir(parents=True, exist_ok=True, mode=permissions.EXEC_ROOT_MODE)
+        # Before the database is opened: its WAL must never be readable by others.
+        permissions.secure_roots(config.root, config.exec_root)
+        for directory in (config.root / "containers", config.exec_root / "containers",
+                          config.exec_root / "runtime"):
+            directory.mkdir(exist_ok=True, mode=permissions.PRIVATE_DIR)
         self.meta = MetadataStore(config.root / "servin.db")
         self.content = ContentStore(config.root / "content")
         self.events = EventBus()
@@ -70,6 +76,7 @@ class Engine:
             self.containers.store, lambda cid: self.containers.paths(cid).dir, self.events
         )
         self.id = self._engine_id(config.root / "engine-id")
+        permissions.secure_roots(config.root, config.exec_root)  # what the services made
 
     def repair(self) -> None:
         """Undo what a crash may have left half-done (runs once at start)."""
@@ -102,6 +109,7 @@ class Engine:
         except FileNotFoundError:
             value = uuid.uuid4().hex
             tmp = path.with_suffix(".tmp")
+            permissions.create_private_file(tmp)
             tmp.write_text(value + "\n")
             os.replace(tmp, path)
             return value

@@ -56,9 +56,10 @@ def is_mounted(v: Volume) -> bool:
 
 
 def create_dirs(v: Volume) -> None:
-    """Make ``<root>/volumes/<name>/_data`` (the volume dir is private to root)."""
+    """Make ``<root>/volumes/<name>/_data`` (the volume dir is private to root; ``_data`` is
+    the volume's root inside containers and keeps docker's 0755)."""
     data = Path(v.mountpoint)
-    data.parent.mkdir(mode=0o701, exist_ok=True)
+    data.parent.mkdir(mode=0o700, exist_ok=True)
     data.mkdir(mode=0o755, exist_ok=True)
 
 

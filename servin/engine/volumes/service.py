@@ -44,7 +44,7 @@ class VolumeService:
         self.store = store
         self.events = events
         self.root = store.root
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o701)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.RLock()
         # Containers using a volume name (the engine wires it to the container store).
         self.users: Callable[[str], list[VolumeUser]] = lambda name: []
