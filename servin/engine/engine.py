@@ -16,6 +16,7 @@ from servin.engine import permissions
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.execs import ExecService
 from servin.engine.containers.files import FileOperations
+from servin.engine.containers.recovery import remove_unrecorded
 from servin.engine.containers.service import ContainerService
 from servin.engine.containers.stats import StatsSampler
 from servin.engine.containers.store import ContainerStore
@@ -84,6 +85,7 @@ class Engine:
         if removed:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
         self.snapshots.repair()
+        self.volumes.repair_disk()
         # No operation runs yet: a snapshot without a container record is a create that a
         # crash interrupted, and whatever no record references is garbage.
         known = {c.id for c in self.containers.store.list()}
@@ -91,6 +93,7 @@ class Engine:
             if key not in known:
                 log.info("removing a snapshot without a container", extra={"key": key})
                 self.snapshots.remove(key)
+        remove_unrecorded(self.config, self.snapshots, known)
         collected = self.images.collect()
         if collected.blobs or collected.layers:
             log.info(

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.images import gc
 from servin.engine.images.archive import docker_archive, oci_layout
@@ -107,7 +108,9 @@ class ImageService:
             content, writer, platform=plat, changes=changes, comment=comment, lease=lease
         )
         # Unpacked now, through the safe extractor, so a hostile layer is refused at import.
+        crashpoint("image.import.after-blobs")
         self._unpack(record, lease)
+        crashpoint("image.import.after-unpack")
         self.store.add(record, [name] if name else [])
         return self.store.get(record.id)
 

@@ -21,6 +21,7 @@ from servin.api.servin.v1 import containers_pb2
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.model import Container
 from servin.engine.containers.store import ContainerStore
+from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.networks import bridge, firewall, ipam, ports
 from servin.engine.networks.dns import DNSServer, host_resolvers
@@ -205,6 +206,7 @@ class NetworkService:
             )
             try:
                 await asyncio.to_thread(self.store.add, n)  # checks the name and overlaps
+                crashpoint("network.create.after-record")
                 break
             except Conflict:
                 # Another create took the pool block we picked meanwhile: pick again.
@@ -213,6 +215,7 @@ class NetworkService:
         try:
             await asyncio.to_thread(bridge.ensure_bridge, n.bridge, n.gateway, n.prefixlen,
                                     self.owner)
+            crashpoint("network.create.after-bridge")
             await self.sync_firewall()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -235,6 +238,7 @@ class NetworkService:
             names = ", ".join(c.name for _, c in users)
             raise Conflict(f"network {n.name} is in use by container(s): {names}")
         await asyncio.to_thread(self.store.delete, n.id)
+        crashpoint("network.rm.after-record")
         self.dns.stop(n.id)
         self._names.pop(n.id, None)
         await asyncio.to_thread(bridge.delete_bridges, [n.bridge], self.owner)
@@ -467,6 +471,7 @@ class NetworkService:
             raise InvalidArgument("aliases and --ip are supported on user-defined networks only")
         ep = await asyncio.to_thread(self.store.allocate, n, c.id, address=address,
                                      aliases=aliases)
+        crashpoint("network.connect.after-record")
         if c.state.running and c.state.pid:
             try:
                 link = bridge.Link(
@@ -475,6 +480,7 @@ class NetworkService:
                     address=ep.address, prefixlen=n.prefixlen, mac=ep.mac, gateway="",
                 )
                 await asyncio.to_thread(bridge.attach, c.state.pid, [link])
+                crashpoint("network.connect.after-link")
             except BaseException:
                 await asyncio.to_thread(self.store.release, n.id, c.id)
                 raise
