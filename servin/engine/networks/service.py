@@ -80,9 +80,16 @@ class NetworkService:
         """At daemon start (blocking): built-in networks, bridges, stray links removed."""
         self._ensure_builtin()
         bridge.enable_forwarding()
-        for n in self.store.list():
+        networks = self.store.list()
+        for n in networks:
             if n.is_bridge:
                 bridge.ensure_bridge(n.bridge, n.gateway, n.prefixlen, self.owner)
+        # Bridges of networks whose removal a crash interrupted (record gone, bridge not).
+        stray = set(bridge.owned_bridges(self.owner)) - {n.bridge for n in networks}
+        if stray:
+            log.warning("removing bridges of removed networks",
+                        extra={"bridges": ",".join(sorted(stray))})
+            bridge.delete_bridges(sorted(stray), self.owner)
         self.repair_links()
 
     def _ensure_builtin(self) -> None:
@@ -427,6 +434,7 @@ class NetworkService:
         if not endpoints:
             return
         networks = {n.id: n for n in await self.list()}
+        await asyncio.to_thread(self._restore_links, c, endpoints, networks)
         wanted = [ports.Binding(**p) for p in c.state.ports]
         if wanted:
             try:
@@ -436,6 +444,25 @@ class NetworkService:
                             extra={"container": c.id, "error": str(exc)})
             self._publish(c.id, endpoints[0].address, wanted)
         self._register_names(c, endpoints, networks)
+
+    def _restore_links(self, c: Container, endpoints: list[Endpoint],
+                       networks: dict[str, Network]) -> None:
+        """Make the links of endpoints recorded by a ``connect`` a crash interrupted before
+        its link was made (blocking)."""
+        for ep in endpoints:
+            n = networks.get(ep.network_id)
+            name = bridge.veth_name(c.id, ep.network_id)
+            if n is None or not n.is_bridge or not c.state.pid or bridge.link_exists(name):
+                continue
+            log.warning("making the link of an interrupted connect",
+                        extra={"container": c.id, "network": n.name})
+            try:
+                bridge.attach(c.state.pid, [bridge.Link(
+                    host_name=name, bridge=n.bridge, ifname=bridge.free_ifname(c.state.pid),
+                    address=ep.address, prefixlen=n.prefixlen, mac=ep.mac, gateway="")])
+            except (OSError, ServinError) as exc:
+                log.warning("cannot make the link", extra={"container": c.id,
+                                                           "error": str(exc)})
 
     async def detach(self, c: Container) -> None:
         """The container stopped: let its ports, links, rules and names go."""
