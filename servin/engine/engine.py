@@ -53,7 +53,8 @@ class Engine:
         self.content = ContentStore(config.root / "content")
         self.events = EventBus()
         image_store = ImageStore(self.meta, self.content)
-        self.snapshots = Snapshotter(config.root / "snapshots", driver=config.storage_driver)
+        self.snapshots = Snapshotter(config.root / "snapshots", driver=config.storage_driver,
+                                     max_layer_size=config.max_layer_size)
         self.containers = ContainerService(
             config, ContainerStore(self.meta), image_store, self.snapshots, self.events
         )

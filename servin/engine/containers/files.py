@@ -25,7 +25,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
-from servin.engine import fsarchive
+from servin.engine import fsarchive, limits
 from servin.engine.containers.model import PAUSED, RUNNING, Container
 from servin.engine.crashpoints import crashpoint
 from servin.engine.images.commit import CommitInputs, build_committed_image, write_layer
@@ -309,6 +309,8 @@ class FileOperations:
         if name is not None and name.digest:
             raise InvalidArgument("cannot commit with a digest reference: give a tag")
         apply_changes({}, list(changes or []))  # refuse bad instructions before any work
+        limits.check_text(comment, "the commit message")
+        limits.check_text(author, "the author")
         c = await self.service.resolve(text)
         store = self.images.store
         record = await asyncio.to_thread(store.get, c.image_id)

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from servin.api.servin.v1 import containers_pb2
+from servin.engine import limits
 from servin.engine.config import DaemonConfig
 from servin.engine.containers import logs as logreader
 from servin.engine.containers import mounts as mountspecs
@@ -213,6 +214,7 @@ class ContainerService:
         """Create a container (its record, writable layer and log dir); nothing runs yet."""
         if not spec.image:
             raise InvalidArgument("no image given")
+        limits.check_container_config(spec)
         record = await asyncio.to_thread(self.images.resolve, spec.image)
         image_config = await asyncio.to_thread(self.images.config, record)
         image = image_config.get("config") or {}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from servin.api.servin.v1 import containers_pb2
+from servin.engine import limits
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.model import Container
 from servin.engine.containers.store import ContainerStore
@@ -34,7 +35,6 @@ log = logging.getLogger(__name__)
 # pyroute2 logs every netlink message at debug level: far too much for the daemon log.
 logging.getLogger("pyroute2").setLevel(logging.WARNING)
 
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
 def primary_network(spec: containers_pb2.ContainerSpec) -> str:
@@ -184,8 +184,9 @@ class NetworkService:
                      labels: dict[str, str] | None = None,
                      options: dict[str, str] | None = None) -> Network:
         """Create a bridge network: its record, bridge, DNS and rules; all or nothing."""
-        if not name or not set(name) <= _NAME_CHARS or name[0] in ".-":
-            raise InvalidArgument(f"invalid network name {name!r}")
+        limits.check_name("network", name)
+        limits.check_labels(dict(labels or {}))
+        limits.check_options(dict(options or {}))
         if name in BUILTIN_NAMES:
             raise Conflict(f"{name} is a pre-defined network and cannot be created")
         if (driver or BRIDGE) != BRIDGE:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from servin.engine import fsarchive
+from servin.engine import fsarchive, limits
 from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.volumes import local
@@ -70,6 +70,8 @@ class VolumeService:
         driver = driver or LOCAL
         if driver != LOCAL:
             raise InvalidArgument(f"volume driver {driver!r} is not available (only local)")
+        limits.check_labels(dict(labels or {}))
+        limits.check_options(dict(options or {}))
         opts = local.validate_options(dict(options or {}))
         if not name:
             name = secrets.token_hex(32)
