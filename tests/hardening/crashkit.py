@@ -100,7 +100,8 @@ def _monitors_of(d: DaemonProcess) -> list[int]:
             with open(f"/proc/{entry}/comm") as f:
                 if f.read().strip() != "servin-monitor":
                     continue
-            links = [os.readlink(f"/proc/{entry}/fd/{fd}") for fd in os.listdir(f"/proc/{entry}/fd")]
+            fds = os.listdir(f"/proc/{entry}/fd")
+            links = [os.readlink(f"/proc/{entry}/fd/{fd}") for fd in fds]
         except OSError:
             continue
         if any(str(d.root) in link or str(d.exec_root) in link for link in links):

@@ -46,23 +46,46 @@ def test_long_names_are_refused(engine: DaemonProcess, command: list[str]) -> No
 def test_names_follow_dockers_characters(engine: DaemonProcess) -> None:
     refused(engine.cli("network", "create", "_under"), "invalid network name")
     refused(engine.cli("network", "create", "sp ace"), "invalid network name")
-    refused(engine.cli("volume", "create", "-dash"), "invalid volume name")
+    refused(engine.cli("volume", "create", "--", "-dash"), "invalid volume name")
     refused(engine.cli("create", "--name", "a/b", "busybox"), "Invalid container name")
     longest = "n" * limits.NAME_MAX
     engine.cli("volume", "create", longest, check=True)
     engine.cli("volume", "rm", longest, check=True)
 
 
+def api_refused(call: object, *words: str) -> None:
+    from servin.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument) as info:
+        call()  # type: ignore[operator]
+    for word in words:
+        assert word in str(info.value), info.value
+
+
 def test_oversized_metadata_is_refused(engine: DaemonProcess, tmp_path: Path) -> None:
-    big = "x" * (limits.LABELS_TOTAL_MAX + 1)
-    refused(engine.cli("create", "--label", f"k={big}", "busybox"), "labels take")
-    refused(engine.cli("volume", "create", "--label", f"k={big}", "vol-big"), "labels take")
-    refused(engine.cli("network", "create", "--label", f"k={big}", "net-big"), "labels take")
+    from servin.api.servin.v1 import containers_pb2, networks_pb2, volumes_pb2
+    from servin.client.sync import Client
+
+    # Bigger than one command-line argument may be: through the API.
+    big = {f"k{i}": "x" * 100_000 for i in range(3)}
+    with Client(engine.host) as client:
+        api_refused(lambda: client.containers.Create(containers_pb2.CreateContainerRequest(
+            spec=containers_pb2.ContainerSpec(image="busybox", labels=big))), "labels take")
+        api_refused(lambda: client.volumes.Create(volumes_pb2.CreateVolumeRequest(
+            name="vol-big", labels=big)), "labels take")
+        api_refused(lambda: client.networks.Create(networks_pb2.CreateNetworkRequest(
+            name="net-big", labels=big)), "labels take")
+        api_refused(lambda: client.containers.Create(containers_pb2.CreateContainerRequest(
+            spec=containers_pb2.ContainerSpec(image="busybox",
+                                              env=["K=" + "z" * (limits.ARG_MAX + 1)]))),
+            "environment entry")
+        api_refused(lambda: client.containers.Create(containers_pb2.CreateContainerRequest(
+            spec=containers_pb2.ContainerSpec(image="busybox",
+                                              dns=["1.1.1.1"] * (limits.LIST_MAX + 1)))),
+            "too many dns")
     env_file = tmp_path / "env"
     env_file.write_text("".join(f"V{i}={'y' * 1000}\n" for i in range(1100)))
     refused(engine.cli("create", "--env-file", str(env_file), "busybox"), "take")
-    refused(engine.cli("create", "-e", "K=" + "z" * (limits.ARG_MAX + 1), "busybox"),
-            "environment entry")
     refused(engine.cli("create", "-w", "/" + "w" * limits.TEXT_MAX, "busybox"), "working dir")
     refused(engine.cli("commit", "-m", "m" * (limits.TEXT_MAX + 1), "nosuch", "x"))
     assert engine.cli("ps", "-aq").stdout.strip() == ""
@@ -84,7 +107,9 @@ def sparse_layer(path: Path, apparent: int) -> Path:
     header = raw[:512]
     header[156:157] = b"S"
     def octal(n: int, width: int) -> bytes:
-        return f"{n:0{width - 1}o}".encode() + b"\0"
+        digits = f"{n:o}"  # NUL-terminated when it fits, else all ``width`` digits (as GNU)
+        return (digits.zfill(width - 1).encode() + b"\0" if len(digits) < width
+                else digits.zfill(width).encode())
     segments = [(0, 4096), (apparent - 4096, 4096)]
     for i, (offset, size) in enumerate(segments):
         base = 386 + i * 24
