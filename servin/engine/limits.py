@@ -3,7 +3,7 @@
 Every record is stored, returned by every list and kept in memory by clients; without bounds a
 60 MB label costs every ``ps`` 60 MB. The limits are generous for real use and small next to
 the cost of abuse; each breach is one InvalidArgument naming the limit. The numbers are
-documented in docs/limits.md.
+documented in docs/security.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Unbounded inputs get one clear InvalidArgument; hostile archives are bounded.
 
 Names follow docker's rule with a length limit, labels/env/other metadata have size limits
-(docs/limits.md), sparse files stay sparse, a layer that unpacks past the daemon's
+(docs/security.md), sparse files stay sparse, a layer that unpacks past the daemon's
 ``max_layer_size`` is refused, and ``load`` refuses a config not named by its digest.
 """
 
