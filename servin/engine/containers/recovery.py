@@ -105,6 +105,8 @@ def force_delete(service: ContainerService, c: Container) -> None:
     (blocking; nothing to do is fine)."""
     with contextlib.suppress(ServinError, OSError):
         runtime = make_runtime(service._runtime_config(c.runtime), service.paths(c.id).state_dir)
+        with contextlib.suppress(ServinError, OSError):
+            runtime.resume(c.id)  # frozen processes would not die of the kill below
         runtime.delete(c.id, force=True)
 
 
