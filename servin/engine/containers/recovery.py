@@ -49,9 +49,17 @@ async def end_stray_monitor(service: ContainerService, c: Container) -> bool:
     paths = service.paths(c.id)
     if not await asyncio.to_thread(monitor_alive, paths.state_dir):
         return False
+    client = MonitorClient(paths.state_dir)
+    try:
+        stopped = (await client.state()).status == "stopped"
+    except (ServinError, OSError):
+        stopped = False
+    # The last run's monitor, its exit recorded, still draining its attach clients (a few
+    # seconds at most): not stray, only to be waited for.
+    if stopped and await client.wait_gone(END_TIMEOUT):
+        return False
     log.warning("ending a monitor left by an interrupted start",
                 extra={"container": c.id, "status": c.state.status})
-    client = MonitorClient(paths.state_dir)
     with contextlib.suppress(ServinError, OSError):
         await client.kill(signal.SIGKILL, all=True)
     if not await client.wait_gone(END_TIMEOUT):

@@ -528,7 +528,9 @@ class ContainerService:
                 self._zygote = await asyncio.to_thread(ensure_zygote, self.config.exec_root)
             try:
                 return await spawn(self._zygote, spec)
-            except Unavailable:
+            except Unavailable as exc:
+                if "monitor zygote" not in str(exc):
+                    raise  # the zygote answered: the creation itself failed
                 self._zygote = None
                 if attempt == 2 or await asyncio.to_thread(monitor_alive, spec.state_dir):
                     raise
