@@ -827,7 +827,7 @@ class ContainerService:
         number = parse_signal(sig) if sig else await asyncio.to_thread(self._stop_signal, c)
         client = MonitorClient(self.paths(c.id).state_dir)
         exited = self._exit_event(c.id)
-        with contextlib.suppress(Unavailable):
+        with contextlib.suppress(Unavailable, Conflict):
             await client.kill(number)
             if c.state.status == PAUSED:
                 await self._thaw(c)
@@ -836,7 +836,7 @@ class ContainerService:
         try:
             await asyncio.wait_for(exited.wait(), timeout)
         except TimeoutError:
-            with contextlib.suppress(Unavailable):
+            with contextlib.suppress(Unavailable, Conflict):
                 await client.kill(signal_module.SIGKILL, all=True)
             self.events.publish("container", "kill", c.id, name=c.name, signal="9")
             await asyncio.wait_for(exited.wait(), 30)
@@ -991,7 +991,7 @@ class ContainerService:
                     "container before attempting removal or force remove"
                 )
             await self._hold_restarts(c)
-            with contextlib.suppress(Unavailable):
+            with contextlib.suppress(Unavailable, Conflict):
                 await MonitorClient(self.paths(c.id).state_dir).kill(
                     signal_module.SIGKILL, all=True
                 )
