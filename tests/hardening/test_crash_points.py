@@ -5,7 +5,8 @@ daemon again and checks the invariants of ``crashkit.check_invariants`` (the lis
 nothing half made is listed, no mount, cgroup, link, rule, monitor or file outside a record,
 running containers run or have a recorded exit) plus what users expect of that operation
 (restart policies carry on, the operation works again). The zygote and a monitor are killed
-too. The summary line "crash points tried" gives the count.
+too. The summary lines "crash points tried" and "zygote and monitor kills tried" give the
+counts.
 """
 
 from __future__ import annotations
@@ -323,7 +324,7 @@ def test_zygote_killed(house: CrashDaemon) -> None:
     d.cli("run", "-d", "--name", "after-zygote-kill", *SLEEPER, check=True)
     check_invariants(d, seen_ids(d))
     d.cli("rm", "-f", "before-zygote-kill", "after-zygote-kill", check=True)
-    count("crash points tried")
+    count("zygote and monitor kills tried")
 
 
 @pytest.mark.parametrize("policy", ["no", "always"])
@@ -348,4 +349,4 @@ def test_monitor_killed(house: CrashDaemon, policy: str) -> None:
         wait_for(lambda: d.state(name)["Status"] == "exited", 20, "the recorded exit")
     check_invariants(d, seen_ids(d), frozenset({name}))
     d.cli("rm", "-f", name, check=True)
-    count("crash points tried")
+    count("zygote and monitor kills tried")
