@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+from servin.engine.build.service import BuildService
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.execs import ExecService
 from servin.engine.containers.files import FileOperations
@@ -69,6 +70,8 @@ class Engine:
         self.stats = StatsSampler(
             self.containers.store, lambda cid: self.containers.paths(cid).dir, self.events
         )
+        # Dockerfile builds and their cache (servin.engine.build).
+        self.builds = BuildService(self)
         self.id = self._engine_id(config.root / "engine-id")
 
     def repair(self) -> None:
@@ -84,6 +87,7 @@ class Engine:
             if key not in known:
                 log.info("removing a snapshot without a container", extra={"key": key})
                 self.snapshots.remove(key)
+        self.builds.repair()
         collected = self.images.collect()
         if collected.blobs or collected.layers:
             log.info(
