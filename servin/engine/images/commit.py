@@ -62,7 +62,8 @@ class _BlobOut:
 def write_layer(content: ContentStore, source: Path, changes: list[tuple[str, str]],
                 lease: Lease | None = None) -> tuple[str, int]:
     """The changes as a layer blob: (digest, size). ``source`` holds the added/changed
-    files (relative paths as in ``changes``); with ``lease``, the blob is held by it."""
+    files (relative paths as in ``changes``); with ``lease``, the blob is held by it. Kinds:
+    ``A``/``C`` an entry, ``D`` a whiteout, ``O`` a directory's opaque marker."""
     writer = content.writer(lease)
     try:
         tar = fsarchive.TarWriter(_BlobOut(writer))  # type: ignore[arg-type]
@@ -72,6 +73,10 @@ def write_layer(content: ContentStore, source: Path, changes: list[tuple[str, st
                 arcname = path.lstrip("/")
                 if kind == "D":
                     tar.add_whiteout(arcname)
+                    continue
+                if kind == "O":
+                    tar.add_opaque(arcname, os.stat(path.lstrip("/"), dir_fd=root,
+                                                    follow_symlinks=False))
                     continue
                 head, _, name = path.rpartition("/")
                 try:
