@@ -140,7 +140,7 @@ def build(tags: tuple[str, ...], file_: str, build_args: tuple[str, ...], target
         if sink is not None:
             sink.abort()
         if view.failure is not None:
-            raise click.exceptions.Exit(1) from None  # the step's failure is on screen
+            sys.exit(1)  # the failed step is on screen already
         raise
     except BaseException:
         view.close()
