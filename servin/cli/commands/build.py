@@ -318,7 +318,10 @@ def _context(client: Any, path: str, file_: str, args: dict[str, str], target: s
         raise InvalidArgument(f"unable to prepare context: path {path!r} not found")
     dockerfile, dockerfile_path = buildcontext.dockerfile_for(context_dir, file_)
     patterns = buildcontext.ignore_patterns(context_dir, dockerfile_path)
-    wanted = _reads(client, dockerfile, args, target, platform)
+    # A daemon on this machine gets the whole context (as docker sends it); a remote one only
+    # what the Dockerfile can read.
+    remote = not str(getattr(client, "url", "")).startswith("unix://")
+    wanted = _reads(client, dockerfile, args, target, platform) if remote else None
     return buildcontext.from_directory(context_dir, dockerfile, dockerfile_path, patterns,
                                        wanted)
 
