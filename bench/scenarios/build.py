@@ -1,4 +1,4 @@
-"""8. Build: ``servin build`` beside docker's classic builder (``DOCKER_BUILDKIT=0 docker
+"""9. Build: ``servin build`` beside docker's classic builder (``DOCKER_BUILDKIT=0 docker
 build`` on the private dockerd 20.10): a 10-step Dockerfile cold (``--no-cache``) and warm
 (nothing changed, everything cached), and a 3-stage build whose two first stages are
 independent (Servin builds them in parallel; the classic builder one after the other).
