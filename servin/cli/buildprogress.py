@@ -15,7 +15,6 @@ from typing import Any, TextIO
 
 from servin.humanize import human_size
 
-MODES = ("auto", "plain", "tty", "quiet")
 _TAIL = 6  # output lines of a running step the live view shows
 
 

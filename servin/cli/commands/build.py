@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from servin.cli.buildprogress import MODES
+from servin.cli.progress import MODES
 from servin.cli.session import get_client
 from servin.errors import InvalidArgument, NotFound, ServinError
 
@@ -76,7 +76,6 @@ def build(tags: tuple[str, ...], file_: str, build_args: tuple[str, ...], target
     """Build an image from a Dockerfile."""
     from servin.api.servin.v1 import common_pb2, images_pb2
     from servin.cli.buildprogress import renderer
-    from servin.cli.runflags import parse_bytes
 
     if isolation not in ("", "default"):
         raise InvalidArgument(f"isolation {isolation!r} is not supported (only default)")
@@ -100,6 +99,8 @@ def build(tags: tuple[str, ...], file_: str, build_args: tuple[str, ...], target
     for secret in secrets:
         options.secrets.append(_secret(secret))
     r = options.resources
+    if memory or memory_swap or shm_size:
+        from servin.cli.runflags import parse_bytes
     if memory:
         r.memory = parse_bytes(memory, "--memory")
     if memory_swap:
