@@ -36,7 +36,8 @@ from servin.errors import InvalidArgument, NotFound, ServinError
 @click.option("--platform", default=lambda: os.environ.get("DOCKER_DEFAULT_PLATFORM", ""),
               help="Set platform (this machine's; others need emulation)")
 @click.option("--network", default="default",
-              help="Set the networking mode for the RUN instructions (default, none, host)")
+              help="Set the networking mode for the RUN instructions (default, none, host, "
+              "or a network's name)")
 @click.option("--add-host", multiple=True, metavar="HOST:IP",
               help="Add a custom host-to-IP mapping")
 @click.option("--progress", type=click.Choice(MODES), default="auto",
@@ -79,8 +80,6 @@ def build(tags: tuple[str, ...], file_: str, build_args: tuple[str, ...], target
 
     if isolation not in ("", "default"):
         raise InvalidArgument(f"isolation {isolation!r} is not supported (only default)")
-    if network not in ("default", "none", "host", ""):
-        raise InvalidArgument(f"invalid --network {network!r}: use default, none or host")
     from servin.reference import parse_reference
 
     for tag in tags:
