@@ -16,12 +16,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from servin.engine import permissions
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.execs import ExecService
 from servin.engine.containers.files import FileOperations
 from servin.engine.containers.locks import ContainerLocks
 from servin.engine.containers.logs import LogService
 from servin.engine.containers.monitors import Monitors
+from servin.engine.containers.recovery import remove_unrecorded
 from servin.engine.containers.runner import Runner
 from servin.engine.containers.service import ContainerService
 from servin.engine.containers.stats import StatsSampler
@@ -69,13 +71,19 @@ class Engine:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         self.started_at_ns = time.time_ns()
-        config.root.mkdir(parents=True, exist_ok=True, mode=0o711)
-        config.exec_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        config.root.mkdir(parents=True, exist_ok=True, mode=permissions.ROOT_MODE)
+        config.exec_root.mkdir(parents=True, exist_ok=True, mode=permissions.EXEC_ROOT_MODE)
+        # Before the database is opened: its WAL must never be readable by others.
+        permissions.secure_roots(config.root, config.exec_root)
+        for directory in (config.root / "containers", config.exec_root / "containers",
+                          config.exec_root / "runtime"):
+            directory.mkdir(exist_ok=True, mode=permissions.PRIVATE_DIR)
         self.id = self._engine_id(config.root / "engine-id")
         self.meta = MetadataStore(config.root / "servin.db")
         self.content = ContentStore(config.root / "content")
         self.events = EventBus()
-        self.snapshots = Snapshotter(config.root / "snapshots", driver=config.storage_driver)
+        self.snapshots = Snapshotter(config.root / "snapshots", driver=config.storage_driver,
+                                     max_layer_size=config.max_layer_size)
         container_store = ContainerStore(self.meta)
         image_store = ImageStore(self.meta, self.content)
 
@@ -121,6 +129,7 @@ class Engine:
             files=self.files, stats=self.stats, images=self.images, volumes=self.volumes,
             networks=self.networks, system=self.system, events=self.events,
         )
+        permissions.secure_roots(config.root, config.exec_root)  # what the services made
 
     def repair(self) -> None:
         """Undo what a crash may have left half-done (blocking; runs once at start)."""
@@ -128,6 +137,7 @@ class Engine:
         if removed:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
         self.snapshots.repair()
+        self.volume_manager.repair_disk()
         # No operation runs yet: a snapshot without a container record is a create that a
         # crash interrupted, and whatever no record references is garbage.
         known = {c.id for c in self.containers.store.list()}
@@ -135,6 +145,7 @@ class Engine:
             if key not in known:
                 log.info("removing a snapshot without a container", extra={"key": key})
                 self.snapshots.remove(key)
+        remove_unrecorded(self.config, self.snapshots, known)
         collected = self.images.collect()
         if collected.blobs or collected.layers:
             log.info(
@@ -174,6 +185,7 @@ class Engine:
             value = uuid.uuid4().hex
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
+            permissions.create_private_file(tmp)
             tmp.write_text(value + "\n")
             os.replace(tmp, path)
             return value

@@ -1,4 +1,4 @@
-"""Schema 5: container specs stored as servin.v1 protobuf (schema <= 4) become the core's own
+"""Schema 6: container specs stored as servin.v1 protobuf (schema <= 5) become the core's own
 JSON documents, and a daemon upgraded in place keeps every container, image, volume and
 network."""
 
@@ -22,9 +22,10 @@ from servin.engine.containers.model import (
 from servin.engine.containers.store import ContainerStore
 from servin.engine.images.store import ImageStore
 from servin.engine.networks.store import NetworkStore
-from servin.engine.store import spec_v4
+from servin.engine.store import legacy_spec
 from servin.engine.store.content import ContentStore
 from servin.engine.store.metadata import MetadataStore
+from servin.engine.store.migrations import MIGRATIONS
 from servin.engine.volumes.store import VolumeStore
 from tests.daemon import DaemonProcess
 
@@ -46,7 +47,7 @@ def migrated(tmp_path: Path) -> MetadataStore:
 
 
 def test_every_record_survives(migrated: MetadataStore, tmp_path: Path) -> None:
-    assert migrated.schema_version == 5
+    assert migrated.schema_version == len(MIGRATIONS)
     containers = {c.name: c for c in ContainerStore(migrated).list()}
     assert set(containers) == {"rich", "plain", "ran", "joiner"}
     images = ImageStore(migrated, ContentStore(tmp_path / "content")).list()
@@ -125,8 +126,8 @@ def test_other_containers(migrated: MetadataStore) -> None:
     assert store.resolve("plain").config.cmd == ["true"]
 
 
-def test_the_reader_knows_every_field_of_schema_4() -> None:
-    """Every ContainerSpec field that schema 4 stored, set, read back."""
+def test_the_reader_knows_every_field_of_schemas_4_and_5() -> None:
+    """Every ContainerSpec field that schemas 4 and 5 stored, set, read back."""
     from servin.api.servin.v1 import common_pb2, containers_pb2
 
     spec = containers_pb2.ContainerSpec(
@@ -156,7 +157,7 @@ def test_the_reader_knows_every_field_of_schema_4() -> None:
         networks={"net": containers_pb2.EndpointSpec(aliases=["a"], ipv4_address="10.0.0.2")},
         platform="linux/amd64", pod_id="pod1", annotations=["k=v"], binds=["/a:/b"],
     )
-    doc, pod_id = spec_v4.convert(spec.SerializeToString())
+    doc, pod_id = legacy_spec.convert(spec.SerializeToString())
     assert pod_id == "pod1"
     import msgspec
 
@@ -183,12 +184,12 @@ def test_the_reader_knows_every_field_of_schema_4() -> None:
         ["/a:/b"], ["v"], True, True)
     disabled = containers_pb2.ContainerSpec(
         image="i", healthcheck=common_pb2.HealthConfig(disabled=True, test=["NONE"]))
-    doc, _ = spec_v4.convert(disabled.SerializeToString())
+    doc, _ = legacy_spec.convert(disabled.SerializeToString())
     assert doc["config"]["healthcheck"] == {"test": ["NONE"]}
 
 
-def _downgrade_to_schema_4(db: Path) -> None:
-    """Rewrite a schema-5 store as schema 4 wrote it (servin.v1 protobuf specs)."""
+def _downgrade_to_schema_5(db: Path) -> None:
+    """Rewrite a store as schema 5 wrote it (servin.v1 protobuf specs)."""
     from servin.engine.server.grpc.convert import container_spec
 
     meta = MetadataStore(db)
@@ -203,7 +204,7 @@ def _downgrade_to_schema_4(db: Path) -> None:
                     (container_spec(c).SerializeToString(), c.id))
     raw.execute("ALTER TABLE containers DROP COLUMN spec")
     raw.execute("ALTER TABLE containers RENAME COLUMN old_spec TO spec")
-    raw.execute("DELETE FROM schema_version WHERE version >= 5")
+    raw.execute("DELETE FROM schema_version WHERE version >= 6")
     raw.commit()
     raw.close()
 
@@ -219,7 +220,7 @@ def test_a_daemon_upgraded_in_place_keeps_everything(daemon: DaemonProcess,
     daemon.cli("run", "--name", "done", "--network", "none", "busybox", "true", check=True)
     before = daemon.cli("inspect", "kept", check=True).stdout
     daemon.stop()
-    _downgrade_to_schema_4(daemon.root / "servin.db")
+    _downgrade_to_schema_5(daemon.root / "servin.db")
     daemon.start()
     ps = daemon.cli("ps", "-a", "--format", "{{.Names}} {{.Status}}", check=True).stdout
     assert sorted(line.split()[0] for line in ps.splitlines()) == ["done", "kept"]

@@ -28,6 +28,7 @@ from servin.engine.containers.model import PAUSED, RUNNING, Container
 from servin.engine.containers.monitors import Monitors
 from servin.engine.containers.store import ContainerStore
 from servin.engine.containers.streams import STDERR, STDOUT, StreamSession
+from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.runtime.monitor.client import Attachment, MonitorClient
 from servin.engine.runtime.userdb import resolve_user
@@ -206,6 +207,7 @@ class ExecService:
             raise
         record.pid = pid
         record.running = True
+        crashpoint("exec.after-start")
         self.events.publish("container", f"exec_start: {' '.join(record.cmd)}", c.id,
                             name=c.name, image=c.image_ref, execID=record.id)
         task = asyncio.get_running_loop().create_task(self._watch(c, record, monitor))

@@ -249,6 +249,10 @@ class ContainerState(msgspec.Struct, kw_only=True):
     failing_streak: int = 0
     health_log: list[HealthResult] = []  # the last probes, oldest first
     ports: list[PublishedPort] = []  # host ports published while running
+    # Durable intents, so the start after a crash knows what was half done: a create not yet
+    # whole (removed), a freeze made by commit (thawed).
+    creating: bool = False
+    frozen_by_commit: bool = False
 
     @property
     def running(self) -> bool:

@@ -8,16 +8,19 @@ talk to monitors, through this one object; front doors never do.
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from pathlib import Path
 
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.model import Container, ContainerPaths
 from servin.engine.runtime.monitor.client import MonitorClient, SpawnResult, ensure_zygote, spawn
-from servin.engine.runtime.monitor.protocol import RuntimeConfig, SpawnSpec
+from servin.engine.runtime.monitor.protocol import RuntimeConfig, SpawnSpec, monitor_alive
 from servin.engine.runtime.monitor.runtimes import make_runtime
 from servin.engine.runtime.oci import OCIRuntime
-from servin.errors import InvalidArgument
+from servin.errors import InvalidArgument, Unavailable
+
+log = logging.getLogger(__name__)
 
 
 class Monitors:
@@ -55,8 +58,20 @@ class Monitors:
         return make_runtime(self.runtime_config(c.runtime), self.paths(c.id).state_dir)
 
     async def spawn(self, spec: SpawnSpec) -> SpawnResult:
-        """Start a monitor for a container (through the per-exec-root zygote)."""
-        async with self._zygote_lock:
-            if self._zygote is None:
-                self._zygote = await asyncio.to_thread(ensure_zygote, self.config.exec_root)
-        return await spawn(self._zygote, spec)
+        """Have the per-exec-root zygote fork a container's monitor; a zygote that died
+        (killed, OOM) is started again, once."""
+        for attempt in (1, 2):
+            async with self._zygote_lock:
+                if self._zygote is None:
+                    self._zygote = await asyncio.to_thread(ensure_zygote, self.config.exec_root)
+                zygote = self._zygote
+            try:
+                return await spawn(zygote, spec)
+            except Unavailable as exc:
+                if "monitor zygote" not in str(exc):
+                    raise  # the zygote answered: the creation itself failed
+                self._zygote = None
+                if attempt == 2 or await asyncio.to_thread(monitor_alive, spec.state_dir):
+                    raise
+                log.warning("the monitor zygote is gone: starting it again")
+        raise AssertionError("unreachable")

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 from servin.engine.config import DaemonConfig
 from servin.engine.containers import mounts as mountspecs
+from servin.engine.containers import recovery
 from servin.engine.containers.collaborators import ContainerNetworking, ContainerVolumes
 from servin.engine.containers.etcfiles import write_etc_files
 from servin.engine.containers.health import STARTING, resolve_check
@@ -30,6 +31,7 @@ from servin.engine.containers.model import (
     CREATED,
     EXITED,
     PAUSED,
+    REMOVING,
     RUNNING,
     Container,
     ContainerState,
@@ -37,6 +39,7 @@ from servin.engine.containers.model import (
 )
 from servin.engine.containers.monitors import Monitors
 from servin.engine.containers.store import ContainerStore
+from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.images.store import ImageStore
 from servin.engine.linux.netdev import bring_up_loopback
@@ -211,8 +214,11 @@ class Runner:
         paths = self.monitors.paths(c.id)
         monitor = self.monitors.client(c.id)
         spawned = False
+        # A monitor left by a start that a daemon restart interrupted holds the state dir.
+        await recovery.end_stray_monitor(self, c)
         try:
             bundle, image = await asyncio.to_thread(self._prepare_bundle, c)
+            crashpoint("container.start.after-mount")
             spawn_spec = SpawnSpec(
                 id=c.id,
                 bundle=bundle,
@@ -224,14 +230,17 @@ class Runner:
             )
             result = await self.monitors.spawn(spawn_spec)
             spawned = True
+            crashpoint("container.start.after-spawn")
             if c.network_mode == "none":
                 await asyncio.to_thread(bring_up_loopback, result.pid)
                 published = []
             else:
                 published = await self.networks.attach(c, result.pid, image)
+            crashpoint("container.start.after-network")
             self.locks.exit_event(c.id).clear()
             await self.waiters.hand_over(c.id)
             await monitor.start()
+            crashpoint("container.start.after-monitor-start")
         except BaseException as exc:
             if spawned:
                 with contextlib.suppress(ServinError, OSError):
@@ -297,15 +306,16 @@ class Runner:
             with contextlib.suppress(ServinError, OSError):
                 self.volumes.remove(name)
 
-    def _remove_files(self, c: Container) -> None:
+    def remove_files(self, c: Container) -> None:
+        """Everything of a stopped container on disk and in the runtime (blocking)."""
         self.release_rootfs(c)
         # The monitor deletes the runtime's state (and cgroup) when the container exits; one
         # killed before it could leaves them: force-delete through the runtime here.
-        with contextlib.suppress(ServinError, OSError):
-            self.monitors.runtime(c).delete(c.id, force=True)
+        recovery.force_delete(self, c)
         self.discard_files(c.id)
 
-    def _remove_anonymous_volumes(self, c: Container) -> None:
+    def remove_anonymous_volumes(self, c: Container) -> None:
+        """The container's anonymous volumes that no other container uses (blocking)."""
         for name in mountspecs.volume_names(c.mounts):
             v = self.volumes.find(name)
             if v is not None and v.anonymous and not self.volumes.in_use(name):
@@ -320,9 +330,15 @@ class Runner:
                 c = await asyncio.to_thread(self.store.get, container_id)
             except NotFound:
                 return
-            await asyncio.to_thread(self._remove_files, c)
+            # Marked first: a removal a crash interrupts is finished at the next start, and
+            # never leaves a listed container whose files are half gone.
+            c.state.status = REMOVING
+            await asyncio.to_thread(self.store.save_state, c)
+            crashpoint("container.rm.after-mark")
+            await asyncio.to_thread(self.remove_files, c)
+            crashpoint("container.rm.after-files")
             await asyncio.to_thread(self.store.delete, c.id)
             if volumes:
-                await asyncio.to_thread(self._remove_anonymous_volumes, c)
+                await asyncio.to_thread(self.remove_anonymous_volumes, c)
         self.locks.forget(c.id)
         self.events.publish("container", "destroy", c.id, name=c.name, image=c.image_ref)

@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from servin.engine import limits
 from servin.engine.config import DaemonConfig
 from servin.engine.containers import mounts as mountspecs
 from servin.engine.containers.collaborators import ContainerVolumes
@@ -49,6 +50,7 @@ from servin.engine.containers.store import ContainerStore
 from servin.engine.containers.supervisor import Supervisor
 from servin.engine.containers.top import TopResult, container_top
 from servin.engine.containers.views import ContainerDetails, ContainerListing, NetworkAttachment
+from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.images.store import ImageStore
 from servin.engine.networks.service import NetworkService
@@ -242,6 +244,7 @@ class ContainerService:
         host = msgspec.structs.replace(request.host_config)
         if not config.image:
             raise InvalidArgument("no image given")
+        limits.check_container_config(request)
         record = await asyncio.to_thread(self.images.resolve, config.image)
         image_config = await asyncio.to_thread(self.images.config, record)
         image = image_config.get("config") or {}
@@ -280,6 +283,9 @@ class ContainerService:
         if config.stop_signal:
             parse_signal(config.stop_signal)
         c.mounts, created_volumes = await asyncio.to_thread(self._resolve_mounts, host, image)
+        # Cleared once the create is whole: a record still marked after a crash is removed
+        # at the next start (see recovery.finish_interrupted).
+        c.state.creating = True
         paths = self.monitors.paths(c.id)
         manifest = await asyncio.to_thread(self.images.manifest, record)
         diff_ids = (image_config.get("rootfs") or {}).get("diff_ids") or []
@@ -295,8 +301,10 @@ class ContainerService:
                     self.snapshots.ensure_layers, self.images.content, layers
                 )
                 await asyncio.to_thread(self.snapshots.prepare, c.id, c.snapshot_chain)
+            crashpoint("container.create.after-snapshot")
             paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             await asyncio.to_thread(self.store.add, c)
+            crashpoint("container.create.after-record")
         except BaseException:
             await asyncio.to_thread(self.runner.discard_files, c.id)
             await asyncio.to_thread(self.runner.drop_volumes, created_volumes)
@@ -308,6 +316,8 @@ class ContainerService:
             await asyncio.to_thread(self.runner.discard_files, c.id)
             await asyncio.to_thread(self.runner.drop_volumes, created_volumes)
             raise
+        c.state.creating = False
+        await asyncio.to_thread(self.store.save_state, c)
         self.events.publish("container", "create", c.id, name=name, image=config.image)
         return c
 
@@ -372,15 +382,16 @@ class ContainerService:
         number = parse_signal(signal) if signal else await asyncio.to_thread(self._stop_signal, c)
         client = self.monitors.client(c.id)
         exited = self.locks.exit_event(c.id)
-        with contextlib.suppress(Unavailable):
+        with contextlib.suppress(Unavailable, Conflict):
             await client.kill(number)
             if c.state.status == PAUSED:
                 await self.runner.thaw(c)
+        crashpoint("container.stop.after-signal")
         self.events.publish("container", "kill", c.id, name=c.name, signal=str(number))
         try:
             await asyncio.wait_for(exited.wait(), timeout)
         except TimeoutError:
-            with contextlib.suppress(Unavailable):
+            with contextlib.suppress(Unavailable, Conflict):
                 await client.kill(signal_module.SIGKILL, all=True)
             self.events.publish("container", "kill", c.id, name=c.name, signal="9")
             await asyncio.wait_for(exited.wait(), 30)
@@ -418,8 +429,12 @@ class ContainerService:
 
     # -- pause, update, rename -----------------------------------------------------------
 
-    async def pause(self, ref: str) -> None:
-        """Freeze every process of a running container."""
+    async def pause(self, ref: str, *, by_commit: bool = False) -> None:
+        """Freeze every process of a running container.
+
+        ``by_commit``: the freeze is commit's, recorded before it is made, so the start after
+        a crash thaws it (a user's pause stays).
+        """
         c = await self.get(ref)
         async with self.locks.lock(c.id):
             c = await asyncio.to_thread(self.store.get, c.id)
@@ -427,20 +442,26 @@ class ContainerService:
                 raise Conflict(f"Container {c.id} is already paused")
             if c.state.status != RUNNING:
                 raise Conflict(f"Container {c.id} is not running")
+            if by_commit:
+                c.state.frozen_by_commit = True
+                await asyncio.to_thread(self.store.save_state, c)
             await asyncio.to_thread(self.monitors.runtime(c).pause, c.id)
             c.state.status = PAUSED
             await asyncio.to_thread(self.store.save_state, c)
         self.events.publish("container", "pause", c.id, name=c.name, image=c.image_ref)
 
-    async def unpause(self, ref: str) -> None:
-        """Thaw a paused container."""
+    async def unpause(self, ref: str, *, by_commit: bool = False) -> None:
+        """Thaw a paused container (``by_commit``: only if commit's freeze still holds it)."""
         c = await self.get(ref)
         async with self.locks.lock(c.id):
             c = await asyncio.to_thread(self.store.get, c.id)
+            if by_commit and not c.state.frozen_by_commit:
+                return  # the user unpaused it meanwhile (and may have paused it again)
             if c.state.status != PAUSED:
                 raise Conflict(f"Container {c.id} is not paused")
             await asyncio.to_thread(self.monitors.runtime(c).resume, c.id)
             c.state.status = RUNNING
+            c.state.frozen_by_commit = False
             await asyncio.to_thread(self.store.save_state, c)
         self.events.publish("container", "unpause", c.id, name=c.name, image=c.image_ref)
 
@@ -512,10 +533,11 @@ class ContainerService:
                     "container before attempting removal or force remove"
                 )
             await self.supervisor.hold_restarts(c)
-            with contextlib.suppress(Unavailable):
+            with contextlib.suppress(Unavailable, Conflict):
                 await self.monitors.client(c.id).kill(signal_module.SIGKILL, all=True)
             if c.state.status == PAUSED:
                 await self.runner.thaw(c)
+            crashpoint("container.rm.after-kill")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.locks.exit_event(c.id).wait(), 30)
         await self.runner.destroy(c.id, volumes=volumes)

@@ -29,7 +29,7 @@ _COLUMNS = "id, name, image_ref, image_id, spec, created_ns, state, snapshot_cha
 
 
 class StoredSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
-    """The ``spec`` column's document (schema 5)."""
+    """The ``spec`` column's document (schema 6)."""
 
     config: ContainerConfig = msgspec.field(default_factory=ContainerConfig)
     host_config: HostConfig = msgspec.field(default_factory=HostConfig)

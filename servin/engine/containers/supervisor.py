@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+from servin.engine.containers import recovery
 from servin.engine.containers.collaborators import ContainerNetworking
 from servin.engine.containers.health import HealthChecks, HealthRunner, Probe, resolve_check
 from servin.engine.containers.locks import ContainerLocks
@@ -31,6 +32,7 @@ from servin.engine.containers.monitors import Monitors
 from servin.engine.containers.restart import Backoff, restart_at_daemon_start, should_restart
 from servin.engine.containers.runner import Runner
 from servin.engine.containers.store import ContainerStore
+from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.runtime.monitor.protocol import ExitRecord, monitor_alive, read_exit_record
 from servin.engine.timefmt import parse_ns_or_zero
@@ -92,6 +94,8 @@ class Supervisor:
             if record is None:
                 c.state.exit_code = 255
                 c.state.error = "the container's monitor exited without recording an exit code"
+                # Whatever still runs of it has nobody to log or reap it: end it.
+                await asyncio.to_thread(recovery.force_delete, self.runner, c)
             else:
                 c.state.exit_code = record.exit_code
                 c.state.oom_killed = record.oom_killed
@@ -102,6 +106,7 @@ class Supervisor:
                 log.warning("network cleanup failed", extra={"container": c.id,
                                                              "error": str(exc)})
             c.state.ports = []
+            crashpoint("container.exit.before-record")
             await asyncio.to_thread(self.runner.release_rootfs, c)
             await asyncio.to_thread(self.runner.release_volumes, c)
             await asyncio.to_thread(self.store.save_state, c)
@@ -158,8 +163,10 @@ class Supervisor:
 
     # -- restart policies ----------------------------------------------------------------
 
-    async def _schedule_restart(self, c: Container) -> None:
-        ran_for = max(0.0, (c.state.finished_at_ns - c.state.started_at_ns) / 1e9)
+    async def _schedule_restart(self, c: Container, *, failed_start: bool = False) -> None:
+        # A start that failed ran for no time: the delay keeps doubling (docker's back-off).
+        ran_for = 0.0 if failed_start else max(
+            0.0, (c.state.finished_at_ns - c.state.started_at_ns) / 1e9)
         delay = self._backoff.setdefault(c.id, Backoff()).next(ran_for)
         c.state.status = RESTARTING
         await asyncio.to_thread(self.store.save_state, c)
@@ -181,6 +188,7 @@ class Supervisor:
             if c.state.status != RESTARTING:
                 return
             c.state.restart_count += 1
+            crashpoint("container.restart.before-start")
             try:
                 await self.runner.start(c)
                 self.supervise(c)
@@ -193,7 +201,7 @@ class Supervisor:
         if should_restart(c.host_config.restart_policy, exit_code=c.state.exit_code or 128,
                           restart_count=c.state.restart_count,
                           manually_stopped=c.state.manually_stopped):
-            await self._schedule_restart(c)
+            await self._schedule_restart(c, failed_start=True)
 
     def cancel_restart(self, container_id: str) -> bool:
         """Call off a pending policy restart; whether one was pending."""
@@ -224,12 +232,19 @@ class Supervisor:
         """At daemon start: reattach to live monitors, record exits that happened meanwhile,
         and start what the restart policies say to start."""
         for c in await asyncio.to_thread(self.store.list):
+            if await recovery.finish_interrupted(self.runner, c):
+                continue
             if c.state.status not in (RUNNING, PAUSED):
+                if await recovery.end_stray_monitor(self.runner, c):
+                    c.state.error = "the start was interrupted by a daemon restart"
+                    await asyncio.to_thread(self.store.save_state, c)
                 if c.state.rootfs_mounted:
                     await asyncio.to_thread(self.runner.release_rootfs, c)
                     await asyncio.to_thread(self.store.save_state, c)
                 continue
             state_dir = self.monitors.paths(c.id).state_dir
+            if c.state.frozen_by_commit:
+                await recovery.thaw_after_commit(self.runner, c)
             if await asyncio.to_thread(monitor_alive, state_dir):
                 log.info("reattached to a running container", extra={"container": c.id})
                 await self.networks.restore(c)

@@ -11,11 +11,11 @@ import json
 import sqlite3
 from collections.abc import Callable
 
-from servin.engine.store import spec_v4
+from servin.engine.store import legacy_spec
 
 
 def _containers_as_documents(db: sqlite3.Connection) -> None:
-    """5: container specs become the core's own JSON document (was servin.v1's protobuf).
+    """6: container specs become the core's own JSON document (was servin.v1's protobuf).
 
     ``spec`` holds ``{"config", "host_config", "networking", "mounts"}`` as described in
     docs/architecture.md ("Stored form"); the pod a container belongs to gets a column.
@@ -24,7 +24,7 @@ def _containers_as_documents(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE containers ADD COLUMN pod_id TEXT NOT NULL DEFAULT ''")
     rows = db.execute("SELECT id, spec FROM containers").fetchall()
     for row in rows:
-        doc, pod_id = spec_v4.convert(bytes(row[1]))
+        doc, pod_id = legacy_spec.convert(bytes(row[1]))
         db.execute("UPDATE containers SET doc = ?, pod_id = ? WHERE id = ?",
                    (json.dumps(doc, separators=(",", ":")), pod_id, row[0]))
     db.execute("ALTER TABLE containers DROP COLUMN spec")
@@ -107,6 +107,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         UNIQUE (network_id, address)
     );
     CREATE INDEX network_endpoints_by_container ON network_endpoints(container_id)
+    """,
+    # 5: the build cache: each build step's result by the digest of its inputs.
+    """
+    CREATE TABLE build_cache (
+        key TEXT PRIMARY KEY,                -- hex sha256 of the step's inputs
+        state TEXT NOT NULL,                 -- JSON: the image config and layers after it
+        blobs TEXT NOT NULL DEFAULT '[]',    -- JSON list: the layer blobs the state uses
+        chain TEXT NOT NULL DEFAULT '',      -- the top layer's chain ID ('' for none)
+        description TEXT NOT NULL DEFAULT '',-- the instruction, for listings
+        size INTEGER NOT NULL DEFAULT 0,     -- bytes of the step's own layer (0: none)
+        created_ns INTEGER NOT NULL,
+        last_used_ns INTEGER NOT NULL
+    )
     """,
     _containers_as_documents,
 )

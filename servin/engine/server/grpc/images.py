@@ -62,6 +62,7 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
     """The Images service of servin.v1."""
 
     def __init__(self, core: CoreAPI) -> None:
+        self.core = core
         self.images = core.images
 
     async def Import(
@@ -212,6 +213,23 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         return images_pb2.PruneImagesResponse(
             deleted=report.deleted, untagged=report.untagged, space_reclaimed=report.reclaimed
         )
+
+    async def Build(
+        self,
+        request_iterator: AsyncIterator[images_pb2.BuildInput],
+        context: Context,
+    ) -> AsyncIterator[images_pb2.BuildProgress]:
+        from servin.engine.server.grpc import builds  # the builder is being restored
+
+        async for message in builds.build(self.core, request_iterator):
+            yield message
+
+    async def PruneBuildCache(
+        self, request: images_pb2.PruneBuildCacheRequest, context: Context
+    ) -> images_pb2.PruneBuildCacheResponse:
+        from servin.engine.server.grpc import builds
+
+        return await builds.prune(self.core, request)
 
     async def History(
         self, request: images_pb2.ImageHistoryRequest, context: Context

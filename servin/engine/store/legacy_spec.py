@@ -1,11 +1,11 @@
-"""Reading container specs stored by schema versions 2-4 (for migration 5 only).
+"""Reading container specs stored by schema versions 2-5 (for migration 6 only).
 
-Up to schema 4 the ``containers.spec`` column held a serialised ``servin.v1.ContainerSpec``
-protobuf: the core stored its front door's wire type. Migration 5 rewrites each row as the
+Up to schema 5 the ``containers.spec`` column held a serialised ``servin.v1.ContainerSpec``
+protobuf: the core stored its front door's wire type. Migration 6 rewrites each row as the
 core's own JSON document. It must read those old bytes forever, whatever servin.v1 becomes,
 and the core must not import the generated API package; so this module is a small reader of
 the protobuf wire format (varints, length-delimited fields) with the ContainerSpec field table
-of schema 4 frozen below, and it writes plain dicts in the schema-5 document format (in
+of schemas 4 and 5 frozen below, and it writes plain dicts in the schema-6 document format (in
 docs/architecture.md, "Stored form"). It depends on nothing else of the engine, so later
 changes to the model cannot change what this migration wrote.
 """
@@ -127,7 +127,7 @@ def _endpoint(entry: Fields, n: int) -> dict[str, Any]:
 
 
 def convert(blob: bytes) -> tuple[dict[str, Any], str]:
-    """A schema-4 ContainerSpec as a schema-5 container document, and its pod ID."""
+    """A schema-5 ContainerSpec as a schema-6 container document, and its pod ID."""
     s = parse(blob)
     config: dict[str, Any] = {
         "image": _str(s, 1), "cmd": _strs(s, 2), "env": _strs(s, 5),
@@ -191,7 +191,7 @@ def convert(blob: bytes) -> tuple[dict[str, Any], str]:
         "config": config,
         "host_config": host_config,
         "networking": _compact({"endpoints": _map(s, 46, _endpoint)}),
-        # Up to schema 4 the engine replaced the requested mounts by the resolved ones.
+        # Up to schema 5 the engine replaced the requested mounts by the resolved ones.
         "mounts": [_mount(m) for m in _msgs(s, 22)],
     }
     return doc, _str(s, 48)
