@@ -159,18 +159,30 @@ def _kv(items: tuple[str, ...], flag: str) -> dict[str, str]:
     return out
 
 
-def _env_files(paths: tuple[str, ...]) -> list[str]:
-    env = []
-    for path in paths:
+def env_items(values: tuple[str, ...], files: tuple[str, ...]) -> list[str]:
+    """``--env-file`` lines then ``-e`` values as docker reads them: ``KEY=VALUE`` as is, a bare
+    ``KEY`` from this client's environment (left out when it is not set there)."""
+    import os
+
+    items: list[str] = []
+    for path in files:
         try:
-            text = Path(path).read_text()
+            lines = Path(path).read_text().splitlines()
         except OSError as exc:
-            raise InvalidArgument(f"open {path}: {exc.strerror.lower()}") from None
-        for line in text.splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                env.append(line)
-    return env
+            raise InvalidArgument(f"open {path}: {(exc.strerror or str(exc)).lower()}") from None
+        items.extend(line.strip() for line in lines
+                     if line.strip() and not line.lstrip().startswith("#"))
+    items.extend(values)
+    out = []
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid environment variable: {item!r}")
+        if sep:
+            out.append(item)
+        elif key in os.environ:
+            out.append(f"{key}={os.environ[key]}")
+    return out
 
 
 def _bind_spec(spec: str) -> str:
@@ -259,7 +271,7 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
     if o["entrypoint"] is not None:
         spec.entrypoint_set = True
         spec.entrypoint.extend([o["entrypoint"]] if o["entrypoint"] else [])
-    spec.env.extend([*_env_files(o["env_file"]), *o["env"]])
+    spec.env.extend(env_items(o["env"], o["env_file"]))
     spec.working_dir = o["workdir"]
     spec.user = o["user"]
     spec.hostname = o["hostname"]

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,8 @@ class DaemonProcess:
     base: Path
     extra_args: list[str] = field(default_factory=list)
     log_level: str = "debug"
+    # Runs in the daemon's process before exec (e.g. to start it with signals ignored).
+    preexec: Callable[[], None] | None = None
     proc: subprocess.Popen[bytes] | None = None
     net_slot: int | None = None
 
@@ -134,7 +137,8 @@ class DaemonProcess:
             self.net_slot = claim_net_slot()
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child holds it
         self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=log, cwd=REPO, stdin=subprocess.DEVNULL
+            self.command(), stdout=log, stderr=log, cwd=REPO, stdin=subprocess.DEVNULL,
+            preexec_fn=self.preexec,
         )
         log.close()
         deadline = time.monotonic() + timeout

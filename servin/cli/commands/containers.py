@@ -150,8 +150,9 @@ def stop(timeout: int | None, sig: str, containers: tuple[str, ...]) -> None:
     default=None,
     help="Seconds to wait before killing the container",
 )
+@click.option("-s", "--signal", "sig", default="", help="Signal to send to the container")
 @click.argument("containers", nargs=-1, required=True)
-def restart(timeout: int | None, containers: tuple[str, ...]) -> None:
+def restart(timeout: int | None, sig: str, containers: tuple[str, ...]) -> None:
     """Restart one or more containers."""
     from servin.api.servin.v1 import containers_pb2
 
@@ -159,7 +160,9 @@ def restart(timeout: int | None, containers: tuple[str, ...]) -> None:
     _each(
         containers,
         lambda c: client.containers.Restart(
-            containers_pb2.RestartContainerRequest(id=c, timeout=-1 if timeout is None else timeout)
+            containers_pb2.RestartContainerRequest(
+                id=c, timeout=-1 if timeout is None else timeout, signal=sig
+            )
         ),
     )
 

@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 import click
 
+from servin.cli.runflags import env_items
 from servin.cli.session import get_client
-from servin.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, ServinError
-
-
-def _env_items(values: tuple[str, ...], files: tuple[str, ...]) -> list[str]:
-    """``-e`` and ``--env-file`` as docker reads them: ``K=V``, or ``K`` from our own env."""
-    items: list[str] = []
-    for path in files:
-        try:
-            lines = Path(path).read_text().splitlines()
-        except OSError as exc:
-            raise InvalidArgument(f"open {path}: {exc.strerror or exc}") from None
-        items.extend(line.strip() for line in lines
-                     if line.strip() and not line.lstrip().startswith("#"))
-    items.extend(values)
-    out = []
-    for item in items:
-        key, sep, _ = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"invalid environment variable: {item!r}")
-        if sep:
-            out.append(item)
-        elif key in os.environ:
-            out.append(f"{key}={os.environ[key]}")
-    return out
+from servin.errors import Conflict, NotFound, PermissionDenied, ServinError
 
 
 def _exec_failure(exc: ServinError) -> ServinError:
@@ -82,7 +58,7 @@ def exec_(
         containers_pb2.ExecCreateRequest(
             container_id=container,
             cmd=list(command),
-            env=_env_items(env, env_file),
+            env=env_items(env, env_file),
             user=user,
             working_dir=workdir,
             tty=tty,

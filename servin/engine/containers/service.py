@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from servin import signals
 from servin.api.servin.v1 import containers_pb2
 from servin.engine.config import DaemonConfig
 from servin.engine.containers import logs as logreader
@@ -86,20 +87,11 @@ EXIT_RECORD = "exit.json"
 
 
 def parse_signal(value: str | int, default: int = signal_module.SIGKILL) -> int:
-    """A signal from ``KILL``, ``SIGKILL``, ``9`` (docker accepts all three)."""
+    """A signal from ``KILL``, ``SIGKILL``, ``9``, ``RTMIN+3`` (docker's names); ``default``
+    when empty."""
     if value in ("", None):
         return default
-    text = str(value).upper()
-    if text.isdigit():
-        number = int(text)
-        if not 0 < number < signal_module.NSIG:
-            raise InvalidArgument(f"invalid signal: {value}")
-        return number
-    name = text if text.startswith("SIG") else f"SIG{text}"
-    try:
-        return int(signal_module.Signals[name])
-    except KeyError:
-        raise InvalidArgument(f"invalid signal: {value}") from None
+    return signals.parse_signal(value)
 
 
 def _log_options(spec: containers_pb2.ContainerSpec, path: Path) -> LogConfig:
@@ -794,10 +786,10 @@ class ContainerService:
             await asyncio.wait_for(exited.wait(), 30)
         self.events.publish("container", "stop", c.id, name=c.name)
 
-    async def restart(self, text: str, timeout: int = -1) -> None:
-        """Stop (if running) and start again."""
+    async def restart(self, text: str, timeout: int = -1, sig: str = "") -> None:
+        """Stop (if running, with ``sig`` or the container's stop signal) and start again."""
         c = await self.resolve(text)
-        await self.stop(c.id, timeout)
+        await self.stop(c.id, timeout, sig)
         await self.start(c.id)
         self.events.publish("container", "restart", c.id, name=c.name, image=c.image_ref)
 

@@ -7,6 +7,7 @@ import shlex
 from typing import Any
 
 from servin.errors import InvalidArgument
+from servin.signals import parse_signal
 
 SUPPORTED = (
     "CMD",
@@ -69,6 +70,7 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> None:
         elif name == "WORKDIR":
             config["WorkingDir"] = rest
         elif name == "STOPSIGNAL":
+            parse_signal(rest)  # refused now rather than at the first stop
             config["StopSignal"] = rest
 
 

@@ -140,9 +140,10 @@ def process_args(spec: containers_pb2.ContainerSpec, image: dict[str, Any]) -> l
 
 
 def process_env(
-    spec: containers_pb2.ContainerSpec, image: dict[str, Any], hostname: str
+    spec: containers_pb2.ContainerSpec, image: dict[str, Any], hostname: str, home: str = "/"
 ) -> list[str]:
-    """Image env overlaid by the user's, with PATH and HOSTNAME defaults."""
+    """Image env overlaid by the user's, with PATH, HOSTNAME and HOME defaults (HOME from the
+    user's /etc/passwd entry in the image, ``/`` without one, as docker sets it)."""
     merged: dict[str, str] = {}
     for item in [
         DEFAULT_PATH,
@@ -155,10 +156,11 @@ def process_env(
         if not key:
             raise InvalidArgument(f"invalid environment variable: {item!r}")
         if not sep:
-            value = os.environ.get(key, "")
-            if key not in os.environ:
-                continue
+            # ``-e VAR`` the client could not fill from its own environment: not set (never
+            # the daemon's environment).
+            continue
         merged[key] = value
+    merged.setdefault("HOME", home or "/")
     return [f"{k}={v}" for k, v in merged.items()]
 
 
@@ -421,7 +423,7 @@ def build_config(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> di
             ),
         },
         "args": process_args(spec, image),
-        "env": process_env(spec, image, inputs.hostname),
+        "env": process_env(spec, image, inputs.hostname, inputs.user.home),
         "cwd": working_dir(spec, image),
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": no_new_privs,

@@ -217,12 +217,14 @@ class StopContainerResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class RestartContainerRequest(_message.Message):
-    __slots__ = ("id", "timeout")
+    __slots__ = ("id", "timeout", "signal")
     ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
     id: str
     timeout: int
-    def __init__(self, id: _Optional[str] = ..., timeout: _Optional[int] = ...) -> None: ...
+    signal: str
+    def __init__(self, id: _Optional[str] = ..., timeout: _Optional[int] = ..., signal: _Optional[str] = ...) -> None: ...
 
 class RestartContainerResponse(_message.Message):
     __slots__ = ()

@@ -160,7 +160,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     async def Restart(
         self, request: containers_pb2.RestartContainerRequest, context: grpc.aio.ServicerContext
     ) -> containers_pb2.RestartContainerResponse:
-        await self.containers.restart(request.id, request.timeout)
+        await self.containers.restart(request.id, request.timeout, request.signal)
         return containers_pb2.RestartContainerResponse()
 
     async def Kill(
