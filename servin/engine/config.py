@@ -39,6 +39,9 @@ class DaemonConfig:
     default_runtime: str = "native"
     runtimes: dict[str, str] = field(default_factory=dict)  # name -> binary path
     storage_driver: str = "auto"  # overlay where the kernel allows, else copy
+    # The init `run --init` bind-mounts read-only as /sbin/docker-init (dockerd's init-path):
+    # a static tini (Debian's tini package ships one).
+    init_path: str = "/usr/bin/tini-static"
     # Networking. Every host-global name is configurable so several daemons share a host.
     bridge_name: str = "servin0"  # the default network's Linux bridge
     default_network_subnet: str = "10.88.0.0/16"

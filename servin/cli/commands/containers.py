@@ -11,7 +11,7 @@ import click
 from servin.cli.lazy import LazyGroup
 from servin.cli.options import filter_option, format_option, parse_filters
 from servin.cli.session import get_client
-from servin.errors import InvalidArgument, NotFound, ServinError
+from servin.errors import InvalidArgument, NotFound, PermissionDenied, ServinError
 
 
 class ExitCode(ServinError):
@@ -23,10 +23,13 @@ class ExitCode(ServinError):
 
 
 def start_failure(exc: ServinError) -> ExitCode:
+    """A failed start as docker exits: 127 the program cannot be found, 126 it cannot be
+    invoked (permission denied, a directory), else 125."""
     text = exc.message.lower()
-    if "no such file" in text or "not found" in text:
+    if isinstance(exc, NotFound) or "no such file" in text or "not found" in text:
         return ExitCode(exc.message, 127)
-    if "permission denied" in text:
+    if isinstance(exc, PermissionDenied) or "permission denied" in text \
+            or "is a directory" in text:
         return ExitCode(exc.message, 126)
     return ExitCode(exc.message, 125)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import add_commands, filter_option, format_option, parse_filters
 from servin.cli.session import get_client
 from servin.errors import InvalidArgument, ServinError
@@ -379,7 +380,7 @@ def image_prune(all_: bool, force: bool, filters: tuple[str, ...]) -> None:
     click.echo(f"Total reclaimed space: {human_size(reply.space_reclaimed)}")
 
 
-@click.group()
+@click.group(cls=DockerGroup)
 def image() -> None:
     """Manage images."""
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import filter_option, format_option
 from servin.cli.session import get_client
 
@@ -242,7 +243,7 @@ def events(since: str, until: str, filters: tuple[str, ...], fmt: str | None) ->
         sys.stdout.flush()
 
 
-@click.group()
+@click.group(cls=DockerGroup)
 def system() -> None:
     """Manage Servin (info, df, events, prune)."""
 

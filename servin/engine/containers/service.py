@@ -244,6 +244,10 @@ class ContainerService:
         resources(spec)
         if spec.stop_signal:
             parse_signal(spec.stop_signal)
+        if spec.init and not os.path.isfile(self.config.init_path):
+            raise InvalidArgument(
+                f"--init: the init binary {self.config.init_path} does not exist (install "
+                "Debian's tini package, or set init_path in the daemon's config.toml)")
         resolved, created_volumes = await asyncio.to_thread(self._resolve_mounts, spec, image)
         del spec.mounts[:]
         spec.mounts.extend(resolved)
@@ -430,6 +434,7 @@ class ContainerService:
                 etc_files=paths.etc_files,
                 namespaces=namespaces,
                 volume_paths=volume_paths,
+                init_path=self.config.init_path,
             ),
         )
         write_bundle(paths.dir, config)

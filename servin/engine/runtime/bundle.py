@@ -29,6 +29,7 @@ from servin.errors import InvalidArgument
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+INIT_TARGET = "/sbin/docker-init"  # where ``--init`` puts the init, as docker does
 MIN_MEMORY = 6 * 1024 * 1024
 CPU_PERIOD = 100_000
 
@@ -92,6 +93,7 @@ class BundleInputs:
     cgroup_parent: str = "/servin"
     # Volume name -> the host directory holding its data (bound at the mount's target).
     volume_paths: dict[str, str] = field(default_factory=dict)
+    init_path: str = ""  # the host's init binary for ``--init``
 
 
 def normalise_caps(names: Iterable[str]) -> list[str]:
@@ -358,6 +360,11 @@ def _mounts(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> list[di
             )
     for m in spec.mounts:
         mounts.append(_user_mount(m, inputs.volume_paths))
+    if spec.init:
+        if not inputs.init_path:
+            raise InvalidArgument("--init: the daemon has no init binary (config key init_path)")
+        mounts.append({"destination": INIT_TARGET, "type": "bind", "source": inputs.init_path,
+                       "options": ["rbind", "rprivate", "ro"]})
     return mounts
 
 
@@ -422,7 +429,9 @@ def build_config(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> di
                 else {}
             ),
         },
-        "args": process_args(spec, image),
+        # --init: a tiny init as PID 1 reaps zombies and forwards signals to the program.
+        "args": [INIT_TARGET, "--", *process_args(spec, image)] if spec.init
+        else process_args(spec, image),
         "env": process_env(spec, image, inputs.hostname, inputs.user.home),
         "cwd": working_dir(spec, image),
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
