@@ -12,6 +12,7 @@ from servin.api.servin.v1 import common_pb2, containers_pb2, containers_pb2_grpc
 from servin.engine.containers.detachkeys import parse_detach_keys
 from servin.engine.containers.model import EXITED, RUNNING, Container
 from servin.engine.engine import Engine
+from servin.engine.images.compression import archive_reader
 from servin.engine.runtime.monitor.client import MonitorClient
 from servin.engine.server.grpc.attach import relay
 from servin.engine.server.grpc.filters import filter_map, label_matches, parse_bool
@@ -535,8 +536,12 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         files = self.engine.files
         async with files.access(first.id) as c:
             reader = AsyncReader(chunks, asyncio.get_running_loop())
-            await asyncio.to_thread(files.files.copy_to, c, first.path, reader,
+
+            def copy() -> None:  # sniffing the compression reads: in the worker thread
+                files.files.copy_to(c, first.path, archive_reader(reader),
                                     preserve_owner=first.copy_uid_gid)
+
+            await asyncio.to_thread(copy)
         return containers_pb2.CopyToResponse()
 
     async def Commit(
