@@ -11,6 +11,7 @@ import click
 from servin.cli.lazy import LazyGroup
 from servin.cli.options import filter_option, format_option, parse_filters
 from servin.cli.session import get_client
+from servin.cli.terminal import check_tty
 from servin.errors import InvalidArgument, NotFound, PermissionDenied, ServinError
 
 
@@ -41,6 +42,8 @@ def attach_and_start(
     start: bool,
     tty: bool | None = None,
     detach_keys: str = "",
+    stdout: bool = True,
+    stderr: bool = True,
 ) -> int | None:
     """Attach to a container's output (and stdin), optionally start it, stream until it ends.
 
@@ -58,7 +61,7 @@ def attach_and_start(
         container_id = detail.id
     size = terminal_size() if tty else None
     first = containers_pb2.AttachInput(
-        id=container_id, stdin=stdin, stdout=True, stderr=True, detach_keys=detach_keys,
+        id=container_id, stdin=stdin, stdout=stdout, stderr=stderr, detach_keys=detach_keys,
         rows=size[0] if size else 0, cols=size[1] if size else 0,
     )
 
@@ -110,6 +113,10 @@ def start(attach: bool, interactive: bool, detach_keys: str, containers: tuple[s
     if attach or interactive:
         if len(containers) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
+        if interactive:
+            detail = client.containers.Inspect(
+                containers_pb2.InspectContainerRequest(id=containers[0]))
+            check_tty(stdin=detail.spec.open_stdin, tty=detail.spec.tty)
         code = attach_and_start(containers[0], stdin=interactive, start=True,
                                 detach_keys=detach_keys)
         sys.exit(0 if code is None else code)
@@ -216,6 +223,13 @@ def _mount_dict(m: Any) -> dict[str, Any]:
     if m.type == "volume":
         out["Driver"] = m.driver or "local"
     return out
+
+
+def _device_dict(text: str) -> dict[str, str]:
+    """A device (``HOST:CONTAINER:PERMS`` as the daemon records it) as docker's entry."""
+    host, container, perms = [*text.split(":"), "", ""][:3]
+    return {"PathOnHost": host, "PathInContainer": container or host,
+            "CgroupPermissions": perms or "rwm"}
 
 
 def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
@@ -444,11 +458,17 @@ def container_inspect_dict(d: Any, size: bool = False) -> dict[str, Any]:
                 "Config": dict(spec.log_config.options),
             },
             "Dns": list(spec.dns),
+            "DnsOptions": list(spec.dns_options),
             "DnsSearch": list(spec.dns_search),
+            "Init": spec.init or None,
+            "CgroupnsMode": spec.cgroupns_mode or "private",
+            "Devices": [_device_dict(d) for d in spec.devices],
+            "DeviceCgroupRules": list(spec.device_cgroup_rules) or None,
             "ExtraHosts": list(spec.extra_hosts) or None,
             "PortBindings": {
                 f"{p.container_port}/{p.protocol or 'tcp'}": [
-                    {"HostIp": p.host_ip, "HostPort": str(p.host_port or "")}
+                    {"HostIp": p.host_ip, "HostPort": str(p.host_port or "") + (
+                        f"-{p.host_port_end}" if p.host_port_end else "")}
                 ]
                 for p in spec.ports
             },

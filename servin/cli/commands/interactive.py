@@ -8,6 +8,7 @@ import click
 
 from servin.cli.runflags import env_items
 from servin.cli.session import get_client
+from servin.cli.terminal import check_tty
 from servin.errors import Conflict, NotFound, PermissionDenied, ServinError
 
 
@@ -53,6 +54,8 @@ def exec_(
     from servin.api.servin.v1 import containers_pb2
     from servin.cli.streams import run_session, terminal_size
 
+    if not detach:
+        check_tty(stdin=interactive, tty=tty)
     client = get_client()
     created = client.containers.ExecCreate(
         containers_pb2.ExecCreateRequest(
@@ -113,6 +116,7 @@ def attach(no_stdin: bool, detach_keys: str, container: str) -> None:
     if not detail.state.running:
         raise Conflict("You cannot attach to a stopped container, start it first")
     stdin = detail.spec.open_stdin and not no_stdin
+    check_tty(stdin=stdin, tty=detail.spec.tty)
     code = attach_and_start(detail.id, stdin=stdin, start=False, tty=detail.spec.tty,
                             detach_keys=detach_keys)
     sys.exit(0 if code is None else code)

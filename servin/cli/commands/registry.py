@@ -44,11 +44,12 @@ def push(quiet: bool, progress_mode: str, reference: str) -> None:
         click.echo(last.digest)
 
 
-def pull_for_run(reference: str, platform: str = "") -> None:
-    """Pull an image ``run``/``create`` found missing, with progress on stderr as docker."""
+def pull_for_run(reference: str, platform: str = "", *, quiet: bool = False) -> None:
+    """Pull an image ``run``/``create`` found missing, with progress on stderr as docker
+    (none with ``quiet``)."""
     from servin.cli import progress
 
-    mode = "tty" if sys.stderr.isatty() else "plain"
+    mode = "quiet" if quiet else "tty" if sys.stderr.isatty() else "plain"
     progress.show(get_client().pull(reference, platform), mode, out=sys.stderr)
 
 

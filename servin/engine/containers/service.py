@@ -225,12 +225,17 @@ class ContainerService:
                 "container:"
             ):
                 raise InvalidArgument(f"invalid namespace mode {mode!r}")
+        if spec.cgroupns_mode not in ("", "private", "host"):
+            raise InvalidArgument(f"invalid cgroup namespace mode {spec.cgroupns_mode!r} "
+                                  "(host or private)")
         _log_options(spec, Path("/"))  # validate log options
         validate_policy(spec.restart_policy, spec.auto_remove)
         resolve_check(spec.healthcheck if spec.HasField("healthcheck") else None, image)
         # Validate what the bundle builder would refuse at start, so create fails instead.
         from servin.engine.runtime.bundle import (
             capability_set,
+            devices,
+            parse_device,
             process_args,
             process_env,
             resources,
@@ -242,6 +247,8 @@ class ContainerService:
         working_dir(spec, image)
         capability_set(spec)
         resources(spec)
+        await asyncio.to_thread(devices, spec)
+        spec.devices[:] = [":".join(parse_device(d)) for d in spec.devices]  # as recorded
         if spec.stop_signal:
             parse_signal(spec.stop_signal)
         if spec.init and not os.path.isfile(self.config.init_path):
@@ -384,6 +391,7 @@ class ContainerService:
             ("ipc", spec.ipc_mode),
             ("pid", spec.pid_mode),
             ("uts", spec.uts_mode),
+            ("cgroup", spec.cgroupns_mode),
         ):
             if mode == "host":
                 host.add(ns)

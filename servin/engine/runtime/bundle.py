@@ -182,6 +182,7 @@ def resources(spec: containers_pb2.ContainerSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"devices": [dict(rule) for rule in _DEFAULT_DEVICE_RULES]}
     if spec.privileged:
         out["devices"] = [{"allow": True, "access": "rwm"}]
+    out["devices"] += [parse_device_cgroup_rule(rule) for rule in spec.device_cgroup_rules]
     memory: dict[str, Any] = {}
     if r.memory:
         if r.memory < MIN_MEMORY:
@@ -233,6 +234,72 @@ def resources(spec: containers_pb2.ContainerSpec) -> dict[str, Any]:
     if r.pids_limit:
         out["pids"] = {"limit": r.pids_limit if r.pids_limit > 0 else -1}
     return out
+
+
+def parse_device(text: str) -> tuple[str, str, str]:
+    """``--device HOST[:CONTAINER][:PERMS]`` -> (host path, container path, permissions)."""
+    parts = text.split(":")
+    if len(parts) > 3 or not parts[0]:
+        raise InvalidArgument(f"invalid device specification: {text}")
+    host = parts[0]
+    container, perms = host, "rwm"
+    if len(parts) == 2:
+        if parts[1] and set(parts[1]) <= set("rwm") and not parts[1].startswith("/"):
+            perms = parts[1]
+        else:
+            container = parts[1]
+    elif len(parts) == 3:
+        container, perms = parts[1], parts[2]
+    if not perms or not set(perms) <= set("rwm"):
+        raise InvalidArgument(f"invalid device mode: {perms}")
+    for path in (host, container):
+        if not path.startswith("/"):
+            raise InvalidArgument(f"invalid device specification: {text}: {path} is not an "
+                                  "absolute path")
+    return host, container, perms
+
+
+def parse_device_cgroup_rule(text: str) -> dict[str, Any]:
+    """``--device-cgroup-rule 'c 1:3 rwm'`` (type a/b/c, numbers or ``*``) as an OCI rule."""
+    fields = text.split()
+    if len(fields) != 3 or fields[0] not in ("a", "b", "c") or ":" not in fields[1] \
+            or not fields[2] or not set(fields[2]) <= set("rwm"):
+        raise InvalidArgument(f"invalid device cgroup rule format: '{text}'")
+    rule: dict[str, Any] = {"allow": True, "type": fields[0], "access": fields[2]}
+    for key, number in zip(("major", "minor"), fields[1].split(":", 1), strict=True):
+        if number != "*":
+            if not number.isdigit():
+                raise InvalidArgument(f"invalid device cgroup rule format: '{text}'")
+            rule[key] = int(number)
+    return rule
+
+
+def devices(spec: containers_pb2.ContainerSpec) -> tuple[list[dict[str, Any]],
+                                                          list[dict[str, Any]]]:
+    """(OCI ``linux.devices``, their cgroup allow rules): the host's devices with
+    --privileged (as docker gives them), then each --device (a directory gives every
+    device below it). Blocking: reads the host's /dev."""
+    from servin.engine.linux.devices import devices_under, host_devices
+
+    nodes = host_devices() if spec.privileged else []
+    rules: list[dict[str, Any]] = []
+    for text in spec.devices:
+        host, container, perms = parse_device(text)
+        try:
+            found = devices_under(host, container)
+        except OSError as exc:
+            raise InvalidArgument(f"error gathering device information while adding custom "
+                                  f"device {host!r}: {(exc.strerror or str(exc)).lower()}") \
+                from None
+        if not found:
+            raise InvalidArgument(f"error gathering device information while adding custom "
+                                  f"device {host!r}: not a device node")
+        nodes = [n for n in nodes if n.name not in {f.name for f in found}] + found
+        rules += [{"allow": True, "type": n.kind, "major": n.major, "minor": n.minor,
+                   "access": perms} for n in found]
+    linux = [{"path": n.name, "type": n.kind, "major": n.major, "minor": n.minor,
+              "fileMode": n.mode, "uid": n.uid, "gid": n.gid} for n in nodes]
+    return linux, rules
 
 
 def _security_opts(spec: containers_pb2.ContainerSpec) -> tuple[str | None, bool]:
@@ -444,12 +511,16 @@ def build_config(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> di
             {"type": f"RLIMIT_{u.name.upper()}", "soft": u.soft, "hard": u.hard or u.soft}
             for u in spec.ulimits
         ]
+    linux_devices, device_rules = devices(spec)
     linux: dict[str, Any] = {
         "namespaces": _namespaces(inputs),
         "cgroupsPath": f"{inputs.cgroup_parent}/{inputs.container_id}",
         "resources": resources(spec),
         "rootfsPropagation": "rprivate",
     }
+    if linux_devices:
+        linux["devices"] = linux_devices
+        linux["resources"]["devices"] += device_rules
     if not spec.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)

@@ -144,7 +144,8 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         self, request: containers_pb2.CreateContainerRequest, context: grpc.aio.ServicerContext
     ) -> containers_pb2.CreateContainerResponse:
         c = await self.containers.create(request.name, request.spec)
-        return containers_pb2.CreateContainerResponse(id=c.id)
+        return containers_pb2.CreateContainerResponse(
+            id=c.id, warnings=self.engine.networks.spec_warnings(c.spec))
 
     async def Start(
         self, request: containers_pb2.StartContainerRequest, context: grpc.aio.ServicerContext
