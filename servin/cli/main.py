@@ -38,6 +38,7 @@ TOP_LEVEL = {
     "pull": describe(f"{_REGISTRY}:pull", "Download an image from a registry"),
     "push": describe(f"{_REGISTRY}:push", "Upload an image to a registry"),
     "login": describe(f"{_REGISTRY}:login", "Log in to a registry"),
+    "search": describe(f"{_REGISTRY}:search", "Search a registry for images"),
     "logout": describe(f"{_REGISTRY}:logout", "Log out from a registry"),
     "container": describe(f"{_CONTAINER}:container", "Manage containers"),
     "run": describe(f"{_RUN}:run", "Create and run a new container from an image"),

@@ -84,13 +84,16 @@ def attach_and_start(
     return reply.exit_code
 
 
-def _each(ids: tuple[str, ...], action: Any) -> None:
-    """Run ``action`` on each argument; print it on success; report failures like docker."""
+def _each(ids: tuple[str, ...], action: Any, missing_ok: bool = False) -> None:
+    """Run ``action`` on each argument; print it on success; report failures like docker
+    (``missing_ok``: a missing one is skipped silently, as ``rm -f`` does)."""
     failed: ServinError | None = None
     for item in ids:
         try:
             action(item)
         except ServinError as exc:
+            if missing_ok and isinstance(exc, NotFound):
+                continue
             if failed is not None:
                 click.echo(f"Error: {failed.message}", err=True)
             failed = exc
@@ -205,6 +208,7 @@ def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
         lambda c: client.containers.Remove(
             containers_pb2.RemoveContainerRequest(id=c, force=force, volumes=volumes)
         ),
+        missing_ok=force,
     )
 
 
@@ -341,8 +345,10 @@ def parse_time(text: str, flag: str) -> Any:
 @click.option("--since", default="", help="Show logs since timestamp or relative (e.g. 42m)")
 @click.option("--until", default="", help="Show logs before a timestamp or relative time")
 @click.option("-t", "--timestamps", is_flag=True, help="Show timestamps")
+@click.option("--details", is_flag=True, help="Show extra details provided to logs")
 @click.argument("container")
-def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, container: str) -> None:
+def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, details: bool,
+         container: str) -> None:
     """Fetch the logs of a container."""
     from servin.api.servin.v1 import containers_pb2
 
@@ -366,6 +372,10 @@ def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, cont
         if timestamps:
             stamp = entry.time.ToJsonString()
             target.write(stamp.encode() + b" ")
+        if details:
+            # docker's "attrs " before each line; Servin's log records carry no attributes
+            # (no --log-opt labels=/env=), so it is the empty list and its space.
+            target.write(b" ")
         target.write(entry.data)
         if follow:
             target.flush()
@@ -665,6 +675,25 @@ def update(containers: tuple[str, ...], restart: str, **values: Any) -> None:
     _each(containers, one)
 
 
+@click.command("prune")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="Provide filter values (e.g. until=24h, label=KEY=VALUE)")
+def prune(force: bool, filters: tuple[str, ...]) -> None:
+    """Remove all stopped containers."""
+    from servin.cli.commands.system import prune_containers
+    from servin.humanize import human_size
+
+    if not force:
+        click.echo("WARNING! This will remove all stopped containers.")
+        if not click.confirm("Are you sure you want to continue?", default=False):
+            return
+    deleted, reclaimed = prune_containers(get_client(), parse_filters(filters))
+    if deleted:
+        click.echo("Deleted Containers:\n" + "\n".join(deleted) + "\n")
+    click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
+
+
 _HERE = "servin.cli.commands.containers"
 _RUN = "servin.cli.commands.run"
 _STATS = "servin.cli.commands.stats"
@@ -681,7 +710,7 @@ _FILES = "servin.cli.commands.files"
     "pause": f"{_HERE}:pause", "unpause": f"{_HERE}:unpause", "rename": f"{_HERE}:rename",
     "update": f"{_HERE}:update", "exec": f"{_INTERACTIVE}:exec_",
     "attach": f"{_INTERACTIVE}:attach", "cp": f"{_FILES}:cp", "diff": f"{_FILES}:diff",
-    "commit": f"{_FILES}:commit", "export": f"{_FILES}:export",
+    "commit": f"{_FILES}:commit", "export": f"{_FILES}:export", "prune": f"{_HERE}:prune",
 })
 def container() -> None:
     """Manage containers."""

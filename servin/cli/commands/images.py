@@ -11,7 +11,7 @@ import click
 from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import add_commands, filter_option, format_option, parse_filters
 from servin.cli.session import get_client
-from servin.errors import InvalidArgument, ServinError
+from servin.errors import InvalidArgument, NotFound, ServinError
 
 
 def _short_id(image_id: str, no_trunc: bool) -> str:
@@ -39,6 +39,7 @@ def _split_tag(name: str) -> tuple[str, str]:
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output")
 @filter_option
 @format_option
+@click.argument("repository", required=False, default="", metavar="[REPOSITORY[:TAG]]")
 def image_ls(
     all_: bool,
     quiet: bool,
@@ -46,12 +47,15 @@ def image_ls(
     no_trunc: bool,
     filters: tuple[str, ...],
     fmt: str | None,
+    repository: str,
 ) -> None:
-    """List images."""
+    """List images (those of REPOSITORY[:TAG] only, when given)."""
     from servin.api.servin.v1 import images_pb2
     from servin.cli.output import LabelText, print_rows
     from servin.humanize import ago, human_size
 
+    if repository:  # docker's positional filter is a reference filter
+        filters = (*filters, f"reference={repository}")
     reply = get_client().images.List(
         images_pb2.ListImagesRequest(all=all_, filters=parse_filters(filters), digests=digests)
     )
@@ -107,7 +111,8 @@ def image_rm(force: bool, no_prune: bool, images: tuple[str, ...]) -> None:
                 images_pb2.RemoveImageRequest(reference=ref, force=force, no_prune=no_prune)
             )
         except ServinError as exc:
-            failed.append(exc)
+            if not (force and isinstance(exc, NotFound)):  # rmi -f: a missing one is no error
+                failed.append(exc)
             continue
         from servin.reference import familiar
 

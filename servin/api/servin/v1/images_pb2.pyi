@@ -317,3 +317,31 @@ class LoginResponse(_message.Message):
     status: str
     identity_token: str
     def __init__(self, status: _Optional[str] = ..., identity_token: _Optional[str] = ...) -> None: ...
+
+class SearchImagesRequest(_message.Message):
+    __slots__ = ("term", "limit", "auth")
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    term: str
+    limit: int
+    auth: RegistryAuth
+    def __init__(self, term: _Optional[str] = ..., limit: _Optional[int] = ..., auth: _Optional[_Union[RegistryAuth, _Mapping]] = ...) -> None: ...
+
+class SearchResult(_message.Message):
+    __slots__ = ("name", "description", "star_count", "is_official")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    STAR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    IS_OFFICIAL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    star_count: int
+    is_official: bool
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., star_count: _Optional[int] = ..., is_official: _Optional[bool] = ...) -> None: ...
+
+class SearchImagesResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SearchResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[SearchResult, _Mapping]]] = ...) -> None: ...

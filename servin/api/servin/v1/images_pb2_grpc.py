@@ -95,6 +95,11 @@ class ImagesStub:
                 request_serializer=servin_dot_v1_dot_images__pb2.LoginRequest.SerializeToString,
                 response_deserializer=servin_dot_v1_dot_images__pb2.LoginResponse.FromString,
                 _registered_method=True)
+        self.Search = channel.unary_unary(
+                '/servin.v1.Images/Search',
+                request_serializer=servin_dot_v1_dot_images__pb2.SearchImagesRequest.SerializeToString,
+                response_deserializer=servin_dot_v1_dot_images__pb2.SearchImagesResponse.FromString,
+                _registered_method=True)
 
 
 class ImagesServicer:
@@ -177,6 +182,13 @@ class ImagesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Search(self, request, context):
+        """Repositories of a registry whose name contains the term (its v2 catalog).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ImagesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -239,6 +251,11 @@ def add_ImagesServicer_to_server(servicer, server):
                     servicer.Login,
                     request_deserializer=servin_dot_v1_dot_images__pb2.LoginRequest.FromString,
                     response_serializer=servin_dot_v1_dot_images__pb2.LoginResponse.SerializeToString,
+            ),
+            'Search': grpc.unary_unary_rpc_method_handler(
+                    servicer.Search,
+                    request_deserializer=servin_dot_v1_dot_images__pb2.SearchImagesRequest.FromString,
+                    response_serializer=servin_dot_v1_dot_images__pb2.SearchImagesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -565,6 +582,33 @@ class Images:
             '/servin.v1.Images/Login',
             servin_dot_v1_dot_images__pb2.LoginRequest.SerializeToString,
             servin_dot_v1_dot_images__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Search(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servin.v1.Images/Search',
+            servin_dot_v1_dot_images__pb2.SearchImagesRequest.SerializeToString,
+            servin_dot_v1_dot_images__pb2.SearchImagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -15,7 +16,13 @@ from servin.engine.engine import Engine
 from servin.engine.images.compression import archive_reader
 from servin.engine.runtime.monitor.client import MonitorClient
 from servin.engine.server.grpc.attach import relay
-from servin.engine.server.grpc.filters import filter_map, label_matches, parse_bool
+from servin.engine.server.grpc.filters import (
+    PRUNE_FILTERS,
+    filter_map,
+    label_matches,
+    parse_bool,
+    prune_predicate,
+)
 from servin.engine.server.grpc.stats import stats_stream, top_response
 from servin.engine.server.grpc.streams import AsyncReader, split_upload, stream_from_thread
 from servin.engine.server.grpc.timestamps import from_ns, to_ns
@@ -36,6 +43,8 @@ _LIST_FILTERS = {
     "health",
     "is-task",
 }
+
+log = logging.getLogger(__name__)
 
 
 def status_text(c: Container, now: float | None = None) -> str:
@@ -207,6 +216,25 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             for item, (rw, root) in zip(out, sizes, strict=True):
                 item.size_rw, item.size_root_fs = rw, root
         return containers_pb2.ListContainersResponse(containers=out)
+
+    async def Prune(
+        self, request: containers_pb2.PruneContainersRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.PruneContainersResponse:
+        match = prune_predicate(filter_map(request.filters, PRUNE_FILTERS))
+        stopped = [c for c in await self.containers.list()
+                   if c.state.status not in (RUNNING, "paused", "restarting")
+                   and match(c.created_ns, dict(c.spec.labels))]
+        deleted, reclaimed = [], 0
+        for c, (rw, _) in zip(stopped, await asyncio.to_thread(self._sizes, stopped),
+                              strict=True):
+            try:
+                await self.containers.remove(c.id)
+            except ServinError as exc:  # started or removed meanwhile: not ours to prune
+                log.info("not pruned", extra={"container": c.id, "error": exc.message})
+                continue
+            deleted.append(c.id)
+            reclaimed += rw
+        return containers_pb2.PruneContainersResponse(deleted=deleted, space_reclaimed=reclaimed)
 
     def _sizes(self, found: list[Container]) -> list[tuple[int, int]]:
         """(writable layer bytes, writable + image bytes) of each container (ps -s)."""
