@@ -88,8 +88,17 @@ class NetworkService:
         self._ensure_builtin()
         bridge.enable_forwarding()
         for n in self.store.list():
-            if n.is_bridge:
+            if not n.is_bridge:
+                continue
+            try:
                 bridge.ensure_bridge(n.bridge, n.gateway, n.prefixlen, self.owner)
+            except Conflict as exc:
+                if n.name != BRIDGE:
+                    raise
+                # The default network's: say which setting to change (scripts/up shows it).
+                raise Conflict(f"{exc.message}: set bridge_name (and default_network_subnet) "
+                               "in the daemon's config.toml, or --bridge-name "
+                               "(--default-subnet)") from None
         self.repair_links()
 
     def _ensure_builtin(self) -> None:

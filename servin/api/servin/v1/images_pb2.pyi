@@ -247,18 +247,20 @@ class ImageHistoryResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ...) -> None: ...
 
 class ImportImageInput(_message.Message):
-    __slots__ = ("reference", "changes", "message", "platform", "data")
+    __slots__ = ("reference", "changes", "message", "platform", "created", "data")
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     reference: str
     changes: _containers.RepeatedScalarFieldContainer[str]
     message: str
     platform: str
+    created: _timestamp_pb2.Timestamp
     data: bytes
-    def __init__(self, reference: _Optional[str] = ..., changes: _Optional[_Iterable[str]] = ..., message: _Optional[str] = ..., platform: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, reference: _Optional[str] = ..., changes: _Optional[_Iterable[str]] = ..., message: _Optional[str] = ..., platform: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ImportImageResponse(_message.Message):
     __slots__ = ("image_id", "reference", "manifest_digest")

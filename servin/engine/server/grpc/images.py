@@ -90,6 +90,7 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
             changes=list(first.changes),
             comment=first.message,
             platform=first.platform,
+            created=first.created.ToJsonString() if first.HasField("created") else "",
         )
         ref = str(parse_reference(first.reference).familiar()) if first.reference else ""
         return images_pb2.ImportImageResponse(
