@@ -193,7 +193,7 @@ def test_thirty_containers_leave_nothing_behind(engine: DaemonProcess) -> None:
     d.cli("run", "--rm", "--network", "churn", "busybox", "true", check=True)  # warm up
     networks = [network_id(d, "churn"), network_id(d, "bridge")]
     bridges = [d.bridge, "svb" + networks[0][:12]]
-    namespaces, rules = netns_list(), ruleset(d)
+    namespaces, rules = netns_list(d), ruleset(d)
     made: list[str] = []
     try:
         with Client(d.host) as client:
@@ -210,7 +210,7 @@ def test_thirty_containers_leave_nothing_behind(engine: DaemonProcess) -> None:
                 client.containers.Remove(containers_pb2.RemoveContainerRequest(id=cid))
         assert not veth_names(made, networks) & host_links()
         assert all(bridge_ports(b) == [] for b in bridges)
-        assert netns_list() == namespaces
+        assert netns_list(d) == namespaces
         assert ruleset(d) == rules
     finally:
         d.cli("network", "rm", "churn", check=True)
