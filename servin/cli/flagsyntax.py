@@ -42,7 +42,7 @@ def _flag_tokens(option: click.Option, name: str, value: str) -> list[str]:
     if name in option.secondary_opts:  # --no-pause=true means --no-pause
         wanted = not wanted
     if wanted:
-        return [option.opts[0]]
+        return [name if name in option.opts else option.opts[0]]
     if option.secondary_opts:
         return [option.secondary_opts[0]]
     if option.default is not True:

@@ -94,10 +94,10 @@ CASES = [
     Case("run --rm busybox sh -c 'ls /dev | wc -l'",
          lambda out: (code(0)(out), _at_most(out.stdout.strip(), 16))),
     # --device, with its permissions in the device cgroup; --device-cgroup-rule.
-    Case("run --rm --device /dev/net/tun:/dev/tunx:r --device-cgroup-rule 'c 42:* rmw' busybox "
-         "sh -c 'ls -l /dev/tunx; cat /sys/fs/cgroup/devices/devices.list'",
-         lambda out: (code(0)(out), _contains(out.stdout, "10, 200"),
-                      _contains(out.stdout, "c 10:200 r\n"), _contains(out.stdout, "c 42:* rwm"))),
+    Case("run --rm --device /dev/fuse:/dev/fusex:r --device-cgroup-rule 'c 42:* rmw' busybox "
+         "sh -c 'ls -l /dev/fusex; cat /sys/fs/cgroup/devices/devices.list'",
+         lambda out: (code(0)(out), _contains(out.stdout, "10, 229"),
+                      _contains(out.stdout, "c 10:229 r\n"), _contains(out.stdout, "c 42:* rwm"))),
     Case("run --rm --device /nonexistent busybox true",
          code(125, stderr_has="error gathering device information")),
     Case("run --rm --device-cgroup-rule 'x 1:2 rwm' busybox true",

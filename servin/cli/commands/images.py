@@ -18,7 +18,7 @@ def _short_id(image_id: str, no_trunc: bool) -> str:
     return image_id if no_trunc else image_id.removeprefix("sha256:")[:12]
 
 
-def _split_tag(name: str) -> tuple[str, str]:
+def split_tag(name: str) -> tuple[str, str]:
     """('busybox', 'latest') from 'docker.io/library/busybox:latest' in docker's short form."""
     from servin.reference import familiar
 
@@ -71,7 +71,7 @@ def image_ls(
                 seen_ids.add(image.id)
             continue
         for name in names:
-            repo, tag = ("<none>", "<none>") if name == "<none>:<none>" else _split_tag(name)
+            repo, tag = ("<none>", "<none>") if name == "<none>:<none>" else split_tag(name)
             rows.append(
                 {
                     "Repository": repo,

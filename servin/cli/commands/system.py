@@ -179,10 +179,12 @@ def _df_verbose() -> None:
     using: dict[str, int] = {}
     for c in containers:
         using[c.image_id] = using.get(c.image_id, 0) + 1
+    from servin.cli.commands.images import split_tag
+
     rows = []
     for image in images:
         for name in list(image.repo_tags) or ["<none>:<none>"]:
-            repo, _, tag = name.rpartition(":")
+            repo, tag = ("<none>", "<none>") if name == "<none>:<none>" else split_tag(name)
             rows.append({"Repository": repo, "Tag": tag, "ID": image.id.removeprefix(
                 "sha256:")[:12], "Created": ago(image.created.ToNanoseconds() / 1e9),
                 "Size": human_size(image.size), "Containers": using.get(image.id, 0)})

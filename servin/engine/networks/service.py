@@ -265,11 +265,12 @@ class NetworkService:
                       image: dict[str, Any]) -> None:
         """Refuse at create what attach would refuse at start (blocking)."""
         mode = spec.network_mode
+        if (mode in ("host", "none") or mode.startswith("container:")) and any(
+                ep.mac_address for ep in spec.networks.values()):
+            raise InvalidArgument("conflicting options: mac-address and the network mode")
         wanted = self._wanted(spec)
         if mode not in ("host", "none") and not mode.startswith("container:") and not wanted:
             raise InvalidArgument(f"invalid network mode {mode!r}")
-        if not wanted and any(ep.mac_address for ep in spec.networks.values()):
-            raise InvalidArgument("conflicting options: mac-address and the network mode")
         if mode.startswith("container:"):
             if spec.ports or spec.publish_all:
                 raise InvalidArgument(

@@ -410,11 +410,11 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             return
         c = await self.containers.resolve(first.id)
         keys = parse_detach_keys(first.detach_keys) if c.spec.tty else None
-        want_out = first.stdout or not (first.stdin or first.stderr)
+        default = not (first.stdin or first.stdout or first.stderr)  # none named: both outputs
         options = {
             "stdin": first.stdin,
-            "stdout": want_out,
-            "stderr": first.stderr or want_out,
+            "stdout": first.stdout or default,
+            "stderr": first.stderr or default,  # exactly the streams asked for (run -a stdout)
             "stdin_once": first.stdin,
         }
         if c.state.running:
