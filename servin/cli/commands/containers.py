@@ -27,7 +27,7 @@ def start_failure(exc: ServinError) -> ExitCode:
     """A failed start as docker exits: 127 the program cannot be found, 126 it cannot be
     invoked (permission denied, a directory), else 125."""
     text = exc.message.lower()
-    if isinstance(exc, NotFound) or "no such file" in text or "not found" in text:
+    if "no such file" in text or "not found" in text:  # (not "No such container": 125)
         return ExitCode(exc.message, 127)
     if isinstance(exc, PermissionDenied) or "permission denied" in text \
             or "is a directory" in text:
