@@ -88,6 +88,8 @@ class DaemonProcess:
     preexec: Callable[[], None] | None = None
     proc: subprocess.Popen[bytes] | None = None
     net_slot: int | None = None
+    # Extra environment for the daemon process (e.g. SERVIN_CRASH_AT for crash tests).
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def bridge(self) -> str:
@@ -153,6 +155,7 @@ class DaemonProcess:
         self.proc = subprocess.Popen(
             self.command(), stdout=log, stderr=log, cwd=REPO, stdin=subprocess.DEVNULL,
             preexec_fn=self.preexec,
+            env={**os.environ, **self.env} if self.env else None,
         )
         log.close()
         deadline = time.monotonic() + timeout

@@ -93,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     signals.reset_all()
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    # The sealed copy of the interpreter this process was executed from (client.py): it is
+    # /proc/self/exe already; the fd itself must not reach monitors or containers.
+    exe_fd = os.environ.pop("SERVIN_ZYGOTE_EXE_FD", "")
+    if exe_fd.isdigit():
+        with contextlib.suppress(OSError):
+            os.close(int(exe_fd))
 
     gc.disable()  # nothing is collected in the zygote: what it holds, every monitor shares
     failures = runtimes.preload()
