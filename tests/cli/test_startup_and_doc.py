@@ -60,7 +60,7 @@ def test_doc_table_follows_the_commands() -> None:
     status, have, missing, _ = clidoc.compare("stop")
     assert "-t/--time/--timeout" in have
     assert clidoc.compare("build")[0] == "partial"
-    assert clidoc.compare("search")[0] == "no"
+    assert clidoc.compare("search")[0] == "yes"
     status, _, missing, _ = clidoc.compare("logs")
     assert status == "yes" and missing == []
     status, _, missing, _ = clidoc.compare("create")
