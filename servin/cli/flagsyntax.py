@@ -130,7 +130,8 @@ class DockerGroup(click.Group):
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name = args[0] if args else ""
         command = self.get_command(ctx, name) if name else None
-        if command is None and name and not name.startswith("-"):
+        if command is None and name and not name.startswith("-") \
+                and not ctx.resilient_parsing:  # (shell completion asks quietly)
             raise UnknownCommand(f"unknown command: {ctx.command_path} {name}\n"
                                  f"Run '{ctx.command_path} --help' for more information")
         found, command, rest = super().resolve_command(ctx, args)
