@@ -366,6 +366,19 @@ def test_restart_with_a_signal(engine: DaemonProcess) -> None:
 def test_logs_details_and_quiet_ctrl_c(engine: DaemonProcess, box: str) -> None:
     out = engine.cli("logs", "--details", box, check=True)
     assert out.stdout.splitlines()[0] == " ready"  # docker's empty attributes, then a space
+    cid = engine.cli("run", "--log-opt", "labels=tier", "--log-opt", "env-regex=^MO",
+                     "-l", "tier=web", "-e", "MODE=prod", "-e", "MOON=1", "-e", "OTHER=2",
+                     "busybox", "sh", "-c", "echo out; echo err >&2", check=True)
+    name = engine.cli("ps", "-lq", "--no-trunc", check=True).stdout.strip()
+    try:
+        out = engine.cli("logs", "--details", name, check=True)
+        assert out.stdout == "MODE=prod,MOON=1,tier=web out\n", cid.stdout
+        assert out.stderr == "MODE=prod,MOON=1,tier=web err\n"
+        assert engine.cli("logs", name, check=True).stdout == "out\n"
+    finally:
+        engine.cli("rm", "-f", name)
+    out = engine.cli("run", "--rm", "--log-opt", "compress=true", "busybox", "true")
+    assert out.returncode == 125 and "unknown log opt 'compress'" in out.stderr
     proc = subprocess.Popen([sys.executable, "-m", "servin", "-H", engine.host, "logs", "-f",
                              box], stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO)
     try:

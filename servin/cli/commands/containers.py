@@ -372,10 +372,9 @@ def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, deta
         if timestamps:
             stamp = entry.time.ToJsonString()
             target.write(stamp.encode() + b" ")
-        if details:
-            # docker's "attrs " before each line; Servin's log records carry no attributes
-            # (no --log-opt labels=/env=), so it is the empty list and its space.
-            target.write(b" ")
+        if details:  # docker's attributes (--log-opt labels=/env=), "k=v,k=v", then a space
+            attrs = ",".join(f"{k}={v}" for k, v in sorted(entry.attrs.items()))
+            target.write(attrs.encode() + b" ")
         target.write(entry.data)
         if follow:
             target.flush()

@@ -99,8 +99,16 @@ def parse_signal(value: str | int, default: int = signal_module.SIGKILL) -> int:
     return signals.parse_signal(value)
 
 
-def _log_options(spec: containers_pb2.ContainerSpec, path: Path) -> LogConfig:
+_LOG_OPTS = {"max-size", "max-file", "labels", "labels-regex", "env", "env-regex"}
+
+
+def _log_options(spec: containers_pb2.ContainerSpec, path: Path,
+                 image: dict[str, Any] | None = None) -> LogConfig:
     options = dict(spec.log_config.options)
+    for key in options:
+        if key not in _LOG_OPTS:
+            raise InvalidArgument(
+                f"unknown log opt {key!r} (valid: {', '.join(sorted(_LOG_OPTS))})")
     size = _parse_size(options.get("max-size", "0"))
     files = int(options.get("max-file", "1") or 1)
     if files < 1:
@@ -108,7 +116,35 @@ def _log_options(spec: containers_pb2.ContainerSpec, path: Path) -> LogConfig:
     driver = spec.log_config.type or "json-file"
     if driver not in ("json-file", "cri"):
         raise InvalidArgument(f"unsupported log driver {driver!r} (json-file or cri)")
-    return LogConfig(path=path, driver=driver, max_size=size, max_file=files)
+    return LogConfig(path=path, driver=driver, max_size=size, max_file=files,
+                     attrs=_log_attrs(options, spec, image or {}))
+
+
+def _log_attrs(options: dict[str, str], spec: containers_pb2.ContainerSpec,
+               image: dict[str, Any]) -> dict[str, str]:
+    """The attributes each log entry carries (``logs --details``): the labels and environment
+    variables ``--log-opt labels=,labels-regex=,env=,env-regex=`` name, as docker's
+    json-file driver records them."""
+    import re
+
+    labels = {**(image.get("Labels") or {}), **dict(spec.labels)}
+    env: dict[str, str] = {}
+    for item in [*(image.get("Env") or []), *spec.env]:
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+    attrs: dict[str, str] = {}
+    for source, names, pattern in ((labels, "labels", "labels-regex"), (env, "env", "env-regex")):
+        for name in filter(None, options.get(names, "").split(",")):
+            if name in source:
+                attrs[name] = source[name]
+        if options.get(pattern):
+            try:
+                regex = re.compile(options[pattern])
+            except re.error as exc:
+                raise InvalidArgument(f"invalid --log-opt {pattern}: {exc}") from None
+            attrs.update({k: v for k, v in source.items() if regex.match(k)})
+    return attrs
 
 
 def _parse_size(text: str) -> int:
@@ -234,7 +270,7 @@ class ContainerService:
         if spec.cgroupns_mode not in ("", "private", "host"):
             raise InvalidArgument(f"invalid cgroup namespace mode {spec.cgroupns_mode!r} "
                                   "(host or private)")
-        _log_options(spec, Path("/"))  # validate log options
+        _log_options(spec, Path("/"), image)  # validate log options
         validate_policy(spec.restart_policy, spec.auto_remove)
         resolve_check(spec.healthcheck if spec.HasField("healthcheck") else None, image)
         # Validate what the bundle builder would refuse at start, so create fails instead.
@@ -474,7 +510,8 @@ class ContainerService:
                 id=c.id,
                 bundle=bundle,
                 state_dir=paths.state_dir,
-                log=_log_options(c.spec, paths.log_path),
+                log=_log_options(c.spec, paths.log_path,
+                                 await asyncio.to_thread(self._image_config, c)),
                 runtime=self._runtime_config(c.runtime),
                 open_stdin=c.spec.open_stdin,
                 tty=c.spec.tty,

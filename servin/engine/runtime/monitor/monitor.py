@@ -169,7 +169,8 @@ class Monitor:
         self.cgroups_path: str | None = state["cgroups_path"]
         self.spec: str = state["spec"]  # kept as JSON text: only helpers need it parsed
         self.log = LogWriter(state["log_path"], state["log_driver"], state["log_max_size"],
-                             state["log_max_file"], fd=fds[names["log"]])
+                             state["log_max_file"], fd=fds[names["log"]],
+                             attrs=state.get("log_attrs"))
         self.listener = _socket.socket(fileno=fds[names["listener"]])
         self.listener.setblocking(False)
         self.wake_r = wake_r

@@ -386,7 +386,8 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         ):
             if want[line.stream]:
                 yield containers_pb2.LogEntry(
-                    stream=line.stream, time=from_ns(line.time_ns), data=line.data
+                    stream=line.stream, time=from_ns(line.time_ns), data=line.data,
+                    attrs=line.attrs or {},
                 )
 
     async def Stats(
