@@ -142,7 +142,8 @@ def test_the_reader_knows_every_field_of_schemas_4_and_5() -> None:
             cpu_period=6, cpu_quota=7, cpuset_cpus="0", cpuset_mems="1", pids_limit=-1,
             blkio_weight=10, oom_score_adj=-500, oom_kill_disable=True),
         network_mode="net", ports=[common_pb2.PortBinding(container_port=1, protocol="udp",
-                                                          host_ip="1.2.3.4", host_port=2)],
+                                                          host_ip="1.2.3.4", host_port=2,
+                                                          host_port_end=4)],
         publish_all=True,
         mounts=[common_pb2.Mount(type="volume", source="s", target="/t", read_only=True,
                                  propagation="rslave", options=["nocopy"], driver="local",
@@ -153,8 +154,10 @@ def test_the_reader_knows_every_field_of_schemas_4_and_5() -> None:
         dns_search=["x"], dns_options=["y"], extra_hosts=["a:1.1.1.1"], volumes_from=["v"],
         log_config=containers_pb2.LogConfig(type="cri", options={"max-file": "3"}),
         sysctls={"k": "v"}, ulimits=[containers_pb2.Ulimit(name="nproc", soft=1, hard=2)],
-        init=True, shm_size=9, devices=["/dev/fuse:/dev/f:rw"], group_add=["g"],
-        networks={"net": containers_pb2.EndpointSpec(aliases=["a"], ipv4_address="10.0.0.2")},
+        init=True, shm_size=9, devices=["/dev/fuse:/dev/f:rw", "/dev/null:r"],
+        group_add=["g"], device_cgroup_rules=["c 1:3 rwm"], cgroupns_mode="host",
+        networks={"net": containers_pb2.EndpointSpec(aliases=["a"], ipv4_address="10.0.0.2",
+                                                     mac_address="92:d0:c6:0a:29:33")},
         platform="linux/amd64", pod_id="pod1", annotations=["k=v"], binds=["/a:/b"],
     )
     doc, pod_id = legacy_spec.convert(spec.SerializeToString())
@@ -169,17 +172,21 @@ def test_the_reader_knows_every_field_of_schemas_4_and_5() -> None:
     assert host.resources.memory_swap == -1 and host.resources.oom_score_adj == -500
     assert host.resources.pids_limit == -1 and host.resources.oom_kill_disable
     assert host.port_bindings == [PortBinding(container_port=1, protocol="udp",
-                                              host_ip="1.2.3.4", host_port=2)]
+                                              host_ip="1.2.3.4", host_port=2,
+                                              host_port_end=4)]
     assert stored.mounts == [Mount(type="volume", source="s", target="/t", read_only=True,
                                    propagation="rslave", options=["nocopy"], driver="local",
                                    name="n")]
     assert host.devices == [DeviceMapping(path_on_host="/dev/fuse",
-                                          path_in_container="/dev/f", permissions="rw")]
+                                          path_in_container="/dev/f", permissions="rw"),
+                            DeviceMapping(path_on_host="/dev/null", permissions="r")]
+    assert (host.device_cgroup_rules, host.cgroupns_mode) == (["c 1:3 rwm"], "host")
     assert host.restart_policy.name == "always" and host.auto_remove and host.init
     assert (host.ipc_mode, host.pid_mode, host.uts_mode, host.runtime) == (
         "host", "host", "host", "crun")
     assert host.log_config.options == {"max-file": "3"} and host.annotations == {"k": "v"}
-    assert stored.networking.endpoints["net"].ipv4_address == "10.0.0.2"
+    ep = stored.networking.endpoints["net"]
+    assert (ep.ipv4_address, ep.mac_address) == ("10.0.0.2", "92:d0:c6:0a:29:33")
     assert (host.binds, host.volumes_from, host.publish_all_ports, host.readonly_rootfs) == (
         ["/a:/b"], ["v"], True, True)
     disabled = containers_pb2.ContainerSpec(

@@ -44,6 +44,7 @@ from servin.engine.linux.mount import (
 )
 from servin.engine.linux.namespaces import CLONE_NEWNS, unshare
 from servin.engine.linux.safepath import open_in_root, openat2
+from servin.engine.store import compression
 from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.snapshots.mounts import mount_snapshot
 from servin.engine.streamio import reader, stream_from_thread
@@ -211,7 +212,8 @@ class ContainerFiles:
 
     def copy_to(self, c: Container, path: str, source: BinaryIO, *,
                 preserve_owner: bool) -> None:
-        """Extract a tar stream into the directory ``path`` of the container."""
+        """Extract a tar stream (uncompressed, gzip, bzip2, xz or zstd, as docker's
+        DecompressStream reads one) into the directory ``path`` of the container."""
 
         def run(root: int) -> None:
             fd = self._open(c, root, path, True)
@@ -314,11 +316,16 @@ class FileOperations:
 
     async def copy_to(self, ref: str, path: str, chunks: AsyncIterator[bytes], *,
                       preserve_owner: bool = False) -> None:
-        """Extract a tar stream into the directory ``path`` of the container."""
+        """Extract a tar stream (uncompressed, gzip, bzip2, xz or zstd, as docker's
+        DecompressStream reads one) into the directory ``path`` of the container."""
         async with self._access(ref) as c:
             source = reader(chunks, asyncio.get_running_loop())
-            await asyncio.to_thread(self.files.copy_to, c, path, source,
-                                    preserve_owner=preserve_owner)
+
+            def copy() -> None:  # sniffing the compression reads: in the worker thread
+                self.files.copy_to(c, path, compression.archive_reader(source),
+                                   preserve_owner=preserve_owner)
+
+            await asyncio.to_thread(copy)
 
     async def export(self, ref: str) -> AsyncIterator[bytes]:
         """The container's root filesystem (without its volumes) as a tar stream."""

@@ -80,6 +80,7 @@ class PortBinding(_Model):
     protocol: str = "tcp"
     host_ip: str = ""  # "" = every address
     host_port: int = 0  # 0 = pick a free port
+    host_port_end: int = 0  # > host_port: pick one free port of host_port..host_port_end
 
 
 class Mount(_Model):
@@ -134,6 +135,7 @@ class EndpointConfig(_Model):
 
     aliases: list[str] = []
     ipv4_address: str = ""
+    mac_address: str = ""  # "" = derived from the address
 
 
 class ContainerConfig(_Model):
@@ -180,6 +182,7 @@ class HostConfig(_Model):
     ipc_mode: str = ""
     pid_mode: str = ""
     uts_mode: str = ""
+    cgroupns_mode: str = ""  # "", "private", "host"
     cgroup_parent: str = ""  # "" = /servin; a pod puts its members under its own
     dns: list[str] = []
     dns_search: list[str] = []
@@ -191,6 +194,7 @@ class HostConfig(_Model):
     init: bool = False
     shm_size: int = 0  # bytes, 0 = 64 MiB
     devices: list[DeviceMapping] = []
+    device_cgroup_rules: list[str] = []  # "c 1:3 rwm", "b 8:* r", "a *:* rwm"
     group_add: list[str] = []
     annotations: dict[str, str] = {}  # passed into the OCI spec
     resources: Resources = msgspec.field(default_factory=Resources)

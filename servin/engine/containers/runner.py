@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal as signal_module
 import time
@@ -34,6 +35,7 @@ from servin.engine.containers.model import (
     REMOVING,
     RUNNING,
     Container,
+    ContainerConfig,
     ContainerState,
     HostConfig,
 )
@@ -55,7 +57,7 @@ log = logging.getLogger(__name__)
 
 EXIT_RECORD = "exit.json"
 DEFAULT_CGROUP_PARENT = "/servin"
-NAMESPACE_MODES = ("network", "ipc", "pid", "uts")
+NAMESPACE_MODES = ("network", "ipc", "pid", "uts", "cgroup")
 
 
 class AttachWaiters(Protocol):
@@ -65,9 +67,17 @@ class AttachWaiters(Protocol):
         """Give every waiting request its monitor attachment (before the program runs)."""
 
 
-def log_options(host: HostConfig, path: Path) -> LogConfig:
+LOG_OPTS = {"max-size", "max-file", "labels", "labels-regex", "env", "env-regex"}
+
+
+def log_options(config: ContainerConfig, host: HostConfig, path: Path,
+                image: dict[str, Any] | None = None) -> LogConfig:
     """The monitor's log settings; InvalidArgument for a bad driver or option."""
     options = host.log_config.options
+    for key in options:
+        if key not in LOG_OPTS:
+            raise InvalidArgument(
+                f"unknown log opt {key!r} (valid: {', '.join(sorted(LOG_OPTS))})")
     size = parse_bytes(options.get("max-size", "0") or "0", "log-opt max-size")
     try:
         files = int(options.get("max-file", "1") or 1)
@@ -78,13 +88,39 @@ def log_options(host: HostConfig, path: Path) -> LogConfig:
     driver = host.log_config.type or "json-file"
     if driver not in ("json-file", "cri"):
         raise InvalidArgument(f"unsupported log driver {driver!r} (json-file or cri)")
-    return LogConfig(path=path, driver=driver, max_size=max(size, 0), max_file=files)
+    return LogConfig(path=path, driver=driver, max_size=max(size, 0), max_file=files,
+                     attrs=_log_attrs(options, config, image or {}))
+
+
+def _log_attrs(options: dict[str, str], config: ContainerConfig,
+               image: dict[str, Any]) -> dict[str, str]:
+    """The attributes each log entry carries (``logs --details``): the labels and environment
+    variables ``--log-opt labels=,labels-regex=,env=,env-regex=`` name, as docker's
+    json-file driver records them."""
+    labels = {**(image.get("Labels") or {}), **config.labels}
+    env: dict[str, str] = {}
+    for item in [*(image.get("Env") or []), *config.env]:
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+    attrs: dict[str, str] = {}
+    for source, names, pattern in ((labels, "labels", "labels-regex"), (env, "env", "env-regex")):
+        for name in filter(None, options.get(names, "").split(",")):
+            if name in source:
+                attrs[name] = source[name]
+        if options.get(pattern):
+            try:
+                regex = re.compile(options[pattern])
+            except re.error as exc:
+                raise InvalidArgument(f"invalid --log-opt {pattern}: {exc}") from None
+            attrs.update({k: v for k, v in source.items() if regex.match(k)})
+    return attrs
 
 
 def namespace_mode(host: HostConfig, ns: str) -> str:
     """The mode of namespace ``ns`` (network, ipc, pid, uts) in the container's settings."""
     return {"network": host.network_mode, "ipc": host.ipc_mode, "pid": host.pid_mode,
-            "uts": host.uts_mode}[ns]
+            "uts": host.uts_mode, "cgroup": host.cgroupns_mode}[ns]
 
 
 def cgroup_parent(host: HostConfig) -> str:
@@ -203,6 +239,7 @@ class Runner:
                 namespaces=namespaces,
                 cgroup_parent=cgroup_parent(c.host_config),
                 volume_paths=volume_paths,
+                init_path=self.config.init_path,
             ),
         )
         write_bundle(paths.dir, bundle)
@@ -223,7 +260,7 @@ class Runner:
                 id=c.id,
                 bundle=bundle,
                 state_dir=paths.state_dir,
-                log=log_options(c.host_config, paths.log_path),
+                log=log_options(c.config, c.host_config, paths.log_path, image),
                 runtime=self.monitors.runtime_config(c.runtime),
                 open_stdin=c.config.open_stdin,
                 tty=c.config.tty,

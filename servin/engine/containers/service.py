@@ -21,6 +21,7 @@ from typing import Any
 
 import msgspec
 
+from servin import signals
 from servin.engine import limits
 from servin.engine.config import DaemonConfig
 from servin.engine.containers import mounts as mountspecs
@@ -49,7 +50,12 @@ from servin.engine.containers.runner import NAMESPACE_MODES, Runner, log_options
 from servin.engine.containers.store import ContainerStore
 from servin.engine.containers.supervisor import Supervisor
 from servin.engine.containers.top import TopResult, container_top
-from servin.engine.containers.views import ContainerDetails, ContainerListing, NetworkAttachment
+from servin.engine.containers.views import (
+    ContainerDetails,
+    ContainerListing,
+    Created,
+    NetworkAttachment,
+)
 from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.images.store import ImageStore
@@ -67,25 +73,18 @@ _CGROUP_PARENT_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ
 
 
 def parse_signal(value: str | int, default: int = signal_module.SIGKILL) -> int:
-    """A signal from ``KILL``, ``SIGKILL``, ``9`` (docker accepts all three)."""
+    """A signal from ``KILL``, ``SIGKILL``, ``9``, ``RTMIN+3`` (docker's names); ``default``
+    when empty."""
     if value in ("", None):
         return default
-    text = str(value).upper()
-    if text.isdigit():
-        number = int(text)
-        if not 0 < number < signal_module.NSIG:
-            raise InvalidArgument(f"invalid signal: {value}")
-        return number
-    name = text if text.startswith("SIG") else f"SIG{text}"
-    try:
-        return int(signal_module.Signals[name])
-    except KeyError:
-        raise InvalidArgument(f"invalid signal: {value}") from None
+    return signals.parse_signal(value)
 
 
 def _check_namespace_mode(ns: str, mode: str) -> None:
     if mode in ("", "private", "host") or (ns == "ipc" and mode == "shareable"):
         return
+    if ns == "cgroup":
+        raise InvalidArgument(f"invalid cgroup namespace mode {mode!r} (host or private)")
     if mode.startswith("container:") and len(mode) > len("container:"):
         return
     if mode.startswith("ns:") and os.path.isabs(mode[3:]):
@@ -237,7 +236,7 @@ class ContainerService:
 
     # -- create --------------------------------------------------------------------------
 
-    async def create(self, request: CreateRequest) -> Container:
+    async def create(self, request: CreateRequest) -> Created:
         """Create a container (its record, writable layer, addresses and log dir); nothing
         runs yet. Every setting is checked first: a bad one changes nothing."""
         config = msgspec.structs.replace(request.config)
@@ -271,7 +270,7 @@ class ContainerService:
             pod_id=request.pod_id,
         )
         await asyncio.to_thread(self.networks.validate, c, image)
-        log_options(host, self.monitors.paths(c.id).log_path)
+        log_options(config, host, self.monitors.paths(c.id).log_path, image)
         validate_policy(host.restart_policy, host.auto_remove)
         resolve_check(config.healthcheck, image)
         # What the bundle builder would refuse at start fails create instead.
@@ -280,8 +279,13 @@ class ContainerService:
         oci.working_dir(config, image)
         oci.capability_set(host)
         oci.resources(host)
+        await asyncio.to_thread(oci.devices, host)
         if config.stop_signal:
             parse_signal(config.stop_signal)
+        if host.init and not os.path.isfile(self.config.init_path):
+            raise InvalidArgument(
+                f"--init: the init binary {self.config.init_path} does not exist (install "
+                "Debian's tini package, or set init_path in the daemon's config.toml)")
         c.mounts, created_volumes = await asyncio.to_thread(self._resolve_mounts, host, image)
         # Cleared once the create is whole: a record still marked after a crash is removed
         # at the next start (see recovery.finish_interrupted).
@@ -319,7 +323,7 @@ class ContainerService:
         c.state.creating = False
         await asyncio.to_thread(self.store.save_state, c)
         self.events.publish("container", "create", c.id, name=name, image=config.image)
-        return c
+        return Created(c, self.networks.spec_warnings(c))
 
     def _resolve_mounts(self, host: Any, image: dict[str, Any]
                         ) -> tuple[builtins.list[Mount], builtins.list[str]]:
@@ -397,10 +401,11 @@ class ContainerService:
             await asyncio.wait_for(exited.wait(), 30)
         self.events.publish("container", "stop", c.id, name=c.name)
 
-    async def restart(self, ref: str, timeout: int | None = None) -> None:
-        """Stop (if running) and start again."""
+    async def restart(self, ref: str, timeout: int | None = None, signal: str = "") -> None:
+        """Stop (if running, with ``signal`` or the container's stop signal) and start
+        again."""
         c = await self.get(ref)
-        await self.stop(c.id, timeout)
+        await self.stop(c.id, timeout, signal)
         await self.start(c.id)
         self.events.publish("container", "restart", c.id, name=c.name, image=c.image_ref)
 

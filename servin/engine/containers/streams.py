@@ -192,9 +192,10 @@ class AttachService:
         """
         c = await asyncio.to_thread(self.store.resolve, ref)
         keys = parse_detach_keys(options.detach_keys) if c.config.tty else None
-        want_out = options.stdout or not (options.stdin or options.stderr)
-        request = {"stdin": options.stdin, "stdout": want_out,
-                   "stderr": options.stderr or want_out, "stdin_once": options.stdin}
+        # None named: both outputs; else exactly the streams asked for (run -a stdout).
+        default = not (options.stdin or options.stdout or options.stderr)
+        request = {"stdin": options.stdin, "stdout": options.stdout or default,
+                   "stderr": options.stderr or default, "stdin_once": options.stdin}
         attachment: Attachment | asyncio.Future[Attachment]
         if c.state.running:
             attachment = await self._attach_running(c, request)

@@ -14,6 +14,14 @@ from servin.engine.networks.model import Endpoint, Network
 
 
 @dataclass(frozen=True)
+class Created:
+    """A new container, and what docker warns about it (it is made all the same)."""
+
+    container: Container
+    warnings: list[str]
+
+
+@dataclass(frozen=True)
 class ContainerListing:
     """One row of a container list."""
 

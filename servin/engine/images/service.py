@@ -27,6 +27,7 @@ from servin.engine.images.push import Pusher, PushResult
 from servin.engine.images.registry.auth import Credentials
 from servin.engine.images.registry.client import Registries
 from servin.engine.images.registry.login import login
+from servin.engine.images.search import SearchResult, search
 from servin.engine.images.store import ImageRecord, ImageStore
 from servin.engine.semantics import filters as docker_filters
 from servin.engine.store.leases import Lease
@@ -112,6 +113,11 @@ class ImageService:
         """Check credentials against a registry; the identity token it gave, if any."""
         return await login(self.registries, server, creds)
 
+    async def search(self, term: str, creds: Credentials,
+                     limit: int = 25) -> builtins.list[SearchResult]:
+        """Repositories a registry knows whose name contains ``term`` (``search``)."""
+        return await search(self.registries, term, creds, limit)
+
     async def import_rootfs(
         self,
         chunks: AsyncIterator[bytes],
@@ -120,8 +126,10 @@ class ImageService:
         changes: builtins.list[str],
         comment: str = "",
         platform: str = "",
+        created: str = "",
     ) -> ImageRecord:
-        """Stream a rootfs tarball into a new image; tag it when ``reference`` is given.
+        """Stream a rootfs tarball into a new image; tag it when ``reference`` is given
+        (``created``: an RFC 3339 creation time instead of now).
 
         Every argument is checked before the first byte is stored, and a failure at any point
         leaves no image and no blob behind.
@@ -142,7 +150,7 @@ class ImageService:
                     await asyncio.to_thread(writer.abort)
                     raise
                 record = await asyncio.to_thread(
-                    self._finish_import, writer, lease, plat, changes, comment, name
+                    self._finish_import, writer, lease, plat, changes, comment, name, created
                 )
         except BaseException:
             await self._collect_quietly()
@@ -152,11 +160,12 @@ class ImageService:
 
     def _finish_import(
         self, writer: Any, lease: Lease, plat: Any, changes: builtins.list[str], comment: str,
-        name: Any,
+        name: Any, created: str = "",
     ) -> ImageRecord:
         content = self.store.content
         record = finish_import(
-            content, writer, platform=plat, changes=changes, comment=comment, lease=lease
+            content, writer, platform=plat, changes=changes, comment=comment, lease=lease,
+            created=created,
         )
         # Unpacked now, through the safe extractor, so a hostile layer is refused at import.
         crashpoint("image.import.after-blobs")
@@ -328,7 +337,18 @@ class ImageService:
             return records
         pivots = {key: [self.store.resolve(v).created for v in filters.get(key, [])]
                   for key in ("before", "since")}
-        return [r for r in records if docker_filters.image_matches(r, filters, pivots)]
+        out = []
+        for r in records:
+            if not docker_filters.image_matches(r, filters, pivots):
+                continue
+            if "reference" in filters:
+                # As docker: only the matching names are listed (an image whose other names
+                # match is not listed under those).
+                names = [n for n in r.repo_tags
+                         if docker_filters.reference_matches(n, filters["reference"])]
+                r = dataclasses.replace(r, refs=[*names, *r.repo_digests])
+            out.append(r)
+        return out
 
     async def get(self, ref: str) -> ImageRecord:
         """An image by name, ID or ID prefix."""

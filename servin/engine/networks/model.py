@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass, field
 
 from servin.engine.containers.model import Container
+from servin.errors import InvalidArgument
 
 BRIDGE = "bridge"
 HOST = "host"
@@ -71,3 +72,14 @@ class NetworkView:
 
     network: Network
     endpoints: list[tuple[Endpoint, Container]]
+
+
+def check_mac(text: str) -> str:
+    """A unicast Ethernet address ``xx:xx:xx:xx:xx:xx`` (``--mac-address``), normalised."""
+    parts = text.split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p)
+                                  for p in parts):
+        raise InvalidArgument(f"invalid MAC address: {text}")
+    if int(parts[0], 16) & 1:
+        raise InvalidArgument(f"invalid MAC address: {text} is a multicast address")
+    return text.lower()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from servin.engine.containers.model import ContainerConfig, HostConfig, Mount
+from servin.engine.containers.model import ContainerConfig, DeviceMapping, HostConfig, Mount
 from servin.engine.linux.capabilities import (
     CAPABILITIES,
     DOCKER_DEFAULT_CAPS,
@@ -32,6 +32,7 @@ from servin.errors import InvalidArgument
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+INIT_TARGET = "/sbin/docker-init"  # where ``--init`` puts the init, as docker does
 MIN_MEMORY = 6 * 1024 * 1024
 CPU_PERIOD = 100_000
 
@@ -95,6 +96,7 @@ class BundleInputs:
     cgroup_parent: str = "/servin"
     # Volume name -> the host directory holding its data (bound at the mount's target).
     volume_paths: dict[str, str] = field(default_factory=dict)
+    init_path: str = ""  # the host's init binary for ``--init``
 
 
 def normalise_caps(names: Iterable[str]) -> list[str]:
@@ -112,13 +114,13 @@ def normalise_caps(names: Iterable[str]) -> list[str]:
     return out
 
 
-def capability_set(host: HostConfig) -> list[str]:
+def capability_set(spec: HostConfig) -> list[str]:
     """The container's capability set: defaults, then --cap-drop, then --cap-add."""
     available = set(names_of(bounding_set()))
-    if host.privileged:
+    if spec.privileged:
         return [c for c in CAPABILITIES if c in available]
-    adds = normalise_caps(host.cap_add)
-    drops = normalise_caps(host.cap_drop)
+    adds = normalise_caps(spec.cap_add)
+    drops = normalise_caps(spec.cap_drop)
     caps = [] if "ALL" in drops else [c for c in DOCKER_DEFAULT_CAPS if c not in drops]
     if "ALL" in adds:
         caps = list(CAPABILITIES)
@@ -128,44 +130,48 @@ def capability_set(host: HostConfig) -> list[str]:
     return [c for c in caps if c in available]
 
 
-def process_args(config: ContainerConfig, image: dict[str, Any]) -> list[str]:
+def process_args(spec: ContainerConfig, image: dict[str, Any]) -> list[str]:
     """ENTRYPOINT + CMD as docker combines the image's and the user's."""
-    if config.entrypoint is not None:
-        entrypoint = list(config.entrypoint)
-        cmd = list(config.cmd)
+    if spec.entrypoint is not None:
+        entrypoint = list(spec.entrypoint)
+        cmd = list(spec.cmd)
     else:
         entrypoint = list(image.get("Entrypoint") or [])
-        cmd = list(config.cmd) or list(image.get("Cmd") or [])
+        cmd = list(spec.cmd) or list(image.get("Cmd") or [])
     args = entrypoint + cmd
     if not args:
         raise InvalidArgument("no command specified")
     return args
 
 
-def process_env(config: ContainerConfig, image: dict[str, Any], hostname: str) -> list[str]:
-    """Image env overlaid by the user's, with PATH and HOSTNAME defaults."""
+def process_env(
+    spec: ContainerConfig, image: dict[str, Any], hostname: str, home: str = "/"
+) -> list[str]:
+    """Image env overlaid by the user's, with PATH, HOSTNAME and HOME defaults (HOME from the
+    user's /etc/passwd entry in the image, ``/`` without one, as docker sets it)."""
     merged: dict[str, str] = {}
     for item in [
         DEFAULT_PATH,
         f"HOSTNAME={hostname}",
         *(image.get("Env") or []),
-        *(["TERM=xterm"] if config.tty else []),
-        *config.env,
+        *(["TERM=xterm"] if spec.tty else []),
+        *spec.env,
     ]:
         key, sep, value = item.partition("=")
         if not key:
             raise InvalidArgument(f"invalid environment variable: {item!r}")
         if not sep:
-            value = os.environ.get(key, "")
-            if key not in os.environ:
-                continue
+            # ``-e VAR`` the client could not fill from its own environment: not set (never
+            # the daemon's environment).
+            continue
         merged[key] = value
+    merged.setdefault("HOME", home or "/")
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-def working_dir(config: ContainerConfig, image: dict[str, Any]) -> str:
+def working_dir(spec: ContainerConfig, image: dict[str, Any]) -> str:
     """The process's cwd: the user's, the image's, or /."""
-    cwd = config.working_dir or image.get("WorkingDir") or "/"
+    cwd = spec.working_dir or image.get("WorkingDir") or "/"
     if not cwd.startswith("/"):
         raise InvalidArgument(
             f"the working directory '{cwd}' is invalid, it needs to be an absolute path"
@@ -173,12 +179,13 @@ def working_dir(config: ContainerConfig, image: dict[str, Any]) -> str:
     return cwd
 
 
-def resources(host: HostConfig) -> dict[str, Any]:
+def resources(spec: HostConfig) -> dict[str, Any]:
     """OCI ``linux.resources`` from the docker-style limits."""
-    r = host.resources
+    r = spec.resources
     out: dict[str, Any] = {"devices": [dict(rule) for rule in _DEFAULT_DEVICE_RULES]}
-    if host.privileged:
+    if spec.privileged:
         out["devices"] = [{"allow": True, "access": "rwm"}]
+    out["devices"] += [parse_device_cgroup_rule(rule) for rule in spec.device_cgroup_rules]
     memory: dict[str, Any] = {}
     if r.memory:
         if r.memory < MIN_MEMORY:
@@ -232,11 +239,66 @@ def resources(host: HostConfig) -> dict[str, Any]:
     return out
 
 
-def _security_opts(host: HostConfig) -> tuple[str | None, bool]:
+def parse_device_cgroup_rule(text: str) -> dict[str, Any]:
+    """``--device-cgroup-rule 'c 1:3 rwm'`` (type a/b/c, numbers or ``*``) as an OCI rule."""
+    fields = text.split()
+    if len(fields) != 3 or fields[0] not in ("a", "b", "c") or ":" not in fields[1] \
+            or not fields[2] or not set(fields[2]) <= set("rwm"):
+        raise InvalidArgument(f"invalid device cgroup rule format: '{text}'")
+    rule: dict[str, Any] = {"allow": True, "type": fields[0], "access": fields[2]}
+    for key, number in zip(("major", "minor"), fields[1].split(":", 1), strict=True):
+        if number != "*":
+            if not number.isdigit():
+                raise InvalidArgument(f"invalid device cgroup rule format: '{text}'")
+            rule[key] = int(number)
+    return rule
+
+
+def check_device(d: DeviceMapping) -> tuple[str, str, str]:
+    """(host path, container path, permissions) of a ``--device``; InvalidArgument if bad."""
+    container = d.path_in_container or d.path_on_host
+    perms = d.permissions or "rwm"
+    if not set(perms) <= set("rwm"):
+        raise InvalidArgument(f"invalid device mode: {perms}")
+    for path in (d.path_on_host, container):
+        if not path.startswith("/"):
+            raise InvalidArgument(f"invalid device specification: {path} is not an absolute "
+                                  "path")
+    return d.path_on_host, container, perms
+
+
+def devices(spec: HostConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(OCI ``linux.devices``, their cgroup allow rules): the host's devices with
+    --privileged (as docker gives them), then each --device (a directory gives every
+    device below it). Blocking: reads the host's /dev."""
+    from servin.engine.linux.devices import devices_under, host_devices
+
+    nodes = host_devices() if spec.privileged else []
+    rules: list[dict[str, Any]] = []
+    for device in spec.devices:
+        host, container, perms = check_device(device)
+        try:
+            found = devices_under(host, container)
+        except OSError as exc:
+            raise InvalidArgument(f"error gathering device information while adding custom "
+                                  f"device {host!r}: {(exc.strerror or str(exc)).lower()}") \
+                from None
+        if not found:
+            raise InvalidArgument(f"error gathering device information while adding custom "
+                                  f"device {host!r}: not a device node")
+        nodes = [n for n in nodes if n.name not in {f.name for f in found}] + found
+        rules += [{"allow": True, "type": n.kind, "major": n.major, "minor": n.minor,
+                   "access": perms} for n in found]
+    linux = [{"path": n.name, "type": n.kind, "major": n.major, "minor": n.minor,
+              "fileMode": n.mode, "uid": n.uid, "gid": n.gid} for n in nodes]
+    return linux, rules
+
+
+def _security_opts(spec: HostConfig) -> tuple[str | None, bool]:
     """(seccomp setting: None default, "unconfined", or a JSON profile; no_new_privs)."""
     seccomp: str | None = None
-    no_new_privs = not host.privileged
-    for opt in host.security_opt:
+    no_new_privs = not spec.privileged
+    for opt in spec.security_opt:
         key, sep, value = opt.partition("=" if "=" in opt else ":")
         if key == "seccomp" and sep:
             seccomp = value
@@ -282,8 +344,10 @@ def docker_profile_to_oci(profile: dict[str, Any], caps: Iterable[str]) -> dict[
     return out
 
 
-def _seccomp(setting: str | None, host: HostConfig, caps: list[str]) -> dict[str, Any] | None:
-    if host.privileged or setting == "unconfined":
+def _seccomp(
+    setting: str | None, spec: HostConfig, caps: list[str]
+) -> dict[str, Any] | None:
+    if spec.privileged or setting == "unconfined":
         return None
     if setting is None:
         return default_profile(caps)
@@ -296,9 +360,9 @@ def _seccomp(setting: str | None, host: HostConfig, caps: list[str]) -> dict[str
     return docker_profile_to_oci(profile, caps)
 
 
-def _mounts(host: HostConfig, user_mounts: list[Mount],
+def _mounts(spec: HostConfig, user_mounts: list[Mount],
             inputs: BundleInputs) -> list[dict[str, Any]]:
-    shm = host.shm_size or DEFAULT_SHM_SIZE
+    shm = spec.shm_size or DEFAULT_SHM_SIZE
     mounts: list[dict[str, Any]] = [
         {
             "destination": "/proc",
@@ -322,13 +386,13 @@ def _mounts(host: HostConfig, user_mounts: list[Mount],
             "destination": "/sys",
             "type": "sysfs",
             "source": "sysfs",
-            "options": ["nosuid", "noexec", "nodev", "rw" if host.privileged else "ro"],
+            "options": ["nosuid", "noexec", "nodev", "rw" if spec.privileged else "ro"],
         },
         {
             "destination": "/sys/fs/cgroup",
             "type": "cgroup",
             "source": "cgroup",
-            "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if host.privileged else "ro"],
+            "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if spec.privileged else "ro"],
         },
         {
             "destination": "/dev/mqueue",
@@ -356,6 +420,11 @@ def _mounts(host: HostConfig, user_mounts: list[Mount],
             )
     for m in user_mounts:
         mounts.append(_user_mount(m, inputs.volume_paths))
+    if spec.init:
+        if not inputs.init_path:
+            raise InvalidArgument("--init: the daemon has no init binary (config key init_path)")
+        mounts.append({"destination": INIT_TARGET, "type": "bind", "source": inputs.init_path,
+                       "options": ["rbind", "rprivate", "ro"]})
     return mounts
 
 
@@ -421,8 +490,10 @@ def build_config(config: ContainerConfig, host: HostConfig, mounts: list[Mount],
                 else {}
             ),
         },
-        "args": process_args(config, image),
-        "env": process_env(config, image, inputs.hostname),
+        # --init: a tiny init as PID 1 reaps zombies and forwards signals to the program.
+        "args": [INIT_TARGET, "--", *process_args(config, image)] if host.init
+        else process_args(config, image),
+        "env": process_env(config, image, inputs.hostname, inputs.user.home),
         "cwd": working_dir(config, image),
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": no_new_privs,
@@ -434,12 +505,16 @@ def build_config(config: ContainerConfig, host: HostConfig, mounts: list[Mount],
             {"type": f"RLIMIT_{u.name.upper()}", "soft": u.soft, "hard": u.hard or u.soft}
             for u in host.ulimits
         ]
+    linux_devices, device_rules = devices(host)
     linux: dict[str, Any] = {
         "namespaces": _namespaces(inputs),
         "cgroupsPath": f"{inputs.cgroup_parent}/{inputs.container_id}",
         "resources": resources(host),
         "rootfsPropagation": "rprivate",
     }
+    if linux_devices:
+        linux["devices"] = linux_devices
+        linux["resources"]["devices"] += device_rules
     if not host.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)

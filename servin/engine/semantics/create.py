@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import msgspec
+
 from servin.engine.containers.model import (
     ContainerConfig,
     CreateRequest,
@@ -138,11 +140,13 @@ def _port_bindings(value: Any) -> list[PortBinding]:
             raise InvalidArgument(f"invalid port {key!r} in PortBindings")
         for b in bindings or [{}]:
             host_port = str(b.get("HostPort") or "")
-            if host_port and not host_port.isdigit():
+            first, dash, last = host_port.partition("-")  # "8000-8010": one free port of those
+            if (first and not first.isdigit()) or (dash and not (first and last.isdigit())):
                 raise InvalidArgument(f"invalid HostPort {host_port!r} for {key}")
             out.append(PortBinding(container_port=int(number), protocol=proto or "tcp",
                                    host_ip=str(b.get("HostIp") or ""),
-                                   host_port=int(host_port or 0)))
+                                   host_port=int(first or 0),
+                                   host_port_end=int(last) if dash else 0))
     return out
 
 
@@ -191,7 +195,7 @@ def _resources(host: Body) -> Resources:
 def host_config(host: Body, config: Body | None = None) -> HostConfig:
     """docker's ``HostConfig`` as the model's (``config``'s ``Volumes`` become anonymous
     volumes where no bind or mount takes the path)."""
-    for key in ("Links", "VolumeDriver", "StorageOpt", "DeviceCgroupRules", "DeviceRequests",
+    for key in ("Links", "VolumeDriver", "StorageOpt", "DeviceRequests",
                 "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpuCount", "CpuPercent",
                 "IOMaximumIOps", "IOMaximumBandwidth", "KernelMemoryTCP", "BlkioWeightDevice",
                 "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
@@ -248,6 +252,8 @@ def host_config(host: Body, config: Body | None = None) -> HostConfig:
                                path_in_container=_str(d, "PathInContainer"),
                                permissions=_str(d, "CgroupPermissions") or "rwm")
                  for d in host.get("Devices") or []],
+        device_cgroup_rules=_strings(host.get("DeviceCgroupRules"), "DeviceCgroupRules"),
+        cgroupns_mode=_str(host, "CgroupnsMode"),
         group_add=_strings(host.get("GroupAdd"), "GroupAdd"),
         annotations=_map(host.get("Annotations"), "Annotations"),
         resources=_resources(host),
@@ -272,7 +278,8 @@ def networking_config(body: Body) -> NetworkingConfig:
         if ep.get("Links"):
             raise InvalidArgument("links are not supported by Servin")
         endpoints[name] = EndpointConfig(aliases=_strings(ep.get("Aliases"), "Aliases"),
-                                         ipv4_address=str(ipam.get("IPv4Address") or ""))
+                                         ipv4_address=str(ipam.get("IPv4Address") or ""),
+                                         mac_address=_str(ep, "MacAddress"))
     return NetworkingConfig(endpoints=endpoints)
 
 
@@ -282,9 +289,17 @@ def from_docker(name: str, body: Body) -> CreateRequest:
     if not isinstance(body, Mapping):
         raise InvalidArgument("the create body must be a JSON object")
     host = body.get("HostConfig") or {}
+    networking = networking_config(body.get("NetworkingConfig") or {})
+    mac = _str(body, "MacAddress")  # API < 1.44 sent it in Config: the primary network's
+    if mac:
+        net = _str(host, "NetworkMode") or "bridge"
+        ep = networking.endpoints.get(net, EndpointConfig())
+        if ep.mac_address and ep.mac_address != mac:
+            raise InvalidArgument("conflicting MacAddress in Config and EndpointsConfig")
+        networking.endpoints[net] = msgspec.structs.replace(ep, mac_address=mac)
     return CreateRequest(
         name=name,
         config=container_config(body),
         host_config=host_config(host, body),
-        networking=networking_config(body.get("NetworkingConfig") or {}),
+        networking=networking,
     )

@@ -265,13 +265,12 @@ def volume_matches(view: VolumeView, filters: Mapping[str, list[str]]) -> bool:
     return labels_ok(v.labels, filters)
 
 
-def _reference_matches(record: ImageRecord, pattern: str) -> bool:
-    for name in record.repo_tags:
-        ref = parse_reference(name)
-        for candidate in (ref.familiar(), ref.familiar_repository, str(ref), ref.repository):
-            if fnmatch.fnmatchcase(candidate, pattern):
-                return True
-    return False
+def reference_matches(name: str, patterns: Iterable[str]) -> bool:
+    """Whether an image name matches one of the ``reference=`` patterns (globs, with or
+    without the tag, in the familiar or the full form)."""
+    ref = parse_reference(name)
+    candidates = (ref.familiar(), ref.familiar_repository, str(ref), ref.repository)
+    return any(fnmatch.fnmatchcase(c, p) for p in patterns for c in candidates)
 
 
 def image_matches(record: ImageRecord, filters: Mapping[str, list[str]],
@@ -283,8 +282,8 @@ def image_matches(record: ImageRecord, filters: Mapping[str, list[str]],
         return False
     if "label" in filters and not label_matches(record.labels, filters["label"]):
         return False
-    if "reference" in filters and not any(_reference_matches(record, p)
-                                          for p in filters["reference"]):
+    if "reference" in filters and not any(reference_matches(n, filters["reference"])
+                                          for n in record.repo_tags):
         return False
     if any(record.created >= pivot for pivot in pivots.get("before", [])):
         return False

@@ -48,11 +48,15 @@ def _port_key(port: int, protocol: str) -> str:
 
 
 def port_bindings(bindings: list[PortBinding]) -> dict[str, list[dict[str, str]]]:
-    """``HostConfig.PortBindings``: "80/tcp" -> [{"HostIp", "HostPort"}]."""
+    """``HostConfig.PortBindings``: "80/tcp" -> [{"HostIp", "HostPort"}] (a host range as
+    "8000-8010", as docker records ``-p 8000-8010:80``)."""
     out: dict[str, list[dict[str, str]]] = {}
     for p in bindings:
+        host = str(p.host_port) if p.host_port else ""
+        if p.host_port_end:
+            host += f"-{p.host_port_end}"
         out.setdefault(_port_key(p.container_port, p.protocol), []).append(
-            {"HostIp": p.host_ip, "HostPort": str(p.host_port) if p.host_port else ""})
+            {"HostIp": p.host_ip, "HostPort": host})
     return out
 
 
@@ -157,7 +161,7 @@ def _host_config(c: Container) -> dict[str, Any]:
         "Annotations": _or_none(dict(h.annotations)),
         "CapAdd": _or_none(list(h.cap_add)),
         "CapDrop": _or_none(list(h.cap_drop)),
-        "CgroupnsMode": "private",
+        "CgroupnsMode": h.cgroupns_mode or "private",
         "Dns": list(h.dns),
         "DnsOptions": list(h.dns_options),
         "DnsSearch": list(h.dns_search),
@@ -196,7 +200,7 @@ def _host_config(c: Container) -> dict[str, Any]:
         "Devices": [{"PathOnHost": d.path_on_host,
                      "PathInContainer": d.path_in_container or d.path_on_host,
                      "CgroupPermissions": d.permissions} for d in h.devices],
-        "DeviceCgroupRules": None,
+        "DeviceCgroupRules": _or_none(list(h.device_cgroup_rules)),
         "DeviceRequests": None,
         "MemoryReservation": r.memory_reservation,
         "MemorySwap": r.memory_swap,
@@ -466,7 +470,8 @@ def network_document(view: NetworkView) -> dict[str, Any]:
                 "IPv6Address": "",
                 "Aliases": _or_none(list(ep.aliases)),
             }
-            for ep, c in view.endpoints
+            # As docker: only containers with a live sandbox (running or paused).
+            for ep, c in view.endpoints if c.state.status in (RUNNING, PAUSED)
         },
         "Options": options,
         "Labels": dict(n.labels),

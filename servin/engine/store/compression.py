@@ -10,6 +10,8 @@ Compression = Literal["none", "gzip", "zstd"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_BZIP2_MAGIC = b"BZh"
+_XZ_MAGIC = b"\xfd7zXZ\x00"
 
 
 def detect(head: bytes) -> Compression:
@@ -43,3 +45,26 @@ def sniff(raw: BinaryIO) -> tuple[Compression, BinaryIO]:
     # BufferedReader wants a RawIOBase; any readable binary stream does at run time.
     buffered = io.BufferedReader(raw)  # type: ignore[type-var]
     return detect(buffered.peek(8)), buffered
+
+
+def archive_reader(raw: BinaryIO) -> BinaryIO:
+    """The plain tar stream of an uploaded archive, as docker's DecompressStream reads one:
+    uncompressed, gzip, bzip2, xz or zstd (``cp - CONTAINER:PATH``)."""
+    kind, reader = sniff(raw)
+    if kind != "none":
+        return decompressing_reader(reader, kind)
+    peek = getattr(reader, "peek", None)  # a BufferedReader; else a seekable stream at 0
+    if peek is not None:
+        head = bytes(peek(8)[:8])
+    else:
+        head = reader.read(8)
+        reader.seek(0)
+    if head.startswith(_BZIP2_MAGIC):
+        import bz2
+
+        return bz2.BZ2File(reader, "rb")  # type: ignore[return-value]  # a binary file
+    if head.startswith(_XZ_MAGIC):
+        import lzma
+
+        return lzma.LZMAFile(reader, "rb")  # type: ignore[return-value]  # a binary file
+    return reader

@@ -5,8 +5,9 @@ protobuf: the core stored its front door's wire type. Migration 6 rewrites each 
 core's own JSON document. It must read those old bytes forever, whatever servin.v1 becomes,
 and the core must not import the generated API package; so this module is a small reader of
 the protobuf wire format (varints, length-delimited fields) with the ContainerSpec field table
-of schemas 4 and 5 frozen below, and it writes plain dicts in the schema-6 document format (in
-docs/architecture.md, "Stored form"). It depends on nothing else of the engine, so later
+of schemas 4 and 5 (up to field 51, the last one a protobuf spec ever stored) frozen below,
+and it writes plain dicts in the schema-6 document format (in docs/architecture.md, "Stored
+form"). It depends on nothing else of the engine, so later
 changes to the model cannot change what this migration wrote.
 """
 
@@ -115,15 +116,20 @@ def _mount(m: Fields) -> dict[str, Any]:
 
 
 def _device(text: str) -> dict[str, Any]:
+    """``HOST:CONTAINER:PERMS`` as schema 5 recorded it (``HOST[:CONTAINER][:PERMS]`` as
+    typed is read the same way docker's CLI reads it)."""
     host, _, rest = text.partition(":")
     inside, _, perms = rest.partition(":")
+    if inside and not perms and not inside.startswith("/") and set(inside) <= set("rwm"):
+        inside, perms = "", inside
     return _compact({"path_on_host": host, "path_in_container": inside,
                      "permissions": perms}) | {"path_on_host": host}
 
 
 def _endpoint(entry: Fields, n: int) -> dict[str, Any]:
     ep = _message(entry, n) or {}
-    return _compact({"aliases": _strs(ep, 1), "ipv4_address": _str(ep, 2)})
+    return _compact({"aliases": _strs(ep, 1), "ipv4_address": _str(ep, 2),
+                     "mac_address": _str(ep, 3)})
 
 
 def convert(blob: bytes) -> tuple[dict[str, Any], str]:
@@ -167,7 +173,8 @@ def convert(blob: bytes) -> tuple[dict[str, Any], str]:
         "network_mode": _str(s, 19),
         "port_bindings": [
             _compact({"container_port": _int(p, 1), "protocol": _str(p, 2),
-                      "host_ip": _str(p, 3), "host_port": _int(p, 4)})
+                      "host_ip": _str(p, 3), "host_port": _int(p, 4),
+                      "host_port_end": _int(p, 5)})
             | {"container_port": _int(p, 1)}
             for p in _msgs(s, 20)
         ],
@@ -186,6 +193,7 @@ def convert(blob: bytes) -> tuple[dict[str, Any], str]:
         "init": _bool(s, 42), "shm_size": _int(s, 43),
         "devices": [_device(d) for d in _strs(s, 44)],
         "group_add": _strs(s, 45), "annotations": annotations, "resources": resources,
+        "device_cgroup_rules": _strs(s, 50), "cgroupns_mode": _str(s, 51),
     })
     doc = {
         "config": config,

@@ -177,7 +177,8 @@ class Monitor:
         self.cgroups_path: str | None = state["cgroups_path"]
         self.spec: str = state["spec"]  # kept as JSON text: only helpers need it parsed
         self.log = LogWriter(state["log_path"], state["log_driver"], state["log_max_size"],
-                             state["log_max_file"], fd=fds[names["log"]])
+                             state["log_max_file"], fd=fds[names["log"]],
+                             attrs=state.get("log_attrs"))
         self.listener = _socket.socket(fileno=fds[names["listener"]])
         self.listener.setblocking(False)
         self.wake_r = wake_r
@@ -420,10 +421,7 @@ class Monitor:
                 io.in_fd = -1
                 io.stdin_buf.clear()
         _close(fd)
-        if not io.outputs:
-            # Output is over: attach streams end once they have what was read.
-            for conn in list(io.attached):
-                self._close_when_flushed(conn)
+        self._end_attach_streams(io)
 
     def _drain_outputs(self, io: _Stdio) -> None:
         """Read what is still buffered in the output pipes without waiting for more, then
@@ -472,6 +470,7 @@ class Monitor:
         self._watch_write(io.in_fd, None)
         if io.stdin_closing:
             self._close_stdin_now(io)
+        # Resume only once the buffer is empty, whatever sizes the writes had on the way.
         if io.stdin_paused:
             io.stdin_paused = False
             for c in io.attached:
@@ -496,6 +495,18 @@ class Monitor:
             return
         self._forget(fd)
         _close(fd)
+        self._end_attach_streams(io)
+
+    def _end_attach_streams(self, io: _Stdio) -> None:
+        """Once a process's output is over, its attach streams end when they have what was
+        read, except those still feeding its open stdin: a process may read on after closing
+        its stdout and stderr (busybox ``dd of=FILE`` does), and cutting its stdin then would
+        lose data. Those end with the stdin, or with the process."""
+        if io.outputs:
+            return
+        for conn in list(io.attached):
+            if not (conn.stdin and not conn.read_closed and io.in_fd >= 0):
+                self._close_when_flushed(conn)
 
     def _resize(self, io: _Stdio, what: str, request: dict[str, Any]) -> dict[str, Any]:
         if io.master < 0:
@@ -578,8 +589,10 @@ class Monitor:
         conn.read_closed = True
         self._watch_read(conn.fd, None)
         if conn.mode == "attach":
-            if conn.stdin and conn.stdin_once:
-                self._close_stdin(self._io_of(conn))
+            io = self._io_of(conn)
+            if conn.stdin and conn.stdin_once:  # an exec's attach is always stdin_once
+                self._close_stdin(io)
+            self._end_attach_streams(io)
             return  # may be a half-close: keep streaming output until the send fails
         if conn.outbuf:
             conn.closing = True
@@ -660,7 +673,7 @@ class Monitor:
         return None
 
     def _op_attach(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
-        if self.record is not None or not self.io.outputs:
+        if self.record is not None or (self.exit_status is not None and not self.io.outputs):
             raise Conflict(f"container {self.id} is not running, cannot attach")
         streams = []
         if request.get("stdout", True):
@@ -850,6 +863,8 @@ class Monitor:
         self.record = record
         self.status = "stopped"
         self._close_stdin_now(self.io)
+        for conn in list(self.io.attached):  # the ones that were still feeding stdin
+            self._close_when_flushed(conn)
         for conn in list(self.waiters):
             self._send(conn, {"ok": True, **record})
             self._close_when_flushed(conn)

@@ -150,8 +150,10 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     async def Create(
         self, request: containers_pb2.CreateContainerRequest, context: Context
     ) -> containers_pb2.CreateContainerResponse:
-        c = await self.containers.create(convert.create_request(request.name, request.spec))
-        return containers_pb2.CreateContainerResponse(id=c.id)
+        created = await self.containers.create(
+            convert.create_request(request.name, request.spec))
+        return containers_pb2.CreateContainerResponse(id=created.container.id,
+                                                      warnings=created.warnings)
 
     async def Start(
         self, request: containers_pb2.StartContainerRequest, context: Context
@@ -170,7 +172,8 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         self, request: containers_pb2.RestartContainerRequest, context: Context
     ) -> containers_pb2.RestartContainerResponse:
         await self.containers.restart(request.id,
-                                      request.timeout if request.timeout >= 0 else None)
+                                      request.timeout if request.timeout >= 0 else None,
+                                      request.signal)
         return containers_pb2.RestartContainerResponse()
 
     async def Kill(
@@ -254,7 +257,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             stderr=request.stderr or not request.stdout,
         ):
             yield containers_pb2.LogEntry(stream=line.stream, time=from_ns(line.time_ns),
-                                          data=line.data)
+                                          data=line.data, attrs=line.attrs or {})
 
     async def Stats(
         self, request: containers_pb2.StatsRequest, context: Context

@@ -37,7 +37,7 @@ def parse_device(text: str) -> DeviceMapping:
     """``--device`` as docker's CLI reads it: ``HOST[:CONTAINER][:PERMISSIONS]``."""
     parts = text.split(":")
     if not parts[0] or len(parts) > 3:
-        raise InvalidArgument(f"invalid device specification: {text!r}")
+        raise InvalidArgument(f"invalid device specification: {text}")
     host, inside, perms = parts[0], "", "rwm"
     if len(parts) == 2:
         if set(parts[1]) <= _PERMISSIONS and parts[1] and not parts[1].startswith("/"):
@@ -47,7 +47,7 @@ def parse_device(text: str) -> DeviceMapping:
     elif len(parts) == 3:
         inside, perms = parts[1], parts[2]
     if not perms or not set(perms) <= _PERMISSIONS:
-        raise InvalidArgument(f"invalid device mode {perms!r} in {text!r} (r, w, m)")
+        raise InvalidArgument(f"invalid device mode: {perms}")
     return DeviceMapping(path_on_host=host, path_in_container=inside, permissions=perms)
 
 
@@ -130,7 +130,8 @@ def create_request(name: str, spec: containers_pb2.ContainerSpec) -> CreateReque
         network_mode=spec.network_mode,
         port_bindings=[PortBinding(container_port=p.container_port,
                                    protocol=p.protocol or "tcp", host_ip=p.host_ip,
-                                   host_port=p.host_port) for p in spec.ports],
+                                   host_port=p.host_port, host_port_end=p.host_port_end)
+                       for p in spec.ports],
         publish_all_ports=spec.publish_all,
         restart_policy=restart_policy_from_wire(spec.restart_policy),
         auto_remove=spec.auto_remove,
@@ -153,12 +154,15 @@ def create_request(name: str, spec: containers_pb2.ContainerSpec) -> CreateReque
         init=spec.init,
         shm_size=spec.shm_size,
         devices=[parse_device(d) for d in spec.devices],
+        device_cgroup_rules=list(spec.device_cgroup_rules),
+        cgroupns_mode=spec.cgroupns_mode,
         group_add=list(spec.group_add),
         annotations=dict(a.split("=", 1) for a in spec.annotations if "=" in a),
         resources=resources_from_wire(spec.resources),
     )
     networking = NetworkingConfig(endpoints={
-        name: EndpointConfig(aliases=list(ep.aliases), ipv4_address=ep.ipv4_address)
+        name: EndpointConfig(aliases=list(ep.aliases), ipv4_address=ep.ipv4_address,
+                             mac_address=ep.mac_address)
         for name, ep in spec.networks.items()
     })
     return CreateRequest(name=name, config=config, host_config=host, networking=networking,
@@ -188,7 +192,8 @@ def container_spec(c: Container) -> containers_pb2.ContainerSpec:
         resources=resources_to_wire(host.resources),
         network_mode=host.network_mode,
         ports=[common_pb2.PortBinding(container_port=p.container_port, protocol=p.protocol,
-                                      host_ip=p.host_ip, host_port=p.host_port)
+                                      host_ip=p.host_ip, host_port=p.host_port,
+                                      host_port_end=p.host_port_end)
                for p in host.port_bindings],
         publish_all=host.publish_all_ports,
         mounts=[mount_to_wire(m) for m in c.mounts],
@@ -218,9 +223,12 @@ def container_spec(c: Container) -> containers_pb2.ContainerSpec:
         init=host.init,
         shm_size=host.shm_size,
         devices=[_device_text(d) for d in host.devices],
+        device_cgroup_rules=host.device_cgroup_rules,
+        cgroupns_mode=host.cgroupns_mode,
         group_add=host.group_add,
         networks={name: containers_pb2.EndpointSpec(aliases=ep.aliases,
-                                                    ipv4_address=ep.ipv4_address)
+                                                    ipv4_address=ep.ipv4_address,
+                                                    mac_address=ep.mac_address)
                   for name, ep in c.networking.endpoints.items()},
         pod_id=c.pod_id,
         annotations=[f"{k}={v}" for k, v in host.annotations.items()],

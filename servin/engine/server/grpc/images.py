@@ -80,6 +80,7 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
             changes=list(first.changes),
             comment=first.message,
             platform=first.platform,
+            created=first.created.ToJsonString() if first.HasField("created") else "",
         )
         ref = str(parse_reference(first.reference).familiar()) if first.reference else ""
         return images_pb2.ImportImageResponse(
@@ -133,6 +134,16 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
     ) -> images_pb2.LoginResponse:
         token = await self.images.login(request.server, _credentials(request.auth))
         return images_pb2.LoginResponse(status="Login Succeeded", identity_token=token)
+
+    async def Search(
+        self, request: images_pb2.SearchImagesRequest, context: Context
+    ) -> images_pb2.SearchImagesResponse:
+        found = await self.images.search(request.term, _credentials(request.auth),
+                                         request.limit or 25)
+        return images_pb2.SearchImagesResponse(results=[
+            images_pb2.SearchResult(name=r.name, description=r.description,
+                                    star_count=r.stars, is_official=r.official)
+            for r in found])
 
     async def List(
         self, request: images_pb2.ListImagesRequest, context: Context

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from servin.api.servin.v1 import networks_pb2, networks_pb2_grpc
+from servin.engine.containers.model import PAUSED, RUNNING
 from servin.engine.engine import CoreAPI
 from servin.engine.networks.model import NetworkView
 from servin.engine.semantics.inspect import network_document, to_json
@@ -33,7 +34,9 @@ def network_message(view: NetworkView, *, document: bool = False) -> networks_pb
                 ipv4_address=f"{ep.address}/{n.prefixlen}", mac_address=ep.mac,
                 aliases=ep.aliases,
             )
-            for ep, c in view.endpoints
+            # As docker: only containers with a live sandbox (running or paused), not ones
+            # created and never started or stopped since.
+            for ep, c in view.endpoints if c.state.status in (RUNNING, PAUSED)
         ],
         document=to_json(network_document(view)) if document else "",
     )
