@@ -74,13 +74,19 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         if first is None:
             raise InvalidArgument("import: no data received")
 
+        created = ""
+        if first.HasField("created"):
+            try:
+                created = first.created.ToJsonString()
+            except ValueError as exc:  # seconds or nanos out of Timestamp's range
+                raise InvalidArgument(f"import: invalid creation time: {exc}") from None
         record = await self.images.import_rootfs(
             chunks,
             reference=first.reference,
             changes=list(first.changes),
             comment=first.message,
             platform=first.platform,
-            created=first.created.ToJsonString() if first.HasField("created") else "",
+            created=created,
         )
         ref = str(parse_reference(first.reference).familiar()) if first.reference else ""
         return images_pb2.ImportImageResponse(
