@@ -25,9 +25,11 @@ from servin.engine.images.registry.client import Registries
 from servin.engine.images.service import ImageService
 from servin.engine.images.store import ImageStore
 from servin.engine.networks.service import NetworkService
+from servin.engine.store import trash
 from servin.engine.store.content import ContentStore
 from servin.engine.store.metadata import MetadataStore
 from servin.engine.store.snapshots import Snapshotter
+from servin.engine.store.trash import Trash
 from servin.engine.volumes.service import VolumeService
 from servin.engine.volumes.store import VolumeStore
 
@@ -46,7 +48,10 @@ class Engine:
         self.content = ContentStore(config.root / "content")
         self.events = EventBus()
         image_store = ImageStore(self.meta, self.content)
-        self.snapshots = Snapshotter(config.root / "snapshots", driver=config.storage_driver)
+        # Deletes removed containers' files off the request's path (see store/trash.py).
+        self.trash = Trash()
+        self.snapshots = Snapshotter(config.root / "snapshots", driver=config.storage_driver,
+                                     trash=self.trash)
         self.containers = ContainerService(
             config, ContainerStore(self.meta), image_store, self.snapshots, self.events
         )
@@ -77,6 +82,7 @@ class Engine:
         if removed:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
         self.snapshots.repair()
+        trash.sweep(self.config.root / "containers")  # removals the background had not done
         # No operation runs yet: a snapshot without a container record is a create that a
         # crash interrupted, and whatever no record references is garbage.
         known = {c.id for c in self.containers.store.list()}
@@ -93,6 +99,8 @@ class Engine:
 
     def close(self) -> None:
         """Flush and close the stores."""
+        # What is left undone is swept at the next start; waiting a little spares that.
+        self.trash.drain(timeout=5.0)
         self.meta.close()
 
     @staticmethod

@@ -361,9 +361,12 @@ class ContainerService:
         paths = self.paths(container_id)
         with contextlib.suppress(ServinError, OSError):
             self.snapshots.unmount(paths.rootfs)
+        # The rw layer and the container's directory (its log may be big) are renamed aside
+        # now and deleted in the background; the start-up repair sweeps what a crash leaves.
         with contextlib.suppress(ServinError, OSError):
-            self.snapshots.remove(container_id)
-        shutil.rmtree(paths.dir, ignore_errors=True)
+            self.snapshots.discard(container_id)
+        with contextlib.suppress(OSError):
+            self.snapshots.trash.move_aside(paths.dir)
         shutil.rmtree(paths.state_dir, ignore_errors=True)
 
     # -- start ---------------------------------------------------------------------------
