@@ -19,6 +19,8 @@ PRELOAD = (
     "servin.engine.runtime.native.execproc",
     "servin.engine.runtime.external",
     "servin.engine.linux.cgroups",
+    "servin.engine.linux.cgroups.devices",
+    "servin.engine.linux.seccomp",  # hashlib with it (OpenSSL: milliseconds to load)
 )
 
 
@@ -30,6 +32,12 @@ def preload() -> dict[str, str]:
             importlib.import_module(name)
         except Exception as e:  # an optional part missing or broken must not stop the zygote
             failed[name] = f"{type(e).__name__}: {e}"
+    seccomp: Any = sys.modules.get("servin.engine.linux.seccomp")
+    if seccomp is not None:
+        try:
+            seccomp.preload()
+        except Exception as e:  # no libseccomp: containers with a profile fail clearly later
+            failed["libseccomp"] = f"{type(e).__name__}: {e}"
     return failed
 
 
