@@ -55,7 +55,6 @@ from servin.engine.containers.restart import (
 from servin.engine.containers.store import ContainerStore
 from servin.engine.events import EventBus
 from servin.engine.images.store import ImageStore
-from servin.engine.linux.netdev import bring_up_loopback
 from servin.engine.runtime.bundle import BundleInputs, NamespacePaths, build_config, write_bundle
 from servin.engine.runtime.monitor.client import (
     Attachment,
@@ -454,6 +453,12 @@ class ContainerService:
             bundle = await asyncio.to_thread(self._prepare_bundle, c)
             if self._zygote is None:
                 self._zygote = await asyncio.to_thread(ensure_zygote, self.config.exec_root)
+            # Without links to make (the runtime brings lo up), nothing happens between create
+            # and start: the monitor starts the program at once, and the waiting attach
+            # requests ride along with the spawn.
+            mode = c.spec.network_mode
+            direct = mode in ("", "none", "host") or mode.startswith("container:")
+            waiting = [(f, o) for f, o in self._pending_attach.get(c.id, []) if not f.done()]
             spawn_spec = SpawnSpec(
                 id=c.id,
                 bundle=bundle,
@@ -462,19 +467,22 @@ class ContainerService:
                 runtime=self._runtime_config(c.runtime),
                 open_stdin=c.spec.open_stdin,
                 tty=c.spec.tty,
+                start=direct,
             )
-            result = await spawn(self._zygote, spawn_spec)
-            spawned = True
-            if c.spec.network_mode == "none" or not c.spec.network_mode:
-                await asyncio.to_thread(bring_up_loopback, result.pid)
-            elif self.networks is not None:
-                image = (
-                    await asyncio.to_thread(self._image_config, c) if c.spec.publish_all else {}
-                )
-                published = await self.networks.attach(c, result.pid, image)
             self._exit_event(c.id).clear()
-            await self._attach_waiters(c.id)
-            await MonitorClient(paths.state_dir).start()
+            result = await spawn(self._zygote, spawn_spec,
+                                 [o for _, o in waiting] if direct else [])
+            spawned = True
+            if direct:
+                await self._hand_attachments(c.id, waiting, result.attachments)
+                await self._attach_waiters(c.id)  # any that came during the spawn
+            else:
+                if self.networks is not None:
+                    image = (await asyncio.to_thread(self._image_config, c)
+                             if c.spec.publish_all else {})
+                    published = await self.networks.attach(c, result.pid, image)
+                await self._attach_waiters(c.id)
+                await MonitorClient(paths.state_dir).start()
         except BaseException as exc:
             if spawned:
                 with contextlib.suppress(ServinError, OSError):
@@ -505,6 +513,19 @@ class ContainerService:
         await asyncio.to_thread(self.store.save_state, c)
         self.events.publish("container", "start", c.id, name=c.name, image=c.image_ref)
         self._watch(c)
+
+    async def _hand_attachments(self, container_id: str,
+                                waiting: list[tuple[asyncio.Future[Attachment], dict[str, bool]]],
+                                attachments: tuple[Any, ...]) -> None:
+        """Give attach requests the streams the spawn made for them."""
+        entries = self._pending_attach.get(container_id, [])
+        for (future, options), attachment in zip(waiting, attachments, strict=True):
+            if (future, options) in entries:
+                entries.remove((future, options))
+            if future.done():
+                await attachment.close()
+            else:
+                future.set_result(attachment)
 
     async def _attach_waiters(self, container_id: str) -> None:
         client = MonitorClient(self.paths(container_id).state_dir)

@@ -155,8 +155,8 @@ class Monitor:
         self.listener = _socket.socket(fileno=fds[names["listener"]])
         self.listener.setblocking(False)
         self.wake_r = wake_r
-        self.status = "created"
-        self.started_at: str | None = None
+        self.status: str = state.get("status", "created")
+        self.started_at: str | None = state.get("started_at")
         self.finished_at: str | None = None
         self.exit_status: int | None = None
         self.record: dict[str, Any] | None = None
@@ -210,6 +210,10 @@ class Monitor:
         self._watch_read(self.listener.fileno(), self._on_accept)
         for fd in self.outputs:
             self._watch_read(fd, lambda fd=fd: self._on_output(fd))
+        # Attach streams the spawn brought: registered before any output is read.
+        for index, options in state.get("attach", ()):
+            conn = self._add_conn(fds[index])
+            self._send(conn, self._op_attach(conn, options))
 
     # ----- runtime calls, in a throwaway fork ---------------------------------------------
 
@@ -481,10 +485,14 @@ class Monitor:
             fd, _ = self.listener._accept()
         except OSError:
             return  # EAGAIN, or EMFILE and friends: the client sees its connection fail
+        self._add_conn(fd)
+
+    def _add_conn(self, fd: int) -> _Conn:
         os.set_blocking(fd, False)
         conn = _Conn(fd)
         self.conns[fd] = conn
         self._watch_read(fd, lambda c=conn: self._on_conn_read(c))
+        return conn
 
     def _drop(self, conn: _Conn) -> None:
         if self.conns.pop(conn.fd, None) is None:

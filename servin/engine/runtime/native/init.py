@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from servin.engine.linux import fds, namespaces, prctl, terminal, uts
+from servin.engine.linux.netdev import set_link_up
 from servin.engine.runtime.native import process as proc
 from servin.engine.runtime.native.rootfs import RootfsError, prepare_rootfs
 from servin.engine.runtime.native.spec import ContainerSpec
@@ -94,6 +95,10 @@ def _setup_and_exec(ctx: InitContext, reporter: _Reporter) -> None:
     os.setsid()
 
     _enter_namespaces(ctx)
+    network = spec.namespace("network")
+    if network is not None and not network.path:
+        # A new network namespace starts with lo down; runc and crun bring it up too.
+        set_link_up("lo")
     _write_sysctls(spec.sysctl)
     if spec.hostname:
         uts.set_hostname(spec.hostname)
