@@ -941,7 +941,10 @@ class Monitor:
             "started_at": self.started_at,
             "pid": self.pid,
         }
-        write_file_atomic(os.path.join(self.state_dir, EXIT_RECORD), encode_line(record))
+        # Not fsynced: the record lives in the exec root, which a crash of the machine wipes
+        # along with the container; a crash of the daemon or this process loses nothing.
+        write_file_atomic(os.path.join(self.state_dir, EXIT_RECORD), encode_line(record),
+                          durable=False)
         # The runtime's state goes before anyone hears of the exit, so a daemon that reacts
         # by creating the container again (restart policy) finds the id free.
         self._delete_container()
