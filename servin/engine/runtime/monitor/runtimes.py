@@ -32,12 +32,15 @@ def preload() -> dict[str, str]:
             importlib.import_module(name)
         except Exception as e:  # an optional part missing or broken must not stop the zygote
             failed[name] = f"{type(e).__name__}: {e}"
-    seccomp: Any = sys.modules.get("servin.engine.linux.seccomp")
-    if seccomp is not None:
+    # What every creation would otherwise find out again: loaded or read once, here.
+    for name in ("servin.engine.linux.seccomp", "servin.engine.runtime.native.rootfs"):
+        module: Any = sys.modules.get(name)
+        if module is None:
+            continue
         try:
-            seccomp.preload()
+            module.preload()
         except Exception as e:  # no libseccomp: containers with a profile fail clearly later
-            failed["libseccomp"] = f"{type(e).__name__}: {e}"
+            failed[f"{name}.preload"] = f"{type(e).__name__}: {e}"
     return failed
 
 
