@@ -85,6 +85,8 @@ class DaemonProcess:
     log_level: str = "debug"
     proc: subprocess.Popen[bytes] | None = None
     net_slot: int | None = None
+    # Extra environment for the daemon process (e.g. SERVIN_CRASH_AT for crash tests).
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def bridge(self) -> str:
@@ -148,7 +150,8 @@ class DaemonProcess:
             self.net_slot = claim_net_slot()
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child holds it
         self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=log, cwd=REPO, stdin=subprocess.DEVNULL
+            self.command(), stdout=log, stderr=log, cwd=REPO, stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env} if self.env else None,
         )
         log.close()
         deadline = time.monotonic() + timeout

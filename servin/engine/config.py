@@ -40,6 +40,9 @@ class DaemonConfig:
     default_runtime: str = "native"
     runtimes: dict[str, str] = field(default_factory=dict)  # name -> binary path
     storage_driver: str = "auto"  # overlay where the kernel allows, else copy
+    # The most bytes of file content one image layer may unpack to (holes of sparse files
+    # count at their length); a larger layer (a decompression bomb) is refused. 0: no cap.
+    max_layer_size: int = 64 * 1024**3
     # Networking. Every host-global name is configurable so several daemons share a host.
     bridge_name: str = "servin0"  # the default network's Linux bridge
     default_network_subnet: str = "10.88.0.0/16"
@@ -186,5 +189,7 @@ def _validate(config: DaemonConfig) -> None:
             raise InvalidArgument(f"{key.replace('_', '')} {value}: no such file")
     if config.tls_verify and not config.tls_cert:
         raise InvalidArgument("--tlsverify needs --tlscert and --tlskey (the daemon's own)")
+    if not isinstance(config.max_layer_size, int) or config.max_layer_size < 0:
+        raise InvalidArgument("max_layer_size must be a number of bytes (0: no cap)")
     if config.root == config.exec_root:
         raise InvalidArgument("--root and --exec-root must differ")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import Engine
+from servin.engine.permissions import ROOT_MODE
 from servin.engine.server.docker.door import DockerDoor
 from servin.engine.server.grpc.server import build_server
 from servin.engine.server.sockets import prepare_unix_socket, secure_unix_socket
@@ -33,7 +34,7 @@ class RootLock:
 
     def acquire(self) -> None:
         """Take the lock or raise Conflict naming the daemon that holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=ROOT_MODE)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -12,9 +12,11 @@ import time
 import uuid
 from pathlib import Path
 
+from servin.engine import permissions
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.execs import ExecService
 from servin.engine.containers.files import FileOperations
+from servin.engine.containers.recovery import remove_unrecorded
 from servin.engine.containers.service import ContainerService
 from servin.engine.containers.stats import StatsSampler
 from servin.engine.containers.store import ContainerStore
@@ -42,8 +44,13 @@ class Engine:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         self.started_at_ns = time.time_ns()
-        config.root.mkdir(parents=True, exist_ok=True, mode=0o711)
-        config.exec_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        config.root.mkdir(parents=True, exist_ok=True, mode=permissions.ROOT_MODE)
+        config.exec_root.mkdir(parents=True, exist_ok=True, mode=permissions.EXEC_ROOT_MODE)
+        # Before the database is opened: its WAL must never be readable by others.
+        permissions.secure_roots(config.root, config.exec_root)
+        for directory in (config.root / "containers", config.exec_root / "containers",
+                          config.exec_root / "runtime"):
+            directory.mkdir(exist_ok=True, mode=permissions.PRIVATE_DIR)
         self.meta = MetadataStore(config.root / "servin.db")
         self.content = ContentStore(config.root / "content")
         self.events = EventBus()
@@ -51,7 +58,7 @@ class Engine:
         # Deletes removed containers' files off the request's path (see store/trash.py).
         self.trash = Trash()
         self.snapshots = Snapshotter(config.root / "snapshots", driver=config.storage_driver,
-                                     trash=self.trash)
+                                     max_layer_size=config.max_layer_size, trash=self.trash)
         self.containers = ContainerService(
             config, ContainerStore(self.meta), image_store, self.snapshots, self.events
         )
@@ -75,6 +82,7 @@ class Engine:
             self.containers.store, lambda cid: self.containers.paths(cid).dir, self.events
         )
         self.id = self._engine_id(config.root / "engine-id")
+        permissions.secure_roots(config.root, config.exec_root)  # what the services made
 
     def repair(self) -> None:
         """Undo what a crash may have left half-done (runs once at start)."""
@@ -83,6 +91,7 @@ class Engine:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
         self.snapshots.repair()
         trash.sweep(self.config.root / "containers")  # removals the background had not done
+        self.volumes.repair_disk()
         # No operation runs yet: a snapshot without a container record is a create that a
         # crash interrupted, and whatever no record references is garbage.
         known = {c.id for c in self.containers.store.list()}
@@ -90,6 +99,7 @@ class Engine:
             if key not in known:
                 log.info("removing a snapshot without a container", extra={"key": key})
                 self.snapshots.remove(key)
+        remove_unrecorded(self.config, self.snapshots, known)
         collected = self.images.collect()
         if collected.blobs or collected.layers:
             log.info(
@@ -110,6 +120,7 @@ class Engine:
         except FileNotFoundError:
             value = uuid.uuid4().hex
             tmp = path.with_suffix(".tmp")
+            permissions.create_private_file(tmp)
             tmp.write_text(value + "\n")
             os.replace(tmp, path)
             return value

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from servin.engine import limits
+from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.images import gc
 from servin.engine.images.archive import docker_archive, oci_layout
@@ -76,6 +78,7 @@ class ImageService:
         Every argument is checked before the first byte is stored, and a failure at any point
         leaves no image and no blob behind.
         """
+        limits.check_text(comment, "the message")
         name = parse_reference(reference) if reference else None
         if name is not None and name.digest:
             raise InvalidArgument("cannot import with a digest reference: give a tag")
@@ -107,7 +110,9 @@ class ImageService:
             content, writer, platform=plat, changes=changes, comment=comment, lease=lease
         )
         # Unpacked now, through the safe extractor, so a hostile layer is refused at import.
+        crashpoint("image.import.after-blobs")
         self._unpack(record, lease)
+        crashpoint("image.import.after-unpack")
         self.store.add(record, [name] if name else [])
         return self.store.get(record.id)
 

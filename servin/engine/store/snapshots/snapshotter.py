@@ -63,9 +63,12 @@ class Snapshotter:
     """Layers and container snapshots under ``root`` (the engine passes <root>/snapshots)."""
 
     def __init__(self, root: Path, driver: str = "auto", *, durable: bool = True,
-                 trash: Trash | None = None) -> None:
+                 max_layer_size: int = 0, trash: Trash | None = None) -> None:
         """``durable``: syncfs a layer before publishing it (off only in throwaway setups).
-        ``trash``: the background deleter of removed snapshots (``discard``)."""
+        ``max_layer_size``: the most bytes of file content one layer may unpack to (0: any).
+        ``trash``: the background deleter of removed snapshots (``discard``).
+        """
+        self.max_layer_size = max_layer_size
         if driver not in DRIVERS:
             raise InvalidArgument(f"unknown storage driver {driver!r} (use overlay, copy or auto)")
         self.layout = Layout(Path(os.path.abspath(root)))
@@ -125,7 +128,9 @@ class Snapshotter:
                 verify()
                 return chain
             self._unpack(None, blob, diff_id, chain, parent,
-                         fill=lambda fs: unpack_stream(raw, diff_id, fs), verify=verify)
+                         fill=lambda fs: unpack_stream(raw, diff_id, fs,
+                                                       limit=self.max_layer_size),
+                         verify=verify)
         return chain
 
     def _unpack(self, content: ContentStore | None, blob: str, diff_id: str, chain: str,
@@ -141,7 +146,7 @@ class Snapshotter:
                 size = fill(fs)
             else:
                 assert content is not None
-                size = unpack_blob(content, blob, diff_id, fs)
+                size = unpack_blob(content, blob, diff_id, fs, limit=self.max_layer_size)
             if verify is not None:
                 verify()
             write_json(tmp / "info.json", {"chain": chain, "parent": parent, "diff_id": diff_id,
