@@ -80,6 +80,7 @@ class Registries:
         self.config = config
         self.tokens = TokenCache()
         self._clients: dict[tuple[str, bool], httpx.AsyncClient] = {}
+        self._contexts: dict[str, ssl.SSLContext] = {}
         self._schemes: dict[str, str] = {}  # host -> "https" | "http", once probed
 
     def is_insecure(self, host: str) -> bool:
@@ -91,13 +92,22 @@ class Registries:
         """The host serving ``domain``'s API (Docker Hub's lives elsewhere)."""
         return DOCKER_HUB_API if domain == DEFAULT_DOMAIN else domain
 
+    def ssl_context(self, host: str) -> ssl.SSLContext:
+        """The TLS settings for ``host``: certs.d's CAs and client certificates, and no
+        verification for an insecure host (made once per host)."""
+        ctx = self._contexts.get(host)
+        if ctx is None:
+            ctx = tls.ssl_context(self.config.certs_dir, host, verify=not self.is_insecure(host))
+            self._contexts[host] = ctx
+        return ctx
+
     def http(self, host: str) -> httpx.AsyncClient:
         """The connection pool for ``host`` (TLS settings from certs.d and the config)."""
         verify = not self.is_insecure(host)
         key = (host, verify)
         client = self._clients.get(key)
         if client is None:
-            ctx = tls.ssl_context(self.config.certs_dir, host, verify=verify)
+            ctx = self.ssl_context(host)
             client = httpx.AsyncClient(
                 verify=ctx,
                 timeout=_TIMEOUT,
