@@ -19,9 +19,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
@@ -36,6 +34,9 @@ from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.snapshots.layers import chain_ids
 from servin.errors import InvalidArgument, NotFound, ServinError, Unavailable
 from servin.reference import Reference, parse_reference
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -250,9 +251,14 @@ class Puller:
         return bool(jobs)
 
     async def _blob_response(self, session: RepositorySession, endpoint: Endpoint,
-                             digest: str, offset: int, name: str) -> httpx.Response:
-        """A streamed GET of a blob from ``endpoint`` (else the other endpoints)."""
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+                             digest: str, offset: int, name: str, *,
+                             probe: bool = False) -> httpx.Response:
+        """A streamed GET of a blob from ``endpoint`` (else the other endpoints), from
+        ``offset`` on (``probe``: of that one byte only)."""
+        if probe:
+            headers = {"Range": f"bytes={offset}-{offset}"}
+        else:
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
         order = [endpoint] + [e for e in session.endpoints if e != endpoint]
         last: ServinError | None = None
         for ep in order:
@@ -282,7 +288,9 @@ class Puller:
         writer = await asyncio.to_thread(self.content.writer)
 
         async def locate(offset: int) -> Location:
-            resp = await self._blob_response(session, endpoint, desc.digest, offset, name)
+            # One byte is enough to pass auth and redirects; the thread fetches the rest.
+            resp = await self._blob_response(session, endpoint, desc.digest, offset, name,
+                                             probe=True)
             try:
                 headers = {k: v for k, v in resp.request.headers.items()
                            if k.lower() in ("authorization", "user-agent")}
@@ -290,7 +298,6 @@ class Puller:
             finally:
                 await resp.aclose()
 
-        first = await locate(0)
         reported = [0]
 
         def progress(stored: int) -> None:
@@ -300,12 +307,8 @@ class Puller:
                                                                 desc.size))
 
         def relocate(offset: int) -> Location:
-            if offset == 0 and first is not None and not relocated:
-                relocated.append(True)
-                return first
             return asyncio.run_coroutine_threadsafe(locate(offset), loop).result()
 
-        relocated: list[bool] = []
         source = BlobSource(relocate, desc.size, writer, self.registries.ssl_context,
                             progress, what=f"{name}: blob {item}")
 
