@@ -44,7 +44,12 @@ from typing import Any
 
 from servin.engine.runtime.monitor import execsetup, setup
 from servin.engine.runtime.monitor.logfile import LogWriter
-from servin.engine.runtime.monitor.prctl import bare_fork, set_child_subreaper, set_process_name
+from servin.engine.runtime.monitor.prctl import (
+    bare_fork,
+    set_child_subreaper,
+    set_parent_death_signal,
+    set_process_name,
+)
 from servin.engine.runtime.monitor.protocol import (
     EXIT_RECORD,
     MAX_LINE,
@@ -1001,20 +1006,30 @@ def _make_runtime(spec_text: str) -> Any:
     return make_runtime(spec.runtime, spec.state_dir)
 
 
-def main(client_fd: int) -> int:
-    """The monitor's life, in the child the zygote just forked; returns its exit status."""
+def main(listen_fd: int, taken_w: int) -> int:
+    """The monitor's life, in the child the zygote forked ahead of a request; returns its
+    exit status.
+
+    Everything a monitor does before it knows its container is done at once: its setup
+    child is forked too and waits in ``accept`` on the zygote's socket (``setup.take``).
+    Until a connection is taken both die with their parent (a waiting monitor must not
+    outlive its zygote); after that, a monitor outlives everything.
+    """
     try:
+        set_parent_death_signal(_SIGKILL)
+        if os.getppid() != setup.ZYGOTE.get("pid", os.getppid()):
+            return 0  # the zygote is gone already
         # The zygote's dispositions are not ours: its SIGTERM handler would release its
         # socket, and an ignored signal would stay ignored down to the container's process.
         _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
         os.setsid()
         set_child_subreaper()
-        set_process_name(MONITOR_COMM)
         gc.enable()
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         _signal.signal(_SIGCHLD, _noop)
         ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        me = os.getpid()
         setup_pid = bare_fork()
         if setup_pid == 0:
             code = 1
@@ -1024,11 +1039,17 @@ def main(client_fd: int) -> int:
                 _signal.signal(_SIGCHLD, _signal.SIG_DFL)
                 os.close(wake_r)
                 os.close(wake_w)
-                code = setup.run(client_fd, theirs)
+                code = setup.take(listen_fd, taken_w, me, theirs)
             finally:
                 os._exit(code)
         theirs.close()
-        os.close(client_fd)
+        os.close(listen_fd)
+        os.close(taken_w)
+        # Setup says when it has taken a connection: from then on this process is a monitor
+        # (or about to exit), never to be killed with the zygote.
+        ours.recv(16)
+        set_parent_death_signal(0)
+        set_process_name(MONITOR_COMM)
         message, ancillary, _, _ = ours.recvmsg(MAX_LINE, _FDS_SPACE, _socket.MSG_CMSG_CLOEXEC)
         ours.close()
         if not message:

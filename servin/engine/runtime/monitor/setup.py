@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from servin.engine.runtime.monitor.prctl import set_process_name
+from servin.engine.runtime.monitor.prctl import set_parent_death_signal, set_process_name
 from servin.engine.runtime.monitor.protocol import (
     CONSOLE_SOCK,
     CONTAINER_PID,
@@ -95,6 +95,27 @@ def _answer(fd: int, answer: dict[str, Any]) -> None:
         pass  # the daemon went away mid-request; it finds the monitor through the state dir
 
 
+def take(listen_fd: int, taken_w: int, monitor: int, channel: socket.socket) -> int:
+    """In the setup process forked ahead: take the next connection on the zygote's socket,
+    tell the zygote (``taken_w``: it forks the next monitor) and the monitor (``channel``),
+    then serve the request (``run``)."""
+    set_parent_death_signal(signal.SIGKILL)  # cleared below: until then, go with the monitor
+    if os.getppid() != monitor:
+        return 1
+    set_process_name(SETUP_COMM)  # not to be taken for the monitor in ps
+    listener = socket.socket(fileno=listen_fd)
+    try:
+        client_fd, _ = listener._accept()  # retried by Python on EINTR
+    finally:
+        with contextlib.suppress(OSError):
+            os.write(taken_w, b"t")  # taken, or failed: either way the zygote forks anew
+        os.close(taken_w)
+        listener.close()
+    set_parent_death_signal(0)
+    channel.send(b"taken")
+    return run(client_fd, channel)
+
+
 def run(client_fd: int, channel: socket.socket) -> int:
     """Serve one zygote request in the setup process; return its exit status.
 
@@ -103,7 +124,6 @@ def run(client_fd: int, channel: socket.socket) -> int:
     """
     passed: list[int] = []
     try:
-        set_process_name(SETUP_COMM)  # not to be taken for the monitor in ps
         request = _read_request(client_fd, passed)
         op = request.get("op")
         if op == "ping":
