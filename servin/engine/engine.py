@@ -90,7 +90,9 @@ class Engine:
         if removed:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
         self.snapshots.repair()
-        trash.sweep(self.config.root / "containers")  # removals the background had not done
+        # Removals the background had not done when the daemon stopped.
+        trash.sweep(self.config.root / "containers")
+        trash.sweep(self.config.exec_root / "containers")
         self.volumes.repair_disk()
         # No operation runs yet: a snapshot without a container record is a create that a
         # crash interrupted, and whatever no record references is garbage.

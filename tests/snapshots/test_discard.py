@@ -128,3 +128,36 @@ def test_unmount_all_and_mount_roots(tmp_path: Path) -> None:
     unmount_all(target)  # nothing mounted: fine
     unmount_all(tmp_path / "missing")
     assert not is_mount_point(tmp_path / "missing")
+
+
+def test_a_tree_with_a_mount_inside_is_unmounted_first(tmp_path: Path) -> None:
+    state = tmp_path / "containers/abc"
+    rootfs = state / "rootfs"
+    rootfs.mkdir(parents=True)
+    mount("tmpfs", str(rootfs), "tmpfs", 0, "size=1m")
+    (rootfs / "inside").write_text("a file of another filesystem")
+    trash = Trash()
+    moved = trash.move_aside(state, trash_module.remove_unmounted)
+    assert trash.drain(timeout=30)
+    assert moved is not None and not moved.exists()
+
+    # Left by a crash with the mount still there: the start-up sweep unmounts, then deletes.
+    left = trash_module.trash_name(tmp_path / "containers/def")
+    (left / "rootfs").mkdir(parents=True)
+    mount("tmpfs", str(left / "rootfs"), "tmpfs", 0, "size=1m")
+    assert trash_module.sweep(tmp_path / "containers") == 1
+    assert not left.exists() and not is_mount_point(left / "rootfs")
+
+
+def test_volatile_mount_for_a_snapshot_used_once(env: Env, tmp_path: Path) -> None:
+    snaps = env.snapshotter()
+    top = snaps.ensure_layers(env.content, _image(env))
+    snaps.prepare("c1", top)
+    rootfs = tmp_path / "run/c1/rootfs"
+    snaps.mount("c1", rootfs, volatile=True)
+    [entry] = [e for e in mount_table() if e.mount_point == str(rootfs)]
+    assert {"volatile", "fsync=volatile"} & set(entry.super_options)  # as newer kernels say it
+    (rootfs / "written").write_text("not synced at unmount")
+    assert (rootfs / "etc/passwd").read_text().startswith("root:")
+    snaps.remove("c1")
+    assert not is_mount_point(rootfs)

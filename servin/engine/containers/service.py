@@ -79,6 +79,7 @@ from servin.engine.runtime.monitor.runtimes import make_runtime
 from servin.engine.runtime.userdb import resolve_user
 from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.snapshots.layers import chain_ids
+from servin.engine.store.trash import remove_unmounted
 from servin.engine.volumes.copyup import copy_up
 from servin.engine.volumes.service import VolumeService, VolumeUser
 from servin.errors import Conflict, InvalidArgument, NotFound, ServinError, Unavailable
@@ -379,7 +380,7 @@ class ContainerService:
             self.snapshots.discard(container_id)
         with contextlib.suppress(OSError):
             self.snapshots.trash.move_aside(paths.dir)
-        shutil.rmtree(paths.state_dir, ignore_errors=True)
+            self.snapshots.trash.move_aside(paths.state_dir, remove_unmounted)
 
     # -- start ---------------------------------------------------------------------------
 
@@ -425,7 +426,8 @@ class ContainerService:
         image_config = self.images.config(record)
         if not c.state.rootfs_mounted:
             paths.rootfs.mkdir(parents=True, exist_ok=True)
-            self.snapshots.mount(c.id, paths.rootfs)
+            # A container removed at its exit needs no durable writes (podman does the same).
+            self.snapshots.mount(c.id, paths.rootfs, volatile=c.spec.auto_remove)
             c.state.rootfs_mounted = True
             self.store.save_state(c)
         image = image_config.get("config") or {}

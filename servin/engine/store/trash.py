@@ -9,6 +9,7 @@ owner of a trash location sweeps it when the daemon starts: ``sweep``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
@@ -17,6 +18,8 @@ import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from servin.engine.store.snapshots.mounts import mounts_under, unmount_all
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +39,29 @@ def remove_tree(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+def remove_unmounted(path: Path) -> None:
+    """Delete ``path`` after unmounting whatever is mounted below it; a tree with a mount
+    that will not go is left alone (deleting through it would reach another filesystem)."""
+    inside = mounts_under(path)
+    for mount_point in inside:
+        with contextlib.suppress(OSError):
+            unmount_all(Path(mount_point))
+    if inside and mounts_under(path):
+        log.warning("not deleting %s: something is still mounted inside", path)
+        return
+    remove_tree(path)
+
+
 def sweep(directory: Path) -> int:
-    """Delete every trash entry ``move_aside`` left in ``directory``; how many there were."""
+    """Delete every trash entry ``move_aside`` left in ``directory`` (unmounting first what
+    a crash left mounted inside); how many there were."""
     count = 0
     try:
         entries = [e for e in os.scandir(directory) if e.name.startswith(PREFIX)]
     except FileNotFoundError:
         return 0
     for entry in entries:
-        remove_tree(Path(entry.path))
+        remove_unmounted(Path(entry.path))
         count += 1
     return count
 
@@ -59,15 +76,16 @@ class Trash:
         self._pending = 0
         self._idle = threading.Condition(self._lock)
 
-    def move_aside(self, path: Path) -> Path | None:
-        """Rename ``path`` to a trash name and queue it; the new path (None if ``path`` did
-        not exist)."""
+    def move_aside(self, path: Path, remove: Callable[[Path], None] = remove_tree
+                   ) -> Path | None:
+        """Rename ``path`` to a trash name and queue ``remove`` of it; the new path (None if
+        ``path`` did not exist)."""
         target = trash_name(path)
         try:
             os.rename(path, target)
         except FileNotFoundError:
             return None
-        self.submit(lambda: remove_tree(target))
+        self.submit(lambda: remove(target))
         return target
 
     def submit(self, work: Callable[[], None]) -> None:

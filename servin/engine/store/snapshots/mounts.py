@@ -69,16 +69,28 @@ def _index_on_by_default() -> bool:
         return False
 
 
-def mount_snapshot(m: SnapshotMounts, target: Path, layers_dir: Path) -> None:
+def mount_snapshot(m: SnapshotMounts, target: Path, layers_dir: Path, *,
+                   volatile: bool = False) -> None:
     """Mount ``m`` on ``target``.
 
     When the overlay data would pass the kernel's one-page limit, the layer paths are given
     as ``/proc/self/fd/N/<n>/fs`` relative to an open fd of ``layers_dir`` (shorter, and
-    unlike a chdir it is safe in a threaded process).
+    unlike a chdir it is safe in a threaded process). ``volatile`` (overlay, Linux 5.10+;
+    ignored where unsupported): the upper dir is never synced, not even at unmount, which
+    otherwise syncs the whole filesystem holding it; for snapshots nobody needs after a
+    crash of the machine (a container removed when it exits).
     """
     if m.type == "bind":
         mount(m.source, str(target), None, MS_BIND, None)
         return
+    if volatile:
+        try:
+            mount_snapshot(SnapshotMounts(m.type, m.source, [*m.options, "volatile"]), target,
+                           layers_dir)
+            return
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
     data = m.data
     if len(data) < _PAGE:
         mount(m.source, str(target), m.type, 0, data)

@@ -323,8 +323,12 @@ class Snapshotter:
         lowers = [self.layout.layer_fs(self._require(c)) for c in info["chains"]]
         return overlay_mounts(lowers or [self.layout.empty], base / "upper", base / "work")
 
-    def mount(self, key: str, target: Path) -> None:
-        """Mount snapshot ``key`` on ``target`` (created if missing); a no-op if it is already."""
+    def mount(self, key: str, target: Path, *, volatile: bool = False) -> None:
+        """Mount snapshot ``key`` on ``target`` (created if missing); a no-op if it is already.
+
+        ``volatile``: for a snapshot that is thrown away after its one use (its writes need
+        not survive a crash of the machine): an overlay whose unmount syncs nothing.
+        """
         target = Path(target)
         with self._key_locks.get(key):
             info = self._info(key)
@@ -340,7 +344,7 @@ class Snapshotter:
                 # Not fsynced: a power cut takes the mount too, so no record is needed then.
                 info["mounts"].append(str(target))
                 write_json(self.layout.container_dir(key) / "info.json", info, durable=False)
-            mount_snapshot(m, target, self.layout.layers)
+            mount_snapshot(m, target, self.layout.layers, volatile=volatile)
 
     def _mounted_at(self, key: str, info: dict[str, Any], target: Path) -> bool:
         entries = [e for e in mount_table() if e.mount_point == str(target)]
