@@ -82,7 +82,7 @@ def test_container_survives_daemon_and_zygote_kill(harness: Harness, private_roo
     time.sleep(0.1)
     # The pair forked ahead goes with its zygote (nothing would ever serve its socket).
     deadline = time.monotonic() + 5
-    while any(os.path.exists(f"/proc/{pid}") for pid in waiting):
+    while any(_running(pid) for pid in waiting):
         assert time.monotonic() < deadline, "the waiting monitor outlived its zygote"
         time.sleep(0.02)
 
@@ -114,6 +114,16 @@ def _children(pid: int) -> list[int]:
         with open(f"/proc/{pid}/task/{tid}/children") as f:
             out.extend(int(p) for p in f.read().split())
     return out
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie does not: its reaper may be this very test
+    process, a subreaper after the runtime tests)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
 
 
 def _waiting_for_a_request(zygote: int) -> list[int]:

@@ -106,7 +106,7 @@ def _setup_and_exec(ctx: InitContext, reporter: _Reporter) -> None:
         uts.set_domainname(spec.domainname)
 
     placement = _Placement(ctx.sync)
-    # The creator moves the init into its cgroup meanwhile (milliseconds on cgroup v1): the
+    # The creator makes the cgroup and moves the init into it meanwhile (milliseconds on v1): the
     # mounts run in parallel until one needs the cgroup (see prepare_rootfs).
     # Without a cgroup of its own the container is shown none (not the creator's).
     prepare_rootfs(spec, placement.own_cgroups if spec.cgroups_path else list)
