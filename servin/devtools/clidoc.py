@@ -125,6 +125,7 @@ DOCKER: dict[str, str] = {
     "container wait": "",
     # docker image ...
     "image build": _BUILD_FLAGS,
+    "builder prune": "-a/--all --filter -f/--force --keep-storage",
     "image history": "--format -H/--human --no-trunc --platform -q/--quiet",
     "image import": "-c/--change -m/--message --platform",
     "image inspect": "-f/--format --platform",
@@ -187,7 +188,7 @@ DOCKER_ALIASES = {
 }
 # docker's management commands outside this table's scope (swarm, plugins, buildx, ...).
 OTHER_DOCKER = (
-    "builder buildx compose config manifest node plugin secret service stack swarm trust"
+    "buildx compose config manifest node plugin secret service stack swarm trust"
 )
 
 
@@ -310,9 +311,17 @@ def render() -> str:
         "  `label`, `status`, `exited`, `ancestor`, `before`, `since`, `volume`, `network`,",
         "  `health`, `is-task`; events: `type`, `event`, `container`, `image`, `volume`,",
         "  `network`, `pod`, `label`).",
+        "- Flags are spelled as docker's parser takes them, for every command: `-s=TERM`,",
+        "  `-e=FOO=bar`, `-it`, and `=true`/`=false` after any boolean flag (`--rm=false`).",
         "- Exit codes: `run` and `start -a` exit with the container's code; 125 when the",
         "  command line is wrong or the daemon refuses to create/start the container; 126 when",
-        "  the command cannot be invoked; 127 when it is not found; 1 for other errors.",
+        "  the command cannot be invoked (permission denied, a directory); 127 when it is not",
+        "  found; 1 for an unknown command and other errors (one line, never a traceback);",
+        "  `rm -f`/`rmi -f` of a missing object is no error. ctrl-c ends the CLI by the signal.",
+        "- `run --init` runs Debian's static tini (daemon config `init_path`) as PID 1;",
+        "  `search REGISTRY/TEXT` searches a registry's v2 catalog (Docker Hub has none);",
+        "  `logs --details` prints the attributes `--log-opt labels=,labels-regex=,env=,",
+        "  env-regex=` record (json-file's `attrs`).",
         "- `servin completion bash|zsh|fish` prints a completion script; container, image,",
         "  volume, network and context names complete live from the daemon.",
         "",

@@ -63,6 +63,8 @@ class ImageService:
         self.events = events
         # Containers created from an image (the image must outlive them).
         self.in_use = in_use
+        # More garbage-collection roots (the build cache registers its layers here).
+        self.extra_roots: list[gc.RootProvider] = []
 
     async def import_rootfs(
         self,
@@ -72,8 +74,10 @@ class ImageService:
         changes: list[str],
         comment: str = "",
         platform: str = "",
+        created: str = "",
     ) -> ImageRecord:
-        """Stream a rootfs tarball into a new image; tag it when ``reference`` is given.
+        """Stream a rootfs tarball into a new image; tag it when ``reference`` is given
+        (``created``: an RFC 3339 creation time instead of now).
 
         Every argument is checked before the first byte is stored, and a failure at any point
         leaves no image and no blob behind.
@@ -94,7 +98,7 @@ class ImageService:
                     await asyncio.to_thread(writer.abort)
                     raise
                 record = await asyncio.to_thread(
-                    self._finish_import, writer, lease, plat, changes, comment, name
+                    self._finish_import, writer, lease, plat, changes, comment, name, created
                 )
         except BaseException:
             await self._collect_quietly()
@@ -103,11 +107,13 @@ class ImageService:
         return record
 
     def _finish_import(
-        self, writer: Any, lease: Lease, plat: Any, changes: list[str], comment: str, name: Any
+        self, writer: Any, lease: Lease, plat: Any, changes: list[str], comment: str, name: Any,
+        created: str = "",
     ) -> ImageRecord:
         content = self.store.content
         record = finish_import(
-            content, writer, platform=plat, changes=changes, comment=comment, lease=lease
+            content, writer, platform=plat, changes=changes, comment=comment, lease=lease,
+            created=created,
         )
         # Unpacked now, through the safe extractor, so a hostile layer is refused at import.
         crashpoint("image.import.after-blobs")
@@ -130,7 +136,7 @@ class ImageService:
 
     def collect(self) -> gc.Collected:
         """Remove blobs and layers nothing references (blocking)."""
-        return gc.collect(self.store, self.snapshots)
+        return gc.collect(self.store, self.snapshots, self.extra_roots)
 
     async def _collect_quietly(self) -> None:
         """Collect after a failed operation; a failure here must not hide the first one."""
