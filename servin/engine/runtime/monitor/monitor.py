@@ -946,11 +946,14 @@ class Monitor:
                 pass
 
     def _oom_killed(self) -> bool:
-        cgroups: Any = sys.modules.get("servin.engine.linux.cgroups")  # preloaded, if present
+        native: Any = sys.modules.get("servin.engine.runtime.native.runtime")  # preloaded
+        cgroups: Any = sys.modules.get("servin.engine.linux.cgroups")
         if cgroups is None or not self.cgroups_path:
             return False
         try:
-            return bool(cgroups.detect_driver().open(self.cgroups_path).oom_killed())
+            driver = (native.preloaded_cgroup_driver() if native is not None else None) \
+                or cgroups.detect_driver()
+            return bool(driver.open(self.cgroups_path).oom_killed())
         except Exception:
             return False
 

@@ -33,7 +33,8 @@ def preload() -> dict[str, str]:
         except Exception as e:  # an optional part missing or broken must not stop the zygote
             failed[name] = f"{type(e).__name__}: {e}"
     # What every creation would otherwise find out again: loaded or read once, here.
-    for name in ("servin.engine.linux.seccomp", "servin.engine.runtime.native.rootfs"):
+    for name in ("servin.engine.linux.seccomp", "servin.engine.runtime.native.rootfs",
+                 "servin.engine.runtime.native.runtime"):
         module: Any = sys.modules.get(name)
         if module is None:
             continue
