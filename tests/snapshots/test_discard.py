@@ -161,3 +161,36 @@ def test_volatile_mount_for_a_snapshot_used_once(env: Env, tmp_path: Path) -> No
     assert (rootfs / "etc/passwd").read_text().startswith("root:")
     snaps.remove("c1")
     assert not is_mount_point(rootfs)
+
+
+def test_an_uncompressed_stored_blob_is_copied_by_the_kernel(
+        env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import tarfile
+
+    from tests.snapshots.helpers import directory, hardlink
+
+    snaps = env.snapshotter()
+    payload = os.urandom(300_000)
+    layer = env.add_layer(make_tar([directory("data"), file("data/big", payload),
+                                    file("data/empty", b""), hardlink("data/same", "data/big"),
+                                    file("data/small", "x" * 100)]))
+    copies: list[int] = []
+    real_copy = os.copy_file_range
+
+    def counting(src: int, dst: int, count: int, offset_src: int | None = None,
+                 offset_dst: int | None = None) -> int:
+        copies.append(count)
+        return real_copy(src, dst, count, offset_src, offset_dst)
+
+    def no_reads(*args: object) -> None:
+        raise AssertionError("file content read through Python")
+
+    monkeypatch.setattr(os, "copy_file_range", counting)
+    monkeypatch.setattr(tarfile.TarFile, "extractfile", no_reads)
+    top = snaps.ensure_layers(env.content, [layer])
+    fs = snaps.layer_path(top)
+    assert (fs / "data/big").read_bytes() == payload
+    assert (fs / "data/same").stat().st_ino == (fs / "data/big").stat().st_ino
+    assert (fs / "data/empty").read_bytes() == b"" and (fs / "data/small").read_text() == "x" * 100
+    assert sum(copies) == len(payload) + 100
