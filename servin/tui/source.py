@@ -7,12 +7,14 @@ conversations with the daemon, whatever the number of containers:
 - one ``Containers.Stats`` stream (all running containers, one batch per interval),
 - one ``System.Events`` stream,
 - a light ``Containers.List`` / ``Images.List`` refresh, every few seconds and soon after a
-  container or image event (bursts of events cause one refresh).
+  container or image event (bursts of events cause one refresh),
+- ``System.Info`` every few seconds for the header (the daemon's version, the host's CPU
+  and memory).
 
 Changes are coalesced: listeners hear at most one call per ``coalesce`` seconds, naming the
 kinds of data that changed (``connection``, ``containers``, ``stats``, ``events``,
-``images``, and ``volumes``/``networks``/``pods`` when an event names one). When the daemon
-goes away the last data stays, ``state.connected`` turns false, and the source reconnects
+``images``, ``info``, and ``volumes``/``networks``/``pods`` when an event names one). When
+the daemon goes away the last data stays, ``state.connected`` turns false, and the source reconnects
 with exponential backoff.
 """
 
@@ -74,15 +76,15 @@ class Metrics:
         self.cpu.append(s.cpu_percent)
         self.mem.append(float(s.memory_usage))
         prev = self._last
-        for attr, series in (
-            ("net_rx", self.net_rx),
-            ("net_tx", self.net_tx),
-            ("block_read", self.blk_read),
-            ("block_write", self.blk_write),
-        ):
-            now = getattr(s, attr)
-            before = getattr(prev, attr) if prev is not None else now
-            series.append(float(max(0, now - before)))
+        if prev is None:
+            for series in (self.net_rx, self.net_tx, self.blk_read, self.blk_write):
+                series.append(0.0)
+        else:
+            # Attribute by attribute: this runs for every container every second.
+            self.net_rx.append(float(max(0, s.net_rx - prev.net_rx)))
+            self.net_tx.append(float(max(0, s.net_tx - prev.net_tx)))
+            self.blk_read.append(float(max(0, s.block_read - prev.block_read)))
+            self.blk_write.append(float(max(0, s.block_write - prev.block_write)))
         self._last = s
 
 
@@ -101,6 +103,9 @@ class State:
     stats: dict[str, Any] = field(default_factory=dict)  # id -> ContainerStats (running)
     history: dict[str, Metrics] = field(default_factory=dict)
     events: deque[Any] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))
+    info: Any = None  # the last System.Info (None until it answers)
+    version: Any = None  # System.Version
+    host_cpu_percent: float | None = None  # busy share of all CPUs between two Info calls
     stats_note: str = ""  # why live stats are missing ("" when they flow)
     events_note: str = ""
     images_note: str = ""
@@ -122,6 +127,7 @@ class Source:
         unsupported_retry: float = 60.0,
         context: str = "",
         stats_redraw: float = 2.0,
+        info_interval: float = 5.0,
     ) -> None:
         self.state = State(host=host, context=context)
         self.clock = clock
@@ -132,6 +138,8 @@ class Source:
         # How often a screen may redraw a big table for new live figures alone (seconds).
         self.stats_redraw = stats_redraw
         self._backoff = backoff
+        self._info_interval = info_interval
+        self._cpu_reading: tuple[int, int] | None = None
         self._unsupported_retry = unsupported_retry
         self._client: DaemonClient | None = None
         self._listeners: list[Listener] = []
@@ -268,6 +276,7 @@ class Source:
                     tg.create_task(self._stats_loop(self._client))
                     tg.create_task(self._events_loop(self._client))
                     tg.create_task(self._list_loop(self._client))
+                    tg.create_task(self._info_loop(self._client))
             except* ServinError as group:
                 self._disconnected(str(group.exceptions[0]))
             except* Exception as group:  # a bug: say it, keep the last data, try again
@@ -324,6 +333,33 @@ class Source:
             self.state.images = images
             self._mark("images")
 
+    async def _info_loop(self, client: DaemonClient) -> None:
+        from servin.api.servin.v1 import system_pb2
+
+        while True:
+            try:
+                if self.state.version is None:
+                    self.state.version = await client.system.Version(system_pb2.VersionRequest())
+                self._apply_info(await client.system.Info(system_pb2.InfoRequest()))
+            except Unavailable:
+                raise
+            except ServinError as exc:  # an older daemon: the header shows less
+                log.debug("System.Info failed: %s", exc)
+                await asyncio.sleep(self._unsupported_retry)
+                continue
+            await asyncio.sleep(self._info_interval)
+
+    def _apply_info(self, info: Any) -> None:
+        reading = (info.cpu_busy_ns, info.cpu_total_ns)
+        prev, self._cpu_reading = self._cpu_reading, reading
+        if prev is not None and reading[1] > prev[1]:
+            busy = max(0, reading[0] - prev[0])
+            self.state.host_cpu_percent = min(100.0, busy * 100.0 / (reading[1] - prev[1]))
+        elif not reading[1]:
+            self.state.host_cpu_percent = None
+        self.state.info = info
+        self._mark("info")
+
     async def _list_loop(self, client: DaemonClient) -> None:
         images_due = self.clock() + 6 * self._list_interval
         while True:
@@ -361,13 +397,18 @@ class Source:
 
     def _apply_stats(self, batch: Any) -> None:
         self.state.stats_note = ""
+        stats, history = self.state.stats, self.state.history
         seen = set()
         for s in batch.stats:
             seen.add(s.id)
-            self.state.stats[s.id] = s
-            self.state.history.setdefault(s.id, Metrics()).add(s)
-        for gone in [i for i in self.state.stats if i not in seen]:
-            del self.state.stats[gone]
+            stats[s.id] = s
+            metrics = history.get(s.id)
+            if metrics is None:
+                metrics = history[s.id] = Metrics()
+            metrics.add(s)
+        if len(seen) != len(stats):
+            for gone in [i for i in stats if i not in seen]:
+                del stats[gone]
         self._mark("stats")
 
     async def _events_loop(self, client: DaemonClient) -> None:

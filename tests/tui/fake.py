@@ -69,6 +69,7 @@ class FakeDaemon:
         self.up = True
         self.calls: list[tuple[str, Any]] = []
         self.connections = 0
+        self.info_calls = 0
         self._streams: list[asyncio.Queue[Any]] = []
         self._log_queues: dict[str, list[asyncio.Queue[Any]]] = {}
         self._event_queues: list[asyncio.Queue[Any]] = []
@@ -421,7 +422,24 @@ class FakeSystem(_Service):
         return system_pb2.PingResponse(api_version="1")
 
     async def Info(self, request: Any, **_: Any) -> Any:
-        return self._answer("Info")
+        """The recorded answer with the counts of the fake's world (as the daemon counts
+        its own) and host figures that advance by a fixed step per call: 25% busy."""
+        info = self._answer("Info")
+        states = [c.state for c in self.d.containers.values()]
+        info.containers = len(states)
+        info.containers_running = states.count("running") + states.count("restarting")
+        info.containers_paused = states.count("paused")
+        info.containers_stopped = len(states) - info.containers_running - info.containers_paused
+        info.images = len(self.d.images)
+        info.volumes = len(self.d.volumes)
+        info.networks = len(self.d.networks)
+        self.d.info_calls += 1
+        step = 10_000_000_000  # two CPUs for five seconds
+        info.cpu_total_ns = 10**15 + self.d.info_calls * step
+        info.cpu_busy_ns = 10**14 + self.d.info_calls * step // 4
+        info.mem_available = info.mem_total * 3 // 4
+        info.load_average[:] = [0.52, 0.41, 0.3]
+        return info
 
     async def Version(self, request: Any, **_: Any) -> Any:
         return self._answer("Version")

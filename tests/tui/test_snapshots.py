@@ -15,6 +15,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable, Tree
 
 from servin.tui.logview import LogView
+from servin.tui.table import KeyedTable
 from tests.tui.conftest import make_app
 from tests.tui.fake import FakeDaemon
 from tests.tui.helpers import settle
@@ -24,7 +25,11 @@ THEMES = ["dark", "light"]
 
 
 def _table_rows(app: Any, n: int) -> Callable[[], bool]:
-    return lambda: app.screen.query(DataTable) and app.screen.query_one(DataTable).row_count >= n
+    def ready() -> bool:
+        tables = app.screen.query(KeyedTable) or app.screen.query(DataTable)
+        return bool(tables) and tables.first().row_count >= n
+
+    return ready
 
 
 async def containers(pilot: Pilot[Any]) -> None:
