@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import deque
@@ -59,33 +60,83 @@ ClientFactory = Callable[[], DaemonClient]
 Listener = Callable[[set[str]], None]
 
 
-@dataclass
 class Metrics:
-    """Recent samples of one container's live figures, oldest first."""
+    """Recent samples of one container's live figures, oldest first.
 
-    cpu: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    mem: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    net_rx: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    net_tx: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    blk_read: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    blk_write: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    _last: Any = None
+    Only the samples are kept (one append per container per second, the stream's hot path);
+    the series (``cpu``, ``mem``, per-sample I/O deltas) are derived when something draws
+    them, and ``tail(name, n)`` derives only the last ``n`` values.
+    """
+
+    __slots__ = ("samples",)
+
+    def __init__(self) -> None:
+        self.samples: deque[Any] = deque(maxlen=HISTORY + 1)  # +1: the first delta's base
 
     def add(self, s: Any) -> None:
-        """Record one ContainerStats; I/O counters become per-sample deltas."""
-        self.cpu.append(s.cpu_percent)
-        self.mem.append(float(s.memory_usage))
-        prev = self._last
-        if prev is None:
-            for series in (self.net_rx, self.net_tx, self.blk_read, self.blk_write):
-                series.append(0.0)
-        else:
-            # Attribute by attribute: this runs for every container every second.
-            self.net_rx.append(float(max(0, s.net_rx - prev.net_rx)))
-            self.net_tx.append(float(max(0, s.net_tx - prev.net_tx)))
-            self.blk_read.append(float(max(0, s.block_read - prev.block_read)))
-            self.blk_write.append(float(max(0, s.block_write - prev.block_write)))
-        self._last = s
+        """Record one ContainerStats."""
+        self.samples.append(s)
+
+    def __len__(self) -> int:
+        return min(len(self.samples), HISTORY)
+
+    def tail(self, name: str, n: int = HISTORY) -> list[float]:
+        """The last ``n`` values of a series: ``cpu``, ``mem``, ``net_rx``, ``net_tx``,
+        ``blk_read``, ``blk_write`` (I/O counters as per-sample deltas, 0 for the first)."""
+        n = min(n, len(self))
+        if n <= 0:
+            return []
+        recent = list(itertools.islice(reversed(self.samples), n + 1))[::-1]
+        if name == "cpu":
+            return [float(s.cpu_percent) for s in recent[-n:]]
+        if name == "mem":
+            return [float(s.memory_usage) for s in recent[-n:]]
+        attr = _COUNTERS[name]
+        values = [
+            float(max(0, getattr(b, attr) - getattr(a, attr)))
+            for a, b in itertools.pairwise(recent)
+        ]
+        if len(values) < n:  # the very first sample has no base: no traffic yet
+            values.insert(0, 0.0)
+        return values[-n:]
+
+    @property
+    def cpu(self) -> list[float]:
+        """CPU % samples."""
+        return self.tail("cpu")
+
+    @property
+    def mem(self) -> list[float]:
+        """Memory usage samples (bytes)."""
+        return self.tail("mem")
+
+    @property
+    def net_rx(self) -> list[float]:
+        """Bytes received per sample."""
+        return self.tail("net_rx")
+
+    @property
+    def net_tx(self) -> list[float]:
+        """Bytes sent per sample."""
+        return self.tail("net_tx")
+
+    @property
+    def blk_read(self) -> list[float]:
+        """Bytes read from block devices per sample."""
+        return self.tail("blk_read")
+
+    @property
+    def blk_write(self) -> list[float]:
+        """Bytes written to block devices per sample."""
+        return self.tail("blk_write")
+
+
+_COUNTERS = {
+    "net_rx": "net_rx",
+    "net_tx": "net_tx",
+    "blk_read": "block_read",
+    "blk_write": "block_write",
+}
 
 
 @dataclass

@@ -174,7 +174,7 @@ class KeyedTable(ScrollView, can_focus=True):
         self.layout_columns: list[tuple[Column, int]] = []
         self._order: list[str] = []
         self._index: dict[str, int] = {}
-        self._cells: dict[str, dict[str, Text]] = {}  # drawn cells of rows kept current
+        self._cells: dict[str, Mapping[str, Text]] = {}  # drawn cells of rows kept current
         self._strips: dict[str, Strip] = {}  # rendered lines (without the cursor)
         self._header: Strip | None = None
         self.cursor_row = 0
@@ -211,7 +211,7 @@ class KeyedTable(ScrollView, can_focus=True):
         """The cells drawn (or to be drawn) for a row."""
         cells = self._cells.get(key)
         if cells is None:
-            cells = self._cells[key] = dict(self.provider(key))
+            cells = self._cells[key] = self.provider(key)
         return cells
 
     def set_columns(self, columns: Sequence[Column]) -> None:
@@ -262,8 +262,8 @@ class KeyedTable(ScrollView, can_focus=True):
         x_of = self._x_offsets()
         for key in on_screen:
             old = self._cells.get(key)
-            new = dict(self.provider(key))
-            if old == new:
+            new = self.provider(key)
+            if old is new or old == new:
                 continue
             self._cells[key] = new
             self._strips.pop(key, None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from servin.api.servin.v1 import containers_pb2, system_pb2
 from servin.tui.logview import LogView
 from servin.tui.screens.containers import ContainersScreen

@@ -96,9 +96,11 @@ class ContainersScreen(BaseScreen):
         self._order_job: asyncio.Task[None] | None = None
         self._order_again = False
         self._sorted_at = 0.0
-        # container ID -> (monotonic deadline of the SIGKILL, what is happening)
+        # container ID -> monotonic time of the SIGKILL, while a stop is under way
         self.stopping: dict[str, float] = {}
         self._stop_timer: Timer | None = None
+        # container ID -> (what its cells were made from, the cells)
+        self._made: dict[str, tuple[tuple[Any, ...], dict[str, Text]]] = {}
 
     @property
     def selected(self) -> set[str]:
@@ -217,36 +219,51 @@ class ContainersScreen(BaseScreen):
         return {self.sort: " ↓" if self.reverse else " ↑"}
 
     def _cells(self, cid: str) -> dict[str, Text]:
-        """One row's cells (the table asks only for rows on screen)."""
+        """One row's cells (the table asks only for rows on screen). The cells are kept with
+        what they were made from, and made again only when that changed: most rows of an
+        idle host show the same figures second after second."""
         c = self.state.containers.get(cid)
         if c is None:
             return {}
-        now = self.source.clock()
         s = self.state.stats.get(cid)
         uptime = ""
         if c.state in ("running", "paused") and c.started_at.seconds:
-            uptime = fmt.short_duration(now - fmt.ts_seconds(c.started_at))
-        if s is not None and c.state == "running":
-            hist = self.state.history.get(cid)
-            cpu_spark = max(2, self.table.width_of("cpu") - 6)
-            mem_spark = max(2, self.table.width_of("mem") - 8)
-            series = hist.mem if hist else []
-            info = self.state.info
-            top = fmt.memory_top(s.memory_limit, info.mem_total if info else 0, series)
+            uptime = fmt.short_duration(self.source.clock() - fmt.ts_seconds(c.started_at))
+        live = s is not None and c.state == "running"
+        cpu_spark = max(2, self.table.width_of("cpu") - 6)
+        mem_spark = max(2, self.table.width_of("mem") - 8)
+        hist = self.state.history.get(cid) if live else None
+        cpu_series = hist.tail("cpu", cpu_spark) if hist is not None else []
+        mem_series = hist.tail("mem", mem_spark) if hist is not None else []
+        info = self.state.info
+        host_total = info.mem_total if info is not None else 0
+        deadline = self.stopping.get(cid)
+        stopping = ""
+        if deadline is not None and c.state == "running":
+            stopping = fmt.stopping_text(deadline - time.monotonic(), self.table.width_of("state"))
+        made_of = (
+            c,
+            cid in self.selected,
+            uptime,
+            stopping,
+            (s.cpu_percent, s.memory_usage, s.memory_limit, host_total) if live else None,
+            cpu_series,
+            mem_series,
+        )
+        kept = self._made.get(cid)
+        if kept is not None and kept[0] == made_of:
+            return kept[1]
+        if live:
+            top = fmt.memory_top(s.memory_limit, host_total, mem_series)
             cpu = Text(f"{s.cpu_percent:5.1f} ")
-            cpu.append(fmt.sparkline(hist.cpu if hist else [], cpu_spark, 100.0), "green")
+            cpu.append(fmt.sparkline(cpu_series, cpu_spark, 100.0), "green")
             mem = Text(f"{fmt.size(s.memory_usage):>7} ")
-            mem.append(fmt.sparkline(series, mem_spark, top), "cyan")
+            mem.append(fmt.sparkline(mem_series, mem_spark, top), "cyan")
         else:
             cpu, mem = Text("-"), Text("-")
-        deadline = self.stopping.get(cid)
-        if deadline is not None and c.state == "running":
-            left = deadline - time.monotonic()
-            state = Text(fmt.stopping_text(left, self.table.width_of("state")), "yellow")
-        else:
-            state = fmt.state_text(c.state, c.exit_code)
-        return {
-            "sel": Text("●", style="bold yellow") if cid in self.selected else Text(" "),
+        state = Text(stopping, "yellow") if stopping else fmt.state_text(c.state, c.exit_code)
+        cells = {
+            "sel": Text("●", style="bold yellow") if made_of[1] else Text(" "),
             "name": Text(c.name),
             "image": Text(c.image),
             "state": state,
@@ -256,10 +273,26 @@ class ContainersScreen(BaseScreen):
             "cpu": cpu,
             "mem": mem,
         }
+        if len(self._made) > 4 * max(100, self.table.row_count):
+            self._made.clear()  # rows long gone; cheap to make again
+        self._made[cid] = (made_of, cells)
+        return cells
+
+    def _running_now(self) -> int:
+        # The source replaces the dict when a container changes (and only deletes from it
+        # in place): its identity and size say when to count again.
+        containers = self.state.containers
+        key = (id(containers), len(containers))
+        if self._running_count[0] != key:
+            running = sum(1 for c in containers.values() if c.state == "running")
+            self._running_count = (key, running)
+        return self._running_count[1]
+
+    _running_count: tuple[Any, int] = (None, 0)
 
     def _update_status(self) -> None:
         total = len(self.state.containers)
-        running = sum(1 for c in self.state.containers.values() if c.state == "running")
+        running = self._running_now()
         parts = [f"{self.table.row_count}/{total} shown, {running} running"]
         if self.cfilter:
             parts.append(f"filter: {self.cfilter.text}")

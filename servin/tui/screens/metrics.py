@@ -83,8 +83,8 @@ class MetricsScreen(BaseScreen):
         if h is None:
             return 0.0
         if self.sort == "net":
-            return (h.net_rx[-1] if h.net_rx else 0) + (h.net_tx[-1] if h.net_tx else 0)
-        return (h.blk_read[-1] if h.blk_read else 0) + (h.blk_write[-1] if h.blk_write else 0)
+            return sum(h.tail("net_rx", 1)) + sum(h.tail("net_tx", 1))
+        return sum(h.tail("blk_read", 1)) + sum(h.tail("blk_write", 1))
 
     def _row(self, cid: str) -> list[Any]:
         s = self.state.stats.get(cid)
@@ -93,18 +93,21 @@ class MetricsScreen(BaseScreen):
         spark = 10 if self._wide else 4
         name = c.name if c is not None else fmt.short_id(cid)
         cpu = Text(f"{s.cpu_percent:5.1f} " if s else "    - ")
-        cpu.append(fmt.sparkline(h.cpu if h else [], spark, 100.0), "green")
+        cpu.append(fmt.sparkline(h.tail("cpu", spark) if h else [], spark, 100.0), "green")
         mem = Text(f"{fmt.size(s.memory_usage) if s else '-':>7} ")
-        mem.append(fmt.sparkline(h.mem if h else [], spark), "cyan")
+        series = h.tail("mem", spark) if h else []
+        host_total = self.state.info.mem_total if self.state.info is not None else 0
+        top = fmt.memory_top(s.memory_limit if s else 0, host_total, series)
+        mem.append(fmt.sparkline(series, spark, top), "cyan")
         mempct = f"{s.memory_percent:.1f}" if s and s.memory_limit else "-"
 
-        def last(series: Any) -> float:
-            return series[-1] if series else 0.0
+        def last(name: str) -> float:
+            return sum(h.tail(name, 1)) if h else 0.0
 
-        net = f"{fmt.size(last(h.net_rx)) if h else '-'} / {fmt.size(last(h.net_tx)) if h else '-'}"
+        net = f"{fmt.size(last('net_rx')) if h else '-'} / {fmt.size(last('net_tx')) if h else '-'}"
         blk = (
-            f"{fmt.size(last(h.blk_read)) if h else '-'} / "
-            f"{fmt.size(last(h.blk_write)) if h else '-'}"
+            f"{fmt.size(last('blk_read')) if h else '-'} / "
+            f"{fmt.size(last('blk_write')) if h else '-'}"
         )
         cells = {
             "name": name,
