@@ -69,7 +69,8 @@ class BaseScreen(Screen[None]):
         update re-lays out the screen, which would redraw every row once a second)."""
         if text != self._status_text:
             self._status_text = text
-            self.query_one("#status", Static).update(text)
+            # One line whatever the text: no layout (it would repaint the whole screen).
+            self.query_one("#status", Static).update(text, layout=False)
 
     def report(self, results: list[tuple[str, Any]], verb: str) -> None:
         """Notify how a bulk action went: one line for success, one per failure."""
