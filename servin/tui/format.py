@@ -150,6 +150,16 @@ def _plain(style: str) -> str:
     )
 
 
+def fit_middle(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells in the middle when longer, so both ends stay:
+    ``127.0.0.1:5000/t…/busybox:1.36`` keeps the registry and the tag."""
+    if len(text) <= width or width < 5:
+        return text[:width] if width < 5 else text
+    tail = (width - 1) // 2 + (width - 1) % 2
+    head = width - 1 - tail
+    return f"{text[:head]}…{text[-tail:]}"
+
+
 def short_id(ident: str) -> str:
     """The 12-character form of an ID (``sha256:`` dropped)."""
     return ident.removeprefix("sha256:")[:12]

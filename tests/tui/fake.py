@@ -70,6 +70,8 @@ class FakeDaemon:
         self.calls: list[tuple[str, Any]] = []
         self.connections = 0
         self.info_calls = 0
+        # When set, Stop waits for it: a container that ignores SIGTERM, seen mid-stop.
+        self.stop_gate: asyncio.Event | None = None
         self._streams: list[asyncio.Queue[Any]] = []
         self._log_queues: dict[str, list[asyncio.Queue[Any]]] = {}
         self._event_queues: list[asyncio.Queue[Any]] = []
@@ -207,6 +209,9 @@ class FakeContainers(_Service):
         return containers_pb2.StartContainerResponse()
 
     async def Stop(self, request: Any, **_: Any) -> Any:
+        if self.d.stop_gate is not None:
+            self.d.calls.append(("Containers.Stop:waiting", request.id))
+            await self.d.stop_gate.wait()
         await self._set_state("Stop", request, "exited", "die")
         return containers_pb2.StopContainerResponse()
 
@@ -255,6 +260,7 @@ class FakeImages(_Service):
     async def Remove(self, request: Any, **_: Any) -> Any:
         ident = self._id(request.reference)
         self.d.calls.append(("Images.Remove", ident))
+        self.d.calls.append(("Images.Remove:reference", request.reference))
         used = [c for c in self.d.containers.values() if c.image_id == ident]
         if used and not request.force:
             raise Conflict(f"image is being used by container {used[0].name}")

@@ -96,7 +96,7 @@ class ContainersScreen(BaseScreen):
         self._order_job: asyncio.Task[None] | None = None
         self._order_again = False
         self._sorted_at = 0.0
-        # container ID -> monotonic time of the SIGKILL, while a stop is under way
+        # container ID -> when (source clock) the SIGKILL comes, while a stop is under way
         self.stopping: dict[str, float] = {}
         self._stop_timer: Timer | None = None
         # container ID -> (what its cells were made from, the cells)
@@ -201,7 +201,10 @@ class ContainersScreen(BaseScreen):
 
         async def job() -> None:
             order = await asyncio.to_thread(select, *args)
-            self._apply_order(order, generation)
+            self._order_job = None
+            if generation == self.filter_generation:
+                self._apply_order(order, generation)
+            # else: a newer filter or sort is waiting; do not flash this one's rows.
             if self._order_again:
                 self._order_again = False
                 self.reorder()
@@ -240,7 +243,9 @@ class ContainersScreen(BaseScreen):
         deadline = self.stopping.get(cid)
         stopping = ""
         if deadline is not None and c.state == "running":
-            stopping = fmt.stopping_text(deadline - time.monotonic(), self.table.width_of("state"))
+            stopping = fmt.stopping_text(
+                deadline - self.source.clock(), self.table.width_of("state")
+            )
         made_of = (
             c,
             cid in self.selected,
@@ -304,7 +309,7 @@ class ContainersScreen(BaseScreen):
         for cid, deadline in list(self.stopping.items())[:2]:
             c = self.state.containers.get(cid)
             if c is not None:
-                text = fmt.stopping_text(deadline - time.monotonic(), 40)
+                text = fmt.stopping_text(deadline - self.source.clock(), 40)
                 parts.append(f"{c.name}: {text}")
         if self.servin.read_only:
             parts.append("read-only")
@@ -550,7 +555,7 @@ class ContainersScreen(BaseScreen):
                 timeout = detail.spec.stop_timeout
         except ServinError:
             pass  # the stop itself will say what is wrong
-        self.stopping[c.id] = time.monotonic() + timeout
+        self.stopping[c.id] = self.source.clock() + timeout
         if self._stop_timer is None:
             self._stop_timer = self.set_interval(1.0, self._tick_stopping, name="stop-progress")
         self._tick_stopping()

@@ -46,14 +46,17 @@ class ImagesScreen(BaseScreen):
         super().__init__()
         self.filter_text = ""
         self._order: list[str] = []
+        self.tag_width = 28
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="images", cursor_type="row")
 
     def on_mount(self) -> None:
         table: DataTable[Any] = self.query_one(DataTable)
-        # 80 columns fit every column; wide terminals give the tags the room.
-        table.add_column("REPOSITORY:TAG", key="tag", width=28 if self.app.size.width < 120 else 60)
+        # The other columns are narrow and fixed: the tags get the rest (registry paths are
+        # long: 127.0.0.1:5000/team/busybox:latest), at most 70 cells.
+        self.tag_width = max(20, min(70, self.app.size.width - 51))
+        table.add_column("REPOSITORY:TAG", key="tag", width=self.tag_width)
         table.add_column("ID", key="id", width=12)
         table.add_column("CREATED", key="created", width=10)
         table.add_column("SIZE", key="size", width=8)
@@ -95,7 +98,7 @@ class ImagesScreen(BaseScreen):
         table.clear()
         for (tag, img), key in zip(rows, order, strict=True):
             table.add_row(
-                tag,
+                fmt.fit_middle(tag, self.tag_width),
                 fmt.short_id(img.id),
                 _ago(self.source.clock(), fmt.ts_seconds(img.created)),
                 fmt.size(img.size),
