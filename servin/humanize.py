@@ -7,14 +7,15 @@ import time
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
 
 
-def human_size(n: float) -> str:
-    """Decimal units with 3 significant digits: ``4.26MB``, ``512B``."""
+def human_size(n: float, precision: int = 3) -> str:
+    """Decimal units with ``precision`` significant digits: ``4.26MB``, ``512B`` (docker's
+    go-units HumanSizeWithPrecision; progress messages use 4)."""
     value = float(n)
     unit = 0
     while value >= 1000 and unit < len(_UNITS) - 1:
         value /= 1000
         unit += 1
-    return f"{value:.3g}{_UNITS[unit]}"
+    return f"{value:.{precision}g}{_UNITS[unit]}"
 
 
 def human_duration(seconds: float) -> str:

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from bench.scenarios import console, listing, logs, memory, pull, start, throughput
+from bench.scenarios import (
+    build,
+    console,
+    dockerapi,
+    listing,
+    logs,
+    memory,
+    pull,
+    start,
+    throughput,
+)
 
 SCENARIOS: dict[str, ModuleType] = {
-    m.NAME: m for m in (start, throughput, memory, pull, logs, listing, console)
+    m.NAME: m for m in (start, throughput, memory, pull, logs, listing, console, dockerapi,
+              build)
 }

@@ -37,6 +37,10 @@ def claim_net_slot() -> int:
     """
     NET_CLAIMS.mkdir(exist_ok=True)
     for slot in range(NET_SLOTS):
+        if Path(f"/sys/class/net/svt{slot}").exists():
+            # A bridge left by a daemon that was killed and never restarted: the slot is not
+            # usable (a new daemon refuses a bridge of that name it did not make).
+            continue
         path = NET_CLAIMS / str(slot)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -62,6 +66,16 @@ def release_net_slot(slot: int) -> None:
     (NET_CLAIMS / str(slot)).unlink(missing_ok=True)
 
 
+def _delete_own_bridge(name: str, owner: str) -> None:
+    """Delete the test daemon's bridge if a kill left it behind (a clean stop removes it)."""
+    try:
+        alias = Path(f"/sys/class/net/{name}/ifalias").read_text().strip()
+    except OSError:
+        return
+    if alias == owner:
+        subprocess.run(["ip", "link", "delete", name], capture_output=True, check=False)
+
+
 @dataclass
 class DaemonProcess:
     """One daemon: ``start()`` waits until its socket answers."""
@@ -71,6 +85,8 @@ class DaemonProcess:
     log_level: str = "debug"
     proc: subprocess.Popen[bytes] | None = None
     net_slot: int | None = None
+    # Extra environment for the daemon process (e.g. SERVIN_CRASH_AT for crash tests).
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def bridge(self) -> str:
@@ -134,7 +150,8 @@ class DaemonProcess:
             self.net_slot = claim_net_slot()
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child holds it
         self.proc = subprocess.Popen(
-            self.command(), stdout=log, stderr=log, cwd=REPO, stdin=subprocess.DEVNULL
+            self.command(), stdout=log, stderr=log, cwd=REPO, stdin=subprocess.DEVNULL,
+            env={**os.environ, **self.env} if self.env else None,
         )
         log.close()
         deadline = time.monotonic() + timeout
@@ -184,6 +201,8 @@ class DaemonProcess:
         from servin.engine.runtime.monitor.client import stop_zygote
 
         stop_zygote(self.exec_root)
+        if self.net_slot is not None:
+            _delete_own_bridge(self.bridge, f"servin {self.root}")
         shutil.rmtree(self.base, ignore_errors=True)
         if self.net_slot is not None:
             release_net_slot(self.net_slot)

@@ -1,9 +1,11 @@
 """Generate ``servin/api`` from ``proto/`` with grpc_tools, rewriting imports into the package.
 
-protoc names generated modules after the proto package path (``servin/v1/x.proto`` imports
+protoc names generated modules after the proto file path (``servin/v1/x.proto`` imports
 ``from servin.v1 import x_pb2``); the generated tree lives under ``servin/api``, so those imports
-are rewritten to ``from servin.api.servin.v1 import ...``. The output is deterministic, so a test
-can regenerate into a temp dir and compare it with the committed tree.
+are rewritten to ``from servin.api.servin.v1 import ...``. The same holds for every top-level
+directory of ``proto/``: ``cri/runtime/v1/api.proto`` (the Kubernetes CRI, package
+``runtime.v1``) becomes ``servin.api.cri.runtime.v1.api_pb2``. The output is deterministic, so a
+test can regenerate into a temp dir and compare it with the committed tree.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ ROOT = Path(__file__).resolve().parents[2]
 PROTO_DIR = ROOT / "proto"
 API_PACKAGE = "servin.api"
 
-_IMPORT_RE = re.compile(r"^from (servin\.v1|cri\.[\w.]+) import (\w+_pb2)", re.M)
+
+
+def _import_re() -> re.Pattern[str]:
+    """Matches protoc's imports of modules generated from proto/'s own top-level dirs."""
+    tops = sorted(d.name for d in PROTO_DIR.iterdir() if d.is_dir())
+    return re.compile(rf"^from ((?:{'|'.join(map(re.escape, tops))})(?:\.\w+)*) import (\w+_pb2)",
+                      re.M)
 
 
 def proto_files() -> list[Path]:
@@ -51,13 +59,14 @@ def generate(out_dir: Path) -> None:
                 elif child.name != "__init__.py":
                     child.unlink()
         out_dir.mkdir(parents=True, exist_ok=True)
+        import_re = _import_re()
         for src in sorted(Path(tmp).rglob("*")):
             if not src.is_file():
                 continue
             rel = src.relative_to(tmp)
             dst = out_dir / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            text = _IMPORT_RE.sub(
+            text = import_re.sub(
                 lambda m: f"from {API_PACKAGE}.{m.group(1)} import {m.group(2)}", src.read_text()
             )
             dst.write_text(text)

@@ -31,14 +31,18 @@ class DaemonConfig:
     exec_root: Path = DEFAULT_EXEC_ROOT
     # Addresses to serve servin.v1 (and CRI) on: unix:///path or tcp://host:port.
     hosts: tuple[str, ...] = ()
-    # Address of the Docker Engine API endpoint; "" disables it.
-    docker_host: str = ""
+    # Addresses of the Docker Engine API (unix:///path or tcp://host:port); None = the
+    # default <exec_root>/docker.sock, () = no Docker API at all.
+    docker_hosts: tuple[str, ...] | None = None
     socket_group: str = "servin"
     log_level: str = "info"
     log_format: str = "auto"  # auto (text on a terminal, JSON otherwise), text, json
     default_runtime: str = "native"
     runtimes: dict[str, str] = field(default_factory=dict)  # name -> binary path
     storage_driver: str = "auto"  # overlay where the kernel allows, else copy
+    # The most bytes of file content one image layer may unpack to (holes of sparse files
+    # count at their length); a larger layer (a decompression bomb) is refused. 0: no cap.
+    max_layer_size: int = 64 * 1024**3
     # Networking. Every host-global name is configurable so several daemons share a host.
     bridge_name: str = "servin0"  # the default network's Linux bridge
     default_network_subnet: str = "10.88.0.0/16"
@@ -48,6 +52,11 @@ class DaemonConfig:
     # The daemon's nftables table; "" = "servin_" + a hash of --root (unique per daemon).
     firewall_table: str = ""
     registries: RegistryConfig = field(default_factory=RegistryConfig)
+    # CNI, for pod networks (the CRI): the network configurations (the first valid file in
+    # lexical order is the default network) and the plugin directories, searched in order
+    # (upstream's /opt/cni/bin, then Debian's containernetworking-plugins).
+    cni_conf_dir: Path = Path("/etc/cni/net.d")
+    cni_bin_dirs: tuple[Path, ...] = (Path("/opt/cni/bin"), Path("/usr/lib/cni"))
     # TLS for tcp:// hosts (dockerd's --tlscert/--tlskey; --tlscacert with --tlsverify
     # makes clients present a certificate signed by that CA).
     tls_cert: str = ""
@@ -67,8 +76,14 @@ class DaemonConfig:
         """The hosts to listen on: the configured ones, or the default socket."""
         return self.hosts or (f"unix://{self.exec_root / 'servin.sock'}",)
 
+    def effective_docker_hosts(self) -> tuple[str, ...]:
+        """The Docker API's addresses: the configured ones, or ``<exec_root>/docker.sock``."""
+        if self.docker_hosts is None:
+            return (f"unix://{self.exec_root / 'docker.sock'}",)
+        return self.docker_hosts
 
-_PATH_KEYS = {"root", "exec_root"}
+
+_PATH_KEYS = {"root", "exec_root", "cni_conf_dir"}
 _LOG_LEVELS = {"debug", "info", "warning", "error", "critical"}
 _LOG_FORMATS = {"auto", "text", "json"}
 
@@ -107,8 +122,16 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> D
         )
     for name in _PATH_KEYS & kwargs.keys():
         kwargs[name] = Path(kwargs[name])
-    if "hosts" in kwargs:
-        kwargs["hosts"] = tuple(kwargs["hosts"])
+    if "cni_bin_dirs" in kwargs:
+        dirs = kwargs["cni_bin_dirs"]
+        if not isinstance(dirs, list) or not all(isinstance(d, str) and d for d in dirs):
+            raise InvalidArgument(f"config {cfg_path}: cni_bin_dirs must be a list of paths")
+        kwargs["cni_bin_dirs"] = tuple(Path(d) for d in dirs)
+    for key in ("hosts", "docker_hosts"):
+        if key in kwargs:
+            if not isinstance(kwargs[key], list):
+                raise InvalidArgument(f"config {cfg_path}: {key} must be a list of addresses")
+            kwargs[key] = tuple(kwargs[key])
     try:
         config = DaemonConfig(**kwargs)
     except TypeError as exc:
@@ -117,8 +140,9 @@ def load_config(path: Path | None, overrides: dict[str, Any] | None = None) -> D
     clean = {k: v for k, v in (overrides or {}).items() if v not in (None, ())}
     for name in _PATH_KEYS & clean.keys():
         clean[name] = Path(clean[name]).absolute()
-    if "hosts" in clean:
-        clean["hosts"] = tuple(clean["hosts"])
+    for key in ("hosts", "docker_hosts"):
+        if key in clean:
+            clean[key] = tuple(clean[key])
     config = replace(config, **clean)
     _validate(config)
     return config
@@ -129,11 +153,16 @@ def _validate(config: DaemonConfig) -> None:
         raise InvalidArgument(f"invalid log level {config.log_level!r}")
     if config.log_format not in _LOG_FORMATS:
         raise InvalidArgument(f"invalid log format {config.log_format!r} (auto, text or json)")
-    for host in (*config.hosts, *([config.docker_host] if config.docker_host else [])):
-        if not (host.startswith("unix://") or host.startswith("tcp://")):
+    for host in (*config.hosts, *(config.docker_hosts or ())):
+        if not isinstance(host, str) or not (
+                host.startswith("unix://") or host.startswith("tcp://")):
             raise InvalidArgument(
                 f"invalid listen address {host!r}: use unix:///path or tcp://host:port"
             )
+    overlap = set(config.effective_hosts()) & set(config.effective_docker_hosts())
+    if overlap:
+        raise InvalidArgument(
+            f"{', '.join(sorted(overlap))} cannot serve both the servin API and the Docker API")
     if not 0 < len(config.bridge_name) <= 15 or not config.bridge_name.isprintable() or any(
         ch in config.bridge_name for ch in " /:"
     ):
@@ -160,5 +189,7 @@ def _validate(config: DaemonConfig) -> None:
             raise InvalidArgument(f"{key.replace('_', '')} {value}: no such file")
     if config.tls_verify and not config.tls_cert:
         raise InvalidArgument("--tlsverify needs --tlscert and --tlskey (the daemon's own)")
+    if not isinstance(config.max_layer_size, int) or config.max_layer_size < 0:
+        raise InvalidArgument("max_layer_size must be a number of bytes (0: no cap)")
     if config.root == config.exec_root:
         raise InvalidArgument("--root and --exec-root must differ")

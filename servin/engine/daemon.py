@@ -9,21 +9,20 @@ from __future__ import annotations
 import asyncio
 import errno
 import fcntl
-import grp
 import logging
 import os
 import signal
-import socket
 from pathlib import Path
 
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import Engine
+from servin.engine.permissions import ROOT_MODE
+from servin.engine.server.docker.door import DockerDoor
 from servin.engine.server.grpc.server import build_server
-from servin.errors import Conflict, InvalidArgument, ServinError
+from servin.engine.server.sockets import prepare_unix_socket, secure_unix_socket
+from servin.errors import Conflict, ServinError
 
 log = logging.getLogger("servin.daemon")
-
-SOCKET_MODE = 0o660
 
 
 class RootLock:
@@ -35,7 +34,7 @@ class RootLock:
 
     def acquire(self) -> None:
         """Take the lock or raise Conflict naming the daemon that holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=ROOT_MODE)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -57,37 +56,6 @@ class RootLock:
             os.ftruncate(self._fd, 0)
             os.close(self._fd)
             self._fd = None
-
-
-def _socket_in_use(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(1)
-        try:
-            s.connect(str(path))
-        except OSError:
-            return False
-        return True
-
-
-def prepare_unix_socket(path: Path) -> None:
-    """Make the socket's directory and remove a stale socket file; refuse a live one."""
-    if len(str(path)) > 107:
-        raise InvalidArgument(f"socket path {path} is longer than 107 bytes")
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
-    if path.exists() or path.is_symlink():
-        if _socket_in_use(path):
-            raise Conflict(f"socket {path} is in use by another daemon")
-        path.unlink()
-
-
-def secure_unix_socket(path: Path, group: str) -> None:
-    """Mode 0660, owned by ``group`` when that group exists."""
-    os.chmod(path, SOCKET_MODE)
-    try:
-        gid = grp.getgrnam(group).gr_gid
-    except KeyError:
-        return
-    os.chown(path, -1, gid)
 
 
 class Daemon:
@@ -118,9 +86,12 @@ class Daemon:
         engine.events.bind(asyncio.get_running_loop())
         await asyncio.to_thread(engine.repair)
         server = build_server(engine)
+        # The Docker Engine API door (servin/engine/server/docker/door.py).
+        docker = DockerDoor(engine, self.config)
         try:
             for host in self.config.effective_hosts():
                 self._bind(server, host)
+            await docker.bind()
             # Host networking is touched only once the sockets are ours (a daemon refused
             # for a taken socket leaves the host as it was).
             await asyncio.to_thread(engine.networks.setup)
@@ -135,6 +106,7 @@ class Daemon:
             await server.start()
             for path in self._sockets:
                 secure_unix_socket(path, self.config.socket_group)
+            await docker.start()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self.request_stop)
@@ -143,6 +115,7 @@ class Daemon:
                 "servin daemon ready",
                 extra={
                     "hosts": ",".join(self.config.effective_hosts()),
+                    "docker_hosts": ",".join(docker.hosts),
                     "root": str(self.config.root),
                     "pid": os.getpid(),
                 },
@@ -150,6 +123,7 @@ class Daemon:
             await self._stop.wait()
             log.info("shutting down")
         finally:
+            await docker.stop()
             await server.stop(grace=3)
             await engine.stats.stop()
             await engine.execs.shutdown()

@@ -12,9 +12,12 @@ import time
 import uuid
 from pathlib import Path
 
+from servin.engine import permissions
+from servin.engine.build.service import BuildService
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.execs import ExecService
 from servin.engine.containers.files import FileOperations
+from servin.engine.containers.recovery import remove_unrecorded
 from servin.engine.containers.service import ContainerService
 from servin.engine.containers.stats import StatsSampler
 from servin.engine.containers.store import ContainerStore
@@ -40,13 +43,19 @@ class Engine:
     def __init__(self, config: DaemonConfig) -> None:
         self.config = config
         self.started_at_ns = time.time_ns()
-        config.root.mkdir(parents=True, exist_ok=True, mode=0o711)
-        config.exec_root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        config.root.mkdir(parents=True, exist_ok=True, mode=permissions.ROOT_MODE)
+        config.exec_root.mkdir(parents=True, exist_ok=True, mode=permissions.EXEC_ROOT_MODE)
+        # Before the database is opened: its WAL must never be readable by others.
+        permissions.secure_roots(config.root, config.exec_root)
+        for directory in (config.root / "containers", config.exec_root / "containers",
+                          config.exec_root / "runtime"):
+            directory.mkdir(exist_ok=True, mode=permissions.PRIVATE_DIR)
         self.meta = MetadataStore(config.root / "servin.db")
         self.content = ContentStore(config.root / "content")
         self.events = EventBus()
         image_store = ImageStore(self.meta, self.content)
-        self.snapshots = Snapshotter(config.root / "snapshots", driver=config.storage_driver)
+        self.snapshots = Snapshotter(config.root / "snapshots", driver=config.storage_driver,
+                                     max_layer_size=config.max_layer_size)
         self.containers = ContainerService(
             config, ContainerStore(self.meta), image_store, self.snapshots, self.events
         )
@@ -69,7 +78,10 @@ class Engine:
         self.stats = StatsSampler(
             self.containers.store, lambda cid: self.containers.paths(cid).dir, self.events
         )
+        # Dockerfile builds and their cache (servin.engine.build).
+        self.builds = BuildService(self)
         self.id = self._engine_id(config.root / "engine-id")
+        permissions.secure_roots(config.root, config.exec_root)  # what the services made
 
     def repair(self) -> None:
         """Undo what a crash may have left half-done (runs once at start)."""
@@ -77,6 +89,7 @@ class Engine:
         if removed:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
         self.snapshots.repair()
+        self.volumes.repair_disk()
         # No operation runs yet: a snapshot without a container record is a create that a
         # crash interrupted, and whatever no record references is garbage.
         known = {c.id for c in self.containers.store.list()}
@@ -84,6 +97,8 @@ class Engine:
             if key not in known:
                 log.info("removing a snapshot without a container", extra={"key": key})
                 self.snapshots.remove(key)
+        remove_unrecorded(self.config, self.snapshots, known)
+        self.builds.repair()
         collected = self.images.collect()
         if collected.blobs or collected.layers:
             log.info(
@@ -102,6 +117,7 @@ class Engine:
         except FileNotFoundError:
             value = uuid.uuid4().hex
             tmp = path.with_suffix(".tmp")
+            permissions.create_private_file(tmp)
             tmp.write_text(value + "\n")
             os.replace(tmp, path)
             return value

@@ -46,6 +46,11 @@ class EventBus:
         self._history: deque[Event] = deque(maxlen=HISTORY)
         self._subscribers: set[_Subscriber] = set()
 
+    @property
+    def subscriber_count(self) -> int:
+        """How many subscriptions are open now."""
+        return len(self._subscribers)
+
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         """Attach the loop subscribers live on (publishers in threads hop onto it)."""
         self._loop = loop

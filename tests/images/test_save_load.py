@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import pty
@@ -175,9 +176,10 @@ def test_multi_layer_archive_with_whiteouts(daemon: DaemonProcess, tmp_path: Pat
                      file("data/a", "a"), file("data/b", "b")])
     top = make_tar([whiteout("data/a"), file("data/c", "c")])
     config = image_config([base, top])
+    config_name = hashlib.sha256(config).hexdigest() + ".json"  # as docker names it
     files = {"l1.tar": base, "l2.tar.gz": gzip.compress(top, mtime=0),
-             "cfg.json": config,
-             "manifest.json": json.dumps([{"Config": "cfg.json", "RepoTags": ["two:layers"],
+             config_name: config,
+             "manifest.json": json.dumps([{"Config": config_name, "RepoTags": ["two:layers"],
                                            "Layers": ["l1.tar", "l2.tar.gz"]}]).encode()}
     archive = tmp_path / "two.tar"
     archive.write_bytes(tar_of(files))

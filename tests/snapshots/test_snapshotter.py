@@ -204,10 +204,10 @@ def _count_unpacks(monkeypatch: pytest.MonkeyPatch, delay: float = 0.0) -> list[
     calls: list[str] = []
     real = snapshotter_module.unpack_blob
 
-    def counting(content, blob, diff_id, dest):  # type: ignore[no-untyped-def]
+    def counting(content, blob, diff_id, dest, **kwargs):  # type: ignore[no-untyped-def]
         calls.append(diff_id)
         time.sleep(delay)
-        return real(content, blob, diff_id, dest)
+        return real(content, blob, diff_id, dest, **kwargs)
 
     monkeypatch.setattr(snapshotter_module, "unpack_blob", counting)
     return calls

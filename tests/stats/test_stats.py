@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import pty
 import re
@@ -53,19 +54,26 @@ def _wait_for_log(engine: DaemonProcess, name: str, text: str, tries: int = 300)
 def test_cpu_spinner_shows_about_one_core(engine: DaemonProcess) -> None:
     cid = run_detached(engine, "--name", "spinner", "busybox", "sh", "-c", "while :; do :; done")
     idle = run_detached(engine, "--name", "idler", "busybox", "sleep", "300")
-    # The best of three one-second samples: a busy test machine may steal from the spinner.
     batches = _batches(engine, 3, ids=[cid, idle], stream=True, interval_ms=1000)
     spins = [next(s for s in b.stats if s.id == cid) for b in batches]  # type: ignore[attr-defined]
     idles = [next(s for s in b.stats if s.id == idle) for b in batches]  # type: ignore[attr-defined]
-    best = max(s.cpu_percent for s in spins[1:])  # the first may come before a baseline
-    assert 50.0 <= best <= 150.0, [s.cpu_percent for s in spins]
+    # A busy machine (other tests, other daemons) takes CPU from the spinner, so "one core" is
+    # not a fixed number: compare each figure with the share the spinner really got in the
+    # window, from its own CPU counter and the samples' timestamps (docker's formula divides
+    # by all cores' time and multiplies by their count: that is the share of one core).
+    for before, after in itertools.pairwise(spins[1:]):
+        wall_ns = after.read.ToNanoseconds() - before.read.ToNanoseconds()
+        share = 100.0 * (after.cpu_total_ns - before.cpu_total_ns) / wall_ns
+        assert share > 5.0, share
+        assert abs(after.cpu_percent - share) <= 5.0 + 0.25 * share, (after.cpu_percent, share)
+        assert after.cpu_percent <= 100.0 * after.online_cpus + 5.0
     assert all(s.cpu_percent < 20.0 for s in idles[1:]), [s.cpu_percent for s in idles]
     assert spins[-1].cpu_total_ns > spins[0].cpu_total_ns
     assert spins[-1].online_cpus == os.cpu_count()
     # The CLI's one-shot answer measures too (it never reports the baseline's zero).
     row = stats_json(engine, "spinner")[0]
     assert row["Name"] == "spinner" and row["ID"] == cid[:12] and row["Container"] == "spinner"
-    assert _percent(row["CPUPerc"]) > 30.0, row
+    assert _percent(row["CPUPerc"]) > 5.0, row
     engine.cli("rm", "-f", "spinner", "idler", check=True)
 
 

@@ -26,6 +26,14 @@ import click
     help="Listen address, unix:///path or tcp://host:port (repeatable)",
 )
 @click.option(
+    "--docker-host",
+    "docker_hosts",
+    multiple=True,
+    metavar="URL",
+    help="Docker Engine API address, unix:///path or tcp://host:port (repeatable; default "
+    "unix://<exec-root>/docker.sock)",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path),
@@ -48,6 +56,7 @@ def daemon(
     root: Path | None,
     exec_root: Path | None,
     hosts: tuple[str, ...],
+    docker_hosts: tuple[str, ...],
     config_path: Path | None,
     log_level: str | None,
     log_format: str | None,
@@ -76,6 +85,7 @@ def daemon(
             "root": root,
             "exec_root": exec_root,
             "hosts": hosts,
+            "docker_hosts": docker_hosts,
             "log_level": log_level,
             "log_format": log_format,
             "default_runtime": default_runtime,

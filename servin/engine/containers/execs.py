@@ -26,6 +26,7 @@ from typing import Any
 from servin.engine.containers.detachkeys import parse_detach_keys
 from servin.engine.containers.model import PAUSED, RUNNING, Container
 from servin.engine.containers.service import ContainerService
+from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.runtime.monitor.client import Attachment, MonitorClient
 from servin.engine.runtime.userdb import resolve_user
@@ -171,6 +172,7 @@ class ExecService:
             raise
         record.pid = pid
         record.running = True
+        crashpoint("exec.after-start")
         self.events.publish("container", f"exec_start: {' '.join(record.cmd)}", c.id,
                             name=c.name, image=c.image_ref, execID=record.id)
         task = asyncio.get_running_loop().create_task(self._watch(c, record, monitor))

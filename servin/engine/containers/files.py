@@ -25,8 +25,9 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
-from servin.engine import fsarchive
+from servin.engine import fsarchive, limits
 from servin.engine.containers.model import PAUSED, RUNNING, Container
+from servin.engine.crashpoints import crashpoint
 from servin.engine.images.commit import CommitInputs, build_committed_image, write_layer
 from servin.engine.images.store import ImageRecord
 from servin.engine.linux.mount import (
@@ -308,6 +309,8 @@ class FileOperations:
         if name is not None and name.digest:
             raise InvalidArgument("cannot commit with a digest reference: give a tag")
         apply_changes({}, list(changes or []))  # refuse bad instructions before any work
+        limits.check_text(comment, "the commit message")
+        limits.check_text(author, "the author")
         c = await self.service.resolve(text)
         store = self.images.store
         record = await asyncio.to_thread(store.get, c.image_id)
@@ -326,22 +329,25 @@ class FileOperations:
             container_config["Entrypoint"] = list(c.spec.entrypoint) or None
         paused_here = False
         if pause and c.state.status == RUNNING:
-            await self.service.pause(c.id)
+            await self.service.pause(c.id, by_commit=True)
             paused_here = True
+            crashpoint("commit.after-freeze")
         try:
             found = await asyncio.to_thread(self.files.changes, c)
             source = await asyncio.to_thread(self.service.snapshots.diff_source, c.id)
             digest, size = await asyncio.to_thread(write_layer, store.content, source, found)
+            crashpoint("commit.after-layer")
         finally:
             if paused_here:
                 with contextlib.suppress(ServinError):
-                    await self.service.unpause(c.id)
+                    await self.service.unpause(c.id, by_commit=True)
         inputs = CommitInputs(
             base_config=base_config, base_manifest=base_manifest, base_size=record.size,
             container_config=container_config, changes=list(changes or []), comment=comment,
             author=author, created_by=" ".join(process_args_text(c, image)),
         )
         new = await asyncio.to_thread(build_committed_image, store.content, digest, size, inputs)
+        crashpoint("commit.before-record")
         await asyncio.to_thread(store.add, new, [name] if name else [])
         self.service.events.publish("container", "commit", c.id, name=c.name,
                                     imageID=new.id, comment=comment)

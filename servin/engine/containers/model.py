@@ -42,6 +42,10 @@ class ContainerState:
     health_log: list[dict[str, Any]] = field(default_factory=list)
     # Host ports published while running: {"container_port", "protocol", "host_ip", "host_port"}.
     ports: list[dict[str, Any]] = field(default_factory=list)
+    # Durable intents, so the start after a crash knows what was half done: a create not yet
+    # whole (removed), a freeze made by commit (thawed).
+    creating: bool = False
+    frozen_by_commit: bool = False
 
     def to_json(self) -> str:
         """The state as stored."""

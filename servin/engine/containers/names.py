@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 
+from servin.engine.limits import check_name_length
 from servin.errors import InvalidArgument
 
 _VALID = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
@@ -98,6 +99,7 @@ _NAMES = (
 
 def validate_name(name: str) -> str:
     """The name without a leading slash; InvalidArgument when docker would refuse it."""
+    check_name_length("container", name.removeprefix("/"))
     if not _VALID.match(name):
         raise InvalidArgument(
             f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"

@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from servin.api.servin.v1 import containers_pb2
+from servin.engine import limits
 from servin.engine.config import DaemonConfig
 from servin.engine.containers import logs as logreader
 from servin.engine.containers import mounts as mountspecs
+from servin.engine.containers import recovery
 from servin.engine.containers.etcfiles import write_etc_files
 from servin.engine.containers.health import (
     STARTING,
@@ -39,6 +41,7 @@ from servin.engine.containers.model import (
     CREATED,
     EXITED,
     PAUSED,
+    REMOVING,
     RESTARTING,
     RUNNING,
     Container,
@@ -53,6 +56,7 @@ from servin.engine.containers.restart import (
     validate_policy,
 )
 from servin.engine.containers.store import ContainerStore
+from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.images.store import ImageStore
 from servin.engine.linux.netdev import bring_up_loopback
@@ -67,6 +71,7 @@ from servin.engine.runtime.monitor.protocol import (
     ExitRecord,
     LogConfig,
     RuntimeConfig,
+    SpawnResult,
     SpawnSpec,
     monitor_alive,
     read_exit_record,
@@ -209,6 +214,7 @@ class ContainerService:
         """Create a container (its record, writable layer and log dir); nothing runs yet."""
         if not spec.image:
             raise InvalidArgument("no image given")
+        limits.check_container_config(spec)
         record = await asyncio.to_thread(self.images.resolve, spec.image)
         image_config = await asyncio.to_thread(self.images.config, record)
         image = image_config.get("config") or {}
@@ -264,6 +270,9 @@ class ContainerService:
             spec=spec,
             created_ns=time.time_ns(),
         )
+        # Cleared once the create is whole: a record still marked after a crash is removed
+        # at the next start (see recovery.finish_interrupted).
+        container.state.creating = True
         paths = self.paths(container.id)
         manifest = await asyncio.to_thread(self.images.manifest, record)
         diff_ids = (image_config.get("rootfs") or {}).get("diff_ids") or []
@@ -281,8 +290,10 @@ class ContainerService:
                 await asyncio.to_thread(
                     self.snapshots.prepare, container.id, container.snapshot_chain
                 )
+            crashpoint("container.create.after-snapshot")
             paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             await asyncio.to_thread(self.store.add, container)
+            crashpoint("container.create.after-record")
         except BaseException:
             await asyncio.to_thread(self._discard_files, container.id)
             await asyncio.to_thread(self._drop_volumes, created_volumes)
@@ -295,6 +306,8 @@ class ContainerService:
                 await asyncio.to_thread(self._discard_files, container.id)
                 await asyncio.to_thread(self._drop_volumes, created_volumes)
                 raise
+        container.state.creating = False
+        await asyncio.to_thread(self.store.save_state, container)
         self.events.publish("container", "create", container.id, name=name, image=spec.image)
         return container
 
@@ -447,10 +460,11 @@ class ContainerService:
         paths = self.paths(c.id)
         spawned = False
         published: list[dict[str, Any]] = []
+        # A monitor left by a start that a daemon restart interrupted holds the state dir.
+        await recovery.end_stray_monitor(self, c)
         try:
             bundle = await asyncio.to_thread(self._prepare_bundle, c)
-            if self._zygote is None:
-                self._zygote = await asyncio.to_thread(ensure_zygote, self.config.exec_root)
+            crashpoint("container.start.after-mount")
             spawn_spec = SpawnSpec(
                 id=c.id,
                 bundle=bundle,
@@ -460,8 +474,9 @@ class ContainerService:
                 open_stdin=c.spec.open_stdin,
                 tty=c.spec.tty,
             )
-            result = await spawn(self._zygote, spawn_spec)
+            result = await self._spawn(spawn_spec)
             spawned = True
+            crashpoint("container.start.after-spawn")
             if c.spec.network_mode == "none" or not c.spec.network_mode:
                 await asyncio.to_thread(bring_up_loopback, result.pid)
             elif self.networks is not None:
@@ -469,9 +484,11 @@ class ContainerService:
                     await asyncio.to_thread(self._image_config, c) if c.spec.publish_all else {}
                 )
                 published = await self.networks.attach(c, result.pid, image)
+            crashpoint("container.start.after-network")
             self._exit_event(c.id).clear()
             await self._attach_waiters(c.id)
             await MonitorClient(paths.state_dir).start()
+            crashpoint("container.start.after-monitor-start")
         except BaseException as exc:
             if spawned:
                 with contextlib.suppress(ServinError, OSError):
@@ -502,6 +519,23 @@ class ContainerService:
         await asyncio.to_thread(self.store.save_state, c)
         self.events.publish("container", "start", c.id, name=c.name, image=c.image_ref)
         self._watch(c)
+
+    async def _spawn(self, spec: SpawnSpec) -> SpawnResult:
+        """Have the zygote fork the container's monitor; a zygote that died (killed, OOM) is
+        started again, once."""
+        for attempt in (1, 2):
+            if self._zygote is None:
+                self._zygote = await asyncio.to_thread(ensure_zygote, self.config.exec_root)
+            try:
+                return await spawn(self._zygote, spec)
+            except Unavailable as exc:
+                if "monitor zygote" not in str(exc):
+                    raise  # the zygote answered: the creation itself failed
+                self._zygote = None
+                if attempt == 2 or await asyncio.to_thread(monitor_alive, spec.state_dir):
+                    raise
+                log.warning("the monitor zygote is gone: starting it again")
+        raise AssertionError("unreachable")
 
     async def _attach_waiters(self, container_id: str) -> None:
         client = MonitorClient(self.paths(container_id).state_dir)
@@ -571,6 +605,8 @@ class ContainerService:
             if record is None:
                 c.state.exit_code = 255
                 c.state.error = "the container's monitor exited without recording an exit code"
+                # Whatever still runs of it has nobody to log or reap it: end it.
+                await asyncio.to_thread(recovery.force_delete, self, c)
             else:
                 c.state.exit_code = record.exit_code
                 c.state.oom_killed = record.oom_killed
@@ -582,6 +618,7 @@ class ContainerService:
                     log.warning("network cleanup failed", extra={"container": c.id,
                                                                  "error": str(exc)})
             c.state.ports = []
+            crashpoint("container.exit.before-record")
             await asyncio.to_thread(self._release_rootfs, c)
             await asyncio.to_thread(self._release_volumes, c)
             await asyncio.to_thread(self.store.save_state, c)
@@ -653,8 +690,10 @@ class ContainerService:
 
     # -- restart policies ----------------------------------------------------------------
 
-    async def _schedule_restart(self, c: Container) -> None:
-        ran_for = max(0.0, (c.state.finished_at_ns - c.state.started_at_ns) / 1e9)
+    async def _schedule_restart(self, c: Container, *, failed_start: bool = False) -> None:
+        # A start that failed ran for no time: the delay keeps doubling (docker's back-off).
+        ran_for = 0.0 if failed_start else max(
+            0.0, (c.state.finished_at_ns - c.state.started_at_ns) / 1e9)
         delay = self._backoff.setdefault(c.id, Backoff()).next(ran_for)
         c.state.status = RESTARTING
         await asyncio.to_thread(self.store.save_state, c)
@@ -673,6 +712,7 @@ class ContainerService:
             if c.state.status != RESTARTING:
                 return
             c.state.restart_count += 1
+            crashpoint("container.restart.before-start")
             try:
                 await self._start_locked(c)
                 return
@@ -684,7 +724,7 @@ class ContainerService:
         if should_restart(c.spec.restart_policy, exit_code=c.state.exit_code or 128,
                           restart_count=c.state.restart_count,
                           manually_stopped=c.state.manually_stopped):
-            await self._schedule_restart(c)
+            await self._schedule_restart(c, failed_start=True)
 
     def _cancel_restart(self, container_id: str) -> bool:
         task = self._restarts.pop(container_id, None)
@@ -707,12 +747,19 @@ class ContainerService:
     async def recover(self) -> None:
         """At daemon start: reattach to live monitors, record exits that happened meanwhile."""
         for c in await asyncio.to_thread(self.store.list):
+            if await recovery.finish_interrupted(self, c):
+                continue
             if c.state.status not in (RUNNING, PAUSED):
+                if await recovery.end_stray_monitor(self, c):
+                    c.state.error = "the start was interrupted by a daemon restart"
+                    await asyncio.to_thread(self.store.save_state, c)
                 if c.state.rootfs_mounted:
                     await asyncio.to_thread(self._release_rootfs, c)
                     await asyncio.to_thread(self.store.save_state, c)
                 continue
             state_dir = self.paths(c.id).state_dir
+            if c.state.frozen_by_commit:
+                await recovery.thaw_after_commit(self, c)
             if await asyncio.to_thread(monitor_alive, state_dir):
                 log.info("reattached to a running container", extra={"container": c.id})
                 if self.networks is not None:
@@ -780,15 +827,16 @@ class ContainerService:
         number = parse_signal(sig) if sig else await asyncio.to_thread(self._stop_signal, c)
         client = MonitorClient(self.paths(c.id).state_dir)
         exited = self._exit_event(c.id)
-        with contextlib.suppress(Unavailable):
+        with contextlib.suppress(Unavailable, Conflict):
             await client.kill(number)
             if c.state.status == PAUSED:
                 await self._thaw(c)
+        crashpoint("container.stop.after-signal")
         self.events.publish("container", "kill", c.id, name=c.name, signal=str(number))
         try:
             await asyncio.wait_for(exited.wait(), timeout)
         except TimeoutError:
-            with contextlib.suppress(Unavailable):
+            with contextlib.suppress(Unavailable, Conflict):
                 await client.kill(signal_module.SIGKILL, all=True)
             self.events.publish("container", "kill", c.id, name=c.name, signal="9")
             await asyncio.wait_for(exited.wait(), 30)
@@ -831,8 +879,12 @@ class ContainerService:
         with contextlib.suppress(ServinError, OSError):
             await asyncio.to_thread(self._runtime(c).resume, c.id)
 
-    async def pause(self, text: str) -> None:
-        """Freeze every process of a running container."""
+    async def pause(self, text: str, *, by_commit: bool = False) -> None:
+        """Freeze every process of a running container.
+
+        ``by_commit``: the freeze is commit's, recorded before it is made, so the start after
+        a crash thaws it (a user's pause stays).
+        """
         c = await self.resolve(text)
         async with self._lock(c.id):
             c = await asyncio.to_thread(self.store.get, c.id)
@@ -840,20 +892,26 @@ class ContainerService:
                 raise Conflict(f"Container {c.id} is already paused")
             if c.state.status != RUNNING:
                 raise Conflict(f"Container {c.id} is not running")
+            if by_commit:
+                c.state.frozen_by_commit = True
+                await asyncio.to_thread(self.store.save_state, c)
             await asyncio.to_thread(self._runtime(c).pause, c.id)
             c.state.status = PAUSED
             await asyncio.to_thread(self.store.save_state, c)
         self.events.publish("container", "pause", c.id, name=c.name, image=c.image_ref)
 
-    async def unpause(self, text: str) -> None:
-        """Thaw a paused container."""
+    async def unpause(self, text: str, *, by_commit: bool = False) -> None:
+        """Thaw a paused container (``by_commit``: only if commit's freeze still holds it)."""
         c = await self.resolve(text)
         async with self._lock(c.id):
             c = await asyncio.to_thread(self.store.get, c.id)
+            if by_commit and not c.state.frozen_by_commit:
+                return  # the user unpaused it meanwhile (and may have paused it again)
             if c.state.status != PAUSED:
                 raise Conflict(f"Container {c.id} is not paused")
             await asyncio.to_thread(self._runtime(c).resume, c.id)
             c.state.status = RUNNING
+            c.state.frozen_by_commit = False
             await asyncio.to_thread(self.store.save_state, c)
         self.events.publish("container", "unpause", c.id, name=c.name, image=c.image_ref)
 
@@ -933,12 +991,13 @@ class ContainerService:
                     "container before attempting removal or force remove"
                 )
             await self._hold_restarts(c)
-            with contextlib.suppress(Unavailable):
+            with contextlib.suppress(Unavailable, Conflict):
                 await MonitorClient(self.paths(c.id).state_dir).kill(
                     signal_module.SIGKILL, all=True
                 )
             if c.state.status == PAUSED:
                 await self._thaw(c)
+            crashpoint("container.rm.after-kill")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._exit_event(c.id).wait(), 30)
         async with self._lock(c.id):
@@ -946,7 +1005,13 @@ class ContainerService:
                 c = await asyncio.to_thread(self.store.get, c.id)
             except NotFound:
                 return
+            # Marked first: a removal a crash interrupts is finished at the next start, and
+            # never leaves a listed container whose files are half gone.
+            c.state.status = REMOVING
+            await asyncio.to_thread(self.store.save_state, c)
+            crashpoint("container.rm.after-mark")
             await asyncio.to_thread(self._remove_files, c)
+            crashpoint("container.rm.after-files")
             await asyncio.to_thread(self.store.delete, c.id)
             if volumes:
                 await asyncio.to_thread(self._remove_anonymous_volumes, c)
@@ -965,13 +1030,10 @@ class ContainerService:
                     self.volumes.remove(name)
 
     def _remove_files(self, c: Container) -> None:
-        paths = self.paths(c.id)
         self._release_rootfs(c)
         # The monitor deletes the runtime's state (and cgroup) when the container exits; one
         # killed before it could leaves them: force-delete through the runtime here.
-        with contextlib.suppress(ServinError, OSError):
-            runtime = make_runtime(self._runtime_config(c.runtime), paths.state_dir)
-            runtime.delete(c.id, force=True)
+        recovery.force_delete(self, c)
         self._discard_files(c.id)
 
     # -- queries -------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import shlex
 from typing import Any
 
+from servin.engine import limits
 from servin.errors import InvalidArgument
 
 SUPPORTED = (
@@ -23,7 +24,12 @@ SUPPORTED = (
 
 def apply_changes(config: dict[str, Any], changes: list[str]) -> None:
     """Apply each instruction to ``config`` (the image config's ``config`` object) in place."""
+    if len(changes) > limits.LIST_MAX:
+        raise InvalidArgument(f"too many changes: {len(changes)} (at most {limits.LIST_MAX})")
     for change in changes:
+        if len(change) > limits.ARG_MAX:
+            raise InvalidArgument(f"a change is {len(change)} characters long "
+                                  f"(at most {limits.ARG_MAX})")
         instruction, _, rest = change.strip().partition(" ")
         if not instruction:
             continue
@@ -70,6 +76,9 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> None:
             config["WorkingDir"] = rest
         elif name == "STOPSIGNAL":
             config["StopSignal"] = rest
+    limits.check_labels(dict(config.get("Labels") or {}))
+    limits.check_process([*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])],
+                         list(config.get("Env") or []))
 
 
 def _command(text: str) -> list[str]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.images.platforms import Platform, parse_platform
 from servin.engine.images.progress import ProgressEvent, Reporter, short
@@ -103,6 +104,7 @@ class Puller:
             for chain in chain_ids(diff_ids):
                 lease.add_chain(chain)
             fresh = await self._layers(session, endpoint, manifest, diff_ids, report)
+            crashpoint("image.pull.after-layers")
             await asyncio.to_thread(self.content.write_bytes, config_bytes, manifest.config.digest)
             await asyncio.to_thread(self.content.write_bytes, manifest_bytes, manifest_digest)
             chains = chain_ids(diff_ids)
@@ -120,6 +122,7 @@ class Puller:
             if ref.tag:
                 names.insert(0, ref.with_tag(ref.tag))
             previous = await asyncio.to_thread(self._current_id, names[0])
+            crashpoint("image.pull.before-record")
             await asyncio.to_thread(self.store.add, record, names)
             record = await asyncio.to_thread(self.store.get, record.id)
             fresh = fresh or previous != record.id

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from servin.engine import limits
+from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.images import gc
 from servin.engine.images.archive import docker_archive, oci_layout
@@ -61,6 +63,8 @@ class ImageService:
         self.events = events
         # Containers created from an image (the image must outlive them).
         self.in_use = in_use
+        # More garbage-collection roots (the build cache registers its layers here).
+        self.extra_roots: list[gc.RootProvider] = []
 
     async def import_rootfs(
         self,
@@ -76,6 +80,7 @@ class ImageService:
         Every argument is checked before the first byte is stored, and a failure at any point
         leaves no image and no blob behind.
         """
+        limits.check_text(comment, "the message")
         name = parse_reference(reference) if reference else None
         if name is not None and name.digest:
             raise InvalidArgument("cannot import with a digest reference: give a tag")
@@ -107,7 +112,9 @@ class ImageService:
             content, writer, platform=plat, changes=changes, comment=comment, lease=lease
         )
         # Unpacked now, through the safe extractor, so a hostile layer is refused at import.
+        crashpoint("image.import.after-blobs")
         self._unpack(record, lease)
+        crashpoint("image.import.after-unpack")
         self.store.add(record, [name] if name else [])
         return self.store.get(record.id)
 
@@ -125,7 +132,7 @@ class ImageService:
 
     def collect(self) -> gc.Collected:
         """Remove blobs and layers nothing references (blocking)."""
-        return gc.collect(self.store, self.snapshots)
+        return gc.collect(self.store, self.snapshots, self.extra_roots)
 
     async def _collect_quietly(self) -> None:
         """Collect after a failed operation; a failure here must not hide the first one."""

@@ -167,6 +167,7 @@ class _Applier:
 
     root_fd: int
     bytes_written: int = 0
+    limit: int = 0  # the most bytes of file content the layer may hold (0: no limit)
     cursor: DirCursor = field(init=False)
     # Directories whose mtimes are set at the end, once nothing more is written inside them.
     dir_times: list[tuple[list[str], int, int]] = field(default_factory=list)
@@ -254,16 +255,16 @@ class _Applier:
 
     def _file(self, tar: tarfile.TarFile, parent: int, base: str, member: tarfile.TarInfo,
               label: str) -> None:
+        if self.limit and self.bytes_written + member.size > self.limit:
+            raise LayerTooLarge(f"{label}: the layer unpacks to more than {self.limit} bytes "
+                                "(the daemon's max_layer_size)")
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=parent)
         try:
             source = tar.extractfile(member)
             if source is not None:
                 with source:
-                    while chunk := source.read(_CHUNK):
-                        view = memoryview(chunk)
-                        while view:
-                            view = view[os.write(fd, view):]
+                    _copy_sparse(source, fd, member)
             self.bytes_written += member.size
             # chown before chmod (chown clears setuid) and before xattrs (it drops caps).
             os.chown(fd, member.uid, member.gid)
@@ -367,15 +368,55 @@ def _set_xattrs(target: int | str, member: tarfile.TarInfo, label: str) -> None:
             raise
 
 
-def unpack_layer(reader: BinaryIO, dest: Path) -> int:
+class LayerTooLarge(ResourceExhausted):
+    """The layer's files add up to more than the daemon allows (a decompression bomb)."""
+
+
+_ZEROS = bytes(_CHUNK)
+
+
+def _write_or_skip(fd: int, data: bytes) -> None:
+    """Write ``data`` at the file offset, or leave a hole if it is all zeros."""
+    if data == _ZEROS[:len(data)]:
+        os.lseek(fd, len(data), os.SEEK_CUR)
+        return
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _copy_sparse(source: BinaryIO, fd: int, member: tarfile.TarInfo) -> None:
+    """Copy a member's content into ``fd`` keeping holes: the holes of a sparse archive member
+    are never read (only its data segments), and zero chunks of any file are skipped."""
+    segments = getattr(member, "sparse", None)
+    raw = getattr(source, "raw", None)
+    if segments and raw is not None:
+        for offset, size in segments:
+            raw.seek(offset)
+            os.lseek(fd, offset, os.SEEK_SET)
+            while size > 0:
+                chunk = raw.read(min(size, _CHUNK))
+                if not chunk:
+                    raise EOFError("unexpected end of a sparse member's data")
+                _write_or_skip(fd, chunk)
+                size -= len(chunk)
+    else:
+        while chunk := source.read(_CHUNK):
+            _write_or_skip(fd, chunk)
+    os.ftruncate(fd, member.size)  # the file's length, trailing hole included
+
+
+def unpack_layer(reader: BinaryIO, dest: Path, *, limit: int = 0) -> int:
     """Apply an (uncompressed) layer tar stream to the empty directory ``dest``.
 
-    Returns the bytes of regular-file content written. Raises InvalidArgument naming the
-    entry for anything that would write outside ``dest`` or that is not a valid archive,
-    ResourceExhausted when the disk is full. Blocking: call it from a worker thread.
+    Returns the bytes of regular-file content written (their length: holes stay holes).
+    Raises InvalidArgument naming the entry for anything that would write outside ``dest``
+    or that is not a valid archive, ResourceExhausted when the disk is full, LayerTooLarge
+    when the files add up to more than ``limit`` bytes (0: no limit). Blocking: call it from
+    a worker thread.
     """
     root_fd = os.open(dest, _DIR_FLAGS)
-    applier = _Applier(root_fd)
+    applier = _Applier(root_fd, limit=limit)
     member: tarfile.TarInfo | None = None
     try:
         with tarfile.open(fileobj=reader, mode="r|", bufsize=_TAR_BUFSIZE) as tar:

@@ -8,6 +8,8 @@ from servin.engine.linux.syscalls import check, libc
 
 PR_SET_PDEATHSIG = 1
 PR_GET_PDEATHSIG = 2
+PR_GET_DUMPABLE = 3
+PR_SET_DUMPABLE = 4
 PR_SET_KEEPCAPS = 8
 PR_SET_NAME = 15
 PR_CAPBSET_READ = 23
@@ -68,3 +70,29 @@ def set_pdeathsig(signal: int) -> None:
 def set_keepcaps(enabled: bool) -> None:
     """Keep the permitted capabilities across a switch from uid 0 to a non-zero uid."""
     prctl(PR_SET_KEEPCAPS, int(enabled), label="PR_SET_KEEPCAPS")
+
+
+def get_dumpable() -> bool:
+    """Whether the process is dumpable (its /proc files open to same-uid processes)."""
+    return prctl(PR_GET_DUMPABLE, label="PR_GET_DUMPABLE") == 1
+
+
+def set_dumpable(enabled: bool) -> None:
+    """Make the process (not) dumpable: a non-dumpable process's /proc/PID/exe, mem, fd...
+    are reachable only with CAP_SYS_PTRACE. Inherited by fork, reset by execve."""
+    prctl(PR_SET_DUMPABLE, int(enabled), label="PR_SET_DUMPABLE")
+
+
+class non_dumpable:
+    """``with non_dumpable():`` children forked inside are born non-dumpable, so a container
+    they join never sees a /proc/PID/exe of the host's (CVE-2019-5736); the caller's own
+    setting comes back on exit."""
+
+    def __enter__(self) -> None:
+        self._was = get_dumpable()
+        if self._was:
+            set_dumpable(False)
+
+    def __exit__(self, *_: object) -> None:
+        if self._was:
+            set_dumpable(True)

@@ -106,6 +106,18 @@ def delete_bridges(names: list[str], owner: str) -> None:
                     ipr.link("del", index=found[0])
 
 
+def owned_bridges(owner: str) -> list[str]:
+    """Names of the bridges ``owner`` made (its interface alias marks them)."""
+    with IPRoute() as ipr:
+        return [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()
+                if link.get_attr("IFLA_IFALIAS") == owner]
+
+
+def link_exists(name: str) -> bool:
+    """Whether a network interface of this name exists (in the host's namespace)."""
+    return (SYS_CLASS_NET / name).exists()
+
+
 def delete_links(names: list[str]) -> None:
     """Delete links by name; missing ones are fine."""
     if not names:

@@ -18,9 +18,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from servin.api.servin.v1 import containers_pb2
+from servin.engine import limits
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.model import Container
 from servin.engine.containers.store import ContainerStore
+from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.networks import bridge, firewall, ipam, ports
 from servin.engine.networks.dns import DNSServer, host_resolvers
@@ -33,7 +35,6 @@ log = logging.getLogger(__name__)
 # pyroute2 logs every netlink message at debug level: far too much for the daemon log.
 logging.getLogger("pyroute2").setLevel(logging.WARNING)
 
-_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
 
 def primary_network(spec: containers_pb2.ContainerSpec) -> str:
@@ -79,9 +80,16 @@ class NetworkService:
         """At daemon start (blocking): built-in networks, bridges, stray links removed."""
         self._ensure_builtin()
         bridge.enable_forwarding()
-        for n in self.store.list():
+        networks = self.store.list()
+        for n in networks:
             if n.is_bridge:
                 bridge.ensure_bridge(n.bridge, n.gateway, n.prefixlen, self.owner)
+        # Bridges of networks whose removal a crash interrupted (record gone, bridge not).
+        stray = set(bridge.owned_bridges(self.owner)) - {n.bridge for n in networks}
+        if stray:
+            log.warning("removing bridges of removed networks",
+                        extra={"bridges": ",".join(sorted(stray))})
+            bridge.delete_bridges(sorted(stray), self.owner)
         self.repair_links()
 
     def _ensure_builtin(self) -> None:
@@ -176,8 +184,9 @@ class NetworkService:
                      labels: dict[str, str] | None = None,
                      options: dict[str, str] | None = None) -> Network:
         """Create a bridge network: its record, bridge, DNS and rules; all or nothing."""
-        if not name or not set(name) <= _NAME_CHARS or name[0] in ".-":
-            raise InvalidArgument(f"invalid network name {name!r}")
+        limits.check_name("network", name)
+        limits.check_labels(dict(labels or {}))
+        limits.check_options(dict(options or {}))
         if name in BUILTIN_NAMES:
             raise Conflict(f"{name} is a pre-defined network and cannot be created")
         if (driver or BRIDGE) != BRIDGE:
@@ -205,6 +214,7 @@ class NetworkService:
             )
             try:
                 await asyncio.to_thread(self.store.add, n)  # checks the name and overlaps
+                crashpoint("network.create.after-record")
                 break
             except Conflict:
                 # Another create took the pool block we picked meanwhile: pick again.
@@ -213,6 +223,7 @@ class NetworkService:
         try:
             await asyncio.to_thread(bridge.ensure_bridge, n.bridge, n.gateway, n.prefixlen,
                                     self.owner)
+            crashpoint("network.create.after-bridge")
             await self.sync_firewall()
         except BaseException:
             with contextlib.suppress(Exception):
@@ -235,6 +246,7 @@ class NetworkService:
             names = ", ".join(c.name for _, c in users)
             raise Conflict(f"network {n.name} is in use by container(s): {names}")
         await asyncio.to_thread(self.store.delete, n.id)
+        crashpoint("network.rm.after-record")
         self.dns.stop(n.id)
         self._names.pop(n.id, None)
         await asyncio.to_thread(bridge.delete_bridges, [n.bridge], self.owner)
@@ -423,6 +435,7 @@ class NetworkService:
         if not endpoints:
             return
         networks = {n.id: n for n in await self.list()}
+        await asyncio.to_thread(self._restore_links, c, endpoints, networks)
         wanted = [ports.Binding(**p) for p in c.state.ports]
         if wanted:
             try:
@@ -432,6 +445,25 @@ class NetworkService:
                             extra={"container": c.id, "error": str(exc)})
             self._publish(c.id, endpoints[0].address, wanted)
         self._register_names(c, endpoints, networks)
+
+    def _restore_links(self, c: Container, endpoints: list[Endpoint],
+                       networks: dict[str, Network]) -> None:
+        """Make the links of endpoints recorded by a ``connect`` a crash interrupted before
+        its link was made (blocking)."""
+        for ep in endpoints:
+            n = networks.get(ep.network_id)
+            name = bridge.veth_name(c.id, ep.network_id)
+            if n is None or not n.is_bridge or not c.state.pid or bridge.link_exists(name):
+                continue
+            log.warning("making the link of an interrupted connect",
+                        extra={"container": c.id, "network": n.name})
+            try:
+                bridge.attach(c.state.pid, [bridge.Link(
+                    host_name=name, bridge=n.bridge, ifname=bridge.free_ifname(c.state.pid),
+                    address=ep.address, prefixlen=n.prefixlen, mac=ep.mac, gateway="")])
+            except (OSError, ServinError) as exc:
+                log.warning("cannot make the link", extra={"container": c.id,
+                                                           "error": str(exc)})
 
     async def detach(self, c: Container) -> None:
         """The container stopped: let its ports, links, rules and names go."""
@@ -467,6 +499,7 @@ class NetworkService:
             raise InvalidArgument("aliases and --ip are supported on user-defined networks only")
         ep = await asyncio.to_thread(self.store.allocate, n, c.id, address=address,
                                      aliases=aliases)
+        crashpoint("network.connect.after-record")
         if c.state.running and c.state.pid:
             try:
                 link = bridge.Link(
@@ -475,6 +508,7 @@ class NetworkService:
                     address=ep.address, prefixlen=n.prefixlen, mac=ep.mac, gateway="",
                 )
                 await asyncio.to_thread(bridge.attach, c.state.pid, [link])
+                crashpoint("network.connect.after-link")
             except BaseException:
                 await asyncio.to_thread(self.store.release, n.id, c.id)
                 raise

@@ -131,6 +131,7 @@ class ContentStore:
         self.blobs_dir = root / "blobs" / "sha256"
         self.ingest_dir = root / "ingest"
         self.leases = LeaseManager()
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)  # configs may hold secrets (env)
         self.blobs_dir.mkdir(parents=True, exist_ok=True)
         self.ingest_dir.mkdir(parents=True, exist_ok=True)
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from servin.engine.permissions import create_private_file
 from servin.engine.store.migrations import MIGRATIONS
 
 
@@ -23,6 +24,9 @@ class MetadataStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
+        # SQLite creates the file 0644 and its -wal/-shm with the file's mode: make it 0600
+        # first, so the WAL (every container's env) is never readable by others.
+        create_private_file(path)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row

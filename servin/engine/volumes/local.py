@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 from servin.engine.linux.mount import MS_BIND, mount, parse_options
-from servin.engine.store.snapshots.mounts import is_mount_point, unmount_all
+from servin.engine.store.snapshots.mounts import is_mount_point, mounts_under, unmount_all
 from servin.engine.volumes.model import Volume
 from servin.errors import InvalidArgument, Unavailable
 
@@ -56,9 +56,10 @@ def is_mounted(v: Volume) -> bool:
 
 
 def create_dirs(v: Volume) -> None:
-    """Make ``<root>/volumes/<name>/_data`` (the volume dir is private to root)."""
+    """Make ``<root>/volumes/<name>/_data`` (the volume dir is private to root; ``_data`` is
+    the volume's root inside containers and keeps docker's 0755)."""
     data = Path(v.mountpoint)
-    data.parent.mkdir(mode=0o701, exist_ok=True)
+    data.parent.mkdir(mode=0o700, exist_ok=True)
     data.mkdir(mode=0o755, exist_ok=True)
 
 
@@ -74,7 +75,20 @@ def unmount_for_removal(v: Volume) -> None:
 def remove_dirs(v: Volume) -> None:
     """Unmount (if mounted) and delete the volume's directory."""
     unmount_for_removal(v)
-    shutil.rmtree(Path(v.mountpoint).parent, ignore_errors=True)
+    remove_tree(Path(v.mountpoint).parent)
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a volume's (or a trash) directory; whatever is mounted inside it is unmounted
+    first, so the deletion never reaches through a mount."""
+    if not os.path.lexists(path):
+        return
+    for mount_point in [*mounts_under(path), str(path)]:
+        with contextlib.suppress(OSError):
+            unmount_all(Path(mount_point))
+    if mounts_under(path) or is_mount_point(path):
+        raise Unavailable(f"{path} still has a filesystem mounted: not deleting it")
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def mount_volume(v: Volume) -> bool:

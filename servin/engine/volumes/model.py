@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from servin.engine.limits import check_name_length
 from servin.errors import InvalidArgument
 
 LOCAL = "local"
@@ -27,6 +28,7 @@ class Volume:
 
 def validate_name(name: str) -> str:
     """The name, or InvalidArgument naming docker's rule."""
+    check_name_length("volume", name)
     if not _NAME.match(name):
         raise InvalidArgument(
             f'invalid volume name "{name}": only "[a-zA-Z0-9][a-zA-Z0-9_.-]" are allowed, '

@@ -8,6 +8,7 @@ engine), so the volume records hold no reference counts that could drift.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import secrets
 import shutil
@@ -19,12 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from servin.engine import fsarchive
+from servin.engine import fsarchive, limits
+from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.volumes import local
 from servin.engine.volumes.model import LOCAL, Volume, validate_name
 from servin.engine.volumes.store import VolumeStore
-from servin.errors import Conflict, InvalidArgument, NotFound
+from servin.errors import Conflict, InvalidArgument, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+TRASH = "trash"  # .trash-<hex>: a removed volume's data, deleted after its record
+STAGE = "import"  # .import-<hex>: a new volume's imported data, renamed into place
 
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -44,7 +51,7 @@ class VolumeService:
         self.store = store
         self.events = events
         self.root = store.root
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o701)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.RLock()
         # Containers using a volume name (the engine wires it to the container store).
         self.users: Callable[[str], list[VolumeUser]] = lambda name: []
@@ -52,15 +59,19 @@ class VolumeService:
     # -- records ---------------------------------------------------------------------------
 
     def create(self, name: str = "", driver: str = "", options: dict[str, str] | None = None,
-               labels: dict[str, str] | None = None, *, anonymous: bool = False) -> Volume:
+               labels: dict[str, str] | None = None, *, anonymous: bool = False,
+               staged: Path | None = None) -> Volume:
         """Create a volume (a generated name when ``name`` is empty).
 
         Creating a name that exists returns it when the driver and options agree (docker's
-        idempotent create) and is a Conflict otherwise.
+        idempotent create) and is a Conflict otherwise. ``staged``: a directory made by
+        ``stage`` (holding ``_data``) that becomes the new volume's (Conflict if it exists).
         """
         driver = driver or LOCAL
         if driver != LOCAL:
             raise InvalidArgument(f"volume driver {driver!r} is not available (only local)")
+        limits.check_labels(dict(labels or {}))
+        limits.check_options(dict(options or {}))
         opts = local.validate_options(dict(options or {}))
         if not name:
             name = secrets.token_hex(32)
@@ -68,13 +79,21 @@ class VolumeService:
         with self._lock:
             existing = self.store.find(name)
             if existing is not None:
+                if staged is not None:
+                    raise Conflict(f"volume {name} was created meanwhile")
                 if existing.driver != driver or (opts and existing.options != opts):
                     raise Conflict(f"volume {name} already exists with different options")
                 return existing
             v = Volume(name=name, driver=driver, created_ns=time.time_ns(),
                        mountpoint=str(self.root / name / "_data"), labels=dict(labels or {}),
                        options=opts, anonymous=anonymous)
-            local.create_dirs(v)
+            # Directories first, then the record: a crash between leaves a directory without
+            # a record, which the next start deletes (``repair``).
+            if staged is not None:
+                os.rename(staged, Path(v.mountpoint).parent)
+            else:
+                local.create_dirs(v)
+            crashpoint("volume.create.after-dirs")
             try:
                 self.store.add(v)
             except BaseException:
@@ -115,9 +134,25 @@ class VolumeService:
                 ids = ", ".join(u.container_id[:12] for u in users)
                 raise Conflict(f"remove {name}: volume is in use - [{ids}]")
             local.unmount_for_removal(v)
+            # Out of the way first (atomic): a crash anywhere after leaves no data under the
+            # name (a new volume of that name starts empty) and a record without a directory,
+            # which the next start removes; the trash is deleted last, or by that start.
+            trash = self._scratch(TRASH)
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(Path(v.mountpoint).parent, trash)
+            crashpoint("volume.rm.after-rename")
             self.store.delete(name)
-            local.remove_dirs(v)
+            crashpoint("volume.rm.after-record")
+            try:
+                local.remove_tree(trash)
+            except Unavailable as exc:  # the next start tries again
+                log.warning("cannot delete a removed volume's data", extra={"error": str(exc)})
         self.events.publish("volume", "destroy", name, driver=v.driver)
+
+    def _scratch(self, kind: str) -> Path:
+        """A fresh path in the volumes dir that no volume name can take (names start with a
+        letter or digit)."""
+        return self.root / f".{kind}-{secrets.token_hex(8)}"
 
     def prune(self, *, all_volumes: bool,
               match: Callable[[Volume], bool] = lambda v: True) -> tuple[list[str], int]:
@@ -175,6 +210,29 @@ class VolumeService:
             if local.is_mounted_kind(v):
                 self.release([v.name], "")
 
+    def repair_disk(self) -> None:
+        """At daemon start, before anything runs: finish what a crash interrupted.
+
+        Trash and staged imports are deleted; a record whose directory is gone is a removal
+        interrupted after its rename (the record goes); a directory without a record is a
+        create interrupted before its record (the directory goes).
+        """
+        records = {v.name: v for v in self.store.list()}
+        for v in records.values():
+            if not os.path.lexists(Path(v.mountpoint).parent):
+                log.warning("finishing the removal of a volume", extra={"volume": v.name})
+                self.store.delete(v.name)
+        with os.scandir(self.root) as it:
+            entries = [(e.name, Path(e.path), e.is_dir(follow_symlinks=False)) for e in it]
+        for name, path, is_dir in entries:
+            if name.startswith((f".{TRASH}-", f".{STAGE}-")) or (
+                    is_dir and name not in records):
+                log.warning("removing volume data no record owns", extra={"path": str(path)})
+                try:
+                    local.remove_tree(path)
+                except Unavailable as exc:
+                    log.warning("cannot delete it", extra={"error": str(exc)})
+
     def is_empty(self, name: str) -> bool:
         """Whether the volume holds no files (a first mount copies the image's content)."""
         return local.is_empty(Path(self.store.get(name).mountpoint))
@@ -208,8 +266,11 @@ class VolumeService:
             spool.seek(0)
             fsarchive.check_members(spool)
             spool.seek(0)
-            created = self.store.find(name) is None
+            if self.store.find(name) is None:
+                self._import_new(name, spool)
+                return True
             v = self.create(name)
+            created = False
             mounted_here = False
             try:
                 with self._lock:
@@ -231,3 +292,27 @@ class VolumeService:
                 if mounted_here and self.store.find(name) is not None:
                     self.release([name], "")
         return created
+
+    def _import_new(self, name: str, spool: BinaryIO) -> None:
+        """Import into a volume that does not exist yet: the data is extracted aside and the
+        volume appears whole or not at all (a crash leaves a staged dir the next start
+        deletes)."""
+        validate_name(name)
+        staged = self._scratch(STAGE)
+        data = staged / "_data"
+        os.mkdir(staged, 0o700)
+        try:
+            os.mkdir(data, 0o755)
+            fd = os.open(data, _DIR)
+            try:
+                fsarchive.Extractor(fd).extract(spool)
+            except OSError as exc:
+                raise InvalidArgument(f"volume import into {name}: {exc.strerror or exc}"
+                                      ) from exc
+            finally:
+                os.close(fd)
+            crashpoint("volume.import.after-extract")
+            self.create(name, staged=staged)
+        except BaseException:
+            local.remove_tree(staged)
+            raise

@@ -112,7 +112,8 @@ class ImagesScreen(BaseScreen):
         filt = f" │ filter: {self.filter_text}" if self.filter_text else ""
         total = sum(len(image_tags(i)) for i in self.state.images)
         images = len(self.state.images)
-        self.set_status(f"{len(rows)}/{total} shown ({images} images){filt}{note}")
+        builds = "".join(f" │ building {b}" for b in self.state.builds.values())
+        self.set_status(f"{len(rows)}/{total} shown ({images} images){filt}{note}{builds}")
 
     def _cursor_key(self) -> str | None:
         table: DataTable[Any] = self.query_one(DataTable)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tarfile
 import tempfile
 from collections.abc import Callable
@@ -34,6 +35,21 @@ from servin.reference import Reference, familiar, parse_reference
 _CHUNK = 1 << 20
 
 
+_CONFIG_NAME = re.compile(r"(?:.*/)?(?:sha256[:/])?([0-9a-f]{64})(?:\.json)?")
+
+
+def check_config_name(name: str, digest: str) -> None:
+    """A config's file name is its digest (``<hex>.json``, ``blobs/sha256/<hex>``), as every
+    ``docker save`` writes it: the name is the image ID the archive claims, so a config whose
+    content hashes to something else is refused."""
+    match = _CONFIG_NAME.fullmatch(name)
+    if match is None:
+        raise InvalidArgument(f"manifest.json: config {name!r} is not named by its digest")
+    if f"sha256:{match.group(1)}" != digest:
+        raise InvalidArgument(f"manifest.json: config {name!r} hashes to {digest}, "
+                              "not to its name")
+
+
 def plan_images(staged: Staged, content: ContentStore) -> list[ImagePlan]:
     """The images manifest.json describes, with their blobs already staged."""
     entries = parse_json(staged.index_files["manifest.json"], "manifest.json")
@@ -47,6 +63,7 @@ def plan_images(staged: Staged, content: ContentStore) -> list[ImagePlan]:
         if not isinstance(layers, list) or not all(isinstance(x, str) for x in layers):
             raise InvalidArgument("manifest.json: Layers must be a list of paths")
         config_digest = staged.digest_of(entry["Config"])
+        check_config_name(entry["Config"], config_digest)
         config = read_config(content, config_digest)
         ids = config["rootfs"]["diff_ids"]
         if len(ids) != len(layers):

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from servin.engine.crashpoints import crashpoint
 from servin.engine.images import compression, mediatypes
 from servin.engine.images.archive import docker_archive, oci_layout
 from servin.engine.images.archive.plan import ImagePlan, read_config
@@ -64,9 +65,11 @@ def load_archive(
         )
     if not plans:
         raise InvalidArgument("the archive holds no image")
+    crashpoint("image.load.after-blobs")
     records = [_prepare(plan, store, snapshots, lease, report) for plan in plans]
     out: list[tuple[ImageRecord, list[str]]] = []
     for plan, record in zip(plans, records, strict=True):
+        crashpoint("image.load.before-record")
         store.add(record, plan.names)
         names = [str(n) for n in plan.names]
         report(LoadEvent("Loaded", record.id, record.size, tuple(names)))

@@ -61,6 +61,7 @@ SPAWN_TIMEOUT = 60.0  # the runtime's create (a runc may be slow on a loaded mac
 CALL_TIMEOUT = 60.0
 _UNIX_PATH_MAX = 107
 ZYGOTE_MODULE = "servin.engine.runtime.monitor.zygote"
+ZYGOTE_EXE_FD = "SERVIN_ZYGOTE_EXE_FD"  # the sealed executable's fd, for the zygote to close
 
 
 # ----- the zygote --------------------------------------------------------------------------
@@ -144,18 +145,52 @@ def stop_zygote(exec_root: Path | str) -> bool:
     return True
 
 
+def sealed_interpreter() -> int:
+    """A sealed memfd holding a copy of this Python's executable (an fd, close-on-exec).
+
+    The zygote is executed from it, so every monitor, runtime helper, container init and exec
+    process forked from it has that copy, not the host's binary, as ``/proc/self/exe``. A
+    container that makes the runtime execute ``/proc/self/exe`` (a ``#!/proc/self/exe`` script
+    or a symlink to it) or opens ``/proc/PID/exe`` of a process joining it reaches only the
+    sealed copy, which nothing can write (CVE-2019-5736, as runc's memfd clone).
+    """
+    source = os.path.realpath(sys.executable)
+    fd = os.memfd_create("servin-runtime", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+    try:
+        with open(source, "rb") as binary:
+            while chunk := binary.read(1 << 20):
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
+        fcntl.fcntl(fd, fcntl.F_ADD_SEALS, fcntl.F_SEAL_SEAL | fcntl.F_SEAL_SHRINK
+                    | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
 def _start_zygote(path: Path, log_path: Path) -> None:
+    # argv[0] stays the real path: Python finds its prefix (and venv) from it.
     argv = [sys.executable, "-S", "-m", ZYGOTE_MODULE, "--socket", str(path)]
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=log,
-            cwd="/",
-            env=_zygote_env(),
-            start_new_session=True,
-        )
+    exe = sealed_interpreter()
+    env = _zygote_env()
+    env[ZYGOTE_EXE_FD] = str(exe)  # the zygote closes it: nothing below needs the fd
+    try:
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen(
+                argv,
+                executable=f"/proc/self/fd/{exe}",
+                pass_fds=(exe,),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                cwd="/",
+                env=env,
+                start_new_session=True,
+            )
+    finally:
+        os.close(exe)
     try:
         # The launcher exits 0 once the zygote listens, leaving the zygote in the background.
         code = proc.wait(timeout=ZYGOTE_START_TIMEOUT)

@@ -85,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, type=Path)
     parser.add_argument("--foreground", action="store_true", help="do not fork into background")
     args = parser.parse_args(argv)
+    # The sealed copy of the interpreter this process was executed from (client.py): it is
+    # /proc/self/exe already; the fd itself must not reach monitors or containers.
+    exe_fd = os.environ.pop("SERVIN_ZYGOTE_EXE_FD", "")
+    if exe_fd.isdigit():
+        with contextlib.suppress(OSError):
+            os.close(int(exe_fd))
 
     gc.disable()  # nothing is collected in the zygote: what it holds, every monitor shares
     failures = runtimes.preload()

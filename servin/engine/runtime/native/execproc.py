@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from servin.engine.linux import fds, namespaces, terminal
+from servin.engine.linux import fds, namespaces, prctl, terminal
 from servin.engine.runtime.native import process as proc
 from servin.engine.runtime.native.spec import Process, parse_process
 from servin.engine.runtime.oci import Stdio
@@ -104,9 +104,12 @@ def fork_exec(ctx: ExecContext, pid_ns_fd: int | None) -> int:
             os.close(saved)
             raise Internal(f"pid namespace: {exc.strerror}") from None
     try:
-        pid = os.fork()
-        if pid == 0:
-            run_child(ctx)  # never returns
+        # Born non-dumpable: from its first instant in the container's PID namespace until
+        # execve its /proc/PID/exe (this interpreter) cannot be opened from the container.
+        with prctl.non_dumpable():
+            pid = os.fork()
+            if pid == 0:
+                run_child(ctx)  # never returns
     finally:
         if saved is not None:
             try:

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from servin.engine.linux import namespaces
+from servin.engine.linux import namespaces, prctl
 from servin.engine.runtime.native.init import InitContext, run_init
 from servin.engine.runtime.native.spec import ContainerSpec, cgroup_resources, load_spec
 from servin.engine.runtime.native.state import (
@@ -182,12 +182,15 @@ class NativeRuntime:
                 os.close(saved)
                 raise Internal(f"pid namespace: {exc.strerror}") from None
         try:
-            pid = os.fork()
+            # Non-dumpable until its execve, like an exec's process (see execproc): a
+            # container sharing the PID namespace cannot open this interpreter through /proc.
+            with prctl.non_dumpable():
+                pid = os.fork()
+                if pid == 0:
+                    run_init(ctx)  # never returns
         except BaseException:
             _restore_pid_namespace(saved)
             raise
-        if pid == 0:
-            run_init(ctx)  # never returns
         _restore_pid_namespace(saved)
         return pid
 

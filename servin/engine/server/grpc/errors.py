@@ -8,7 +8,7 @@ from typing import Any
 
 import grpc
 
-from servin.errors import ServinError, mapping_for
+from servin.errors import InvalidArgument, ServinError, mapping_for
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +29,48 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: 
     await context.abort(code, message)
 
 
-def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callable[..., Any]:
+class _Malformed:
+    """What a request that does not parse becomes (see ``_lenient``)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+
+def _lenient(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """A deserializer that never raises: grpc would answer a message that does not parse with
+    an opaque UNKNOWN; the handler answers INVALID_ARGUMENT for it instead."""
+    if deserializer is None:
+        return None
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:  # protobuf's DecodeError, or a deserializer's own error
+            return _Malformed(exc)
+
+    return parse
+
+
+def _checked(request: Any) -> Any:
+    if isinstance(request, _Malformed):
+        raise InvalidArgument(f"malformed request: {request.error}")
+    return request
+
+
+async def _checked_stream(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    async for request in requests:
+        yield _checked(request)
+
+
+def _request(request: Any, streaming: bool) -> Any:
+    return _checked_stream(request) if streaming else _checked(request)
+
+
+def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str,
+                streaming: bool = False) -> Callable[..., Any]:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
         try:
-            return await behavior(request, context)
+            return await behavior(_request(request, streaming), context)
         except ServinError as exc:
             await _abort(context, exc, method)
         except Exception as exc:
@@ -43,10 +81,11 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str) -> Callabl
     return call
 
 
-def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str) -> Callable[..., Any]:
+def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str,
+                 streaming: bool = False) -> Callable[..., Any]:
     async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
         try:
-            async for item in behavior(request, context):
+            async for item in behavior(_request(request, streaming), context):
                 yield item
         except ServinError as exc:
             await _abort(context, exc, method)
@@ -71,7 +110,7 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             return handler
         method = handler_call_details.method
         kwargs = {
-            "request_deserializer": handler.request_deserializer,
+            "request_deserializer": _lenient(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
         if handler.unary_unary:
@@ -80,12 +119,12 @@ class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
             )
         if handler.stream_unary:
             return grpc.stream_unary_rpc_method_handler(
-                _wrap_unary(handler.stream_unary, method), **kwargs
+                _wrap_unary(handler.stream_unary, method, streaming=True), **kwargs
             )
         if handler.unary_stream:
             return grpc.unary_stream_rpc_method_handler(
                 _wrap_stream(handler.unary_stream, method), **kwargs
             )
         return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream(handler.stream_stream, method), **kwargs
+            _wrap_stream(handler.stream_stream, method, streaming=True), **kwargs
         )

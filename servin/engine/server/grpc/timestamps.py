@@ -6,6 +6,8 @@ from datetime import datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from servin.errors import InvalidArgument
+
 
 def from_ns(ns: int) -> Timestamp:
     """A Timestamp from nanoseconds since the epoch (0 stays unset)."""
@@ -27,7 +29,24 @@ def from_rfc3339(text: str) -> Timestamp:
 
 
 def to_ns(ts: Timestamp) -> int | None:
-    """Nanoseconds since the epoch, or None for an unset Timestamp."""
+    """Nanoseconds since the epoch, or None for an unset Timestamp; InvalidArgument for one
+    out of protobuf's range (negative nanos, years past 9999)."""
     if not ts.seconds and not ts.nanos:
         return None
-    return ts.ToNanoseconds()
+    try:
+        return ts.ToNanoseconds() if _valid(ts) else _invalid(ts)
+    except ValueError:
+        return _invalid(ts)
+
+
+def _valid(ts: Timestamp) -> bool:
+    return 0 <= ts.nanos < 1_000_000_000 and _MIN_SECONDS <= ts.seconds <= _MAX_SECONDS
+
+
+def _invalid(ts: Timestamp) -> int:
+    raise InvalidArgument(f"invalid timestamp: seconds {ts.seconds}, nanos {ts.nanos}")
+
+
+# Timestamp's range: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799

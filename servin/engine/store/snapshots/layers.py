@@ -33,7 +33,8 @@ def chain_ids(diff_ids: list[str]) -> list[str]:
     return out
 
 
-def unpack_blob(content: ContentStore, blob: str, diff_id: str, dest: Path) -> int:
+def unpack_blob(content: ContentStore, blob: str, diff_id: str, dest: Path, *,
+                limit: int = 0) -> int:
     """Unpack a stored layer blob into the empty directory ``dest``; return bytes written.
 
     The blob streams once: through sha256 (it must match ``blob``, else BlobCorrupted),
@@ -48,7 +49,7 @@ def unpack_blob(content: ContentStore, blob: str, diff_id: str, dest: Path) -> i
         plain = packed if kind == "none" else HashingReader(
             compression.decompressing_reader(packed, kind))  # type: ignore[arg-type]
         try:
-            size = unpack_layer(plain, dest)  # type: ignore[arg-type]
+            size = unpack_layer(plain, dest, limit=limit)  # type: ignore[arg-type]
             _drain_checked(plain)  # the archive's trailing padding is part of the diff
             packed.drain()
         except InvalidArgument as exc:
@@ -66,7 +67,7 @@ def unpack_blob(content: ContentStore, blob: str, diff_id: str, dest: Path) -> i
     return size
 
 
-def unpack_stream(raw: BinaryIO, diff_id: str, dest: Path) -> int:
+def unpack_stream(raw: BinaryIO, diff_id: str, dest: Path, *, limit: int = 0) -> int:
     """Unpack a layer blob read from ``raw`` (a download) into the empty directory ``dest``.
 
     The blob's own digest is the caller's to check (it hashes what it stores); here the
@@ -75,7 +76,7 @@ def unpack_stream(raw: BinaryIO, diff_id: str, dest: Path) -> int:
     """
     kind, start = compression.sniff(raw)
     plain = HashingReader(compression.decompressing_reader(start, kind))
-    size = unpack_layer(plain, dest)  # type: ignore[arg-type]
+    size = unpack_layer(plain, dest, limit=limit)  # type: ignore[arg-type]
     _drain_checked(plain)
     if plain.digest != diff_id:
         raise InvalidArgument(

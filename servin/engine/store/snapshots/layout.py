@@ -74,7 +74,7 @@ class Layout:
 
     def create(self) -> None:
         """Make the directory skeleton (idempotent)."""
-        self.root.mkdir(parents=True, exist_ok=True, mode=0o711)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         for d in (self.layers, self.chains, self.containers, self.tmp, self.locks, self.empty):
             d.mkdir(exist_ok=True, mode=0o700)
         self.empty.chmod(0o755)

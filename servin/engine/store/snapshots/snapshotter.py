@@ -60,8 +60,12 @@ _MAX_DEPTH = 1000  # more layers than any kernel can stack: a loop in the parent
 class Snapshotter:
     """Layers and container snapshots under ``root`` (the engine passes <root>/snapshots)."""
 
-    def __init__(self, root: Path, driver: str = "auto", *, durable: bool = True) -> None:
-        """``durable``: syncfs a layer before publishing it (off only in throwaway setups)."""
+    def __init__(self, root: Path, driver: str = "auto", *, durable: bool = True,
+                 max_layer_size: int = 0) -> None:
+        """``durable``: syncfs a layer before publishing it (off only in throwaway setups).
+        ``max_layer_size``: the most bytes of file content one layer may unpack to (0: any).
+        """
+        self.max_layer_size = max_layer_size
         if driver not in DRIVERS:
             raise InvalidArgument(f"unknown storage driver {driver!r} (use overlay, copy or auto)")
         self.layout = Layout(Path(os.path.abspath(root)))
@@ -120,7 +124,9 @@ class Snapshotter:
                 verify()
                 return chain
             self._unpack(None, blob, diff_id, chain, parent,
-                         fill=lambda fs: unpack_stream(raw, diff_id, fs), verify=verify)
+                         fill=lambda fs: unpack_stream(raw, diff_id, fs,
+                                                       limit=self.max_layer_size),
+                         verify=verify)
         return chain
 
     def _unpack(self, content: ContentStore | None, blob: str, diff_id: str, chain: str,
@@ -136,7 +142,7 @@ class Snapshotter:
                 size = fill(fs)
             else:
                 assert content is not None
-                size = unpack_blob(content, blob, diff_id, fs)
+                size = unpack_blob(content, blob, diff_id, fs, limit=self.max_layer_size)
             if verify is not None:
                 verify()
             write_json(tmp / "info.json", {"chain": chain, "parent": parent, "diff_id": diff_id,

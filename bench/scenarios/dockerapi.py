@@ -1,0 +1,92 @@
+"""8. Docker API: the per-request cost of each daemon's Docker Engine API socket.
+
+One keep-alive connection, a small raw-socket client, ``GET /_ping`` and ``GET /version``
+one after the other: the time per request, and the daemon's CPU time per request.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from bench.env import Environment
+from bench.measure import Measure
+from bench.model import Row, ScenarioResult
+from bench.procfs import cpu_seconds
+
+NAME = "dockerapi"
+TITLE = "Docker API"
+TARGETS = ("/_ping", "/version")
+
+
+class KeepAliveClient:
+    """GETs on one connection; responses are read by their Content-Length."""
+
+    def __init__(self, path: str) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(path)
+        self.buf = b""
+
+    def get(self, target: str) -> None:
+        self.sock.sendall(f"GET {target} HTTP/1.1\r\nHost: docker\r\n\r\n".encode())
+        while (end := self.buf.find(b"\r\n\r\n")) < 0:
+            self._fill()
+        head = self.buf[:end].lower()
+        start = head.find(b"content-length:")
+        if not head.startswith(b"http/1.1 200") or start < 0:
+            raise RuntimeError(f"GET {target}: {head[:200]!r}")
+        stop = head.find(b"\r\n", start)
+        total = end + 4 + int(head[start + 15:stop if stop > 0 else None])
+        while len(self.buf) < total:
+            self._fill()
+        self.buf = self.buf[total:]
+
+    def _fill(self) -> None:
+        data = self.sock.recv(65536)
+        if not data:
+            raise RuntimeError("the daemon closed the connection")
+        self.buf += data
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def measure(path: str, pid: int, target: str, count: int) -> tuple[float, float]:
+    """(µs per request, daemon CPU µs per request) over ``count`` requests after a warm-up."""
+    client = KeepAliveClient(path)
+    try:
+        for _ in range(min(count, 200)):
+            client.get(target)
+        cpu = cpu_seconds(pid)
+        start = time.perf_counter()
+        for _ in range(count):
+            client.get(target)
+        elapsed = time.perf_counter() - start
+        return elapsed / count * 1e6, (cpu_seconds(pid) - cpu) / count * 1e6
+    finally:
+        client.close()
+
+
+def run(env: Environment, result: ScenarioResult) -> None:
+    count, rounds = (200, 1) if env.quick else (5000, 5)
+    daemon = env.daemon
+    assert daemon.proc is not None
+    engines = [("servin", str(daemon.exec_root / "docker.sock"), daemon.proc.pid)]
+    docker = env.docker()
+    if docker is not None:
+        engines.append(("docker", str(docker.socket), docker.pid))
+    for target in TARGETS:
+        latency = {name: Measure("µs") for name, _, _ in engines}
+        cpu = {name: Measure("µs") for name, _, _ in engines}
+        for _ in range(rounds):
+            for name, path, pid in engines:
+                per_request, cpu_per_request = measure(path, pid, target, count)
+                latency[name].add(per_request)
+                cpu[name].add(cpu_per_request)
+        for metric, values in ((f"`GET {target}`, one connection: time per request", latency),
+                               (f"`GET {target}`: daemon CPU per request", cpu)):
+            if len(engines) == 1:
+                result.add(Row(metric, values["servin"]))
+            for name, _, _ in engines[1:]:
+                result.add(Row(metric, values["servin"], name, values[name]))

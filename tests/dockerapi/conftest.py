@@ -1,0 +1,53 @@
+"""The real docker CLI (v28, client only) and docker-py, pointed at a Servin daemon."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.daemon import DaemonProcess, short_tmpdir
+
+DOCKER = shutil.which("docker", path="/usr/local/bin:/usr/bin:/bin")
+
+
+def docker_sock(daemon: DaemonProcess) -> Path:
+    """The daemon's default Docker API socket."""
+    return daemon.exec_root / "docker.sock"
+
+
+@pytest.fixture(scope="session")
+def docker_config() -> Iterator[Path]:
+    """A private DOCKER_CONFIG directory (no user contexts, credentials or plugins)."""
+    path = short_tmpdir("sv-dcfg-")
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def docker_cli(docker_config: Path):  # type: ignore[no-untyped-def]
+    """``docker_cli(host, *args)``: run the docker CLI against ``host`` (a unix socket path or
+    a URL) and return the CompletedProcess (text)."""
+    if DOCKER is None:
+        pytest.fail("the docker CLI (v28, client only) is needed: install it in /usr/local/bin")
+
+    def run(host: Path | str, *args: str, input: str | None = None, timeout: float = 60,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        url = host if isinstance(host, str) else f"unix://{host}"
+        full = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+        full.update({"DOCKER_CONFIG": str(docker_config), "DOCKER_CLI_HINTS": "false"})
+        full.update(env or {})
+        return subprocess.run([DOCKER, "-H", url, *args], input=input, capture_output=True,
+                              text=True, timeout=timeout, env=full)
+
+    return run
+
+
+# The TLS + htpasswd registry of the registry tests (session-scoped), for POST /auth.
+from tests.registry.conftest import tls_registry  # noqa: E402, F401
