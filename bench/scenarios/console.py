@@ -60,7 +60,7 @@ class Tmux:
     def start(self, argv: list[str]) -> int:
         """Start ``argv`` in the session; returns its PID."""
         path = shlex.quote(os.environ.get("PYTHONPATH", str(REPO)))
-        env = f"PYTHONPATH={path} TERM=xterm-256color"
+        env = f"-u COLUMNS -u LINES PYTHONPATH={path} TERM=xterm-256color"
         line = f"cd {shlex.quote(str(REPO))} && exec env {env} {shlex.join(argv)}"
         width, height = (str(n) for n in SIZE)
         self.cmd("new-session", "-d", "-s", "tui", "-x", width, "-y", height, line)

@@ -39,7 +39,8 @@ class Tmux:
 
     def start(self, command: list[str], env: dict[str, str], before: str = "") -> None:
         exports = " ".join(f"{k}={v}" for k, v in env.items())
-        line = f"cd {REPO} && {before}env {exports} " + " ".join(command)
+        # Without COLUMNS/LINES (a test run may have them): the size is the pane's.
+        line = f"cd {REPO} && {before}env -u COLUMNS -u LINES {exports} " + " ".join(command)
         self.run("new-session", "-d", "-s", self.session, "-x", "120", "-y", "36", line)
         # Let applications set tmux's paste buffer with OSC 52 (the console's copy).
         self.run("set-option", "-s", "set-clipboard", "on")
@@ -110,7 +111,7 @@ def test_console_stops_a_container_and_searches_its_logs(
 
     # Filter down to the victim, stop it, confirm.
     tmux.keys("/")
-    tmux.wait_for(lambda s: "filter:" in s, "the filter prompt")
+    tmux.wait_for(lambda s: "filter (as you type):" in s, "the filter prompt")
     tmux.keys("victim", literal=True)
     tmux.keys("Enter")
     tmux.wait_for(lambda s: "1/2 shown" in s, "the filtered table")
