@@ -388,10 +388,12 @@ class Source:
     async def _info_loop(self, client: DaemonClient) -> None:
         from servin.api.servin.v1 import system_pb2
 
+        version_known = False  # asked once per connection: the daemon may have been upgraded
         while True:
             try:
-                if self.state.version is None:
+                if not version_known:
                     self.state.version = await client.system.Version(system_pb2.VersionRequest())
+                    version_known = True
                 self._apply_info(await client.system.Info(system_pb2.InfoRequest()))
             except Unavailable:
                 raise

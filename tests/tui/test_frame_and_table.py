@@ -99,6 +99,13 @@ async def test_header_and_footer_at_80x24() -> None:
         assert "unix:///run/servin/servin.sock · 4/6 running" in lines[1]
         assert lines[-1].rstrip().endswith("? Help  q Quit")  # never pushed off the footer
         assert "exited(3)" in screen_text(app)
+        await pilot.press("down", "down", "down")  # the cursor on web-1
+        await pilot.pause()
+        rows = screen_text(app).splitlines()[3:9]
+        columns = {line.index(word) for line in rows for word in ("running", "exited", "created")
+                   if word in line}  # fmt: skip
+        assert len(columns) == 1  # STATE starts in the same cell on every row, the cursor's too
+        await pilot.press("up", "up", "up")
         await pilot.press("down", "down", "down", "enter")  # details of web-1
         await settle(pilot, lambda: "1 Containers > web-1" in screen_text(app))
         await pilot.press("l")

@@ -95,7 +95,8 @@ class ContainersScreen(BaseScreen):
         self.applied_generation = 0  # the generation the table shows
         self._order_job: asyncio.Task[None] | None = None
         self._order_again = False
-        self._sorted_at = 0.0
+        self._drawn_at = 0.0
+        self._live_timer: Timer | None = None
         # container ID -> when (source clock) the SIGKILL comes, while a stop is under way
         self.stopping: dict[str, float] = {}
         self._stop_timer: Timer | None = None
@@ -164,24 +165,39 @@ class ContainersScreen(BaseScreen):
     def update_data(self, kinds: set[str]) -> None:
         if kinds & {"containers", "connection"}:
             self.reorder()
-            self.table.refresh_rows()
+            self._redraw_live()
             if self.split_shown and "connection" in kinds:
                 self.query_one(ContainerPeek).resume()
-        elif "stats" in kinds:
-            # Figures change every second; the order only when sorted by them, and then
-            # at most every stats_redraw seconds so rows do not jump under the eye.
-            if self.sort in ("cpu", "mem"):
-                now = time.monotonic()
-                if now - self._sorted_at >= self.source.stats_redraw:
+        elif "stats" in kinds or "info" in kinds:
+            # Live figures alone redraw at most every stats_redraw seconds (one frame for
+            # the table and the graphs); the order changes with them only when sorted by
+            # them, at the same pace, so rows do not jump under the eye.
+            wait = self.source.stats_redraw - (time.monotonic() - self._drawn_at)
+            if wait <= 0:
+                if self.sort in ("cpu", "mem"):
                     self.reorder()
-            self.table.refresh_rows()
-        if kinds & {"stats", "containers", "connection", "info"} and self.split_shown:
-            self.query_one(ContainerPeek).update_live()
+                self._redraw_live()
+            elif self._live_timer is None:
+                self._live_timer = self.set_timer(wait, self._deferred_live, name="live")
         self._update_status()
+
+    def _redraw_live(self) -> None:
+        self._drawn_at = time.monotonic()
+        if self._live_timer is not None:
+            self._live_timer.stop()
+            self._live_timer = None
+        self.table.refresh_rows()
+        if self.split_shown:
+            self.query_one(ContainerPeek).update_live()
+
+    def _deferred_live(self) -> None:
+        self._live_timer = None
+        if self.sort in ("cpu", "mem"):
+            self.reorder()
+        self._redraw_live()
 
     def reorder(self) -> None:
         """Recompute which containers show, and in what order (filter and sort)."""
-        self._sorted_at = time.monotonic()
         generation = self.filter_generation
         args = (
             list(self.state.containers.values()),
