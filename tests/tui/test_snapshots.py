@@ -99,6 +99,10 @@ async def logs_search(pilot: Pilot[Any]) -> None:
     app: Any = pilot.app
     app.screen.query_one(LogView).timestamps = True
     app.screen.apply_search("req=9")
+    # The search stops following: the "paused" marker takes a line from the view. Wait for
+    # that layout before the next jump, which centres the match in the view's height.
+    await settle(pilot, lambda: app.screen.query_one("#marker").display)
+    await pilot.pause()
     await pilot.press("n")
     await pilot.pause()
 
