@@ -181,6 +181,8 @@ def test_console_first_minutes_against_a_real_daemon(
     tmux.start([sys.executable, "-m", "servin", "-H", daemon.host, "tui"], env, before=BEFORE)
     screen = tmux.wait_for(lambda s: "stubborn" in s and "1/1 running" in s, "the container")
     assert "1 Containers" in screen and "servin " in screen  # the tab bar, the version
+    header = tmux.wait_for(lambda s: " CPU " in s.splitlines()[1], "the host figures")
+    assert "mem " in header.splitlines()[1]  # System.Info's host CPU and memory
     # 120x36: the split view shows the selected container's log tail.
     tmux.wait_for(lambda s: "logs of stubborn" in s and "stubborn up" in s, "the log tail")
 
