@@ -37,9 +37,11 @@ from servin.engine.images.registry.client import Registries
 from servin.engine.images.service import ImageService
 from servin.engine.images.store import ImageStore
 from servin.engine.networks.service import NetworkService
+from servin.engine.store import trash
 from servin.engine.store.content import ContentStore
 from servin.engine.store.metadata import MetadataStore
 from servin.engine.store.snapshots import Snapshotter
+from servin.engine.store.trash import Trash
 from servin.engine.system import SystemService
 from servin.engine.volumes.service import VolumeManager, VolumeService, VolumeUser
 from servin.engine.volumes.store import VolumeStore
@@ -82,8 +84,10 @@ class Engine:
         self.meta = MetadataStore(config.root / "servin.db")
         self.content = ContentStore(config.root / "content")
         self.events = EventBus()
+        # Deletes removed containers' files off the request's path (see store/trash.py).
+        self.trash = Trash()
         self.snapshots = Snapshotter(config.root / "snapshots", driver=config.storage_driver,
-                                     max_layer_size=config.max_layer_size)
+                                     max_layer_size=config.max_layer_size, trash=self.trash)
         container_store = ContainerStore(self.meta)
         image_store = ImageStore(self.meta, self.content)
 
@@ -123,7 +127,8 @@ class Engine:
         self.stats = StatsSampler(container_store, lambda cid: monitors.paths(cid).dir,
                                   self.events)
         self.system = SystemService(config, self.id, self.started_at_ns, self.containers,
-                                    image_store, self.volume_manager, self.snapshots)
+                                    image_store, self.volume_manager, self.networks,
+                                    self.snapshots)
         self.api = CoreAPI(
             containers=self.containers, attach=self.attach, execs=self.execs, logs=self.logs,
             files=self.files, stats=self.stats, images=self.images, volumes=self.volumes,
@@ -137,6 +142,9 @@ class Engine:
         if removed:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
         self.snapshots.repair()
+        # Removals the background had not done when the daemon stopped.
+        trash.sweep(self.config.root / "containers")
+        trash.sweep(self.config.exec_root / "containers")
         self.volume_manager.repair_disk()
         # No operation runs yet: a snapshot without a container record is a create that a
         # crash interrupted, and whatever no record references is garbage.
@@ -175,6 +183,8 @@ class Engine:
 
     def close(self) -> None:
         """Flush and close the stores."""
+        # What is left undone is swept at the next start; waiting a little spares that.
+        self.trash.drain(timeout=5.0)
         self.meta.close()
 
     @staticmethod

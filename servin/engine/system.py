@@ -18,6 +18,7 @@ from servin.engine.containers.service import ContainerService
 from servin.engine.containers.views import ContainerListing
 from servin.engine.images.platforms import host_platform
 from servin.engine.images.store import ImageRecord, ImageStore
+from servin.engine.networks.service import NetworkService
 from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.snapshots.layers import chain_ids
 from servin.engine.volumes.model import VolumeView
@@ -73,6 +74,13 @@ class SystemInfo:
     socket: str
     daemon_pid: int
     started_at_ns: int
+    networks: int = 0
+    # The host's load, for dashboards: cumulative CPU time since boot over all CPUs (busy and
+    # total; two readings give the usage between them), MemAvailable, load averages.
+    cpu_busy_ns: int = 0
+    cpu_total_ns: int = 0
+    mem_available: int = 0
+    load_average: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
 
 @dataclass(frozen=True)
@@ -113,13 +121,14 @@ class SystemService:
 
     def __init__(self, config: DaemonConfig, engine_id: str, started_at_ns: int,
                  containers: ContainerService, images: ImageStore, volumes: VolumeManager,
-                 snapshots: Snapshotter) -> None:
+                 networks: NetworkService, snapshots: Snapshotter) -> None:
         self.config = config
         self.engine_id = engine_id
         self.started_at_ns = started_at_ns
         self._containers = containers
         self._images = images
         self._volumes = volumes
+        self._networks = networks
         self._snapshots = snapshots
 
     @property
@@ -152,12 +161,14 @@ class SystemService:
 
     async def info(self) -> SystemInfo:
         """What ``info`` shows."""
-        return await asyncio.to_thread(self._info)
+        networks = len(await self._networks.list())
+        return await asyncio.to_thread(self._info, networks)
 
-    def _info(self) -> SystemInfo:
+    def _info(self, networks: int) -> SystemInfo:
         images = self._images.list()
         states = [c.state.status for c in self._containers.store.list()]
         active = states.count(RUNNING) + states.count(PAUSED) + states.count(RESTARTING)
+        cpu_busy, cpu_total = hostinfo.cpu_times_ns()
         cfg = self.config
         return SystemInfo(
             id=self.engine_id,
@@ -190,6 +201,11 @@ class SystemService:
             socket=str(cfg.main_socket),
             daemon_pid=os.getpid(),
             started_at_ns=self.started_at_ns,
+            networks=networks,
+            cpu_busy_ns=cpu_busy,
+            cpu_total_ns=cpu_total,
+            mem_available=hostinfo.mem_available(),
+            load_average=os.getloadavg(),
         )
 
     async def disk_usage(self) -> DiskUsage:

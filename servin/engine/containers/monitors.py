@@ -10,17 +10,28 @@ from __future__ import annotations
 import asyncio
 import logging
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.model import Container, ContainerPaths
-from servin.engine.runtime.monitor.client import MonitorClient, SpawnResult, ensure_zygote, spawn
+from servin.engine.runtime.monitor.client import (
+    Attachment,
+    MonitorClient,
+    SpawnResult,
+    ensure_zygote,
+    spawn,
+)
 from servin.engine.runtime.monitor.protocol import RuntimeConfig, SpawnSpec, monitor_alive
 from servin.engine.runtime.monitor.runtimes import make_runtime
 from servin.engine.runtime.oci import OCIRuntime
 from servin.errors import InvalidArgument, Unavailable
 
 log = logging.getLogger(__name__)
+
+# An attach request waiting for its container's start: the future its attachment goes to,
+# and the request's options (those of ``MonitorClient.attach``).
+WaitingAttach = tuple[asyncio.Future[Attachment], dict[str, bool]]
 
 
 class Monitors:
@@ -57,16 +68,18 @@ class Monitors:
         """The OCI runtime object of a container (for pause, resume, update, delete)."""
         return make_runtime(self.runtime_config(c.runtime), self.paths(c.id).state_dir)
 
-    async def spawn(self, spec: SpawnSpec) -> SpawnResult:
-        """Have the per-exec-root zygote fork a container's monitor; a zygote that died
-        (killed, OOM) is started again, once."""
+    async def spawn(self, spec: SpawnSpec,
+                    attach: Sequence[Mapping[str, bool]] = ()) -> SpawnResult:
+        """Have the per-exec-root zygote fork a container's monitor (``attach``: attach
+        streams to pass along, see ``client.spawn``); a zygote that died (killed, OOM) is
+        started again, once."""
         for attempt in (1, 2):
             async with self._zygote_lock:
                 if self._zygote is None:
                     self._zygote = await asyncio.to_thread(ensure_zygote, self.config.exec_root)
                 zygote = self._zygote
             try:
-                return await spawn(zygote, spec)
+                return await spawn(zygote, spec, attach)
             except Unavailable as exc:
                 if "monitor zygote" not in str(exc):
                     raise  # the zygote answered: the creation itself failed

@@ -15,9 +15,9 @@ import contextlib
 import logging
 import os
 import re
-import shutil
 import signal as signal_module
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -38,17 +38,19 @@ from servin.engine.containers.model import (
     ContainerConfig,
     ContainerState,
     HostConfig,
+    PublishedPort,
 )
-from servin.engine.containers.monitors import Monitors
+from servin.engine.containers.monitors import Monitors, WaitingAttach
 from servin.engine.containers.store import ContainerStore
 from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.images.store import ImageStore
-from servin.engine.linux.netdev import bring_up_loopback
 from servin.engine.runtime.bundle import BundleInputs, NamespacePaths, build_config, write_bundle
+from servin.engine.runtime.monitor.client import Attachment
 from servin.engine.runtime.monitor.protocol import LogConfig, SpawnSpec
 from servin.engine.runtime.userdb import resolve_user
 from servin.engine.store.snapshots import Snapshotter
+from servin.engine.store.trash import remove_unmounted
 from servin.engine.volumes.copyup import copy_up
 from servin.errors import Conflict, InvalidArgument, NotFound, ServinError
 from servin.units import parse_bytes
@@ -63,8 +65,22 @@ NAMESPACE_MODES = ("network", "ipc", "pid", "uts", "cgroup")
 class AttachWaiters(Protocol):
     """Attach requests waiting for a container to start (the attach service)."""
 
+    def waiting(self, container_id: str) -> list[WaitingAttach]:
+        """The requests waiting now, to ride along with a spawn that also starts."""
+
+    async def hand_spawned(self, container_id: str, waiting: list[WaitingAttach],
+                           attachments: Sequence[Attachment]) -> None:
+        """Give ``waiting`` the attachments the spawn made for them, in order."""
+
     async def hand_over(self, container_id: str) -> None:
         """Give every waiting request its monitor attachment (before the program runs)."""
+
+
+def starts_at_spawn(network_mode: str) -> bool:
+    """Whether nothing needs doing between a container's creation and its start: no network
+    links to make (runtimes bring ``lo`` up themselves). Then the monitor starts the program
+    at once and the waiting attach requests ride along with the spawn (one round trip)."""
+    return network_mode in ("none", "host") or network_mode.startswith(("container:", "ns:"))
 
 
 LOG_OPTS = {"max-size", "max-file", "labels", "labels-regex", "env", "env-regex"}
@@ -209,7 +225,8 @@ class Runner:
         image_config = self.images.config(self.images.get(c.image_id))
         if not c.state.rootfs_mounted:
             paths.rootfs.mkdir(parents=True, exist_ok=True)
-            self.snapshots.mount(c.id, paths.rootfs)
+            # A container removed at its exit needs no durable writes (podman does the same).
+            self.snapshots.mount(c.id, paths.rootfs, volatile=c.host_config.auto_remove)
             c.state.rootfs_mounted = True
             self.store.save_state(c)
         image = image_config.get("config") or {}
@@ -256,6 +273,8 @@ class Runner:
         try:
             bundle, image = await asyncio.to_thread(self._prepare_bundle, c)
             crashpoint("container.start.after-mount")
+            direct = starts_at_spawn(c.network_mode)
+            waiting = self.waiters.waiting(c.id) if direct else []
             spawn_spec = SpawnSpec(
                 id=c.id,
                 bundle=bundle,
@@ -264,19 +283,22 @@ class Runner:
                 runtime=self.monitors.runtime_config(c.runtime),
                 open_stdin=c.config.open_stdin,
                 tty=c.config.tty,
+                start=direct,
             )
-            result = await self.monitors.spawn(spawn_spec)
+            self.locks.exit_event(c.id).clear()
+            result = await self.monitors.spawn(spawn_spec, [o for _, o in waiting])
             spawned = True
             crashpoint("container.start.after-spawn")
-            if c.network_mode == "none":
-                await asyncio.to_thread(bring_up_loopback, result.pid)
-                published = []
+            published: list[PublishedPort] = []
+            if direct:
+                await self.waiters.hand_spawned(c.id, waiting, result.attachments)
+                crashpoint("container.start.after-network")
+                await self.waiters.hand_over(c.id)  # any that came during the spawn
             else:
                 published = await self.networks.attach(c, result.pid, image)
-            crashpoint("container.start.after-network")
-            self.locks.exit_event(c.id).clear()
-            await self.waiters.hand_over(c.id)
-            await monitor.start()
+                crashpoint("container.start.after-network")
+                await self.waiters.hand_over(c.id)
+                await monitor.start()
             crashpoint("container.start.after-monitor-start")
         except BaseException as exc:
             if spawned:
@@ -328,14 +350,17 @@ class Runner:
             self.volumes.release(mountspecs.volume_names(c.mounts), c.id)
 
     def discard_files(self, container_id: str) -> None:
-        """Remove a container's snapshot and directories (blocking)."""
+        """Remove a container's snapshot and directories (blocking): the rw layer and the
+        directories (its log may be big) are renamed aside now and deleted in the background;
+        the start-up repair sweeps what a crash leaves."""
         paths = self.monitors.paths(container_id)
         with contextlib.suppress(ServinError, OSError):
             self.snapshots.unmount(paths.rootfs)
         with contextlib.suppress(ServinError, OSError):
-            self.snapshots.remove(container_id)
-        shutil.rmtree(paths.dir, ignore_errors=True)
-        shutil.rmtree(paths.state_dir, ignore_errors=True)
+            self.snapshots.discard(container_id)
+        with contextlib.suppress(OSError):
+            self.snapshots.trash.move_aside(paths.dir)
+            self.snapshots.trash.move_aside(paths.state_dir, remove_unmounted)
 
     def drop_volumes(self, names: list[str]) -> None:
         """Remove volumes a failed create made (blocking)."""

@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from servin.engine.containers.detachkeys import DetachScanner, parse_detach_keys
 from servin.engine.containers.locks import ContainerLocks
 from servin.engine.containers.model import PAUSED, RUNNING, Container
-from servin.engine.containers.monitors import Monitors
+from servin.engine.containers.monitors import Monitors, WaitingAttach
 from servin.engine.containers.store import ContainerStore
 from servin.engine.runtime.monitor.client import Attachment
 from servin.errors import Conflict, ServinError
@@ -183,7 +183,7 @@ class AttachService:
         self.locks = locks
         # Attach requests waiting for a created container to start: each gets a monitor
         # attachment after the monitor exists and before the program runs.
-        self._pending: dict[str, list[tuple[asyncio.Future[Attachment], dict[str, bool]]]] = {}
+        self._pending: dict[str, list[WaitingAttach]] = {}
 
     async def attach(self, ref: str, options: AttachOptions) -> StreamSession:
         """A session on the container's streams: now if it runs, else from its next start.
@@ -239,6 +239,23 @@ class AttachService:
 
         future.add_done_callback(withdraw)
         return future
+
+    def waiting(self, container_id: str) -> list[WaitingAttach]:
+        """The requests waiting now (to pass along with a spawn that also starts)."""
+        return [(f, o) for f, o in self._pending.get(container_id, []) if not f.done()]
+
+    async def hand_spawned(self, container_id: str, waiting: list[WaitingAttach],
+                           attachments: Sequence[Attachment]) -> None:
+        """Give requests the streams the spawn made for them."""
+        entries = self._pending.get(container_id, [])
+        for entry, attachment in zip(waiting, attachments, strict=True):
+            if entry in entries:
+                entries.remove(entry)
+            future = entry[0]
+            if future.done():
+                await attachment.close()
+            else:
+                future.set_result(attachment)
 
     async def hand_over(self, container_id: str) -> None:
         """The container's monitor exists and its program has not run yet: give every

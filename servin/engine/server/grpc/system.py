@@ -79,6 +79,11 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
             socket=i.socket,
             daemon_pid=i.daemon_pid,
             started_at=from_ns(i.started_at_ns),
+            networks=i.networks,
+            cpu_busy_ns=i.cpu_busy_ns,
+            cpu_total_ns=i.cpu_total_ns,
+            mem_available=i.mem_available,
+            load_average=list(i.load_average),
         )
 
     async def Events(
