@@ -340,15 +340,33 @@ def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, cont
         until=parse_time(until, "--until"),
         timestamps=timestamps,
     )
-    out = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
-    for entry in get_client().containers.Logs(request):
-        target = out.get(entry.stream, sys.stdout.buffer)
-        if timestamps:
-            stamp = entry.time.ToJsonString()
-            target.write(stamp.encode() + b" ")
-        target.write(entry.data)
-        if follow:
-            target.flush()
+    write_logs(get_client().containers.Logs(request), timestamps=timestamps, follow=follow)
+
+
+def write_logs(chunks: Any, *, timestamps: bool, follow: bool) -> None:
+    """Write ``LogChunk``s to stdout and stderr: buffered (flushed where the stream changes,
+    so the two keep their order on one terminal), and at once after each chunk when
+    following."""
+    from servin.client.logs import Stamper, records
+
+    stdout, stderr = sys.stdout.buffer, sys.stderr.buffer
+    stamp = Stamper() if timestamps else None
+    last = stdout
+    try:
+        for chunk in chunks:
+            for stream, ns, data in records(chunk):
+                target = stderr if stream == 2 else stdout
+                if target is not last:
+                    last.flush()
+                    last = target
+                if stamp is not None:
+                    target.write(stamp(ns) + b" " + data)
+                else:
+                    target.write(data)
+            if follow:
+                last.flush()
+    finally:
+        last.flush()
 
 
 @click.command()

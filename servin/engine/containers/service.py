@@ -1043,28 +1043,35 @@ class ContainerService:
         return await asyncio.to_thread(self.store.list)
 
     async def logs(
-        self, text: str, *, follow: bool, tail: int, since_ns: int | None, until_ns: int | None
-    ) -> AsyncIterator[logreader.LogLine]:
-        """The container's log entries (and new ones with ``follow``)."""
+        self,
+        text: str,
+        *,
+        follow: bool,
+        tail: int,
+        since_ns: int | None,
+        until_ns: int | None,
+        stdout: bool = True,
+        stderr: bool = True,
+        timestamps: bool = False,
+    ) -> AsyncIterator[logreader.LogChunk]:
+        """The container's log as chunks of entries (and new ones with ``follow``, until it
+        stops): see ``logreader.read_log``."""
         c = await self.resolve(text)
         if c.spec.log_config.type == "none":
             raise InvalidArgument('configured logging driver does not support reading ("none")')
-        paths = self.paths(c.id)
-        exited = self._exit_event(c.id)
-        running = c.state.status in (RUNNING, PAUSED)
-
-        def still_running() -> bool:
-            return running and not exited.is_set()
-
-        async for line in logreader.read_log(
-            paths.log_path,
+        async for chunk in logreader.read_log(
+            self.paths(c.id).log_path,
             tail=tail,
             since_ns=since_ns,
             until_ns=until_ns,
             follow=follow,
-            still_running=still_running,
+            running=c.state.status in (RUNNING, PAUSED),
+            exited=self._exit_event(c.id),
+            stdout=stdout,
+            stderr=stderr,
+            timestamps=timestamps,
         ):
-            yield line
+            yield chunk
 
     def _image_config(self, c: Container) -> dict[str, Any]:
         config: dict[str, Any] = self.images.config(self.images.get(c.image_id))

@@ -503,6 +503,20 @@ class ContainerLogsRequest(_message.Message):
     timestamps: bool
     def __init__(self, id: _Optional[str] = ..., follow: _Optional[bool] = ..., stdout: _Optional[bool] = ..., stderr: _Optional[bool] = ..., tail: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timestamps: _Optional[bool] = ...) -> None: ...
 
+class LogChunk(_message.Message):
+    __slots__ = ("data", "sizes", "streams", "times", "container_id")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SIZES_FIELD_NUMBER: _ClassVar[int]
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    TIMES_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    sizes: _containers.RepeatedScalarFieldContainer[int]
+    streams: bytes
+    times: _containers.RepeatedScalarFieldContainer[int]
+    container_id: str
+    def __init__(self, data: _Optional[bytes] = ..., sizes: _Optional[_Iterable[int]] = ..., streams: _Optional[bytes] = ..., times: _Optional[_Iterable[int]] = ..., container_id: _Optional[str] = ...) -> None: ...
+
 class LogEntry(_message.Message):
     __slots__ = ("stream", "time", "data", "container_id")
     STREAM_FIELD_NUMBER: _ClassVar[int]
