@@ -50,7 +50,7 @@ def test_many_chunks_complete_in_order_with_times(tmp_path: Path) -> None:
     times = write(log, lines)
     chunks = collect(log, timestamps=True)
     assert len(chunks) > 3
-    assert flat(chunks) == [(s, t, d) for (s, d), t in zip(lines, times)]
+    assert flat(chunks) == [(s, t, d) for (s, d), t in zip(lines, times, strict=True)]
 
 
 def test_without_times_runs_of_one_stream_are_merged(tmp_path: Path) -> None:
