@@ -22,6 +22,8 @@ from servin.engine.runtime.monitor.protocol import STDERR, STDOUT, LogConfig, ut
 MAX_LINE = 16 * 1024
 
 _STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
+# Bytes that stand for themselves inside a JSON string (and the newlines between entries).
+_PLAIN = bytes(range(0x20, 0x80)).replace(b'"', b"").replace(b"\\", b"") + b"\n"
 
 
 class LogWriter:
@@ -116,12 +118,17 @@ class LogWriter:
         if self._cri:
             prefix = b"".join((ts, b" ", name.encode(), b" F "))
             return prefix + lines[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
+        end = f',"stream":"{name}","time":"{ts.decode()}"}}\n'
+        if not lines.translate(None, _PLAIN):
+            # Printable ASCII without quotes or backslashes is its own JSON string text.
+            head = b'{"log":"'
+            tail = b'\\n"' + end.encode()
+            return head + lines[:-1].replace(b"\n", tail + head) + tail
         texts = lines.decode("utf-8", "replace").split("\n")
         texts.pop()  # after the last newline
         # Escaped JSON strings hold no raw newline, so in "\n".join(...) the only '"\n"'
         # are the joins: each becomes the end of one entry and the start of the next.
         joined = "\n".join(map(encode_basestring, texts))
-        end = f',"stream":"{name}","time":"{ts.decode()}"}}\n'
         body = joined.replace('"\n"', f'\\n"{end}{{"log":"')
         return f'{{"log":{body[:-1]}\\n"{end}'.encode()
 
