@@ -71,7 +71,7 @@ from servin.errors import (
 )
 
 READ_CHUNK = 32 * 1024
-CLIENT_BUFFER_LIMIT = 1 << 20  # per attach client; past it whole frames are dropped for it
+CLIENT_BUFFER_LIMIT = 4 << 20  # per attach client; past it whole frames are dropped for it
 STDIN_BUFFER_LIMIT = 256 * 1024  # past it stdin clients are not read (backpressure, no loss)
 DRAIN_TIMEOUT = 1.0  # after the init exits, how long leftover writers may keep stdout open
 LINGER_TIMEOUT = 5.0  # after the exit record, how long attach clients may take to drain
