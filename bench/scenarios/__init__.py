@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from bench.scenarios import (
+    build,
     console,
     dockerapi,
     listing,
@@ -17,5 +18,6 @@ from bench.scenarios import (
 )
 
 SCENARIOS: dict[str, ModuleType] = {
-    m.NAME: m for m in (start, throughput, memory, pull, logs, listing, console, dockerapi, short)
+    m.NAME: m for m in (start, throughput, memory, pull, logs, listing, console, dockerapi,
+              build, short)
 }

@@ -1,4 +1,4 @@
-"""9. Short commands: what an operator types during an incident, timed end to end through
+"""10. Short commands: what an operator types during an incident, timed end to end through
 each CLI (start-up, connection, the daemon's answer): ``ps`` with no containers, ``version``,
 ``--help``, ``inspect``, ``logs --tail 100`` of a 50 MB log, ``stats --no-stream`` with 50
 running containers and ``exec C true``."""

@@ -19,6 +19,7 @@ _STATS = "servin.cli.commands.stats"
 _VOLUME = "servin.cli.commands.volumes"
 _FILES = "servin.cli.commands.files"
 _REGISTRY = "servin.cli.commands.registry"
+_BUILD = "servin.cli.commands.build"
 
 TOP_LEVEL = {
     "daemon": describe(f"{_DAEMON}:daemon", "Run the Servin engine daemon"),
@@ -27,6 +28,8 @@ TOP_LEVEL = {
     "system": describe(f"{_SYSTEM}:system", "Manage Servin (info, df, events, prune)"),
     "events": describe(f"{_SYSTEM}:events", "Get real time events from the daemon"),
     "image": describe(f"{_IMAGE}:image", "Manage images"),
+    "build": describe(f"{_BUILD}:build", "Build an image from a Dockerfile"),
+    "builder": describe(f"{_BUILD}:builder", "Manage builds"),
     "images": describe(f"{_IMAGE}:image_ls", "List images"),
     "rmi": describe(f"{_IMAGE}:image_rm", "Remove one or more images"),
     "import": describe(f"{_IMAGE}:image_import", "Import a root filesystem tarball as an image"),

@@ -131,6 +131,20 @@ class Client:
 
         return self.images.Load(messages())  # type: ignore[no-any-return]
 
+    def build(self, options: images_pb2.BuildOptions,
+              context: Iterable[bytes]) -> Iterator[images_pb2.BuildProgress]:
+        """Build an image: the options, then the context's tar stream (sent by a background
+        thread while the progress comes back)."""
+        from servin.api.servin.v1 import images_pb2
+
+        def messages() -> Iterator[images_pb2.BuildInput]:
+            yield images_pb2.BuildInput(options=options)
+            for chunk in context:
+                if chunk:
+                    yield images_pb2.BuildInput(data=chunk)
+
+        return self.images.Build(messages())  # type: ignore[no-any-return]
+
     def save_images(self, references: Iterable[str], fmt: str = "") -> Iterator[bytes]:
         """The named images as a tarball (``docker-archive`` or ``oci-archive``), in chunks."""
         from servin.api.servin.v1 import images_pb2

@@ -125,6 +125,7 @@ DOCKER: dict[str, str] = {
     "container wait": "",
     # docker image ...
     "image build": _BUILD_FLAGS,
+    "builder prune": "-a/--all --filter -f/--force --keep-storage",
     "image history": "--format -H/--human --no-trunc --platform -q/--quiet",
     "image import": "-c/--change -m/--message --platform",
     "image inspect": "-f/--format --platform",
@@ -187,7 +188,7 @@ DOCKER_ALIASES = {
 }
 # docker's management commands outside this table's scope (swarm, plugins, buildx, ...).
 OTHER_DOCKER = (
-    "builder buildx compose config manifest node plugin secret service stack swarm trust"
+    "buildx compose config manifest node plugin secret service stack swarm trust"
 )
 
 

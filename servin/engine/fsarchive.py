@@ -151,11 +151,18 @@ class TarWriter:
             self.add_entry(dir_fd, name, f"{prefix}/{name}" if prefix else name, st)
 
     def add_whiteout(self, arcname: str) -> None:
-        """An OCI whiteout entry (``dir/.wh.name``) marking ``arcname`` deleted."""
+        """An OCI whiteout entry (``dir/.wh.name``) marking ``arcname`` deleted (mode 0600,
+        as docker writes them)."""
         head, _, base = arcname.rpartition("/")
         info = tarfile.TarInfo(f"{head}/{WHITEOUT_PREFIX}{base}" if head else
                                f"{WHITEOUT_PREFIX}{base}")
-        info.mode = 0o644
+        info.mode = 0o600
+        self._tar.addfile(info)
+
+    def add_opaque(self, arcname: str, st: os.stat_result) -> None:
+        """The opaque marker (``dir/.wh..wh..opq``) of directory ``arcname``: nothing of the
+        layers below shows through it. Owner and permissions are the directory's."""
+        info = self._info(f"{arcname}/{WHITEOUT_PREFIX}{WHITEOUT_PREFIX}.opq", st)
         self._tar.addfile(info)
 
 

@@ -104,6 +104,7 @@ class State:
     stats_note: str = ""  # why live stats are missing ("" when they flow)
     events_note: str = ""
     images_note: str = ""
+    builds: dict[str, str] = field(default_factory=dict)  # running builds: id -> what, step
 
 
 class Source:
@@ -411,6 +412,14 @@ class Source:
         elif ev.type == "image":
             self._images_wanted = True
             self._list_wanted.set()
+        elif ev.type == "builder":  # servin build: shown on the Images screen while it runs
+            attrs = dict(ev.attributes)
+            if ev.action in ("start", "step"):
+                step = attrs.get("step", "")
+                self.state.builds[ev.id] = attrs.get("name", "") + (f": {step}" if step else "")
+            else:
+                self.state.builds.pop(ev.id, None)
+            kinds.add("images")
         elif ev.type in ("volume", "network", "pod"):
             kinds.add(f"{ev.type}s")  # their screens reload (only while shown)
         self._mark(*kinds)

@@ -169,16 +169,17 @@ def test_pids_limit_stops_a_fork_bomb(engine: DaemonProcess) -> None:
 def test_user_and_groups(engine: DaemonProcess) -> None:
     assert (
         run(engine, "-u", "nobody", "busybox", "id").strip()
-        == "uid=65534(nobody) gid=65534(nogroup)"
+        == "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)"
     )
-    # Supplementary groups come from the image's /etc/group, plus --group-add.
+    # Supplementary groups come from the image's /etc/group, plus --group-add, plus the
+    # primary group (as docker's runc does).
     assert (
         run(engine, "-u", "user", "busybox", "id").strip()
-        == "uid=1000(user) gid=1000(user) groups=100(users)"
+        == "uid=1000(user) gid=1000(user) groups=100(users),1000(user)"
     )
     assert (
         run(engine, "-u", "nobody", "--group-add", "wheel", "busybox", "id").strip()
-        == "uid=65534(nobody) gid=65534(nogroup) groups=10(wheel)"
+        == "uid=65534(nobody) gid=65534(nogroup) groups=10(wheel),65534(nogroup)"
     )
     assert run(engine, "-u", "1234:33", "busybox", "id", "-u").strip() == "1234"
     assert run(

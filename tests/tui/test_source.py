@@ -96,3 +96,27 @@ async def test_reconnects_with_backoff_and_keeps_the_last_data() -> None:
         assert source.state.error == ""
     finally:
         await source.stop()
+
+
+@async_test
+async def test_running_builds_follow_the_builder_events() -> None:
+    fake = FakeDaemon()
+    source = make_source(fake)
+    source.start()
+    try:
+        await source.wait_connected(5)
+        await until(lambda: len(source.state.events) == 14)  # the events stream is open
+
+        def push(action: str, **attributes: str) -> None:
+            ev = system_pb2.Event(type="builder", action=action, id="b1", attributes=attributes)
+            ev.time.FromSeconds(int(fake.now) + 1000 + len(source.state.events))
+            fake.push_event(ev)
+
+        push("start", name="app:1")
+        await until(lambda: source.state.builds.get("b1") == "app:1")
+        push("step", name="app:1", step="2/5 RUN make")
+        await until(lambda: source.state.builds.get("b1") == "app:1: 2/5 RUN make")
+        push("end", name="app:1")
+        await until(lambda: "b1" not in source.state.builds)
+    finally:
+        await source.stop()

@@ -384,12 +384,14 @@ def image() -> None:
     """Manage images."""
 
 
+from servin.cli.commands.build import build as _build  # noqa: E402 (image build)
 from servin.cli.commands.registry import pull as _pull  # noqa: E402 (registry commands)
 from servin.cli.commands.registry import push as _push  # noqa: E402
 
 add_commands(
     image,
     (
+        (_build, ("build",)),
         (_pull, ("pull",)),
         (_push, ("push",)),
         (image_ls, ("ls", "list")),

@@ -23,6 +23,7 @@ from servin.engine.images.changes import apply_changes
 from servin.engine.images.store import ImageRecord
 from servin.engine.linux.safepath import openat2
 from servin.engine.store.content import BlobWriter, ContentStore
+from servin.engine.store.leases import Lease
 
 _OCI_LAYER_TYPES = {
     mediatypes.DOCKER_LAYER_GZIP: mediatypes.OCI_LAYER_GZIP,
@@ -58,11 +59,12 @@ class _BlobOut:
         pass
 
 
-def write_layer(content: ContentStore, source: Path, changes: list[tuple[str, str]]
-                ) -> tuple[str, int]:
+def write_layer(content: ContentStore, source: Path, changes: list[tuple[str, str]],
+                lease: Lease | None = None) -> tuple[str, int]:
     """The changes as a layer blob: (digest, size). ``source`` holds the added/changed
-    files (relative paths as in ``changes``)."""
-    writer = content.writer()
+    files (relative paths as in ``changes``); with ``lease``, the blob is held by it. Kinds:
+    ``A``/``C`` an entry, ``D`` a whiteout, ``O`` a directory's opaque marker."""
+    writer = content.writer(lease)
     try:
         tar = fsarchive.TarWriter(_BlobOut(writer))  # type: ignore[arg-type]
         root = os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -71,6 +73,10 @@ def write_layer(content: ContentStore, source: Path, changes: list[tuple[str, st
                 arcname = path.lstrip("/")
                 if kind == "D":
                     tar.add_whiteout(arcname)
+                    continue
+                if kind == "O":
+                    tar.add_opaque(arcname, os.stat(path.lstrip("/"), dir_fd=root,
+                                                    follow_symlinks=False))
                     continue
                 head, _, name = path.rpartition("/")
                 try:

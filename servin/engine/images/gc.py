@@ -5,7 +5,8 @@ Roots (what is kept):
   its layer blobs, and the chain ID of every layer its config lists;
 - every container snapshot: the layer chains it stands on;
 - every open lease (``servin.engine.store.leases``): what an import, load, pull or container
-  create is writing or about to use.
+  create is writing or about to use;
+- whatever the extra root providers name (the build cache's layers).
 A kept layer keeps the layers below it. Everything else in ``content/blobs`` and the
 snapshotter's layer index goes.
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,14 +82,23 @@ def _read_json(store: ImageStore, digest: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def collect(store: ImageStore, snapshots: Snapshotter) -> Collected:
-    """Remove every blob and unpacked layer that no image, container snapshot or lease holds."""
+RootProvider = Callable[[], tuple[set[str], set[str]]]  # -> (blob digests, chain IDs)
+
+
+def collect(store: ImageStore, snapshots: Snapshotter,
+            extra_roots: Iterable[RootProvider] = ()) -> Collected:
+    """Remove every blob and unpacked layer that no image, container snapshot, lease or extra
+    root provider holds."""
     content = store.content
     done = Collected()
     trash: list[Path] = []
     with content.leases.lock:
         keep_blobs = content.leases.held_blobs()
         keep_chains = content.leases.held_chains()
+        for provider in extra_roots:
+            blobs, chains = provider()
+            keep_blobs |= blobs
+            keep_chains |= chains
         for record in store.list():
             keep_blobs |= referenced_blobs(store, record)
             keep_chains.update(image_chains(store, record))

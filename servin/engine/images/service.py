@@ -63,6 +63,8 @@ class ImageService:
         self.events = events
         # Containers created from an image (the image must outlive them).
         self.in_use = in_use
+        # More garbage-collection roots (the build cache registers its layers here).
+        self.extra_roots: list[gc.RootProvider] = []
 
     async def import_rootfs(
         self,
@@ -130,7 +132,7 @@ class ImageService:
 
     def collect(self) -> gc.Collected:
         """Remove blobs and layers nothing references (blocking)."""
-        return gc.collect(self.store, self.snapshots)
+        return gc.collect(self.store, self.snapshots, self.extra_roots)
 
     async def _collect_quietly(self) -> None:
         """Collect after a failed operation; a failure here must not hide the first one."""

@@ -109,5 +109,6 @@ def resolve_user(rootfs: Path, spec: str, group_add: list[str] | None = None) ->
                 )
             value = int(match[2])
         extra.append(value)
-    additional = sorted({g for g in extra if g != gid})
+    # As runc (and so docker): the primary group is a supplementary group too.
+    additional = sorted({*extra, gid})
     return ExecUser(uid, gid, additional, home or "/")

@@ -78,4 +78,17 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX network_endpoints_by_container ON network_endpoints(container_id)
     """,
+    # 5: the build cache: each build step's result by the digest of its inputs.
+    """
+    CREATE TABLE build_cache (
+        key TEXT PRIMARY KEY,                -- hex sha256 of the step's inputs
+        state TEXT NOT NULL,                 -- JSON: the image config and layers after it
+        blobs TEXT NOT NULL DEFAULT '[]',    -- JSON list: the layer blobs the state uses
+        chain TEXT NOT NULL DEFAULT '',      -- the top layer's chain ID ('' for none)
+        description TEXT NOT NULL DEFAULT '',-- the instruction, for listings
+        size INTEGER NOT NULL DEFAULT 0,     -- bytes of the step's own layer (0: none)
+        created_ns INTEGER NOT NULL,
+        last_used_ns INTEGER NOT NULL
+    )
+    """,
 )

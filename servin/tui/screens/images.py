@@ -100,7 +100,8 @@ class ImagesScreen(BaseScreen):
             table.move_cursor(row=order.index(current), animate=False)
         note = f" │ {self.state.images_note}" if self.state.images_note else ""
         filt = f" │ filter: {self.filter_text}" if self.filter_text else ""
-        self.set_status(f"{len(items)}/{len(self.state.images)} images{filt}{note}")
+        builds = "".join(f" │ building {b}" for b in self.state.builds.values())
+        self.set_status(f"{len(items)}/{len(self.state.images)} images{filt}{note}{builds}")
 
     def _cursor_key(self) -> str | None:
         table: DataTable[Any] = self.query_one(DataTable)

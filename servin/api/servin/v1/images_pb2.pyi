@@ -317,3 +317,173 @@ class LoginResponse(_message.Message):
     status: str
     identity_token: str
     def __init__(self, status: _Optional[str] = ..., identity_token: _Optional[str] = ...) -> None: ...
+
+class BuildInput(_message.Message):
+    __slots__ = ("options", "data")
+    OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    options: BuildOptions
+    data: bytes
+    def __init__(self, options: _Optional[_Union[BuildOptions, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class BuildOptions(_message.Message):
+    __slots__ = ("dockerfile", "dockerfile_path", "tags", "build_args", "target", "no_cache", "pull", "cache_from", "labels", "platform", "network", "extra_hosts", "secrets", "output", "context_trimmed", "dockerignore", "resources", "shm_size", "ulimits")
+    DOCKERFILE_FIELD_NUMBER: _ClassVar[int]
+    DOCKERFILE_PATH_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    BUILD_ARGS_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    NO_CACHE_FIELD_NUMBER: _ClassVar[int]
+    PULL_FIELD_NUMBER: _ClassVar[int]
+    CACHE_FROM_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    EXTRA_HOSTS_FIELD_NUMBER: _ClassVar[int]
+    SECRETS_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_TRIMMED_FIELD_NUMBER: _ClassVar[int]
+    DOCKERIGNORE_FIELD_NUMBER: _ClassVar[int]
+    RESOURCES_FIELD_NUMBER: _ClassVar[int]
+    SHM_SIZE_FIELD_NUMBER: _ClassVar[int]
+    ULIMITS_FIELD_NUMBER: _ClassVar[int]
+    dockerfile: bytes
+    dockerfile_path: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    build_args: _containers.RepeatedCompositeFieldContainer[_common_pb2.KeyValue]
+    target: str
+    no_cache: bool
+    pull: bool
+    cache_from: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.RepeatedCompositeFieldContainer[_common_pb2.KeyValue]
+    platform: str
+    network: str
+    extra_hosts: _containers.RepeatedScalarFieldContainer[str]
+    secrets: _containers.RepeatedCompositeFieldContainer[BuildSecret]
+    output: str
+    context_trimmed: bool
+    dockerignore: _containers.RepeatedScalarFieldContainer[str]
+    resources: _common_pb2.Resources
+    shm_size: int
+    ulimits: _containers.RepeatedCompositeFieldContainer[BuildUlimit]
+    def __init__(self, dockerfile: _Optional[bytes] = ..., dockerfile_path: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., build_args: _Optional[_Iterable[_Union[_common_pb2.KeyValue, _Mapping]]] = ..., target: _Optional[str] = ..., no_cache: _Optional[bool] = ..., pull: _Optional[bool] = ..., cache_from: _Optional[_Iterable[str]] = ..., labels: _Optional[_Iterable[_Union[_common_pb2.KeyValue, _Mapping]]] = ..., platform: _Optional[str] = ..., network: _Optional[str] = ..., extra_hosts: _Optional[_Iterable[str]] = ..., secrets: _Optional[_Iterable[_Union[BuildSecret, _Mapping]]] = ..., output: _Optional[str] = ..., context_trimmed: _Optional[bool] = ..., dockerignore: _Optional[_Iterable[str]] = ..., resources: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., shm_size: _Optional[int] = ..., ulimits: _Optional[_Iterable[_Union[BuildUlimit, _Mapping]]] = ...) -> None: ...
+
+class BuildSecret(_message.Message):
+    __slots__ = ("id", "data")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    data: bytes
+    def __init__(self, id: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class BuildUlimit(_message.Message):
+    __slots__ = ("name", "soft", "hard")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SOFT_FIELD_NUMBER: _ClassVar[int]
+    HARD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    soft: int
+    hard: int
+    def __init__(self, name: _Optional[str] = ..., soft: _Optional[int] = ..., hard: _Optional[int] = ...) -> None: ...
+
+class BuildStepStarted(_message.Message):
+    __slots__ = ("vertex", "stage", "index", "count", "number", "total", "instruction", "keyword")
+    VERTEX_FIELD_NUMBER: _ClassVar[int]
+    STAGE_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    INSTRUCTION_FIELD_NUMBER: _ClassVar[int]
+    KEYWORD_FIELD_NUMBER: _ClassVar[int]
+    vertex: int
+    stage: str
+    index: int
+    count: int
+    number: int
+    total: int
+    instruction: str
+    keyword: str
+    def __init__(self, vertex: _Optional[int] = ..., stage: _Optional[str] = ..., index: _Optional[int] = ..., count: _Optional[int] = ..., number: _Optional[int] = ..., total: _Optional[int] = ..., instruction: _Optional[str] = ..., keyword: _Optional[str] = ...) -> None: ...
+
+class BuildStepDone(_message.Message):
+    __slots__ = ("vertex", "cached", "image_id", "seconds", "container_id")
+    VERTEX_FIELD_NUMBER: _ClassVar[int]
+    CACHED_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    vertex: int
+    cached: bool
+    image_id: str
+    seconds: float
+    container_id: str
+    def __init__(self, vertex: _Optional[int] = ..., cached: _Optional[bool] = ..., image_id: _Optional[str] = ..., seconds: _Optional[float] = ..., container_id: _Optional[str] = ...) -> None: ...
+
+class BuildStepFailed(_message.Message):
+    __slots__ = ("vertex", "message", "command", "exit_code", "has_exit_code")
+    VERTEX_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    HAS_EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    vertex: int
+    message: str
+    command: str
+    exit_code: int
+    has_exit_code: bool
+    def __init__(self, vertex: _Optional[int] = ..., message: _Optional[str] = ..., command: _Optional[str] = ..., exit_code: _Optional[int] = ..., has_exit_code: _Optional[bool] = ...) -> None: ...
+
+class BuildResult(_message.Message):
+    __slots__ = ("image_id", "tags", "recorded")
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    image_id: str
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    recorded: bool
+    def __init__(self, image_id: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., recorded: _Optional[bool] = ...) -> None: ...
+
+class BuildProgress(_message.Message):
+    __slots__ = ("started", "done", "failed", "result", "message", "warning", "context_bytes", "context_size", "output_data", "vertex", "container_id", "data", "stream")
+    STARTED_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    FAILED_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    WARNING_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_SIZE_FIELD_NUMBER: _ClassVar[int]
+    OUTPUT_DATA_FIELD_NUMBER: _ClassVar[int]
+    VERTEX_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    STREAM_FIELD_NUMBER: _ClassVar[int]
+    started: BuildStepStarted
+    done: BuildStepDone
+    failed: BuildStepFailed
+    result: BuildResult
+    message: str
+    warning: str
+    context_bytes: int
+    context_size: int
+    output_data: bytes
+    vertex: int
+    container_id: str
+    data: bytes
+    stream: int
+    def __init__(self, started: _Optional[_Union[BuildStepStarted, _Mapping]] = ..., done: _Optional[_Union[BuildStepDone, _Mapping]] = ..., failed: _Optional[_Union[BuildStepFailed, _Mapping]] = ..., result: _Optional[_Union[BuildResult, _Mapping]] = ..., message: _Optional[str] = ..., warning: _Optional[str] = ..., context_bytes: _Optional[int] = ..., context_size: _Optional[int] = ..., output_data: _Optional[bytes] = ..., vertex: _Optional[int] = ..., container_id: _Optional[str] = ..., data: _Optional[bytes] = ..., stream: _Optional[int] = ...) -> None: ...
+
+class PruneBuildCacheRequest(_message.Message):
+    __slots__ = ("unused_for_ns",)
+    UNUSED_FOR_NS_FIELD_NUMBER: _ClassVar[int]
+    unused_for_ns: int
+    def __init__(self, unused_for_ns: _Optional[int] = ...) -> None: ...
+
+class PruneBuildCacheResponse(_message.Message):
+    __slots__ = ("entries", "space_reclaimed")
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    SPACE_RECLAIMED_FIELD_NUMBER: _ClassVar[int]
+    entries: int
+    space_reclaimed: int
+    def __init__(self, entries: _Optional[int] = ..., space_reclaimed: _Optional[int] = ...) -> None: ...

@@ -95,6 +95,16 @@ class ImagesStub:
                 request_serializer=servin_dot_v1_dot_images__pb2.LoginRequest.SerializeToString,
                 response_deserializer=servin_dot_v1_dot_images__pb2.LoginResponse.FromString,
                 _registered_method=True)
+        self.Build = channel.stream_stream(
+                '/servin.v1.Images/Build',
+                request_serializer=servin_dot_v1_dot_images__pb2.BuildInput.SerializeToString,
+                response_deserializer=servin_dot_v1_dot_images__pb2.BuildProgress.FromString,
+                _registered_method=True)
+        self.PruneBuildCache = channel.unary_unary(
+                '/servin.v1.Images/PruneBuildCache',
+                request_serializer=servin_dot_v1_dot_images__pb2.PruneBuildCacheRequest.SerializeToString,
+                response_deserializer=servin_dot_v1_dot_images__pb2.PruneBuildCacheResponse.FromString,
+                _registered_method=True)
 
 
 class ImagesServicer:
@@ -177,6 +187,23 @@ class ImagesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Build(self, request_iterator, context):
+        """Build an image from a Dockerfile. The first message carries the options; the others
+        carry the build context, a tar stream (plain or compressed; none for an empty context).
+        The answer is the build's progress, ending with its result; a failed step is reported
+        (BuildStepFailed) before the call ends with an error.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PruneBuildCache(self, request, context):
+        """Drop build cache entries (all, or those unused for a while); layers only they kept go.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ImagesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -239,6 +266,16 @@ def add_ImagesServicer_to_server(servicer, server):
                     servicer.Login,
                     request_deserializer=servin_dot_v1_dot_images__pb2.LoginRequest.FromString,
                     response_serializer=servin_dot_v1_dot_images__pb2.LoginResponse.SerializeToString,
+            ),
+            'Build': grpc.stream_stream_rpc_method_handler(
+                    servicer.Build,
+                    request_deserializer=servin_dot_v1_dot_images__pb2.BuildInput.FromString,
+                    response_serializer=servin_dot_v1_dot_images__pb2.BuildProgress.SerializeToString,
+            ),
+            'PruneBuildCache': grpc.unary_unary_rpc_method_handler(
+                    servicer.PruneBuildCache,
+                    request_deserializer=servin_dot_v1_dot_images__pb2.PruneBuildCacheRequest.FromString,
+                    response_serializer=servin_dot_v1_dot_images__pb2.PruneBuildCacheResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -565,6 +602,60 @@ class Images:
             '/servin.v1.Images/Login',
             servin_dot_v1_dot_images__pb2.LoginRequest.SerializeToString,
             servin_dot_v1_dot_images__pb2.LoginResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Build(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/servin.v1.Images/Build',
+            servin_dot_v1_dot_images__pb2.BuildInput.SerializeToString,
+            servin_dot_v1_dot_images__pb2.BuildProgress.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PruneBuildCache(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servin.v1.Images/PruneBuildCache',
+            servin_dot_v1_dot_images__pb2.PruneBuildCacheRequest.SerializeToString,
+            servin_dot_v1_dot_images__pb2.PruneBuildCacheResponse.FromString,
             options,
             channel_credentials,
             insecure,

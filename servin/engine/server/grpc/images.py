@@ -245,6 +245,23 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
             deleted=report.deleted, untagged=report.untagged, space_reclaimed=report.reclaimed
         )
 
+    async def Build(
+        self,
+        request_iterator: AsyncIterator[images_pb2.BuildInput],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[images_pb2.BuildProgress]:
+        from servin.engine.server.grpc import builds  # the builder is being restored
+
+        async for message in builds.build(self.engine, request_iterator):
+            yield message
+
+    async def PruneBuildCache(
+        self, request: images_pb2.PruneBuildCacheRequest, context: grpc.aio.ServicerContext
+    ) -> images_pb2.PruneBuildCacheResponse:
+        from servin.engine.server.grpc import builds
+
+        return await builds.prune(self.engine, request)
+
     async def History(
         self, request: images_pb2.ImageHistoryRequest, context: grpc.aio.ServicerContext
     ) -> images_pb2.ImageHistoryResponse:
