@@ -4,6 +4,7 @@ tail, time windows, streams, damaged lines, rotation, and following through inot
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,38 @@ def test_follow_of_a_stopped_container_returns_what_is_there(tmp_path: Path) -> 
     write(log, numbered(10))
     got = flat(collect(log, follow=True, running=False))
     assert b"".join(d for _, _, d in got) == b"".join(b"line %06d\n" % i for i in range(10))
+
+
+def test_a_cancelled_follower_leaves_no_watch_behind(tmp_path: Path) -> None:
+    # The inotify fd is closed when a follower goes; a reader left registered for its number
+    # would break whatever the event loop gets that number for next (a monitor connection).
+    log = tmp_path / "c-json.log"
+    write(log, numbered(3))
+
+    async def go() -> None:
+        loop = asyncio.get_running_loop()
+        for _ in range(3):
+            follower = read_log(log, follow=True, running=True, exited=asyncio.Event())
+            assert await anext(follower) is not None
+            waiting = asyncio.ensure_future(anext(follower))
+            await asyncio.sleep(0.05)  # now waiting on inotify
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            await follower.aclose()
+            # Both ends are readable and take the lowest free numbers: the follower's.
+            a, b = socket.socketpair()
+            try:
+                fired = {a.fileno(): asyncio.Event(), b.fileno(): asyncio.Event()}
+                for fd, event in fired.items():
+                    loop.add_reader(fd, event.set)
+                a.send(b"x")
+                b.send(b"x")
+                for fd, event in fired.items():
+                    await asyncio.wait_for(event.wait(), 5)
+                    loop.remove_reader(fd)
+            finally:
+                a.close()
+                b.close()
+
+    asyncio.run(go())

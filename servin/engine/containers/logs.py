@@ -384,20 +384,13 @@ class _Waker:
         """Return on a change in the directory, the container's exit, or (no inotify) soon."""
         if self.exited is not None and self._exit_task is None:
             self._exit_task = asyncio.ensure_future(self.exited.wait())
-        if self.inotify is None:
-            waiter: asyncio.Future[object] = asyncio.ensure_future(asyncio.sleep(FOLLOW_POLL))
-        else:
-            waiter = asyncio.ensure_future(self.inotify.wait())
-        waits: set[asyncio.Future[object]] = {waiter}
-        if self._exit_task is not None:
-            waits.add(self._exit_task)  # type: ignore[arg-type]
-        try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            if not waiter.done():
-                waiter.cancel()
         if self.inotify is not None:
+            await self.inotify.wait(also=self._exit_task)  # type: ignore[arg-type]
             self.inotify.drain()
+        elif self._exit_task is None:
+            await asyncio.sleep(FOLLOW_POLL)
+        else:
+            await asyncio.wait({self._exit_task}, timeout=FOLLOW_POLL)
 
     def close(self) -> None:
         if self._exit_task is not None:

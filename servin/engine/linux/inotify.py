@@ -52,20 +52,28 @@ class Inotify:
                 return seen
             seen = True
 
-    async def wait(self) -> None:
-        """Return once an event is queued (the events stay queued: ``drain`` them)."""
+    async def wait(self, also: asyncio.Future[object] | None = None) -> None:
+        """Return once an event is queued (the events stay queued: ``drain`` them), or once
+        ``also`` is done. The fd is watched only inside this call: whatever ends it (even a
+        cancellation) unregisters it before returning, so closing afterwards is safe."""
         loop = asyncio.get_running_loop()
-        ready = loop.create_future()
+        ready: asyncio.Future[None] = loop.create_future()
 
         def wake() -> None:
             if not ready.done():
                 ready.set_result(None)
 
-        loop.add_reader(self.fd, wake)
+        fd = self.fd
+        loop.add_reader(fd, wake)
         try:
-            await ready
+            if also is None:
+                await ready
+            else:
+                await asyncio.wait({ready, also}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            loop.remove_reader(self.fd)
+            loop.remove_reader(fd)
+            if not ready.done():
+                ready.cancel()
 
     def close(self) -> None:
         """Close the instance (every watch goes with it)."""
