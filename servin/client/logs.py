@@ -24,12 +24,14 @@ def records(chunk: Any) -> Iterator[tuple[int, int, bytes]]:
 
 
 def entries(chunk: Any, container_id: str = "") -> Iterator[Any]:
-    """The records of a ``LogChunk`` as ``LogEntry`` messages (``container_id`` set on each)."""
+    """The records of a ``LogChunk`` as ``LogEntry`` messages (``container_id`` and the
+    chunk's attrs set on each)."""
     from servin.api.servin.v1 import containers_pb2
 
     cid = chunk.container_id or container_id
+    attrs = dict(chunk.attrs)
     for stream, ns, data in records(chunk):
-        entry = containers_pb2.LogEntry(stream=stream, data=data, container_id=cid)
+        entry = containers_pb2.LogEntry(stream=stream, data=data, container_id=cid, attrs=attrs)
         if ns:
             entry.time.FromNanoseconds(ns)
         yield entry
@@ -48,6 +50,7 @@ def chunk_of(log_entries: Iterable[Any]) -> Any:
         chunk.times.append(e.time.ToNanoseconds())
         streams.append(e.stream)
         chunk.container_id = e.container_id
+        chunk.attrs.update(e.attrs)  # the same on every entry of a chunk
     chunk.data = b"".join(data)
     chunk.streams = bytes(streams)
     return chunk

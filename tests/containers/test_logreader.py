@@ -202,3 +202,18 @@ def test_a_cancelled_follower_leaves_no_watch_behind(tmp_path: Path) -> None:
                 b.close()
 
     asyncio.run(go())
+
+
+def test_details_give_each_entry_with_its_attributes(tmp_path: Path) -> None:
+    log = tmp_path / "c-json.log"
+    for attrs, first in (({"tier": "web"}, 0), ({"tier": "db", "MODE": "x"}, 50)):
+        w = LogWriter(str(log), attrs=attrs)  # a restart with other attributes appends
+        for i in range(first, first + 50):
+            w.write(STDERR if i % 7 == 0 else STDOUT, b"line %06d\n" % i, T0 + i)
+        w.close()
+    chunks = collect(log, details=True)
+    got = [(c.attrs, bytes(d)) for c in chunks for _, _, d in c.records()]
+    assert got == [({"tier": "web"} if i < 50 else {"tier": "db", "MODE": "x"}, b"line %06d\n" % i)
+                   for i in range(100)]  # fmt: skip
+    assert all(t == 0 for c in chunks for _, t, _ in c.records())  # no times unless asked
+    assert all(not c.attrs for c in collect(log))  # nor attributes

@@ -111,9 +111,10 @@ def test_appends_to_an_existing_log(tmp_path: Path) -> None:
     assert [e["log"] for e in entries(log)] == ["first\n", "second\n"]
 
 
-def _one_by_one(path: Path, driver: str, writes: list[tuple[int, bytes, int]]) -> bytes:
+def _one_by_one(path: Path, driver: str, writes: list[tuple[int, bytes, int]],
+                attrs: dict[str, str]) -> bytes:  # fmt: skip
     """What the writer logs for ``writes`` when every line goes through ``_entry`` alone."""
-    w = LogWriter(str(path), driver)
+    w = LogWriter(str(path), driver, attrs=attrs)
     out = []
     pending = {STDOUT: b"", STDERR: b""}
     for stream, data, ns in writes:
@@ -125,9 +126,10 @@ def _one_by_one(path: Path, driver: str, writes: list[tuple[int, bytes, int]]) -
     return b"".join(out)
 
 
-@pytest.mark.parametrize("driver", ["json-file", "cri"])
+@pytest.mark.parametrize(("driver", "attrs"), [("json-file", {}), ("cri", {}),
+                                                ("json-file", {"tier": 'w"eb', "é": "x"})])
 def test_whole_chunks_are_logged_byte_for_byte_as_line_by_line(
-    tmp_path: Path, driver: str
+    tmp_path: Path, driver: str, attrs: dict[str, str]
 ) -> None:
     rng = random.Random(7)
     alphabet = [b"a", b"Z", b"0", b" ", b'"', b"\\", b"\t", b"\x01", b"\x1f", b"\x7f", b"<>&",
@@ -140,8 +142,20 @@ def test_whole_chunks_are_logged_byte_for_byte_as_line_by_line(
         data = b"".join(rng.choice(chars) for _ in range(rng.randrange(0, 300)))
         writes.append((rng.choice((STDOUT, STDERR)), data, T0 + i * 1_000_003))
     log = tmp_path / "bulk.log"
-    w = LogWriter(str(log), driver)
+    w = LogWriter(str(log), driver, attrs=attrs)
     for stream, data, ns in writes:
         w.write(stream, data, ns)
     w.close()
-    assert log.read_bytes() == _one_by_one(tmp_path / "single.log", driver, writes)
+    assert log.read_bytes() == _one_by_one(tmp_path / "single.log", driver, writes, attrs)
+
+
+def test_json_file_attributes_on_every_entry(tmp_path: Path) -> None:
+    """--log-opt labels=/env=: docker's "attrs" member, between "stream" and "time"."""
+    log = tmp_path / "c-json.log"
+    w = LogWriter.from_config(LogConfig(path=log, attrs={"tier": 'w"eb', "MODE": "prod"}))
+    w.write(STDOUT, b"a\n")
+    w.write(STDERR, b"b\n")
+    w.close()
+    got = entries(log)
+    assert [e["attrs"] for e in got] == [{"MODE": "prod", "tier": 'w"eb'}] * 2
+    assert list(got[0]) == ["log", "stream", "attrs", "time"]

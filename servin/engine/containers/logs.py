@@ -44,13 +44,15 @@ class LogChunk:
 
     Record ``i`` is stream ``streams[i]`` (1 stdout, 2 stderr), the next ``sizes[i]`` bytes of
     ``data``, and (when times were asked for) ``times[i]`` nanoseconds since the epoch.
-    Without times, consecutive entries of one stream may be merged into one record.
+    Without times (or details), consecutive entries of one stream may be merged into one
+    record. With details, ``attrs`` are the json-file attributes of every entry in the chunk.
     """
 
     data: bytes
     sizes: list[int]
     streams: bytes
     times: list[int] = field(default_factory=list)
+    attrs: dict[str, str] = field(default_factory=dict)  # with details: every entry's attrs
 
     def records(self) -> Iterator[tuple[int, int, memoryview]]:
         """(stream, time ns or 0, bytes) of each record."""
@@ -99,11 +101,25 @@ def log_files(path: Path) -> list[Path]:
     return [*reversed(rotated), *([path] if path.exists() else [])]
 
 
-Entries = tuple[list[str], list[str], list[str]]  # log texts, stream names, time texts
+@dataclass
+class Entries:
+    """Decoded entries of a block, as parallel lists (attrs only when asked for)."""
+
+    texts: list[str]
+    names: list[str | None]  # "stdout", "stderr" (None: stdout)
+    times: list[str]
+    attrs: list[dict[str, str]] | None = None
+
+    def take(self, keep: list[int]) -> Entries:
+        """The entries at the indexes ``keep``."""
+        return Entries([self.texts[i] for i in keep], [self.names[i] for i in keep],
+                       [self.times[i] for i in keep],
+                       None if self.attrs is None else [self.attrs[i] for i in keep])  # fmt: skip
 
 
-def decode_lines(block: bytes) -> Entries:
-    """The entries of a block of whole json-file lines (damaged lines are skipped)."""
+def decode_lines(block: bytes, attrs: bool = False) -> Entries:
+    """The entries of a block of whole json-file lines (damaged lines are skipped); with
+    ``attrs``, each entry's json-file attributes too."""
     try:
         objs = json.loads(b"[" + block.rstrip(b"\n").replace(b"\n", b",") + b"]")
         texts = [o["log"] for o in objs]
@@ -111,84 +127,108 @@ def decode_lines(block: bytes) -> Entries:
         times = [o["time"] for o in objs]
         "".join(texts)  # every log is a string
         "".join(times)
-        return texts, names, times
+        if not attrs:
+            return Entries(texts, names, times)
+        found = [o.get("attrs") or {} for o in objs]
+        if all(isinstance(a, dict) for a in found):
+            return Entries(texts, names, times, found)
     except (ValueError, KeyError, TypeError, AttributeError):
         pass
-    texts, names, times = [], [], []
+    out = Entries([], [], [], [] if attrs else None)
     for raw in block.split(b"\n"):
         if not raw:
             continue
         try:
             obj = json.loads(raw)
             text, name, when = obj["log"], obj.get("stream"), obj["time"]
+            extra = obj.get("attrs") or {}
         except (ValueError, KeyError, TypeError, AttributeError):
             continue
-        if isinstance(text, str) and isinstance(when, str):
-            texts.append(text)
-            names.append(name)
-            times.append(when)
-    return texts, names, times
+        if isinstance(text, str) and isinstance(when, str) and isinstance(extra, dict):
+            out.texts.append(text)
+            out.names.append(name)
+            out.times.append(when)
+            if out.attrs is not None:
+                out.attrs.append(extra)
+    return out
 
 
 class _Decoder:
     """Turns decoded entries into chunks: stream choice, time window, records."""
 
     def __init__(self, *, stdout: bool, stderr: bool, since_ns: int | None,
-                 until_ns: int | None, timestamps: bool) -> None:  # fmt: skip
+                 until_ns: int | None, timestamps: bool,
+                 details: bool = False) -> None:  # fmt: skip
         self.want = (stdout, stderr)
         self.since_ns = since_ns
         self.until_ns = until_ns
         self.timestamps = timestamps
+        self.details = details
         self.clock = _Clock()
         self.done = False  # an entry past ``until`` was seen: nothing more is wanted
 
-    def chunk(self, block: bytes) -> LogChunk | None:
-        """The chunk for a block of whole lines (None if nothing in it is wanted)."""
-        texts, names, time_texts = decode_lines(block)
-        codes = None if "stderr" not in names else [STDERR if n == "stderr" else STDOUT
-                                                     for n in names]  # fmt: skip
+    def chunks(self, block: bytes) -> list[LogChunk]:
+        """The chunks for a block of whole lines (none if nothing in it is wanted)."""
+        entries = decode_lines(block, self.details)
         ns: list[int] = []
         if self.timestamps or self.since_ns is not None or self.until_ns is not None:
             try:
-                ns = [self.clock.ns(t) for t in time_texts]
+                ns = [self.clock.ns(t) for t in entries.times]
             except ValueError:  # a damaged time: keep the entries whose time reads
-                keep = [i for i, t in enumerate(time_texts) if _readable_time(t)]
-                texts, time_texts = [texts[i] for i in keep], [time_texts[i] for i in keep]
-                codes = None if codes is None else [codes[i] for i in keep]
-                ns = [self.clock.ns(t) for t in time_texts]
-        keep_index: list[int] | None = None
+                entries = entries.take([i for i, t in enumerate(entries.times)
+                                        if _readable_time(t)])  # fmt: skip
+                ns = [self.clock.ns(t) for t in entries.times]
+        keep: list[int] | None = None
         if self.until_ns is not None and ns and max(ns) > self.until_ns:
             until = self.until_ns
-            cut = next(i for i, t in enumerate(ns) if t > until)
-            texts, ns = texts[:cut], ns[:cut]
-            codes = None if codes is None else codes[:cut]
+            keep = list(range(next(i for i, t in enumerate(ns) if t > until)))
             self.done = True
         if self.since_ns is not None and ns and min(ns) < self.since_ns:
-            keep_index = [i for i, t in enumerate(ns) if t >= self.since_ns]
-        if codes is not None and self.want != (True, True):
-            wanted = STDOUT if self.want[0] else STDERR
-            keep_index = [i for i in (keep_index if keep_index is not None else range(len(codes)))
-                          if codes[i] == wanted]  # fmt: skip
-        elif codes is None and not self.want[0]:
-            keep_index = []
-        if keep_index is not None:
-            texts = [texts[i] for i in keep_index]
-            ns = [ns[i] for i in keep_index] if ns else ns
-            codes = None if codes is None else [codes[i] for i in keep_index]
-        if not texts:
-            return None
-        if self.timestamps:
-            data = "".join(texts).encode("utf-8", "replace")
-            if len(data) == sum(map(len, texts)):  # all ASCII: characters are bytes
-                sizes = list(map(len, texts))
-            else:
-                sizes = [len(t.encode("utf-8", "replace")) for t in texts]
-            streams = bytes(codes) if codes is not None else b"\x01" * len(texts)
-            return LogChunk(data, sizes, streams, ns)
+            since = self.since_ns
+            keep = [i for i in (keep if keep is not None else range(len(ns))) if ns[i] >= since]
+        if self.want != (True, True) and (self.want[1] or "stderr" in entries.names):
+            want_err = self.want[1]  # one stream only: stderr, or else stdout
+            keep = [i for i in (keep if keep is not None else range(len(entries.texts)))
+                    if (entries.names[i] == "stderr") == want_err]  # fmt: skip
+        if keep is not None:
+            entries = entries.take(keep)
+            ns = [ns[i] for i in keep] if ns else ns
+        if not entries.texts:
+            return []
+        codes = None if "stderr" not in entries.names else [
+            STDERR if n == "stderr" else STDOUT for n in entries.names]  # fmt: skip
+        if not (self.timestamps or self.details):
+            return [self._runs(entries.texts, codes)]
+        if entries.attrs is None or all(a == entries.attrs[0] for a in entries.attrs):
+            attrs = entries.attrs[0] if entries.attrs else {}
+            return [self._each(entries.texts, codes, ns, attrs)]
+        out = []  # the attributes change within the block (rare): one chunk per run
+        pos = 0
+        for attrs, run in groupby(entries.attrs, key=lambda a: sorted(a.items())):
+            n = sum(1 for _ in run)
+            end = pos + n
+            out.append(self._each(entries.texts[pos:end], codes and codes[pos:end],
+                                  ns[pos:end], dict(attrs)))  # fmt: skip
+            pos = end
+        return out
+
+    def _each(self, texts: list[str], codes: list[int] | None, ns: list[int],
+              attrs: dict[str, str]) -> LogChunk:  # fmt: skip
+        """One record per entry."""
+        data = "".join(texts).encode("utf-8", "replace")
+        if len(data) == sum(map(len, texts)):  # all ASCII: characters are bytes
+            sizes = list(map(len, texts))
+        else:
+            sizes = [len(t.encode("utf-8", "replace")) for t in texts]
+        streams = bytes(codes) if codes is not None else b"\x01" * len(texts)
+        return LogChunk(data, sizes, streams, ns if self.timestamps else [], attrs)
+
+    @staticmethod
+    def _runs(texts: list[str], codes: list[int] | None) -> LogChunk:
+        """One record per run of entries of one stream."""
         if codes is None or len(set(codes)) == 1:
             data = "".join(texts).encode("utf-8", "replace")
             return LogChunk(data, [len(data)], bytes((codes[0] if codes else STDOUT,)))
-        # Runs of one stream become one record each.
         pieces: list[bytes] = []
         streams_out = bytearray()
         pos = 0
@@ -321,16 +361,16 @@ class _Files:
         rest, self.pending = self.pending, b""
         return rest + b"\n" if rest else b""
 
-    def step(self, decoder: _Decoder) -> tuple[LogChunk | None, bool]:
-        """The next chunk, and whether anything was read (False: nothing more now)."""
+    def step(self, decoder: _Decoder) -> tuple[list[LogChunk], bool]:
+        """The next chunks, and whether anything was read (False: nothing more now)."""
         block = self.read()
         if not block:
-            return None, False
-        return decoder.chunk(block), True
+            return [], False
+        return decoder.chunks(block), True
 
-    def final(self, decoder: _Decoder) -> LogChunk | None:
+    def final(self, decoder: _Decoder) -> list[LogChunk]:
         block = self.rest()
-        return decoder.chunk(block) if block else None
+        return decoder.chunks(block) if block else []
 
 
 def _tail_start(fd: int, size: int, n: int) -> tuple[int, int]:
@@ -411,16 +451,18 @@ async def read_log(
     stdout: bool = True,
     stderr: bool = True,
     timestamps: bool = False,
+    details: bool = False,
 ) -> AsyncIterator[LogChunk]:
     """The log's entries as chunks, then (``follow`` while ``running`` and ``exited`` is not
     set) new ones as they are written, until the container stops.
 
-    ``timestamps``: one record per entry with its time; otherwise runs of one stream are
-    merged. ``since_ns``/``until_ns`` bound entry times; ``tail`` >= 0 starts that many lines
-    before the end (before the time window applies), as docker does.
+    ``timestamps``: one record per entry with its time; ``details``: one record per entry, the
+    chunk carrying the entries' json-file attributes; otherwise runs of one stream are merged.
+    ``since_ns``/``until_ns`` bound entry times; ``tail`` >= 0 starts that many lines before
+    the end (before the time window applies), as docker does.
     """
     decoder = _Decoder(stdout=stdout, stderr=stderr, since_ns=since_ns, until_ns=until_ns,
-                       timestamps=timestamps)  # fmt: skip
+                       timestamps=timestamps, details=details)  # fmt: skip
 
     def alive() -> bool:
         return running and (exited is None or not exited.is_set())
@@ -433,17 +475,16 @@ async def read_log(
             if not ended and waker is None:
                 # Watching starts before the end is read, so no write can slip between.
                 waker = _Waker(str(path.parent), exited)
-            chunk, progressed = await asyncio.to_thread(files.step, decoder)
-            if chunk is not None:
+            chunks, progressed = await asyncio.to_thread(files.step, decoder)
+            for chunk in chunks:
                 yield chunk
             if decoder.done:
                 return
             if progressed:
                 continue
             if ended:
-                last = files.final(decoder)
-                if last is not None:
-                    yield last
+                for chunk in files.final(decoder):
+                    yield chunk
                 return
             await waker.wait()  # type: ignore[union-attr]
     finally:
