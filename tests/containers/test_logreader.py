@@ -217,3 +217,28 @@ def test_details_give_each_entry_with_its_attributes(tmp_path: Path) -> None:
                    for i in range(100)]  # fmt: skip
     assert all(t == 0 for c in chunks for _, t, _ in c.records())  # no times unless asked
     assert all(not c.attrs for c in collect(log))  # nor attributes
+
+
+def test_follow_picks_up_a_log_created_later(tmp_path: Path) -> None:
+    log = tmp_path / "c-json.log"
+
+    async def go() -> list[bytes]:
+        exited = asyncio.Event()
+        got: list[bytes] = []
+
+        async def follow() -> None:
+            async for chunk in read_log(log, follow=True, running=True, exited=exited):
+                got.extend(bytes(d) for _, _, d in chunk.records())
+
+        task = asyncio.create_task(follow())
+        await asyncio.sleep(0.1)
+        write(log, numbered(3))
+        for _ in range(200):
+            if got:
+                break
+            await asyncio.sleep(0.01)
+        exited.set()
+        await asyncio.wait_for(task, 10)
+        return got
+
+    assert b"".join(asyncio.run(go())) == b"".join(d for _, d in numbered(3))

@@ -304,6 +304,8 @@ class _Files:
 
     def read(self) -> bytes:
         """The next block of whole lines; b"" when nothing more can be read now."""
+        if not self.segments and self.follow:
+            self._open_live()  # no file yet: the writer may create it
         while self.segments:
             seg = self.segments[0]
             last = len(self.segments) == 1
@@ -334,6 +336,13 @@ class _Files:
             if rest:
                 return rest + b"\n"
         return b""
+
+    def _open_live(self) -> None:
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return
+        self.segments.append(_Segment(fd, os.fstat(fd).st_ino, 0, None))
 
     def _reopen_rotated(self, seg: _Segment) -> bool:
         """At the end of the live file: follow a rotation or truncation; True if it did."""
