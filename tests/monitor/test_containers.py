@@ -15,6 +15,7 @@ from servin.engine.runtime.monitor.client import spawn
 from servin.engine.runtime.monitor.protocol import (
     CONTAINER_PID,
     EXIT_RECORD,
+    MONITOR_COMM,
     MONITOR_PID,
     MONITOR_SOCK,
     monitor_alive,
@@ -274,11 +275,20 @@ def test_failed_create_is_one_line_and_leaves_nothing(harness: Harness) -> None:
 
 
 def children_of(pid: int) -> set[int]:
+    """The zygote's monitors (not the one it keeps waiting for the next request)."""
     out: set[int] = set()
     for tid in os.listdir(f"/proc/{pid}/task"):
         with open(f"/proc/{pid}/task/{tid}/children") as f:
             out.update(int(p) for p in f.read().split())
-    return out
+    monitors = set()
+    for child in out:
+        try:
+            with open(f"/proc/{child}/comm") as f:
+                if f.read().strip() == MONITOR_COMM:
+                    monitors.add(child)
+        except FileNotFoundError:
+            continue
+    return monitors
 
 
 def test_monitor_files_while_running(harness: Harness) -> None:

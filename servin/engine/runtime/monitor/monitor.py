@@ -44,7 +44,12 @@ from typing import Any
 
 from servin.engine.runtime.monitor import execsetup, setup
 from servin.engine.runtime.monitor.logfile import LogWriter
-from servin.engine.runtime.monitor.prctl import bare_fork, set_child_subreaper, set_process_name
+from servin.engine.runtime.monitor.prctl import (
+    bare_fork,
+    set_child_subreaper,
+    set_parent_death_signal,
+    set_process_name,
+)
 from servin.engine.runtime.monitor.protocol import (
     EXIT_RECORD,
     MAX_LINE,
@@ -179,8 +184,8 @@ class Monitor:
         self.listener = _socket.socket(fileno=fds[names["listener"]])
         self.listener.setblocking(False)
         self.wake_r = wake_r
-        self.status = "created"
-        self.started_at: str | None = None
+        self.status: str = state.get("status", "created")
+        self.started_at: str | None = state.get("started_at")
         self.finished_at: str | None = None
         self.exit_status: int | None = None
         self.record: dict[str, Any] | None = None
@@ -234,6 +239,10 @@ class Monitor:
         self._watch_read(self.listener.fileno(), self._on_accept)
         for fd in self.outputs:
             self._watch_read(fd, lambda fd=fd: self._on_output(fd))
+        # Attach streams the spawn brought: registered before any output is read.
+        for index, options in state.get("attach", ()):
+            conn = self._add_conn(fds[index])
+            self._send(conn, self._op_attach(conn, options))
 
     # ----- runtime calls, in a throwaway fork ---------------------------------------------
 
@@ -546,10 +555,14 @@ class Monitor:
             fd, _ = self.listener._accept()
         except OSError:
             return  # EAGAIN, or EMFILE and friends: the client sees its connection fail
+        self._add_conn(fd)
+
+    def _add_conn(self, fd: int) -> _Conn:
         os.set_blocking(fd, False)
         conn = _Conn(fd)
         self.conns[fd] = conn
         self._watch_read(fd, lambda c=conn: self._on_conn_read(c))
+        return conn
 
     def _drop(self, conn: _Conn) -> None:
         if self.conns.pop(conn.fd, None) is None:
@@ -948,7 +961,10 @@ class Monitor:
             "started_at": self.started_at,
             "pid": self.pid,
         }
-        write_file_atomic(os.path.join(self.state_dir, EXIT_RECORD), encode_line(record))
+        # Not fsynced: the record lives in the exec root, which a crash of the machine wipes
+        # along with the container; a crash of the daemon or this process loses nothing.
+        write_file_atomic(os.path.join(self.state_dir, EXIT_RECORD), encode_line(record),
+                          durable=False)
         # The runtime's state goes before anyone hears of the exit, so a daemon that reacts
         # by creating the container again (restart policy) finds the id free.
         self._delete_container()
@@ -979,11 +995,14 @@ class Monitor:
                 pass
 
     def _oom_killed(self) -> bool:
-        cgroups: Any = sys.modules.get("servin.engine.linux.cgroups")  # preloaded, if present
+        native: Any = sys.modules.get("servin.engine.runtime.native.runtime")  # preloaded
+        cgroups: Any = sys.modules.get("servin.engine.linux.cgroups")
         if cgroups is None or not self.cgroups_path:
             return False
         try:
-            return bool(cgroups.detect_driver().open(self.cgroups_path).oom_killed())
+            driver = (native.preloaded_cgroup_driver() if native is not None else None) \
+                or cgroups.detect_driver()
+            return bool(driver.open(self.cgroups_path).oom_killed())
         except Exception:
             return False
 
@@ -1007,20 +1026,30 @@ def _make_runtime(spec_text: str) -> Any:
     return make_runtime(spec.runtime, spec.state_dir)
 
 
-def main(client_fd: int) -> int:
-    """The monitor's life, in the child the zygote just forked; returns its exit status."""
+def main(listen_fd: int, taken_w: int) -> int:
+    """The monitor's life, in the child the zygote forked ahead of a request; returns its
+    exit status.
+
+    Everything a monitor does before it knows its container is done at once: its setup
+    child is forked too and waits in ``accept`` on the zygote's socket (``setup.take``).
+    Until a connection is taken both die with their parent (a waiting monitor must not
+    outlive its zygote); after that, a monitor outlives everything.
+    """
     try:
+        set_parent_death_signal(_SIGKILL)
+        if os.getppid() != setup.ZYGOTE.get("pid", os.getppid()):
+            return 0  # the zygote is gone already
         # The zygote's dispositions are not ours: its SIGTERM handler would release its
         # socket, and an ignored signal would stay ignored down to the container's process.
         _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
         os.setsid()
         set_child_subreaper()
-        set_process_name(MONITOR_COMM)
         gc.enable()
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         _signal.signal(_SIGCHLD, _noop)
         ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        me = os.getpid()
         setup_pid = bare_fork()
         if setup_pid == 0:
             code = 1
@@ -1030,11 +1059,17 @@ def main(client_fd: int) -> int:
                 _signal.signal(_SIGCHLD, _signal.SIG_DFL)
                 os.close(wake_r)
                 os.close(wake_w)
-                code = setup.run(client_fd, theirs)
+                code = setup.take(listen_fd, taken_w, me, theirs)
             finally:
                 os._exit(code)
         theirs.close()
-        os.close(client_fd)
+        os.close(listen_fd)
+        os.close(taken_w)
+        # Setup says when it has taken a connection: from then on this process is a monitor
+        # (or about to exit), never to be killed with the zygote.
+        ours.recv(16)
+        set_parent_death_signal(0)
+        set_process_name(MONITOR_COMM)
         message, ancillary, _, _ = ours.recvmsg(MAX_LINE, _FDS_SPACE, _socket.MSG_CMSG_CLOEXEC)
         ours.close()
         if not message:
