@@ -120,6 +120,27 @@ def test_log_rotation(harness: Harness) -> None:
     assert all(f.stat().st_size <= 2048 for f in files)
 
 
+def test_a_slow_attach_client_gets_everything(harness: Harness) -> None:
+    # 6 MB, read at a few MB/s: far behind a monitor that logs at hundreds of MB/s, but always
+    # taking data, so the output waits for it (as docker's attach) instead of dropping frames.
+    script = "yes 0123456789012345678901234567890123456789 | head -c 6000000; echo END"
+
+    async def go():
+        _spec, mon = await harness.create(["/bin/sh", "-c", script])
+        slow = await mon.attach()
+        await mon.start()
+        got = bytearray()
+        async for _stream, data in slow:
+            got += data
+            await asyncio.sleep(0.002)
+        await slow.close()
+        return bytes(got), await asyncio.wait_for(mon.wait(), 60)
+
+    got, record = arun(go(), timeout=120)
+    assert record.exit_code == 0
+    assert len(got) == 6_000_000 + 4 and got.endswith(b"END\n")
+
+
 def test_two_attach_clients_see_all_output(harness: Harness) -> None:
     script = "sleep 0.2; for i in 1 2 3 4 5; do echo out$i; echo err$i >&2; done"
 

@@ -76,7 +76,11 @@ from servin.errors import (
 )
 
 READ_CHUNK = 32 * 1024
-CLIENT_BUFFER_LIMIT = 1 << 20  # per attach client; past it whole frames are dropped for it
+# Output an attach client has not taken yet: past this, the container's output waits for it
+# (as docker's attach does) unless it has taken nothing for STALL_GRACE seconds: then it is
+# left behind (whole frames dropped for it), so a stuck client never stalls the container.
+CLIENT_BUFFER_LIMIT = 1 << 20
+STALL_GRACE = 2.0
 STDIN_BUFFER_LIMIT = 256 * 1024  # past it stdin clients are not read (backpressure, no loss)
 DRAIN_TIMEOUT = 1.0  # after the init exits, how long leftover writers may keep stdout open
 LINGER_TIMEOUT = 5.0  # after the exit record, how long attach clients may take to drain
@@ -94,8 +98,8 @@ _SIGKILL = _signal.SIGKILL
 class _Conn:
     """One client of the control socket (a raw fd)."""
 
-    __slots__ = ("closing", "dropped", "exec", "fd", "inbuf", "mode", "outbuf", "read_closed",
-                 "stdin", "stdin_once", "streams")
+    __slots__ = ("closing", "dropped", "exec", "fd", "inbuf", "mode", "outbuf", "progress_at",
+                 "read_closed", "stdin", "stdin_once", "streams")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -108,6 +112,7 @@ class _Conn:
         self.read_closed = False
         self.closing = False  # close once outbuf is flushed
         self.dropped = 0  # frames not delivered because this client was too slow
+        self.progress_at = 0.0  # when outbuf last shrank or was last empty (monotonic)
         self.exec: _Exec | None = None  # the exec this connection attaches to or waits for
 
 
@@ -200,6 +205,9 @@ class Monitor:
         self.conns: dict[int, _Conn] = {}
         self.waiters: list[_Conn] = []
         self.drain_deadline: float | None = None
+        # Output fds not read while an attach client catches up: fd -> (owner's outputs, reader).
+        self.held: dict[int, tuple[dict[int, int], Callable[[], None]]] = {}
+        self.hold_deadline = 0.0
         self.linger_deadline: float | None = None
         self.execs: dict[str, _Exec] = {}  # running and recently ended, oldest first
         self.exec_pids: dict[int, _Exec] = {}  # the running ones
@@ -331,6 +339,8 @@ class Monitor:
             for ex in self.exec_pids.values():
                 if ex.deadline is not None and (deadline is None or ex.deadline < deadline):
                     deadline = ex.deadline
+            if self.held and (deadline is None or self.hold_deadline < deadline):
+                deadline = self.hold_deadline
             if deadline is not None:
                 timeout = max(0.0, deadline - time.monotonic())
             for fd, events in self.ep.poll(timeout):
@@ -342,6 +352,8 @@ class Monitor:
                     writer = self.writers.get(fd)
                     if writer is not None:
                         writer()
+            if self.held and time.monotonic() >= self.hold_deadline:
+                self._release()  # whoever is still behind is stuck: its frames are dropped
             if self.exec_pids:
                 self._check_execs()
             if self.record is None:
@@ -395,6 +407,8 @@ class Monitor:
         stream = io.outputs.get(fd)
         if stream is None:
             return
+        if io.attached and self._hold_for(io.attached, fd, io.outputs):
+            return
         try:
             data = os.read(fd, READ_CHUNK)
         except BlockingIOError:
@@ -414,14 +428,40 @@ class Monitor:
         for conn in targets:
             if stream not in conn.streams or conn.closing:
                 continue
-            if len(conn.outbuf) + len(frame) > CLIENT_BUFFER_LIMIT:
-                conn.dropped += 1  # never let one slow reader stall the container
+            if (len(conn.outbuf) + len(frame) > CLIENT_BUFFER_LIMIT
+                    and time.monotonic() - conn.progress_at >= STALL_GRACE):
+                conn.dropped += 1  # stuck: never let it stall the container
                 continue
             if not conn.outbuf:
+                conn.progress_at = time.monotonic()
                 self._watch_write(conn.fd, self._conn_writer(conn))
             conn.outbuf += frame
 
+    def _hold_for(self, conns: list[_Conn], fd: int, outputs: dict[int, int]) -> bool:
+        """Whether output fd must wait (a client it feeds is behind but still taking data);
+        if so it is unwatched until that client catches up or turns out stuck."""
+        now = time.monotonic()
+        behind = [c.progress_at for c in conns if len(c.outbuf) >= CLIENT_BUFFER_LIMIT
+                  and not c.closing and now - c.progress_at < STALL_GRACE]  # fmt: skip
+        if not behind:
+            return False
+        reader = self.readers.get(fd)
+        if reader is not None:
+            self.held[fd] = (outputs, reader)
+            self._watch_read(fd, None)
+        deadline = min(behind) + STALL_GRACE
+        self.hold_deadline = deadline if len(self.held) == 1 else min(self.hold_deadline, deadline)
+        return True
+
+    def _release(self) -> None:
+        """Read held outputs again (each read checks afresh whether to wait)."""
+        held, self.held = self.held, {}
+        for fd, (outputs, reader) in held.items():
+            if fd in outputs:
+                self._watch_read(fd, reader)
+
     def _close_output(self, io: _Stdio, fd: int) -> None:
+        self.held.pop(fd, None)
         self._forget(fd)
         del io.outputs[fd]
         if fd == io.master:
@@ -550,6 +590,8 @@ class Monitor:
     def _drop(self, conn: _Conn) -> None:
         if self.conns.pop(conn.fd, None) is None:
             return
+        if self.held:
+            self._release()
         self._forget(conn.fd)
         if conn in self.waiters:
             self.waiters.remove(conn)
@@ -621,6 +663,9 @@ class Monitor:
             self._drop(conn)
             return
         del conn.outbuf[:n]
+        conn.progress_at = time.monotonic()
+        if self.held and len(conn.outbuf) < CLIENT_BUFFER_LIMIT // 2:
+            self._release()
         if not conn.outbuf:
             self._watch_write(conn.fd, None)
             if conn.closing:
@@ -628,6 +673,7 @@ class Monitor:
 
     def _send(self, conn: _Conn, answer: dict[str, Any]) -> None:
         if not conn.outbuf:
+            conn.progress_at = time.monotonic()
             self._watch_write(conn.fd, self._conn_writer(conn))
         conn.outbuf += encode_line(answer)
 

@@ -246,8 +246,8 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
 
     async def Logs(
         self, request: containers_pb2.ContainerLogsRequest, context: Context
-    ) -> AsyncIterator[containers_pb2.LogEntry]:
-        async for line in self.core.logs.read(
+    ) -> AsyncIterator[containers_pb2.LogChunk]:
+        async for chunk in self.core.logs.read(
             request.id,
             follow=request.follow,
             tail=request.tail,
@@ -255,9 +255,12 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             until_ns=to_ns(request.until),
             stdout=request.stdout or not request.stderr,
             stderr=request.stderr or not request.stdout,
+            timestamps=request.timestamps,
+            details=request.details,
         ):
-            yield containers_pb2.LogEntry(stream=line.stream, time=from_ns(line.time_ns),
-                                          data=line.data, attrs=line.attrs or {})
+            yield containers_pb2.LogChunk(data=chunk.data, sizes=chunk.sizes,
+                                          streams=chunk.streams, times=chunk.times,
+                                          attrs=chunk.attrs)  # fmt: skip
 
     async def Stats(
         self, request: containers_pb2.StatsRequest, context: Context
