@@ -65,6 +65,12 @@ class Internal(ServinError):
     kind = "internal"
 
 
+class DeadlineExceeded(ServinError):
+    """The operation ran out of the time it was given (a CRI ExecSync's timeout)."""
+
+    kind = "deadline_exceeded"
+
+
 class Cancelled(ServinError):
     """The operation was cancelled by the caller."""
 
@@ -88,6 +94,7 @@ ERROR_TABLE: tuple[ErrorMapping, ...] = (
     ErrorMapping(ResourceExhausted, "RESOURCE_EXHAUSTED", 507),
     ErrorMapping(Unavailable, "UNAVAILABLE", 503),
     ErrorMapping(Cancelled, "CANCELLED", 499),
+    ErrorMapping(DeadlineExceeded, "DEADLINE_EXCEEDED", 504),
     ErrorMapping(Internal, "INTERNAL", 500),
 )
 
@@ -98,7 +105,6 @@ _BY_GRPC.update(
     {
         "ALREADY_EXISTS": Conflict,
         "ABORTED": Conflict,
-        "DEADLINE_EXCEEDED": Unavailable,
         "UNIMPLEMENTED": Internal,
         "UNKNOWN": Internal,
         "OUT_OF_RANGE": InvalidArgument,

@@ -36,6 +36,7 @@ from servin.engine.images.push import Pusher
 from servin.engine.images.registry.client import Registries
 from servin.engine.images.service import ImageService
 from servin.engine.images.store import ImageStore
+from servin.engine.networks.cni.podnet import PodNetworks
 from servin.engine.networks.service import NetworkService
 from servin.engine.store import trash
 from servin.engine.store.content import ContentStore
@@ -65,6 +66,7 @@ class CoreAPI:
     networks: NetworkService  # create, list, inspect, rm, prune, connect, disconnect
     system: SystemService  # version, info, disk usage
     events: EventBus  # subscribe to every state change
+    pod_networks: PodNetworks  # CNI networks of pods (the CRI's sandboxes): setup, teardown
 
 
 class Engine:
@@ -105,6 +107,7 @@ class Engine:
             registries=self.registries,
         )
         self.networks = NetworkService(config, self.meta, container_store, self.events)
+        self.pod_networks = PodNetworks.for_daemon(config)
 
         monitors = Monitors(config)
         locks = ContainerLocks()
@@ -133,6 +136,7 @@ class Engine:
             containers=self.containers, attach=self.attach, execs=self.execs, logs=self.logs,
             files=self.files, stats=self.stats, images=self.images, volumes=self.volumes,
             networks=self.networks, system=self.system, events=self.events,
+            pod_networks=self.pod_networks,
         )
         permissions.secure_roots(config.root, config.exec_root)  # what the services made
 

@@ -11,11 +11,12 @@ import time
 from dataclasses import dataclass, field
 
 from servin import API_VERSION, __version__
-from servin.engine import hostinfo
+from servin.engine import fsusage, hostinfo
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.model import PAUSED, RESTARTING, RUNNING
 from servin.engine.containers.service import ContainerService
 from servin.engine.containers.views import ContainerListing
+from servin.engine.fsusage import FilesystemUsage
 from servin.engine.images.platforms import host_platform
 from servin.engine.images.store import ImageRecord, ImageStore
 from servin.engine.networks.service import NetworkService
@@ -115,6 +116,9 @@ class DiskUsage:
     volumes: list[VolumeView] = field(default_factory=list)  # with size and ref_count
 
 
+IMAGE_FS_TTL_NS = 5_000_000_000  # a walk of the layers is reused this long
+
+
 class SystemService:
     """Version, info, disk usage, and the daemon's configuration (read-only) for the doors
     that report it."""
@@ -130,6 +134,7 @@ class SystemService:
         self._volumes = volumes
         self._networks = networks
         self._snapshots = snapshots
+        self._image_fs: FilesystemUsage | None = None
 
     @property
     def storage_driver(self) -> str:
@@ -207,6 +212,18 @@ class SystemService:
             mem_available=hostinfo.mem_available(),
             load_average=os.getloadavg(),
         )
+
+    async def image_fs(self) -> FilesystemUsage:
+        """Bytes and inodes the unpacked image layers use (measured at most every 5 s:
+        crictl asks before every command, the kubelet every few seconds)."""
+        cached = self._image_fs
+        if cached is None or time.time_ns() - cached.timestamp_ns > IMAGE_FS_TTL_NS:
+            cached = await asyncio.to_thread(self._measure_image_fs)
+            self._image_fs = cached
+        return cached
+
+    def _measure_image_fs(self) -> FilesystemUsage:
+        return fsusage.measure(str(self._snapshots.layout.layers))
 
     async def disk_usage(self) -> DiskUsage:
         """``system df``: space used by images, containers and volumes."""

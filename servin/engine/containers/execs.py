@@ -279,6 +279,14 @@ class ExecService:
         with contextlib.suppress(NotFound):
             await self.monitors.client(record.container_id).exec_resize(record.id, rows, cols)
 
+    async def kill(self, exec_id: str, sig: int = signal_module.SIGKILL) -> None:
+        """Signal the started exec's process (nothing if it has ended already)."""
+        record = self.get(exec_id)
+        if not record.running:
+            return
+        with contextlib.suppress(NotFound, Conflict):  # it ended meanwhile
+            await self.monitors.client(record.container_id).exec_kill(record.id, sig)
+
     async def wait(self, exec_id: str) -> int:
         """Wait until the started exec has ended; its exit code."""
         record = self.get(exec_id)

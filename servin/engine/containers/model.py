@@ -112,6 +112,9 @@ class LogConfig(_Model):
 
     type: str = ""  # "json-file" (default), "cri", "none"
     options: dict[str, str] = {}  # max-size, max-file
+    # Where the log is written (absolute; "" = <root>/containers/<id>/<id>-json.log). The
+    # CRI names the file the kubelet reads (log_directory + log_path).
+    path: str = ""
 
 
 class Ulimit(_Model):
@@ -198,6 +201,10 @@ class HostConfig(_Model):
     group_add: list[str] = []
     annotations: dict[str, str] = {}  # passed into the OCI spec
     resources: Resources = msgspec.field(default_factory=Resources)
+    # Paths hidden from / made read-only for the container (docker's MaskedPaths and
+    # ReadonlyPaths); None = the defaults (none at all when privileged).
+    masked_paths: list[str] | None = None
+    readonly_paths: list[str] | None = None
 
 
 class NetworkingConfig(_Model):

@@ -104,6 +104,10 @@ def log_options(config: ContainerConfig, host: HostConfig, path: Path,
     driver = host.log_config.type or "json-file"
     if driver not in ("json-file", "cri"):
         raise InvalidArgument(f"unsupported log driver {driver!r} (json-file or cri)")
+    if host.log_config.path:
+        if not host.log_config.path.startswith("/") or "\0" in host.log_config.path:
+            raise InvalidArgument(f"the log path {host.log_config.path!r} is not absolute")
+        path = Path(host.log_config.path)
     return LogConfig(path=path, driver=driver, max_size=max(size, 0), max_file=files,
                      attrs=_log_attrs(options, config, image or {}))
 

@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 
 from servin import signals
-from servin.engine import limits
+from servin.engine import fsusage, limits
 from servin.engine.config import DaemonConfig
 from servin.engine.containers import mounts as mountspecs
 from servin.engine.containers.collaborators import ContainerVolumes
@@ -58,6 +58,7 @@ from servin.engine.containers.views import (
 )
 from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
+from servin.engine.fsusage import FilesystemUsage
 from servin.engine.images.store import ImageStore
 from servin.engine.networks.service import NetworkService
 from servin.engine.runtime import bundle as oci
@@ -201,6 +202,15 @@ class ContainerService:
             with contextlib.suppress(ServinError):
                 image_sizes[c.image_id] = self.images.get(c.image_id).size
         return rw, rw + image_sizes.get(c.image_id, 0)
+
+    async def writable_layer(self, ref: str) -> FilesystemUsage:
+        """Bytes and inodes of the container's writable layer on disk (the CRI's figures)."""
+        c = await self.get(ref)
+
+        def measure() -> FilesystemUsage:
+            return fsusage.measure(str(self.snapshots.writable_dir(c.id)))
+
+        return await asyncio.to_thread(measure)
 
     async def inspect(self, ref: str, *, size: bool = False) -> ContainerDetails:
         """Everything ``inspect`` shows of a container."""
@@ -366,6 +376,14 @@ class ContainerService:
         if c.state.status == PAUSED:
             await self.runner.thaw(c)
         self.events.publish("container", "kill", c.id, name=c.name, signal=str(number))
+
+    async def reopen_log(self, ref: str) -> None:
+        """Have the monitor reopen the container's log file (after someone else rotated it,
+        as the kubelet does with CRI logs); Conflict if the container is not running."""
+        c = await self.get(ref)
+        if c.state.status not in (RUNNING, PAUSED):
+            raise Conflict(f"container {c.id} is not running")
+        await self.monitors.client(c.id).reopen_log()
 
     def _stop_signal(self, c: Container) -> int:
         image_signal = self.runner.image_config(c).get("StopSignal") or ""

@@ -516,8 +516,10 @@ def build_config(config: ContainerConfig, host: HostConfig, mounts: list[Mount],
         linux["devices"] = linux_devices
         linux["resources"]["devices"] += device_rules
     if not host.privileged:
-        linux["maskedPaths"] = list(MASKED_PATHS)
-        linux["readonlyPaths"] = list(READONLY_PATHS)
+        linux["maskedPaths"] = list(MASKED_PATHS if host.masked_paths is None
+                                    else host.masked_paths)
+        linux["readonlyPaths"] = list(READONLY_PATHS if host.readonly_paths is None
+                                      else host.readonly_paths)
     seccomp = _seccomp(seccomp_setting, host, caps)
     if seccomp is not None:
         linux["seccomp"] = seccomp

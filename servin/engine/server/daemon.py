@@ -21,6 +21,7 @@ import grpc
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import Engine
 from servin.engine.permissions import ROOT_MODE
+from servin.engine.server.cri.servicer import register as register_cri
 from servin.engine.server.docker.door import DockerDoor
 from servin.engine.server.grpc.server import build_server
 from servin.engine.server.sockets import prepare_unix_socket, secure_unix_socket
@@ -90,6 +91,8 @@ class Daemon:
         engine.events.bind(asyncio.get_running_loop())
         await asyncio.to_thread(engine.repair)
         server = build_server(engine.api)
+        # The Kubernetes CRI (runtime.v1) on the same sockets as servin.v1.
+        register_cri(server, engine.api)
         # The Docker Engine API door (servin/engine/server/docker/door.py).
         docker = DockerDoor(engine.api, self.config)
         started = False

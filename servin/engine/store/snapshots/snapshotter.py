@@ -417,6 +417,11 @@ class Snapshotter:
             return diff.copy_changes(base / "fs", self._lower_tree(info))[1]
         return diff.tree_bytes(base / "upper")
 
+    def writable_dir(self, key: str) -> Path:
+        """The directory holding the container's own files (upper/work, or fs for copy)."""
+        self._info(key)  # NotFound for an unknown key
+        return self.layout.container_dir(key)
+
     def changes(self, key: str) -> list[tuple[str, str]]:
         """What the container changed, as docker's ``(kind, path)`` pairs sorted by path:
         ``A`` added, ``C`` changed (a directory that exists in the image and holds a change is

@@ -1,0 +1,40 @@
+"""The runtime.v1 RuntimeService, assembled from the verb modules, and the registration of
+both CRI services on the daemon's grpc server (the same socket as servin.v1)."""
+
+from __future__ import annotations
+
+import grpc
+
+from servin.api.cri.runtime.v1 import api_pb2, api_pb2_grpc
+from servin.engine.engine import CoreAPI
+from servin.engine.server.cri.images import ImageServicer
+from servin.engine.server.cri.runtime_info import RuntimeInfoVerbs
+from servin.engine.server.cri.streaming.server import StreamingServer
+from servin.engine.server.grpc.rpc import Context
+from servin.errors import Unavailable
+
+
+class RuntimeServicer(
+    RuntimeInfoVerbs,
+    api_pb2_grpc.RuntimeServiceServicer,
+):
+    """runtime.v1.RuntimeService over the core's API."""
+
+    def __init__(self, core: CoreAPI, streaming: StreamingServer | None = None) -> None:
+        self.core = core
+        self.streaming = streaming
+
+    async def CheckpointContainer(self, request: api_pb2.CheckpointContainerRequest,
+                                  context: Context) -> api_pb2.CheckpointContainerResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                            "CheckpointContainer is not supported by Servin")
+        raise Unavailable("unreachable")  # abort raises
+
+
+def register(server: grpc.aio.Server, core: CoreAPI,
+             streaming: StreamingServer | None = None) -> None:
+    """Add runtime.v1's RuntimeService and ImageService to ``server``."""
+    api_pb2_grpc.add_RuntimeServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        RuntimeServicer(core, streaming), server)
+    api_pb2_grpc.add_ImageServiceServicer_to_server(  # type: ignore[no-untyped-call]
+        ImageServicer(core), server)
