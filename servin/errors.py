@@ -65,8 +65,9 @@ class Internal(ServinError):
     kind = "internal"
 
 
-class DeadlineExceeded(ServinError):
-    """The operation ran out of the time it was given (a CRI ExecSync's timeout)."""
+class DeadlineExceeded(Unavailable):
+    """The operation ran out of the time it was given (a CRI ExecSync's timeout); a kind of
+    Unavailable, as clients have always treated a deadline."""
 
     kind = "deadline_exceeded"
 
