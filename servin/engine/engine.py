@@ -138,7 +138,7 @@ class Engine:
         self.stats = StatsSampler(container_store, lambda cid: monitors.paths(cid).dir,
                                   self.events)
         self.pods = PodService(pod_store, container_store, self.containers, pod_cgroups,
-                               self.stats, self.events)
+                               self.stats, self.events, pod_networks=self.pod_networks)
         self.system = SystemService(config, self.id, self.started_at_ns, self.containers,
                                     image_store, self.volume_manager, self.networks,
                                     self.snapshots)
@@ -182,6 +182,9 @@ class Engine:
         await self.networks.start()
         await self.containers.recover()
         await self.pods.recover()
+        # CNI networks whose pod is gone (a crash between setup and record, or mid-removal).
+        await self.pod_networks.repair(
+            key for v in await self.pods.list() if (key := self.pods.cni_network_of(v.pod)))
         await asyncio.to_thread(self.volume_manager.repair)
         await self.networks.sync_firewall_or_warn()
 

@@ -55,6 +55,7 @@ class PodConfig(_Model):
     aliases: list[str] = []  # network-scoped aliases on a user network
     port_bindings: list[PortBinding] = []
     share_pid: bool = False  # net, ipc and uts are always shared
+    ipc_mode: str = ""  # "" = the pod's own IPC namespace, "host" = the node's (the CRI's NODE)
     dns: list[str] = []
     dns_search: list[str] = []
     dns_options: list[str] = []

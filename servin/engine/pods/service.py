@@ -43,6 +43,7 @@ from servin.engine.containers.store import ContainerStore
 from servin.engine.containers.top import TopResult, top
 from servin.engine.events import EventBus
 from servin.engine.linux.cgroups import detect_driver
+from servin.engine.networks.cni.podnet import PodNetworks
 from servin.engine.pods.cgroups import PodCgroups
 from servin.engine.pods.model import (
     INFRA_LABEL,
@@ -114,8 +115,11 @@ class PodService:
 
     def __init__(self, store: PodStore, container_store: ContainerStore,
                  containers: ContainerService, cgroups: PodCgroups, stats: StatsSampler,
-                 events: EventBus, infra_binary: str = "") -> None:
+                 events: EventBus, infra_binary: str = "",
+                 pod_networks: PodNetworks | None = None) -> None:
         self.store = store
+        # The CNI networks the CRI gives its pods: released whenever such a pod goes.
+        self.pod_networks = pod_networks
         self.container_store = container_store
         self.containers = containers
         self.cgroups = cgroups
@@ -224,7 +228,7 @@ class PodService:
             host_config=HostConfig(
                 network_mode=network,
                 port_bindings=list(config.port_bindings),
-                ipc_mode="shareable",
+                ipc_mode="host" if config.ipc_mode == "host" else "shareable",
                 uts_mode="host" if network == "host" else "",
                 cgroup_parent=pod.cgroup_path,
                 dns=list(config.dns), dns_search=list(config.dns_search),
@@ -251,9 +255,30 @@ class PodService:
         for c in await asyncio.to_thread(self.container_store.in_pod, pod.id):
             with contextlib.suppress(NotFound):
                 await self.containers.remove(c.id, force=True)
+        await self._release_network(pod)
         await asyncio.to_thread(self.cgroups.remove, pod)
         await asyncio.to_thread(self.store.delete, pod.id)
         self._locks.pop(pod.id, None)
+
+    async def _release_network(self, pod: Pod) -> None:
+        """DEL the pod's CNI network and unpin its netns when the pod networks made it (what
+        fails is logged: the next start's repair retries it)."""
+        key = self.cni_network_of(pod)
+        if not key or self.pod_networks is None:
+            return
+        try:
+            await self.pod_networks.teardown(key)
+        except (ServinError, OSError) as exc:
+            log.warning("cannot release the CNI network of a removed pod",
+                        extra={"pod": pod.id, "error": str(exc)})
+
+    def cni_network_of(self, pod: Pod) -> str:
+        """The key of the pod's CNI network ('' when its netns is not the pod networks')."""
+        path = pod.config.netns_path
+        if not path or self.pod_networks is None:
+            return ""
+        netns = Path(path)
+        return netns.name if netns.parent == self.pod_networks.netns_dir else ""
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -449,6 +474,8 @@ def _check_config(config: PodConfig) -> None:
                                   "ports")
         if config.aliases:
             raise InvalidArgument("network aliases need a user network")
+    if config.ipc_mode not in ("", "host"):
+        raise InvalidArgument(f"invalid pod IPC mode {config.ipc_mode!r} (\"\" or host)")
     if config.hostname:
         validate_hostname(config.hostname)
     res = config.resources

@@ -7,15 +7,37 @@ import grpc
 
 from servin.api.cri.runtime.v1 import api_pb2, api_pb2_grpc
 from servin.engine.engine import CoreAPI
+from servin.engine.server.cri.container_create import ContainerCreateVerbs
+from servin.engine.server.cri.container_lifecycle import ContainerLifecycleVerbs
+from servin.engine.server.cri.container_status import ContainerStatusVerbs
+from servin.engine.server.cri.container_update import ContainerUpdateVerbs
+from servin.engine.server.cri.events import EventVerbs
+from servin.engine.server.cri.exec_sync import ExecSyncVerbs
 from servin.engine.server.cri.images import ImageServicer
 from servin.engine.server.cri.runtime_info import RuntimeInfoVerbs
+from servin.engine.server.cri.sandbox_run import SandboxRunVerbs
+from servin.engine.server.cri.sandbox_status import SandboxStatusVerbs
+from servin.engine.server.cri.sandbox_stop import SandboxStopVerbs
+from servin.engine.server.cri.stats import StatsVerbs
 from servin.engine.server.cri.streaming.server import StreamingServer
+from servin.engine.server.cri.streaming_verbs import StreamingVerbs
 from servin.engine.server.grpc.rpc import Context
 from servin.errors import Unavailable
 
 
 class RuntimeServicer(
     RuntimeInfoVerbs,
+    SandboxRunVerbs,
+    SandboxStopVerbs,
+    SandboxStatusVerbs,
+    ContainerCreateVerbs,
+    ContainerLifecycleVerbs,
+    ContainerStatusVerbs,
+    ContainerUpdateVerbs,
+    ExecSyncVerbs,
+    StreamingVerbs,
+    StatsVerbs,
+    EventVerbs,
     api_pb2_grpc.RuntimeServiceServicer,
 ):
     """runtime.v1.RuntimeService over the core's API."""
