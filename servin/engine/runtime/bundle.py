@@ -431,6 +431,17 @@ def _mounts(spec: HostConfig, user_mounts: list[Mount],
 _PROPAGATIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
 
 
+def _rootfs_propagation(mounts: list[Mount]) -> str:
+    """The root's propagation: rprivate, unless a mount wants events from the host (rslave)
+    or both ways (rshared), which a private root would cut off (as runc and containerd do)."""
+    kinds = {m.propagation for m in mounts if m.type == "bind"}
+    if kinds & {"shared", "rshared"}:
+        return "rshared"
+    if kinds & {"slave", "rslave"}:
+        return "rslave"
+    return "rprivate"
+
+
 def _user_mount(m: Mount, volume_paths: dict[str, str]) -> dict[str, Any]:
     """One user mount (already validated at create) as an OCI mount; a volume is a bind
     of its data directory."""
@@ -510,7 +521,7 @@ def build_config(config: ContainerConfig, host: HostConfig, mounts: list[Mount],
         "namespaces": _namespaces(inputs),
         "cgroupsPath": f"{inputs.cgroup_parent}/{inputs.container_id}",
         "resources": resources(host),
-        "rootfsPropagation": "rprivate",
+        "rootfsPropagation": _rootfs_propagation(mounts),
     }
     if linux_devices:
         linux["devices"] = linux_devices

@@ -43,8 +43,15 @@ def prepare_rootfs(spec: ContainerSpec, own_cgroups: Callable[[], list[str]]) ->
     called only when a cgroup mount is reached, so the mounts before it overlap with the
     creator's (slow, on cgroup v1) placement of the init.
     """
-    m.set_propagation("/", m.MS_SLAVE | m.MS_REC, label="/ (container namespace)")
+    # As runc: the namespace's mounts take the root's propagation at once (a bidirectional
+    # bind mount must stay in the host's peer group), slave by default.
+    root_flags = spec.rootfs_propagation or (m.MS_SLAVE | m.MS_REC)
+    m.set_propagation("/", root_flags, label="/ (container namespace)")
     rootfs = str(spec.root_path)
+    if root_flags & m.MS_SHARED:
+        # Then the rootfs's own mount goes private (here only), so the mounts made below it
+        # do not propagate back to the host.
+        m.set_propagation(_mount_point_of(rootfs), m.MS_PRIVATE, label=f"{rootfs} (parent)")
     m.mount(rootfs, rootfs, None, m.MS_BIND | m.MS_REC, label=f"{rootfs} (rootfs)")
     root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
@@ -68,6 +75,18 @@ def prepare_rootfs(spec: ContainerSpec, own_cgroups: Callable[[], list[str]]) ->
         m.remount_bind("/", m.MS_RDONLY, label="/ (readonly rootfs)")
     if spec.rootfs_propagation is not None:
         m.set_propagation("/", spec.rootfs_propagation, label="/ (rootfsPropagation)")
+
+
+def _mount_point_of(path: str) -> str:
+    """The mount point of the mount holding ``path`` (the longest one above it)."""
+    best = "/"
+    with open("/proc/self/mountinfo", "rb") as f:
+        for line in f:
+            point = os.fsdecode(line.split(b" ", 5)[4]).replace("\\040", " ")
+            if (path == point or path.startswith(point.rstrip("/") + "/")) \
+                    and len(point) > len(best):
+                best = point
+    return best
 
 
 def _target(root_fd: int, entry: Mount, create: str | None) -> Resolved:

@@ -10,6 +10,7 @@ kubelet sent, the image as it was asked for, the log path) is kept in annotation
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -28,6 +29,7 @@ LOG_DIRECTORY = PREFIX + "log-directory"  # the sandbox's log_directory
 RUNTIME_HANDLER = PREFIX + "runtime-handler"  # the sandbox's runtime handler
 SANDBOX_CONFIG = PREFIX + "sandbox-linux"  # JSON of what a sandbox's containers inherit
 
+MAX_NAME = 200  # core names may be 255 characters; kubelet's are shorter, critest's not
 CONTAINER_KIND = "container"
 SANDBOX_KIND = "sandbox"
 
@@ -89,7 +91,12 @@ def core_name(*parts: object) -> str:
     become ``-``."""
     text = "_".join(str(p) for p in parts)
     out = "".join(c if c.isascii() and (c.isalnum() or c in "_.-") else "-" for c in text)
-    return out if out[:1].isalnum() else "x" + out
+    out = out if out[:1].isalnum() else "x" + out
+    if len(out) > MAX_NAME:
+        # Still one name per metadata: the tail is a digest of the whole.
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+        out = f"{out[:MAX_NAME - 17]}-{digest}"
+    return out
 
 
 def key_values(items: Mapping[str, str]) -> dict[str, str]:
