@@ -185,6 +185,8 @@ def stop_cri(cri: CRI) -> None:
 def cri(registry: Registry, pushed: dict[str, str]) -> Iterator[CRI]:
     env = start_cri(registry)
     env.write_conf()
+    env.images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=BUSYBOX)),
+                         timeout=120)
     try:
         yield env
     finally:

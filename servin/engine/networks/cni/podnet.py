@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from servin.engine.config import DaemonConfig
+from servin.engine.crashpoints import crashpoint
 from servin.engine.linux.netns import create_netns, list_netns, remove_netns
 from servin.engine.networks.cni.caller import (
     CNI,
@@ -114,6 +115,7 @@ class PodNetworks:
         except BaseException:
             await asyncio.shield(asyncio.to_thread(remove_netns, path))
             raise
+        crashpoint("pod-network.after-setup")
         return PodNetwork(pod_id, str(path), _ips(result.addresses(IFNAME)), net.name)
 
     def get(self, pod_id: str) -> PodNetwork | None:
