@@ -57,7 +57,7 @@ def test_no_network_configuration_changes_nothing(cri: CRI) -> None:
     saved = conf.read_text()
     conf.unlink()
     try:
-        code, msg = _code(_run(cri, cri.sandbox_config("nonet")))
+        _, msg = _code(_run(cri, cri.sandbox_config("nonet")))
         assert str(cri.conf_dir) in msg
     finally:
         conf.write_text(saved)
