@@ -97,6 +97,7 @@ class Daemon:
             await asyncio.to_thread(engine.networks.setup)
             await engine.networks.start()
             await engine.containers.recover()
+            await engine.builds.recover()
             await asyncio.to_thread(engine.volumes.repair)
             try:
                 await engine.networks.sync_firewall()

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 from servin.engine import permissions
+from servin.engine.build.service import BuildService
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.execs import ExecService
 from servin.engine.containers.files import FileOperations
@@ -77,6 +78,8 @@ class Engine:
         self.stats = StatsSampler(
             self.containers.store, lambda cid: self.containers.paths(cid).dir, self.events
         )
+        # Dockerfile builds and their cache (servin.engine.build).
+        self.builds = BuildService(self)
         self.id = self._engine_id(config.root / "engine-id")
         permissions.secure_roots(config.root, config.exec_root)  # what the services made
 
@@ -95,6 +98,7 @@ class Engine:
                 log.info("removing a snapshot without a container", extra={"key": key})
                 self.snapshots.remove(key)
         remove_unrecorded(self.config, self.snapshots, known)
+        self.builds.repair()
         collected = self.images.collect()
         if collected.blobs or collected.layers:
             log.info(

@@ -16,6 +16,7 @@ from servin.engine.images.progress import ProgressEvent
 from servin.engine.images.registry.auth import Credentials
 from servin.engine.images.registry.login import login
 from servin.engine.images.store import ImageRecord
+from servin.engine.server.grpc import builds
 from servin.engine.server.grpc.filters import filter_map, label_matches, parse_bool, parse_until
 from servin.engine.server.grpc.streams import split_upload
 from servin.engine.server.grpc.timestamps import from_rfc3339
@@ -250,16 +251,12 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         request_iterator: AsyncIterator[images_pb2.BuildInput],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[images_pb2.BuildProgress]:
-        from servin.engine.server.grpc import builds  # the builder is being restored
-
         async for message in builds.build(self.engine, request_iterator):
             yield message
 
     async def PruneBuildCache(
         self, request: images_pb2.PruneBuildCacheRequest, context: grpc.aio.ServicerContext
     ) -> images_pb2.PruneBuildCacheResponse:
-        from servin.engine.server.grpc import builds
-
         return await builds.prune(self.engine, request)
 
     async def History(
