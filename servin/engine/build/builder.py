@@ -329,6 +329,7 @@ class Builder:
             return state
         if trigger:
             count += 1  # triggers are steps the Dockerfile does not count
+        await self._stages_read(inst, scope, state)
         vertex = await self._start(stage.label, counter, count, title or inst.text,
                                    inst.keyword)
         started = time.monotonic()
@@ -354,6 +355,29 @@ class Builder:
         new, cached = await self._execute(plan, state, vertex)
         self.emit(StepDone(vertex, cached, new.id, time.monotonic() - started))
         return new
+
+    async def _stages_read(self, inst: Instruction, scope: StageScope, state: State) -> None:
+        """Wait for the stages a step reads, so that it starts (and is timed) once they are
+        built (a name that does not expand is the step's error to report)."""
+        assert self.df is not None
+        refs: list[str] = []
+        if isinstance(inst, Copy) and inst.from_:
+            refs.append(inst.from_)
+        elif isinstance(inst, Run):
+            for mount in inst.mounts:
+                for part in mount.split(","):
+                    key, _, value = part.partition("=")
+                    if key.strip().lower() == "from" and value:
+                        refs.append(value.strip())
+        for ref in refs:
+            try:
+                name = self._lexer().process_word(ref, scope.env(state))
+            except ServinError:
+                continue
+            found = self.df.stage(name)
+            if found is not None and found.index in self.results:
+                with contextlib.suppress(Exception):  # its failure is reported by its stage
+                    await asyncio.shield(self.results[found.index])
 
     def _declare(self, scope: StageScope, inst: Arg, state: State) -> None:
         """ARG in a stage: its value from --build-arg, its default, the global scope or the
@@ -749,11 +773,10 @@ class Builder:
         docs = {d.name: d for d in inst.heredocs}
         workdir = state.image.get("WorkingDir") or "/"
         dest = word(inst.dest)
-        if not dest.startswith("/"):
-            trailing = dest.endswith("/") or dest in (".", "./")
-            dest = posixpath.join(workdir, dest)
-            if trailing and not dest.endswith("/"):
-                dest += "/"
+        trailing = dest.endswith("/") or dest.endswith("/.") or dest == "."
+        dest = posixpath.normpath(posixpath.join(workdir, dest))
+        if trailing and not dest.endswith("/"):
+            dest += "/"
         chown = word(inst.chown) if inst.chown else ""
         chmod = copier.parse_chmod(word(inst.chmod)) if inst.chmod else None
         from_text = word(inst.from_) if inst.from_ else ""
@@ -800,7 +823,7 @@ class Builder:
         if inst.checksum and not urls:
             raise StepError("ADD --checksum applies to URLs only")
         for doc in heredocs:
-            key.add("heredoc", doc.name, doc.data)
+            key.add("heredoc", doc.name, hashlib.sha256(doc.data or b"").hexdigest())
         key.add(patterns, dest, chown, chmod, inst.link)
         digest = Key("sources").add(key.digest).digest[:16]
         if from_text:
