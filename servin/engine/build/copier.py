@@ -248,19 +248,25 @@ def copy_into(dest_root: int, sources: list[Source], dest: str,
 def _copy_one(dest_root: int, source: Source, target: str, as_dir: bool,
               options: CopyOptions) -> None:
     if source.archive:
-        parent = ensure_dir(dest_root, target, options.owner)
+        # As the classic builder: missing directories are root's, the archive keeps its own
+        # owners (--chown does not apply).
+        parent = ensure_dir(dest_root, target, (0, 0))
         try:
             _unpack(source, parent)
         finally:
             os.close(parent)
         return
     if source.is_dir:
-        top = ensure_dir(dest_root, target, options.owner)
+        # As the classic builder: missing parents are root's; the destination takes the
+        # source directory's mode, and --chown's owner when it is new (root's otherwise).
+        existed = _is_dir(dest_root, target)
+        top = ensure_dir(dest_root, target, (0, 0))
         try:
             src = openat2(source.root, source.path or ".", os.O_RDONLY | os.O_DIRECTORY)
             try:
                 _copy_children(src, top, options)
-                _apply_dir_meta(src, top, options)
+                _apply_dir_meta(src, top, options if not existed else
+                                CopyOptions((0, 0), options.chmod))
             finally:
                 os.close(src)
         finally:

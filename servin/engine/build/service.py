@@ -99,7 +99,8 @@ class BuildService:
                    name: str, emit: Any, queue: asyncio.Queue[Any]) -> BuildResult:
         adapter = self.adapter
         directory = adapter.contexts / build_id
-        directory.mkdir(mode=0o700)
+        directory.mkdir()
+        directory.chmod(0o755)  # the context root as docker has it (its parent is private)
         adapter.publish("start", build_id, name=name)
         started = time.monotonic()
         failed = True
