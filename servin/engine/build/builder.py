@@ -467,7 +467,10 @@ class Builder:
                     vertex: int) -> StepPlan:
         lexer = self._lexer()
         env = scope.env(state)
-        word = lambda text: lexer.process_word(text, env)  # noqa: E731
+
+        def word(text: str) -> str:
+            return lexer.process_word(text, env)
+
         key = Key(inst.keyword, state.key)
         if isinstance(inst, Env):
             pairs = [(word(k), word(v)) for k, v in inst.pairs]
@@ -550,8 +553,11 @@ class Builder:
                             lambda s: s.config.__setitem__("author", value))
         # WORKDIR: the directory is made (root's, 0755) when missing.
         path = imageconfig.workdir(dict(state.image), value)
-        plan = StepPlan(key.add(path).digest, f"WORKDIR {path}",
-                        lambda s: imageconfig.workdir(s.image, value))
+
+        def set_workdir(s: State) -> None:
+            imageconfig.workdir(s.image, value)
+
+        plan = StepPlan(key.add(path).digest, f"WORKDIR {path}", set_workdir)
 
         async def make(parent: State) -> Layer | None:
             def work(roots: Roots) -> None:
@@ -769,7 +775,10 @@ class Builder:
     async def _plan_copy(self, inst: Copy, state: State, key: Key,
                          env: dict[str, str]) -> StepPlan:
         lexer = self._lexer()
-        word = lambda text: lexer.process_word(text, env)  # noqa: E731
+
+        def word(text: str) -> str:
+            return lexer.process_word(text, env)
+
         docs = {d.name: d for d in inst.heredocs}
         workdir = state.image.get("WorkingDir") or "/"
         dest = word(inst.dest)
@@ -822,8 +831,8 @@ class Builder:
                             "must be a directory and end with a /")
         if inst.checksum and not urls:
             raise StepError("ADD --checksum applies to URLs only")
-        for doc in heredocs:
-            key.add("heredoc", doc.name, hashlib.sha256(doc.data or b"").hexdigest())
+        for made in heredocs:
+            key.add("heredoc", made.name, hashlib.sha256(made.data or b"").hexdigest())
         key.add(patterns, dest, chown, chmod, inst.link)
         digest = Key("sources").add(key.digest).digest[:16]
         if from_text:
