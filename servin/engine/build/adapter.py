@@ -120,9 +120,7 @@ class EngineAdapter:
         self.exec_dir = Path(engine.config.exec_root) / "build"
         self.contexts = self.root / "contexts"
         self.cache_mounts = self.root / "cache-mounts"
-        self.tmp = self.root / "tmp"
-        for directory in (self.root, self.contexts, self.cache_mounts, self.tmp,
-                          self.exec_dir):
+        for directory in (self.root, self.contexts, self.cache_mounts, self.exec_dir):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._parents: dict[str, int] = {}  # temporary parent images -> steps using them
         self._parents_lock = asyncio.Lock()
@@ -586,7 +584,7 @@ class EngineAdapter:
         build left in its directories (blocking)."""
         for point in sorted(mounts_under(self.exec_dir), key=len, reverse=True):
             unmount_all(Path(point))
-        for directory in (self.exec_dir, self.contexts, self.tmp):
+        for directory in (self.exec_dir, self.contexts):
             for entry in os.scandir(directory):
                 _remove(Path(entry.path))
 
