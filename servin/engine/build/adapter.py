@@ -251,11 +251,14 @@ class EngineAdapter:
             if name.digest:
                 raise InvalidArgument(f"invalid tag {name}: a tag cannot carry a digest")
         store = self.engine.images.store
-        if state.image_id:
+        image_id = state.image_id or state.id
+        try:  # recorded already (a fully cached build): its blobs are there, only names change
+            await asyncio.to_thread(store.get, image_id)
             for name in names:
-                await asyncio.to_thread(store.tag, state.image_id, name)
-            image_id = state.image_id
-        else:
+                await asyncio.to_thread(store.tag, image_id, name)
+        except NotFound:
+            if state.image_id:
+                raise
             record = await asyncio.to_thread(self._write_image, state, lease)
             await asyncio.to_thread(store.add, record, names)
             image_id = record.id

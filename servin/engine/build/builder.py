@@ -134,6 +134,7 @@ class Builder:
         self.plan: Plan | None = None
         self.numbers: dict[int, int] = {}
         self.total = 0
+        self.hits: list[str] = []  # cache entries used (their last use is recorded at the end)
 
     # -- the whole build ------------------------------------------------------------------------
 
@@ -167,6 +168,7 @@ class Builder:
             for future in self.results.values():
                 if not future.done():
                     future.cancel()
+        await asyncio.to_thread(self.cache.touch, self.hits)
         unused = sorted(k for k in self.build_args if k not in self.used_args
                         and k not in PROXY_ARGS)
         if unused:
@@ -255,11 +257,14 @@ class Builder:
         count = self._stage_count(stage, index)
         counter = _Counter(self.numbers[index])
         from_text = stage.from_.text
+        parent = None
+        if planned.base_stage is not None:
+            parent = await self.stage_result(planned.base_stage)  # its failure is reported
         vertex = await self._start(stage.label, counter, count, from_text, "FROM")
         started = time.monotonic()
         try:
-            if planned.base_stage is not None:
-                base = (await self.stage_result(planned.base_stage)).copy()
+            if parent is not None:
+                base = parent.copy()
             elif planned.base.lower() == "scratch":
                 plat = self.target_platform
                 base = State(scratch(plat.os, plat.architecture, plat.variant),
@@ -269,7 +274,7 @@ class Builder:
                     self.target_platform
                 base = await self._image(planned.base, platform)
         except ServinError as exc:
-            self.emit(StepFailed(vertex, str(exc)))
+            self._failed(vertex, exc)
             raise
         triggers = list(base.image.get("OnBuild") or [])
         begin_stage(base)
@@ -337,12 +342,19 @@ class Builder:
             plan = await self._plan(stage, scope, inst, state, vertex)
             new, cached = await self._execute(plan, state, vertex)
         except ServinError as exc:
-            if not isinstance(exc, _Reported):
-                self.emit(StepFailed(vertex, str(exc)))
+            self._failed(vertex, exc)
             raise
         self.emit(StepDone(vertex, cached, new.id, time.monotonic() - started,
                                  plan.container))
         return new
+
+    def _failed(self, vertex: int, exc: ServinError) -> None:
+        """Report a step's failure once (a stage reading a failed stage fails with the same
+        error, which was reported where it happened)."""
+        if getattr(exc, "reported", False):
+            return
+        self.emit(StepFailed(vertex, str(exc)))
+        exc.reported = True  # type: ignore[attr-defined]  # a mark on this exception only
 
     async def _label_step(self, stage: Stage, counter: _Counter, count: int,
                           state: State) -> State:
@@ -376,8 +388,7 @@ class Builder:
                 continue
             found = self.df.stage(name)
             if found is not None and found.index in self.results:
-                with contextlib.suppress(Exception):  # its failure is reported by its stage
-                    await asyncio.shield(self.results[found.index])
+                await self.stage_result(found.index)  # its failure was reported by its stage
 
     def _declare(self, scope: StageScope, inst: Arg, state: State) -> None:
         """ARG in a stage: its value from --build-arg, its default, the global scope or the
@@ -404,6 +415,7 @@ class Builder:
             if hit is not None:
                 self.adapter.hold(self.lease, hit)
                 if await asyncio.to_thread(self.adapter.layers_present, hit):
+                    self.hits.append(plan.key)
                     return hit, True
                 await asyncio.to_thread(self.cache.drop, plan.key)
             from_image = self._from_cache_images(plan, parent)
@@ -685,7 +697,9 @@ class Builder:
             message = (f"process \"{command}\" did not complete successfully: exit code: "
                        f"{result.exit_code}")
             self.emit(StepFailed(vertex, message, command, result.exit_code))
-            raise _Reported(message)
+            error = StepError(message)
+            error.reported = True  # type: ignore[attr-defined]  # StepFailed is out already
+            raise error
         return result.layer
 
     async def _host_mount(self, m: runmounts.RunMount, i: int, step_dir: Path,
@@ -891,10 +905,6 @@ def _make_dir(directory: Path, mode: int, uid: int, gid: int) -> None:
     directory.mkdir(mode=0o700)
     os.chown(directory, uid, gid)
     os.chmod(directory, mode)
-
-
-class _Reported(StepError):
-    """A step failure whose StepFailed event was sent already."""
 
 
 @dataclass

@@ -76,14 +76,20 @@ class BuildCache:
         self.db = db
 
     def get(self, key: str) -> State | None:
-        """The state stored under ``key`` (its last use is recorded), or None."""
+        """The state stored under ``key``, or None (``touch`` records its use)."""
         rows = self.db.query("SELECT state FROM build_cache WHERE key = ?", (key,))
         if not rows:
             return None
-        with self.db.transaction() as db:
-            db.execute("UPDATE build_cache SET last_used_ns = ? WHERE key = ?",
-                       (time.time_ns(), key))
         return State.from_json(rows[0]["state"], key)
+
+    def touch(self, keys: list[str]) -> None:
+        """Record that entries were used now (one transaction for a build's hits)."""
+        if not keys:
+            return
+        now = time.time_ns()
+        with self.db.transaction() as db:
+            db.executemany("UPDATE build_cache SET last_used_ns = ? WHERE key = ?",
+                           [(now, key) for key in keys])
 
     def put(self, key: str, state: State, *, description: str, chain: str, size: int) -> None:
         """Store (or replace) the state reached under ``key``."""

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -76,7 +77,13 @@ class BuildService:
         queue: asyncio.Queue[BuildEvent | None] = asyncio.Queue()
         name = options.name or build_id[:12]
 
+        loop = asyncio.get_running_loop()
+        loop_thread = threading.get_ident()
+
         def emit(event: BuildEvent) -> None:
+            if threading.get_ident() != loop_thread:  # a worker thread's report
+                loop.call_soon_threadsafe(emit, event)
+                return
             if isinstance(event, StepStarted):
                 self.adapter.publish("step", build_id, name=name,
                                      step=f"{event.number}/{event.total} {event.instruction}")
