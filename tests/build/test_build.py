@@ -365,6 +365,10 @@ def test_run_networks_hosts_and_volumes(engine: DaemonProcess, tmp_path: Path) -
     assert "file" not in out.splitlines()[4:]
     bad = build(engine, ctx, "--add-host", "nocolon", check=False)
     assert bad.returncode != 0 and "HOST:IP" in bad.stderr
+    bridged = make_context(tmp_path / "bridged", "FROM busybox\n"
+                           "RUN ip -4 addr show eth0 | grep -c 'inet ' > /inet\n")
+    build(engine, bridged, "--network", "default", "-t", "net:2")
+    assert run_in(engine, "net:2", "cat /inet") == "1\n"
 
 
 def test_add_unpacks_local_archives_and_fetches_urls(engine: DaemonProcess,
@@ -415,6 +419,10 @@ def test_tags_labels_iidfile_and_quiet(engine: DaemonProcess, tmp_path: Path) ->
     labels = json.loads(engine.cli("inspect", "--format", "{{json .Config.Labels}}", "multi:1",
                                    check=True).stdout)
     assert labels == {"from": "dockerfile", "extra": "yes"}
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(os.uname().machine, os.uname().machine)
+    same = engine.cli("build", "-q", "--platform", f"linux/{arch}", "--label", "extra=yes",
+                      "-t", "multi:3", str(ctx), check=True)
+    assert same.stdout.strip() == iid.read_text()  # the same build: every step cached
 
 
 def test_outputs_local_and_tar_record_no_image(engine: DaemonProcess, tmp_path: Path) -> None:
