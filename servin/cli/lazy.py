@@ -11,10 +11,12 @@ import os
 
 import click
 
+from servin.cli.flagsyntax import DockerGroup
+
 _COMPLETE_VAR = "_SERVIN_COMPLETE"  # set by the shell completion scripts
 
 
-class LazyGroup(click.Group):
+class LazyGroup(DockerGroup):
     """Subcommands given as ``name -> "module:attribute"``, plus aliases to other paths."""
 
     def __init__(

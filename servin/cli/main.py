@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 
 import click
@@ -40,6 +41,7 @@ TOP_LEVEL = {
     "pull": describe(f"{_REGISTRY}:pull", "Download an image from a registry"),
     "push": describe(f"{_REGISTRY}:push", "Upload an image to a registry"),
     "login": describe(f"{_REGISTRY}:login", "Log in to a registry"),
+    "search": describe(f"{_REGISTRY}:search", "Search a registry for images"),
     "logout": describe(f"{_REGISTRY}:logout", "Log out from a registry"),
     "container": describe(f"{_CONTAINER}:container", "Manage containers"),
     "run": describe(f"{_RUN}:run", "Create and run a new container from an image"),
@@ -132,10 +134,45 @@ _STATE = {"debug": False}
 USAGE_EXIT_CODE = 125  # docker's code for a command line it cannot run
 
 
+class _Interrupted(BaseException):
+    """ctrl-c. Not a KeyboardInterrupt, which Click turns into a blank line and ``Aborted.``:
+    the CLI ends as docker's does, killed by the signal and quietly."""
+
+
+def _on_sigint(signum: int, frame: object) -> None:
+    raise _Interrupted
+
+
+def _die_by_sigint() -> None:
+    import os
+    import signal
+
+    with contextlib.suppress(Exception):
+        sys.stdout.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+    sys.exit(130)  # only if the signal is blocked
+
+
+def _describe(exc: BaseException) -> str:
+    """One line for an error no command expected."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror.lower()
+        return f"{exc.filename}: {text}" if exc.filename else text
+    return f"{type(exc).__name__}: {exc}"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of ``servin``: one clear error line and a non-zero exit on failure."""
+    """Entry point of ``servin``: one clear error line and docker's exit code on failure, never
+    a traceback (``--debug`` shows one)."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _on_sigint)
     try:
         cli.main(args=argv, prog_name="servin", standalone_mode=False)
+    except _Interrupted:
+        _die_by_sigint()
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
@@ -148,16 +185,24 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except ServinError as exc:
-        if _STATE["debug"]:
-            import traceback
-
-            traceback.print_exc()
+        _trace()
         click.echo(f"Error: {exc.message}", err=True)
         sys.exit(getattr(exc, "exit_code", 1))
     except KeyboardInterrupt:
-        sys.exit(130)
+        _die_by_sigint()
     except BrokenPipeError:
         sys.exit(0)
+    except Exception as exc:  # a failure no command foresaw: still one line, docker's 1
+        _trace()
+        click.echo(f"Error: {_describe(exc)}", err=True)
+        sys.exit(1)
+
+
+def _trace() -> None:
+    if _STATE["debug"]:
+        import traceback
+
+        traceback.print_exc()
 
 
 def daemon_main() -> None:

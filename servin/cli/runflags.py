@@ -71,14 +71,24 @@ RUN_OPTIONS = [
     _opt("-P", "--publish-all", is_flag=True,
          help="Publish all exposed ports to random ports"),
     _opt("--expose", multiple=True, help="Expose a port or a range of ports"),
+    _opt("--mac-address", default="", help="Container MAC address (e.g., 92:d0:c6:0a:29:33)"),
     _opt("--ipc", default="", help="IPC mode: private, shareable, host, container:NAME"),
     _opt("--pid", default="", help="PID namespace: host or container:NAME"),
     _opt("--uts", default="", help="UTS namespace: host"),
+    _opt("--cgroupns", default="", type=click.Choice(["", "host", "private"]),
+         metavar="host|private", help="Cgroup namespace to use (default private)"),
     _opt("--stop-signal", default="", help="Signal to stop the container"),
     _opt("--stop-timeout", type=int, default=None, help="Timeout (in seconds) to stop a container"),
     _opt("--cap-add", multiple=True, help="Add Linux capabilities"),
     _opt("--cap-drop", multiple=True, help="Drop Linux capabilities"),
-    _opt("--privileged", is_flag=True, help="Give extended privileges to this container"),
+    _opt("--privileged", is_flag=True,
+         help="Give extended privileges (and the host's devices) to this container"),
+    _opt("--device", "devices", multiple=True, metavar="HOST[:CONTAINER][:rwm]",
+         help="Add a host device to the container"),
+    _opt("--device-cgroup-rule", multiple=True, metavar="'c|b|a MAJOR:MINOR rwm'",
+         help="Add a rule to the cgroup allowed devices list"),
+    _opt("--init", is_flag=True,
+         help="Run an init inside the container that forwards signals and reaps processes"),
     _opt(
         "--security-opt",
         multiple=True,
@@ -109,7 +119,7 @@ RUN_OPTIONS = [
     _opt("--tmpfs", multiple=True, metavar="PATH[:OPTS]", help="Mount a tmpfs directory"),
     _opt("--dns", multiple=True, help="Set custom DNS servers"),
     _opt("--dns-search", multiple=True, help="Set custom DNS search domains"),
-    _opt("--dns-option", multiple=True, help="Set DNS options"),
+    _opt("--dns-option", "--dns-opt", "dns_option", multiple=True, help="Set DNS options"),
     _opt("--add-host", multiple=True, metavar="HOST:IP", help="Add a custom host-to-IP mapping"),
     _opt("--log-driver", default="", help="Logging driver: json-file (default) or cri"),
     _opt(
@@ -139,6 +149,11 @@ RUN_OPTIONS = [
     _opt(
         "--annotation", multiple=True, metavar="KEY=VALUE", help="Add an annotation to the OCI spec"
     ),
+    _opt("--cidfile", default="", type=click.Path(dir_okay=False),
+         help="Write the container ID to the file"),
+    _opt("-q", "--quiet", is_flag=True, help="Suppress the pull output"),
+    _opt("--rm", "remove", is_flag=True,
+         help="Automatically remove the container and its anonymous volumes when it exits"),
 ]
 
 
@@ -159,18 +174,30 @@ def _kv(items: tuple[str, ...], flag: str) -> dict[str, str]:
     return out
 
 
-def _env_files(paths: tuple[str, ...]) -> list[str]:
-    env = []
-    for path in paths:
+def env_items(values: tuple[str, ...], files: tuple[str, ...]) -> list[str]:
+    """``--env-file`` lines then ``-e`` values as docker reads them: ``KEY=VALUE`` as is, a bare
+    ``KEY`` from this client's environment (left out when it is not set there)."""
+    import os
+
+    items: list[str] = []
+    for path in files:
         try:
-            text = Path(path).read_text()
+            lines = Path(path).read_text().splitlines()
         except OSError as exc:
-            raise InvalidArgument(f"open {path}: {exc.strerror.lower()}") from None
-        for line in text.splitlines():
-            line = line.strip()
-            if line and not line.startswith("#"):
-                env.append(line)
-    return env
+            raise InvalidArgument(f"open {path}: {(exc.strerror or str(exc)).lower()}") from None
+        items.extend(line.strip() for line in lines
+                     if line.strip() and not line.lstrip().startswith("#"))
+    items.extend(values)
+    out = []
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"invalid environment variable: {item!r}")
+        if sep:
+            out.append(item)
+        elif key in os.environ:
+            out.append(f"{key}={os.environ[key]}")
+    return out
 
 
 def _bind_spec(spec: str) -> str:
@@ -259,7 +286,7 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
     if o["entrypoint"] is not None:
         spec.entrypoint_set = True
         spec.entrypoint.extend([o["entrypoint"]] if o["entrypoint"] else [])
-    spec.env.extend([*_env_files(o["env_file"]), *o["env"]])
+    spec.env.extend(env_items(o["env"], o["env_file"]))
     spec.working_dir = o["workdir"]
     spec.user = o["user"]
     spec.hostname = o["hostname"]
@@ -289,11 +316,13 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
     r.oom_score_adj = o["oom_score_adj"]
     r.oom_kill_disable = o["oom_kill_disable"]
     spec.network_mode = o["network"]
-    if o["network_alias"] or o["ip"]:
+    if o["network_alias"] or o["ip"] or o["mac_address"]:
         net = o["network"] or "bridge"
         spec.networks[net].aliases.extend(o["network_alias"])
         spec.networks[net].ipv4_address = o["ip"]
-    spec.ports.extend(parse_publish(p) for p in o["publish"])
+        spec.networks[net].mac_address = o["mac_address"]
+    for item in o["publish"]:
+        spec.ports.extend(parse_publish(item))
     spec.publish_all = o["publish_all"]
     for item in o["expose"]:
         port, _, proto = item.partition("/")
@@ -301,11 +330,16 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
     spec.ipc_mode = o["ipc"]
     spec.pid_mode = o["pid"]
     spec.uts_mode = o["uts"]
+    spec.cgroupns_mode = o["cgroupns"]
     spec.stop_signal = o["stop_signal"]
     spec.stop_timeout = o["stop_timeout"] if o["stop_timeout"] is not None else -1
     spec.cap_add.extend(o["cap_add"])
     spec.cap_drop.extend(o["cap_drop"])
     spec.privileged = o["privileged"]
+    spec.devices.extend(o["devices"])
+    spec.device_cgroup_rules.extend(o["device_cgroup_rule"])
+    spec.init = o["init"]
+    spec.auto_remove = o["remove"]
     for opt in o["security_opt"]:
         key, sep, value = opt.partition("=")
         if key == "seccomp" and sep and value != "unconfined":
@@ -435,8 +469,21 @@ def build_update(values: dict[str, Any]) -> tuple[Any, list[str]]:
     return resources, fields
 
 
-def parse_publish(text: str) -> Any:
-    """``-p [IP:][HOST:]CONTAINER[/tcp|udp]`` as a PortBinding (host port 0 = pick one)."""
+def _port_range(text: str, spec: str) -> tuple[int, int]:
+    low, sep, high = text.partition("-")
+    try:
+        first, last = int(low), int(high) if sep else int(low)
+    except ValueError:
+        raise InvalidArgument(f"invalid port specification: {spec!r}") from None
+    if not 0 < first <= last < 65536:
+        raise InvalidArgument(f"invalid port specification: {spec!r}")
+    return first, last
+
+
+def parse_publish(text: str) -> list[Any]:
+    """``-p [IP:][HOST[-HOST]:]CONTAINER[-CONTAINER][/tcp|udp]`` as PortBindings: ranges of the
+    same length pair up port by port; a host range for one container port means any free port
+    of the range (docker picks one); no host port means any free port."""
     from servin.api.servin.v1 import common_pb2
 
     body, _, proto = text.partition("/")
@@ -449,13 +496,6 @@ def parse_publish(text: str) -> Any:
         host_port = parts[0]
     elif len(parts) == 3:
         host_ip, host_port = parts[0].strip("[]"), parts[1]
-    try:
-        cport = int(container_port)
-        hport = int(host_port) if host_port else 0
-    except ValueError:
-        raise InvalidArgument(f"invalid port specification: {text!r}") from None
-    if not 0 < cport < 65536 or not 0 <= hport < 65536:
-        raise InvalidArgument(f"invalid port specification: {text!r}")
     if host_ip:
         import ipaddress
 
@@ -463,5 +503,17 @@ def parse_publish(text: str) -> Any:
             ipaddress.IPv4Address(host_ip)
         except ValueError:
             raise InvalidArgument(f"invalid IP address {host_ip!r} in -p {text}") from None
-    return common_pb2.PortBinding(container_port=cport, protocol=proto, host_ip=host_ip,
-                                  host_port=hport)
+    cfirst, clast = _port_range(container_port, text)
+    count = clast - cfirst + 1
+    if not host_port:
+        return [common_pb2.PortBinding(container_port=p, protocol=proto, host_ip=host_ip)
+                for p in range(cfirst, clast + 1)]
+    hfirst, hlast = _port_range(host_port, text)
+    if hlast - hfirst + 1 == count:
+        return [common_pb2.PortBinding(container_port=cfirst + i, protocol=proto,
+                                       host_ip=host_ip, host_port=hfirst + i)
+                for i in range(count)]
+    if count == 1:
+        return [common_pb2.PortBinding(container_port=cfirst, protocol=proto, host_ip=host_ip,
+                                       host_port=hfirst, host_port_end=hlast)]
+    raise InvalidArgument(f"invalid ranges specified for container and host ports: {text!r}")

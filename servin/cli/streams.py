@@ -139,6 +139,8 @@ def run_session(
         close = getattr(responses, "close", None)
         if close is not None:
             close()
+    if outcome.detached:  # said once the terminal is back to normal, as docker says it
+        os.write(2, b"read escape sequence\n")
     return outcome
 
 

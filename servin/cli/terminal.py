@@ -30,6 +30,14 @@ def is_terminal(fd: int) -> bool:
         return False
 
 
+def check_tty(*, stdin: bool, tty: bool) -> None:
+    """docker's refusal of ``-it`` when stdin is not a terminal (``< /dev/null``, a pipe)."""
+    if stdin and tty and not is_terminal(0):
+        from servin.errors import InvalidArgument
+
+        raise InvalidArgument("the input device is not a TTY")
+
+
 def window_size(fd: int) -> tuple[int, int] | None:
     """(rows, cols) of the terminal ``fd``, or None if it is not one (or reports 0x0)."""
     try:

@@ -92,16 +92,21 @@ class Client:
         changes: Iterable[str] = (),
         message: str = "",
         platform: str = "",
+        created: int | None = None,
     ) -> images_pb2.ImportImageResponse:
-        """Stream a rootfs tarball (path or open binary file) into a new image."""
+        """Stream a rootfs tarball (path or open binary file) into a new image (``created``:
+        its creation time in Unix seconds, default now)."""
         from pathlib import Path
 
         from servin.api.servin.v1 import images_pb2
 
         def messages() -> Iterator[images_pb2.ImportImageInput]:
-            yield images_pb2.ImportImageInput(
+            first = images_pb2.ImportImageInput(
                 reference=reference, changes=list(changes), message=message, platform=platform
             )
+            if created is not None:
+                first.created.FromSeconds(created)
+            yield first
             stream = open(source, "rb") if isinstance(source, Path) else source  # noqa: SIM115
             try:
                 while chunk := stream.read(IMPORT_CHUNK):

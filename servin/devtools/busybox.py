@@ -1,8 +1,9 @@
 """Build the small bundled busybox image from Debian's ``busybox-static``.
 
 The rootfs holds the static busybox binary, a symlink for each of its applets, and minimal
-/etc/passwd and /etc/group. The tarball is deterministic (fixed owners and mtimes), so the
-same busybox binary always gives the same layer digest.
+/etc/passwd and /etc/group. The tarball is deterministic (fixed owners and mtimes) and the
+image is imported with a fixed creation time, so the same busybox binary always gives the
+same layer digest and the same image ID: importing it again is a no-op.
 
     python -m servin.devtools.busybox OUT.tar            # write the rootfs tarball
     python -m servin.devtools.busybox --import busybox   # build it and import it into the daemon
@@ -120,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                     args.reference,
                     changes=IMAGE_CHANGES,
                     message="busybox from Debian's busybox-static",
+                    created=MTIME,  # the same bytes and config: the same image ID
                 )
             print(reply.image_id)
         else:

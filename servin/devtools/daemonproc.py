@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,6 +84,8 @@ class DaemonProcess:
     base: Path
     extra_args: list[str] = field(default_factory=list)
     log_level: str = "debug"
+    # Runs in the daemon's process before exec (e.g. to start it with signals ignored).
+    preexec: Callable[[], None] | None = None
     proc: subprocess.Popen[bytes] | None = None
     net_slot: int | None = None
     # Extra environment for the daemon process (e.g. SERVIN_CRASH_AT for crash tests).
@@ -151,6 +154,7 @@ class DaemonProcess:
         log = open(self.log_path, "ab")  # noqa: SIM115 - the child holds it
         self.proc = subprocess.Popen(
             self.command(), stdout=log, stderr=log, cwd=REPO, stdin=subprocess.DEVNULL,
+            preexec_fn=self.preexec,
             env={**os.environ, **self.env} if self.env else None,
         )
         log.close()

@@ -40,6 +40,9 @@ class DaemonConfig:
     default_runtime: str = "native"
     runtimes: dict[str, str] = field(default_factory=dict)  # name -> binary path
     storage_driver: str = "auto"  # overlay where the kernel allows, else copy
+    # The init `run --init` bind-mounts read-only as /sbin/docker-init (dockerd's init-path):
+    # a static tini (Debian's tini package ships one).
+    init_path: str = "/usr/bin/tini-static"
     # The most bytes of file content one image layer may unpack to (holes of sparse files
     # count at their length); a larger layer (a decompression bomb) is refused. 0: no cap.
     max_layer_size: int = 64 * 1024**3

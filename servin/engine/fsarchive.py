@@ -278,7 +278,8 @@ class Extractor:
             os.close(parent)
 
     def _clear(self, parent: int, name: str, for_dir: bool) -> None:
-        """Make room for a new entry: an existing non-directory is replaced."""
+        """Make room for a new entry: an existing non-directory is replaced by a non-directory;
+        a directory and a non-directory never replace each other (as docker's cp)."""
         try:
             st = os.lstat(name, dir_fd=parent)
         except FileNotFoundError:
@@ -287,6 +288,8 @@ class Extractor:
             if not for_dir:
                 raise InvalidArgument(f"cannot overwrite directory {name!r} with a non-directory")
             return
+        if for_dir:
+            raise InvalidArgument(f"cannot overwrite non-directory {name!r} with a directory")
         os.unlink(name, dir_fd=parent)
 
     def _create(self, tar: tarfile.TarFile, member: tarfile.TarInfo, parent: int,

@@ -34,7 +34,7 @@ ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
         (["exec", "runner", "nosuchcommand"], 127, "executable file not found"),
         (["exec", "runner", "/etc/passwd"], 126, "permission denied"),
         (["rm", "nosuchcontainer"], 1, "No such container: nosuchcontainer"),
-        (["nosuchcommand"], 125, "No such command"),
+        (["nosuchcommand"], 1, "unknown command: servin nosuchcommand"),
     ],
 )
 def test_exit_codes(fleet: Fleet, args: list[str], code: int, message: str | None) -> None:

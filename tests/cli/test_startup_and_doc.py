@@ -60,9 +60,11 @@ def test_doc_table_follows_the_commands() -> None:
     status, have, missing, _ = clidoc.compare("stop")
     assert "-t/--time/--timeout" in have
     assert clidoc.compare("build")[0] == "partial"
-    assert clidoc.compare("search")[0] == "no"
+    assert clidoc.compare("search")[0] == "yes"
     status, _, missing, _ = clidoc.compare("logs")
-    assert status == "partial" and "--details" in missing  # not claimed
+    assert status == "yes" and missing == []
+    status, _, missing, _ = clidoc.compare("create")
+    assert status == "partial" and "-a/--attach" in missing  # not claimed
     text = clidoc.render()
     assert "| `container ls` (`container list`, `container ps`) | yes |" in text
     assert "| `context create` | yes |" in text

@@ -209,12 +209,39 @@ def test_image_with_symlinked_dev_or_proc_cannot_mount_on_host(
             info.linkname = link
             dst.addfile(info, io.BytesIO())
     engine.cli("import", str(evil), "evil:1", check=True)
-    before = Path("/proc/self/mountinfo").read_text().count("\n")
+    watched = _landing_points(link)
+    before = _mounts_at(watched, engine.base)
     out = engine.cli("run", "--rm", "evil:1", "true")
-    after = Path("/proc/self/mountinfo").read_text().count("\n")
-    # Either refused cleanly, or run with the mounts kept inside the rootfs.
-    assert after == before
+    # Either refused cleanly, or run with the mounts kept inside the rootfs: no mount more
+    # (or less) where the link would put one on the host, nor under the daemon's own dirs.
+    assert _mounts_at(watched, engine.base) == before
     assert not os.path.exists("/etc/pts")  # /dev/pts would have landed on the host's /etc
     if out.returncode != 0:
         assert len(out.stderr.strip().splitlines()) == 1
     engine.cli("rmi", "-f", "evil:1", check=True)
+
+
+# Where a /dev or /proc that is a symlink to LINK would put the container's mounts on the host:
+# LINK itself and the entries mounted below /dev and /proc (or masked there).
+_BELOW = ("", "pts", "shm", "mqueue", "asound", "acpi", "kcore", "keys", "latency_stats",
+          "timer_list", "timer_stats", "sched_debug", "scsi", "bus", "fs", "irq", "sys",
+          "sysrq-trigger")
+
+
+def _landing_points(link: str) -> set[str]:
+    if not link.startswith("/"):
+        return set()  # relative: it resolves below the daemon's own directories
+    return {os.path.normpath(os.path.join(link, name)) for name in _BELOW}
+
+
+def _mounts_at(points: set[str], base: Path) -> list[tuple[str, str]]:
+    """(mount point, fstype) of the mounts at ``points`` or below ``base``, sorted: only what
+    this test can cause, never other processes' mounts elsewhere on the host."""
+    found = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        point = fields[4]
+        fstype = fields[fields.index("-") + 1]
+        if point in points or point == str(base) or point.startswith(f"{base}/"):
+            found.append((point, fstype))
+    return sorted(found)

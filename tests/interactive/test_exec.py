@@ -49,7 +49,8 @@ def test_exec_runs_as_container_user_and_with_u(engine: DaemonProcess, runtime: 
     cid = run_detached(engine, "--runtime", runtime, "-u", "nobody", "busybox", "sleep", "300")
     try:
         r = engine.cli("exec", cid, "id", check=True)
-        assert r.stdout.strip() == "uid=65534(nobody) gid=65534(nogroup)"
+        # docker lists the primary group among the supplementary ones (moby getUser)
+        assert r.stdout.strip() == "uid=65534(nobody) gid=65534(nogroup) groups=65534(nogroup)"
         r = engine.cli("exec", "-u", "user", cid, "sh", "-c", "id -u; id -g; echo $HOME",
                        check=True)
         assert r.stdout.split() == ["1000", "1000", "/home/user"]

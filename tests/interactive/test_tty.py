@@ -120,6 +120,7 @@ def test_two_attachers_see_output_and_detach_keeps_container(
         b.read_until(rb"both-23\r\n")
 
         a.send(b"\x10\x11")  # ctrl-p ctrl-q: detach the first attacher
+        a.read_until(rb"read escape sequence\r?\n")  # docker's words, on the restored terminal
         assert a.wait() == 0
         assert a.stty() == before_a
         assert running(engine, cid)

@@ -105,3 +105,15 @@ def test_appends_to_an_existing_log(tmp_path: Path) -> None:
         w.write(STDOUT, word)
         w.close()
     assert [e["log"] for e in entries(log)] == ["first\n", "second\n"]
+
+
+def test_json_file_attributes_on_every_entry(tmp_path: Path) -> None:
+    """--log-opt labels=/env=: docker's "attrs" member, between "stream" and "time"."""
+    log = tmp_path / "c-json.log"
+    w = LogWriter.from_config(LogConfig(path=log, attrs={"tier": 'w"eb', "MODE": "prod"}))
+    w.write(STDOUT, b"a\n")
+    w.write(STDERR, b"b\n")
+    w.close()
+    got = entries(log)
+    assert [e["attrs"] for e in got] == [{"MODE": "prod", "tier": 'w"eb'}] * 2
+    assert list(got[0]) == ["log", "stream", "attrs", "time"]

@@ -24,7 +24,8 @@ from servin.errors import InvalidArgument
 def test_spec_round_trip_and_rejects() -> None:
     obj = {"id": "abc", "bundle": "/b", "state_dir": "/s",
            "runtime": {"name": "runc", "binary": "/usr/sbin/runc", "root": "/r"},
-           "log": {"path": "/l", "driver": "cri", "max_size": 10, "max_file": 2},
+           "log": {"path": "/l", "driver": "cri", "max_size": 10, "max_file": 2,
+                   "attrs": {"tier": "web"}},
            "open_stdin": True, "tty": False}
     spec = SpawnSpec.from_json(obj)
     assert SpawnSpec.from_json(spec.to_json()) == spec

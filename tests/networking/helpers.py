@@ -49,16 +49,19 @@ def network_id(d: DaemonProcess, name: str) -> str:
     return json.loads(d.cli("network", "inspect", name, check=True).stdout)[0]["Id"]
 
 
-def netns_list() -> tuple[list[str], list[str]]:
-    """The host's named network namespaces and the namespace files bind-mounted anywhere.
+def netns_list(d: DaemonProcess) -> list[str]:
+    """The network namespace files bind-mounted below the daemon's own directories.
 
-    (Counting the namespaces of all processes would see other users' containers come and go.)
+    (The host's other namespaces and mounts belong to other daemons and tests running at the
+    same time: they come and go.)
     """
-    run_netns = Path("/run/netns")
-    named = sorted(p.name for p in run_netns.iterdir()) if run_netns.is_dir() else []
-    mounts = [line for line in Path("/proc/self/mountinfo").read_text().splitlines()
-              if " nsfs " in line and "net:" in line]
-    return named, sorted(mounts)
+    base = str(d.base)
+    points = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[fields.index("-") + 1] == "nsfs" and fields[4].startswith(f"{base}/"):
+            points.append(fields[4])
+    return sorted(points)
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:

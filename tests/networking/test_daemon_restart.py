@@ -94,7 +94,8 @@ def test_second_daemon_cannot_take_a_bridge_or_subnet_in_use(
         assert same_bridge.returncode == 1
         assert same_bridge.stderr.strip().splitlines() == [
             f"Error: a network interface named {daemon.bridge} already exists and is not this "
-            "daemon's (configure another bridge name)"
+            "daemon's: set bridge_name (and default_network_subnet) in the daemon's config.toml,"
+            " or --bridge-name (--default-subnet)"
         ]
         same_subnet = subprocess.run(
             [*base, "--bridge-name", f"svt{slot}", "--default-subnet", daemon.default_subnet],

@@ -44,17 +44,24 @@ def test_subnets_gateways_pools() -> None:
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("80", (80, "tcp", "", 0)),
-    ("8080:80", (80, "tcp", "", 8080)),
-    ("127.0.0.1:8080:80/udp", (80, "udp", "127.0.0.1", 8080)),
-    ("127.0.0.1::80", (80, "tcp", "127.0.0.1", 0)),
+    ("80", [(80, "tcp", "", 0, 0)]),
+    ("8080:80", [(80, "tcp", "", 8080, 0)]),
+    ("127.0.0.1:8080:80/udp", [(80, "udp", "127.0.0.1", 8080, 0)]),
+    ("127.0.0.1::80", [(80, "tcp", "127.0.0.1", 0, 0)]),
+    # Ranges: pairwise when the lengths match, docker's pick-one for a single container port.
+    ("5622-5624:5622-5624", [(5622, "tcp", "", 5622, 0), (5623, "tcp", "", 5623, 0),
+                             (5624, "tcp", "", 5624, 0)]),
+    ("127.0.0.1:8000-8010:80", [(80, "tcp", "127.0.0.1", 8000, 8010)]),
+    ("7000-7001/udp", [(7000, "udp", "", 0, 0), (7001, "udp", "", 0, 0)]),
 ])
-def test_publish_flag(text: str, expected: tuple[int, str, str, int]) -> None:
-    p = parse_publish(text)
-    assert (p.container_port, p.protocol, p.host_ip, p.host_port) == expected
+def test_publish_flag(text: str, expected: list[tuple[int, str, str, int, int]]) -> None:
+    got = [(p.container_port, p.protocol, p.host_ip, p.host_port, p.host_port_end)
+           for p in parse_publish(text)]
+    assert got == expected
 
 
-@pytest.mark.parametrize("text", ["abc", "70000:80", "80/sctp", "1:2:3:4"])
+@pytest.mark.parametrize("text", ["abc", "70000:80", "80/sctp", "1:2:3:4", "8000-8001:80-82",
+                                  "90-80"])
 def test_bad_publish_flag(text: str) -> None:
     with pytest.raises(InvalidArgument):
         parse_publish(text)

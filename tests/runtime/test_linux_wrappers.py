@@ -114,9 +114,9 @@ def test_mount_bind_remount_readonly_and_umount_in_private_namespace(tmp_path: P
             (target / "x").write_text("x")
         mount.umount(str(target))
 
-    before = _mounts()
+    before = _mounts(tmp_path)
     in_child(check)
-    assert _mounts() == before
+    assert _mounts(tmp_path) == before
 
 
 def test_unshare_uts_and_sethostname_stay_private() -> None:
@@ -259,6 +259,9 @@ def _open_fds() -> set[int]:
     return result
 
 
-def _mounts() -> set[str]:
+def _mounts(under: Path) -> set[str]:
+    """Mount points at or below ``under`` (the test's own dir: other processes' mounts come and
+    go elsewhere on the host)."""
     with open("/proc/self/mountinfo", encoding="utf-8") as file:
-        return {line.split()[4] for line in file}
+        points = {line.split()[4] for line in file}
+    return {p for p in points if p == str(under) or p.startswith(f"{under}/")}

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from servin.cli.flagsyntax import DockerGroup
 from servin.cli.progress import MODES
 from servin.cli.session import get_client
 from servin.errors import InvalidArgument, NotFound, ServinError
@@ -397,7 +398,7 @@ def builder_prune(all_: bool, force: bool, filters: tuple[str, ...]) -> None:
     click.echo(f"Total reclaimed space: {human_size(reply.space_reclaimed)}")
 
 
-@click.group()
+@click.group(cls=DockerGroup)
 def builder() -> None:
     """Manage builds."""
 

@@ -11,7 +11,8 @@ import click
 from servin.cli.lazy import LazyGroup
 from servin.cli.options import filter_option, format_option, parse_filters
 from servin.cli.session import get_client
-from servin.errors import InvalidArgument, NotFound, ServinError
+from servin.cli.terminal import check_tty
+from servin.errors import InvalidArgument, NotFound, PermissionDenied, ServinError
 
 
 class ExitCode(ServinError):
@@ -23,10 +24,13 @@ class ExitCode(ServinError):
 
 
 def start_failure(exc: ServinError) -> ExitCode:
+    """A failed start as docker exits: 127 the program cannot be found, 126 it cannot be
+    invoked (permission denied, a directory), else 125."""
     text = exc.message.lower()
-    if "no such file" in text or "not found" in text:
+    if "no such file" in text or "not found" in text:  # (not "No such container": 125)
         return ExitCode(exc.message, 127)
-    if "permission denied" in text:
+    if isinstance(exc, PermissionDenied) or "permission denied" in text \
+            or "is a directory" in text:
         return ExitCode(exc.message, 126)
     return ExitCode(exc.message, 125)
 
@@ -38,6 +42,8 @@ def attach_and_start(
     start: bool,
     tty: bool | None = None,
     detach_keys: str = "",
+    stdout: bool = True,
+    stderr: bool = True,
 ) -> int | None:
     """Attach to a container's output (and stdin), optionally start it, stream until it ends.
 
@@ -55,7 +61,7 @@ def attach_and_start(
         container_id = detail.id
     size = terminal_size() if tty else None
     first = containers_pb2.AttachInput(
-        id=container_id, stdin=stdin, stdout=True, stderr=True, detach_keys=detach_keys,
+        id=container_id, stdin=stdin, stdout=stdout, stderr=stderr, detach_keys=detach_keys,
         rows=size[0] if size else 0, cols=size[1] if size else 0,
     )
 
@@ -78,13 +84,16 @@ def attach_and_start(
     return reply.exit_code
 
 
-def _each(ids: tuple[str, ...], action: Any) -> None:
-    """Run ``action`` on each argument; print it on success; report failures like docker."""
+def _each(ids: tuple[str, ...], action: Any, missing_ok: bool = False) -> None:
+    """Run ``action`` on each argument; print it on success; report failures like docker
+    (``missing_ok``: a missing one is skipped silently, as ``rm -f`` does)."""
     failed: ServinError | None = None
     for item in ids:
         try:
             action(item)
         except ServinError as exc:
+            if missing_ok and isinstance(exc, NotFound):
+                continue
             if failed is not None:
                 click.echo(f"Error: {failed.message}", err=True)
             failed = exc
@@ -107,6 +116,10 @@ def start(attach: bool, interactive: bool, detach_keys: str, containers: tuple[s
     if attach or interactive:
         if len(containers) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once")
+        if interactive:
+            detail = client.containers.Inspect(
+                containers_pb2.InspectContainerRequest(id=containers[0]))
+            check_tty(stdin=detail.spec.open_stdin, tty=detail.spec.tty)
         code = attach_and_start(containers[0], stdin=interactive, start=True,
                                 detach_keys=detach_keys)
         sys.exit(0 if code is None else code)
@@ -150,8 +163,9 @@ def stop(timeout: int | None, sig: str, containers: tuple[str, ...]) -> None:
     default=None,
     help="Seconds to wait before killing the container",
 )
+@click.option("-s", "--signal", "sig", default="", help="Signal to send to the container")
 @click.argument("containers", nargs=-1, required=True)
-def restart(timeout: int | None, containers: tuple[str, ...]) -> None:
+def restart(timeout: int | None, sig: str, containers: tuple[str, ...]) -> None:
     """Restart one or more containers."""
     from servin.api.servin.v1 import containers_pb2
 
@@ -159,7 +173,9 @@ def restart(timeout: int | None, containers: tuple[str, ...]) -> None:
     _each(
         containers,
         lambda c: client.containers.Restart(
-            containers_pb2.RestartContainerRequest(id=c, timeout=-1 if timeout is None else timeout)
+            containers_pb2.RestartContainerRequest(
+                id=c, timeout=-1 if timeout is None else timeout, signal=sig
+            )
         ),
     )
 
@@ -192,6 +208,7 @@ def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
         lambda c: client.containers.Remove(
             containers_pb2.RemoveContainerRequest(id=c, force=force, volumes=volumes)
         ),
+        missing_ok=force,
     )
 
 
@@ -210,6 +227,13 @@ def _mount_dict(m: Any) -> dict[str, Any]:
     if m.type == "volume":
         out["Driver"] = m.driver or "local"
     return out
+
+
+def _device_dict(text: str) -> dict[str, str]:
+    """A device (``HOST:CONTAINER:PERMS`` as the daemon records it) as docker's entry."""
+    host, container, perms = [*text.split(":"), "", ""][:3]
+    return {"PathOnHost": host, "PathInContainer": container or host,
+            "CgroupPermissions": perms or "rwm"}
 
 
 def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
@@ -321,8 +345,10 @@ def parse_time(text: str, flag: str) -> Any:
 @click.option("--since", default="", help="Show logs since timestamp or relative (e.g. 42m)")
 @click.option("--until", default="", help="Show logs before a timestamp or relative time")
 @click.option("-t", "--timestamps", is_flag=True, help="Show timestamps")
+@click.option("--details", is_flag=True, help="Show extra details provided to logs")
 @click.argument("container")
-def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, container: str) -> None:
+def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, details: bool,
+         container: str) -> None:
     """Fetch the logs of a container."""
     from servin.api.servin.v1 import containers_pb2
 
@@ -346,6 +372,9 @@ def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, cont
         if timestamps:
             stamp = entry.time.ToJsonString()
             target.write(stamp.encode() + b" ")
+        if details:  # docker's attributes (--log-opt labels=/env=), "k=v,k=v", then a space
+            attrs = ",".join(f"{k}={v}" for k, v in sorted(entry.attrs.items()))
+            target.write(attrs.encode() + b" ")
         target.write(entry.data)
         if follow:
             target.flush()
@@ -438,11 +467,17 @@ def container_inspect_dict(d: Any, size: bool = False) -> dict[str, Any]:
                 "Config": dict(spec.log_config.options),
             },
             "Dns": list(spec.dns),
+            "DnsOptions": list(spec.dns_options),
             "DnsSearch": list(spec.dns_search),
+            "Init": spec.init or None,
+            "CgroupnsMode": spec.cgroupns_mode or "private",
+            "Devices": [_device_dict(d) for d in spec.devices],
+            "DeviceCgroupRules": list(spec.device_cgroup_rules) or None,
             "ExtraHosts": list(spec.extra_hosts) or None,
             "PortBindings": {
                 f"{p.container_port}/{p.protocol or 'tcp'}": [
-                    {"HostIp": p.host_ip, "HostPort": str(p.host_port or "")}
+                    {"HostIp": p.host_ip, "HostPort": str(p.host_port or "") + (
+                        f"-{p.host_port_end}" if p.host_port_end else "")}
                 ]
                 for p in spec.ports
             },
@@ -639,6 +674,25 @@ def update(containers: tuple[str, ...], restart: str, **values: Any) -> None:
     _each(containers, one)
 
 
+@click.command("prune")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation")
+@click.option("--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="Provide filter values (e.g. until=24h, label=KEY=VALUE)")
+def prune(force: bool, filters: tuple[str, ...]) -> None:
+    """Remove all stopped containers."""
+    from servin.cli.commands.system import prune_containers
+    from servin.humanize import human_size
+
+    if not force:
+        click.echo("WARNING! This will remove all stopped containers.")
+        if not click.confirm("Are you sure you want to continue?", default=False):
+            return
+    deleted, reclaimed = prune_containers(get_client(), parse_filters(filters))
+    if deleted:
+        click.echo("Deleted Containers:\n" + "\n".join(deleted) + "\n")
+    click.echo(f"Total reclaimed space: {human_size(reclaimed)}")
+
+
 _HERE = "servin.cli.commands.containers"
 _RUN = "servin.cli.commands.run"
 _STATS = "servin.cli.commands.stats"
@@ -655,7 +709,7 @@ _FILES = "servin.cli.commands.files"
     "pause": f"{_HERE}:pause", "unpause": f"{_HERE}:unpause", "rename": f"{_HERE}:rename",
     "update": f"{_HERE}:update", "exec": f"{_INTERACTIVE}:exec_",
     "attach": f"{_INTERACTIVE}:attach", "cp": f"{_FILES}:cp", "diff": f"{_FILES}:diff",
-    "commit": f"{_FILES}:commit", "export": f"{_FILES}:export",
+    "commit": f"{_FILES}:commit", "export": f"{_FILES}:export", "prune": f"{_HERE}:prune",
 })
 def container() -> None:
     """Manage containers."""

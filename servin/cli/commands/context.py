@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import add_commands, format_option
 from servin.errors import InvalidArgument
 
@@ -271,7 +272,7 @@ def _current_name(store: Any) -> str:
     return params.get("context") or os.environ.get(CONTEXT_ENV) or store.current()
 
 
-@click.group()
+@click.group(cls=DockerGroup)
 def context() -> None:
     """Manage contexts (named daemon endpoints)."""
 

@@ -186,7 +186,15 @@ def _copy_from_container(client: Any, container: str, src: str, dest: str, *, fo
     elif os.path.lexists(dest):
         if src_is_dir:
             raise InvalidArgument(f"cannot copy a directory to a file: {dest}")
-        into, rename = os.path.dirname(os.path.abspath(dest)), os.path.basename(dest)
+        try:
+            kind = os.stat(dest).st_mode  # docker follows a destination symlink
+        except OSError:
+            kind = stat.S_IFREG
+        if not stat.S_ISREG(kind) and stat.S_ISREG(first.stat.mode):
+            _write_into(data, dest)  # /dev/stdout, a fifo: the file's bytes go into it
+            return
+        dest = os.path.realpath(dest)
+        into, rename = os.path.dirname(dest), os.path.basename(dest)
     else:
         if dest.endswith("/") and not src_is_dir:
             raise NotFound(f"destination directory {dest} does not exist")
@@ -220,8 +228,33 @@ def _copy_from_container(client: Any, container: str, src: str, dest: str, *, fo
             # The container's archive is untrusted: refuse what would land outside ``into``
             # (tarfile's "tar" filter) but keep the mode bits it would clear.
             checked = tarfile.tar_filter(member, into)
+            _refuse_kind_change(os.path.join(into, checked.name), member.isdir(), into)
             tar.extract(checked.replace(mode=mode, deep=False), into, numeric_owner=True,
                         filter="fully_trusted")
+
+
+def _refuse_kind_change(path: str, is_dir: bool, into: str) -> None:
+    """docker's cp never replaces a directory with a file, or a file with a directory."""
+    try:
+        existing = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(existing) and not is_dir:
+        raise InvalidArgument(f'cannot overwrite directory "{path}" with non-directory "{into}"')
+    if is_dir and not stat.S_ISDIR(existing):
+        raise InvalidArgument(f'cannot overwrite non-directory "{path}" with directory "{into}"')
+
+
+def _write_into(chunks: Iterator[bytes], dest: str) -> None:
+    """The one regular file of a tar stream, written into an existing non-regular file."""
+    with tarfile.open(fileobj=_StreamReader(chunks), mode="r|") as tar:  # type: ignore[call-overload]
+        member = next(iter(tar), None)
+        source = tar.extractfile(member) if member is not None and member.isfile() else None
+        if source is None:
+            raise InvalidArgument(f"cannot copy a non-regular file into {dest}")
+        with open(dest, "wb") as out:
+            while block := source.read(_CHUNK):
+                out.write(block)
 
 
 @click.command()

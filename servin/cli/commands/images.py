@@ -8,16 +8,17 @@ from typing import Any
 
 import click
 
+from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import add_commands, filter_option, format_option, parse_filters
 from servin.cli.session import get_client
-from servin.errors import InvalidArgument, ServinError
+from servin.errors import InvalidArgument, NotFound, ServinError
 
 
 def _short_id(image_id: str, no_trunc: bool) -> str:
     return image_id if no_trunc else image_id.removeprefix("sha256:")[:12]
 
 
-def _split_tag(name: str) -> tuple[str, str]:
+def split_tag(name: str) -> tuple[str, str]:
     """('busybox', 'latest') from 'docker.io/library/busybox:latest' in docker's short form."""
     from servin.reference import familiar
 
@@ -38,6 +39,7 @@ def _split_tag(name: str) -> tuple[str, str]:
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output")
 @filter_option
 @format_option
+@click.argument("repository", required=False, default="", metavar="[REPOSITORY[:TAG]]")
 def image_ls(
     all_: bool,
     quiet: bool,
@@ -45,12 +47,15 @@ def image_ls(
     no_trunc: bool,
     filters: tuple[str, ...],
     fmt: str | None,
+    repository: str,
 ) -> None:
-    """List images."""
+    """List images (those of REPOSITORY[:TAG] only, when given)."""
     from servin.api.servin.v1 import images_pb2
     from servin.cli.output import LabelText, print_rows
     from servin.humanize import ago, human_size
 
+    if repository:  # docker's positional filter is a reference filter
+        filters = (*filters, f"reference={repository}")
     reply = get_client().images.List(
         images_pb2.ListImagesRequest(all=all_, filters=parse_filters(filters), digests=digests)
     )
@@ -66,7 +71,7 @@ def image_ls(
                 seen_ids.add(image.id)
             continue
         for name in names:
-            repo, tag = ("<none>", "<none>") if name == "<none>:<none>" else _split_tag(name)
+            repo, tag = ("<none>", "<none>") if name == "<none>:<none>" else split_tag(name)
             rows.append(
                 {
                     "Repository": repo,
@@ -106,7 +111,8 @@ def image_rm(force: bool, no_prune: bool, images: tuple[str, ...]) -> None:
                 images_pb2.RemoveImageRequest(reference=ref, force=force, no_prune=no_prune)
             )
         except ServinError as exc:
-            failed.append(exc)
+            if not (force and isinstance(exc, NotFound)):  # rmi -f: a missing one is no error
+                failed.append(exc)
             continue
         from servin.reference import familiar
 
@@ -379,7 +385,7 @@ def image_prune(all_: bool, force: bool, filters: tuple[str, ...]) -> None:
     click.echo(f"Total reclaimed space: {human_size(reply.space_reclaimed)}")
 
 
-@click.group()
+@click.group(cls=DockerGroup)
 def image() -> None:
     """Manage images."""
 

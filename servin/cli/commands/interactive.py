@@ -2,37 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import sys
-from pathlib import Path
 
 import click
 
+from servin.cli.runflags import env_items
 from servin.cli.session import get_client
-from servin.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, ServinError
-
-
-def _env_items(values: tuple[str, ...], files: tuple[str, ...]) -> list[str]:
-    """``-e`` and ``--env-file`` as docker reads them: ``K=V``, or ``K`` from our own env."""
-    items: list[str] = []
-    for path in files:
-        try:
-            lines = Path(path).read_text().splitlines()
-        except OSError as exc:
-            raise InvalidArgument(f"open {path}: {exc.strerror or exc}") from None
-        items.extend(line.strip() for line in lines
-                     if line.strip() and not line.lstrip().startswith("#"))
-    items.extend(values)
-    out = []
-    for item in items:
-        key, sep, _ = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"invalid environment variable: {item!r}")
-        if sep:
-            out.append(item)
-        elif key in os.environ:
-            out.append(f"{key}={os.environ[key]}")
-    return out
+from servin.cli.terminal import check_tty
+from servin.errors import Conflict, NotFound, PermissionDenied, ServinError
 
 
 def _exec_failure(exc: ServinError) -> ServinError:
@@ -77,12 +54,14 @@ def exec_(
     from servin.api.servin.v1 import containers_pb2
     from servin.cli.streams import run_session, terminal_size
 
+    if not detach:
+        check_tty(stdin=interactive, tty=tty)
     client = get_client()
     created = client.containers.ExecCreate(
         containers_pb2.ExecCreateRequest(
             container_id=container,
             cmd=list(command),
-            env=_env_items(env, env_file),
+            env=env_items(env, env_file),
             user=user,
             working_dir=workdir,
             tty=tty,
@@ -137,6 +116,7 @@ def attach(no_stdin: bool, detach_keys: str, container: str) -> None:
     if not detail.state.running:
         raise Conflict("You cannot attach to a stopped container, start it first")
     stdin = detail.spec.open_stdin and not no_stdin
+    check_tty(stdin=stdin, tty=detail.spec.tty)
     code = attach_and_start(detail.id, stdin=stdin, start=False, tty=detail.spec.tty,
                             detach_keys=detach_keys)
     sys.exit(0 if code is None else code)

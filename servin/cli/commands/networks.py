@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import add_commands, filter_option, format_option, parse_filters
 from servin.cli.session import get_client
 from servin.errors import InvalidArgument, ServinError
@@ -195,7 +196,7 @@ def network_disconnect(force: bool, network: str, container: str) -> None:
         network=network, container=container, force=force))
 
 
-@click.group()
+@click.group(cls=DockerGroup)
 def network() -> None:
     """Manage networks."""
 

@@ -44,11 +44,12 @@ def push(quiet: bool, progress_mode: str, reference: str) -> None:
         click.echo(last.digest)
 
 
-def pull_for_run(reference: str, platform: str = "") -> None:
-    """Pull an image ``run``/``create`` found missing, with progress on stderr as docker."""
+def pull_for_run(reference: str, platform: str = "", *, quiet: bool = False) -> None:
+    """Pull an image ``run``/``create`` found missing, with progress on stderr as docker
+    (none with ``quiet``)."""
     from servin.cli import progress
 
-    mode = "tty" if sys.stderr.isatty() else "plain"
+    mode = "quiet" if quiet else "tty" if sys.stderr.isatty() else "plain"
     progress.show(get_client().pull(reference, platform), mode, out=sys.stderr)
 
 
@@ -99,3 +100,43 @@ def logout(server: str) -> None:
         click.echo(f"Removing login credentials for {host}")
     else:
         click.echo(f"Not logged in to {host}")
+
+
+@click.command("search")
+@click.option("--limit", type=int, default=25, show_default=True, help="Max number of results")
+@click.option("-f", "--filter", "filters", multiple=True, metavar="KEY=VALUE",
+              help="Filter output: stars=N, is-official=true|false")
+@click.option("--format", "fmt", metavar="FORMAT", help="Pretty-print search using a Go template")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output")
+@click.argument("term")
+def search(limit: int, filters: tuple[str, ...], fmt: str | None, no_trunc: bool,
+           term: str) -> None:
+    """Search a registry for images (its v2 catalog: TERM is REGISTRY/TEXT)."""
+    from servin.api.servin.v1 import images_pb2
+    from servin.cli.output import print_rows
+    from servin.client import credentials
+    from servin.errors import InvalidArgument
+
+    if not 0 < limit <= 100:
+        raise InvalidArgument("limit must be between 1 and 100")
+    min_stars, official = 0, None
+    for item in filters:
+        key, _, value = item.partition("=")
+        if key == "stars" and value.isdigit():
+            min_stars = int(value)
+        elif key == "is-official" and value.lower() in ("true", "false"):
+            official = value.lower() == "true"
+        else:
+            raise InvalidArgument(f"invalid filter {item!r} (stars=N, is-official=true|false)")
+    host = term.partition("/")[0]
+    stored = credentials.get(host)
+    reply = get_client().images.Search(images_pb2.SearchImagesRequest(
+        term=term, limit=limit, auth=images_pb2.RegistryAuth(
+            username=stored.username, password=stored.password,
+            identity_token=stored.identity_token)))
+    rows = [{"Name": r.name, "Description": r.description if no_trunc else r.description[:45],
+             "StarCount": r.star_count, "IsOfficial": "[OK]" if r.is_official else ""}
+            for r in reply.results
+            if r.star_count >= min_stars and (official is None or r.is_official == official)]
+    print_rows([("NAME", "Name"), ("DESCRIPTION", "Description"), ("STARS", "StarCount"),
+                ("OFFICIAL", "IsOfficial")], rows, fmt)

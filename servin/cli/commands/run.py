@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from typing import Any
 
@@ -11,41 +12,81 @@ import click
 from servin.cli.commands.containers import ExitCode, attach_and_start, start_failure
 from servin.cli.runflags import build_spec, run_options
 from servin.cli.session import get_client
+from servin.cli.terminal import check_tty
 from servin.errors import NotFound, ServinError
 
 
-def _create(
-    image: str, command: tuple[str, ...], options: dict[str, Any], auto_remove: bool = False
-) -> str:
+class _CidFile:
+    """``--cidfile``: refused if it exists (another container may be using it), made before
+    the container so a failure leaves nothing, written with the ID once it exists."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fd = -1
+        if not path:
+            return
+        try:
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        except FileExistsError:
+            raise ExitCode(f"container ID file found, make sure the other container isn't "
+                           f"running or delete {path}", 125) from None
+        except OSError as exc:
+            raise ExitCode(f"failed to create the container ID file: {path}: "
+                           f"{(exc.strerror or str(exc)).lower()}", 125) from None
+
+    def write(self, container_id: str) -> None:
+        if self.fd >= 0:
+            os.write(self.fd, container_id.encode())
+            os.close(self.fd)
+            self.fd = -1
+
+    def discard(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+
+
+def _create(image: str, command: tuple[str, ...], options: dict[str, Any]) -> str:
     from servin.api.servin.v1 import containers_pb2
 
     pull, platform = options.pop("pull", "missing"), options.pop("platform", "")
+    quiet = options["quiet"]
     spec = build_spec(image, command, options)
-    spec.auto_remove = auto_remove
     request = containers_pb2.CreateContainerRequest(name=options["name"], spec=spec)
-    if pull == "always":
-        _pull(image, platform)
+    cidfile = _CidFile(options["cidfile"])
     try:
+        if pull == "always":
+            _pull(image, platform, quiet)
         try:
-            reply = get_client().containers.Create(request)
-        except NotFound as exc:
-            if "No such image" not in exc.message:
-                raise
-            if pull == "never":
-                raise ExitCode(f"Unable to find image '{image}' locally", 125) from None
-            click.echo(f"Unable to find image '{image}' locally", err=True)
-            _pull(image, platform)
-            reply = get_client().containers.Create(request)
-    except ServinError as exc:
-        raise ExitCode(exc.message, 125) from None
+            try:
+                reply = get_client().containers.Create(request)
+            except NotFound as exc:
+                if "No such image" not in exc.message:
+                    raise
+                if pull == "never":
+                    raise ExitCode(f"Unable to find image '{image}' locally", 125) from None
+                if not quiet:
+                    click.echo(f"Unable to find image '{image}' locally", err=True)
+                _pull(image, platform, quiet)
+                reply = get_client().containers.Create(request)
+        except ServinError as exc:
+            raise ExitCode(exc.message, 125) from None
+    except BaseException:
+        cidfile.discard()
+        raise
+    cidfile.write(reply.id)
+    for warning in reply.warnings:
+        click.echo(f"WARNING: {warning}", err=True)
     return reply.id
 
 
-def _pull(image: str, platform: str) -> None:
+def _pull(image: str, platform: str, quiet: bool) -> None:
     from servin.cli.commands.registry import pull_for_run
 
     try:
-        pull_for_run(image, platform)
+        pull_for_run(image, platform, quiet=quiet)
     except ServinError as exc:
         raise ExitCode(exc.message, 125) from None
 
@@ -60,21 +101,35 @@ def pull_options(f: Any) -> Any:
 
 # -h is --hostname here, as in docker: only --help shows help.
 _RUN_CONTEXT = {"allow_interspersed_args": False, "help_option_names": ["--help"]}
+_STREAMS = ("stdin", "stdout", "stderr")
 
 
 @click.command(context_settings=_RUN_CONTEXT)
 @click.option("-d", "--detach", is_flag=True, help="Run container in background and print its ID")
-@click.option("--rm", "remove", is_flag=True, help="Remove the container when it exits")
+@click.option("-a", "--attach", "attach", multiple=True,
+              type=click.Choice(_STREAMS, case_sensitive=False),
+              help="Attach to STDIN, STDOUT or STDERR (repeatable)")
 @click.option("--detach-keys", default="", help="Override the key sequence for detaching")
 @run_options
 @pull_options
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def run(detach: bool, remove: bool, image: str, command: tuple[str, ...], **options: Any) -> None:
+def run(detach: bool, attach: tuple[str, ...], image: str, command: tuple[str, ...],
+        **options: Any) -> None:
     """Create and run a new container from an image."""
     from servin.api.servin.v1 import containers_pb2
 
-    container_id = _create(image, command, options, auto_remove=remove and detach)
+    streams = {s.lower() for s in attach} or {"stdout", "stderr"}
+    stdin = options["interactive"] or "stdin" in streams
+    if detach and attach:
+        raise click.UsageError("conflicting options: -a and -d")
+    if not detach:
+        check_tty(stdin=stdin, tty=options["tty"])
+    remove = options["remove"]
+    # In the foreground the client removes the container once it has its exit code; the
+    # daemon does it for a detached one.
+    options["remove"] = remove and detach
+    container_id = _create(image, command, options)
     client = get_client()
     if detach:
         try:
@@ -86,8 +141,9 @@ def run(detach: bool, remove: bool, image: str, command: tuple[str, ...], **opti
     code: int | None = -1
     try:
         code = attach_and_start(
-            container_id, stdin=options["interactive"], start=True, tty=options["tty"],
+            container_id, stdin=stdin, start=True, tty=options["tty"],
             detach_keys=options.get("detach_keys") or "",
+            stdout="stdout" in streams, stderr="stderr" in streams,
         )
     finally:
         # A detached container (code None) runs on: it is not removed from here.

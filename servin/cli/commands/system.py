@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from servin.arch import oci_architecture
+from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import filter_option, format_option
 from servin.cli.session import get_client
 
@@ -20,7 +22,7 @@ def _client_version() -> dict[str, Any]:
         "ApiVersion": API_VERSION,
         "PythonVersion": platform.python_version(),
         "Os": "linux",
-        "Arch": platform.machine(),
+        "Arch": oci_architecture(),
     }
 
 
@@ -163,14 +165,60 @@ def info(fmt: str | None) -> None:
     click.echo("\n".join(lines))
 
 
+def _df_verbose() -> None:
+    """``system df -v``: each image, container and volume with its space, as docker."""
+    from servin.api.servin.v1 import containers_pb2, images_pb2, volumes_pb2
+    from servin.cli.output import print_rows
+    from servin.humanize import ago, human_size
+
+    client = get_client()
+    containers = client.containers.List(
+        containers_pb2.ListContainersRequest(all=True, size=True)).containers
+    images = client.images.List(images_pb2.ListImagesRequest()).images
+    volumes = client.volumes.List(volumes_pb2.ListVolumesRequest()).volumes
+    using: dict[str, int] = {}
+    for c in containers:
+        using[c.image_id] = using.get(c.image_id, 0) + 1
+    from servin.cli.commands.images import split_tag
+
+    rows = []
+    for image in images:
+        for name in list(image.repo_tags) or ["<none>:<none>"]:
+            repo, tag = ("<none>", "<none>") if name == "<none>:<none>" else split_tag(name)
+            rows.append({"Repository": repo, "Tag": tag, "ID": image.id.removeprefix(
+                "sha256:")[:12], "Created": ago(image.created.ToNanoseconds() / 1e9),
+                "Size": human_size(image.size), "Containers": using.get(image.id, 0)})
+    click.echo("Images space usage:\n")
+    print_rows([("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"),
+                ("CREATED", "Created"), ("SIZE", "Size"), ("CONTAINERS", "Containers")],
+               rows, None)
+    click.echo("\nContainers space usage:\n")
+    print_rows([("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
+                ("LOCAL VOLUMES", "Volumes"), ("SIZE", "Size"), ("CREATED", "Created"),
+                ("STATUS", "Status"), ("NAMES", "Names")],
+               [{"ID": c.id[:12], "Image": c.image, "Command": f'"{c.command[:19]}"',
+                 "Volumes": sum(1 for m in c.mounts if m.type == "volume"),
+                 "Size": human_size(c.size_rw), "Created": ago(c.created.ToNanoseconds() / 1e9),
+                 "Status": c.status, "Names": c.name} for c in containers], None)
+    click.echo("\nLocal Volumes space usage:\n")
+    print_rows([("VOLUME NAME", "Name"), ("LINKS", "Links"), ("SIZE", "Size")],
+               [{"Name": v.name, "Links": v.ref_count,
+                 "Size": human_size(v.size) if v.size >= 0 else "N/A"} for v in volumes], None)
+    click.echo("\nBuild cache usage: 0B")
+
+
 @click.command("df")
+@click.option("-v", "--verbose", is_flag=True, help="Show detailed information on space usage")
 @format_option
-def system_df(fmt: str | None) -> None:
+def system_df(verbose: bool, fmt: str | None) -> None:
     """Show disk usage of images, containers, volumes and build cache."""
     from servin.api.servin.v1 import system_pb2
     from servin.cli.output import print_rows
     from servin.humanize import human_size
 
+    if verbose and not fmt:
+        _df_verbose()
+        return
     reply = get_client().system.DiskUsage(system_pb2.DiskUsageRequest())
     rows = []
     for item in reply.items:
@@ -242,7 +290,7 @@ def events(since: str, until: str, filters: tuple[str, ...], fmt: str | None) ->
         sys.stdout.flush()
 
 
-@click.group()
+@click.group(cls=DockerGroup)
 def system() -> None:
     """Manage Servin (info, df, events, prune)."""
 
@@ -252,7 +300,7 @@ system.add_command(system_df, "df")
 system.add_command(events, "events")
 
 
-def _prune_containers(client: Any, filters: list[Any]) -> tuple[list[str], int]:
+def prune_containers(client: Any, filters: list[Any]) -> tuple[list[str], int]:
     """Remove stopped containers: the daemon's Containers.Prune, or (a daemon without it)
     each stopped container by Remove. Returns (removed IDs, bytes reclaimed)."""
     from servin.api.servin.v1 import common_pb2, containers_pb2
@@ -309,7 +357,7 @@ def system_prune(all_: bool, volumes: bool, force: bool, filters: tuple[str, ...
     client = get_client()
     total = 0
     not_pruned: list[str] = []
-    deleted, reclaimed = _prune_containers(client, parsed)
+    deleted, reclaimed = prune_containers(client, parsed)
     total += reclaimed
     if deleted:
         click.echo("Deleted Containers:\n" + "\n".join(deleted) + "\n")

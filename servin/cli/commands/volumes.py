@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import add_commands, filter_option, format_option, parse_filters
 from servin.cli.session import get_client
 from servin.errors import InvalidArgument, ServinError
@@ -192,7 +193,7 @@ def volume_import(name: str, source: str) -> None:
     get_client().volumes.Import(messages())
 
 
-@click.group()
+@click.group(cls=DockerGroup)
 def volume() -> None:
     """Manage volumes."""
 

@@ -25,6 +25,7 @@ class LogLine:
     stream: int  # 1 stdout, 2 stderr
     time_ns: int
     data: bytes
+    attrs: dict[str, str] | None = None  # json-file's "attrs" (--log-opt labels=/env=)
 
 
 def parse_time_ns(text: str) -> int:
@@ -42,6 +43,7 @@ def parse_line(raw: bytes) -> LogLine | None:
             2 if obj.get("stream") == "stderr" else 1,
             parse_time_ns(obj["time"]),
             obj["log"].encode(),
+            obj.get("attrs") or None,
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return None

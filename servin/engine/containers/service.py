@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from servin import signals
 from servin.api.servin.v1 import containers_pb2
 from servin.engine import limits
 from servin.engine.config import DaemonConfig
@@ -91,24 +92,23 @@ EXIT_RECORD = "exit.json"
 
 
 def parse_signal(value: str | int, default: int = signal_module.SIGKILL) -> int:
-    """A signal from ``KILL``, ``SIGKILL``, ``9`` (docker accepts all three)."""
+    """A signal from ``KILL``, ``SIGKILL``, ``9``, ``RTMIN+3`` (docker's names); ``default``
+    when empty."""
     if value in ("", None):
         return default
-    text = str(value).upper()
-    if text.isdigit():
-        number = int(text)
-        if not 0 < number < signal_module.NSIG:
-            raise InvalidArgument(f"invalid signal: {value}")
-        return number
-    name = text if text.startswith("SIG") else f"SIG{text}"
-    try:
-        return int(signal_module.Signals[name])
-    except KeyError:
-        raise InvalidArgument(f"invalid signal: {value}") from None
+    return signals.parse_signal(value)
 
 
-def _log_options(spec: containers_pb2.ContainerSpec, path: Path) -> LogConfig:
+_LOG_OPTS = {"max-size", "max-file", "labels", "labels-regex", "env", "env-regex"}
+
+
+def _log_options(spec: containers_pb2.ContainerSpec, path: Path,
+                 image: dict[str, Any] | None = None) -> LogConfig:
     options = dict(spec.log_config.options)
+    for key in options:
+        if key not in _LOG_OPTS:
+            raise InvalidArgument(
+                f"unknown log opt {key!r} (valid: {', '.join(sorted(_LOG_OPTS))})")
     size = _parse_size(options.get("max-size", "0"))
     files = int(options.get("max-file", "1") or 1)
     if files < 1:
@@ -116,7 +116,35 @@ def _log_options(spec: containers_pb2.ContainerSpec, path: Path) -> LogConfig:
     driver = spec.log_config.type or "json-file"
     if driver not in ("json-file", "cri"):
         raise InvalidArgument(f"unsupported log driver {driver!r} (json-file or cri)")
-    return LogConfig(path=path, driver=driver, max_size=size, max_file=files)
+    return LogConfig(path=path, driver=driver, max_size=size, max_file=files,
+                     attrs=_log_attrs(options, spec, image or {}))
+
+
+def _log_attrs(options: dict[str, str], spec: containers_pb2.ContainerSpec,
+               image: dict[str, Any]) -> dict[str, str]:
+    """The attributes each log entry carries (``logs --details``): the labels and environment
+    variables ``--log-opt labels=,labels-regex=,env=,env-regex=`` name, as docker's
+    json-file driver records them."""
+    import re
+
+    labels = {**(image.get("Labels") or {}), **dict(spec.labels)}
+    env: dict[str, str] = {}
+    for item in [*(image.get("Env") or []), *spec.env]:
+        key, sep, value = item.partition("=")
+        if sep:
+            env[key] = value
+    attrs: dict[str, str] = {}
+    for source, names, pattern in ((labels, "labels", "labels-regex"), (env, "env", "env-regex")):
+        for name in filter(None, options.get(names, "").split(",")):
+            if name in source:
+                attrs[name] = source[name]
+        if options.get(pattern):
+            try:
+                regex = re.compile(options[pattern])
+            except re.error as exc:
+                raise InvalidArgument(f"invalid --log-opt {pattern}: {exc}") from None
+            attrs.update({k: v for k, v in source.items() if regex.match(k)})
+    return attrs
 
 
 def _parse_size(text: str) -> int:
@@ -239,12 +267,17 @@ class ContainerService:
                 "container:"
             ):
                 raise InvalidArgument(f"invalid namespace mode {mode!r}")
-        _log_options(spec, Path("/"))  # validate log options
+        if spec.cgroupns_mode not in ("", "private", "host"):
+            raise InvalidArgument(f"invalid cgroup namespace mode {spec.cgroupns_mode!r} "
+                                  "(host or private)")
+        _log_options(spec, Path("/"), image)  # validate log options
         validate_policy(spec.restart_policy, spec.auto_remove)
         resolve_check(spec.healthcheck if spec.HasField("healthcheck") else None, image)
         # Validate what the bundle builder would refuse at start, so create fails instead.
         from servin.engine.runtime.bundle import (
             capability_set,
+            devices,
+            parse_device,
             process_args,
             process_env,
             resources,
@@ -256,8 +289,14 @@ class ContainerService:
         working_dir(spec, image)
         capability_set(spec)
         resources(spec)
+        await asyncio.to_thread(devices, spec)
+        spec.devices[:] = [":".join(parse_device(d)) for d in spec.devices]  # as recorded
         if spec.stop_signal:
             parse_signal(spec.stop_signal)
+        if spec.init and not os.path.isfile(self.config.init_path):
+            raise InvalidArgument(
+                f"--init: the init binary {self.config.init_path} does not exist (install "
+                "Debian's tini package, or set init_path in the daemon's config.toml)")
         resolved, created_volumes = await asyncio.to_thread(self._resolve_mounts, spec, image)
         del spec.mounts[:]
         spec.mounts.extend(resolved)
@@ -401,6 +440,7 @@ class ContainerService:
             ("ipc", spec.ipc_mode),
             ("pid", spec.pid_mode),
             ("uts", spec.uts_mode),
+            ("cgroup", spec.cgroupns_mode),
         ):
             if mode == "host":
                 host.add(ns)
@@ -451,6 +491,7 @@ class ContainerService:
                 etc_files=paths.etc_files,
                 namespaces=namespaces,
                 volume_paths=volume_paths,
+                init_path=self.config.init_path,
             ),
         )
         write_bundle(paths.dir, config)
@@ -469,7 +510,8 @@ class ContainerService:
                 id=c.id,
                 bundle=bundle,
                 state_dir=paths.state_dir,
-                log=_log_options(c.spec, paths.log_path),
+                log=_log_options(c.spec, paths.log_path,
+                                 await asyncio.to_thread(self._image_config, c)),
                 runtime=self._runtime_config(c.runtime),
                 open_stdin=c.spec.open_stdin,
                 tty=c.spec.tty,
@@ -842,10 +884,10 @@ class ContainerService:
             await asyncio.wait_for(exited.wait(), 30)
         self.events.publish("container", "stop", c.id, name=c.name)
 
-    async def restart(self, text: str, timeout: int = -1) -> None:
-        """Stop (if running) and start again."""
+    async def restart(self, text: str, timeout: int = -1, sig: str = "") -> None:
+        """Stop (if running, with ``sig`` or the container's stop signal) and start again."""
         c = await self.resolve(text)
-        await self.stop(c.id, timeout)
+        await self.stop(c.id, timeout, sig)
         await self.start(c.id)
         self.events.publish("container", "restart", c.id, name=c.name, image=c.image_ref)
 

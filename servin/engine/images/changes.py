@@ -8,6 +8,7 @@ from typing import Any
 
 from servin.engine import limits
 from servin.errors import InvalidArgument
+from servin.signals import parse_signal
 
 SUPPORTED = (
     "CMD",
@@ -75,6 +76,7 @@ def apply_changes(config: dict[str, Any], changes: list[str]) -> None:
         elif name == "WORKDIR":
             config["WorkingDir"] = rest
         elif name == "STOPSIGNAL":
+            parse_signal(rest)  # refused now rather than at the first stop
             config["StopSignal"] = rest
     limits.check_labels(dict(config.get("Labels") or {}))
     limits.check_process([*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])],

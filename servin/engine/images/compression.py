@@ -12,6 +12,8 @@ Compression = Literal["none", "gzip", "zstd"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_BZIP2_MAGIC = b"BZh"
+_XZ_MAGIC = b"\xfd7zXZ\x00"
 
 
 def detect(head: bytes) -> Compression:
@@ -51,3 +53,21 @@ def sniff(raw: BinaryIO) -> tuple[Compression, BinaryIO]:
         return detect(head), raw
     buffered = io.BufferedReader(raw)  # type: ignore[arg-type]
     return detect(buffered.peek(8)), buffered  # type: ignore[return-value]
+
+
+def archive_reader(raw: BinaryIO) -> BinaryIO:
+    """The plain tar stream of an uploaded archive, as docker's DecompressStream reads one:
+    uncompressed, gzip, bzip2, xz or zstd (``cp - CONTAINER:PATH``)."""
+    kind, reader = sniff(raw)
+    if kind != "none":
+        return decompressing_reader(reader, kind)
+    head = reader.peek(8) if hasattr(reader, "peek") else b""  # type: ignore[attr-defined]
+    if head.startswith(_BZIP2_MAGIC):
+        import bz2
+
+        return bz2.BZ2File(reader, "rb")  # type: ignore[return-value]
+    if head.startswith(_XZ_MAGIC):
+        import lzma
+
+        return lzma.LZMAFile(reader, "rb")  # type: ignore[return-value]
+    return reader

@@ -92,9 +92,11 @@ def build_image(
     comment: str,
     created_by: str,
     lease: Lease | None = None,
+    created: str = "",
 ) -> ImageRecord:
-    """Write the config and manifest blobs of a one-layer image; return its record."""
-    created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """Write the config and manifest blobs of a one-layer image; return its record
+    (``created``: RFC 3339, default now)."""
+    created = created or datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     image_config: dict[str, Any] = {}
     apply_changes(image_config, changes)
     config: dict[str, Any] = {
@@ -142,6 +144,7 @@ def finish_import(
     changes: list[str],
     comment: str,
     lease: Lease,
+    created: str = "",
 ) -> ImageRecord:
     """Commit the streamed tarball as a layer blob and build the image around it.
 
@@ -163,4 +166,5 @@ def finish_import(
         comment=comment,
         created_by="servin image import",
         lease=lease,
+        created=created,
     )

@@ -5,18 +5,10 @@ from __future__ import annotations
 import platform as _platform
 from dataclasses import dataclass
 
+from servin.arch import ARCH_ALIASES
 from servin.errors import InvalidArgument
 
-_ARCH_ALIASES = {
-    "x86_64": "amd64",
-    "aarch64": "arm64",
-    "armv7l": "arm",
-    "i686": "386",
-    "i386": "386",
-    "ppc64le": "ppc64le",
-    "s390x": "s390x",
-    "riscv64": "riscv64",
-}
+_ARCH_ALIASES = ARCH_ALIASES
 
 
 @dataclass(frozen=True)

@@ -74,8 +74,10 @@ class ImageService:
         changes: list[str],
         comment: str = "",
         platform: str = "",
+        created: str = "",
     ) -> ImageRecord:
-        """Stream a rootfs tarball into a new image; tag it when ``reference`` is given.
+        """Stream a rootfs tarball into a new image; tag it when ``reference`` is given
+        (``created``: an RFC 3339 creation time instead of now).
 
         Every argument is checked before the first byte is stored, and a failure at any point
         leaves no image and no blob behind.
@@ -96,7 +98,7 @@ class ImageService:
                     await asyncio.to_thread(writer.abort)
                     raise
                 record = await asyncio.to_thread(
-                    self._finish_import, writer, lease, plat, changes, comment, name
+                    self._finish_import, writer, lease, plat, changes, comment, name, created
                 )
         except BaseException:
             await self._collect_quietly()
@@ -105,11 +107,13 @@ class ImageService:
         return record
 
     def _finish_import(
-        self, writer: Any, lease: Lease, plat: Any, changes: list[str], comment: str, name: Any
+        self, writer: Any, lease: Lease, plat: Any, changes: list[str], comment: str, name: Any,
+        created: str = "",
     ) -> ImageRecord:
         content = self.store.content
         record = finish_import(
-            content, writer, platform=plat, changes=changes, comment=comment, lease=lease
+            content, writer, platform=plat, changes=changes, comment=comment, lease=lease,
+            created=created,
         )
         # Unpacked now, through the safe extractor, so a hostile layer is refused at import.
         crashpoint("image.import.after-blobs")

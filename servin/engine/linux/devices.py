@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 from dataclasses import dataclass
@@ -75,3 +76,52 @@ def make_symlink(dir_fd: int, name: str, target: str) -> None:
         pass
     except OSError as exc:
         raise OSError(exc.errno, f"symlink /dev/{name}: {os.strerror(exc.errno or 0)}") from None
+
+
+# What docker (runc's HostDevices) leaves out of a privileged container's /dev: its own
+# mounts and the host's console.
+_HOST_SKIP_DIRS = {"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"}
+_HOST_SKIP_FILES = {"/dev/console"}
+
+
+def device_at(path: str, name: str | None = None) -> DeviceNode | None:
+    """The device node at host ``path`` (following links) as a node named ``name`` (default
+    ``path``), with the host's mode and owner; None if ``path`` is not a device."""
+    st = os.stat(path)
+    if stat.S_ISCHR(st.st_mode):
+        kind = "c"
+    elif stat.S_ISBLK(st.st_mode):
+        kind = "b"
+    else:
+        return None
+    return DeviceNode(name or path, kind, os.major(st.st_rdev), os.minor(st.st_rdev),
+                      stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid)
+
+
+def devices_under(path: str, target: str | None = None) -> list[DeviceNode]:
+    """Every device node at or below host ``path`` (a device or a directory), named below
+    ``target`` (default ``path``), sorted; symlinks and the skipped entries are left out."""
+    target = target or path
+    st = os.lstat(path)
+    if not stat.S_ISDIR(st.st_mode):
+        node = device_at(path, target)
+        return [node] if node is not None else []
+    found: list[DeviceNode] = []
+    for root, dirs, files in os.walk(path):
+        rel = os.path.relpath(root, path)
+        if root == "/dev":
+            dirs[:] = [d for d in dirs if d not in _HOST_SKIP_DIRS]
+        for name in files:
+            full = os.path.join(root, name)
+            if full in _HOST_SKIP_FILES or os.path.islink(full):
+                continue
+            with contextlib.suppress(OSError):  # gone meanwhile
+                node = device_at(full, os.path.normpath(os.path.join(target, rel, name)))
+                if node is not None:
+                    found.append(node)
+    return sorted(found, key=lambda n: n.name)
+
+
+def host_devices() -> list[DeviceNode]:
+    """The host's /dev devices, as ``--privileged`` gives them to a container."""
+    return devices_under("/dev")

@@ -18,9 +18,9 @@ libc = ctypes.CDLL(None, use_errno=True)
 # musl or an old glibc may not, and a few (capget/capset) are safer called raw.
 _SYSCALLS: dict[str, dict[str, int]] = {
     "x86_64": {"pivot_root": 155, "capget": 125, "capset": 126, "close_range": 436,
-               "setns": 308, "unshare": 272},
+               "setns": 308, "unshare": 272, "rt_sigaction": 13},
     "aarch64": {"pivot_root": 41, "capget": 90, "capset": 91, "close_range": 436,
-                "setns": 268, "unshare": 97},
+                "setns": 268, "unshare": 97, "rt_sigaction": 134},
 }
 
 _ARCH = platform.machine()

@@ -52,8 +52,7 @@ def ensure_bridge(name: str, gateway: str, prefixlen: int, owner: str) -> None:
         found = ipr.link_lookup(ifname=name)
         if found and _alias(ipr, found[0]) != owner:
             raise Conflict(
-                f"a network interface named {name} already exists and is not this daemon's "
-                "(configure another bridge name)"
+                f"a network interface named {name} already exists and is not this daemon's"
             )
         for other, address in _addresses(ipr):
             if other != name and address.network.overlaps(subnet):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from servin.errors import InvalidArgument
+
 BRIDGE = "bridge"
 HOST = "host"
 NULL = "null"
@@ -61,3 +63,14 @@ def mac_for(address: str) -> str:
     """A locally administered MAC derived from the IPv4 address (as Docker does)."""
     octets = ipaddress.IPv4Address(address).packed
     return "02:42:" + ":".join(f"{b:02x}" for b in octets)
+
+
+def check_mac(text: str) -> str:
+    """A unicast Ethernet address ``xx:xx:xx:xx:xx:xx`` (``--mac-address``), normalised."""
+    parts = text.split(":")
+    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdefABCDEF" for c in p)
+                                  for p in parts):
+        raise InvalidArgument(f"invalid MAC address: {text}")
+    if int(parts[0], 16) & 1:
+        raise InvalidArgument(f"invalid MAC address: {text} is a multicast address")
+    return text.lower()

@@ -26,13 +26,15 @@ class Binding:
     protocol: str
     host_ip: str  # "" = every address
     host_port: int
+    host_port_end: int = 0  # requested only: pick one free port of host_port..host_port_end
 
     def to_dict(self) -> dict[str, object]:
         """As stored in the container's state."""
         return asdict(self)
 
 
-def check_request(container_port: int, protocol: str, host_ip: str, host_port: int) -> None:
+def check_request(container_port: int, protocol: str, host_ip: str, host_port: int,
+                  host_port_end: int = 0) -> None:
     """InvalidArgument for a malformed publish request."""
     if not 0 < container_port < 65536:
         raise InvalidArgument(f"invalid container port {container_port}")
@@ -40,6 +42,8 @@ def check_request(container_port: int, protocol: str, host_ip: str, host_port: i
         raise InvalidArgument(f"invalid protocol {protocol!r} (tcp or udp)")
     if not 0 <= host_port < 65536:
         raise InvalidArgument(f"invalid host port {host_port}")
+    if host_port_end and not 0 < host_port < host_port_end < 65536:
+        raise InvalidArgument(f"invalid host port range {host_port}-{host_port_end}")
     if host_ip:
         try:
             ipaddress.IPv4Address(host_ip)
@@ -62,6 +66,28 @@ def exposed_ports(values: list[str]) -> list[tuple[int, str]]:
     return out
 
 
+def _bind(b: Binding) -> socket.socket:
+    """A socket bound to the binding's host port (0: any free one; a range: the first free
+    one of it, as docker picks one)."""
+    kind = socket.SOCK_STREAM if b.protocol == "tcp" else socket.SOCK_DGRAM
+    candidates = range(b.host_port, max(b.host_port, b.host_port_end) + 1)
+    where = f"{b.host_ip or '0.0.0.0'}:{b.host_port}" + (
+        f"-{b.host_port_end}" if b.host_port_end else "") + f"/{b.protocol}"
+    for port in candidates:
+        s = socket.socket(socket.AF_INET, kind)
+        s.set_inheritable(False)
+        try:
+            s.bind((b.host_ip or "0.0.0.0", port))
+            return s
+        except OSError as exc:
+            s.close()
+            if exc.errno != errno.EADDRINUSE:
+                raise InvalidArgument(f"cannot publish on {where}: {exc.strerror}") from None
+    if b.host_port_end:
+        raise Conflict(f"every host port of {where} is already in use")
+    raise Conflict(f"host port {where} is already in use")
+
+
 class Reservations:
     """Bound sockets that hold the host ports of running containers."""
 
@@ -74,17 +100,8 @@ class Reservations:
         taken: list[Binding] = []
         try:
             for b in wanted:
-                kind = socket.SOCK_STREAM if b.protocol == "tcp" else socket.SOCK_DGRAM
-                s = socket.socket(socket.AF_INET, kind)
+                s = _bind(b)
                 sockets.append(s)
-                s.set_inheritable(False)
-                try:
-                    s.bind((b.host_ip or "0.0.0.0", b.host_port))
-                except OSError as exc:
-                    where = f"{b.host_ip or '0.0.0.0'}:{b.host_port}/{b.protocol}"
-                    if exc.errno == errno.EADDRINUSE:
-                        raise Conflict(f"host port {where} is already in use") from None
-                    raise InvalidArgument(f"cannot publish on {where}: {exc.strerror}") from None
                 taken.append(Binding(b.container_port, b.protocol, b.host_ip,
                                      s.getsockname()[1]))
         except BaseException:

@@ -26,7 +26,15 @@ from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.networks import bridge, firewall, ipam, ports
 from servin.engine.networks.dns import DNSServer, host_resolvers
-from servin.engine.networks.model import BRIDGE, BUILTIN_NAMES, HOST, NULL, Endpoint, Network
+from servin.engine.networks.model import (
+    BRIDGE,
+    BUILTIN_NAMES,
+    HOST,
+    NULL,
+    Endpoint,
+    Network,
+    check_mac,
+)
 from servin.engine.networks.store import NetworkStore
 from servin.engine.store.metadata import MetadataStore
 from servin.errors import Conflict, InvalidArgument, NotFound, ServinError
@@ -82,8 +90,17 @@ class NetworkService:
         bridge.enable_forwarding()
         networks = self.store.list()
         for n in networks:
-            if n.is_bridge:
+            if not n.is_bridge:
+                continue
+            try:
                 bridge.ensure_bridge(n.bridge, n.gateway, n.prefixlen, self.owner)
+            except Conflict as exc:
+                if n.name != BRIDGE:
+                    raise
+                # The default network's: say which setting to change (scripts/up shows it).
+                raise Conflict(f"{exc.message}: set bridge_name (and default_network_subnet) "
+                               "in the daemon's config.toml, or --bridge-name "
+                               "(--default-subnet)") from None
         # Bridges of networks whose removal a crash interrupted (record gone, bridge not).
         stray = set(bridge.owned_bridges(self.owner)) - {n.bridge for n in networks}
         if stray:
@@ -260,9 +277,19 @@ class NetworkService:
                       image: dict[str, Any]) -> None:
         """Refuse at create what attach would refuse at start (blocking)."""
         mode = spec.network_mode
+        if (mode in ("host", "none") or mode.startswith("container:")) and any(
+                ep.mac_address for ep in spec.networks.values()):
+            raise InvalidArgument("conflicting options: mac-address and the network mode")
         wanted = self._wanted(spec)
         if mode not in ("host", "none") and not mode.startswith("container:") and not wanted:
             raise InvalidArgument(f"invalid network mode {mode!r}")
+        if mode.startswith("container:"):
+            if spec.ports or spec.publish_all:
+                raise InvalidArgument(
+                    "conflicting options: port publishing and the container type network mode")
+            if spec.exposed_ports:
+                raise InvalidArgument(
+                    "conflicting options: port exposing and the container type network mode")
         for name, ep in wanted.items():
             n = self.store.resolve(name)
             if not n.is_bridge:
@@ -274,18 +301,27 @@ class NetworkService:
                         "user specified IP address is supported on user defined networks only")
                 ipam.check_static(ipaddress.IPv4Network(n.subnet), n.gateway,
                                   ep.ipv4_address, set())
+            if ep.mac_address:
+                check_mac(ep.mac_address)
             if ep.aliases and not n.user_defined:
                 raise InvalidArgument(
                     "network-scoped aliases are supported for user-defined networks only")
         requested = self.port_requests(spec, image)
         # Explicit host ports must be free now (they are taken for real at start).
-        explicit = [b for b in requested if b.host_port]
+        explicit = [b for b in requested if b.host_port and not b.host_port_end]
         if explicit and wanted:
             probe = ports.Reservations()
             try:
                 probe.take("probe", explicit)
             finally:
                 probe.close()
+
+    @staticmethod
+    def spec_warnings(spec: containers_pb2.ContainerSpec) -> list[str]:
+        """What docker warns about at create (the container is made all the same)."""
+        if spec.network_mode == "host" and (spec.ports or spec.publish_all):
+            return ["Published ports are discarded when using host network mode"]
+        return []
 
     def _wanted(self, spec: containers_pb2.ContainerSpec) -> dict[str, Any]:
         primary = primary_network(spec)
@@ -303,8 +339,10 @@ class NetworkService:
         out: list[ports.Binding] = []
         for p in spec.ports:
             proto = p.protocol or "tcp"
-            ports.check_request(p.container_port, proto, p.host_ip, p.host_port)
-            out.append(ports.Binding(p.container_port, proto, p.host_ip, p.host_port))
+            ports.check_request(p.container_port, proto, p.host_ip, p.host_port,
+                                p.host_port_end)
+            out.append(ports.Binding(p.container_port, proto, p.host_ip, p.host_port,
+                                     p.host_port_end))
         if spec.publish_all:
             exposed = list(spec.exposed_ports) + list((image.get("ExposedPorts") or {}).keys())
             have = {(b.container_port, b.protocol) for b in out}
@@ -321,7 +359,7 @@ class NetworkService:
             for name, ep in self._wanted(c.spec).items():
                 n = self.store.resolve(name)
                 made.append(self.store.allocate(n, c.id, address=ep.ipv4_address,
-                                                aliases=list(ep.aliases)))
+                                                aliases=list(ep.aliases), mac=ep.mac_address))
         except BaseException:
             for ep in made:
                 self.store.release(ep.network_id, c.id)

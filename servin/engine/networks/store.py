@@ -112,8 +112,9 @@ class NetworkStore:
     # -- endpoints (IPAM) ----------------------------------------------------------------
 
     def allocate(self, n: Network, container_id: str, *, address: str = "",
-                 aliases: list[str] | None = None) -> Endpoint:
-        """Record the container on the network with a free (or the requested) address."""
+                 aliases: list[str] | None = None, mac: str = "") -> Endpoint:
+        """Record the container on the network with a free (or the requested) address, and
+        the requested MAC (else one derived from the address)."""
         subnet = ipaddress.IPv4Network(n.subnet)
         with self.meta.transaction() as db:
             if db.execute(
@@ -128,7 +129,8 @@ class NetworkStore:
                 chosen = ipam.check_static(subnet, n.gateway, address, taken)
             else:
                 chosen = ipam.next_free(subnet, n.gateway, n.ip_range, taken)
-            ep = Endpoint(n.id, container_id, chosen, mac_for(chosen), list(aliases or []),
+            ep = Endpoint(n.id, container_id, chosen, mac.lower() or mac_for(chosen),
+                          list(aliases or []),
                           static=bool(address))
             db.execute(
                 f"INSERT INTO network_endpoints ({_EP_COLUMNS}) VALUES (?,?,?,?,?,?)",

@@ -29,6 +29,7 @@ from servin.errors import InvalidArgument
 OCI_VERSION = "1.0.2"
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHM_SIZE = 64 * 1024 * 1024
+INIT_TARGET = "/sbin/docker-init"  # where ``--init`` puts the init, as docker does
 MIN_MEMORY = 6 * 1024 * 1024
 CPU_PERIOD = 100_000
 
@@ -92,6 +93,7 @@ class BundleInputs:
     cgroup_parent: str = "/servin"
     # Volume name -> the host directory holding its data (bound at the mount's target).
     volume_paths: dict[str, str] = field(default_factory=dict)
+    init_path: str = ""  # the host's init binary for ``--init``
 
 
 def normalise_caps(names: Iterable[str]) -> list[str]:
@@ -140,9 +142,10 @@ def process_args(spec: containers_pb2.ContainerSpec, image: dict[str, Any]) -> l
 
 
 def process_env(
-    spec: containers_pb2.ContainerSpec, image: dict[str, Any], hostname: str
+    spec: containers_pb2.ContainerSpec, image: dict[str, Any], hostname: str, home: str = "/"
 ) -> list[str]:
-    """Image env overlaid by the user's, with PATH and HOSTNAME defaults."""
+    """Image env overlaid by the user's, with PATH, HOSTNAME and HOME defaults (HOME from the
+    user's /etc/passwd entry in the image, ``/`` without one, as docker sets it)."""
     merged: dict[str, str] = {}
     for item in [
         DEFAULT_PATH,
@@ -155,10 +158,11 @@ def process_env(
         if not key:
             raise InvalidArgument(f"invalid environment variable: {item!r}")
         if not sep:
-            value = os.environ.get(key, "")
-            if key not in os.environ:
-                continue
+            # ``-e VAR`` the client could not fill from its own environment: not set (never
+            # the daemon's environment).
+            continue
         merged[key] = value
+    merged.setdefault("HOME", home or "/")
     return [f"{k}={v}" for k, v in merged.items()]
 
 
@@ -178,6 +182,7 @@ def resources(spec: containers_pb2.ContainerSpec) -> dict[str, Any]:
     out: dict[str, Any] = {"devices": [dict(rule) for rule in _DEFAULT_DEVICE_RULES]}
     if spec.privileged:
         out["devices"] = [{"allow": True, "access": "rwm"}]
+    out["devices"] += [parse_device_cgroup_rule(rule) for rule in spec.device_cgroup_rules]
     memory: dict[str, Any] = {}
     if r.memory:
         if r.memory < MIN_MEMORY:
@@ -229,6 +234,72 @@ def resources(spec: containers_pb2.ContainerSpec) -> dict[str, Any]:
     if r.pids_limit:
         out["pids"] = {"limit": r.pids_limit if r.pids_limit > 0 else -1}
     return out
+
+
+def parse_device(text: str) -> tuple[str, str, str]:
+    """``--device HOST[:CONTAINER][:PERMS]`` -> (host path, container path, permissions)."""
+    parts = text.split(":")
+    if len(parts) > 3 or not parts[0]:
+        raise InvalidArgument(f"invalid device specification: {text}")
+    host = parts[0]
+    container, perms = host, "rwm"
+    if len(parts) == 2:
+        if parts[1] and set(parts[1]) <= set("rwm") and not parts[1].startswith("/"):
+            perms = parts[1]
+        else:
+            container = parts[1]
+    elif len(parts) == 3:
+        container, perms = parts[1], parts[2]
+    if not perms or not set(perms) <= set("rwm"):
+        raise InvalidArgument(f"invalid device mode: {perms}")
+    for path in (host, container):
+        if not path.startswith("/"):
+            raise InvalidArgument(f"invalid device specification: {text}: {path} is not an "
+                                  "absolute path")
+    return host, container, perms
+
+
+def parse_device_cgroup_rule(text: str) -> dict[str, Any]:
+    """``--device-cgroup-rule 'c 1:3 rwm'`` (type a/b/c, numbers or ``*``) as an OCI rule."""
+    fields = text.split()
+    if len(fields) != 3 or fields[0] not in ("a", "b", "c") or ":" not in fields[1] \
+            or not fields[2] or not set(fields[2]) <= set("rwm"):
+        raise InvalidArgument(f"invalid device cgroup rule format: '{text}'")
+    rule: dict[str, Any] = {"allow": True, "type": fields[0], "access": fields[2]}
+    for key, number in zip(("major", "minor"), fields[1].split(":", 1), strict=True):
+        if number != "*":
+            if not number.isdigit():
+                raise InvalidArgument(f"invalid device cgroup rule format: '{text}'")
+            rule[key] = int(number)
+    return rule
+
+
+def devices(spec: containers_pb2.ContainerSpec) -> tuple[list[dict[str, Any]],
+                                                          list[dict[str, Any]]]:
+    """(OCI ``linux.devices``, their cgroup allow rules): the host's devices with
+    --privileged (as docker gives them), then each --device (a directory gives every
+    device below it). Blocking: reads the host's /dev."""
+    from servin.engine.linux.devices import devices_under, host_devices
+
+    nodes = host_devices() if spec.privileged else []
+    rules: list[dict[str, Any]] = []
+    for text in spec.devices:
+        host, container, perms = parse_device(text)
+        try:
+            found = devices_under(host, container)
+        except OSError as exc:
+            raise InvalidArgument(f"error gathering device information while adding custom "
+                                  f"device {host!r}: {(exc.strerror or str(exc)).lower()}") \
+                from None
+        if not found:
+            raise InvalidArgument(f"error gathering device information while adding custom "
+                                  f"device {host!r}: not a device node")
+        nodes = [n for n in nodes if n.name not in {f.name for f in found}] + found
+        rules += [{"allow": True, "type": n.kind, "major": n.major, "minor": n.minor,
+                   "access": perms} for n in found]
+    linux = [{"path": n.name, "type": n.kind, "major": n.major, "minor": n.minor,
+              "fileMode": n.mode, "uid": n.uid, "gid": n.gid} for n in nodes]
+    return linux, rules
 
 
 def _security_opts(spec: containers_pb2.ContainerSpec) -> tuple[str | None, bool]:
@@ -356,6 +427,11 @@ def _mounts(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> list[di
             )
     for m in spec.mounts:
         mounts.append(_user_mount(m, inputs.volume_paths))
+    if spec.init:
+        if not inputs.init_path:
+            raise InvalidArgument("--init: the daemon has no init binary (config key init_path)")
+        mounts.append({"destination": INIT_TARGET, "type": "bind", "source": inputs.init_path,
+                       "options": ["rbind", "rprivate", "ro"]})
     return mounts
 
 
@@ -420,8 +496,10 @@ def build_config(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> di
                 else {}
             ),
         },
-        "args": process_args(spec, image),
-        "env": process_env(spec, image, inputs.hostname),
+        # --init: a tiny init as PID 1 reaps zombies and forwards signals to the program.
+        "args": [INIT_TARGET, "--", *process_args(spec, image)] if spec.init
+        else process_args(spec, image),
+        "env": process_env(spec, image, inputs.hostname, inputs.user.home),
         "cwd": working_dir(spec, image),
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": no_new_privs,
@@ -433,12 +511,16 @@ def build_config(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> di
             {"type": f"RLIMIT_{u.name.upper()}", "soft": u.soft, "hard": u.hard or u.soft}
             for u in spec.ulimits
         ]
+    linux_devices, device_rules = devices(spec)
     linux: dict[str, Any] = {
         "namespaces": _namespaces(inputs),
         "cgroupsPath": f"{inputs.cgroup_parent}/{inputs.container_id}",
         "resources": resources(spec),
         "rootfsPropagation": "rprivate",
     }
+    if linux_devices:
+        linux["devices"] = linux_devices
+        linux["resources"]["devices"] += device_rules
     if not spec.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)

@@ -69,16 +69,18 @@ class Resources(_message.Message):
     def __init__(self, memory: _Optional[int] = ..., memory_swap: _Optional[int] = ..., memory_reservation: _Optional[int] = ..., nano_cpus: _Optional[int] = ..., cpu_shares: _Optional[int] = ..., cpu_period: _Optional[int] = ..., cpu_quota: _Optional[int] = ..., cpuset_cpus: _Optional[str] = ..., cpuset_mems: _Optional[str] = ..., pids_limit: _Optional[int] = ..., blkio_weight: _Optional[int] = ..., oom_score_adj: _Optional[int] = ..., oom_kill_disable: _Optional[bool] = ...) -> None: ...
 
 class PortBinding(_message.Message):
-    __slots__ = ("container_port", "protocol", "host_ip", "host_port")
+    __slots__ = ("container_port", "protocol", "host_ip", "host_port", "host_port_end")
     CONTAINER_PORT_FIELD_NUMBER: _ClassVar[int]
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     HOST_IP_FIELD_NUMBER: _ClassVar[int]
     HOST_PORT_FIELD_NUMBER: _ClassVar[int]
+    HOST_PORT_END_FIELD_NUMBER: _ClassVar[int]
     container_port: int
     protocol: str
     host_ip: str
     host_port: int
-    def __init__(self, container_port: _Optional[int] = ..., protocol: _Optional[str] = ..., host_ip: _Optional[str] = ..., host_port: _Optional[int] = ...) -> None: ...
+    host_port_end: int
+    def __init__(self, container_port: _Optional[int] = ..., protocol: _Optional[str] = ..., host_ip: _Optional[str] = ..., host_port: _Optional[int] = ..., host_port_end: _Optional[int] = ...) -> None: ...
 
 class Mount(_message.Message):
     __slots__ = ("type", "source", "target", "read_only", "propagation", "options", "driver", "name")

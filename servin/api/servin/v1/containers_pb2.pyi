@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ContainerSpec(_message.Message):
-    __slots__ = ("image", "cmd", "entrypoint", "entrypoint_set", "env", "working_dir", "user", "hostname", "domainname", "labels", "tty", "open_stdin", "stdin_once", "stop_signal", "stop_timeout", "healthcheck", "exposed_ports", "resources", "network_mode", "ports", "publish_all", "mounts", "restart_policy", "auto_remove", "privileged", "cap_add", "cap_drop", "security_opt", "read_only", "runtime", "ipc_mode", "pid_mode", "uts_mode", "dns", "dns_search", "dns_options", "extra_hosts", "volumes_from", "log_config", "sysctls", "ulimits", "init", "shm_size", "devices", "group_add", "networks", "platform", "pod_id", "annotations", "binds")
+    __slots__ = ("image", "cmd", "entrypoint", "entrypoint_set", "env", "working_dir", "user", "hostname", "domainname", "labels", "tty", "open_stdin", "stdin_once", "stop_signal", "stop_timeout", "healthcheck", "exposed_ports", "resources", "network_mode", "ports", "publish_all", "mounts", "restart_policy", "auto_remove", "privileged", "cap_add", "cap_drop", "security_opt", "read_only", "runtime", "ipc_mode", "pid_mode", "uts_mode", "dns", "dns_search", "dns_options", "extra_hosts", "volumes_from", "log_config", "sysctls", "ulimits", "init", "shm_size", "devices", "group_add", "networks", "platform", "pod_id", "annotations", "device_cgroup_rules", "cgroupns_mode", "binds")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +82,8 @@ class ContainerSpec(_message.Message):
     PLATFORM_FIELD_NUMBER: _ClassVar[int]
     POD_ID_FIELD_NUMBER: _ClassVar[int]
     ANNOTATIONS_FIELD_NUMBER: _ClassVar[int]
+    DEVICE_CGROUP_RULES_FIELD_NUMBER: _ClassVar[int]
+    CGROUPNS_MODE_FIELD_NUMBER: _ClassVar[int]
     BINDS_FIELD_NUMBER: _ClassVar[int]
     image: str
     cmd: _containers.RepeatedScalarFieldContainer[str]
@@ -132,8 +134,10 @@ class ContainerSpec(_message.Message):
     platform: str
     pod_id: str
     annotations: _containers.RepeatedScalarFieldContainer[str]
+    device_cgroup_rules: _containers.RepeatedScalarFieldContainer[str]
+    cgroupns_mode: str
     binds: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, image: _Optional[str] = ..., cmd: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., env: _Optional[_Iterable[str]] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., hostname: _Optional[str] = ..., domainname: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., tty: _Optional[bool] = ..., open_stdin: _Optional[bool] = ..., stdin_once: _Optional[bool] = ..., stop_signal: _Optional[str] = ..., stop_timeout: _Optional[int] = ..., healthcheck: _Optional[_Union[_common_pb2.HealthConfig, _Mapping]] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., resources: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., network_mode: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[_common_pb2.PortBinding, _Mapping]]] = ..., publish_all: _Optional[bool] = ..., mounts: _Optional[_Iterable[_Union[_common_pb2.Mount, _Mapping]]] = ..., restart_policy: _Optional[_Union[RestartPolicy, _Mapping]] = ..., auto_remove: _Optional[bool] = ..., privileged: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., security_opt: _Optional[_Iterable[str]] = ..., read_only: _Optional[bool] = ..., runtime: _Optional[str] = ..., ipc_mode: _Optional[str] = ..., pid_mode: _Optional[str] = ..., uts_mode: _Optional[str] = ..., dns: _Optional[_Iterable[str]] = ..., dns_search: _Optional[_Iterable[str]] = ..., dns_options: _Optional[_Iterable[str]] = ..., extra_hosts: _Optional[_Iterable[str]] = ..., volumes_from: _Optional[_Iterable[str]] = ..., log_config: _Optional[_Union[LogConfig, _Mapping]] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., init: _Optional[bool] = ..., shm_size: _Optional[int] = ..., devices: _Optional[_Iterable[str]] = ..., group_add: _Optional[_Iterable[str]] = ..., networks: _Optional[_Mapping[str, EndpointSpec]] = ..., platform: _Optional[str] = ..., pod_id: _Optional[str] = ..., annotations: _Optional[_Iterable[str]] = ..., binds: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, image: _Optional[str] = ..., cmd: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., env: _Optional[_Iterable[str]] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., hostname: _Optional[str] = ..., domainname: _Optional[str] = ..., labels: _Optional[_Mapping[str, str]] = ..., tty: _Optional[bool] = ..., open_stdin: _Optional[bool] = ..., stdin_once: _Optional[bool] = ..., stop_signal: _Optional[str] = ..., stop_timeout: _Optional[int] = ..., healthcheck: _Optional[_Union[_common_pb2.HealthConfig, _Mapping]] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., resources: _Optional[_Union[_common_pb2.Resources, _Mapping]] = ..., network_mode: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[_common_pb2.PortBinding, _Mapping]]] = ..., publish_all: _Optional[bool] = ..., mounts: _Optional[_Iterable[_Union[_common_pb2.Mount, _Mapping]]] = ..., restart_policy: _Optional[_Union[RestartPolicy, _Mapping]] = ..., auto_remove: _Optional[bool] = ..., privileged: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., security_opt: _Optional[_Iterable[str]] = ..., read_only: _Optional[bool] = ..., runtime: _Optional[str] = ..., ipc_mode: _Optional[str] = ..., pid_mode: _Optional[str] = ..., uts_mode: _Optional[str] = ..., dns: _Optional[_Iterable[str]] = ..., dns_search: _Optional[_Iterable[str]] = ..., dns_options: _Optional[_Iterable[str]] = ..., extra_hosts: _Optional[_Iterable[str]] = ..., volumes_from: _Optional[_Iterable[str]] = ..., log_config: _Optional[_Union[LogConfig, _Mapping]] = ..., sysctls: _Optional[_Mapping[str, str]] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., init: _Optional[bool] = ..., shm_size: _Optional[int] = ..., devices: _Optional[_Iterable[str]] = ..., group_add: _Optional[_Iterable[str]] = ..., networks: _Optional[_Mapping[str, EndpointSpec]] = ..., platform: _Optional[str] = ..., pod_id: _Optional[str] = ..., annotations: _Optional[_Iterable[str]] = ..., device_cgroup_rules: _Optional[_Iterable[str]] = ..., cgroupns_mode: _Optional[str] = ..., binds: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class RestartPolicy(_message.Message):
     __slots__ = ("name", "maximum_retry_count")
@@ -169,12 +173,14 @@ class Ulimit(_message.Message):
     def __init__(self, name: _Optional[str] = ..., soft: _Optional[int] = ..., hard: _Optional[int] = ...) -> None: ...
 
 class EndpointSpec(_message.Message):
-    __slots__ = ("aliases", "ipv4_address")
+    __slots__ = ("aliases", "ipv4_address", "mac_address")
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     IPV4_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    MAC_ADDRESS_FIELD_NUMBER: _ClassVar[int]
     aliases: _containers.RepeatedScalarFieldContainer[str]
     ipv4_address: str
-    def __init__(self, aliases: _Optional[_Iterable[str]] = ..., ipv4_address: _Optional[str] = ...) -> None: ...
+    mac_address: str
+    def __init__(self, aliases: _Optional[_Iterable[str]] = ..., ipv4_address: _Optional[str] = ..., mac_address: _Optional[str] = ...) -> None: ...
 
 class CreateContainerRequest(_message.Message):
     __slots__ = ("name", "spec")
@@ -217,12 +223,14 @@ class StopContainerResponse(_message.Message):
     def __init__(self) -> None: ...
 
 class RestartContainerRequest(_message.Message):
-    __slots__ = ("id", "timeout")
+    __slots__ = ("id", "timeout", "signal")
     ID_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
     id: str
     timeout: int
-    def __init__(self, id: _Optional[str] = ..., timeout: _Optional[int] = ...) -> None: ...
+    signal: str
+    def __init__(self, id: _Optional[str] = ..., timeout: _Optional[int] = ..., signal: _Optional[str] = ...) -> None: ...
 
 class RestartContainerResponse(_message.Message):
     __slots__ = ()
@@ -504,16 +512,25 @@ class ContainerLogsRequest(_message.Message):
     def __init__(self, id: _Optional[str] = ..., follow: _Optional[bool] = ..., stdout: _Optional[bool] = ..., stderr: _Optional[bool] = ..., tail: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timestamps: _Optional[bool] = ...) -> None: ...
 
 class LogEntry(_message.Message):
-    __slots__ = ("stream", "time", "data", "container_id")
+    __slots__ = ("stream", "time", "data", "container_id", "attrs")
+    class AttrsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     STREAM_FIELD_NUMBER: _ClassVar[int]
     TIME_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTRS_FIELD_NUMBER: _ClassVar[int]
     stream: int
     time: _timestamp_pb2.Timestamp
     data: bytes
     container_id: str
-    def __init__(self, stream: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data: _Optional[bytes] = ..., container_id: _Optional[str] = ...) -> None: ...
+    attrs: _containers.ScalarMap[str, str]
+    def __init__(self, stream: _Optional[int] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data: _Optional[bytes] = ..., container_id: _Optional[str] = ..., attrs: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class AttachInput(_message.Message):
     __slots__ = ("id", "stdin", "stdout", "stderr", "logs", "detach_keys", "data", "rows", "cols", "close_stdin")

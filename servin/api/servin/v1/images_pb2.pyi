@@ -247,18 +247,20 @@ class ImageHistoryResponse(_message.Message):
     def __init__(self, entries: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ...) -> None: ...
 
 class ImportImageInput(_message.Message):
-    __slots__ = ("reference", "changes", "message", "platform", "data")
+    __slots__ = ("reference", "changes", "message", "platform", "created", "data")
     REFERENCE_FIELD_NUMBER: _ClassVar[int]
     CHANGES_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     PLATFORM_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
     DATA_FIELD_NUMBER: _ClassVar[int]
     reference: str
     changes: _containers.RepeatedScalarFieldContainer[str]
     message: str
     platform: str
+    created: _timestamp_pb2.Timestamp
     data: bytes
-    def __init__(self, reference: _Optional[str] = ..., changes: _Optional[_Iterable[str]] = ..., message: _Optional[str] = ..., platform: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, reference: _Optional[str] = ..., changes: _Optional[_Iterable[str]] = ..., message: _Optional[str] = ..., platform: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., data: _Optional[bytes] = ...) -> None: ...
 
 class ImportImageResponse(_message.Message):
     __slots__ = ("image_id", "reference", "manifest_digest")
@@ -487,3 +489,31 @@ class PruneBuildCacheResponse(_message.Message):
     entries: int
     space_reclaimed: int
     def __init__(self, entries: _Optional[int] = ..., space_reclaimed: _Optional[int] = ...) -> None: ...
+
+class SearchImagesRequest(_message.Message):
+    __slots__ = ("term", "limit", "auth")
+    TERM_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    AUTH_FIELD_NUMBER: _ClassVar[int]
+    term: str
+    limit: int
+    auth: RegistryAuth
+    def __init__(self, term: _Optional[str] = ..., limit: _Optional[int] = ..., auth: _Optional[_Union[RegistryAuth, _Mapping]] = ...) -> None: ...
+
+class SearchResult(_message.Message):
+    __slots__ = ("name", "description", "star_count", "is_official")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    STAR_COUNT_FIELD_NUMBER: _ClassVar[int]
+    IS_OFFICIAL_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    star_count: int
+    is_official: bool
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., star_count: _Optional[int] = ..., is_official: _Optional[bool] = ...) -> None: ...
+
+class SearchImagesResponse(_message.Message):
+    __slots__ = ("results",)
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    results: _containers.RepeatedCompositeFieldContainer[SearchResult]
+    def __init__(self, results: _Optional[_Iterable[_Union[SearchResult, _Mapping]]] = ...) -> None: ...

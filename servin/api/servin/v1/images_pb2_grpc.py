@@ -105,6 +105,11 @@ class ImagesStub:
                 request_serializer=servin_dot_v1_dot_images__pb2.PruneBuildCacheRequest.SerializeToString,
                 response_deserializer=servin_dot_v1_dot_images__pb2.PruneBuildCacheResponse.FromString,
                 _registered_method=True)
+        self.Search = channel.unary_unary(
+                '/servin.v1.Images/Search',
+                request_serializer=servin_dot_v1_dot_images__pb2.SearchImagesRequest.SerializeToString,
+                response_deserializer=servin_dot_v1_dot_images__pb2.SearchImagesResponse.FromString,
+                _registered_method=True)
 
 
 class ImagesServicer:
@@ -204,6 +209,13 @@ class ImagesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Search(self, request, context):
+        """Repositories of a registry whose name contains the term (its v2 catalog).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ImagesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -276,6 +288,11 @@ def add_ImagesServicer_to_server(servicer, server):
                     servicer.PruneBuildCache,
                     request_deserializer=servin_dot_v1_dot_images__pb2.PruneBuildCacheRequest.FromString,
                     response_serializer=servin_dot_v1_dot_images__pb2.PruneBuildCacheResponse.SerializeToString,
+            ),
+            'Search': grpc.unary_unary_rpc_method_handler(
+                    servicer.Search,
+                    request_deserializer=servin_dot_v1_dot_images__pb2.SearchImagesRequest.FromString,
+                    response_serializer=servin_dot_v1_dot_images__pb2.SearchImagesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -656,6 +673,33 @@ class Images:
             '/servin.v1.Images/PruneBuildCache',
             servin_dot_v1_dot_images__pb2.PruneBuildCacheRequest.SerializeToString,
             servin_dot_v1_dot_images__pb2.PruneBuildCacheResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Search(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servin.v1.Images/Search',
+            servin_dot_v1_dot_images__pb2.SearchImagesRequest.SerializeToString,
+            servin_dot_v1_dot_images__pb2.SearchImagesResponse.FromString,
             options,
             channel_credentials,
             insecure,

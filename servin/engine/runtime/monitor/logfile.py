@@ -28,13 +28,17 @@ class LogWriter:
     """Turns a container's output chunks into log entries, per stream, and rotates the file."""
 
     def __init__(self, path: str, driver: str = "json-file", max_size: int = 0,
-                 max_file: int = 1, *, fd: int = -1) -> None:
+                 max_file: int = 1, *, fd: int = -1, attrs: dict[str, str] | None = None) -> None:
         # Plain strings and os calls, no pathlib: this runs in the long-lived monitor, where
         # every library object touched costs a private page (see setup.py).
         self.path = path
         self.max_size = max_size
         self.max_file = max_file
         self._cri = driver == "cri"
+        # json-file's "attrs" member (--log-opt labels=/env=), the same on every entry.
+        self._attrs = "" if not attrs else ',"attrs":{' + ",".join(
+            f"{encode_basestring(k)}:{encode_basestring(v)}" for k, v in sorted(attrs.items())
+        ) + "}"
         self._pending: dict[int, bytearray] = {STDOUT: bytearray(), STDERR: bytearray()}
         self._sec = -1
         self._sec_text = ""
@@ -49,7 +53,8 @@ class LogWriter:
     @classmethod
     def from_config(cls, config: LogConfig) -> LogWriter:
         """A writer that opens (appends to) ``config.path``."""
-        return cls(str(config.path), config.driver, config.max_size, config.max_file)
+        return cls(str(config.path), config.driver, config.max_size, config.max_file,
+                   attrs=config.attrs)
 
     def _open(self, *, truncate: bool) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
@@ -75,7 +80,7 @@ class LogWriter:
             tag = b" F " if complete else b" P "
             return b"".join((ts, b" ", name.encode(), tag, piece, b"\n"))
         text = encode_basestring(piece.decode("utf-8", "replace"))
-        return f'{{"log":{text},"stream":"{name}","time":"{ts.decode()}"}}\n'.encode()
+        return f'{{"log":{text},"stream":"{name}"{self._attrs},"time":"{ts.decode()}"}}\n'.encode()
 
     def write(self, stream: int, data: bytes, ns: int | None = None) -> None:
         """Log a chunk of a stream's output: every complete line, and pieces of long ones."""

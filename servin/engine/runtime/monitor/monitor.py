@@ -109,23 +109,41 @@ class _Conn:
 class _Exec:
     """One exec process: its stdio ends, attach clients, waiters and, once ended, its code."""
 
-    __slots__ = ("attached", "deadline", "exit_code", "id", "in_fd", "master", "outputs",
-                 "pid", "status", "stdin_buf", "stdin_closing", "tty", "waiters")
+    __slots__ = ("attached", "deadline", "exit_code", "id", "master", "outputs", "pid",
+                 "sink", "status", "tty", "waiters")
 
     def __init__(self, exec_id: str, pid: int, tty: bool) -> None:
         self.id = exec_id
         self.pid = pid
         self.tty = tty
         self.outputs: dict[int, int] = {}  # fd -> stream number
-        self.in_fd = -1
         self.master = -1
-        self.stdin_buf = bytearray()
-        self.stdin_closing = False
         self.attached: list[_Conn] = []
+        self.sink = _Sink(self.attached, self.outputs)
         self.waiters: list[_Conn] = []
         self.status: int | None = None  # the wait status, once reaped
         self.deadline: float | None = None  # after the exit: when leftover output is cut
         self.exit_code: int | None = None  # set when it has ended and its output is drained
+
+
+class _Sink:
+    """A process's stdin (pipe write end or pty master) and what clients sent, not yet written.
+
+    Past STDIN_BUFFER_LIMIT buffered bytes the stdin clients (``readers``, the process's attach
+    streams) are not read until the buffer has been written out completely (backpressure:
+    nothing is lost). ``outputs`` are the same process's output fds.
+    """
+
+    __slots__ = ("buf", "closing", "fd", "outputs", "paused", "pty", "readers")
+
+    def __init__(self, readers: list[_Conn], outputs: dict[int, int]) -> None:
+        self.fd = -1
+        self.outputs = outputs
+        self.pty = False  # ``fd`` is the pty master (output's too): never closed for stdin
+        self.buf = bytearray()
+        self.closing = False  # close once ``buf`` is written
+        self.paused = False  # stdin clients are not read meanwhile
+        self.readers = readers
 
 
 def _noop(signum: int, frame: object) -> None:
@@ -151,7 +169,8 @@ class Monitor:
         self.cgroups_path: str | None = state["cgroups_path"]
         self.spec: str = state["spec"]  # kept as JSON text: only helpers need it parsed
         self.log = LogWriter(state["log_path"], state["log_driver"], state["log_max_size"],
-                             state["log_max_file"], fd=fds[names["log"]])
+                             state["log_max_file"], fd=fds[names["log"]],
+                             attrs=state.get("log_attrs"))
         self.listener = _socket.socket(fileno=fds[names["listener"]])
         self.listener.setblocking(False)
         self.wake_r = wake_r
@@ -165,27 +184,24 @@ class Monitor:
         self.writers: dict[int, Callable[[], None]] = {}
         self.masks: dict[int, int] = {}
         self.outputs: dict[int, int] = {}  # fd -> stream number
-        self.in_fd = -1  # the stdin pipe's write end, or the pty master
         self.master = -1
+        self.conns: dict[int, _Conn] = {}
+        self.waiters: list[_Conn] = []
+        self.attached: list[_Conn] = []
+        self.sink = _Sink(self.attached, self.outputs)  # the container's stdin
         if "master" in names:
             self.master = fds[names["master"]]
             self.outputs[self.master] = STDOUT
             if state["open_stdin"]:
-                self.in_fd = self.master
+                self.sink.fd, self.sink.pty = self.master, True
         else:
             self.outputs[fds[names["stdout"]]] = STDOUT
             self.outputs[fds[names["stderr"]]] = STDERR
             if "stdin" in names:
-                self.in_fd = fds[names["stdin"]]
-        for fd in (*self.outputs, self.in_fd):
+                self.sink.fd = fds[names["stdin"]]
+        for fd in (*self.outputs, self.sink.fd):
             if fd >= 0:
                 os.set_blocking(fd, False)
-        self.stdin_buf = bytearray()
-        self.stdin_closing = False
-        self.stdin_paused = False
-        self.conns: dict[int, _Conn] = {}
-        self.waiters: list[_Conn] = []
-        self.attached: list[_Conn] = []
         self.drain_deadline: float | None = None
         self.linger_deadline: float | None = None
         self.execs: dict[str, _Exec] = {}  # running and recently ended, oldest first
@@ -392,14 +408,11 @@ class Monitor:
         del self.outputs[fd]
         if fd == self.master:
             self.master = -1
-            if self.in_fd == fd:
-                self.in_fd = -1
-                self.stdin_buf.clear()
+            if self.sink.fd == fd:
+                self.sink.fd = -1
+                self.sink.buf.clear()
         _close(fd)
-        if not self.outputs:
-            # Output is over: attach streams end once they have what was read.
-            for conn in list(self.attached):
-                self._close_when_flushed(conn)
+        self._end_attach_streams(self.sink)
 
     def _drain_outputs(self) -> None:
         """Read what is still buffered in the output pipes without waiting for more."""
@@ -419,59 +432,71 @@ class Monitor:
         for fd in list(self.outputs):
             self._close_output(fd)
 
-    # ----- stdin -----------------------------------------------------------------------------
+    # ----- stdin (the container's and every exec's) -------------------------------------------
 
-    def _stdin_data(self, conn: _Conn, data: bytes | bytearray) -> None:
-        if not conn.stdin or self.in_fd < 0 or self.stdin_closing:
+    def _stdin_data(self, sink: _Sink, conn: _Conn, data: bytes | bytearray) -> None:
+        if not conn.stdin or sink.fd < 0 or sink.closing:
             return
-        if not self.stdin_buf:
-            self._watch_write(self.in_fd, self._on_stdin_writable)
-        self.stdin_buf += data
-        if len(self.stdin_buf) >= STDIN_BUFFER_LIMIT and not self.stdin_paused:
-            self.stdin_paused = True
-            for c in self.attached:
+        if not sink.buf:
+            self._watch_write(sink.fd, lambda: self._on_stdin_writable(sink))
+        sink.buf += data
+        if len(sink.buf) >= STDIN_BUFFER_LIMIT and not sink.paused:
+            sink.paused = True
+            for c in sink.readers:
                 if c.stdin and not c.read_closed:
                     self._watch_read(c.fd, None)
 
-    def _on_stdin_writable(self) -> None:
+    def _on_stdin_writable(self, sink: _Sink) -> None:
         try:
-            n = os.write(self.in_fd, self.stdin_buf)
+            n = os.write(sink.fd, sink.buf)
         except BlockingIOError:
             return
-        except OSError:  # EPIPE: the container closed its stdin
-            self.stdin_buf.clear()
-            self._close_stdin_now()
+        except OSError:  # EPIPE: the process closed its stdin
+            sink.buf.clear()
+            self._close_stdin_now(sink)
             return
-        del self.stdin_buf[:n]
-        if self.stdin_buf:
+        del sink.buf[:n]
+        if sink.buf:
             return
-        self._watch_write(self.in_fd, None)
-        if self.stdin_closing:
-            self._close_stdin_now()
-        if self.stdin_paused:
-            self.stdin_paused = False
-            for c in self.attached:
+        self._watch_write(sink.fd, None)
+        if sink.closing:
+            self._close_stdin_now(sink)
+        # Resume only once the buffer is empty, whatever sizes the writes had on the way.
+        if sink.paused:
+            sink.paused = False
+            for c in sink.readers:
                 if c.stdin and not c.read_closed:
                     self._watch_read(c.fd, lambda c=c: self._on_conn_read(c))
 
-    def _close_stdin(self) -> None:
-        if self.stdin_buf:
-            self.stdin_closing = True  # after what clients already sent has been written
+    def _close_stdin(self, sink: _Sink) -> None:
+        if sink.buf:
+            sink.closing = True  # after what clients already sent has been written
         else:
-            self._close_stdin_now()
+            self._close_stdin_now(sink)
 
-    def _close_stdin_now(self) -> None:
-        fd = self.in_fd
+    def _close_stdin_now(self, sink: _Sink) -> None:
+        fd = sink.fd
         if fd < 0:
             return
-        self.in_fd = -1
-        self.stdin_closing = False
-        if fd == self.master:
-            # A terminal has no half-close; the pty stays for output.
+        sink.fd = -1
+        sink.closing = False
+        if sink.pty:  # a terminal has no half-close: the master stays for output
             self._watch_write(fd, None)
             return
         self._forget(fd)
         _close(fd)
+        self._end_attach_streams(sink)
+
+    def _end_attach_streams(self, sink: _Sink) -> None:
+        """Once a process's output is over, its attach streams end when they have what was
+        read, except those still feeding its open stdin: a process may read on after closing
+        its stdout and stderr (busybox ``dd of=FILE`` does), and cutting its stdin then would
+        lose data. Those end with the stdin, or with the process."""
+        if sink.outputs:
+            return
+        for conn in list(sink.readers):
+            if not (conn.stdin and not conn.read_closed and sink.fd >= 0):
+                self._close_when_flushed(conn)
 
     # ----- control connections ---------------------------------------------------------------
 
@@ -495,7 +520,7 @@ class Monitor:
         if conn in self.attached:
             self.attached.remove(conn)
             if conn.stdin and conn.stdin_once and not conn.read_closed:
-                self._close_stdin()
+                self._close_stdin(self.sink)
         ex = conn.exec
         if ex is not None:
             if conn in ex.waiters:
@@ -503,7 +528,7 @@ class Monitor:
             if conn in ex.attached:
                 ex.attached.remove(conn)
                 if conn.stdin and conn.stdin_once and not conn.read_closed:
-                    self._close_exec_stdin(ex)
+                    self._close_stdin(ex.sink)
         _close(conn.fd)
 
     def _close_when_flushed(self, conn: _Conn) -> None:
@@ -523,10 +548,7 @@ class Monitor:
             self._on_conn_eof(conn)
             return
         if conn.mode == "attach":
-            if conn.exec is not None:
-                self._exec_stdin(conn, conn.exec, data)
-            else:
-                self._stdin_data(conn, data)
+            self._stdin_data(conn.exec.sink if conn.exec else self.sink, conn, data)
             return
         if conn.mode == "wait":
             return  # nothing more is expected; the answer comes at exit
@@ -543,20 +565,16 @@ class Monitor:
         if conn.mode == "attach" and conn.inbuf:
             rest = bytes(conn.inbuf)
             conn.inbuf.clear()
-            if conn.exec is not None:
-                self._exec_stdin(conn, conn.exec, rest)
-            else:
-                self._stdin_data(conn, rest)
+            self._stdin_data(conn.exec.sink if conn.exec else self.sink, conn, rest)
 
     def _on_conn_eof(self, conn: _Conn) -> None:
         conn.read_closed = True
         self._watch_read(conn.fd, None)
         if conn.mode == "attach":
-            if conn.exec is not None:
-                if conn.stdin:
-                    self._close_exec_stdin(conn.exec)
-            elif conn.stdin and conn.stdin_once:
-                self._close_stdin()
+            sink = conn.exec.sink if conn.exec else self.sink
+            if conn.stdin and (conn.exec is not None or conn.stdin_once):
+                self._close_stdin(sink)
+            self._end_attach_streams(sink)
             return  # may be a half-close: keep streaming output until the send fails
         if conn.outbuf:
             conn.closing = True
@@ -637,7 +655,7 @@ class Monitor:
         return None
 
     def _op_attach(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
-        if self.record is not None or not self.outputs:
+        if self.record is not None or (self.exit_status is not None and not self.outputs):
             raise Conflict(f"container {self.id} is not running, cannot attach")
         streams = []
         if request.get("stdout", True):
@@ -646,10 +664,10 @@ class Monitor:
             streams.append(STDERR)
         conn.mode = "attach"
         conn.streams = tuple(streams)
-        conn.stdin = bool(request.get("stdin", False)) and self.in_fd >= 0
+        conn.stdin = bool(request.get("stdin", False)) and self.sink.fd >= 0
         conn.stdin_once = bool(request.get("stdin_once", False))
         self.attached.append(conn)
-        if self.stdin_paused and conn.stdin:
+        if self.sink.paused and conn.stdin:
             self._watch_read(conn.fd, None)
         return {"ok": True, "tty": self.tty, "conn": conn.fd}
 
@@ -671,7 +689,7 @@ class Monitor:
         return {"ok": True}
 
     def _op_close_stdin(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
-        self._close_stdin()
+        self._close_stdin(self.sink)
         return {"ok": True}
 
     def _op_reopen_log(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
@@ -696,13 +714,13 @@ class Monitor:
             ex.master = fds[names["master"]]
             ex.outputs[ex.master] = STDOUT
             if stdin:
-                ex.in_fd = ex.master
+                ex.sink.fd, ex.sink.pty = ex.master, True
         else:
             ex.outputs[fds[names["stdout"]]] = STDOUT
             ex.outputs[fds[names["stderr"]]] = STDERR
             if "stdin" in names:
-                ex.in_fd = fds[names["stdin"]]
-        for fd in (*ex.outputs, ex.in_fd):
+                ex.sink.fd = fds[names["stdin"]]
+        for fd in (*ex.outputs, ex.sink.fd):
             if fd >= 0:
                 os.set_blocking(fd, False)
         for fd in ex.outputs:
@@ -714,7 +732,7 @@ class Monitor:
             conn.mode = "attach"
             conn.exec = ex
             conn.streams = (STDOUT, STDERR)
-            conn.stdin = stdin and ex.in_fd >= 0
+            conn.stdin = stdin and ex.sink.fd >= 0
             conn.stdin_once = True  # the client's EOF or disconnection closes its stdin
             ex.attached.append(conn)
         return {"ok": True, "pid": ex.pid, "tty": ex.tty, "conn": conn.fd}
@@ -809,63 +827,11 @@ class Monitor:
         del ex.outputs[fd]
         if fd == ex.master:
             ex.master = -1
-            if ex.in_fd == fd:
-                ex.in_fd = -1
-                ex.stdin_buf.clear()
+            if ex.sink.fd == fd:
+                ex.sink.fd = -1
+                ex.sink.buf.clear()
         _close(fd)
-        if not ex.outputs:
-            for conn in list(ex.attached):
-                self._close_when_flushed(conn)
-
-    def _exec_stdin(self, conn: _Conn, ex: _Exec, data: bytes | bytearray) -> None:
-        if not conn.stdin or ex.in_fd < 0 or ex.stdin_closing:
-            return
-        if not ex.stdin_buf:
-            self._watch_write(ex.in_fd, lambda: self._on_exec_stdin_writable(ex))
-        ex.stdin_buf += data
-        if len(ex.stdin_buf) >= STDIN_BUFFER_LIMIT:
-            for c in ex.attached:  # backpressure: read no more until the process catches up
-                if c.stdin and not c.read_closed:
-                    self._watch_read(c.fd, None)
-
-    def _on_exec_stdin_writable(self, ex: _Exec) -> None:
-        try:
-            n = os.write(ex.in_fd, ex.stdin_buf)
-        except BlockingIOError:
-            return
-        except OSError:  # EPIPE: the process closed its stdin
-            ex.stdin_buf.clear()
-            self._close_exec_stdin_now(ex)
-            return
-        full = len(ex.stdin_buf) >= STDIN_BUFFER_LIMIT
-        del ex.stdin_buf[:n]
-        if ex.stdin_buf:
-            return
-        self._watch_write(ex.in_fd, None)
-        if ex.stdin_closing:
-            self._close_exec_stdin_now(ex)
-        if full:
-            for c in ex.attached:
-                if c.stdin and not c.read_closed:
-                    self._watch_read(c.fd, lambda c=c: self._on_conn_read(c))
-
-    def _close_exec_stdin(self, ex: _Exec) -> None:
-        if ex.stdin_buf:
-            ex.stdin_closing = True
-        else:
-            self._close_exec_stdin_now(ex)
-
-    def _close_exec_stdin_now(self, ex: _Exec) -> None:
-        fd = ex.in_fd
-        if fd < 0:
-            return
-        ex.in_fd = -1
-        ex.stdin_closing = False
-        if fd == ex.master:
-            self._watch_write(fd, None)  # a terminal has no half-close
-            return
-        self._forget(fd)
-        _close(fd)
+        self._end_attach_streams(ex.sink)
 
     def _check_execs(self) -> None:
         now = time.monotonic()
@@ -888,8 +854,8 @@ class Monitor:
                 self._broadcast(ex.outputs[fd], data, ex.attached)
         for fd in list(ex.outputs):
             self._close_exec_output(ex, fd)
-        ex.stdin_buf.clear()
-        self._close_exec_stdin_now(ex)
+        ex.sink.buf.clear()
+        self._close_stdin_now(ex.sink)
         status = ex.status
         if status is None:
             ex.exit_code = 128 + _SIGKILL  # still unreaped when its container went
@@ -943,7 +909,9 @@ class Monitor:
             self._finish_exec(ex)
         self.record = record
         self.status = "stopped"
-        self._close_stdin_now()
+        self._close_stdin_now(self.sink)
+        for conn in list(self.attached):  # the ones that were still feeding stdin
+            self._close_when_flushed(conn)
         for conn in list(self.waiters):
             self._send(conn, {"ok": True, **record})
             self._close_when_flushed(conn)

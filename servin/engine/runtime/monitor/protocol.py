@@ -150,6 +150,7 @@ class LogConfig:
     driver: str = "json-file"  # "json-file" (Docker's) or "cri" (kubelet's)
     max_size: int = 0  # bytes per file before rotating; 0 = never rotate
     max_file: int = 1  # files kept in all: path, path.1, ... path.<max_file-1>
+    attrs: dict[str, str] = field(default_factory=dict)  # on every json-file entry
 
     def __post_init__(self) -> None:
         if self.driver not in LOG_DRIVERS:
@@ -210,6 +211,7 @@ class SpawnSpec:
                     driver=str(log.get("driver", "json-file")),
                     max_size=int(log.get("max_size") or 0),
                     max_file=int(log.get("max_file") or 1),
+                    attrs={str(k): str(v) for k, v in (log.get("attrs") or {}).items()},
                 ),
                 runtime=RuntimeConfig(
                     name=str(rt.get("name", "native")),

@@ -234,6 +234,7 @@ class _Creation:
             "log_driver": spec.log.driver,
             "log_max_size": spec.log.max_size,
             "log_max_file": spec.log.max_file,
+            "log_attrs": dict(spec.log.attrs),
             "spec": encode_line(spec.to_json()).decode(),
             "fds": names,
         }

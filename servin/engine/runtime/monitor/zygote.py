@@ -28,6 +28,7 @@ import socket
 import sys
 from pathlib import Path
 
+from servin.engine.linux import signals
 from servin.engine.runtime.monitor import heap, monitor, runtimes, setup, warmup
 from servin.engine.runtime.monitor.prctl import bare_fork
 from servin.engine.runtime.monitor.protocol import code_fingerprint
@@ -85,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--socket", required=True, type=Path)
     parser.add_argument("--foreground", action="store_true", help="do not fork into background")
     args = parser.parse_args(argv)
+    # A zygote started by a careless parent (nohup, a service manager, a daemon that blocks
+    # signals) would hand what it ignored and blocked to every monitor, runc/crun and so to
+    # containers: start from the defaults, plus Python's own SIGPIPE/SIGXFSZ ignores (which
+    # subprocess undoes for the runtimes it runs).
+    signals.reset_all()
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     # The sealed copy of the interpreter this process was executed from (client.py): it is
     # /proc/self/exe already; the fd itself must not reach monitors or containers.
     exe_fd = os.environ.pop("SERVIN_ZYGOTE_EXE_FD", "")

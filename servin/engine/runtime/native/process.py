@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import stat
 from collections.abc import Mapping
 
 from servin.engine.linux import capabilities as caps
-from servin.engine.linux import credentials, oom, prctl, rlimits
+from servin.engine.linux import credentials, oom, prctl, rlimits, signals
 from servin.engine.runtime.native.spec import Process
 from servin.engine.runtime.oci import Stdio
 
@@ -106,14 +105,9 @@ def _check_executable(name: str, path: str) -> None:
 
 
 def restore_signals() -> None:
-    """Give the program default dispositions and an empty mask.
-
-    Python ignores SIGPIPE and SIGXFSZ, and ignored signals survive execve: without this every
-    container process would ignore SIGPIPE.
-    """
-    for signum in (signal.SIGPIPE, signal.SIGXFSZ):
-        signal.signal(signum, signal.SIG_DFL)
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    """Give the program default dispositions for every signal and an empty mask (see
+    ``servin.engine.linux.signals``)."""
+    signals.reset_all()
 
 
 def environment(env: tuple[str, ...] | list[str]) -> dict[str, str]:

@@ -402,9 +402,13 @@ def cgroup_resources(spec: ContainerSpec) -> dict[str, Any] | None:
         {"allow": True, "type": kind, "major": major, "minor": minor, "access": "rwm"}
         for kind, major, minor in _DEFAULT_DEVICE_RULES
     ]
+    # A device the spec gives its own rule keeps that rule's access (``--device X:X:r``).
+    ruled = {(r.get("type"), r.get("major"), r.get("minor")) for r in rules if r.get("allow")}
     for node in spec.devices:
-        extra.append({"allow": True, "type": "c" if node.kind == "u" else node.kind,
-                      "major": node.major, "minor": node.minor, "access": "rwm"})
+        kind = "c" if node.kind == "u" else node.kind
+        if (kind, node.major, node.minor) not in ruled:
+            extra.append({"allow": True, "type": kind, "major": node.major,
+                          "minor": node.minor, "access": "rwm"})
     resources["devices"] = [*rules, *extra]
     return resources
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator
 
@@ -12,9 +13,16 @@ from servin.api.servin.v1 import common_pb2, containers_pb2, containers_pb2_grpc
 from servin.engine.containers.detachkeys import parse_detach_keys
 from servin.engine.containers.model import EXITED, RUNNING, Container
 from servin.engine.engine import Engine
+from servin.engine.images.compression import archive_reader
 from servin.engine.runtime.monitor.client import MonitorClient
 from servin.engine.server.grpc.attach import relay
-from servin.engine.server.grpc.filters import filter_map, label_matches, parse_bool
+from servin.engine.server.grpc.filters import (
+    PRUNE_FILTERS,
+    filter_map,
+    label_matches,
+    parse_bool,
+    prune_predicate,
+)
 from servin.engine.server.grpc.stats import stats_stream, top_response
 from servin.engine.server.grpc.streams import AsyncReader, split_upload, stream_from_thread
 from servin.engine.server.grpc.timestamps import from_ns, to_ns
@@ -35,6 +43,8 @@ _LIST_FILTERS = {
     "health",
     "is-task",
 }
+
+log = logging.getLogger(__name__)
 
 
 def status_text(c: Container, now: float | None = None) -> str:
@@ -143,7 +153,8 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         self, request: containers_pb2.CreateContainerRequest, context: grpc.aio.ServicerContext
     ) -> containers_pb2.CreateContainerResponse:
         c = await self.containers.create(request.name, request.spec)
-        return containers_pb2.CreateContainerResponse(id=c.id)
+        return containers_pb2.CreateContainerResponse(
+            id=c.id, warnings=self.engine.networks.spec_warnings(c.spec))
 
     async def Start(
         self, request: containers_pb2.StartContainerRequest, context: grpc.aio.ServicerContext
@@ -160,7 +171,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     async def Restart(
         self, request: containers_pb2.RestartContainerRequest, context: grpc.aio.ServicerContext
     ) -> containers_pb2.RestartContainerResponse:
-        await self.containers.restart(request.id, request.timeout)
+        await self.containers.restart(request.id, request.timeout, request.signal)
         return containers_pb2.RestartContainerResponse()
 
     async def Kill(
@@ -205,6 +216,25 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             for item, (rw, root) in zip(out, sizes, strict=True):
                 item.size_rw, item.size_root_fs = rw, root
         return containers_pb2.ListContainersResponse(containers=out)
+
+    async def Prune(
+        self, request: containers_pb2.PruneContainersRequest, context: grpc.aio.ServicerContext
+    ) -> containers_pb2.PruneContainersResponse:
+        match = prune_predicate(filter_map(request.filters, PRUNE_FILTERS))
+        stopped = [c for c in await self.containers.list()
+                   if c.state.status not in (RUNNING, "paused", "restarting")
+                   and match(c.created_ns, dict(c.spec.labels))]
+        deleted, reclaimed = [], 0
+        for c, (rw, _) in zip(stopped, await asyncio.to_thread(self._sizes, stopped),
+                              strict=True):
+            try:
+                await self.containers.remove(c.id)
+            except ServinError as exc:  # started or removed meanwhile: not ours to prune
+                log.info("not pruned", extra={"container": c.id, "error": exc.message})
+                continue
+            deleted.append(c.id)
+            reclaimed += rw
+        return containers_pb2.PruneContainersResponse(deleted=deleted, space_reclaimed=reclaimed)
 
     def _sizes(self, found: list[Container]) -> list[tuple[int, int]]:
         """(writable layer bytes, writable + image bytes) of each container (ps -s)."""
@@ -356,7 +386,8 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         ):
             if want[line.stream]:
                 yield containers_pb2.LogEntry(
-                    stream=line.stream, time=from_ns(line.time_ns), data=line.data
+                    stream=line.stream, time=from_ns(line.time_ns), data=line.data,
+                    attrs=line.attrs or {},
                 )
 
     async def Stats(
@@ -380,11 +411,11 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             return
         c = await self.containers.resolve(first.id)
         keys = parse_detach_keys(first.detach_keys) if c.spec.tty else None
-        want_out = first.stdout or not (first.stdin or first.stderr)
+        default = not (first.stdin or first.stdout or first.stderr)  # none named: both outputs
         options = {
             "stdin": first.stdin,
-            "stdout": want_out,
-            "stderr": first.stderr or want_out,
+            "stdout": first.stdout or default,
+            "stderr": first.stderr or default,  # exactly the streams asked for (run -a stdout)
             "stdin_once": first.stdin,
         }
         if c.state.running:
@@ -535,8 +566,12 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         files = self.engine.files
         async with files.access(first.id) as c:
             reader = AsyncReader(chunks, asyncio.get_running_loop())
-            await asyncio.to_thread(files.files.copy_to, c, first.path, reader,
+
+            def copy() -> None:  # sniffing the compression reads: in the worker thread
+                files.files.copy_to(c, first.path, archive_reader(reader),
                                     preserve_owner=first.copy_uid_gid)
+
+            await asyncio.to_thread(copy)
         return containers_pb2.CopyToResponse()
 
     async def Commit(

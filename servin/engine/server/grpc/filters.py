@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from servin.api.servin.v1 import common_pb2
@@ -67,3 +67,23 @@ def parse_until(value: str, now: float | None = None) -> int:
     if moment.tzinfo is None:
         moment = moment.astimezone()
     return int(moment.timestamp() * 1e9)
+
+
+PRUNE_FILTERS = {"until", "label", "label!"}
+
+
+def prune_predicate(filters: dict[str, list[str]]) -> Callable[[int, dict[str, str]], bool]:
+    """docker's prune filters (``until=``, ``label=``, ``label!=``) as one predicate over an
+    object's creation time (ns) and labels: True means it may be pruned."""
+    cutoffs = [parse_until(v) for v in filters.get("until", [])]
+    labels = filters.get("label", [])
+    not_labels = filters.get("label!", [])
+
+    def match(created_ns: int, object_labels: dict[str, str]) -> bool:
+        if any(created_ns >= cutoff for cutoff in cutoffs):
+            return False
+        if labels and not label_matches(object_labels, labels):
+            return False
+        return not any(label_matches(object_labels, [x]) for x in not_labels)
+
+    return match

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import fnmatch
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -17,7 +18,12 @@ from servin.engine.images.registry.auth import Credentials
 from servin.engine.images.registry.login import login
 from servin.engine.images.store import ImageRecord
 from servin.engine.server.grpc import builds
-from servin.engine.server.grpc.filters import filter_map, label_matches, parse_bool, parse_until
+from servin.engine.server.grpc.filters import (
+    filter_map,
+    label_matches,
+    parse_bool,
+    prune_predicate,
+)
 from servin.engine.server.grpc.streams import split_upload
 from servin.engine.server.grpc.timestamps import from_rfc3339
 from servin.errors import InvalidArgument
@@ -85,6 +91,7 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
             changes=list(first.changes),
             comment=first.message,
             platform=first.platform,
+            created=first.created.ToJsonString() if first.HasField("created") else "",
         )
         ref = str(parse_reference(first.reference).familiar()) if first.reference else ""
         return images_pb2.ImportImageResponse(
@@ -139,6 +146,18 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         token = await login(self.engine.registries, request.server, _credentials(request.auth))
         return images_pb2.LoginResponse(status="Login Succeeded", identity_token=token)
 
+    async def Search(
+        self, request: images_pb2.SearchImagesRequest, context: grpc.aio.ServicerContext
+    ) -> images_pb2.SearchImagesResponse:
+        from servin.engine.images.search import search
+
+        found = await search(self.engine.registries, request.term, _credentials(request.auth),
+                             request.limit or 25)
+        return images_pb2.SearchImagesResponse(results=[
+            images_pb2.SearchResult(name=r.name, description=r.description,
+                                    star_count=r.stars, is_official=r.official)
+            for r in found])
+
     async def List(
         self, request: images_pb2.ListImagesRequest, context: grpc.aio.ServicerContext
     ) -> images_pb2.ListImagesResponse:
@@ -157,7 +176,16 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         if "label" in filters:
             out = [r for r in out if label_matches(r.labels, filters["label"])]
         if "reference" in filters:
-            out = [r for r in out if any(_ref_matches(r, p) for p in filters["reference"])]
+            # As docker: only the matching names are listed (an image whose other names
+            # match is not listed under those).
+            narrowed = []
+            for r in out:
+                names = [n for n in r.repo_tags
+                         if any(_ref_matches(n, p) for p in filters["reference"])]
+                if names:
+                    narrowed.append(dataclasses.replace(
+                        r, refs=[*names, *r.repo_digests]))
+            out = narrowed
         for key in ("before", "since"):
             for value in filters.get(key, []):
                 pivot = self.engine.images.store.resolve(value)
@@ -308,19 +336,13 @@ def _load_progress(event: LoadEvent) -> images_pb2.ImageProgress:
 
 def prune_matcher(filters: dict[str, list[str]]) -> Callable[[ImageRecord], bool]:
     """The ``image prune`` filters (until=, label=, label!=) as one predicate."""
-    cutoffs = [parse_until(v) for v in filters.get("until", [])]
-    labels = filters.get("label", [])
-    not_labels = filters.get("label!", [])
+    match = prune_predicate(filters)
 
-    def match(record: ImageRecord) -> bool:
+    def matches(record: ImageRecord) -> bool:
         created = from_rfc3339(record.created).ToNanoseconds() if record.created else 0
-        if any(created >= cutoff for cutoff in cutoffs):
-            return False
-        if labels and not label_matches(record.labels, labels):
-            return False
-        return not any(label_matches(record.labels, [x]) for x in not_labels)
+        return match(created, record.labels)
 
-    return match
+    return matches
 
 
 def _credentials(auth: images_pb2.RegistryAuth) -> Credentials:
@@ -355,10 +377,8 @@ async def _streamed(
             await asyncio.gather(task, return_exceptions=True)
 
 
-def _ref_matches(record: ImageRecord, pattern: str) -> bool:
-    for name in record.repo_tags:
-        ref = parse_reference(name)
-        for candidate in (ref.familiar(), ref.familiar_repository, str(ref), ref.repository):
-            if fnmatch.fnmatchcase(candidate, pattern):
-                return True
-    return False
+def _ref_matches(name: str, pattern: str) -> bool:
+    """Whether an image name matches a ``reference=`` pattern (with or without its tag)."""
+    ref = parse_reference(name)
+    return any(fnmatch.fnmatchcase(candidate, pattern) for candidate in
+               (ref.familiar(), ref.familiar_repository, str(ref), ref.repository))

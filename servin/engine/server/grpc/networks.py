@@ -7,6 +7,7 @@ import asyncio
 import grpc
 
 from servin.api.servin.v1 import networks_pb2, networks_pb2_grpc
+from servin.engine.containers.model import PAUSED, RUNNING
 from servin.engine.engine import Engine
 from servin.engine.networks.model import Network
 from servin.engine.server.grpc.filters import filter_map, label_matches
@@ -61,7 +62,9 @@ class NetworksServicer(networks_pb2_grpc.NetworksServicer):
                     ipv4_address=f"{ep.address}/{n.prefixlen}", mac_address=ep.mac,
                     aliases=ep.aliases,
                 )
-                for ep, c in endpoints
+                # As docker: only containers with a live sandbox (running or paused), not
+                # ones created and never started or stopped since.
+                for ep, c in endpoints if c.state.status in (RUNNING, PAUSED)
             ],
         )
 
