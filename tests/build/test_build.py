@@ -238,7 +238,7 @@ def test_an_interrupted_build_leaves_nothing(fresh: DaemonProcess, tmp_path: Pat
     try:
         assert proc.stderr is not None
         seen = ""
-        while "started" not in seen:
+        while not re.search(r"^#\d+ started$", seen, re.M):  # the command's output line
             line = proc.stderr.readline()
             assert line, seen
             seen += line
@@ -253,6 +253,40 @@ def test_an_interrupted_build_leaves_nothing(fresh: DaemonProcess, tmp_path: Pat
     before = stored(fresh)
     fresh.cli("image", "prune", "-f", check=True)
     assert stored(fresh) == before
+
+
+def test_a_daemon_killed_mid_build_cleans_up_at_its_next_start(fresh: DaemonProcess,
+                                                               tmp_path: Path) -> None:
+    ctx = make_context(tmp_path / "ctx", "FROM busybox\nRUN echo 1 > /one\n"
+                                          "RUN echo started && sleep 60\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "servin", "-H", fresh.host, "build", "--progress", "plain",
+         "--network", "none", str(ctx)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        cwd=REPO, text=True)
+    try:
+        assert proc.stderr is not None
+        seen = ""
+        while not re.search(r"^#\d+ started$", seen, re.M):  # the command's output line
+            line = proc.stderr.readline()
+            assert line, seen
+            seen += line
+        fresh.stop(signal.SIGKILL)
+        proc.wait(20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (fresh.root / "build" / "parents.json").read_text() != "[]"
+    fresh.start()
+    assert leftovers(fresh) == []
+    assert not (fresh.root / "build" / "parents.json").exists()
+    before = stored(fresh)
+    fresh.cli("image", "prune", "-f", check=True)
+    assert stored(fresh) == before
+    # The step before the crash is cached; the interrupted one runs again.
+    make_context(ctx, "FROM busybox\nRUN echo 1 > /one\nRUN echo again\n")
+    results = steps(build(fresh, ctx).stderr)
+    assert results["RUN echo 1 > /one"] == "CACHED"
 
 
 # -- stages ---------------------------------------------------------------------------------------
