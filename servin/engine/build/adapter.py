@@ -535,8 +535,6 @@ class EngineAdapter:
             await asyncio.to_thread(networks.store.resolve, name)
         except NotFound:
             raise NotFound(f"network {name} not found") from None
-        except AttributeError:  # a network service without that lookup: create will tell
-            return
 
     # -- output ---------------------------------------------------------------------------------
 
