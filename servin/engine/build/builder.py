@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import posixpath
+import secrets
 import shlex
 import shutil
 import time
@@ -900,11 +901,19 @@ _PRIVATE_IN_USE: set[str] = set()
 
 
 def _make_dir(directory: Path, mode: int, uid: int, gid: int) -> None:
+    # Made once, by the first step that uses it; steps of parallel stages may race here.
+    tmp = directory.with_name(f".new-{directory.name}-{secrets.token_hex(4)}")
     if directory.exists():
         return
-    directory.mkdir(mode=0o700)
-    os.chown(directory, uid, gid)
-    os.chmod(directory, mode)
+    tmp.mkdir(mode=0o700)
+    os.chown(tmp, uid, gid)
+    os.chmod(tmp, mode)
+    try:
+        os.rename(tmp, directory)  # fails when another step made it meanwhile
+    except OSError:
+        tmp.rmdir()
+        if not directory.is_dir():
+            raise
 
 
 @dataclass
