@@ -96,6 +96,7 @@ def leftovers(d: DaemonProcess) -> list[str]:
             found.append(f"mount {point}")
     found += [f"snapshot {p.name}" for p in (d.root / "snapshots" / "containers").iterdir()]
     found += [f"context {p.name}" for p in (d.root / "build" / "contexts").iterdir()]
+    found += [f"download {p.name}" for p in (d.root / "build" / "downloads").iterdir()]
     found += [f"step dir {p.name}" for p in (d.exec_root / "build").iterdir()
               if p.name != "mnt"]
     return found

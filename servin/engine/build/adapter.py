@@ -120,7 +120,9 @@ class EngineAdapter:
         self.exec_dir = Path(engine.config.exec_root) / "build"
         self.contexts = self.root / "contexts"
         self.cache_mounts = self.root / "cache-mounts"
-        for directory in (self.root, self.contexts, self.cache_mounts, self.exec_dir):
+        self.downloads = self.root / "downloads"
+        for directory in (self.root, self.contexts, self.cache_mounts, self.downloads,
+                          self.exec_dir):
             directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._parents: dict[str, int] = {}  # temporary parent images -> steps using them
         self._parents_lock = asyncio.Lock()
@@ -421,6 +423,12 @@ class EngineAdapter:
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
         return path
 
+    def download_dir(self, build_id: str) -> Path:
+        """Where a build's ADD downloads go (on disk, not the exec root's tmpfs)."""
+        path = self.downloads / build_id
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        return path
+
     def mount_view(self, state: State, target: Path) -> None:
         """A read-only view of a state's root filesystem on ``target`` in the host's mount
         namespace (for a RUN step's bind mounts; ``release_dir`` unmounts it)."""
@@ -585,7 +593,7 @@ class EngineAdapter:
         build left in its directories (blocking)."""
         for point in sorted(mounts_under(self.exec_dir), key=len, reverse=True):
             unmount_all(Path(point))
-        for directory in (self.exec_dir, self.contexts):
+        for directory in (self.exec_dir, self.contexts, self.downloads):
             for entry in os.scandir(directory):
                 _remove(Path(entry.path))
 

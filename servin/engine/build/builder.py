@@ -834,8 +834,8 @@ class Builder:
                 key.add("content", await asyncio.to_thread(self._context_digest, patterns))
         downloads: list[copier.Source] = []
         for url in urls:
-            target = self.adapter.step_dir(self.build_id, "downloads") / \
-                f"{len(downloads)}-{abs(hash(url))}"
+            target = self.adapter.download_dir(self.build_id) / \
+                f"{secrets.token_hex(8)}"
             got = await fetch.download(url, target, word(inst.checksum) if inst.checksum
                                        else "")
             downloads.append(copier.Source(got.name or "download", path=str(target),

@@ -134,6 +134,8 @@ class BuildService:
             return result
         finally:
             await asyncio.shield(asyncio.to_thread(build_context.remove, directory))
+            await asyncio.shield(asyncio.to_thread(build_context.remove,
+                                                   adapter.downloads / build_id))
             await asyncio.shield(asyncio.to_thread(adapter.release_dir,
                                                    adapter.exec_dir / build_id))
             adapter.publish("end", build_id, name=name, status="failed" if failed else "done")
