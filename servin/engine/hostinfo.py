@@ -115,3 +115,34 @@ def ipv4_forwarding() -> bool:
         return Path("/proc/sys/net/ipv4/ip_forward").read_text().strip() == "1"
     except OSError:
         return False
+
+
+def cpu_times_ns(path: Path = Path("/proc/stat")) -> tuple[int, int]:
+    """The host's cumulative CPU time since boot over all CPUs, (busy, total) in ns.
+
+    From the aggregate ``cpu`` line: total is user..steal, busy is total minus idle and
+    iowait. (0, 0) when the file cannot be read.
+    """
+    try:
+        with open(path, "rb") as f:
+            fields = f.readline().split()
+    except OSError:
+        return 0, 0
+    if len(fields) < 8 or fields[0] != b"cpu":
+        return 0, 0
+    ticks = [int(v) for v in fields[1:9]]
+    total = sum(ticks)
+    busy = total - ticks[3] - ticks[4]
+    per_tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    return busy * per_tick, total * per_tick
+
+
+def mem_available(path: Path = Path("/proc/meminfo")) -> int:
+    """MemAvailable in bytes (0 when unknown)."""
+    try:
+        for line in path.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0

@@ -17,6 +17,8 @@ from textual.app import App
 from textual.binding import Binding, BindingType
 
 from servin.errors import ServinError
+from servin.tui import format as fmt
+from servin.tui.chrome import HeaderFacts
 from servin.tui.commands import SCREENS, ServinCommands, parse_command, suggestions
 from servin.tui.config import THEMES
 from servin.tui.screens.base import BaseScreen
@@ -33,6 +35,7 @@ from servin.tui.source import Source
 
 # A shell that exists in nearly every image; bash when the image has it.
 SHELL_PROBE = "command -v bash >/dev/null 2>&1 && exec bash || exec sh"
+CLEAR_SCREEN = "\x1b[H\x1b[2J\x1b[3J"  # home, erase the screen and the scrollback
 
 
 class ServinApp(App[None]):
@@ -90,33 +93,62 @@ class ServinApp(App[None]):
         if self.keys:
             self.set_keymap(self.keys)
         self.source.subscribe(self._on_source_change)
-        self._update_title()
         self.source.start()
 
     async def on_unmount(self) -> None:
         await self.source.stop()
 
     def _on_source_change(self, kinds: set[str]) -> None:
-        if "connection" in kinds or "containers" in kinds:
-            self._update_title()
         screen = self.screen
-        if isinstance(screen, BaseScreen) and screen.is_mounted:
-            screen.update_data(kinds)
+        if not isinstance(screen, BaseScreen) or not screen.is_mounted:
+            # A dialog is on top: the screen under it still shows its header and data.
+            screen = next(
+                (s for s in reversed(self.screen_stack) if isinstance(s, BaseScreen)), None
+            )
+            if screen is None or not screen.is_mounted:
+                return
+        if kinds & {"connection", "containers", "info"}:
+            screen.refresh_header()
+        screen.update_data(kinds)
 
-    def _update_title(self) -> None:
+    def header_facts(self) -> HeaderFacts:
+        """What the header's second line says now."""
         st = self.source.state
+        alarm = False
         if st.connected:
             running = sum(1 for c in st.containers.values() if c.state == "running")
             status = f"{running}/{len(st.containers)} running"
         elif st.ever_connected:
             status = "DISCONNECTED (last known data shown, reconnecting)"
+            alarm = True
         elif st.error:
             status = "disconnected (retrying)"
+            alarm = True
         else:
             status = "connecting"
-        ro = " · read-only" if self.read_only else ""
-        where = f"{st.context} ({st.host})" if st.context else st.host
-        self.sub_title = f"{where} · {status}{ro}"
+        facts = HeaderFacts(
+            where=f"{st.context} ({st.host})" if st.context else st.host,
+            status=status,
+            alarm=alarm,
+            notes="read-only" if self.read_only else "",
+        )
+        if st.version is not None:
+            facts.version = f"servin {st.version.version}"
+        info = st.info
+        if info is not None:
+            cpus = f"{info.ncpu} CPU" if info.ncpu else "CPU"
+            if st.host_cpu_percent is not None:
+                facts.cpu = f"{cpus} {st.host_cpu_percent:.0f}%"
+            elif info.load_average:
+                facts.cpu = f"{cpus} load {info.load_average[0]:.2f}"
+            if info.mem_total:
+                used = info.mem_total - info.mem_available if info.mem_available else 0
+                facts.memory = (
+                    f"mem {fmt.size(used)}/{fmt.size(info.mem_total)}"
+                    if used
+                    else f"mem {fmt.size(info.mem_total)}"
+                )
+        return facts
 
     # ---- navigation ------------------------------------------------------------------
 
@@ -270,6 +302,10 @@ class ServinApp(App[None]):
         ]
         try:
             with self.suspend():
+                # The shell starts on a cleared screen, not under what the terminal showed
+                # before the console (leaving the alternate screen brings that back).
+                sys.stdout.write(CLEAR_SCREEN)
+                sys.stdout.flush()
                 rc = subprocess.call(cmd, cwd=Path.cwd())
         except Exception as exc:  # SuspendNotSupported (no terminal), exec missing, ...
             self.notify(f"cannot open a shell: {exc}", severity="error")

@@ -83,6 +83,50 @@ def sparkline(values: Sequence[float], width: int, top: float | None = None) -> 
     return "".join(out).rjust(width)
 
 
+MEMORY_FLOOR = 64 * 1024 * 1024  # the smallest top of a memory sparkline without a limit
+
+
+def memory_top(limit: int, host_total: int, series: Sequence[float]) -> float:
+    """The top of a memory sparkline: the container's own limit when it has one (a limit
+    below the host's memory: the daemon reports the host's memory when there is none), else
+    the recent peak with headroom, at least MEMORY_FLOOR. A flat 200 kB reads low and flat."""
+    if limit and host_total and limit < host_total:
+        return float(limit)
+    peak = max(series) if series else 0.0
+    return max(peak * 1.25, float(MEMORY_FLOOR))
+
+
+def stopping_text(seconds_left: float, width: int) -> str:
+    """A stop in progress: ``stopping (SIGKILL in 7s)``, shorter when ``width`` is small;
+    ``killing`` once the grace period is over."""
+    left = int(seconds_left + 0.999)
+    if left <= 0:
+        return "killing"
+    full = f"stopping (SIGKILL in {left}s)"
+    return full if len(full) <= width else f"stopping {left}s"
+
+
+def graph_rows(values: Sequence[float], width: int, height: int, top: float) -> list[str]:
+    """The last ``width`` values as a filled area ``height`` rows high, scaled to ``top``
+    (top row first). Any value above zero shows at least the lowest eighth of a cell."""
+    tail = list(values)[-width:] if width > 0 else []
+    eighths = []
+    for v in tail:
+        if v <= 0 or top <= 0:
+            eighths.append(0)
+        else:
+            eighths.append(max(1, min(height * 8, round(v / top * height * 8))))
+    rows = []
+    for r in range(height):
+        floor = (height - 1 - r) * 8
+        cells = []
+        for e in eighths:
+            fill = min(8, e - floor)
+            cells.append(SPARK[fill - 1] if fill > 0 else " ")
+        rows.append("".join(cells).rjust(width))
+    return rows
+
+
 def state_text(state: str, exit_code: int = 0) -> Text:
     """A container state, coloured; exited ones carry their code: ``exited(137)``."""
     label = f"{state}({exit_code})" if state == "exited" else state
@@ -104,6 +148,16 @@ def _plain(style: str) -> str:
         .replace("$accent", "cyan")
         .replace("$text-muted", "dim")
     )
+
+
+def fit_middle(text: str, width: int) -> str:
+    """``text`` cut to ``width`` cells in the middle when longer, so both ends stay:
+    ``127.0.0.1:5000/t…/busybox:1.36`` keeps the registry and the tag."""
+    if len(text) <= width or width < 5:
+        return text[:width] if width < 5 else text
+    tail = (width - 1) // 2 + (width - 1) % 2
+    head = width - 1 - tail
+    return f"{text[:head]}…{text[-tail:]}"
 
 
 def short_id(ident: str) -> str:

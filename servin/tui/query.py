@@ -13,7 +13,7 @@ A filter is whitespace-separated terms, all of which must match:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -111,3 +111,25 @@ def sort_column(name: str) -> str:
     if key not in SORT_KEYS:
         raise InvalidArgument(f"cannot sort by {name!r}: use one of {', '.join(SORT_KEYS)}")
     return key
+
+
+def select(
+    containers: Iterable[Any],
+    stats: Mapping[str, Any],
+    query: ContainerQuery,
+    sort: str,
+    reverse: bool,
+    running_only: bool,
+    now: float,
+) -> list[str]:
+    """The IDs of the containers shown, filtered and sorted (ties by name, so the order is
+    stable from one refresh to the next). Pure: the console runs it in a worker thread."""
+    items = [
+        c
+        for c in containers
+        if (not running_only or c.state == "running") and (not query or query.matches(c))
+    ]
+    key = SORT_KEYS[sort]
+    items.sort(key=lambda c: c.name)
+    items.sort(key=lambda c: key(c, stats.get(c.id), now), reverse=reverse)
+    return [c.id for c in items]

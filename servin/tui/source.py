@@ -7,12 +7,14 @@ conversations with the daemon, whatever the number of containers:
 - one ``Containers.Stats`` stream (all running containers, one batch per interval),
 - one ``System.Events`` stream,
 - a light ``Containers.List`` / ``Images.List`` refresh, every few seconds and soon after a
-  container or image event (bursts of events cause one refresh).
+  container or image event (bursts of events cause one refresh),
+- ``System.Info`` every few seconds for the header (the daemon's version, the host's CPU
+  and memory).
 
 Changes are coalesced: listeners hear at most one call per ``coalesce`` seconds, naming the
 kinds of data that changed (``connection``, ``containers``, ``stats``, ``events``,
-``images``, and ``volumes``/``networks``/``pods`` when an event names one). When the daemon
-goes away the last data stays, ``state.connected`` turns false, and the source reconnects
+``images``, ``info``, and ``volumes``/``networks``/``pods`` when an event names one). When
+the daemon goes away the last data stays, ``state.connected`` turns false, and the source reconnects
 with exponential backoff.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from collections import deque
@@ -57,33 +60,83 @@ ClientFactory = Callable[[], DaemonClient]
 Listener = Callable[[set[str]], None]
 
 
-@dataclass
 class Metrics:
-    """Recent samples of one container's live figures, oldest first."""
+    """Recent samples of one container's live figures, oldest first.
 
-    cpu: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    mem: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    net_rx: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    net_tx: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    blk_read: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    blk_write: deque[float] = field(default_factory=lambda: deque(maxlen=HISTORY))
-    _last: Any = None
+    Only the samples are kept (one append per container per second, the stream's hot path);
+    the series (``cpu``, ``mem``, per-sample I/O deltas) are derived when something draws
+    them, and ``tail(name, n)`` derives only the last ``n`` values.
+    """
+
+    __slots__ = ("samples",)
+
+    def __init__(self) -> None:
+        self.samples: deque[Any] = deque(maxlen=HISTORY + 1)  # +1: the first delta's base
 
     def add(self, s: Any) -> None:
-        """Record one ContainerStats; I/O counters become per-sample deltas."""
-        self.cpu.append(s.cpu_percent)
-        self.mem.append(float(s.memory_usage))
-        prev = self._last
-        for attr, series in (
-            ("net_rx", self.net_rx),
-            ("net_tx", self.net_tx),
-            ("block_read", self.blk_read),
-            ("block_write", self.blk_write),
-        ):
-            now = getattr(s, attr)
-            before = getattr(prev, attr) if prev is not None else now
-            series.append(float(max(0, now - before)))
-        self._last = s
+        """Record one ContainerStats."""
+        self.samples.append(s)
+
+    def __len__(self) -> int:
+        return min(len(self.samples), HISTORY)
+
+    def tail(self, name: str, n: int = HISTORY) -> list[float]:
+        """The last ``n`` values of a series: ``cpu``, ``mem``, ``net_rx``, ``net_tx``,
+        ``blk_read``, ``blk_write`` (I/O counters as per-sample deltas, 0 for the first)."""
+        n = min(n, len(self))
+        if n <= 0:
+            return []
+        recent = list(itertools.islice(reversed(self.samples), n + 1))[::-1]
+        if name == "cpu":
+            return [float(s.cpu_percent) for s in recent[-n:]]
+        if name == "mem":
+            return [float(s.memory_usage) for s in recent[-n:]]
+        attr = _COUNTERS[name]
+        values = [
+            float(max(0, getattr(b, attr) - getattr(a, attr)))
+            for a, b in itertools.pairwise(recent)
+        ]
+        if len(values) < n:  # the very first sample has no base: no traffic yet
+            values.insert(0, 0.0)
+        return values[-n:]
+
+    @property
+    def cpu(self) -> list[float]:
+        """CPU % samples."""
+        return self.tail("cpu")
+
+    @property
+    def mem(self) -> list[float]:
+        """Memory usage samples (bytes)."""
+        return self.tail("mem")
+
+    @property
+    def net_rx(self) -> list[float]:
+        """Bytes received per sample."""
+        return self.tail("net_rx")
+
+    @property
+    def net_tx(self) -> list[float]:
+        """Bytes sent per sample."""
+        return self.tail("net_tx")
+
+    @property
+    def blk_read(self) -> list[float]:
+        """Bytes read from block devices per sample."""
+        return self.tail("blk_read")
+
+    @property
+    def blk_write(self) -> list[float]:
+        """Bytes written to block devices per sample."""
+        return self.tail("blk_write")
+
+
+_COUNTERS = {
+    "net_rx": "net_rx",
+    "net_tx": "net_tx",
+    "blk_read": "block_read",
+    "blk_write": "block_write",
+}
 
 
 @dataclass
@@ -101,6 +154,9 @@ class State:
     stats: dict[str, Any] = field(default_factory=dict)  # id -> ContainerStats (running)
     history: dict[str, Metrics] = field(default_factory=dict)
     events: deque[Any] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))
+    info: Any = None  # the last System.Info (None until it answers)
+    version: Any = None  # System.Version
+    host_cpu_percent: float | None = None  # busy share of all CPUs between two Info calls
     stats_note: str = ""  # why live stats are missing ("" when they flow)
     events_note: str = ""
     images_note: str = ""
@@ -123,6 +179,7 @@ class Source:
         unsupported_retry: float = 60.0,
         context: str = "",
         stats_redraw: float = 2.0,
+        info_interval: float = 5.0,
     ) -> None:
         self.state = State(host=host, context=context)
         self.clock = clock
@@ -133,6 +190,8 @@ class Source:
         # How often a screen may redraw a big table for new live figures alone (seconds).
         self.stats_redraw = stats_redraw
         self._backoff = backoff
+        self._info_interval = info_interval
+        self._cpu_reading: tuple[int, int] | None = None
         self._unsupported_retry = unsupported_retry
         self._client: DaemonClient | None = None
         self._listeners: list[Listener] = []
@@ -269,6 +328,7 @@ class Source:
                     tg.create_task(self._stats_loop(self._client))
                     tg.create_task(self._events_loop(self._client))
                     tg.create_task(self._list_loop(self._client))
+                    tg.create_task(self._info_loop(self._client))
             except* ServinError as group:
                 self._disconnected(str(group.exceptions[0]))
             except* Exception as group:  # a bug: say it, keep the last data, try again
@@ -325,6 +385,35 @@ class Source:
             self.state.images = images
             self._mark("images")
 
+    async def _info_loop(self, client: DaemonClient) -> None:
+        from servin.api.servin.v1 import system_pb2
+
+        version_known = False  # asked once per connection: the daemon may have been upgraded
+        while True:
+            try:
+                if not version_known:
+                    self.state.version = await client.system.Version(system_pb2.VersionRequest())
+                    version_known = True
+                self._apply_info(await client.system.Info(system_pb2.InfoRequest()))
+            except Unavailable:
+                raise
+            except ServinError as exc:  # an older daemon: the header shows less
+                log.debug("System.Info failed: %s", exc)
+                await asyncio.sleep(self._unsupported_retry)
+                continue
+            await asyncio.sleep(self._info_interval)
+
+    def _apply_info(self, info: Any) -> None:
+        reading = (info.cpu_busy_ns, info.cpu_total_ns)
+        prev, self._cpu_reading = self._cpu_reading, reading
+        if prev is not None and reading[1] > prev[1]:
+            busy = max(0, reading[0] - prev[0])
+            self.state.host_cpu_percent = min(100.0, busy * 100.0 / (reading[1] - prev[1]))
+        elif not reading[1]:
+            self.state.host_cpu_percent = None
+        self.state.info = info
+        self._mark("info")
+
     async def _list_loop(self, client: DaemonClient) -> None:
         images_due = self.clock() + 6 * self._list_interval
         while True:
@@ -362,13 +451,18 @@ class Source:
 
     def _apply_stats(self, batch: Any) -> None:
         self.state.stats_note = ""
+        stats, history = self.state.stats, self.state.history
         seen = set()
         for s in batch.stats:
             seen.add(s.id)
-            self.state.stats[s.id] = s
-            self.state.history.setdefault(s.id, Metrics()).add(s)
-        for gone in [i for i in self.state.stats if i not in seen]:
-            del self.state.stats[gone]
+            stats[s.id] = s
+            metrics = history.get(s.id)
+            if metrics is None:
+                metrics = history[s.id] = Metrics()
+            metrics.add(s)
+        if len(seen) != len(stats):
+            for gone in [i for i in stats if i not in seen]:
+                del stats[gone]
         self._mark("stats")
 
     async def _events_loop(self, client: DaemonClient) -> None:

@@ -58,6 +58,7 @@ def make_app(
         coalesce=0.01,
         backoff=(0.05, 0.2),
         list_interval=3600,
+        info_interval=3600,
         unsupported_retry=3600,
         stats_redraw=0.0,
     )

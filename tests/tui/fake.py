@@ -69,6 +69,9 @@ class FakeDaemon:
         self.up = True
         self.calls: list[tuple[str, Any]] = []
         self.connections = 0
+        self.info_calls = 0
+        # When set, Stop waits for it: a container that ignores SIGTERM, seen mid-stop.
+        self.stop_gate: asyncio.Event | None = None
         self._streams: list[asyncio.Queue[Any]] = []
         self._log_queues: dict[str, list[asyncio.Queue[Any]]] = {}
         self._event_queues: list[asyncio.Queue[Any]] = []
@@ -206,6 +209,9 @@ class FakeContainers(_Service):
         return containers_pb2.StartContainerResponse()
 
     async def Stop(self, request: Any, **_: Any) -> Any:
+        if self.d.stop_gate is not None:
+            self.d.calls.append(("Containers.Stop:waiting", request.id))
+            await self.d.stop_gate.wait()
         await self._set_state("Stop", request, "exited", "die")
         return containers_pb2.StopContainerResponse()
 
@@ -254,6 +260,7 @@ class FakeImages(_Service):
     async def Remove(self, request: Any, **_: Any) -> Any:
         ident = self._id(request.reference)
         self.d.calls.append(("Images.Remove", ident))
+        self.d.calls.append(("Images.Remove:reference", request.reference))
         used = [c for c in self.d.containers.values() if c.image_id == ident]
         if used and not request.force:
             raise Conflict(f"image is being used by container {used[0].name}")
@@ -421,7 +428,24 @@ class FakeSystem(_Service):
         return system_pb2.PingResponse(api_version="1")
 
     async def Info(self, request: Any, **_: Any) -> Any:
-        return self._answer("Info")
+        """The recorded answer with the counts of the fake's world (as the daemon counts
+        its own) and host figures that advance by a fixed step per call: 25% busy."""
+        info = self._answer("Info")
+        states = [c.state for c in self.d.containers.values()]
+        info.containers = len(states)
+        info.containers_running = states.count("running") + states.count("restarting")
+        info.containers_paused = states.count("paused")
+        info.containers_stopped = len(states) - info.containers_running - info.containers_paused
+        info.images = len(self.d.images)
+        info.volumes = len(self.d.volumes)
+        info.networks = len(self.d.networks)
+        self.d.info_calls += 1
+        step = 10_000_000_000  # two CPUs for five seconds
+        info.cpu_total_ns = 10**15 + self.d.info_calls * step
+        info.cpu_busy_ns = 10**14 + self.d.info_calls * step // 4
+        info.mem_available = info.mem_total * 3 // 4
+        info.load_average[:] = [0.52, 0.41, 0.3]
+        return info
 
     async def Version(self, request: Any, **_: Any) -> Any:
         return self._answer("Version")

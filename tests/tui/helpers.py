@@ -36,3 +36,11 @@ def async_test(fn: Any) -> Any:
         return asyncio.run(fn(*args, **kwargs))
 
     return wrapper
+
+
+async def screen_workers_done(pilot: object) -> None:
+    """Wait for the current screen's own workers (loads, actions) to finish; the endless
+    ones of other widgets (the split view's log tail) are not waited for."""
+    app = pilot.app  # type: ignore[attr-defined]
+    screen = app.screen
+    await settle(pilot, lambda: all(w.is_finished for w in app.workers if w.node is screen))

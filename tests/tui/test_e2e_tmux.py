@@ -37,9 +37,10 @@ class Tmux:
             raise AssertionError(f"tmux {' '.join(args)} failed: {out.stderr}")
         return out.stdout
 
-    def start(self, command: list[str], env: dict[str, str]) -> None:
+    def start(self, command: list[str], env: dict[str, str], before: str = "") -> None:
         exports = " ".join(f"{k}={v}" for k, v in env.items())
-        line = f"cd {REPO} && env {exports} " + " ".join(command)
+        # Without COLUMNS/LINES (a test run may have them): the size is the pane's.
+        line = f"cd {REPO} && {before}env -u COLUMNS -u LINES {exports} " + " ".join(command)
         self.run("new-session", "-d", "-s", self.session, "-x", "120", "-y", "36", line)
         # Let applications set tmux's paste buffer with OSC 52 (the console's copy).
         self.run("set-option", "-s", "set-clipboard", "on")
@@ -110,7 +111,7 @@ def test_console_stops_a_container_and_searches_its_logs(
 
     # Filter down to the victim, stop it, confirm.
     tmux.keys("/")
-    tmux.wait_for(lambda s: "filter:" in s, "the filter prompt")
+    tmux.wait_for(lambda s: "filter (as you type):" in s, "the filter prompt")
     tmux.keys("victim", literal=True)
     tmux.keys("Enter")
     tmux.wait_for(lambda s: "1/2 shown" in s, "the filtered table")
@@ -159,3 +160,56 @@ def test_console_stops_a_container_and_searches_its_logs(
         time.sleep(0.2)
     else:
         raise AssertionError(f"the console did not quit:\n{tmux.screen()}")
+
+
+# Ignores SIGTERM (PID 1's default for an unhandled TERM is to ignore it, and the trap makes
+# sure): a stop waits out --stop-timeout, then SIGKILL.
+IGNORES_TERM = 'trap "" TERM; echo "stubborn up"; while :; do sleep 1; done'
+BEFORE = "echo BEFORE-THE-CONSOLE; "  # what the terminal shows under the console
+
+
+def test_console_first_minutes_against_a_real_daemon(
+    daemon: DaemonProcess, busybox_image: str, tmux: Tmux, tmp_path: Path
+) -> None:
+    daemon.cli(
+        "run", "-d", "--name", "stubborn", "--stop-timeout", "4", "busybox",
+        "sh", "-c", IGNORES_TERM, check=True,
+    )  # fmt: skip
+    daemon.cli("tag", "busybox", "127.0.0.1:5000/team/busybox", check=True)
+    networks = daemon.cli("network", "ls", "-q", check=True).stdout.split()
+    env = {"SERVIN_TUI_CONFIG": str(tmp_path / "none.toml"), "TERM": "xterm-256color"}
+    tmux.start([sys.executable, "-m", "servin", "-H", daemon.host, "tui"], env, before=BEFORE)
+    screen = tmux.wait_for(lambda s: "stubborn" in s and "1/1 running" in s, "the container")
+    assert "1 Containers" in screen and "servin " in screen  # the tab bar, the version
+    header = tmux.wait_for(lambda s: " CPU " in s.splitlines()[1], "the host figures")
+    assert "mem " in header.splitlines()[1]  # System.Info's host CPU and memory
+    # 120x36: the split view shows the selected container's log tail.
+    tmux.wait_for(lambda s: "logs of stubborn" in s and "stubborn up" in s, "the log tail")
+
+    # e: the shell starts on a cleared screen, not over what was there before the console.
+    tmux.keys("e")
+    tmux.wait_for(lambda s: "#" in s and "Containers" not in s, "the container's shell")
+    assert "BEFORE-THE-CONSOLE" not in tmux.screen()
+    tmux.keys("exit", literal=True)
+    tmux.keys("Enter")
+    tmux.wait_for(lambda s: "1 Containers" in s, "the console again")
+
+    # Stop a container that ignores SIGTERM: the row counts down to the SIGKILL.
+    tmux.keys("s")
+    tmux.wait_for(lambda s: "Stop stubborn?" in s, "the confirm dialog")
+    tmux.keys("y")
+    tmux.wait_for(lambda s: "SIGKILL in" in s, "the stop's countdown")
+    tmux.wait_for(lambda s: "exited(137)" in s, "the SIGKILLed container", timeout=30)
+    assert state_of(daemon, "stubborn") == "exited"
+
+    # Images: every tag, as `servin images` lists them.
+    tmux.keys("2")
+    screen = tmux.wait_for(lambda s: "127.0.0.1:5000/team/busybox:latest" in s, "the new tag")
+    assert "busybox:latest" in screen.replace("127.0.0.1:5000/team/busybox:latest", "")
+
+    # System: the networks the daemon has, as the Networks screen and the CLI count them.
+    tmux.keys("9")
+    tmux.wait_for(lambda s: f"networks {len(networks)}" in s, "the network count")
+    tmux.keys("4")
+    tmux.wait_for(lambda s: f"{len(networks)}/{len(networks)} networks" in s, "the networks")
+    tmux.keys("q")

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.widgets import DataTable
-
 from servin.api.servin.v1 import containers_pb2, system_pb2
 from servin.tui.logview import LogView
 from servin.tui.screens.containers import ContainersScreen
 from servin.tui.screens.dialogs import ConfirmScreen
 from servin.tui.screens.logs import LogsScreen
+from servin.tui.table import KeyedTable
 from tests.tui.conftest import make_app
 from tests.tui.fake import FakeDaemon
 from tests.tui.helpers import async_test, screen_text, settle
@@ -18,19 +17,18 @@ from tests.tui.helpers import async_test, screen_text, settle
 
 def names(app: Any) -> list[str]:
     """Container names in table order."""
-    table = app.screen.query_one(DataTable)
-    return [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+    return list(app.screen.visible_names())
 
 
 def cursor_name(app: Any) -> str:
-    table = app.screen.query_one(DataTable)
-    return str(table.get_row_at(table.cursor_row)[1])
+    key = app.screen.query_one(KeyedTable).cursor_key
+    return str(app.source.state.containers[key].name)
 
 
 async def ready(pilot: Any) -> Any:
     app = pilot.app
     await settle(pilot, lambda: app.source.state.connected and len(app.source.state.stats) == 4)
-    await settle(pilot, lambda: app.screen.query_one(DataTable).row_count == 6)
+    await settle(pilot, lambda: app.screen.query_one(KeyedTable).row_count == 6)
     return app
 
 
@@ -182,10 +180,10 @@ async def test_command_line_switches_and_filters(fake: FakeDaemon) -> None:
     async with app.run_test(size=(100, 30)) as pilot:
         await ready(pilot)
         await pilot.press("colon", *"images name=busy", "enter")
-        await settle(pilot, lambda: "1/1 images" in screen_text(app))
+        await settle(pilot, lambda: "1/1 shown (1 images)" in screen_text(app))
         assert "filter: name=busy" in screen_text(app)
         app.run_command("images name=nginx")
-        await settle(pilot, lambda: "0/1 images" in screen_text(app))
+        await settle(pilot, lambda: "0/1 shown (1 images)" in screen_text(app))
         app.run_command("containers state=running")
         await settle(pilot, lambda: "4/6 shown" in screen_text(app))
         app.run_command("logs db")
@@ -336,13 +334,14 @@ async def test_off_screen_rows_catch_up_when_scrolled_to(fake: FakeDaemon) -> No
     app = make_app(fake)
     async with app.run_test(size=(100, 24)) as pilot:
         await settle(pilot, lambda: app.source.state.connected)
-        await settle(pilot, lambda: app.screen.query_one(DataTable).row_count == 66)
+        await settle(pilot, lambda: app.screen.query_one(KeyedTable).row_count == 66)
         last = fake.resolve("zz-59")
         last.state = "exited"  # changes off screen, seen by the next list refresh
         app.source.request_refresh()
         await settle(pilot, lambda: app.source.state.containers[last.id].state == "exited")
         await pilot.pause()
-        assert "exited" not in str(app.screen._cells[last.id][3])  # not on screen: not redrawn
-        app.screen.query_one(DataTable).move_cursor(row=65)  # as page-down would
+        table = app.screen.query_one(KeyedTable)
+        assert last.id not in table.held_keys()  # off screen: never computed, nor drawn
+        app.screen.query_one(KeyedTable).move_cursor(row=65)  # as page-down would
         await settle(pilot, lambda: cursor_name(app) == "zz-59")
         await settle(pilot, lambda: "zz-59" in screen_text(app) and "exited(0)" in screen_text(app))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 from servin.api.servin.v1 import containers_pb2
 from servin.tui.logview import LogBuffer, LogLine, LogView, compile_pattern, lines_from_entries
 from tests.tui.conftest import make_app
@@ -40,25 +38,19 @@ async def test_a_hundred_thousand_lines_stay_cheap() -> None:
         app.run_command("logs web-1")
         await settle(pilot, lambda: bool(app.screen.query(LogView)))
         view = app.screen.query_one(LogView)
+        await settle(pilot, lambda: view.shown_count() == 112)  # the recorded tail first
         lines = [
             LogLine(float(i), 1, f"request {i} status {200 if i % 10 else 500}")
             for i in range(100_000)
         ]
-        started = time.perf_counter()
         for i in range(0, len(lines), 1000):  # as the timer feeds it: batches
             view.append(lines[i : i + 1000])
-        append_cost = time.perf_counter() - started
         await pilot.pause()
-        started = time.perf_counter()
         view.set_filter(compile_pattern("status 500"))
-        filter_cost = time.perf_counter() - started
-        assert view.shown_count() == 10_000 + sum(
-            1 for ln in view.buffer.lines[:112] if "status 500" in ln.text
-        )
+        assert view.shown_count() == 10_000
         view.set_filter(None)
         view.wrap = True
         await pilot.pause()
-        # Only the visible rows are rendered: drawing costs the same for 100 or 100k lines.
+        # Only the visible rows are rendered: drawing costs the same for 100 or 100k lines
+        # (how fast that is, `python -m servin.tui.bench` measures; tests do not time).
         assert len(view._cache) < 200
-        assert append_cost < 2.0, append_cost
-        assert filter_cost < 1.0, filter_cost

@@ -13,14 +13,22 @@ from servin.tui.screens.images import PullScreen
 from servin.tui.screens.logs import MergedLogsScreen
 from servin.tui.screens.metrics import MetricsScreen
 from servin.tui.screens.resources import InspectScreen, NetworksScreen, VolumesScreen
+from servin.tui.table import KeyedTable
 from tests.tui.conftest import make_app
 from tests.tui.fake import FakeDaemon
 from tests.tui.helpers import async_test, screen_text, settle
 
 
 def first_column(app: Any) -> list[str]:
+    if hasattr(app.screen, "visible_names"):  # a KeyedTable screen (Metrics)
+        return list(app.screen.visible_names())
     table = app.screen.query_one(DataTable)
     return [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+
+
+def row_count(app: Any) -> int:
+    tables = app.screen.query(KeyedTable) or app.screen.query(DataTable)
+    return tables.first().row_count if tables else 0
 
 
 async def connected(pilot: Any) -> Any:
@@ -34,7 +42,7 @@ async def on_screen(pilot: Any, key: str, cls: type, rows: int) -> Any:
     await pilot.press(key)
     await settle(
         pilot,
-        lambda: isinstance(app.screen, cls) and app.screen.query_one(DataTable).row_count >= rows,
+        lambda: isinstance(app.screen, cls) and row_count(app) >= rows,
     )
     return app
 

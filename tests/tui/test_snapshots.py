@@ -7,31 +7,66 @@ and review the SVGs under snapshots/tui/test_snapshots/.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Tree
+from textual.widgets import DataTable, Input, Tree
 
 from servin.tui.logview import LogView
+from servin.tui.peek import ContainerPeek
+from servin.tui.table import KeyedTable
 from tests.tui.conftest import make_app
 from tests.tui.fake import FakeDaemon
-from tests.tui.helpers import settle
+from tests.tui.helpers import screen_text, screen_workers_done, settle
 
 SIZES = {"80x24": (80, 24), "160x48": (160, 48)}
 THEMES = ["dark", "light"]
 
 
 def _table_rows(app: Any, n: int) -> Callable[[], bool]:
-    return lambda: app.screen.query(DataTable) and app.screen.query_one(DataTable).row_count >= n
+    def ready() -> bool:
+        tables = app.screen.query(KeyedTable) or app.screen.query(DataTable)
+        return bool(tables) and tables.first().row_count >= n
+
+    return ready
 
 
 async def containers(pilot: Pilot[Any]) -> None:
+    """At 160x48 with the split view: web-1's log tail and graphs under the table."""
     app: Any = pilot.app
     await settle(pilot, lambda: app.source.state.connected and len(app.source.state.stats) == 4)
     await settle(pilot, _table_rows(app, 6))
     await pilot.press("down", "down", "down")  # the cursor on web-1
+    screen = app.screen
+    if screen.split_shown:
+        peek = screen.query_one(ContainerPeek)
+        await settle(pilot, lambda: peek.query_one(LogView).shown_count() == 112)
+        await pilot.pause(0.2)
+
+
+async def filtering(pilot: Pilot[Any]) -> None:
+    """``/`` with "web" typed and no Enter yet: the table already shows the two."""
+    await containers(pilot)
+    app: Any = pilot.app
+    await pilot.press("slash")
+    app.screen.query_one(Input).cursor_blink = False  # a still picture
+    await pilot.press(*"web")
+    screen = app.screen_stack[-2]
+    await settle(pilot, lambda: screen.visible_names() == ["web-1", "web-2"])
+    await pilot.pause(0.4)
+
+
+async def stopping(pilot: Pilot[Any]) -> None:
+    """A stop under way (web-1 ignores SIGTERM): the SIGKILL countdown on its row."""
+    app: Any = pilot.app
+    app.fake.stop_gate = asyncio.Event()
+    await containers(pilot)
+    await pilot.press("s", "y")
+    await settle(pilot, lambda: "SIGKILL in 10s" in screen_text(app))
+    await pilot.pause(0.2)
 
 
 async def details(pilot: Pilot[Any]) -> None:
@@ -39,7 +74,7 @@ async def details(pilot: Pilot[Any]) -> None:
     await pilot.press("enter")
     app: Any = pilot.app
     await settle(pilot, lambda: app.screen.query(Tree) and app.screen.detail is not None)
-    await pilot.app.workers.wait_for_complete()
+    await screen_workers_done(pilot)
     await pilot.pause()
 
 
@@ -64,14 +99,21 @@ async def logs_search(pilot: Pilot[Any]) -> None:
     app: Any = pilot.app
     app.screen.query_one(LogView).timestamps = True
     app.screen.apply_search("req=9")
+    # The search stops following: the "paused" marker takes a line from the view. Wait for
+    # that layout before the next jump, which centres the match in the view's height.
+    await settle(pilot, lambda: app.screen.query_one("#marker").display)
+    await pilot.pause()
     await pilot.press("n")
     await pilot.pause()
 
 
 async def images(pilot: Pilot[Any]) -> None:
+    """Every tag of an image is a row, as `servin images` lists them."""
+    app: Any = pilot.app
+    app.fake.images[0].repo_tags.append("127.0.0.1:5000/team/busybox:1.36")
     await containers(pilot)
     await pilot.press("2")
-    await settle(pilot, _table_rows(pilot.app, 1))
+    await settle(pilot, _table_rows(pilot.app, 2))
 
 
 async def volumes(pilot: Pilot[Any]) -> None:
@@ -90,7 +132,7 @@ async def pods(pilot: Pilot[Any]) -> None:
     """The recording daemon has no pods service: the calm "not supported" screen."""
     await containers(pilot)
     await pilot.press("5")
-    await pilot.app.workers.wait_for_complete()
+    await screen_workers_done(pilot)
     await pilot.pause()
 
 
@@ -158,6 +200,8 @@ async def disconnected(pilot: Pilot[Any]) -> None:
 
 SCREENS: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
     "containers": containers,
+    "filtering": filtering,
+    "stopping": stopping,
     "details": details,
     "inspect": details_inspect,
     "logs": logs,

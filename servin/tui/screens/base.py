@@ -1,5 +1,5 @@
-"""What every top-level screen shares: the header with host and connection, a status line,
-the footer, and the hook through which the app hands it fresh data."""
+"""What every screen shares: the header (the tab bar, host, daemon and host figures), a
+status line, the footer of keys, and the hook through which the app hands it fresh data."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Static
+
+from servin.tui.chrome import ServinFooter, ServinHeader
 
 if TYPE_CHECKING:
     from servin.tui.app import ServinApp
@@ -17,11 +19,15 @@ if TYPE_CHECKING:
 class BaseScreen(Screen[None]):
     """A screen of the console. Subclasses compose their body and implement ``update_data``."""
 
+    # What this screen adds to the header's trail when pushed on a top-level screen
+    # (``web-1``, ``logs web-1``); top-level screens say nothing.
+    crumb: str = ""
+
     def compose(self) -> ComposeResult:
-        yield Header(icon="◆")
+        yield ServinHeader()
         yield from self.compose_body()
         yield Static("", id="status", markup=False)
-        yield Footer()
+        yield ServinFooter()
 
     def compose_body(self) -> ComposeResult:
         yield from ()
@@ -42,7 +48,16 @@ class BaseScreen(Screen[None]):
         return self.servin.source.state
 
     def on_screen_resume(self) -> None:
-        self.update_data({"connection", "containers", "stats", "events", "images"})
+        self.refresh_header()
+        self.update_data({"connection", "containers", "stats", "events", "images", "info"})
+
+    def refresh_header(self) -> None:
+        """Bring the header up to date (mode, trail, connection, figures)."""
+        app = self.servin
+        stack = app.screen_stack
+        upto = stack[1 : stack.index(self) + 1] if self in stack else []
+        trail = [s.crumb for s in upto if isinstance(s, BaseScreen) and s.crumb]
+        self.query_one(ServinHeader).set(app.current_mode, trail, app.header_facts())
 
     def update_data(self, kinds: set[str]) -> None:
         """Fresh data arrived (``kinds`` names what changed). Called on the active screen."""
@@ -54,7 +69,8 @@ class BaseScreen(Screen[None]):
         update re-lays out the screen, which would redraw every row once a second)."""
         if text != self._status_text:
             self._status_text = text
-            self.query_one("#status", Static).update(text)
+            # One line whatever the text: no layout (it would repaint the whole screen).
+            self.query_one("#status", Static).update(text, layout=False)
 
     def report(self, results: list[tuple[str, Any]], verb: str) -> None:
         """Notify how a bulk action went: one line for success, one per failure."""

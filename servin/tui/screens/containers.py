@@ -1,7 +1,11 @@
 """The Containers screen: every container, live, with one-key (and bulk) actions.
 
-The table is updated in place: cells change only where values changed, rows are added and
-removed by key, and the cursor stays on the container it was on (by ID, not by position).
+The table is a ``KeyedTable`` (servin/tui/table.py): rows are computed only while on screen
+and live figures repaint only the cells that changed. Which rows show, and in what order
+(filter and sort), is computed by ``query.select``; with many containers that runs in a
+worker thread and its result is applied as a new order, the cursor staying on its row.
+``/`` filters as you type. On a big terminal the split view (``v``) shows the selected
+container's log tail and graphs under the table.
 """
 
 from __future__ import annotations
@@ -14,29 +18,32 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.timer import Timer
-from textual.widgets import DataTable
 
 from servin.errors import ServinError
 from servin.tui import format as fmt
-from servin.tui.query import SORT_KEYS, ContainerQuery, sort_column
+from servin.tui.peek import ContainerPeek
+from servin.tui.query import SORT_KEYS, ContainerQuery, select, sort_column
 from servin.tui.screens.base import BaseScreen
 from servin.tui.screens.dialogs import ConfirmScreen, PromptScreen
+from servin.tui.table import Column, KeyedTable
 
-# key, header, width, the narrowest terminal that shows it (80x24 keeps the essentials).
+# Widths and priorities (0 always shown; higher numbers dropped first on narrow terminals):
+# at 80 columns the essentials, at 160 every column whole with room for names and ports.
 COLUMNS = [
-    ("sel", " ", 1, 0),
-    ("name", "NAME", 14, 0),
-    ("image", "IMAGE", 12, 0),
-    ("state", "STATE", 9, 0),
-    ("health", "HEALTH", 9, 100),
-    ("uptime", "UPTIME", 6, 0),
-    ("ports", "PORTS", 16, 120),
-    ("cpu", "CPU%", 10, 0),
-    ("mem", "MEM", 12, 0),
+    Column("sel", " ", 1),
+    Column("name", "NAME", 16, min_width=12, max_width=40, grow=3),
+    Column("image", "IMAGE", 14, min_width=12, max_width=36, grow=2, priority=1),
+    Column("state", "STATE", 12),
+    Column("health", "HEALTH", 9, priority=3),
+    Column("uptime", "UPTIME", 6, priority=2),
+    Column("ports", "PORTS", 22, min_width=12, max_width=48, grow=2, priority=4),
+    Column("cpu", "CPU%", 10, max_width=16, grow=1),
+    Column("mem", "MEM", 12, max_width=18, grow=1),
 ]
-WIDE_NAMES = 140  # from this width on, names and images get more room
-MARGIN = 5  # rows above and below the screen kept current
-SPARK_WIDTH = 4
+# The split view needs room for both the table and the logs.
+SPLIT_MIN = (120, 36)
+# From this many containers on, filtering and sorting run in a worker thread.
+OFFLOAD_AT = 200
 
 # action -> (RPC method, past tense, needs confirmation)
 ACTIONS = {
@@ -49,6 +56,7 @@ ACTIONS = {
     "unpause": ("Unpause", "unpaused", False),
 }
 MUTATING = {"start", "stop", "restart", "kill", "remove", "pause_toggle", "exec_shell"}
+DEFAULT_STOP_TIMEOUT = 10  # seconds, when the container sets none (docker's default)
 
 
 class ContainersScreen(BaseScreen):
@@ -66,6 +74,7 @@ class ContainersScreen(BaseScreen):
         Binding("K", "kill", "Kill", id="containers.kill"),
         Binding("d", "remove", "Remove", id="containers.remove"),
         Binding("p", "pause_toggle", "Pause", id="containers.pause"),
+        Binding("v", "toggle_split", "Split", id="containers.split"),
         Binding("o", "sort_next", "Sort", id="containers.sort"),
         Binding("O", "sort_reverse", "Reverse", show=False, id="containers.sort_reverse"),
         Binding("a", "toggle_all", "All/running", show=False, id="containers.all"),
@@ -80,11 +89,19 @@ class ContainersScreen(BaseScreen):
         self.sort = "name"
         self.reverse = False
         self.show_all = True
-        self._order: list[str] = []
-        self._cells: dict[str, list[Any]] = {}
-        self._columns: list[str] = []
-        self._stats_drawn = 0.0
-        self._stats_timer: Timer | None = None
+        self.offload_at = OFFLOAD_AT
+        self.split_wanted = True  # the user's choice; shown when the terminal is big enough
+        self.filter_generation = 0  # bumped by every filter/sort change
+        self.applied_generation = 0  # the generation the table shows
+        self._order_job: asyncio.Task[None] | None = None
+        self._order_again = False
+        self._drawn_at = 0.0
+        self._live_timer: Timer | None = None
+        # container ID -> when (source clock) the SIGKILL comes, while a stop is under way
+        self.stopping: dict[str, float] = {}
+        self._stop_timer: Timer | None = None
+        # container ID -> (what its cells were made from, the cells)
+        self._made: dict[str, tuple[tuple[Any, ...], dict[str, Text]]] = {}
 
     @property
     def selected(self) -> set[str]:
@@ -95,135 +112,209 @@ class ContainersScreen(BaseScreen):
     def selected(self, ids: set[str]) -> None:
         self.servin.selected_containers = ids
 
+    @property
+    def table(self) -> KeyedTable:
+        """The container table."""
+        return self.query_one("#containers", KeyedTable)
+
     def compose_body(self) -> ComposeResult:
-        yield DataTable(id="containers", cursor_type="row", zebra_stripes=False)
-
-    def _layout_columns(self, width: int) -> None:
-        """Show the columns the terminal has room for (rebuilding rows when that changes)."""
-        wanted = [key for key, _, _, min_width in COLUMNS if width >= min_width]
-        if wanted == self._columns:
-            return
-        table: DataTable[Any] = self.query_one(DataTable)
-        table.clear(columns=True)
-        wide = width >= WIDE_NAMES
-        for key, label, col_width, _ in COLUMNS:
-            if key in wanted:
-                if wide and key in ("name", "image"):
-                    col_width += 10
-                table.add_column(label, key=key, width=col_width)
-        self._columns = wanted
-        self._order = []  # forces a full rebuild of the rows
-
-    def on_resize(self) -> None:
-        self._layout_columns(self.size.width)
-        self.refresh_table()
+        yield KeyedTable(COLUMNS, self._cells, id="containers", header_marks=self._marks)
+        yield ContainerPeek(self.source)
 
     def on_mount(self) -> None:
-        self._layout_columns(self.app.size.width)
-        self.query_one(DataTable).focus()
+        self.table.focus()
+        self._layout_split()
+
+    def on_resize(self) -> None:
+        self._layout_split()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "toggle_split":
+            return self._split_fits()
         return not (self.servin.read_only and action in MUTATING)
+
+    # ---- the split view ----------------------------------------------------------------
+
+    def _split_fits(self) -> bool:
+        width, height = self.app.size
+        return width >= SPLIT_MIN[0] and height >= SPLIT_MIN[1]
+
+    @property
+    def split_shown(self) -> bool:
+        """Whether the log tail and graphs are shown under the table."""
+        return self.split_wanted and self._split_fits()
+
+    def _layout_split(self) -> None:
+        peek = self.query_one(ContainerPeek)
+        shown = self.split_shown
+        if peek.display != shown:
+            peek.display = shown
+        if shown:
+            key = self.table.cursor_key
+            c = self.state.containers.get(key) if key else None
+            peek.follow(key, c.name if c is not None else "", now=peek.container_id is None)
+        else:
+            peek.follow(None, now=True)
+
+    def action_toggle_split(self) -> None:
+        self.split_wanted = not self.split_wanted
+        self._layout_split()
 
     # ---- data ------------------------------------------------------------------------
 
     def update_data(self, kinds: set[str]) -> None:
         if kinds & {"containers", "connection"}:
-            self.refresh_table()
-        elif "stats" in kinds:
-            # Live figures alone redraw at most every stats_redraw seconds: any cell change
-            # makes the table re-render every visible row, the console's main idle cost.
-            now = time.monotonic()
-            every = self.source.stats_redraw
-            if now - self._stats_drawn >= every:
-                self.refresh_table()
-            elif self._stats_timer is None:
-                delay = every - (now - self._stats_drawn)
-                self._stats_timer = self.set_timer(delay, self._deferred_stats)
+            self.reorder()
+            self._redraw_live()
+            if self.split_shown and "connection" in kinds:
+                self.query_one(ContainerPeek).resume()
+        elif "stats" in kinds or "info" in kinds:
+            # Live figures alone redraw at most every stats_redraw seconds (one frame for
+            # the table and the graphs); the order changes with them only when sorted by
+            # them, at the same pace, so rows do not jump under the eye.
+            wait = self.source.stats_redraw - (time.monotonic() - self._drawn_at)
+            if wait <= 0:
+                if self.sort in ("cpu", "mem"):
+                    self.reorder()
+                self._redraw_live()
+            elif self._live_timer is None:
+                self._live_timer = self.set_timer(wait, self._deferred_live, name="live")
+        self._update_status()
 
-    def _deferred_stats(self) -> None:
-        self._stats_timer = None
-        self.refresh_table()
+    def _redraw_live(self) -> None:
+        self._drawn_at = time.monotonic()
+        if self._live_timer is not None:
+            self._live_timer.stop()
+            self._live_timer = None
+        self.table.refresh_rows()
+        if self.split_shown:
+            self.query_one(ContainerPeek).update_live()
 
-    def visible(self) -> list[Any]:
-        """The containers shown, filtered and sorted."""
-        now = self.source.clock()
-        items = [
-            c
-            for c in self.state.containers.values()
-            if (self.show_all or c.state == "running") and self.cfilter.matches(c)
-        ]
-        key = SORT_KEYS[self.sort]
-        stats = self.state.stats
-        # Ties break by name so the order is stable from one refresh to the next.
-        items.sort(key=lambda c: c.name)
-        items.sort(key=lambda c: key(c, stats.get(c.id), now), reverse=self.reverse)
-        return items
+    def _deferred_live(self) -> None:
+        self._live_timer = None
+        if self.sort in ("cpu", "mem"):
+            self.reorder()
+        self._redraw_live()
 
-    def _row(self, c: Any, now: float) -> list[Any]:
-        s = self.state.stats.get(c.id)
-        hist = self.state.history.get(c.id)
+    def reorder(self) -> None:
+        """Recompute which containers show, and in what order (filter and sort)."""
+        generation = self.filter_generation
+        args = (
+            list(self.state.containers.values()),
+            dict(self.state.stats),
+            self.cfilter,
+            self.sort,
+            self.reverse,
+            not self.show_all,
+            self.source.clock(),
+        )
+        if len(args[0]) < self.offload_at:
+            self._apply_order(select(*args), generation)
+            return
+        if self._order_job is not None and not self._order_job.done():
+            self._order_again = True  # one more pass when this one ends, with fresh data
+            return
+
+        async def job() -> None:
+            order = await asyncio.to_thread(select, *args)
+            self._order_job = None
+            if generation == self.filter_generation:
+                self._apply_order(order, generation)
+            # else: a newer filter or sort is waiting; do not flash this one's rows.
+            if self._order_again:
+                self._order_again = False
+                self.reorder()
+
+        self._order_job = asyncio.get_running_loop().create_task(job())
+
+    def _apply_order(self, order: list[str], generation: int) -> None:
+        if not self.is_mounted:
+            return
+        self.table.set_order(order)
+        self.applied_generation = max(self.applied_generation, generation)
+        self._update_status()
+
+    def _marks(self) -> dict[str, str]:
+        return {self.sort: " ↓" if self.reverse else " ↑"}
+
+    def _cells(self, cid: str) -> dict[str, Text]:
+        """One row's cells (the table asks only for rows on screen). The cells are kept with
+        what they were made from, and made again only when that changed: most rows of an
+        idle host show the same figures second after second."""
+        c = self.state.containers.get(cid)
+        if c is None:
+            return {}
+        s = self.state.stats.get(cid)
         uptime = ""
         if c.state in ("running", "paused") and c.started_at.seconds:
-            uptime = fmt.short_duration(now - fmt.ts_seconds(c.started_at))
-        if s is not None and c.state == "running":
+            uptime = fmt.short_duration(self.source.clock() - fmt.ts_seconds(c.started_at))
+        live = s is not None and c.state == "running"
+        cpu_spark = max(2, self.table.width_of("cpu") - 6)
+        mem_spark = max(2, self.table.width_of("mem") - 8)
+        hist = self.state.history.get(cid) if live else None
+        cpu_series = hist.tail("cpu", cpu_spark) if hist is not None else []
+        mem_series = hist.tail("mem", mem_spark) if hist is not None else []
+        info = self.state.info
+        host_total = info.mem_total if info is not None else 0
+        deadline = self.stopping.get(cid)
+        stopping = ""
+        if deadline is not None and c.state == "running":
+            stopping = fmt.stopping_text(
+                deadline - self.source.clock(), self.table.width_of("state")
+            )
+        made_of = (
+            c,
+            cid in self.selected,
+            uptime,
+            stopping,
+            (s.cpu_percent, s.memory_usage, s.memory_limit, host_total) if live else None,
+            cpu_series,
+            mem_series,
+        )
+        kept = self._made.get(cid)
+        if kept is not None and kept[0] == made_of:
+            return kept[1]
+        if live:
+            top = fmt.memory_top(s.memory_limit, host_total, mem_series)
             cpu = Text(f"{s.cpu_percent:5.1f} ")
-            cpu.append(fmt.sparkline(hist.cpu if hist else [], SPARK_WIDTH, 100.0), "green")
-            mem = Text(f"{fmt.size(s.memory_usage):>6} ")
-            mem.append(fmt.sparkline(hist.mem if hist else [], SPARK_WIDTH), "cyan")
+            cpu.append(fmt.sparkline(cpu_series, cpu_spark, 100.0), "green")
+            mem = Text(f"{fmt.size(s.memory_usage):>7} ")
+            mem.append(fmt.sparkline(mem_series, mem_spark, top), "cyan")
         else:
             cpu, mem = Text("-"), Text("-")
+        state = Text(stopping, "yellow") if stopping else fmt.state_text(c.state, c.exit_code)
         cells = {
-            "sel": Text("●", style="bold yellow") if c.id in self.selected else Text(" "),
-            "name": c.name,
-            "image": c.image,
-            "state": fmt.state_text(c.state, c.exit_code),
+            "sel": Text("●", style="bold yellow") if made_of[1] else Text(" "),
+            "name": Text(c.name),
+            "image": Text(c.image),
+            "state": state,
             "health": fmt.health_text(c.health),
-            "uptime": uptime,
-            "ports": fmt.ports_text(c.ports),
+            "uptime": Text(uptime),
+            "ports": Text(fmt.ports_text(c.ports)),
             "cpu": cpu,
             "mem": mem,
         }
-        return [cells[k] for k in self._columns]
+        if len(self._made) > 4 * max(100, self.table.row_count):
+            self._made.clear()  # rows long gone; cheap to make again
+        self._made[cid] = (made_of, cells)
+        return cells
 
-    def refresh_table(self) -> None:
-        """Bring the table in line with the state, touching only what changed."""
-        self._stats_drawn = time.monotonic()
-        table: DataTable[Any] = self.query_one(DataTable)
-        now = self.source.clock()
-        items = self.visible()
-        order = [c.id for c in items]
-        current = self._cursor_id()
-        if order != self._order:
-            # Membership or order changed: rebuild rows, then put the cursor back on its row.
-            table.clear()
-            self._cells = {}
-            for c in items:
-                cells = self._row(c, now)
-                self._cells[c.id] = cells
-                table.add_row(*cells, key=c.id)
-            self._order = order
-            if current in order:
-                table.move_cursor(row=order.index(current), animate=False)
-        else:
-            keys = self._columns
-            # Only the rows on screen (and a margin) are brought up to date: off-screen rows
-            # catch up when they scroll in (the next redraw, or at once on a cursor move).
-            top = int(table.scroll_offset.y)
-            window = items[max(0, top - MARGIN) : top + table.size.height + MARGIN]
-            for c in window:
-                cells = self._row(c, now)
-                old = self._cells.get(c.id)
-                for i, value in enumerate(cells):
-                    if old is None or old[i] != value:
-                        table.update_cell(c.id, keys[i], value)
-                self._cells[c.id] = cells
-        self._update_status(len(items))
+    def _running_now(self) -> int:
+        # The source replaces the dict when a container changes (and only deletes from it
+        # in place): its identity and size say when to count again.
+        containers = self.state.containers
+        key = (id(containers), len(containers))
+        if self._running_count[0] != key:
+            running = sum(1 for c in containers.values() if c.state == "running")
+            self._running_count = (key, running)
+        return self._running_count[1]
 
-    def _update_status(self, shown: int) -> None:
+    _running_count: tuple[Any, int] = (None, 0)
+
+    def _update_status(self) -> None:
         total = len(self.state.containers)
-        running = sum(1 for c in self.state.containers.values() if c.state == "running")
-        parts = [f"{shown}/{total} shown, {running} running"]
+        running = self._running_now()
+        parts = [f"{self.table.row_count}/{total} shown, {running} running"]
         if self.cfilter:
             parts.append(f"filter: {self.cfilter.text}")
         if not self.show_all:
@@ -231,6 +322,11 @@ class ContainersScreen(BaseScreen):
         parts.append(f"sort: {self.sort}{' ↓' if self.reverse else ''}")
         if self.selected:
             parts.append(f"{len(self.selected)} selected")
+        for cid, deadline in list(self.stopping.items())[:2]:
+            c = self.state.containers.get(cid)
+            if c is not None:
+                text = fmt.stopping_text(deadline - self.source.clock(), 40)
+                parts.append(f"{c.name}: {text}")
         if self.servin.read_only:
             parts.append("read-only")
         if self.state.stats_note:
@@ -238,43 +334,55 @@ class ContainersScreen(BaseScreen):
         self.set_status(" │ ".join(parts))
 
     def _cursor_id(self) -> str | None:
-        table: DataTable[Any] = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        try:
-            return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        except Exception:  # the cursor sits past the last row while rows are replaced
-            return None
+        return self.table.cursor_key
 
     def targets(self) -> list[Any]:
         """The selected containers, or the one under the cursor."""
-        ids = [i for i in self._order if i in self.selected] or (
-            [self._cursor_id()] if self._cursor_id() else []
-        )
+        ids = [i for i in self.table.order if i in self.selected]
+        if not ids:
+            cursor = self._cursor_id()
+            ids = [cursor] if cursor else []
         return [self.state.containers[i] for i in ids if i in self.state.containers]
+
+    def visible_names(self) -> list[str]:
+        """The names shown, in order (tests)."""
+        return [self.state.containers[i].name for i in self.table.order]
 
     # ---- filtering, sorting, selection ----------------------------------------------
 
-    def apply_filter(self, text: str) -> bool:
-        """Set the filter line; False (and a notice) when it does not parse."""
+    def apply_filter(self, text: str, *, quiet: bool = False) -> bool:
+        """Set the filter line; False (and, unless ``quiet``, a notice) when it does not
+        parse. The rows follow at once, or when the worker thread has them."""
         try:
-            self.cfilter = ContainerQuery.parse(text)
+            query = ContainerQuery.parse(text)
         except ServinError as exc:
-            self.notify(str(exc), severity="error")
+            if not quiet:
+                self.notify(str(exc), severity="error")
             return False
-        self.refresh_table()
+        if query.text != self.cfilter.text or not quiet:
+            self.cfilter = query
+            self.filter_generation += 1
+            self.reorder()
         return True
 
+    def filter_settled(self) -> bool:
+        """Whether the table shows the latest filter and sort (benchmarks, tests)."""
+        return self.applied_generation >= self.filter_generation
+
     def action_filter(self) -> None:
+        before = self.cfilter.text
+
         def done(text: str | None) -> None:
-            if text is not None:
-                self.apply_filter(text)
+            # Enter keeps what was typed (saying so when it does not parse); escape puts
+            # back the filter there was before the prompt opened.
+            self.apply_filter(before if text is None else text)
 
         self.app.push_screen(
             PromptScreen(
-                "filter: text, /regex/, state=, label=k[=v], image=, name=, health=",
+                "filter (as you type): text, /regex/, state=, label=k[=v], image=, name=, health=",
                 self.cfilter.text,
                 placeholder="e.g. web state=running",
+                on_change=lambda text: self.apply_filter(text, quiet=True),
             ),
             done,
         )
@@ -288,7 +396,12 @@ class ContainersScreen(BaseScreen):
             self.reverse = True  # the busiest (oldest) first is what one wants to see
         else:
             self.reverse = False
-        self.refresh_table()
+        self._sort_changed()
+
+    def _sort_changed(self) -> None:
+        self.filter_generation += 1
+        self.table.refresh_header()
+        self.reorder()
 
     def action_sort_next(self) -> None:
         names = list(SORT_KEYS)
@@ -296,40 +409,45 @@ class ContainersScreen(BaseScreen):
 
     def action_sort_reverse(self) -> None:
         self.reverse = not self.reverse
-        self.refresh_table()
+        self._sort_changed()
 
-    def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
-        key = str(event.column_key.value)
-        if key in SORT_KEYS:
-            if key == self.sort:
+    def on_keyed_table_header_selected(self, event: KeyedTable.HeaderSelected) -> None:
+        if event.column in SORT_KEYS:
+            if event.column == self.sort:
                 self.action_sort_reverse()
             else:
-                self.set_sort(key)
+                self.set_sort(event.column)
 
     def action_toggle_all(self) -> None:
         self.show_all = not self.show_all
-        self.refresh_table()
+        self.filter_generation += 1
+        self.reorder()
+
+    def _selection_changed(self, ids: set[str] | None = None) -> None:
+        self.table.refresh_rows(list(ids) if ids is not None else None)
+        self._update_status()
 
     def action_toggle_select(self) -> None:
         cid = self._cursor_id()
         if cid is None:
             return
         self.selected.symmetric_difference_update({cid})
-        self.refresh_table()
-        table: DataTable[Any] = self.query_one(DataTable)
-        table.action_cursor_down()
+        self._selection_changed({cid})
+        self.table.action_cursor_down()
 
     def action_select_all(self) -> None:
-        shown = set(self._order)
+        shown = set(self.table.order)
+        before = set(self.selected)
         self.selected = set() if shown <= self.selected else shown
-        self.refresh_table()
+        self._selection_changed(before | self.selected)
 
     def action_clear(self) -> None:
         if self.selected:
+            before = set(self.selected)
             self.selected.clear()
+            self._selection_changed(before)
         elif self.cfilter:
-            self.cfilter = ContainerQuery()
-        self.refresh_table()
+            self.apply_filter("")
 
     # ---- actions -----------------------------------------------------------------------
 
@@ -340,19 +458,12 @@ class ContainersScreen(BaseScreen):
             self.app.copy_to_clipboard(text)
             self.notify(f"copied {len(targets)} ID(s) to the clipboard (OSC 52)", timeout=3)
 
-    def on_data_table_row_highlighted(self, _: DataTable.RowHighlighted) -> None:
-        # The cursor moved (maybe scrolling far): bring the rows now on screen up to date.
-        if not self._refresh_pending:
-            self._refresh_pending = True
-            self.call_after_refresh(self._catch_up)
+    def on_keyed_table_row_highlighted(self, event: KeyedTable.RowHighlighted) -> None:
+        if self.split_shown:
+            c = self.state.containers.get(event.key) if event.key else None
+            self.query_one(ContainerPeek).follow(event.key, c.name if c is not None else "")
 
-    def _catch_up(self) -> None:
-        self._refresh_pending = False
-        self.refresh_table()
-
-    _refresh_pending = False
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_keyed_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
         event.stop()
         self.action_details()
 
@@ -429,13 +540,50 @@ class ContainersScreen(BaseScreen):
             return cls(id=c.id)
 
         async def one(c: Any) -> tuple[str, Any]:
+            if method in ("Stop", "Restart") and c.state == "running":
+                await self._count_down(c)
             try:
-                await self.source.call("containers", method, request(c), timeout=60)
+                await self.source.call("containers", method, request(c), timeout=600)
             except ServinError as exc:
                 return c.name, exc
+            finally:
+                self._stopped(c.id)
             return c.name, None
 
         results = await asyncio.gather(*(one(c) for c in targets))
         self.selected.difference_update(c.id for c in targets)
         self.source.request_refresh()
+        self._selection_changed()
         self.report(list(results), verb)
+
+    # ---- stop progress -----------------------------------------------------------------
+
+    async def _count_down(self, c: Any) -> None:
+        """Show "stopping (SIGKILL in Ns)" on the row until the stop returns."""
+        from servin.api.servin.v1 import containers_pb2
+
+        timeout = DEFAULT_STOP_TIMEOUT
+        try:
+            detail = await self.source.call(
+                "containers", "Inspect", containers_pb2.InspectContainerRequest(id=c.id)
+            )
+            if detail.spec.stop_timeout >= 0:
+                timeout = detail.spec.stop_timeout
+        except ServinError:
+            pass  # the stop itself will say what is wrong
+        self.stopping[c.id] = self.source.clock() + timeout
+        if self._stop_timer is None:
+            self._stop_timer = self.set_interval(1.0, self._tick_stopping, name="stop-progress")
+        self._tick_stopping()
+
+    def _tick_stopping(self) -> None:
+        self.table.refresh_rows(list(self.stopping))
+        self._update_status()
+
+    def _stopped(self, cid: str) -> None:
+        if self.stopping.pop(cid, None) is not None:
+            self.table.refresh_rows([cid])
+        if not self.stopping and self._stop_timer is not None:
+            self._stop_timer.stop()
+            self._stop_timer = None
+        self._update_status()

@@ -9,10 +9,11 @@ from google.protobuf.json_format import MessageToDict
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.widgets import DataTable, Label, Sparkline, Static, TabbedContent, TabPane, Tree
+from textual.widgets import DataTable, Label, Static, TabbedContent, TabPane, Tree
 
 from servin.errors import ServinError
 from servin.tui import format as fmt
+from servin.tui.graph import Graph
 from servin.tui.screens.base import BaseScreen
 
 GRAPHS = [
@@ -60,13 +61,20 @@ class ContainerDetailScreen(BaseScreen):
         self.container_id = container_id
         self.detail: Any = None
 
+    @property
+    def crumb(self) -> str:  # type: ignore[override]
+        c = self.state.containers.get(self.container_id)
+        if c is not None:
+            return str(c.name)
+        return str(self.detail.name) if self.detail is not None else fmt.short_id(self.container_id)
+
     def compose_body(self) -> ComposeResult:
         with TabbedContent(id="tabs"):
             with TabPane("Live", id="live"), Vertical(id="graphs"):
                 yield Static("", id="summary", markup=False)
                 for key, title in GRAPHS:
                     yield Label(title, id=f"label-{key}", classes="graph-label")
-                    yield Sparkline([], id=f"graph-{key}", classes="graph")
+                    yield Graph(id=f"graph-{key}", classes="graph")
             with TabPane("Inspect", id="inspect"):
                 yield Tree("container", id="tree")
             with TabPane("Env", id="env"):
@@ -175,9 +183,16 @@ class ContainerDetailScreen(BaseScreen):
         elif self.state.stats_note:
             lines.append(self.state.stats_note)
         self.query_one("#summary", Static).update("\n".join(lines))
+        host_total = self.state.info.mem_total if self.state.info is not None else 0
         for key, title in GRAPHS:
             series = list(getattr(hist, key)) if hist else []
-            self.query_one(f"#graph-{key}", Sparkline).data = series
+            if key == "cpu":
+                top = 100.0
+            elif key == "mem":
+                top = fmt.memory_top(s.memory_limit if s else 0, host_total, series)
+            else:
+                top = max(series) if series else 0.0
+            self.query_one(f"#graph-{key}", Graph).set(series, top)
             last = series[-1] if series else 0.0
             shown = f"{last:.1f}%" if key == "cpu" else fmt.size(last)
             peak = max(series) if series else 0.0

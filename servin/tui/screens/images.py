@@ -19,9 +19,14 @@ from servin.tui.screens.dialogs import ConfirmScreen, PromptScreen
 
 def image_name(img: Any) -> str:
     """The first tag in its familiar form (``busybox:1.36``), or ``<none>``."""
+    return image_tags(img)[0]
+
+
+def image_tags(img: Any) -> list[str]:
+    """Every tag in its familiar form, as ``images`` lists them; ``["<none>"]`` untagged."""
     from servin.reference import familiar
 
-    return familiar(img.repo_tags[0]) if img.repo_tags else "<none>"
+    return [familiar(t) for t in img.repo_tags] or ["<none>"]
 
 
 class ImagesScreen(BaseScreen):
@@ -41,14 +46,17 @@ class ImagesScreen(BaseScreen):
         super().__init__()
         self.filter_text = ""
         self._order: list[str] = []
+        self.tag_width = 28
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="images", cursor_type="row")
 
     def on_mount(self) -> None:
         table: DataTable[Any] = self.query_one(DataTable)
-        # 80 columns fit every column; wide terminals give the tags the room.
-        table.add_column("REPOSITORY:TAG", key="tag", width=28 if self.app.size.width < 120 else 60)
+        # The other columns are narrow and fixed: the tags get the rest (registry paths are
+        # long: 127.0.0.1:5000/team/busybox:latest), at most 70 cells.
+        self.tag_width = max(20, min(70, self.app.size.width - 51))
+        table.add_column("REPOSITORY:TAG", key="tag", width=self.tag_width)
         table.add_column("ID", key="id", width=12)
         table.add_column("CREATED", key="created", width=10)
         table.add_column("SIZE", key="size", width=8)
@@ -62,33 +70,35 @@ class ImagesScreen(BaseScreen):
         if kinds & {"images", "connection", "containers"}:
             self.refresh_table()
 
-    def visible(self) -> list[Any]:
-        """Images passing the filter (``name=web`` or plain text match tags and ID)."""
+    def visible(self) -> list[tuple[str, Any]]:
+        """(tag, image) rows passing the filter: one per tag, as ``servin images`` lists
+        them (``name=web`` or plain words match the tag and the ID)."""
         terms = [
             t.removeprefix("name=").removeprefix("reference=").lower()
             for t in self.filter_text.split()
         ]
         out = []
         for img in self.state.images:
-            hay = " ".join([*img.repo_tags, img.id]).lower()
-            if all(t in hay for t in terms):
-                out.append(img)
-        out.sort(key=lambda i: (image_name(i), i.id))
+            for tag in image_tags(img):
+                hay = f"{tag} {img.id}".lower()
+                if all(t in hay for t in terms):
+                    out.append((tag, img))
+        out.sort(key=lambda row: (row[0], row[1].id))
         return out
 
     def refresh_table(self) -> None:
-        """Rebuild the rows when the set changed; the cursor stays on its image."""
+        """Rebuild the rows; the cursor stays on its row (image and tag)."""
         table: DataTable[Any] = self.query_one(DataTable)
-        items = self.visible()
-        order = [i.id + "|" + image_name(i) for i in items]
+        rows = self.visible()
+        order = [f"{img.id}|{tag}" for tag, img in rows]
         used: dict[str, int] = {}
         for c in self.state.containers.values():
             used[c.image_id] = used.get(c.image_id, 0) + 1
         current = self._cursor_key()
         table.clear()
-        for img, key in zip(items, order, strict=True):
+        for (tag, img), key in zip(rows, order, strict=True):
             table.add_row(
-                image_name(img),
+                fmt.fit_middle(tag, self.tag_width),
                 fmt.short_id(img.id),
                 _ago(self.source.clock(), fmt.ts_seconds(img.created)),
                 fmt.size(img.size),
@@ -100,8 +110,10 @@ class ImagesScreen(BaseScreen):
             table.move_cursor(row=order.index(current), animate=False)
         note = f" │ {self.state.images_note}" if self.state.images_note else ""
         filt = f" │ filter: {self.filter_text}" if self.filter_text else ""
+        total = sum(len(image_tags(i)) for i in self.state.images)
+        images = len(self.state.images)
         builds = "".join(f" │ building {b}" for b in self.state.builds.values())
-        self.set_status(f"{len(items)}/{len(self.state.images)} images{filt}{note}{builds}")
+        self.set_status(f"{len(rows)}/{total} shown ({images} images){filt}{note}{builds}")
 
     def _cursor_key(self) -> str | None:
         table: DataTable[Any] = self.query_one(DataTable)
@@ -112,13 +124,19 @@ class ImagesScreen(BaseScreen):
         except Exception:
             return None
 
-    def current_image(self) -> Any:
-        """The image under the cursor."""
+    def current_row(self) -> tuple[str, Any] | None:
+        """The (tag, image) under the cursor."""
         key = self._cursor_key()
         if key is None:
             return None
-        ident = key.split("|", 1)[0]
-        return next((i for i in self.state.images if i.id == ident), None)
+        ident, _, tag = key.partition("|")
+        img = next((i for i in self.state.images if i.id == ident), None)
+        return (tag, img) if img is not None else None
+
+    def current_image(self) -> Any:
+        """The image under the cursor."""
+        row = self.current_row()
+        return row[1] if row is not None else None
 
     def apply_filter(self, text: str) -> None:
         """Show images whose tags or ID contain every word of ``text``."""
@@ -145,15 +163,16 @@ class ImagesScreen(BaseScreen):
         self.action_details()
 
     def action_details(self) -> None:
-        img = self.current_image()
-        if img is not None:
-            self.app.push_screen(ImageDetailScreen(img.id, image_name(img)))
+        row = self.current_row()
+        if row is not None:
+            self.app.push_screen(ImageDetailScreen(row[1].id, row[0]))
 
     def action_remove(self) -> None:
-        img = self.current_image()
-        if img is None:
+        row = self.current_row()
+        if row is None:
             return
-        name = image_name(img)
+        # A tag row removes that tag (the image goes with its last tag), as `rmi TAG` does.
+        name, img = row
 
         def go(yes: bool | None) -> None:
             if yes:
@@ -224,6 +243,7 @@ class PullScreen(BaseScreen):
     def __init__(self, reference: str) -> None:
         super().__init__()
         self.reference = reference
+        self.crumb = f"pull {reference}"
         self.pulled_layers: dict[str, Any] = {}  # id -> the last Progress
         self.lines: list[str] = []  # status lines, in order
         self.result = ""
@@ -329,6 +349,7 @@ class ImageDetailScreen(BaseScreen):
         super().__init__()
         self.image_id = image_id
         self.name = name
+        self.crumb = name
 
     def compose_body(self) -> ComposeResult:
         with TabbedContent():

@@ -65,6 +65,14 @@ class LogsScreen(BaseScreen):
         self._hold_until = 0.0
         self.set_containers(containers)
 
+    @property
+    def crumb(self) -> str:  # type: ignore[override]
+        if isinstance(self, MergedLogsScreen):
+            return ""
+        names = ", ".join(name for _, name in self.containers[:2])
+        more = f" +{len(self.containers) - 2}" if len(self.containers) > 2 else ""
+        return f"logs {names}{more}"
+
     def set_containers(self, containers: list[tuple[str, str]]) -> None:
         """Which containers to tail: (id, name) pairs; several are merged and tagged."""
         self.containers = containers

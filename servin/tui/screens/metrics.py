@@ -1,8 +1,9 @@
 """The Metrics screen: every running container's live figures side by side, busiest first.
 
 Everything comes from the source's one stats stream and the history it keeps: no call of
-its own. Rows update in place; the order is recomputed at most every ``REORDER`` seconds so
-the cursor (and the eye) does not chase containers whose CPU use crosses each other's.
+its own. The table is a ``KeyedTable`` (only rows on screen are computed, only changed cells
+repainted); the order is recomputed at most every ``REORDER`` seconds so the cursor (and the
+eye) does not chase containers whose CPU use crosses each other's.
 """
 
 from __future__ import annotations
@@ -12,23 +13,24 @@ from typing import Any
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 
 from servin.tui import format as fmt
 from servin.tui.screens.base import BaseScreen
+from servin.tui.table import Column, KeyedTable
 
 REORDER = 3.0
 SORTS = ["cpu", "mem", "net", "block", "pids", "name"]
 
-# key, header, width (wide terminal), width (80 columns)
+# At 80 columns NET is dropped; wide terminals give names and sparklines the room.
 COLUMNS = [
-    ("name", "NAME", 22, 14),
-    ("cpu", "CPU%", 24, 12),
-    ("mem", "MEMORY", 26, 14),
-    ("mempct", "MEM%", 6, 5),
-    ("net", "NET IN/OUT /s", 20, 0),
-    ("block", "BLOCK R/W /s", 20, 13),
-    ("pids", "PIDS", 5, 4),
+    Column("name", "NAME", 14, max_width=40, grow=2),
+    Column("cpu", "CPU%", 12, max_width=24, grow=1),
+    Column("mem", "MEMORY", 14, max_width=26, grow=1),
+    Column("mempct", "MEM%", 6),
+    Column("net", "NET IN/OUT /s", 20, max_width=28, grow=1, priority=2),
+    Column("block", "BLOCK R/W /s", 17, min_width=13, max_width=28, grow=1, priority=1),
+    Column("pids", "PIDS", 5),
 ]
 
 
@@ -44,23 +46,20 @@ class MetricsScreen(BaseScreen):
     def __init__(self) -> None:
         super().__init__()
         self.sort = "cpu"
-        self._order: list[str] = []
-        self._cells: dict[str, list[Any]] = {}
         self._sorted_at = -REORDER
-        self._wide = True
+        self._totals_text = ""
+
+    @property
+    def table(self) -> KeyedTable:
+        """The metrics table."""
+        return self.query_one("#metrics", KeyedTable)
 
     def compose_body(self) -> ComposeResult:
         yield Static("", id="totals", markup=False)
-        yield DataTable(id="metrics", cursor_type="row")
+        yield KeyedTable(COLUMNS, self._row, id="metrics")
 
     def on_mount(self) -> None:
-        table: DataTable[Any] = self.query_one(DataTable)
-        self._wide = self.app.size.width >= 120
-        for key, label, wide, narrow in COLUMNS:
-            width = wide if self._wide else narrow
-            if width:
-                table.add_column(label, key=key, width=width)
-        table.focus()
+        self.table.focus()
 
     def update_data(self, kinds: set[str]) -> None:
         if kinds & {"stats", "containers", "connection"}:
@@ -83,72 +82,54 @@ class MetricsScreen(BaseScreen):
         if h is None:
             return 0.0
         if self.sort == "net":
-            return (h.net_rx[-1] if h.net_rx else 0) + (h.net_tx[-1] if h.net_tx else 0)
-        return (h.blk_read[-1] if h.blk_read else 0) + (h.blk_write[-1] if h.blk_write else 0)
+            return sum(h.tail("net_rx", 1)) + sum(h.tail("net_tx", 1))
+        return sum(h.tail("blk_read", 1)) + sum(h.tail("blk_write", 1))
 
-    def _row(self, cid: str) -> list[Any]:
+    def _row(self, cid: str) -> dict[str, Text]:
         s = self.state.stats.get(cid)
         h = self.state.history.get(cid)
         c = self.state.containers.get(cid)
-        spark = 10 if self._wide else 4
+        cpu_spark = max(2, self.table.width_of("cpu") - 6)
+        mem_spark = max(2, self.table.width_of("mem") - 8)
         name = c.name if c is not None else fmt.short_id(cid)
         cpu = Text(f"{s.cpu_percent:5.1f} " if s else "    - ")
-        cpu.append(fmt.sparkline(h.cpu if h else [], spark, 100.0), "green")
+        cpu.append(fmt.sparkline(h.tail("cpu", cpu_spark) if h else [], cpu_spark, 100.0), "green")
         mem = Text(f"{fmt.size(s.memory_usage) if s else '-':>7} ")
-        mem.append(fmt.sparkline(h.mem if h else [], spark), "cyan")
+        series = h.tail("mem", mem_spark) if h else []
+        host_total = self.state.info.mem_total if self.state.info is not None else 0
+        top = fmt.memory_top(s.memory_limit if s else 0, host_total, series)
+        mem.append(fmt.sparkline(series, mem_spark, top), "cyan")
         mempct = f"{s.memory_percent:.1f}" if s and s.memory_limit else "-"
 
-        def last(series: Any) -> float:
-            return series[-1] if series else 0.0
+        def last(name: str) -> str:
+            return fmt.size(sum(h.tail(name, 1))) if h else "-"
 
-        net = f"{fmt.size(last(h.net_rx)) if h else '-'} / {fmt.size(last(h.net_tx)) if h else '-'}"
-        blk = (
-            f"{fmt.size(last(h.blk_read)) if h else '-'} / "
-            f"{fmt.size(last(h.blk_write)) if h else '-'}"
-        )
-        cells = {
-            "name": name,
+        return {
+            "name": Text(name),
             "cpu": cpu,
             "mem": mem,
-            "mempct": mempct,
-            "net": net,
-            "block": blk,
-            "pids": str(s.pids) if s else "-",
+            "mempct": Text(mempct),
+            "net": Text(f"{last('net_rx')} / {last('net_tx')}"),
+            "block": Text(f"{last('blk_read')} / {last('blk_write')}"),
+            "pids": Text(str(s.pids) if s else "-"),
         }
-        return [cells[key] for key, _, wide, narrow in COLUMNS if (wide if self._wide else narrow)]
 
     def refresh_table(self, force_order: bool = False) -> None:
-        """Update the rows in place; re-sort at most every REORDER seconds (or when asked)."""
-        table: DataTable[Any] = self.query_one(DataTable)
+        """Update the rows on screen; re-sort at most every REORDER seconds (or when asked)."""
+        table = self.table
         running = [cid for cid in self.state.stats if cid in self.state.containers]
         now = self.source.clock()
-        members_changed = set(running) != set(self._order)
-        if force_order or members_changed or now - self._sorted_at >= REORDER:
-            order = sorted(running, key=lambda i: self._container_name(i))
+        if force_order or set(running) != set(table.order) or now - self._sorted_at >= REORDER:
+            order = sorted(running, key=self._container_name)
             order.sort(key=self._key, reverse=self.sort != "name")
             self._sorted_at = now
-        else:
-            order = self._order
-        keys = [key for key, _, wide, narrow in COLUMNS if (wide if self._wide else narrow)]
-        if order != self._order:
-            current = self._cursor_id()
-            table.clear()
-            self._cells = {}
-            for cid in order:
-                self._cells[cid] = self._row(cid)
-                table.add_row(*self._cells[cid], key=cid)
-            self._order = order
-            if current in order:
-                table.move_cursor(row=order.index(current), animate=False)
-        else:
-            for cid in order:
-                cells = self._row(cid)
-                old = self._cells.get(cid)
-                for i, value in enumerate(cells):
-                    if old is None or old[i] != value:
-                        table.update_cell(cid, keys[i], value)
-                self._cells[cid] = cells
+            table.set_order(order)
+        table.refresh_rows()
         self._totals(running)
+
+    def visible_names(self) -> list[str]:
+        """The names shown, in order (tests)."""
+        return [self._container_name(cid) for cid in self.table.order]
 
     def _container_name(self, cid: str) -> str:
         c = self.state.containers.get(cid)
@@ -163,18 +144,15 @@ class MetricsScreen(BaseScreen):
             f"{len(stats)} running │ CPU {cpu:.1f}% │ memory {fmt.size(mem) if mem else '0B'} │ "
             f"{pids} processes"
         )
-        self.query_one("#totals", Static).update(totals)
+        static = self.query_one("#totals", Static)
+        if self._totals_text != totals:
+            self._totals_text = totals
+            static.update(totals, layout=False)
         note = f" │ {self.state.stats_note}" if self.state.stats_note else ""
         self.set_status(f"metrics │ sort: {self.sort} │ one shared stats stream{note}")
 
     def _cursor_id(self) -> str | None:
-        table: DataTable[Any] = self.query_one(DataTable)
-        if not table.row_count:
-            return None
-        try:
-            return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
-        except Exception:  # the cursor sits past the last row while rows are replaced
-            return None
+        return self.table.cursor_key
 
     def action_sort_next(self) -> None:
         self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
@@ -196,7 +174,7 @@ class MetricsScreen(BaseScreen):
 
             self.app.push_screen(ContainerDetailScreen(cid))
 
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+    def on_keyed_table_row_selected(self, event: KeyedTable.RowSelected) -> None:
         event.stop()
         self.action_details()
 

@@ -325,6 +325,7 @@ class InspectScreen(BaseScreen):
         self.service = service
         self.request = request
         self.label = label
+        self.crumb = label
 
     def compose_body(self) -> ComposeResult:
         yield Tree(self.label, id="tree")

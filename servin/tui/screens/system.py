@@ -99,8 +99,11 @@ def _host_text(info: Any) -> str:
         f"name        {info.name}",
         f"os          {info.operating_system} ({info.os_type}/{info.architecture})",
         f"kernel      {info.kernel_version}",
-        f"cpus        {info.ncpu}   memory {fmt.size(info.mem_total)}",
+        f"cpus        {info.ncpu}   memory {fmt.size(info.mem_total)}"
+        + (f" ({fmt.size(info.mem_available)} available)" if info.mem_available else ""),
         f"cgroups     v{info.cgroup_version} ({info.cgroup_driver})",
     ]
+    if info.load_average:
+        lines.append("load        " + " ".join(f"{v:.2f}" for v in info.load_average))
     lines += [f"warning     {w}" for w in info.warnings]
     return "\n".join(lines)

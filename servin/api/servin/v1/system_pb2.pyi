@@ -59,7 +59,7 @@ class InfoRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class InfoResponse(_message.Message):
-    __slots__ = ("id", "name", "containers", "containers_running", "containers_paused", "containers_stopped", "images", "storage_driver", "cgroup_driver", "cgroup_version", "kernel_version", "operating_system", "os_type", "architecture", "ncpu", "mem_total", "root_dir", "exec_root", "default_runtime", "runtimes", "server_version", "system_time", "insecure_registries", "registry_mirrors", "warnings", "logging_driver", "security_options", "pods", "volumes", "networks", "socket", "daemon_pid", "started_at")
+    __slots__ = ("id", "name", "containers", "containers_running", "containers_paused", "containers_stopped", "images", "storage_driver", "cgroup_driver", "cgroup_version", "kernel_version", "operating_system", "os_type", "architecture", "ncpu", "mem_total", "root_dir", "exec_root", "default_runtime", "runtimes", "server_version", "system_time", "insecure_registries", "registry_mirrors", "warnings", "logging_driver", "security_options", "pods", "volumes", "networks", "socket", "daemon_pid", "started_at", "cpu_busy_ns", "cpu_total_ns", "mem_available", "load_average")
     class RegistryMirrorsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -100,6 +100,10 @@ class InfoResponse(_message.Message):
     SOCKET_FIELD_NUMBER: _ClassVar[int]
     DAEMON_PID_FIELD_NUMBER: _ClassVar[int]
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    CPU_BUSY_NS_FIELD_NUMBER: _ClassVar[int]
+    CPU_TOTAL_NS_FIELD_NUMBER: _ClassVar[int]
+    MEM_AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    LOAD_AVERAGE_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     containers: int
@@ -133,7 +137,11 @@ class InfoResponse(_message.Message):
     socket: str
     daemon_pid: int
     started_at: _timestamp_pb2.Timestamp
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., containers: _Optional[int] = ..., containers_running: _Optional[int] = ..., containers_paused: _Optional[int] = ..., containers_stopped: _Optional[int] = ..., images: _Optional[int] = ..., storage_driver: _Optional[str] = ..., cgroup_driver: _Optional[str] = ..., cgroup_version: _Optional[int] = ..., kernel_version: _Optional[str] = ..., operating_system: _Optional[str] = ..., os_type: _Optional[str] = ..., architecture: _Optional[str] = ..., ncpu: _Optional[int] = ..., mem_total: _Optional[int] = ..., root_dir: _Optional[str] = ..., exec_root: _Optional[str] = ..., default_runtime: _Optional[str] = ..., runtimes: _Optional[_Iterable[str]] = ..., server_version: _Optional[str] = ..., system_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., insecure_registries: _Optional[_Iterable[str]] = ..., registry_mirrors: _Optional[_Mapping[str, str]] = ..., warnings: _Optional[_Iterable[str]] = ..., logging_driver: _Optional[str] = ..., security_options: _Optional[str] = ..., pods: _Optional[int] = ..., volumes: _Optional[int] = ..., networks: _Optional[int] = ..., socket: _Optional[str] = ..., daemon_pid: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    cpu_busy_ns: int
+    cpu_total_ns: int
+    mem_available: int
+    load_average: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., containers: _Optional[int] = ..., containers_running: _Optional[int] = ..., containers_paused: _Optional[int] = ..., containers_stopped: _Optional[int] = ..., images: _Optional[int] = ..., storage_driver: _Optional[str] = ..., cgroup_driver: _Optional[str] = ..., cgroup_version: _Optional[int] = ..., kernel_version: _Optional[str] = ..., operating_system: _Optional[str] = ..., os_type: _Optional[str] = ..., architecture: _Optional[str] = ..., ncpu: _Optional[int] = ..., mem_total: _Optional[int] = ..., root_dir: _Optional[str] = ..., exec_root: _Optional[str] = ..., default_runtime: _Optional[str] = ..., runtimes: _Optional[_Iterable[str]] = ..., server_version: _Optional[str] = ..., system_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., insecure_registries: _Optional[_Iterable[str]] = ..., registry_mirrors: _Optional[_Mapping[str, str]] = ..., warnings: _Optional[_Iterable[str]] = ..., logging_driver: _Optional[str] = ..., security_options: _Optional[str] = ..., pods: _Optional[int] = ..., volumes: _Optional[int] = ..., networks: _Optional[int] = ..., socket: _Optional[str] = ..., daemon_pid: _Optional[int] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., cpu_busy_ns: _Optional[int] = ..., cpu_total_ns: _Optional[int] = ..., mem_available: _Optional[int] = ..., load_average: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class EventsRequest(_message.Message):
     __slots__ = ("since", "until", "filters")

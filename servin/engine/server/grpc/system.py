@@ -67,6 +67,8 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
         images = await asyncio.to_thread(self.engine.images.list)
         states = [c.state.status for c in await self.engine.containers.list()]
         active = states.count("running") + states.count("paused") + states.count("restarting")
+        networks = await self.engine.networks.list()
+        cpu_busy, cpu_total = hostinfo.cpu_times_ns()
         cfg = self.engine.config
         return system_pb2.InfoResponse(
             id=self.engine.id,
@@ -77,6 +79,7 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
             containers_paused=states.count("paused"),
             containers_stopped=len(states) - active,
             volumes=len(await asyncio.to_thread(self.engine.volumes.list)),
+            networks=len(networks),
             storage_driver=self.engine.snapshots.driver,
             cgroup_driver="cgroupfs",
             cgroup_version=hostinfo.cgroup_version(),
@@ -99,6 +102,10 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
             socket=str(cfg.main_socket),
             daemon_pid=os.getpid(),
             started_at=from_ns(self.engine.started_at_ns),
+            cpu_busy_ns=cpu_busy,
+            cpu_total_ns=cpu_total,
+            mem_available=hostinfo.mem_available(),
+            load_average=list(os.getloadavg()),
         )
 
     async def Events(
