@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import servin
 from bench.engines import CliEngine, servin_engine
 from bench.peers import DockerPeer, OciBundle, PodmanPeer, Registry
 from servin.devtools.busybox import write_rootfs
@@ -25,6 +27,9 @@ class Environment:
 
     def __init__(self, quick: bool) -> None:
         self.quick = quick
+        # An installed servin has its bytecode compiled (pip does it); a checkout run with
+        # PYTHONDONTWRITEBYTECODE would compile every module at every CLI start instead.
+        compileall.compile_dir(Path(servin.__file__).parent, quiet=1)
         self.work = short_tmpdir("bench-")
         self._stack = contextlib.ExitStack()
         self._cache: dict[str, object] = {}

@@ -12,11 +12,12 @@ from bench.scenarios import (
     logs,
     memory,
     pull,
+    short,
     start,
     throughput,
 )
 
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (start, throughput, memory, pull, logs, listing, console, dockerapi,
-              build)
+              build, short)
 }

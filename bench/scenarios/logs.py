@@ -3,6 +3,11 @@ CPU time meanwhile), and ``logs`` reading a big log back to /dev/null."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import time
+from datetime import datetime
+
 from bench.engines import CliEngine
 from bench.env import Environment
 from bench.measure import Measure, timed
@@ -31,8 +36,8 @@ def write_log(engine: CliEngine, name: str, size: int) -> float:
 
 
 def run(env: Environment, result: ScenarioResult) -> None:
-    # The issue asks for a 1 GB read; at Servin's current ~0.6 MB/s (one gRPC message per
-    # line) that is half an hour per read, so a full run reads READ_MB and notes the rate.
+    # READ_MB (the issue's row) keeps docker's three reads to about a minute; the notes give
+    # each engine's rate (tests/containers/test_biglog.py reads a 1 GiB log through).
     write_mb, read_mb, rounds = (5, 5, 1) if env.quick else (200, READ_MB, 3)
     servin = env.servin
     assert env.daemon.proc is not None
@@ -59,7 +64,8 @@ def run(env: Environment, result: ScenarioResult) -> None:
         result.add(Row(metric, elapsed["servin"]))
         result.add(Row(cpu_metric, cpu["servin"]))
     for engine, pid in engines[1:]:
-        result.add(Row(metric, elapsed["servin"], engine.name, elapsed[engine.name]))
+        target = "<= 1x" if engine.name == "podman" else ""
+        result.add(Row(metric, elapsed["servin"], engine.name, elapsed[engine.name], target))
         if pid is not None:
             result.add(Row(cpu_metric, cpu["servin"], f"{engine.name}d", cpu[engine.name]))
     result.notes.append(
@@ -85,4 +91,42 @@ def run(env: Environment, result: ScenarioResult) -> None:
     if len(readers) == 1:
         result.add(Row(metric, reads["servin"]))
     else:
-        result.add(Row(metric, reads["servin"], "docker", reads["docker"]))
+        result.add(Row(metric, reads["servin"], "docker", reads["docker"], "<= 0.5x"))
+    follow_latency(env, result, [servin, *env.peers()], 15 if env.quick else 40)
+
+
+def follow_latency(env: Environment, result: ScenarioResult, engines: list[CliEngine],
+                   lines: int) -> None:  # fmt: skip
+    """``logs -f -t``: how long after its log entry's time each line reaches the follower."""
+    latency = {e.name: Measure("ms") for e in engines}
+    for engine in engines:
+        script = (f"sleep 2; i=0; while [ $i -lt {lines} ]; do echo tick$i; i=$((i+1)); "
+                  "sleep 0.1; done")
+        engine.run_detached("bench-follow", "sh", "-c", script)
+        follower = subprocess.Popen(engine.cmd("logs", "-f", "-t", "bench-follow"), env=engine.env,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)  # fmt: skip
+        try:
+            assert follower.stdout is not None
+            for i, raw in enumerate(follower.stdout):
+                arrived = time.time()
+                if i >= 2:  # the first lines may have been written before the follower started
+                    latency[engine.name].add((arrived - entry_time(raw.split()[0])) * 1000)
+        finally:
+            follower.kill()
+            follower.wait()
+            engine.run("rm", "-f", "bench-follow")
+    metric = "`logs -f`: entry written to line on the follower's stdout"
+    if len(engines) == 1:
+        result.add(Row(metric, latency["servin"], target="< 50 ms"))
+    for engine in engines[1:]:
+        result.add(Row(metric, latency["servin"], engine.name, latency[engine.name], "< 50 ms"))
+
+
+def entry_time(stamp: bytes) -> float:
+    """Seconds since the epoch of an RFC 3339 timestamp as ``logs -t`` prints it (any number
+    of decimals, ``Z`` or an offset)."""
+    m = re.fullmatch(r"([0-9T:-]+)(\.\d+)?(Z|[+-]\d\d:\d\d)", stamp.decode())
+    if m is None:
+        raise ValueError(f"not a timestamp: {stamp!r}")
+    zone = "+00:00" if m.group(3) == "Z" else m.group(3)
+    return datetime.fromisoformat(m.group(1) + zone).timestamp() + float(m.group(2) or 0)

@@ -110,9 +110,22 @@ def run(env: Environment, result: ScenarioResult) -> None:
 def _zygote_note(daemon: DaemonProcess) -> str:
     """The monitor zygote's own footprint (one per daemon, not per container)."""
     sock = str(daemon.exec_root)
-    for pid in pids_where(lambda a: "--socket" in a and any(x.startswith(sock) for x in a)):
+    # The zygote's forks (the monitor it keeps waiting, its setup child) share its command
+    # line: the zygote is the one whose parent is none of them.
+    found = set(pids_where(lambda a: "--socket" in a and any(x.startswith(sock) for x in a)))
+    for pid in sorted(found):
+        if _parent(pid) in found:
+            continue
         return (
             f"monitor zygote (one per daemon, forks the monitors): RSS {rss_mb(pid):.1f} MB, "
             f"PSS {pss_mb(pid):.1f} MB"
         )
     return ""
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return int(f.read().rsplit(b")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0

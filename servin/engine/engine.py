@@ -28,9 +28,11 @@ from servin.engine.images.registry.client import Registries
 from servin.engine.images.service import ImageService
 from servin.engine.images.store import ImageStore
 from servin.engine.networks.service import NetworkService
+from servin.engine.store import trash
 from servin.engine.store.content import ContentStore
 from servin.engine.store.metadata import MetadataStore
 from servin.engine.store.snapshots import Snapshotter
+from servin.engine.store.trash import Trash
 from servin.engine.volumes.service import VolumeService
 from servin.engine.volumes.store import VolumeStore
 
@@ -54,8 +56,10 @@ class Engine:
         self.content = ContentStore(config.root / "content")
         self.events = EventBus()
         image_store = ImageStore(self.meta, self.content)
+        # Deletes removed containers' files off the request's path (see store/trash.py).
+        self.trash = Trash()
         self.snapshots = Snapshotter(config.root / "snapshots", driver=config.storage_driver,
-                                     max_layer_size=config.max_layer_size)
+                                     max_layer_size=config.max_layer_size, trash=self.trash)
         self.containers = ContainerService(
             config, ContainerStore(self.meta), image_store, self.snapshots, self.events
         )
@@ -89,6 +93,9 @@ class Engine:
         if removed:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
         self.snapshots.repair()
+        # Removals the background had not done when the daemon stopped.
+        trash.sweep(self.config.root / "containers")
+        trash.sweep(self.config.exec_root / "containers")
         self.volumes.repair_disk()
         # No operation runs yet: a snapshot without a container record is a create that a
         # crash interrupted, and whatever no record references is garbage.
@@ -108,6 +115,8 @@ class Engine:
 
     def close(self) -> None:
         """Flush and close the stores."""
+        # What is left undone is swept at the next start; waiting a little spares that.
+        self.trash.drain(timeout=5.0)
         self.meta.close()
 
     @staticmethod

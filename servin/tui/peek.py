@@ -17,6 +17,7 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Static
 
+from servin.client.logs import entries as log_entries
 from servin.errors import ServinError
 from servin.tui import format as fmt
 from servin.tui.graph import Graph
@@ -130,10 +131,9 @@ class ContainerPeek(Horizontal):
             id=container_id, follow=True, stdout=True, stderr=True, timestamps=True, tail=TAIL
         )
         try:
-            async for entry in self.source.stream("containers", "Logs", request):
-                if not entry.container_id:
-                    entry.container_id = container_id
-                self._pending.extend(lines_from_entries([entry], None, self._partial))
+            async for chunk in self.source.stream("containers", "Logs", request):
+                entries = list(log_entries(chunk, container_id))
+                self._pending.extend(lines_from_entries(entries, None, self._partial))
                 if self._drain_timer is None:
                     self._drain_timer = self.set_timer(BATCH, self._drain, name="peek-drain")
         except ServinError as exc:

@@ -15,6 +15,7 @@ from servin.engine.runtime.monitor.client import spawn
 from servin.engine.runtime.monitor.protocol import (
     CONTAINER_PID,
     EXIT_RECORD,
+    MONITOR_COMM,
     MONITOR_PID,
     MONITOR_SOCK,
     monitor_alive,
@@ -117,6 +118,27 @@ def test_log_rotation(harness: Harness) -> None:
     numbers = [int(t.split()[1]) for f in files for _, t in json_log(f)]
     assert numbers == list(range(numbers[0], 300)) and numbers[0] > 0
     assert all(f.stat().st_size <= 2048 for f in files)
+
+
+def test_a_slow_attach_client_gets_everything(harness: Harness) -> None:
+    # 6 MB, read at a few MB/s: far behind a monitor that logs at hundreds of MB/s, but always
+    # taking data, so the output waits for it (as docker's attach) instead of dropping frames.
+    script = "yes 0123456789012345678901234567890123456789 | head -c 6000000; echo END"
+
+    async def go():
+        _spec, mon = await harness.create(["/bin/sh", "-c", script])
+        slow = await mon.attach()
+        await mon.start()
+        got = bytearray()
+        async for _stream, data in slow:
+            got += data
+            await asyncio.sleep(0.002)
+        await slow.close()
+        return bytes(got), await asyncio.wait_for(mon.wait(), 60)
+
+    got, record = arun(go(), timeout=120)
+    assert record.exit_code == 0
+    assert len(got) == 6_000_000 + 4 and got.endswith(b"END\n")
 
 
 def test_two_attach_clients_see_all_output(harness: Harness) -> None:
@@ -253,11 +275,20 @@ def test_failed_create_is_one_line_and_leaves_nothing(harness: Harness) -> None:
 
 
 def children_of(pid: int) -> set[int]:
+    """The zygote's monitors (not the one it keeps waiting for the next request)."""
     out: set[int] = set()
     for tid in os.listdir(f"/proc/{pid}/task"):
         with open(f"/proc/{pid}/task/{tid}/children") as f:
             out.update(int(p) for p in f.read().split())
-    return out
+    monitors = set()
+    for child in out:
+        try:
+            with open(f"/proc/{child}/comm") as f:
+                if f.read().strip() == MONITOR_COMM:
+                    monitors.add(child)
+        except FileNotFoundError:
+            continue
+    return monitors
 
 
 def test_monitor_files_while_running(harness: Harness) -> None:

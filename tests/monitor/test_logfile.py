@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 from pathlib import Path
+
+import pytest
 
 from servin.engine.runtime.monitor.logfile import MAX_LINE, LogWriter
 from servin.engine.runtime.monitor.protocol import STDERR, STDOUT, LogConfig
 
+T0 = 1_700_000_000_123_456_789
 RFC3339_NANO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z$")
 
 
@@ -105,6 +109,44 @@ def test_appends_to_an_existing_log(tmp_path: Path) -> None:
         w.write(STDOUT, word)
         w.close()
     assert [e["log"] for e in entries(log)] == ["first\n", "second\n"]
+
+
+def _one_by_one(path: Path, driver: str, writes: list[tuple[int, bytes, int]],
+                attrs: dict[str, str]) -> bytes:  # fmt: skip
+    """What the writer logs for ``writes`` when every line goes through ``_entry`` alone."""
+    w = LogWriter(str(path), driver, attrs=attrs)
+    out = []
+    pending = {STDOUT: b"", STDERR: b""}
+    for stream, data, ns in writes:
+        ts = w._timestamp(ns)
+        buf = pending[stream] + data
+        *lines, pending[stream] = buf.split(b"\n")
+        out += [w._entry(stream, line + b"\n", True, ts) for line in lines]
+    w.close()
+    return b"".join(out)
+
+
+@pytest.mark.parametrize(("driver", "attrs"), [("json-file", {}), ("cri", {}),
+                                                ("json-file", {"tier": 'w"eb', "é": "x"})])
+def test_whole_chunks_are_logged_byte_for_byte_as_line_by_line(
+    tmp_path: Path, driver: str, attrs: dict[str, str]
+) -> None:
+    rng = random.Random(7)
+    alphabet = [b"a", b"Z", b"0", b" ", b'"', b"\\", b"\t", b"\x01", b"\x1f", b"\x7f", b"<>&",
+                "é".encode(), "☃".encode(), "\u2028".encode(), "😀".encode(), b"\xff", b"\xc3",
+                b"\r", b"/", b"\n", b"\n", b"\n"]  # fmt: skip
+    plain = [b"a", b"Z", b"0", b" ", b"/", b"<>&", b"\x7f", b"\n"]  # no escapes needed
+    writes = []
+    for i in range(400):
+        chars = plain if i % 2 else alphabet
+        data = b"".join(rng.choice(chars) for _ in range(rng.randrange(0, 300)))
+        writes.append((rng.choice((STDOUT, STDERR)), data, T0 + i * 1_000_003))
+    log = tmp_path / "bulk.log"
+    w = LogWriter(str(log), driver, attrs=attrs)
+    for stream, data, ns in writes:
+        w.write(stream, data, ns)
+    w.close()
+    assert log.read_bytes() == _one_by_one(tmp_path / "single.log", driver, writes, attrs)
 
 
 def test_json_file_attributes_on_every_entry(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def test_spec_round_trip_and_rejects() -> None:
            "runtime": {"name": "runc", "binary": "/usr/sbin/runc", "root": "/r"},
            "log": {"path": "/l", "driver": "cri", "max_size": 10, "max_file": 2,
                    "attrs": {"tier": "web"}},
-           "open_stdin": True, "tty": False}
+           "open_stdin": True, "tty": False, "start": True}
     spec = SpawnSpec.from_json(obj)
     assert SpawnSpec.from_json(spec.to_json()) == spec
     assert spec.to_json() == obj

@@ -16,7 +16,7 @@ import pytest
 
 from servin.engine.runtime.monitor import client
 from servin.engine.runtime.monitor.client import MonitorClient
-from servin.engine.runtime.monitor.protocol import monitor_alive, read_exit_record
+from servin.engine.runtime.monitor.protocol import MONITOR_COMM, monitor_alive, read_exit_record
 
 from .bundle import remove_test_cgroups
 from .conftest import REPO, Harness, arun, zygote_pid
@@ -76,8 +76,15 @@ def test_container_survives_daemon_and_zygote_kill(harness: Harness, private_roo
     finally:
         daemon.kill()  # SIGKILL: the daemon gets no chance to clean anything up
         daemon.wait()
+    waiting = _waiting_for_a_request(old_zygote)
+    assert len(waiting) == 2, "the zygote keeps a monitor and its setup child forked ahead"
     os.kill(old_zygote, signal.SIGKILL)
     time.sleep(0.1)
+    # The pair forked ahead goes with its zygote (nothing would ever serve its socket).
+    deadline = time.monotonic() + 5
+    while any(_running(pid) for pid in waiting):
+        assert time.monotonic() < deadline, "the waiting monitor outlived its zygote"
+        time.sleep(0.02)
 
     # The container and its monitor carry on without either.
     assert monitor_alive(state_dir)
@@ -99,6 +106,33 @@ def test_container_survives_daemon_and_zygote_kill(harness: Harness, private_roo
     assert read_exit_record(state_dir) == record
     entries = [json.loads(x) for x in spec.log.path.read_text().splitlines()]
     assert [e["log"] for e in entries] == [f"{i}\n" for i in range(60)]  # no gap, no loss
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/children") as f:
+            out.extend(int(p) for p in f.read().split())
+    return out
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs (a zombie does not: its reaper may be this very test
+    process, a subreaper after the runtime tests)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except FileNotFoundError:
+        return False
+
+
+def _waiting_for_a_request(zygote: int) -> list[int]:
+    """The zygote's monitor that has no container yet, and that monitor's setup child."""
+    for child in _children(zygote):
+        with open(f"/proc/{child}/comm") as f:
+            if f.read().strip() != MONITOR_COMM:
+                return [child, *_children(child)]
+    return []
 
 
 def test_exit_while_no_daemon_is_recorded(harness: Harness) -> None:

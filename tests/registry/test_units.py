@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import stat
-import threading
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from servin.engine.images.registry.auth import parse_challenges
 from servin.engine.images.registry.client import is_local
 from servin.engine.images.registry.login import registry_host
 from servin.engine.images.registry.tls import ssl_context
-from servin.engine.images.streampipe import BytePipe, PipeAborted
 from servin.errors import InvalidArgument, NotFound
 
 DIGEST_A = "sha256:" + "a" * 64
@@ -111,29 +109,6 @@ def test_a_client_certificate_without_its_key_is_an_error(tmp_path: Path) -> Non
     with pytest.raises(InvalidArgument, match=r"has no key client\.key"):
         ssl_context(tmp_path, "registry.example.com:5000")
     assert ssl_context(tmp_path, "other:5000") is not None  # no directory: system CAs only
-
-
-def test_byte_pipe_streams_and_aborts() -> None:
-    pipe = BytePipe(depth=2)
-    got = bytearray()
-
-    def reader() -> None:
-        while chunk := pipe.read(3):
-            got.extend(chunk)
-
-    thread = threading.Thread(target=reader)
-    thread.start()
-    for part in (b"hello ", b"layer ", b"bytes"):
-        pipe.put(part)
-    pipe.finish()
-    thread.join(5)
-    assert bytes(got) == b"hello layer bytes"
-
-    aborted = BytePipe()
-    aborted.put(b"partial")
-    aborted.abort()
-    with pytest.raises(PipeAborted):
-        aborted.read(100)
 
 
 def _progress_stream() -> list[object]:

@@ -275,3 +275,32 @@ def test_stream_on_a_terminal_redraws_in_place(engine: DaemonProcess) -> None:
     assert text.count("\x1b[2J") == 1  # the screen is cleared once, at the start
     assert text.rfind("\x1b[?25h") > text.rfind("\x1b[H"), repr(text[-80:])  # cursor back
     engine.cli("rm", "-f", "watched", check=True)
+
+
+def test_one_shot_answers_at_once_and_leaves_streams_their_baselines(
+    engine: DaemonProcess,
+) -> None:
+    run_detached(engine, "--name", "oneshot", "busybox", "sh", "-c", "while :; do :; done")
+    time.sleep(0.5)
+    # No stream open: each one-shot is a read of its own, its CPU % the average since start.
+    first = _batches(engine, 1, ids=["oneshot"], stream=False)[0].stats[0]  # type: ignore[attr-defined]
+    second = _batches(engine, 1, ids=["oneshot"], stream=False)[0].stats[0]  # type: ignore[attr-defined]
+    assert first.cpu_percent > 5.0 and second.cpu_percent > 5.0, (first, second)
+    assert second.read.ToNanoseconds() > first.read.ToNanoseconds()
+    # With a stream open, a one-shot is the stream's latest pass, and the stream's next
+    # figures still cover its own intervals (the one-shot moved no baseline).
+    with grpc_client(engine) as client:
+        stream = client.containers.Stats(containers_pb2.StatsRequest(
+            ids=["oneshot"], stream=True, interval_ms=400))  # fmt: skip
+        seen = [next(stream).stats[0] for _ in range(2)]
+        shot = client.containers.Stats(containers_pb2.StatsRequest(ids=["oneshot"]))
+        (one,) = next(shot).stats
+        seen += [next(stream).stats[0] for _ in range(3)]
+        stream.close()
+    reads = [s.read.ToNanoseconds() for s in seen]
+    assert one.read.ToNanoseconds() in reads
+    for before, after in itertools.pairwise(seen[1:]):
+        wall_ns = after.read.ToNanoseconds() - before.read.ToNanoseconds()
+        share = 100.0 * (after.cpu_total_ns - before.cpu_total_ns) / wall_ns
+        assert abs(after.cpu_percent - share) <= 5.0 + 0.25 * share, (after.cpu_percent, share)
+    engine.cli("rm", "-f", "oneshot", check=True)

@@ -28,6 +28,7 @@ from servin.api.servin.v1 import (  # noqa: F401 - registers the message types
     volumes_pb2,
 )
 from servin.client.errors import UNSUPPORTED, Unimplemented, unreachable
+from servin.client.logs import chunk_of
 from servin.errors import Conflict, NotFound
 
 DATA = Path(__file__).parent / "data" / "daemon.json"
@@ -104,7 +105,7 @@ class FakeDaemon:
         )
         entry.time.FromNanoseconds(int((t or self.now) * 1e9))
         for q in self._log_queues.get(container_id, []):
-            q.put_nowait(entry)
+            q.put_nowait(chunk_of([entry]))
 
     def push_event(self, ev: Any) -> None:
         """A live event to every open events stream."""
@@ -181,7 +182,9 @@ class FakeContainers(_Service):
         q: asyncio.Queue[Any] = asyncio.Queue()
         if request.follow:
             self.d._log_queues.setdefault(c.id, []).append(q)
-        return self.d.open_stream(entries, q, follow=request.follow)
+        # The daemon sends many entries per message: the backlog as one LogChunk here.
+        return self.d.open_stream([chunk_of(entries)] if entries else [], q,
+                                  follow=request.follow)  # fmt: skip
 
     def Stats(self, request: Any, **_: Any) -> AsyncIterator[Any]:
         self.d.check()

@@ -82,6 +82,7 @@ def record(out: Path) -> None:
         system_pb2,
         volumes_pb2,
     )
+    from servin.client.logs import entries as log_entries
     from servin.client.sync import Client
     from servin.devtools.busybox import write_rootfs
     from servin.errors import ServinError
@@ -160,13 +161,11 @@ def record(out: Path) -> None:
                         c.containers.Top,
                         containers_pb2.TopRequest(id=ctr.id),
                     )
-                entries = list(
-                    c.containers.Logs(
-                        containers_pb2.ContainerLogsRequest(
-                            id=ctr.id, stdout=True, stderr=True, tail=400, timestamps=True
-                        )
-                    )
+                request = containers_pb2.ContainerLogsRequest(
+                    id=ctr.id, stdout=True, stderr=True, tail=400, timestamps=True
                 )
+                entries = [e for chunk in c.containers.Logs(request)
+                           for e in log_entries(chunk)]  # fmt: skip
                 calls[f"Containers.Logs/{ctr.id}"] = [keep("log", e) for e in entries]
             since = Timestamp()
             since.FromSeconds(int(now - 600))

@@ -365,19 +365,43 @@ def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, deta
         since=parse_time(since, "--since"),
         until=parse_time(until, "--until"),
         timestamps=timestamps,
+        details=details,
     )
-    out = {1: sys.stdout.buffer, 2: sys.stderr.buffer}
-    for entry in get_client().containers.Logs(request):
-        target = out.get(entry.stream, sys.stdout.buffer)
-        if timestamps:
-            stamp = entry.time.ToJsonString()
-            target.write(stamp.encode() + b" ")
-        if details:  # docker's attributes (--log-opt labels=/env=), "k=v,k=v", then a space
-            attrs = ",".join(f"{k}={v}" for k, v in sorted(entry.attrs.items()))
-            target.write(attrs.encode() + b" ")
-        target.write(entry.data)
-        if follow:
-            target.flush()
+    write_logs(get_client().containers.Logs(request), timestamps=timestamps, details=details,
+               follow=follow)  # fmt: skip
+
+
+def write_logs(chunks: Any, *, timestamps: bool, details: bool, follow: bool) -> None:
+    """Write ``LogChunk``s to stdout and stderr: buffered (flushed where the stream changes,
+    so the two keep their order on one terminal), and at once after each chunk when
+    following. ``timestamps`` put docker's time, ``details`` the entry's attributes
+    (``k=v,k=v``, from ``--log-opt labels=/env=``) and a space before each line."""
+    from servin.client.logs import Stamper, records
+
+    stdout, stderr = sys.stdout.buffer, sys.stderr.buffer
+    stamp = Stamper() if timestamps else None
+    last = stdout
+    try:
+        for chunk in chunks:
+            attrs = b""
+            if details:
+                text = ",".join(f"{k}={v}" for k, v in sorted(chunk.attrs.items()))
+                attrs = text.encode() + b" "
+            for stream, ns, data in records(chunk):
+                target = stderr if stream == 2 else stdout
+                if target is not last:
+                    last.flush()
+                    last = target
+                if stamp is not None:
+                    target.write(stamp(ns) + b" " + attrs + data)
+                elif details:
+                    target.write(attrs + data)
+                else:
+                    target.write(data)
+            if follow:
+                last.flush()
+    finally:
+        last.flush()
 
 
 @click.command()

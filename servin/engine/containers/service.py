@@ -60,7 +60,6 @@ from servin.engine.containers.store import ContainerStore
 from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.images.store import ImageStore
-from servin.engine.linux.netdev import bring_up_loopback
 from servin.engine.runtime.bundle import BundleInputs, NamespacePaths, build_config, write_bundle
 from servin.engine.runtime.monitor.client import (
     Attachment,
@@ -81,6 +80,7 @@ from servin.engine.runtime.monitor.runtimes import make_runtime
 from servin.engine.runtime.userdb import resolve_user
 from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.snapshots.layers import chain_ids
+from servin.engine.store.trash import remove_unmounted
 from servin.engine.volumes.copyup import copy_up
 from servin.engine.volumes.service import VolumeService, VolumeUser
 from servin.errors import Conflict, InvalidArgument, NotFound, ServinError, Unavailable
@@ -413,10 +413,13 @@ class ContainerService:
         paths = self.paths(container_id)
         with contextlib.suppress(ServinError, OSError):
             self.snapshots.unmount(paths.rootfs)
+        # The rw layer and the container's directory (its log may be big) are renamed aside
+        # now and deleted in the background; the start-up repair sweeps what a crash leaves.
         with contextlib.suppress(ServinError, OSError):
-            self.snapshots.remove(container_id)
-        shutil.rmtree(paths.dir, ignore_errors=True)
-        shutil.rmtree(paths.state_dir, ignore_errors=True)
+            self.snapshots.discard(container_id)
+        with contextlib.suppress(OSError):
+            self.snapshots.trash.move_aside(paths.dir)
+            self.snapshots.trash.move_aside(paths.state_dir, remove_unmounted)
 
     # -- start ---------------------------------------------------------------------------
 
@@ -463,7 +466,8 @@ class ContainerService:
         image_config = self.images.config(record)
         if not c.state.rootfs_mounted:
             paths.rootfs.mkdir(parents=True, exist_ok=True)
-            self.snapshots.mount(c.id, paths.rootfs)
+            # A container removed at its exit needs no durable writes (podman does the same).
+            self.snapshots.mount(c.id, paths.rootfs, volatile=c.spec.auto_remove)
             c.state.rootfs_mounted = True
             self.store.save_state(c)
         image = image_config.get("config") or {}
@@ -506,6 +510,12 @@ class ContainerService:
         try:
             bundle = await asyncio.to_thread(self._prepare_bundle, c)
             crashpoint("container.start.after-mount")
+            # Without links to make (the runtime brings lo up), nothing happens between create
+            # and start: the monitor starts the program at once, and the waiting attach
+            # requests ride along with the spawn.
+            mode = c.spec.network_mode
+            direct = mode in ("", "none", "host") or mode.startswith("container:")
+            waiting = [(f, o) for f, o in self._pending_attach.get(c.id, []) if not f.done()]
             spawn_spec = SpawnSpec(
                 id=c.id,
                 bundle=bundle,
@@ -515,21 +525,24 @@ class ContainerService:
                 runtime=self._runtime_config(c.runtime),
                 open_stdin=c.spec.open_stdin,
                 tty=c.spec.tty,
+                start=direct,
             )
-            result = await self._spawn(spawn_spec)
+            self._exit_event(c.id).clear()
+            result = await self._spawn(spawn_spec, [o for _, o in waiting] if direct else [])
             spawned = True
             crashpoint("container.start.after-spawn")
-            if c.spec.network_mode == "none" or not c.spec.network_mode:
-                await asyncio.to_thread(bring_up_loopback, result.pid)
-            elif self.networks is not None:
-                image = (
-                    await asyncio.to_thread(self._image_config, c) if c.spec.publish_all else {}
-                )
-                published = await self.networks.attach(c, result.pid, image)
-            crashpoint("container.start.after-network")
-            self._exit_event(c.id).clear()
-            await self._attach_waiters(c.id)
-            await MonitorClient(paths.state_dir).start()
+            if direct:
+                await self._hand_attachments(c.id, waiting, result.attachments)
+                crashpoint("container.start.after-network")
+                await self._attach_waiters(c.id)  # any that came during the spawn
+            else:
+                if self.networks is not None:
+                    image = (await asyncio.to_thread(self._image_config, c)
+                             if c.spec.publish_all else {})
+                    published = await self.networks.attach(c, result.pid, image)
+                crashpoint("container.start.after-network")
+                await self._attach_waiters(c.id)
+                await MonitorClient(paths.state_dir).start()
             crashpoint("container.start.after-monitor-start")
         except BaseException as exc:
             if spawned:
@@ -562,14 +575,14 @@ class ContainerService:
         self.events.publish("container", "start", c.id, name=c.name, image=c.image_ref)
         self._watch(c)
 
-    async def _spawn(self, spec: SpawnSpec) -> SpawnResult:
-        """Have the zygote fork the container's monitor; a zygote that died (killed, OOM) is
-        started again, once."""
+    async def _spawn(self, spec: SpawnSpec, attach: list[dict[str, bool]]) -> SpawnResult:
+        """Have the zygote fork the container's monitor (``attach``: streams to pass along,
+        see ``spawn``); a zygote that died (killed, OOM) is started again, once."""
         for attempt in (1, 2):
             if self._zygote is None:
                 self._zygote = await asyncio.to_thread(ensure_zygote, self.config.exec_root)
             try:
-                return await spawn(self._zygote, spec)
+                return await spawn(self._zygote, spec, attach)
             except Unavailable as exc:
                 if "monitor zygote" not in str(exc):
                     raise  # the zygote answered: the creation itself failed
@@ -578,6 +591,19 @@ class ContainerService:
                     raise
                 log.warning("the monitor zygote is gone: starting it again")
         raise AssertionError("unreachable")
+
+    async def _hand_attachments(self, container_id: str,
+                                waiting: list[tuple[asyncio.Future[Attachment], dict[str, bool]]],
+                                attachments: tuple[Any, ...]) -> None:
+        """Give attach requests the streams the spawn made for them."""
+        entries = self._pending_attach.get(container_id, [])
+        for (future, options), attachment in zip(waiting, attachments, strict=True):
+            if (future, options) in entries:
+                entries.remove((future, options))
+            if future.done():
+                await attachment.close()
+            else:
+                future.set_result(attachment)
 
     async def _attach_waiters(self, container_id: str) -> None:
         client = MonitorClient(self.paths(container_id).state_dir)
@@ -1085,28 +1111,37 @@ class ContainerService:
         return await asyncio.to_thread(self.store.list)
 
     async def logs(
-        self, text: str, *, follow: bool, tail: int, since_ns: int | None, until_ns: int | None
-    ) -> AsyncIterator[logreader.LogLine]:
-        """The container's log entries (and new ones with ``follow``)."""
+        self,
+        text: str,
+        *,
+        follow: bool,
+        tail: int,
+        since_ns: int | None,
+        until_ns: int | None,
+        stdout: bool = True,
+        stderr: bool = True,
+        timestamps: bool = False,
+        details: bool = False,
+    ) -> AsyncIterator[logreader.LogChunk]:
+        """The container's log as chunks of entries (and new ones with ``follow``, until it
+        stops): see ``logreader.read_log``."""
         c = await self.resolve(text)
         if c.spec.log_config.type == "none":
             raise InvalidArgument('configured logging driver does not support reading ("none")')
-        paths = self.paths(c.id)
-        exited = self._exit_event(c.id)
-        running = c.state.status in (RUNNING, PAUSED)
-
-        def still_running() -> bool:
-            return running and not exited.is_set()
-
-        async for line in logreader.read_log(
-            paths.log_path,
+        async for chunk in logreader.read_log(
+            self.paths(c.id).log_path,
             tail=tail,
             since_ns=since_ns,
             until_ns=until_ns,
             follow=follow,
-            still_running=still_running,
+            running=c.state.status in (RUNNING, PAUSED),
+            exited=self._exit_event(c.id),
+            stdout=stdout,
+            stderr=stderr,
+            timestamps=timestamps,
+            details=details,
         ):
-            yield line
+            yield chunk
 
     def _image_config(self, c: Container) -> dict[str, Any]:
         config: dict[str, Any] = self.images.config(self.images.get(c.image_id))

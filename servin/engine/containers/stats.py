@@ -43,6 +43,8 @@ QUEUE_DEPTH = 2
 # Intervals below this are raised to it: a pass over hundreds of containers is not free.
 MIN_INTERVAL = 0.1
 DEFAULT_INTERVAL = 1.0
+# A one-shot answer takes the loop's latest pass when it is at most this old (seconds).
+SNAPSHOT_AGE = DEFAULT_INTERVAL
 # The running set is re-read from the store when a container event says it changed, and at
 # least this often in case one was missed.
 REFRESH_INTERVAL = 5.0
@@ -340,6 +342,7 @@ class _Running:
     name: str
     pid: int
     network_mode: str
+    started_ns: int = 0
 
 
 @dataclass
@@ -428,6 +431,20 @@ class StatsSampler:
             self._subs.discard(sub)
             self._wake.set()
 
+    async def snapshot(self) -> StatsPass:
+        """Every running container's figures now, for a one-shot answer, without waiting.
+
+        The sampling loop's latest pass when it is fresh (someone is streaming); else one
+        read whose CPU % covers the time since the container's last pass, or since it
+        started (its average, as podman's one-shot shows). That read moves no baseline, so
+        the figures of streams that start later stay over their own intervals.
+        """
+        latest = self._latest
+        loop = asyncio.get_running_loop()
+        if self.running and latest is not None and loop.time() - latest.taken_at <= SNAPSHOT_AGE:
+            return latest
+        return await asyncio.to_thread(self.sample, commit=False)
+
     async def stop(self) -> None:
         """End the sampling loop (daemon shutdown); subscribers get nothing more."""
         self._subs.clear()
@@ -493,6 +510,9 @@ class StatsSampler:
     # -- one pass (blocking: runs in a worker thread) -------------------------------------------
 
     def _running_containers(self) -> list[_Running]:
+        if not self.running:
+            # No loop, so no event keeps a cached set fresh (a one-shot read): the store.
+            return self._read_running()
         running = self._running
         now = time.monotonic()
         if (
@@ -504,17 +524,21 @@ class StatsSampler:
             # read again.
             self._running = []
             self._running_read_at = now
-            running = [
-                _Running(c.id, c.name, c.state.pid, c.spec.network_mode)
-                for c in self._store.list()
-                if c.state.running and c.state.pid > 0
-            ]
+            running = self._read_running()
             if self._running is not None:
                 self._running = running
         return running
 
-    def sample(self) -> StatsPass:
-        """Read every running container once; updates the CPU baselines."""
+    def _read_running(self) -> list[_Running]:
+        return [
+            _Running(c.id, c.name, c.state.pid, c.spec.network_mode, c.state.started_at_ns)
+            for c in self._store.list()
+            if c.state.running and c.state.pid > 0
+        ]
+
+    def sample(self, *, commit: bool = True) -> StatsPass:
+        """Read every running container once; updates the CPU baselines when ``commit``
+        (a one-shot read does not: see ``snapshot``)."""
         started = time.monotonic()
         running = self._running_containers()
         system_ns = host_cpu_ns()
@@ -522,12 +546,13 @@ class StatsSampler:
         read_ns = time.time_ns()
         samples: dict[str, ContainerSample] = {}
         for c in running:
-            sample = self._sample_one(c, system_ns, cpus, read_ns)
+            sample = self._sample_one(c, system_ns, cpus, read_ns, commit)
             if sample is not None:
                 samples[c.id] = sample
         for gone in set(self._tracked) - {c.id for c in running}:
             del self._tracked[gone]
-        self.passes += 1
+        if commit:
+            self.passes += 1
         log.debug(
             "stats pass",
             extra={"containers": len(samples), "ms": round((time.monotonic() - started) * 1e3, 1)},
@@ -565,7 +590,7 @@ class StatsSampler:
         return self._driver
 
     def _sample_one(
-        self, c: _Running, system_ns: int, cpus: int, read_ns: int
+        self, c: _Running, system_ns: int, cpus: int, read_ns: int, commit: bool = True
     ) -> ContainerSample | None:
         tracked = self._track(c)
         counters = Counters()
@@ -582,12 +607,17 @@ class StatsSampler:
                 return None  # the init is gone
             rx, tx = net
         has_baseline = tracked.cpu_ns >= 0
-        percent = (
-            cpu_percent(counters.cpu_ns - tracked.cpu_ns, system_ns - tracked.system_ns, cpus)
-            if has_baseline
-            else 0.0
-        )
-        tracked.cpu_ns, tracked.system_ns = counters.cpu_ns, system_ns
+        if has_baseline:
+            percent = cpu_percent(counters.cpu_ns - tracked.cpu_ns,
+                                  system_ns - tracked.system_ns, cpus)  # fmt: skip
+        elif not commit and 0 < c.started_ns < read_ns:
+            # Since the start: the host's CPU time over that span is wall time x CPUs.
+            percent = cpu_percent(counters.cpu_ns, (read_ns - c.started_ns) * cpus, cpus)
+            has_baseline = True
+        else:
+            percent = 0.0
+        if commit:
+            tracked.cpu_ns, tracked.system_ns = counters.cpu_ns, system_ns
         usage, limit, mem_percent = memory_figures(counters, self._host_memory)
         return ContainerSample(
             id=c.id,

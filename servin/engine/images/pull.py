@@ -1,13 +1,13 @@
 """Pulling an image from a registry into the content store and the snapshotter.
 
 The manifest (and, for a multi-platform index, the platform's manifest) is fetched and
-verified against its digest; the config and the layers are streamed from the registry
-through sha256 into the content store (``ingest/`` first, renamed only once the digest and
-size match), up to ``CONCURRENT_DOWNLOADS`` layers at a time. As soon as a layer and every
-layer below it are stored, the snapshotter unpacks it (verifying the blob again and its diff
-ID while decompressing), so unpacking overlaps the remaining downloads. The image is
-recorded only when every layer is unpacked: an interrupted pull leaves partial ingests
-(removed at the next start) and perhaps complete layers, never a half image.
+verified against its digest; then up to ``CONCURRENT_DOWNLOADS`` layers at a time each get a
+thread of their own that reads the blob off the connection (``registry/blobfetch.py``),
+stores and hashes every chunk once, and feeds the same chunk through the decompressor into
+the snapshotter's safe extraction: no second pass over a blob, and nothing per chunk on the
+event loop. The layer is published only after its blob digest, size and diff ID checked
+out. The image is recorded only when every layer is unpacked: an interrupted pull leaves
+partial ingests (removed at the next start) and perhaps complete layers, never a half image.
 """
 
 from __future__ import annotations
@@ -19,9 +19,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
@@ -29,21 +27,22 @@ from servin.engine.images.platforms import Platform, parse_platform
 from servin.engine.images.progress import ProgressEvent, Reporter, short
 from servin.engine.images.registry import manifests
 from servin.engine.images.registry.auth import Credentials
+from servin.engine.images.registry.blobfetch import BlobSource, Location
 from servin.engine.images.registry.client import Endpoint, Registries, RepositorySession
 from servin.engine.images.store import ImageRecord, ImageStore
-from servin.engine.images.streampipe import BytePipe
-from servin.engine.store.content import BlobWriter
 from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.snapshots.layers import chain_ids
 from servin.errors import InvalidArgument, NotFound, ServinError, Unavailable
 from servin.reference import Reference, parse_reference
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
 CONCURRENT_DOWNLOADS = 3
 _CHUNK = 1 << 20
 _REPORT_EVERY = 512 * 1024  # bytes between two progress events of one layer
-_BLOB_RETRIES = 3
 
 
 @dataclass(frozen=True)
@@ -225,13 +224,10 @@ class Puller:
         async def job(i: int, unpack: bool) -> None:
             async with semaphore:
                 parent = chains[i - 1] if i else ""
-                unpacked = await self._download(session, endpoint, layers[i], report,
-                                                (diff_ids[i], parent) if unpack else None)
-            # The next download may start while this layer's last bytes are unpacked.
-            if unpacked is not None:
+                await self._download(session, endpoint, layers[i], report,
+                                     (diff_ids[i], parent) if unpack else None)
+            if unpack:
                 item = short(layers[i].digest)
-                report(ProgressEvent(item, "Extracting", layers[i].size, layers[i].size))
-                await unpacked
                 report(ProgressEvent(item, "Pull complete", layers[i].size, layers[i].size,
                                      done=True))
 
@@ -255,9 +251,14 @@ class Puller:
         return bool(jobs)
 
     async def _blob_response(self, session: RepositorySession, endpoint: Endpoint,
-                             digest: str, offset: int, name: str) -> httpx.Response:
-        """A streamed GET of a blob from ``endpoint`` (else the other endpoints)."""
-        headers = {"Range": f"bytes={offset}-"} if offset else {}
+                             digest: str, offset: int, name: str, *,
+                             probe: bool = False) -> httpx.Response:
+        """A streamed GET of a blob from ``endpoint`` (else the other endpoints), from
+        ``offset`` on (``probe``: of that one byte only)."""
+        if probe:
+            headers = {"Range": f"bytes={offset}-{offset}"}
+        else:
+            headers = {"Range": f"bytes={offset}-"} if offset else {}
         order = [endpoint] + [e for e in session.endpoints if e != endpoint]
         last: ServinError | None = None
         for ep in order:
@@ -272,131 +273,101 @@ class Puller:
 
     async def _download(self, session: RepositorySession, endpoint: Endpoint,
                         desc: manifests.Descriptor, report: Reporter,
-                        unpack: tuple[str, str] | None) -> asyncio.Future[str] | None:
-        """Stream one blob into the content store (resuming with Range after a cut).
+                        unpack: tuple[str, str] | None) -> None:
+        """Stream one blob into the content store, unpacking it on the way (``unpack``:
+        its diff ID and the parent chain ID), in a thread of its own.
 
-        With ``unpack`` (diff ID, parent chain ID) the bytes also feed an unpacking thread;
-        the layer is published only after the blob's digest and size checked out. Returns
-        that unpack's future (the caller awaits it), or None.
+        The session finds where the bytes are (auth, mirrors, redirects); the thread reads
+        them (``BlobSource``: one megabyte at a time, resumed with Range after a cut), stores
+        and hashes each chunk once and feeds the same chunk to the decompressor and the tar
+        reader. The layer is published only after the blob's digest and size checked out.
         """
         name = f"{session.domain}/{session.path}"
         item = short(desc.digest)
-        writer = await asyncio.to_thread(self.content.writer)
-        pipe = BytePipe() if unpack else None
-        finished = threading.Event()
-        failure: list[BaseException] = []
-        unpacked: asyncio.Future[str] | None = None
-        if pipe is not None and unpack is not None:
-            unpacked = self._start_unpack(pipe, desc.digest, unpack, finished, failure)
-
-        def sink(data: bytes) -> None:
-            writer.write(data)
-            if pipe is not None:
-                pipe.put(data)
-
-        try:
-            attempt = 0
-            while True:
-                attempt += 1
-                try:
-                    await self._receive(session, endpoint, desc, writer, sink, report, name,
-                                        unpacked)
-                    break
-                except (httpx.TransportError, Unavailable) as exc:
-                    if attempt >= _BLOB_RETRIES:
-                        raise Unavailable(f"{name}: downloading {item} failed: {exc}") from exc
-                    log.info("blob download interrupted, resuming",
-                             extra={"digest": desc.digest, "at": writer.size})
-                    await asyncio.sleep(0.5 * attempt)
-            if writer.size != desc.size:
-                raise InvalidArgument(f"{name}: blob {desc.digest} has {writer.size} bytes, "
-                                      f"the manifest says {desc.size}")
-            if pipe is not None:
-                await asyncio.to_thread(pipe.finish)
-            report(ProgressEvent(item, "Verifying Checksum", desc.size, desc.size))
-            await asyncio.to_thread(writer.commit, desc.digest)
-            report(ProgressEvent(item, "Download complete", desc.size, desc.size))
-        except BaseException as exc:
-            failure.append(exc)
-            if pipe is not None:
-                pipe.abort()
-            finished.set()
-            await asyncio.to_thread(writer.abort)
-            if unpacked is not None:
-                await asyncio.gather(unpacked, return_exceptions=True)
-            raise
-        finished.set()
-        return unpacked
-
-    def _start_unpack(self, pipe: BytePipe, blob: str, unpack: tuple[str, str],
-                      finished: threading.Event, failure: list[BaseException]
-                      ) -> asyncio.Future[str]:
-        """Unpack from ``pipe`` in a thread of its own (a pool could starve: the download
-        side blocks on the pipe); the future resolves to the chain ID."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[str] = loop.create_future()
-        diff_id, parent = unpack
+        writer = await asyncio.to_thread(self.content.writer)
+
+        async def locate(offset: int) -> Location:
+            # One byte is enough to pass auth and redirects; the thread fetches the rest.
+            resp = await self._blob_response(session, endpoint, desc.digest, offset, name,
+                                             probe=True)
+            try:
+                headers = {k: v for k, v in resp.request.headers.items()
+                           if k.lower() in ("authorization", "user-agent")}
+                return Location(str(resp.url), headers)
+            finally:
+                await resp.aclose()
+
+        reported = [0]
+
+        def progress(stored: int) -> None:
+            if stored - reported[0] >= _REPORT_EVERY or stored == desc.size:
+                reported[0] = stored
+                loop.call_soon_threadsafe(report, ProgressEvent(item, "Downloading", stored,
+                                                                desc.size))
+
+        def relocate(offset: int) -> Location:
+            return asyncio.run_coroutine_threadsafe(locate(offset), loop).result()
+
+        source = BlobSource(relocate, desc.size, writer, self.registries.ssl_context,
+                            progress, what=f"{name}: blob {item}")
 
         def verify() -> None:
-            pipe.drain()
-            finished.wait()
-            if failure:
-                raise InvalidArgument(f"layer {blob} was not downloaded completely")
+            source.drain()
+            if writer.size != desc.size or writer.digest != desc.digest:
+                raise InvalidArgument(f"{name}: blob {desc.digest} arrived with digest "
+                                      f"{writer.digest} ({writer.size} bytes)")
 
-        def settle(result: str | None, exc: BaseException | None) -> None:
-            if future.done():
-                return
-            if exc is not None:
-                future.set_exception(exc)
-            else:
-                future.set_result(result or "")
-
-        def work() -> None:
+        def transfer() -> None:
             try:
-                chain = self.snapshots.unpack_stream(pipe, blob, diff_id, parent, verify)
-            except BaseException as exc:  # handed to the event loop
-                loop.call_soon_threadsafe(settle, None, exc)
-            else:
-                loop.call_soon_threadsafe(settle, chain, None)
+                if unpack is not None:
+                    diff_id, parent = unpack
+                    self.snapshots.unpack_stream(source, desc.digest, diff_id, parent, verify)
+                else:
+                    verify()
+                loop.call_soon_threadsafe(report, ProgressEvent(item, "Verifying Checksum",
+                                                                desc.size, desc.size))
+                writer.commit(desc.digest)
             finally:
-                pipe.close()
+                source.close()
 
-        threading.Thread(target=work, name=f"unpack-{short(blob)}", daemon=True).start()
-        return future
+        try:
+            await _in_thread(transfer, f"pull-{item}", on_cancel=source.cancel)
+        except BaseException:
+            await asyncio.to_thread(writer.abort)
+            raise
+        report(ProgressEvent(item, "Download complete", desc.size, desc.size))
 
-    async def _receive(self, session: RepositorySession, endpoint: Endpoint,
-                       desc: manifests.Descriptor, writer: BlobWriter,
-                       sink: Callable[[bytes], None], report: Reporter, name: str,
-                       unpacked: asyncio.Future[str] | None) -> None:
-        resp = await self._blob_response(session, endpoint, desc.digest, writer.size, name)
-        # A server that ignores the Range sends the blob from its start: skip what we have.
-        skip = writer.size if resp.status_code == 200 else 0
-        pending: list[bytes] = []
-        pending_size = 0
-        last_report = writer.size
-        async for data in session.stream_bytes(resp, _CHUNK):
-            chunk = data
-            if skip:
-                chunk, skip = data[skip:], max(0, skip - len(data))
-                if not chunk:
-                    continue
-            pending.append(chunk)
-            pending_size += len(chunk)
-            if writer.size + pending_size > desc.size:
-                raise InvalidArgument(f"{name}: blob {desc.digest} is larger than the "
-                                      f"{desc.size} bytes the manifest says")
-            if pending_size >= _CHUNK:
-                if unpacked is not None and unpacked.done():
-                    unpacked.result()  # the layer is bad: stop downloading it now
-                await asyncio.to_thread(sink, b"".join(pending))
-                pending, pending_size = [], 0
-                if writer.size - last_report >= _REPORT_EVERY:
-                    last_report = writer.size
-                    report(ProgressEvent(short(desc.digest), "Downloading", writer.size,
-                                         desc.size))
-        if pending:
-            await asyncio.to_thread(sink, b"".join(pending))
-        report(ProgressEvent(short(desc.digest), "Downloading", writer.size, desc.size))
+
+async def _in_thread(work: Callable[[], None], name: str, *,
+                     on_cancel: Callable[[], None]) -> None:
+    """Run ``work`` in a thread of its own (a pool could starve: pulls block on the network);
+    if the caller is cancelled, ``on_cancel`` stops it and the caller still waits for it."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def settle(exc: BaseException | None) -> None:
+        if not done.done():
+            if exc is None:
+                done.set_result(None)
+            else:
+                done.set_exception(exc)
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the event loop
+            loop.call_soon_threadsafe(settle, exc)
+        else:
+            loop.call_soon_threadsafe(settle, None)
+
+    threading.Thread(target=run, name=name, daemon=True).start()
+    try:
+        await asyncio.shield(done)
+    except asyncio.CancelledError:
+        on_cancel()
+        await asyncio.gather(done, return_exceptions=True)
+        raise
 
 
 def _parse_config(data: bytes, name: str) -> dict[str, Any]:

@@ -15,10 +15,9 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-import httpx
-
 from servin.engine.events import EventBus
 from servin.engine.images.progress import ProgressEvent, Reporter, short
+from servin.engine.images.registry import httplib
 from servin.engine.images.registry.auth import Credentials
 from servin.engine.images.registry.client import Endpoint, Registries, RepositorySession
 from servin.engine.images.registry.manifests import Descriptor
@@ -172,7 +171,7 @@ class Pusher:
 
 def _with_digest(origin: Endpoint, location: str, digest: str) -> str:
     """The upload URL with ``digest=`` added (the location may be relative, with a query)."""
-    url = httpx.URL(origin.base).join(location)
+    url = httplib.load().URL(origin.base).join(location)
     return str(url.copy_merge_params({"digest": digest}))
 
 

@@ -168,6 +168,7 @@ class _Applier:
     root_fd: int
     bytes_written: int = 0
     limit: int = 0  # the most bytes of file content the layer may hold (0: no limit)
+    source_fd: int = -1  # the tar's own file, for in-kernel copies of contents (-1: read)
     cursor: DirCursor = field(init=False)
     # Directories whose mtimes are set at the end, once nothing more is written inside them.
     dir_times: list[tuple[list[str], int, int]] = field(default_factory=list)
@@ -261,10 +262,13 @@ class _Applier:
         fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      0o600, dir_fd=parent)
         try:
-            source = tar.extractfile(member)
-            if source is not None:
-                with source:
-                    _copy_sparse(source, fd, member)
+            if self.source_fd >= 0 and not getattr(member, "sparse", None):
+                _copy_range(self.source_fd, fd, member.offset_data, member.size)
+            else:
+                source = tar.extractfile(member)
+                if source is not None:
+                    with source:
+                        _copy_sparse(source, fd, member)
             self.bytes_written += member.size
             # chown before chmod (chown clears setuid) and before xattrs (it drops caps).
             os.chown(fd, member.uid, member.gid)
@@ -385,6 +389,16 @@ def _write_or_skip(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
+def _copy_range(source_fd: int, fd: int, offset: int, size: int) -> None:
+    """Copy ``size`` bytes at ``offset`` of ``source_fd`` to ``fd`` inside the kernel."""
+    done = 0
+    while done < size:
+        n = os.copy_file_range(source_fd, fd, size - done, offset + done)
+        if n == 0:
+            raise EOFError("unexpected end of a member's data")
+        done += n
+
+
 def _copy_sparse(source: BinaryIO, fd: int, member: tarfile.TarInfo) -> None:
     """Copy a member's content into ``fd`` keeping holes: the holes of a sparse archive member
     are never read (only its data segments), and zero chunks of any file are skipped."""
@@ -406,20 +420,23 @@ def _copy_sparse(source: BinaryIO, fd: int, member: tarfile.TarInfo) -> None:
     os.ftruncate(fd, member.size)  # the file's length, trailing hole included
 
 
-def unpack_layer(reader: BinaryIO, dest: Path, *, limit: int = 0) -> int:
+def unpack_layer(reader: BinaryIO, dest: Path, *, limit: int = 0, seekable: bool = False) -> int:
     """Apply an (uncompressed) layer tar stream to the empty directory ``dest``.
 
     Returns the bytes of regular-file content written (their length: holes stay holes).
     Raises InvalidArgument naming the entry for anything that would write outside ``dest``
     or that is not a valid archive, ResourceExhausted when the disk is full, LayerTooLarge
     when the files add up to more than ``limit`` bytes (0: no limit). Blocking: call it from
-    a worker thread.
+    a worker thread. ``seekable``: ``reader`` is a regular file holding the tar itself; the
+    content of its files is then copied by the kernel (copy_file_range: no pass through
+    Python, on filesystems that support it no copy at all) instead of read and written.
     """
     root_fd = os.open(dest, _DIR_FLAGS)
-    applier = _Applier(root_fd, limit=limit)
+    applier = _Applier(root_fd, limit=limit, source_fd=reader.fileno() if seekable else -1)
     member: tarfile.TarInfo | None = None
     try:
-        with tarfile.open(fileobj=reader, mode="r|", bufsize=_TAR_BUFSIZE) as tar:
+        mode = "r:" if seekable else "r|"
+        with tarfile.open(fileobj=reader, mode=mode, bufsize=_TAR_BUFSIZE) as tar:
             while (member := tar.next()) is not None:
                 applier.apply(tar, member)
                 tar.members.clear()  # stream mode keeps every member otherwise

@@ -168,6 +168,37 @@ def umount(target: str, flags: int = 0) -> None:
     check(libc.umount2(fsencode(target), flags), "umount", target)
 
 
+AT_FDCWD = -100
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_NO_AUTOMOUNT = 0x800
+STATX_TYPE = 0x1
+STATX_ATTR_MOUNT_ROOT = 0x2000
+_STATX_SIZE = 256  # struct statx, padded
+_STATX_ATTRIBUTES = slice(8, 16)  # u64 stx_attributes
+_STATX_ATTRIBUTES_MASK = slice(56, 64)  # u64 stx_attributes_mask
+
+
+def is_mount_root(path: str) -> bool | None:
+    """Whether ``path`` (not followed if a symlink) is the root of a mount, from statx(2);
+    None when this kernel or libc cannot tell (then only the mount table can).
+
+    A few microseconds, where reading /proc/self/mountinfo costs milliseconds on a host with
+    hundreds of mounts (the kernel formats every line).
+    """
+    try:
+        fn = libc.statx
+    except AttributeError:
+        return None
+    buf = ctypes.create_string_buffer(_STATX_SIZE)
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_char_p]
+    result = fn(AT_FDCWD, fsencode(path), AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT, STATX_TYPE, buf)
+    check(result, "statx", path)
+    raw = buf.raw
+    if not int.from_bytes(raw[_STATX_ATTRIBUTES_MASK], "little") & STATX_ATTR_MOUNT_ROOT:
+        return None  # before Linux 5.8
+    return bool(int.from_bytes(raw[_STATX_ATTRIBUTES], "little") & STATX_ATTR_MOUNT_ROOT)
+
+
 def pivot_root(new_root: str, put_old: str) -> None:
     """pivot_root(2): make ``new_root`` the root mount and move the old root to ``put_old``."""
     if has_symbol("pivot_root"):

@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import hashlib
 import json
 import logging
 import os
 import platform
 import struct
+import zlib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -418,24 +418,27 @@ def program_for(spec: Mapping[str, Any], cache_dir: Path | None = None) -> tuple
     Compiling a full profile with libseccomp costs 20-30 ms, more than the rest of a
     container's start; the same profile compiles to the same program on the same machine and
     libseccomp, so programs are kept in memory and, with ``cache_dir``, on disk (written
-    atomically; a damaged entry is recompiled).
+    atomically; a damaged entry is recompiled). An entry is keyed by the profile's canonical
+    JSON, compared in full on every hit, so two profiles never share one; the file name is a
+    CRC of that key. (No hashlib: importing it loads OpenSSL, about 10 ms in every
+    container's setup process.)
     """
-    key = hashlib.sha256(
-        json.dumps([spec, platform.machine(), _libseccomp_version()], sort_keys=True,
-                   default=str).encode()).hexdigest()
+    key = json.dumps([spec, platform.machine(), _libseccomp_version()], sort_keys=True,
+                     default=str).encode()
     cached = _PROGRAMS.get(key)
     if cached is not None:
         return cached
-    path = cache_dir / f"{key}.bpf" if cache_dir is not None else None
+    path = (cache_dir / f"{zlib.crc32(key):08x}-{len(key)}.bpf"
+            if cache_dir is not None else None)
     if path is not None:
         try:
             data = path.read_bytes()
-            flags = int.from_bytes(data[:4], "little")
-            program = data[4:]
-            if program and len(program) % 8 == 0:
+            flags, size = struct.unpack_from("<II", data)
+            program = data[8 + size:]
+            if data[8:8 + size] == key and program and len(program) % 8 == 0:
                 _PROGRAMS[key] = (program, flags)
                 return program, flags
-        except (OSError, ValueError):
+        except (OSError, ValueError, struct.error):
             pass
     program, flags = _program(spec)
     _PROGRAMS[key] = (program, flags)
@@ -443,24 +446,37 @@ def program_for(spec: Mapping[str, Any], cache_dir: Path | None = None) -> tuple
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_bytes(flags.to_bytes(4, "little") + program)
+            tmp.write_bytes(struct.pack("<II", flags, len(key)) + key + program)
             os.replace(tmp, path)
         except OSError:
             pass  # a cache that cannot be written only costs time
     return program, flags
 
 
-_PROGRAMS: dict[str, tuple[bytes, int]] = {}
+_PROGRAMS: dict[bytes, tuple[bytes, int]] = {}
+
+
+_VERSION: list[str] = []  # libseccomp's version, once known
 
 
 def _libseccomp_version() -> str:
+    if _VERSION:
+        return _VERSION[0]
     try:
         lib = _libseccomp()
         lib.seccomp_version.restype = ctypes.POINTER(ctypes.c_uint * 3)
         major, minor, micro = lib.seccomp_version().contents
-        return f"{major}.{minor}.{micro}"
+        version = f"{major}.{minor}.{micro}"
     except (OSError, AttributeError):
         return "unknown"
+    _VERSION.append(version)
+    return version
+
+
+def preload() -> None:
+    """Load libseccomp and learn its version now (the monitor zygote does it once, so no
+    container's creation pays for the library load)."""
+    _libseccomp_version()
 
 
 def load_filter(spec: Mapping[str, Any]) -> None:

@@ -16,6 +16,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
+from servin.client.logs import entries as log_entries
 from servin.errors import ServinError
 from servin.tui.logview import LogLine, LogView, compile_pattern, lines_from_entries
 from servin.tui.screens.base import BaseScreen
@@ -123,10 +124,9 @@ class LogsScreen(BaseScreen):
     async def _stream(self, cid: str) -> None:
         try:
             # Entries go straight to the pending list; the timer batches them into the view.
-            async for entry in self.source.stream("containers", "Logs", self._request(cid)):
-                if not entry.container_id:  # the daemon may leave it out on one-container streams
-                    entry.container_id = cid
-                self._pending.extend(lines_from_entries([entry], self._tags, self._partial))
+            async for chunk in self.source.stream("containers", "Logs", self._request(cid)):
+                entries = list(log_entries(chunk, cid))
+                self._pending.extend(lines_from_entries(entries, self._tags, self._partial))
         except ServinError as exc:
             self._error = str(exc)
         self._ended += 1

@@ -492,7 +492,7 @@ class WaitContainerResponse(_message.Message):
     def __init__(self, exit_code: _Optional[int] = ..., error: _Optional[str] = ..., oom_killed: _Optional[bool] = ...) -> None: ...
 
 class ContainerLogsRequest(_message.Message):
-    __slots__ = ("id", "follow", "stdout", "stderr", "tail", "since", "until", "timestamps")
+    __slots__ = ("id", "follow", "stdout", "stderr", "tail", "since", "until", "timestamps", "details")
     ID_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     STDOUT_FIELD_NUMBER: _ClassVar[int]
@@ -501,6 +501,7 @@ class ContainerLogsRequest(_message.Message):
     SINCE_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
     TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
+    DETAILS_FIELD_NUMBER: _ClassVar[int]
     id: str
     follow: bool
     stdout: bool
@@ -509,7 +510,31 @@ class ContainerLogsRequest(_message.Message):
     since: _timestamp_pb2.Timestamp
     until: _timestamp_pb2.Timestamp
     timestamps: bool
-    def __init__(self, id: _Optional[str] = ..., follow: _Optional[bool] = ..., stdout: _Optional[bool] = ..., stderr: _Optional[bool] = ..., tail: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timestamps: _Optional[bool] = ...) -> None: ...
+    details: bool
+    def __init__(self, id: _Optional[str] = ..., follow: _Optional[bool] = ..., stdout: _Optional[bool] = ..., stderr: _Optional[bool] = ..., tail: _Optional[int] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., timestamps: _Optional[bool] = ..., details: _Optional[bool] = ...) -> None: ...
+
+class LogChunk(_message.Message):
+    __slots__ = ("data", "sizes", "streams", "times", "container_id", "attrs")
+    class AttrsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    SIZES_FIELD_NUMBER: _ClassVar[int]
+    STREAMS_FIELD_NUMBER: _ClassVar[int]
+    TIMES_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTRS_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    sizes: _containers.RepeatedScalarFieldContainer[int]
+    streams: bytes
+    times: _containers.RepeatedScalarFieldContainer[int]
+    container_id: str
+    attrs: _containers.ScalarMap[str, str]
+    def __init__(self, data: _Optional[bytes] = ..., sizes: _Optional[_Iterable[int]] = ..., streams: _Optional[bytes] = ..., times: _Optional[_Iterable[int]] = ..., container_id: _Optional[str] = ..., attrs: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class LogEntry(_message.Message):
     __slots__ = ("stream", "time", "data", "container_id", "attrs")

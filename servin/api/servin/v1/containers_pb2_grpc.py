@@ -83,7 +83,7 @@ class ContainersStub:
         self.Logs = channel.unary_stream(
                 '/servin.v1.Containers/Logs',
                 request_serializer=servin_dot_v1_dot_containers__pb2.ContainerLogsRequest.SerializeToString,
-                response_deserializer=servin_dot_v1_dot_containers__pb2.LogEntry.FromString,
+                response_deserializer=servin_dot_v1_dot_containers__pb2.LogChunk.FromString,
                 _registered_method=True)
         self.Attach = channel.stream_stream(
                 '/servin.v1.Containers/Attach',
@@ -408,7 +408,7 @@ def add_ContainersServicer_to_server(servicer, server):
             'Logs': grpc.unary_stream_rpc_method_handler(
                     servicer.Logs,
                     request_deserializer=servin_dot_v1_dot_containers__pb2.ContainerLogsRequest.FromString,
-                    response_serializer=servin_dot_v1_dot_containers__pb2.LogEntry.SerializeToString,
+                    response_serializer=servin_dot_v1_dot_containers__pb2.LogChunk.SerializeToString,
             ),
             'Attach': grpc.stream_stream_rpc_method_handler(
                     servicer.Attach,
@@ -770,7 +770,7 @@ class Containers:
             target,
             '/servin.v1.Containers/Logs',
             servin_dot_v1_dot_containers__pb2.ContainerLogsRequest.SerializeToString,
-            servin_dot_v1_dot_containers__pb2.LogEntry.FromString,
+            servin_dot_v1_dot_containers__pb2.LogChunk.FromString,
             options,
             channel_credentials,
             insecure,

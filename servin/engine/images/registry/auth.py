@@ -12,10 +12,13 @@ import base64
 import re
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
-
+from servin.engine.images.registry import httplib
 from servin.errors import PermissionDenied, Unavailable
+
+if TYPE_CHECKING:
+    import httpx
 
 _PARAM_RE = re.compile(r'([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))')
 CLIENT_ID = "servin"
@@ -117,6 +120,7 @@ async def fetch_token(
     Raises PermissionDenied when the server refuses the credentials, Unavailable when it
     cannot be reached or answers nonsense.
     """
+    hx = httplib.load()
     realm = challenge.params.get("realm", "")
     if not realm.startswith(("https://", "http://")):
         raise Unavailable(f"registry {registry} sent an invalid token realm {realm!r}")
@@ -135,7 +139,7 @@ async def fetch_token(
                 params.append(("account", creds.username))
                 headers["Authorization"] = creds.basic_header()
             resp = await http.get(realm, params=params, headers=headers)
-    except httpx.HTTPError as exc:
+    except hx.HTTPError as exc:
         raise Unavailable(f"cannot reach the token server of {registry} ({realm}): {exc}") \
             from exc
     if resp.status_code in (401, 403):

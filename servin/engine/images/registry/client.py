@@ -18,13 +18,11 @@ import logging
 import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from servin.engine.config import RegistryConfig
-from servin.engine.images.registry import tls
+from servin.engine.images.registry import httplib, tls
 from servin.engine.images.registry.auth import (
     Challenge,
     Credentials,
@@ -35,6 +33,9 @@ from servin.engine.images.registry.auth import (
 from servin.errors import InvalidArgument, NotFound, PermissionDenied, ServinError, Unavailable
 from servin.reference import DEFAULT_DOMAIN
 
+if TYPE_CHECKING:
+    import httpx
+
 log = logging.getLogger(__name__)
 
 DOCKER_HUB_API = "registry-1.docker.io"
@@ -42,7 +43,8 @@ USER_AGENT = "servin"
 RETRIES = 3  # attempts of one request in all
 BACKOFF = 0.5  # seconds before the first retry, doubling
 _RETRY_STATUS = {408, 429, 500, 502, 503, 504}
-_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+_TIMEOUT = 30.0  # seconds for any step of a request
+_CONNECT_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,7 @@ class Registries:
         self.config = config
         self.tokens = TokenCache()
         self._clients: dict[tuple[str, bool], httpx.AsyncClient] = {}
+        self._contexts: dict[str, ssl.SSLContext] = {}
         self._schemes: dict[str, str] = {}  # host -> "https" | "http", once probed
 
     def is_insecure(self, host: str) -> bool:
@@ -91,19 +94,29 @@ class Registries:
         """The host serving ``domain``'s API (Docker Hub's lives elsewhere)."""
         return DOCKER_HUB_API if domain == DEFAULT_DOMAIN else domain
 
+    def ssl_context(self, host: str) -> ssl.SSLContext:
+        """The TLS settings for ``host``: certs.d's CAs and client certificates, and no
+        verification for an insecure host (made once per host)."""
+        ctx = self._contexts.get(host)
+        if ctx is None:
+            ctx = tls.ssl_context(self.config.certs_dir, host, verify=not self.is_insecure(host))
+            self._contexts[host] = ctx
+        return ctx
+
     def http(self, host: str) -> httpx.AsyncClient:
         """The connection pool for ``host`` (TLS settings from certs.d and the config)."""
         verify = not self.is_insecure(host)
         key = (host, verify)
         client = self._clients.get(key)
         if client is None:
-            ctx = tls.ssl_context(self.config.certs_dir, host, verify=verify)
-            client = httpx.AsyncClient(
+            ctx = self.ssl_context(host)
+            hx = httplib.load()
+            client = hx.AsyncClient(
                 verify=ctx,
-                timeout=_TIMEOUT,
+                timeout=hx.Timeout(_TIMEOUT, connect=_CONNECT_TIMEOUT),
                 follow_redirects=True,
                 headers={"User-Agent": USER_AGENT},
-                limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
+                limits=hx.Limits(max_connections=16, max_keepalive_connections=8),
             )
             self._clients[key] = client
         return client
@@ -121,16 +134,17 @@ class Registries:
 
     async def _probe(self, host: str) -> str:
         """"https" when the host speaks TLS, else "http" (insecure and local hosts only)."""
+        hx = httplib.load()
         try:
             await self.http(host).get(f"https://{host}/v2/")
             return "https"
-        except httpx.ConnectError as exc:
+        except hx.ConnectError as exc:
             cause = exc.__cause__ or exc.__context__
             if isinstance(cause, ssl.SSLCertVerificationError):
                 # It does speak TLS: let the real request report the certificate problem.
                 return "https"
             return "http"
-        except httpx.HTTPError:
+        except hx.HTTPError:
             return "http"
 
     async def endpoints(self, domain: str, *, pull: bool) -> list[Endpoint]:
@@ -253,6 +267,7 @@ class RepositorySession:
         """
         endpoint = endpoint or self.endpoints[-1]
         http = self.registries.http(endpoint.host)
+        hx = httplib.load()
         what = what or f"{method} {tail}"
         delay = BACKOFF
         authorized_once = False
@@ -268,8 +283,8 @@ class RepositorySession:
                                          params=params, content=content)
             try:
                 resp = await http.send(request, stream=True)
-            except httpx.TransportError as exc:
-                retry = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout) or \
+            except hx.TransportError as exc:
+                retry = isinstance(exc, hx.ConnectError | hx.ConnectTimeout) or \
                     method in ("GET", "HEAD")
                 if retry and attempt < attempts:
                     log.debug("registry request failed, retrying",

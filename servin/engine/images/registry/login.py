@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import httpx
-
+from servin.engine.images.registry import httplib
 from servin.engine.images.registry.auth import Credentials, fetch_token, parse_challenges
 from servin.engine.images.registry.client import Registries, registry_message
 from servin.errors import InvalidArgument, PermissionDenied, Unavailable
@@ -33,9 +32,10 @@ async def login(registries: Registries, server: str, creds: Credentials) -> str:
         raise InvalidArgument("login: a username is required")
     endpoint = await registries.origin(domain)
     http = registries.http(endpoint.host)
+    hx = httplib.load()
     try:
         resp = await http.get(f"{endpoint.base}/v2/")
-    except httpx.HTTPError as exc:
+    except hx.HTTPError as exc:
         raise Unavailable(f"login to {domain}: cannot reach {endpoint.host}: {exc}") from exc
     if resp.status_code == 200:
         return ""  # the registry needs no credentials at all
@@ -45,14 +45,14 @@ async def login(registries: Registries, server: str, creds: Credentials) -> str:
     challenges = parse_challenges(resp.headers.get("www-authenticate", ""))
     bearer = next((c for c in challenges if c.scheme == "bearer"), None)
     if bearer is not None:
-        realm_host = httpx.URL(bearer.params.get("realm", "")).netloc.decode() or endpoint.host
+        realm_host = hx.URL(bearer.params.get("realm", "")).netloc.decode() or endpoint.host
         _, _, refresh = await fetch_token(registries.http(realm_host), bearer, [], creds, domain)
         return refresh
     if any(c.scheme == "basic" for c in challenges):
         try:
             resp = await http.get(f"{endpoint.base}/v2/",
                                   headers={"Authorization": creds.basic_header()})
-        except httpx.HTTPError as exc:
+        except hx.HTTPError as exc:
             raise Unavailable(f"login to {domain}: cannot reach {endpoint.host}: {exc}") \
                 from exc
         if resp.status_code in (401, 403):

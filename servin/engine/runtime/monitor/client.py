@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -213,17 +213,44 @@ def _tail(path: Path) -> str:
 # ----- connections -------------------------------------------------------------------------
 
 
-async def _connect(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Connect to a unix socket, even one whose path is longer than sockaddr_un allows."""
+@contextlib.contextmanager
+def _address(path: Path) -> Iterator[str]:
+    """A connectable address for a unix socket, even one whose path is longer than
+    sockaddr_un allows (through a /proc/self/fd link to its directory)."""
     if len(str(path).encode()) <= _UNIX_PATH_MAX:
-        return await asyncio.open_unix_connection(str(path), limit=MAX_LINE)
+        yield str(path)
+        return
     dir_fd = os.open(path.parent, os.O_PATH | os.O_CLOEXEC)
     try:
-        return await asyncio.open_unix_connection(
-            f"/proc/self/fd/{dir_fd}/{path.name}", limit=MAX_LINE
-        )
+        yield f"/proc/self/fd/{dir_fd}/{path.name}"
     finally:
         os.close(dir_fd)
+
+
+async def _connect(path: Path) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to a unix socket."""
+    with _address(path) as address:
+        return await asyncio.open_unix_connection(address, limit=MAX_LINE)
+
+
+async def _connect_sending_fds(path: Path, data: bytes, fds: list[int],
+                               ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to a unix socket and send ``data`` with ``fds`` (SCM_RIGHTS) first."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.setblocking(False)
+        with _address(path) as address:
+            await loop.sock_connect(sock, address)
+        # A fresh connection's buffer takes a request line whole; the rest, if any, below.
+        sent = socket.send_fds(sock, [data], fds)
+        reader, writer = await asyncio.open_unix_connection(sock=sock, limit=MAX_LINE)
+    except BaseException:
+        sock.close()
+        raise
+    if sent < len(data):
+        writer.write(data[sent:])
+    return reader, writer
 
 
 async def _read_answer(reader: asyncio.StreamReader) -> dict[str, Any]:
@@ -242,29 +269,66 @@ async def _close(writer: asyncio.StreamWriter) -> None:
         await writer.wait_closed()
 
 
-async def spawn(zygote_socket: Path | str, spec: SpawnSpec | Mapping[str, Any]) -> SpawnResult:
+async def spawn(zygote_socket: Path | str, spec: SpawnSpec | Mapping[str, Any],
+                attach: Sequence[Mapping[str, bool]] = ()) -> SpawnResult:
     """Have the zygote fork a monitor that creates the container ``spec`` describes.
 
-    Returns once the container is created (not started). On failure raises the runtime's
-    error (one line) and nothing is left running.
+    Returns once the container is created (with ``spec.start``: started). On failure raises
+    the runtime's error (one line) and nothing is left running. ``attach``: attach streams
+    (each with the options of ``MonitorClient.attach``) that the monitor registers before it
+    reads any output, so a spawn that also starts misses nothing; they come back as
+    ``SpawnResult.attachments``, in order.
     """
     if isinstance(spec, SpawnSpec):
         spec_json = spec.to_json()
     else:
         spec_json = SpawnSpec.from_json(spec).to_json()  # fail here, not in the monitor
+    request: dict[str, Any] = {"op": "spawn", "spec": spec_json}
+    if attach:
+        request["attach"] = [_attach_request(**options) for options in attach]
+    pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM) for _ in attach]
+    ours = [mine for mine, _ in pairs]
+    attachments: list[Attachment] = []
     try:
-        reader, writer = await _connect(Path(zygote_socket))
-    except OSError as e:
-        raise Unavailable(f"monitor zygote at {zygote_socket}: {e.strerror or e}") from None
-    try:
-        writer.write(encode_line({"op": "spawn", "spec": spec_json}))
-        await writer.drain()
-        answer = await asyncio.wait_for(_read_answer(reader), SPAWN_TIMEOUT)
-    except (OSError, ValueError, TimeoutError) as e:
-        raise Unavailable(f"monitor zygote gave no answer for {spec_json['id']}: {e}") from None
-    finally:
-        await _close(writer)
-    return SpawnResult(monitor_pid=int(answer["monitor_pid"]), pid=int(answer["pid"]))
+        try:
+            reader, writer = await _connect_sending_fds(
+                Path(zygote_socket), encode_line(request), [theirs.fileno() for _, theirs in pairs])
+        except OSError as e:
+            raise Unavailable(f"monitor zygote at {zygote_socket}: {e.strerror or e}") from None
+        finally:
+            for _, theirs in pairs:
+                theirs.close()  # the monitor gets its own copies
+        try:
+            await writer.drain()
+            answer = await asyncio.wait_for(_read_answer(reader), SPAWN_TIMEOUT)
+        except (OSError, ValueError, TimeoutError) as e:
+            raise Unavailable(f"monitor zygote gave no answer for {spec_json['id']}: {e}") \
+                from None
+        finally:
+            await _close(writer)
+        while ours:
+            r, w = await asyncio.open_unix_connection(sock=ours.pop(0), limit=MAX_LINE)
+            try:
+                reply = await asyncio.wait_for(_read_answer(r), CALL_TIMEOUT)
+            except BaseException:
+                await _close(w)
+                raise
+            attachments.append(Attachment(r, w, bool(reply.get("tty")),
+                                          int(reply.get("conn", -1))))
+    except BaseException:
+        for sock in ours:
+            sock.close()
+        for made in attachments:
+            await made.close()
+        raise
+    return SpawnResult(monitor_pid=int(answer["monitor_pid"]), pid=int(answer["pid"]),
+                       attachments=tuple(attachments))
+
+
+def _attach_request(*, stdin: bool = False, stdout: bool = True, stderr: bool = True,
+                    stdin_once: bool = False) -> dict[str, Any]:
+    return {"op": "attach", "stdin": bool(stdin), "stdout": bool(stdout),
+            "stderr": bool(stderr), "stdin_once": bool(stdin_once)}
 
 
 # ----- one monitor -------------------------------------------------------------------------
@@ -425,8 +489,8 @@ class MonitorClient:
         """Attach to the container's streams from now on (several clients may attach)."""
         reader, writer = await self._open()
         try:
-            writer.write(encode_line({"op": "attach", "stdin": stdin, "stdout": stdout,
-                                      "stderr": stderr, "stdin_once": stdin_once}))
+            writer.write(encode_line(_attach_request(stdin=stdin, stdout=stdout, stderr=stderr,
+                                                     stdin_once=stdin_once)))
             await writer.drain()
             answer = await asyncio.wait_for(_read_answer(reader), CALL_TIMEOUT)
         except BaseException:

@@ -22,6 +22,8 @@ from servin.engine.runtime.monitor.protocol import STDERR, STDOUT, LogConfig, ut
 MAX_LINE = 16 * 1024
 
 _STREAM_NAMES = {STDOUT: "stdout", STDERR: "stderr"}
+# Bytes that stand for themselves inside a JSON string (and the newlines between entries).
+_PLAIN = bytes(range(0x20, 0x80)).replace(b'"', b"").replace(b"\\", b"") + b"\n"
 
 
 class LogWriter:
@@ -87,6 +89,16 @@ class LogWriter:
         buf = self._pending[stream]
         buf += data
         ts = self._timestamp(time.time_ns() if ns is None else ns)
+        end = buf.rfind(b"\n") + 1
+        if end:
+            lines = bytes(buf[:end])
+            # The common case, every line shorter than MAX_LINE, is formatted for the whole
+            # chunk at once (C string operations, a few per chunk instead of per line).
+            if max(map(len, lines.split(b"\n"))) < MAX_LINE:
+                del buf[:end]
+                self._append_block(self._block(stream, lines, ts))
+                if len(buf) < MAX_LINE:
+                    return
         entries: list[bytes] = []
         start = 0
         end = len(buf)
@@ -103,6 +115,34 @@ class LogWriter:
         del buf[:start]
         if entries:
             self._append(entries)
+
+    def _block(self, stream: int, lines: bytes, ts: bytes) -> bytes:
+        """The entries for ``lines`` (whole lines, each shorter than MAX_LINE), byte for byte
+        what ``_entry`` makes of each."""
+        name = _STREAM_NAMES[stream]
+        if self._cri:
+            prefix = b"".join((ts, b" ", name.encode(), b" F "))
+            return prefix + lines[:-1].replace(b"\n", b"\n" + prefix) + b"\n"
+        end = f',"stream":"{name}"{self._attrs},"time":"{ts.decode()}"}}\n'
+        if not lines.translate(None, _PLAIN):
+            # Printable ASCII without quotes or backslashes is its own JSON string text.
+            head = b'{"log":"'
+            tail = b'\\n"' + end.encode()
+            return head + lines[:-1].replace(b"\n", tail + head) + tail
+        texts = lines.decode("utf-8", "replace").split("\n")
+        texts.pop()  # after the last newline
+        # Escaped JSON strings hold no raw newline, so in "\n".join(...) the only '"\n"'
+        # are the joins: each becomes the end of one entry and the start of the next.
+        joined = "\n".join(map(encode_basestring, texts))
+        body = joined.replace('"\n"', f'\\n"{end}{{"log":"')
+        return f'{{"log":{body[:-1]}\\n"{end}'.encode()
+
+    def _append_block(self, block: bytes) -> None:
+        """Write a block of whole entries, rotating between entries where needed."""
+        if not self.max_size or self._size + len(block) <= self.max_size:
+            self._write(block)
+            return
+        self._append([entry + b"\n" for entry in block.split(b"\n")[:-1]])
 
     def finish(self, ns: int | None = None) -> None:
         """At end of output: log what is left of unterminated lines (as Docker does)."""

@@ -44,7 +44,12 @@ from typing import Any
 
 from servin.engine.runtime.monitor import execsetup, setup
 from servin.engine.runtime.monitor.logfile import LogWriter
-from servin.engine.runtime.monitor.prctl import bare_fork, set_child_subreaper, set_process_name
+from servin.engine.runtime.monitor.prctl import (
+    bare_fork,
+    set_child_subreaper,
+    set_parent_death_signal,
+    set_process_name,
+)
 from servin.engine.runtime.monitor.protocol import (
     EXIT_RECORD,
     MAX_LINE,
@@ -71,7 +76,11 @@ from servin.errors import (
 )
 
 READ_CHUNK = 32 * 1024
-CLIENT_BUFFER_LIMIT = 1 << 20  # per attach client; past it whole frames are dropped for it
+# Output an attach client has not taken yet: past this, the container's output waits for it
+# (as docker's attach does) unless it has taken nothing for STALL_GRACE seconds: then it is
+# left behind (whole frames dropped for it), so a stuck client never stalls the container.
+CLIENT_BUFFER_LIMIT = 1 << 20
+STALL_GRACE = 2.0
 STDIN_BUFFER_LIMIT = 256 * 1024  # past it stdin clients are not read (backpressure, no loss)
 DRAIN_TIMEOUT = 1.0  # after the init exits, how long leftover writers may keep stdout open
 LINGER_TIMEOUT = 5.0  # after the exit record, how long attach clients may take to drain
@@ -89,8 +98,8 @@ _SIGKILL = _signal.SIGKILL
 class _Conn:
     """One client of the control socket (a raw fd)."""
 
-    __slots__ = ("closing", "dropped", "exec", "fd", "inbuf", "mode", "outbuf", "read_closed",
-                 "stdin", "stdin_once", "streams")
+    __slots__ = ("closing", "dropped", "exec", "fd", "inbuf", "mode", "outbuf", "progress_at",
+                 "read_closed", "stdin", "stdin_once", "streams")
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
@@ -103,6 +112,7 @@ class _Conn:
         self.read_closed = False
         self.closing = False  # close once outbuf is flushed
         self.dropped = 0  # frames not delivered because this client was too slow
+        self.progress_at = 0.0  # when outbuf last shrank or was last empty (monotonic)
         self.exec: _Exec | None = None  # the exec this connection attaches to or waits for
 
 
@@ -174,8 +184,8 @@ class Monitor:
         self.listener = _socket.socket(fileno=fds[names["listener"]])
         self.listener.setblocking(False)
         self.wake_r = wake_r
-        self.status = "created"
-        self.started_at: str | None = None
+        self.status: str = state.get("status", "created")
+        self.started_at: str | None = state.get("started_at")
         self.finished_at: str | None = None
         self.exit_status: int | None = None
         self.record: dict[str, Any] | None = None
@@ -203,6 +213,9 @@ class Monitor:
             if fd >= 0:
                 os.set_blocking(fd, False)
         self.drain_deadline: float | None = None
+        # Output fds not read while an attach client catches up: fd -> (owner's outputs, reader).
+        self.held: dict[int, tuple[dict[int, int], Callable[[], None]]] = {}
+        self.hold_deadline = 0.0
         self.linger_deadline: float | None = None
         self.execs: dict[str, _Exec] = {}  # running and recently ended, oldest first
         self.exec_pids: dict[int, _Exec] = {}  # the running ones
@@ -226,6 +239,10 @@ class Monitor:
         self._watch_read(self.listener.fileno(), self._on_accept)
         for fd in self.outputs:
             self._watch_read(fd, lambda fd=fd: self._on_output(fd))
+        # Attach streams the spawn brought: registered before any output is read.
+        for index, options in state.get("attach", ()):
+            conn = self._add_conn(fds[index])
+            self._send(conn, self._op_attach(conn, options))
 
     # ----- runtime calls, in a throwaway fork ---------------------------------------------
 
@@ -318,6 +335,8 @@ class Monitor:
             for ex in self.exec_pids.values():
                 if ex.deadline is not None and (deadline is None or ex.deadline < deadline):
                     deadline = ex.deadline
+            if self.held and (deadline is None or self.hold_deadline < deadline):
+                deadline = self.hold_deadline
             if deadline is not None:
                 timeout = max(0.0, deadline - time.monotonic())
             for fd, events in self.ep.poll(timeout):
@@ -329,6 +348,8 @@ class Monitor:
                     writer = self.writers.get(fd)
                     if writer is not None:
                         writer()
+            if self.held and time.monotonic() >= self.hold_deadline:
+                self._release()  # whoever is still behind is stuck: its frames are dropped
             if self.exec_pids:
                 self._check_execs()
             if self.record is None:
@@ -378,6 +399,8 @@ class Monitor:
         stream = self.outputs.get(fd)
         if stream is None:
             return
+        if self.attached and self._hold_for(self.attached, fd, self.outputs):
+            return
         try:
             data = os.read(fd, READ_CHUNK)
         except BlockingIOError:
@@ -396,14 +419,40 @@ class Monitor:
         for conn in self.attached if targets is None else targets:
             if stream not in conn.streams or conn.closing:
                 continue
-            if len(conn.outbuf) + len(frame) > CLIENT_BUFFER_LIMIT:
-                conn.dropped += 1  # never let one slow reader stall the container
+            if (len(conn.outbuf) + len(frame) > CLIENT_BUFFER_LIMIT
+                    and time.monotonic() - conn.progress_at >= STALL_GRACE):
+                conn.dropped += 1  # stuck: never let it stall the container
                 continue
             if not conn.outbuf:
+                conn.progress_at = time.monotonic()
                 self._watch_write(conn.fd, lambda c=conn: self._on_conn_write(c))
             conn.outbuf += frame
 
+    def _hold_for(self, conns: list[_Conn], fd: int, outputs: dict[int, int]) -> bool:
+        """Whether output fd must wait (a client it feeds is behind but still taking data);
+        if so it is unwatched until that client catches up or turns out stuck."""
+        now = time.monotonic()
+        behind = [c.progress_at for c in conns if len(c.outbuf) >= CLIENT_BUFFER_LIMIT
+                  and not c.closing and now - c.progress_at < STALL_GRACE]  # fmt: skip
+        if not behind:
+            return False
+        reader = self.readers.get(fd)
+        if reader is not None:
+            self.held[fd] = (outputs, reader)
+            self._watch_read(fd, None)
+        deadline = min(behind) + STALL_GRACE
+        self.hold_deadline = deadline if len(self.held) == 1 else min(self.hold_deadline, deadline)
+        return True
+
+    def _release(self) -> None:
+        """Read held outputs again (each read checks afresh whether to wait)."""
+        held, self.held = self.held, {}
+        for fd, (outputs, reader) in held.items():
+            if fd in outputs:
+                self._watch_read(fd, reader)
+
     def _close_output(self, fd: int) -> None:
+        self.held.pop(fd, None)
         self._forget(fd)
         del self.outputs[fd]
         if fd == self.master:
@@ -506,14 +555,20 @@ class Monitor:
             fd, _ = self.listener._accept()
         except OSError:
             return  # EAGAIN, or EMFILE and friends: the client sees its connection fail
+        self._add_conn(fd)
+
+    def _add_conn(self, fd: int) -> _Conn:
         os.set_blocking(fd, False)
         conn = _Conn(fd)
         self.conns[fd] = conn
         self._watch_read(fd, lambda c=conn: self._on_conn_read(c))
+        return conn
 
     def _drop(self, conn: _Conn) -> None:
         if self.conns.pop(conn.fd, None) is None:
             return
+        if self.held:
+            self._release()
         self._forget(conn.fd)
         if conn in self.waiters:
             self.waiters.remove(conn)
@@ -590,6 +645,9 @@ class Monitor:
             self._drop(conn)
             return
         del conn.outbuf[:n]
+        conn.progress_at = time.monotonic()
+        if self.held and len(conn.outbuf) < CLIENT_BUFFER_LIMIT // 2:
+            self._release()
         if not conn.outbuf:
             self._watch_write(conn.fd, None)
             if conn.closing:
@@ -597,6 +655,7 @@ class Monitor:
 
     def _send(self, conn: _Conn, answer: dict[str, Any]) -> None:
         if not conn.outbuf:
+            conn.progress_at = time.monotonic()
             self._watch_write(conn.fd, lambda c=conn: self._on_conn_write(c))
         conn.outbuf += encode_line(answer)
 
@@ -810,6 +869,8 @@ class Monitor:
         stream = ex.outputs.get(fd)
         if stream is None:
             return
+        if ex.attached and self._hold_for(ex.attached, fd, ex.outputs):
+            return
         try:
             data = os.read(fd, READ_CHUNK)
         except BlockingIOError:
@@ -823,6 +884,7 @@ class Monitor:
             self._broadcast(stream, data, ex.attached)
 
     def _close_exec_output(self, ex: _Exec, fd: int) -> None:
+        self.held.pop(fd, None)
         self._forget(fd)
         del ex.outputs[fd]
         if fd == ex.master:
@@ -899,7 +961,10 @@ class Monitor:
             "started_at": self.started_at,
             "pid": self.pid,
         }
-        write_file_atomic(os.path.join(self.state_dir, EXIT_RECORD), encode_line(record))
+        # Not fsynced: the record lives in the exec root, which a crash of the machine wipes
+        # along with the container; a crash of the daemon or this process loses nothing.
+        write_file_atomic(os.path.join(self.state_dir, EXIT_RECORD), encode_line(record),
+                          durable=False)
         # The runtime's state goes before anyone hears of the exit, so a daemon that reacts
         # by creating the container again (restart policy) finds the id free.
         self._delete_container()
@@ -930,11 +995,14 @@ class Monitor:
                 pass
 
     def _oom_killed(self) -> bool:
-        cgroups: Any = sys.modules.get("servin.engine.linux.cgroups")  # preloaded, if present
+        native: Any = sys.modules.get("servin.engine.runtime.native.runtime")  # preloaded
+        cgroups: Any = sys.modules.get("servin.engine.linux.cgroups")
         if cgroups is None or not self.cgroups_path:
             return False
         try:
-            return bool(cgroups.detect_driver().open(self.cgroups_path).oom_killed())
+            driver = (native.preloaded_cgroup_driver() if native is not None else None) \
+                or cgroups.detect_driver()
+            return bool(driver.open(self.cgroups_path).oom_killed())
         except Exception:
             return False
 
@@ -958,20 +1026,30 @@ def _make_runtime(spec_text: str) -> Any:
     return make_runtime(spec.runtime, spec.state_dir)
 
 
-def main(client_fd: int) -> int:
-    """The monitor's life, in the child the zygote just forked; returns its exit status."""
+def main(listen_fd: int, taken_w: int) -> int:
+    """The monitor's life, in the child the zygote forked ahead of a request; returns its
+    exit status.
+
+    Everything a monitor does before it knows its container is done at once: its setup
+    child is forked too and waits in ``accept`` on the zygote's socket (``setup.take``).
+    Until a connection is taken both die with their parent (a waiting monitor must not
+    outlive its zygote); after that, a monitor outlives everything.
+    """
     try:
+        set_parent_death_signal(_SIGKILL)
+        if os.getppid() != setup.ZYGOTE.get("pid", os.getppid()):
+            return 0  # the zygote is gone already
         # The zygote's dispositions are not ours: its SIGTERM handler would release its
         # socket, and an ignored signal would stay ignored down to the container's process.
         _signal.signal(_signal.SIGTERM, _signal.SIG_DFL)
         os.setsid()
         set_child_subreaper()
-        set_process_name(MONITOR_COMM)
         gc.enable()
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         _signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
         _signal.signal(_SIGCHLD, _noop)
         ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        me = os.getpid()
         setup_pid = bare_fork()
         if setup_pid == 0:
             code = 1
@@ -981,11 +1059,17 @@ def main(client_fd: int) -> int:
                 _signal.signal(_SIGCHLD, _signal.SIG_DFL)
                 os.close(wake_r)
                 os.close(wake_w)
-                code = setup.run(client_fd, theirs)
+                code = setup.take(listen_fd, taken_w, me, theirs)
             finally:
                 os._exit(code)
         theirs.close()
-        os.close(client_fd)
+        os.close(listen_fd)
+        os.close(taken_w)
+        # Setup says when it has taken a connection: from then on this process is a monitor
+        # (or about to exit), never to be killed with the zygote.
+        ours.recv(16)
+        set_parent_death_signal(0)
+        set_process_name(MONITOR_COMM)
         message, ancillary, _, _ = ours.recvmsg(MAX_LINE, _FDS_SPACE, _socket.MSG_CMSG_CLOEXEC)
         ours.close()
         if not message:

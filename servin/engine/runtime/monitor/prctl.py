@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 
+_PR_SET_PDEATHSIG = 1
 _PR_SET_NAME = 15
 _PR_SET_CHILD_SUBREAPER = 36
 
@@ -28,6 +29,11 @@ def _call(option: int, arg: int | bytes, what: str) -> None:
 def set_child_subreaper() -> None:
     """Become the reaper of every orphaned descendant (runc's init is reparented to us)."""
     _call(_PR_SET_CHILD_SUBREAPER, 1, "PR_SET_CHILD_SUBREAPER")
+
+
+def set_parent_death_signal(sig: int) -> None:
+    """Get ``sig`` when the parent exits (0: no more)."""
+    _call(_PR_SET_PDEATHSIG, sig, "PR_SET_PDEATHSIG")
 
 
 def set_process_name(name: str) -> None:

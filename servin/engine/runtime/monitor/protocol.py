@@ -183,6 +183,9 @@ class SpawnSpec:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     open_stdin: bool = False
     tty: bool = False
+    # Start the program as soon as it is created (the caller has nothing to do in between):
+    # one round trip less than a ``start`` request, and no runtime call from the monitor.
+    start: bool = False
 
     def __post_init__(self) -> None:
         if not self.id or "/" in self.id or self.id in (".", ".."):
@@ -220,6 +223,7 @@ class SpawnSpec:
                 ),
                 open_stdin=bool(obj.get("open_stdin", False)),
                 tty=bool(obj.get("tty", False)),
+                start=bool(obj.get("start", False)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise InvalidArgument(f"malformed monitor spec: {e!r}") from e
@@ -227,10 +231,12 @@ class SpawnSpec:
 
 @dataclass(frozen=True)
 class SpawnResult:
-    """A monitor that has created its container."""
+    """A monitor that has created (with ``SpawnSpec.start``: and started) its container."""
 
     monitor_pid: int
     pid: int  # the container's init, host pid
+    # The attach streams asked for with the spawn (client ``Attachment`` objects), in order.
+    attachments: tuple[Any, ...] = ()
 
 
 @dataclass(frozen=True)

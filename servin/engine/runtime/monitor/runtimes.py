@@ -18,6 +18,8 @@ PRELOAD = (
     "servin.engine.runtime.native.execproc",
     "servin.engine.runtime.external",
     "servin.engine.linux.cgroups",
+    "servin.engine.linux.cgroups.devices",
+    "servin.engine.linux.seccomp",  # hashlib with it (OpenSSL: milliseconds to load)
 )
 
 
@@ -29,6 +31,16 @@ def preload() -> dict[str, str]:
             importlib.import_module(name)
         except Exception as e:  # an optional part missing or broken must not stop the zygote
             failed[name] = f"{type(e).__name__}: {e}"
+    # What every creation would otherwise find out again: loaded or read once, here.
+    for name in ("servin.engine.linux.seccomp", "servin.engine.runtime.native.rootfs",
+                 "servin.engine.runtime.native.runtime"):
+        module: Any = sys.modules.get(name)
+        if module is None:
+            continue
+        try:
+            module.preload()
+        except Exception as e:  # no libseccomp: containers with a profile fail clearly later
+            failed[f"{name}.preload"] = f"{type(e).__name__}: {e}"
     return failed
 
 

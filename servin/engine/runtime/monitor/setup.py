@@ -29,7 +29,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from servin.engine.runtime.monitor.prctl import set_process_name
+from servin.engine.runtime.monitor.prctl import set_parent_death_signal, set_process_name
 from servin.engine.runtime.monitor.protocol import (
     CONSOLE_SOCK,
     CONTAINER_PID,
@@ -42,6 +42,7 @@ from servin.engine.runtime.monitor.protocol import (
     error_answer,
     monitor_alive,
     proc_start_ticks,
+    rfc3339_nano,
     write_file_atomic,
 )
 from servin.engine.runtime.monitor.runtimes import make_runtime
@@ -52,19 +53,23 @@ CONSOLE_TIMEOUT = 10.0  # how long the runtime may take to send the pty master
 REQUEST_TIMEOUT = 5.0  # a client that connects and says nothing is dropped
 UNIX_PATH_MAX = 107
 SETUP_COMM = "servin-setup"
+MAX_PASSED_FDS = 16  # attach streams passed with a spawn request
 
 # Set by the zygote at start; read here to answer ``ping`` and ``shutdown``.
 ZYGOTE: dict[str, Any] = {}
 
 
-def _read_request(fd: int) -> dict[str, Any]:
+def _read_request(fd: int, passed: list[int]) -> dict[str, Any]:
+    """The request line; file descriptors sent with it (SCM_RIGHTS) go to ``passed``."""
     os.set_blocking(fd, True)
     sock = socket.socket(fileno=os.dup(fd))
     try:
         sock.settimeout(REQUEST_TIMEOUT)
         buf = b""
         while b"\n" not in buf:
-            chunk = sock.recv(65536)
+            chunk, fds, _, _ = socket.recv_fds(sock, 65536, MAX_PASSED_FDS,
+                                               socket.MSG_CMSG_CLOEXEC)
+            passed.extend(fds)
             if not chunk:
                 break
             buf += chunk
@@ -90,15 +95,36 @@ def _answer(fd: int, answer: dict[str, Any]) -> None:
         pass  # the daemon went away mid-request; it finds the monitor through the state dir
 
 
+def take(listen_fd: int, taken_w: int, monitor: int, channel: socket.socket) -> int:
+    """In the setup process forked ahead: take the next connection on the zygote's socket,
+    tell the zygote (``taken_w``: it forks the next monitor) and the monitor (``channel``),
+    then serve the request (``run``)."""
+    set_parent_death_signal(signal.SIGKILL)  # cleared below: until then, go with the monitor
+    if os.getppid() != monitor:
+        return 1
+    set_process_name(SETUP_COMM)  # not to be taken for the monitor in ps
+    listener = socket.socket(fileno=listen_fd)
+    try:
+        client_fd, _ = listener._accept()  # retried by Python on EINTR
+    finally:
+        with contextlib.suppress(OSError):
+            os.write(taken_w, b"t")  # taken, or failed: either way the zygote forks anew
+        os.close(taken_w)
+        listener.close()
+    set_parent_death_signal(0)
+    channel.send(b"taken")
+    return run(client_fd, channel)
+
+
 def run(client_fd: int, channel: socket.socket) -> int:
     """Serve one zygote request in the setup process; return its exit status.
 
     For a successful spawn the monitor receives the container's fds on ``channel`` before
     the client hears of it; otherwise the monitor sees ``channel`` close and exits.
     """
+    passed: list[int] = []
     try:
-        set_process_name(SETUP_COMM)  # not to be taken for the monitor in ps
-        request = _read_request(client_fd)
+        request = _read_request(client_fd, passed)
         op = request.get("op")
         if op == "ping":
             _answer(client_fd, {"ok": True, **ZYGOTE.get("info", {})})
@@ -110,10 +136,13 @@ def run(client_fd: int, channel: socket.socket) -> int:
         if op != "spawn":
             raise InvalidArgument(f"unknown zygote request {op!r}")
         spec = SpawnSpec.from_json(request.get("spec") or {})
+        attach = _attach_requests(request.get("attach") or [], len(passed))
     except Exception as e:
+        for fd in passed:
+            os.close(fd)
         _answer(client_fd, error_answer(e))
         return 1
-    creation = _Creation(spec)
+    creation = _Creation(spec, list(zip(passed, attach, strict=True)))
     try:
         state, fds = creation.run()
         channel.sendmsg(
@@ -132,6 +161,17 @@ def run(client_fd: int, channel: socket.socket) -> int:
     return 0
 
 
+def _attach_requests(requests: Any, count: int) -> list[dict[str, Any]]:
+    """The attach options sent with a spawn, one per passed connection."""
+    asked = len(requests) if isinstance(requests, list) else 0
+    if not isinstance(requests, list) or asked != count:
+        raise InvalidArgument(f"a spawn passed {count} connections for {asked} attach streams")
+    for request in requests:
+        if not isinstance(request, dict):
+            raise InvalidArgument("an attach stream's options are a JSON object")
+    return requests
+
+
 def _shutdown_zygote() -> None:
     """Make the zygote give up its socket path and exit; its monitors are unaffected."""
     path, inode, pid = ZYGOTE.get("socket"), ZYGOTE.get("inode"), ZYGOTE.get("pid")
@@ -148,8 +188,9 @@ def _shutdown_zygote() -> None:
 class _Creation:
     """One container's creation, and its undoing if any step fails."""
 
-    def __init__(self, spec: SpawnSpec) -> None:
+    def __init__(self, spec: SpawnSpec, attach: list[tuple[int, dict[str, Any]]]) -> None:
         self.spec = spec
+        self.attach = attach  # (connection fd, options): handed to the monitor
         self.state_dir = spec.state_dir
         self._runtime: OCIRuntime | None = None
         self.pid = 0
@@ -207,6 +248,17 @@ class _Creation:
             if console is not None:
                 console.close()
                 self._unlink(CONSOLE_SOCK)
+        started_at = None
+        if spec.start:
+            # The program's output waits in its pipe (or pty) until the monitor, which
+            # registers the attach streams first, reads it: nobody misses any.
+            self.runtime.start(spec.id)
+            started_at = rfc3339_nano()
+        attach = []
+        for fd, options in self.attach:
+            attach.append([len(self.fds), options])
+            self.fds.append(fd)
+        self.attach = []
         names["log"] = len(self.fds)
         self.made_log = not spec.log.path.exists()
         spec.log.path.parent.mkdir(parents=True, exist_ok=True)
@@ -237,6 +289,9 @@ class _Creation:
             "log_attrs": dict(spec.log.attrs),
             "spec": encode_line(spec.to_json()).decode(),
             "fds": names,
+            "status": "running" if spec.start else "created",
+            "started_at": started_at,
+            "attach": attach,
         }
         return state, self.fds
 
@@ -329,11 +384,12 @@ class _Creation:
             with contextlib.suppress(Exception):
                 self.runtime.delete(self.spec.id, force=True)
         _kill_and_reap_children()
-        for fd in self.fds + self.their_fds:
+        for fd in self.fds + self.their_fds + [fd for fd, _ in self.attach]:
             with contextlib.suppress(OSError):
                 os.close(fd)
         self.fds = []
         self.their_fds = []
+        self.attach = []
         for name in self.owned:
             self._unlink(name)
         if self.made_log:

@@ -11,10 +11,13 @@ Run as ``python -S -m servin.engine.runtime.monitor.zygote --socket PATH`` (the 
 ``ensure_zygote`` does it). Once the socket listens, the launched process forks the zygote
 proper into the background and exits 0: that exit is the readiness signal.
 
-The zygote itself does as little as possible per request: accept, fork, close. Every page it
-writes between two forks stays private in the older child, so even the request is read by
-the child (see ``setup``): ``{"op": "ping"}``, ``{"op": "shutdown"}`` or
-``{"op": "spawn", "spec": {...}}``, one JSON line per connection.
+The zygote does as little as possible per request: it keeps one monitor forked ahead (with
+its setup child already forked too) waiting for the next connection, and forks the next one
+when told that the last was taken. The request's way is then one process hop: the waiting
+setup process accepts it. Every page the zygote writes between two forks stays private in
+the older child, so even the request is read by the child (see ``setup``):
+``{"op": "ping"}``, ``{"op": "shutdown"}`` or ``{"op": "spawn", "spec": {...}}``, one JSON
+line per connection (spawn may carry file descriptors, see ``client.spawn``).
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ import argparse
 import contextlib
 import gc
 import os
+import select
 import signal
 import socket
 import sys
+import time
 from pathlib import Path
 
 from servin.engine.linux import signals
@@ -58,26 +63,40 @@ def _release_path(path: Path, inode: int) -> None:
 
 
 def serve(listener: socket.socket) -> None:
-    """Fork a monitor for every connection, forever."""
+    """Keep a monitor waiting for the next connection, forever."""
     listen_fd = listener.fileno()
-    accept = listener._accept  # the raw accept: an fd, no socket object to build and free
+    taken_r, taken_w = os.pipe2(os.O_CLOEXEC)
+    poller = select.poll()
+    poller.register(taken_r, select.POLLIN)
+    waiting = -1  # a pidfd of the monitor waiting for a connection
     while True:
+        if waiting < 0:
+            gc.freeze()  # everything alive now is shared with the child: keep the GC off it
+            pid = bare_fork()
+            if pid == 0:
+                code = 1
+                try:
+                    os.close(taken_r)
+                    code = monitor.main(listen_fd, taken_w)
+                finally:
+                    os._exit(code)
+            waiting = os.pidfd_open(pid)
+            poller.register(waiting, select.POLLIN)
         try:
-            fd, _ = accept()
+            events = poller.poll()
         except InterruptedError:
             continue
-        except OSError:
-            continue  # EMFILE and friends: the client sees its connection fail
-        gc.freeze()  # everything alive now is shared with the child: keep the GC off it
-        pid = bare_fork()
-        if pid == 0:
-            code = 1
-            try:
-                os.close(listen_fd)
-                code = monitor.main(fd)
-            finally:
-                os._exit(code)
-        os.close(fd)
+        for fd, _ in events:
+            if fd == taken_r:
+                os.read(taken_r, 64)  # it took a connection (or died): fork the next one
+            elif waiting >= 0:  # it died before taking any: fork it again, not in a hurry
+                time.sleep(0.05)
+            else:
+                continue
+            if waiting >= 0:
+                poller.unregister(waiting)
+                os.close(waiting)
+                waiting = -1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from servin.engine.linux import fds, namespaces, prctl, terminal, uts
+from servin.engine.linux.netdev import set_link_up
 from servin.engine.runtime.native import process as proc
 from servin.engine.runtime.native.rootfs import RootfsError, prepare_rootfs
 from servin.engine.runtime.native.spec import ContainerSpec
@@ -94,6 +95,10 @@ def _setup_and_exec(ctx: InitContext, reporter: _Reporter) -> None:
     os.setsid()
 
     _enter_namespaces(ctx)
+    network = spec.namespace("network")
+    if network is not None and not network.path:
+        # A new network namespace starts with lo down; runc and crun bring it up too.
+        set_link_up("lo")
     _write_sysctls(spec.sysctl)
     if spec.hostname:
         uts.set_hostname(spec.hostname)
@@ -101,7 +106,7 @@ def _setup_and_exec(ctx: InitContext, reporter: _Reporter) -> None:
         uts.set_domainname(spec.domainname)
 
     placement = _Placement(ctx.sync)
-    # The creator moves the init into its cgroup meanwhile (milliseconds on cgroup v1): the
+    # The creator makes the cgroup and moves the init into it meanwhile (milliseconds on v1): the
     # mounts run in parallel until one needs the cgroup (see prepare_rootfs).
     # Without a cgroup of its own the container is shown none (not the creator's).
     prepare_rootfs(spec, placement.own_cgroups if spec.cgroups_path else list)

@@ -124,11 +124,28 @@ def _apply_propagation_and_attrs(root_fd: int, entry: Mount) -> None:
                                       options.recursive_clear, label=entry.destination)
 
 
-def _host_cgroup_mounts() -> list[tuple[str, str, set[str]]]:
+CgroupMounts = list[tuple[str, str, set[str]]]  # (mount point, fs type, super options)
+
+# The host's cgroup hierarchies as the monitor zygote found them (``preload``), inherited by
+# every container init it forks: the kernel formats /proc/self/mountinfo at some 20 us a
+# line, milliseconds on a host with hundreds of mounts, and hierarchies rarely change. The
+# init checks the copy against what it sees before using it (``_host_cgroup_mounts``).
+_CGROUP_MOUNTS: CgroupMounts | None = None
+
+
+def preload() -> None:
+    """Read the host's cgroup hierarchies once, for every container created after."""
+    global _CGROUP_MOUNTS
+    _CGROUP_MOUNTS = _read_cgroup_mounts()
+
+
+def _read_cgroup_mounts() -> CgroupMounts:
     """(mount point, fs type, super options) of every cgroup hierarchy in this namespace."""
     result = []
     with open("/proc/self/mountinfo", encoding="utf-8") as file:
         for line in file:
+            if " - cgroup" not in line:
+                continue
             fields = line.split()
             separator = fields.index("-")
             fstype = fields[separator + 1]
@@ -136,6 +153,23 @@ def _host_cgroup_mounts() -> list[tuple[str, str, set[str]]]:
                 mountpoint = fields[4].replace("\\040", " ")
                 result.append((mountpoint, fstype, set(fields[separator + 3].split(","))))
     return result
+
+
+def _host_cgroup_mounts(own: dict[str, str]) -> CgroupMounts:
+    """The cgroup hierarchies: the preloaded list while it still holds (every mount point is
+    still a mount, every hierarchy this process belongs to has one), else read afresh."""
+    cached = _CGROUP_MOUNTS
+    if cached is None:
+        return _read_cgroup_mounts()
+    try:
+        mounted = all(m.is_mount_root(mountpoint) for mountpoint, _, _ in cached)
+    except OSError:
+        mounted = False
+    covered = all(
+        any(_own_path({controllers: path}, fstype, options) is not None
+            for _, fstype, options in cached)
+        for controllers, path in own.items())
+    return cached if mounted and covered else _read_cgroup_mounts()
 
 
 def _mount_cgroups(root_fd: int, entry: Mount, cgroup_lines: list[str]) -> None:
@@ -150,7 +184,7 @@ def _mount_cgroups(root_fd: int, entry: Mount, cgroup_lines: list[str]) -> None:
         _, controllers, path = line.rstrip("\n").split(":", 2)
         own[controllers] = path
     flags = entry.options.flags & _PER_MOUNT_FLAGS
-    mounts = _host_cgroup_mounts()
+    mounts = _host_cgroup_mounts(own)
     if len(mounts) == 1 and mounts[0][1] == "cgroup2" and "" in own:
         with _target(root_fd, entry, "dir") as target:
             m.mount(mounts[0][0] + own[""], target.proc_path, None, m.MS_BIND | m.MS_REC,

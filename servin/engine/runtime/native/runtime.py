@@ -64,7 +64,8 @@ class NativeRuntime:
     """The OCI runtime implemented in-process (see the module docstring for the process model).
 
     ``state_root`` holds one directory per container (e.g. ``<exec-root>/runtime/native``).
-    ``cgroup_driver`` defaults to ``servin.engine.linux.cgroups.detect_driver()``.
+    ``cgroup_driver`` defaults to the one the monitor zygote found (``preload``), else
+    ``servin.engine.linux.cgroups.detect_driver()``.
     """
 
     name = "native"
@@ -110,9 +111,6 @@ class NativeRuntime:
             if console_socket is not None:
                 console = _connect_unix(Path(console_socket))
                 opened.append(console)
-            if spec.cgroups_path:
-                cgroup = self._cgroup_driver().create(spec.cgroups_path, cgroup_resources(spec))
-                self._cgroups[container_id] = cgroup
             listener = _listen_unix(directory, START_SOCKET)
             opened.append(listener)
             parent_end, child_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
@@ -128,6 +126,13 @@ class NativeRuntime:
                 if item is not parent_end:
                     _close(item)
             opened = [parent_end]
+            # Made while the init already sets its namespaces and mounts up (it waits for "go"
+            # only where it needs its cgroup): creating and joining a cgroup costs
+            # milliseconds on v1 (an RCU grace period), now overlapped. A refusal here (bad
+            # limits) is ours: the init, killed by the abort, has nothing to add.
+            if spec.cgroups_path:
+                cgroup = self._cgroup_driver().create(spec.cgroups_path, cgroup_resources(spec))
+                self._cgroups[container_id] = cgroup
             try:
                 if cgroup is not None:
                     cgroup.add_process(pid)
@@ -393,6 +398,8 @@ class NativeRuntime:
 
     def _cgroup_driver(self) -> Any:
         if self._driver is None:
+            self._driver = preloaded_cgroup_driver()
+        if self._driver is None:
             from servin.engine.linux.cgroups import detect_driver
 
             self._driver = detect_driver()
@@ -446,6 +453,24 @@ class NativeRuntime:
             for pid in self._container_pids(recorded):
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal)
+
+
+# The host's cgroup driver as the monitor zygote found it (``preload``): every creation and
+# every monitor's exit would otherwise look the hierarchies up again (a directory scan and a
+# realpath per controller).
+_PRELOADED: list[Any] = []
+
+
+def preload() -> None:
+    """Find the host's cgroup driver once, for every runtime made after (in the zygote)."""
+    from servin.engine.linux.cgroups import detect_driver
+
+    _PRELOADED[:] = [detect_driver()]
+
+
+def preloaded_cgroup_driver() -> Any | None:
+    """The driver ``preload`` found (None outside the zygote's children)."""
+    return _PRELOADED[0] if _PRELOADED else None
 
 
 def _seccomp_program(profile: dict[str, Any], cache_dir: Path) -> tuple[bytes, int]:

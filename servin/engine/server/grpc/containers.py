@@ -375,20 +375,21 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
 
     async def Logs(
         self, request: containers_pb2.ContainerLogsRequest, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[containers_pb2.LogEntry]:
-        want = {1: request.stdout or not request.stderr, 2: request.stderr or not request.stdout}
-        async for line in self.containers.logs(
+    ) -> AsyncIterator[containers_pb2.LogChunk]:
+        async for chunk in self.containers.logs(
             request.id,
             follow=request.follow,
             tail=request.tail,
             since_ns=to_ns(request.since),
             until_ns=to_ns(request.until),
+            stdout=request.stdout or not request.stderr,
+            stderr=request.stderr or not request.stdout,
+            timestamps=request.timestamps,
+            details=request.details,
         ):
-            if want[line.stream]:
-                yield containers_pb2.LogEntry(
-                    stream=line.stream, time=from_ns(line.time_ns), data=line.data,
-                    attrs=line.attrs or {},
-                )
+            yield containers_pb2.LogChunk(data=chunk.data, sizes=chunk.sizes,
+                                          streams=chunk.streams, times=chunk.times,
+                                          attrs=chunk.attrs)  # fmt: skip
 
     async def Stats(
         self, request: containers_pb2.StatsRequest, context: grpc.aio.ServicerContext

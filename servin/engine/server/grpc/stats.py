@@ -69,15 +69,13 @@ async def stats_stream(
             if c.id not in seen:
                 seen.add(c.id)
                 wanted.append(c)
+    if not request.stream:
+        rows, _ = _select(await engine.stats.snapshot(), wanted)
+        yield containers_pb2.StatsBatch(stats=rows)
+        return
     interval = request.interval_ms / 1000 if request.interval_ms else DEFAULT_INTERVAL
     async for batch in engine.stats.subscribe(interval):
-        rows, complete = _select(batch, wanted)
-        if not request.stream:
-            # A one-shot answer waits for CPU figures that are measurements, not zeros.
-            if not complete:
-                continue
-            yield containers_pb2.StatsBatch(stats=rows)
-            return
+        rows, _ = _select(batch, wanted)
         yield containers_pb2.StatsBatch(stats=rows)
 
 

@@ -135,15 +135,18 @@ def read_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Replace ``path`` with ``data`` atomically (temp file, fsync, rename, fsync dir)."""
+def write_json(path: Path, data: dict[str, Any], *, durable: bool = True) -> None:
+    """Replace ``path`` with ``data`` atomically (temp file, rename); ``durable`` also fsyncs
+    the file before and its directory after the rename (survives a power cut)."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
     with open(tmp, "x") as f:
         json.dump(data, f, separators=(",", ":"))
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.rename(tmp, path)
-    fsync_dir(path.parent)
+    if durable:
+        fsync_dir(path.parent)
 
 
 def fsync_dir(path: Path) -> None:

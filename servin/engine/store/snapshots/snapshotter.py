@@ -43,6 +43,7 @@ from servin.engine.store.snapshots.merge import apply_layer
 from servin.engine.store.snapshots.mounts import (
     SnapshotMounts,
     bind_mounts,
+    is_mount_point,
     mount_snapshot,
     mount_table,
     mounts_under,
@@ -50,6 +51,7 @@ from servin.engine.store.snapshots.mounts import (
     overlay_usable,
     unmount_all,
 )
+from servin.engine.store.trash import Trash, remove_tree
 from servin.errors import Conflict, Internal, InvalidArgument, NotFound
 
 DRIVERS = ("overlay", "copy", "auto")
@@ -61,9 +63,10 @@ class Snapshotter:
     """Layers and container snapshots under ``root`` (the engine passes <root>/snapshots)."""
 
     def __init__(self, root: Path, driver: str = "auto", *, durable: bool = True,
-                 max_layer_size: int = 0) -> None:
+                 max_layer_size: int = 0, trash: Trash | None = None) -> None:
         """``durable``: syncfs a layer before publishing it (off only in throwaway setups).
         ``max_layer_size``: the most bytes of file content one layer may unpack to (0: any).
+        ``trash``: the background deleter of removed snapshots (``discard``).
         """
         self.max_layer_size = max_layer_size
         if driver not in DRIVERS:
@@ -71,6 +74,7 @@ class Snapshotter:
         self.layout = Layout(Path(os.path.abspath(root)))
         self.layout.create()
         self.durable = durable
+        self.trash = trash if trash is not None else Trash()
         self._chain_locks = NamedLocks()
         self._key_locks = NamedLocks()
         self._number_lock = threading.Lock()
@@ -276,6 +280,8 @@ class Snapshotter:
                 else:
                     os.mkdir(tmp / "fs", 0o755)
                     self._copy_layers([n for _, n in stack], tmp / "fs")
+                # Durable before the caller records the container: a record that survives a
+                # power cut must find its snapshot (the metadata commit comes after this).
                 write_json(tmp / "info.json", {"driver": self.driver, "parent": parent_chain or "",
                                                "chains": [c for c, _ in stack], "mounts": []})
                 os.rename(tmp, final)
@@ -317,8 +323,12 @@ class Snapshotter:
         lowers = [self.layout.layer_fs(self._require(c)) for c in info["chains"]]
         return overlay_mounts(lowers or [self.layout.empty], base / "upper", base / "work")
 
-    def mount(self, key: str, target: Path) -> None:
-        """Mount snapshot ``key`` on ``target`` (created if missing); a no-op if it is already."""
+    def mount(self, key: str, target: Path, *, volatile: bool = False) -> None:
+        """Mount snapshot ``key`` on ``target`` (created if missing); a no-op if it is already.
+
+        ``volatile``: for a snapshot that is thrown away after its one use (its writes need
+        not survive a crash of the machine): an overlay whose unmount syncs nothing.
+        """
         target = Path(target)
         with self._key_locks.get(key):
             info = self._info(key)
@@ -326,13 +336,15 @@ class Snapshotter:
             target.mkdir(parents=True, exist_ok=True)
             # The mount table shows resolved paths: compare and record those.
             target = Path(os.path.realpath(target))
-            if self._mounted_at(key, info, target):
+            # statx answers "nothing mounted there" (the usual case) without the table.
+            if is_mount_point(target) and self._mounted_at(key, info, target):
                 return
             if str(target) not in info["mounts"]:
                 # Recorded first: if we die right after mounting, remove() still finds it.
+                # Not fsynced: a power cut takes the mount too, so no record is needed then.
                 info["mounts"].append(str(target))
-                write_json(self.layout.container_dir(key) / "info.json", info)
-            mount_snapshot(m, target, self.layout.layers)
+                write_json(self.layout.container_dir(key) / "info.json", info, durable=False)
+            mount_snapshot(m, target, self.layout.layers, volatile=volatile)
 
     def _mounted_at(self, key: str, info: dict[str, Any], target: Path) -> bool:
         entries = [e for e in mount_table() if e.mount_point == str(target)]
@@ -357,23 +369,45 @@ class Snapshotter:
 
         Raises NotFound when there is no such snapshot.
         """
+        self._purge_snapshot(*self._take(key))
+
+    def discard(self, key: str) -> None:
+        """``remove`` for the critical path: the snapshot is unmounted and gone for every
+        lookup at once; its files are deleted by the background ``trash`` (a crash before
+        that leaves them in ``tmp/``, which ``repair`` empties). Raises NotFound."""
+        trash, base = self._take(key)
+        self.trash.submit(lambda: self._purge_snapshot(trash, base))
+
+    def _take(self, key: str) -> tuple[Path, Path]:
+        """Unmount ``key`` where this snapshotter mounted it and move its directory into
+        ``tmp/``; (where it went, where it was)."""
         with self._key_locks.get(key):
             info = self._info(key)
             base = self.layout.container_dir(key)
-            targets = [Path(t) for t in info.get("mounts", [])
-                       if self._mounted_at(key, info, Path(t))]
-            upper = f"upperdir={base / 'upper'}"
-            targets += [Path(e.mount_point) for e in mount_table()
-                        if e.fstype == "overlay" and upper in e.super_options]
-            # Also anything mounted inside the snapshot's own dirs, so the rmtree below
-            # cannot reach through a mount point into another filesystem.
-            targets += [Path(p) for p in mounts_under(base)]
-            for target in dict.fromkeys(targets):
-                unmount_all(target)
+            for recorded in info.get("mounts", []):
+                target = Path(recorded)
+                if is_mount_point(target) and self._mounted_at(key, info, target):
+                    unmount_all(target)
             trash = self.layout.scratch("del")
+            # No fsync: a rename a power cut loses leaves a snapshot without a container,
+            # which the start-up repair removes (the engine's repair).
             os.rename(base, trash)
-            fsync_dir(self.layout.containers)
-            shutil.rmtree(trash, ignore_errors=True)
+        return trash, base
+
+    def _purge_snapshot(self, trash: Path, base: Path) -> None:
+        """Delete a snapshot moved aside by ``_take``, after unmounting what still uses it:
+        an overlay of its upper dir mounted anywhere, anything mounted inside it (so the
+        deletion cannot reach through a mount point into another filesystem)."""
+        targets: list[str] = []
+        uppers = {f"upperdir={base / 'upper'}", f"upperdir={trash / 'upper'}"}
+        inside = (f"{trash}/", f"{base}/")
+        for e in mount_table():
+            if (e.fstype == "overlay" and not uppers.isdisjoint(e.super_options)) \
+                    or e.mount_point.startswith(inside):
+                targets.append(e.mount_point)
+        for target in sorted(dict.fromkeys(targets), key=lambda p: p.count("/"), reverse=True):
+            unmount_all(Path(target))
+        remove_tree(trash)
 
     def usage(self, key: str) -> int:
         """Bytes the container wrote: its upper dir (overlay), or what differs (copy)."""
@@ -480,7 +514,7 @@ class Snapshotter:
     @staticmethod
     def purge(trash: Path) -> None:
         """Delete what :meth:`unpublish_layer` moved aside (repair removes it after a crash)."""
-        _remove_path(trash)
+        remove_tree(trash)
 
     def repair(self) -> int:
         """Clean up after a crash; call once at daemon start, before anything else.
@@ -495,7 +529,7 @@ class Snapshotter:
             unmount_all(Path(mount_point))
             removed += 1
         for entry in os.scandir(root.tmp):
-            _remove_path(Path(entry.path))
+            remove_tree(Path(entry.path))
             removed += 1
         valid: set[int] = set()
         for chain, number in list(root.indexed_chains()):
@@ -510,25 +544,18 @@ class Snapshotter:
                 removed += 1
         for entry in os.scandir(root.layers):
             if not entry.name.isdigit() or int(entry.name) not in valid:
-                _remove_path(Path(entry.path))
+                remove_tree(Path(entry.path))
                 removed += 1
         for entry in os.scandir(root.containers):
             if entry.name.startswith(".") or not os.path.exists(
                     os.path.join(entry.path, "info.json")):
-                _remove_path(Path(entry.path))
+                remove_tree(Path(entry.path))
                 removed += 1
         live = {c.removeprefix("sha256:") for c, _ in root.indexed_chains()}
         for entry in os.scandir(root.locks):
             if entry.name not in live:
                 os.unlink(entry.path)
         return removed
-
-
-def _remove_path(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        path.unlink(missing_ok=True)
 
 
 def _syncfs(path: Path) -> None:
