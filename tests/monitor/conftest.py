@@ -27,6 +27,7 @@ from servin.engine.runtime.monitor.protocol import (  # noqa: E402
     SpawnSpec,
     monitor_alive,
 )
+from tests.daemon import short_tmpdir  # noqa: E402
 
 from .bundle import build_rootfs, remove_test_cgroups, write_bundle  # noqa: E402
 
@@ -42,11 +43,13 @@ def rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def session_root(tmp_path_factory: pytest.TempPathFactory):
     """An exec root with a running zygote, shut down (and checked empty) at the end."""
-    root = tmp_path_factory.mktemp("exec")
+    base = short_tmpdir()  # sockets below it must fit AF_UNIX's 107 bytes
+    root = base / "exec"
     sock = client.ensure_zygote(root)
     yield root, sock
     assert client.stop_zygote(root)
     remove_test_cgroups()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def zygote_pid(sock: Path) -> int:

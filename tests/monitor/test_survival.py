@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import pytest
 from servin.engine.runtime.monitor import client
 from servin.engine.runtime.monitor.client import MonitorClient
 from servin.engine.runtime.monitor.protocol import MONITOR_COMM, monitor_alive, read_exit_record
+from tests.daemon import short_tmpdir
 
 from .bundle import remove_test_cgroups
 from .conftest import REPO, Harness, arun, zygote_pid
@@ -48,12 +50,15 @@ DAEMON = textwrap.dedent("""
 
 
 @pytest.fixture
-def private_root(tmp_path: Path):
-    """An exec root with its own zygote, which the test may kill."""
-    root = tmp_path / "exec"
+def private_root():
+    """An exec root with its own zygote, which the test may kill (short path: its sockets
+    must fit AF_UNIX's 107 bytes wherever pytest puts its temp dirs)."""
+    base = short_tmpdir()
+    root = base / "exec"
     yield root
     client.stop_zygote(root)
     remove_test_cgroups()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_container_survives_daemon_and_zygote_kill(harness: Harness, private_root: Path) -> None:
