@@ -26,7 +26,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from servin.api.servin.v1 import common_pb2, containers_pb2
 from servin.engine.build.state import Layer, State
@@ -48,6 +48,9 @@ from servin.engine.store.snapshots.mounts import (
 )
 from servin.errors import InvalidArgument, NotFound, ServinError
 from servin.reference import parse_reference
+
+if TYPE_CHECKING:
+    from servin.engine.engine import Engine
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -114,7 +117,7 @@ class Roots:
 class EngineAdapter:
     """The engine, as the builder uses it."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.root = Path(engine.config.root) / "build"
         self.exec_dir = Path(engine.config.exec_root) / "build"

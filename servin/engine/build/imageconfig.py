@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import posixpath
 import re
-import signal
 from typing import Any
 
 from servin.engine.build.events import StepError
+from servin.errors import InvalidArgument
+from servin.signals import parse_signal
 
 DEFAULT_SHELL = ["/bin/sh", "-c"]
 _PORT = re.compile(r"^(\d+)(?:-(\d+))?(?:/(tcp|udp|sctp))?$", re.I)
@@ -84,16 +85,11 @@ def workdir(image: dict[str, Any], path: str) -> str:
 
 
 def stop_signal(image: dict[str, Any], value: str) -> None:
-    """STOPSIGNAL: a signal name (with or without SIG) or number."""
-    text = value.upper()
-    if text.isdigit():
-        valid = 0 < int(text) < signal.NSIG
-    else:
-        name = text if text.startswith("SIG") else f"SIG{text}"
-        valid = name in signal.Signals.__members__ or re.fullmatch(r"SIGRTM(IN|AX)([+-]\d+)?",
-                                                                   name) is not None
-    if not valid:
-        raise StepError(f"invalid signal: {value}")
+    """STOPSIGNAL: a signal name (with or without SIG, docker's table) or number."""
+    try:
+        parse_signal(value)
+    except InvalidArgument:
+        raise StepError(f"invalid signal: {value}") from None
     image["StopSignal"] = value
 
 

@@ -17,7 +17,7 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servin.engine.build import context as build_context
 from servin.engine.build.adapter import EngineAdapter
@@ -34,6 +34,9 @@ from servin.engine.build.options import BuildOptions
 from servin.errors import InvalidArgument
 from servin.reference import parse_reference
 
+if TYPE_CHECKING:
+    from servin.engine.engine import Engine
+
 log = logging.getLogger(__name__)
 
 _OUTPUT_QUEUE = 64  # OutputData chunks waiting for the client at most
@@ -42,7 +45,7 @@ _OUTPUT_QUEUE = 64  # OutputData chunks waiting for the client at most
 class BuildService:
     """Builds images from Dockerfiles; owns the build cache."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.adapter = EngineAdapter(engine)
         self.cache = BuildCache(self.adapter.db)
         self.adapter.add_gc_roots(self.cache.roots)
