@@ -112,7 +112,7 @@ def mapping_for(error: ServinError) -> ErrorMapping:
     """The mapping row of an error (its nearest class in the table)."""
     for cls in type(error).__mro__:
         if cls in _BY_CLASS:
-            return _BY_CLASS[cls]  # type: ignore[index]
+            return _BY_CLASS[cls]
     return _BY_CLASS[Internal]
 
 

@@ -598,7 +598,12 @@ def _lookup(value: Any, chain: list[str]) -> Any:
     for part in chain:
         if isinstance(value, dict):
             if part not in value:
-                raise TemplateError(f"template: can't evaluate field {part}")
+                # docker evaluates inspect templates on its Go structs first, whose field
+                # names differ from the JSON keys only in case (ID for "Id").
+                matches = [k for k in value if isinstance(k, str) and k.lower() == part.lower()]
+                if len(matches) != 1:
+                    raise TemplateError(f"template: can't evaluate field {part}")
+                part = matches[0]
             value = value[part]
         elif value is None:
             return None

@@ -12,7 +12,7 @@ from servin.errors import ServinError
 
 _IMAGE = "servin.cli.commands.images"
 _SYSTEM = "servin.cli.commands.system"
-_DAEMON = "servin.cli.commands.daemon"
+_DAEMON = "servin.engine.server.command"  # lives with the server: the CLI never imports it
 _CONTAINER = "servin.cli.commands.containers"
 _RUN = "servin.cli.commands.run"
 _INTERACTIVE = "servin.cli.commands.interactive"

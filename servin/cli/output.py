@@ -85,6 +85,16 @@ def print_object(obj: Any, fmt: str | None) -> None:
         click.echo(json.dumps(obj, indent=4, default=str))
 
 
+def document(message: Any) -> dict[str, Any]:
+    """The docker-shaped inspect document a daemon sends with an inspect answer."""
+    if not getattr(message, "document", ""):
+        from servin.errors import Unavailable
+
+        raise Unavailable("the daemon sends no inspect document: upgrade the daemon")
+    found: dict[str, Any] = json.loads(message.document)
+    return found
+
+
 def print_objects(objs: Sequence[Any], fmt: str | None) -> None:
     """``inspect`` output: a JSON array, or the template once per object."""
     from servin.cli.gotemplate import Template  # only templates pay for the parser

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -10,19 +9,8 @@ from typing import Any
 import click
 
 from servin.errors import InvalidArgument
-
-_SIZE_RE = re.compile(r"^(\d+(?:\.\d+)?)([bkmgt]?)b?$", re.I)
-_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
-
-
-def parse_bytes(text: str, flag: str) -> int:
-    """``512m`` -> bytes (docker's RAMInBytes: binary units); ``-1`` stays -1."""
-    if text.strip() == "-1":
-        return -1
-    m = _SIZE_RE.match(text.strip())
-    if not m:
-        raise InvalidArgument(f"invalid size for {flag}: {text!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+from servin.units import parse_bytes
+from servin.units import parse_duration_ns as parse_duration
 
 
 def _opt(*decls: str, **kw: Any) -> Callable[[Any], Any]:
@@ -388,16 +376,6 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
         spec.restart_policy.CopyFrom(parse_restart(o["restart"]))
     _health(spec, o)
     return spec
-
-
-def parse_duration(text: str, flag: str) -> int:
-    """Go-style durations (``1m30s``, ``500ms``, ``2h``) -> nanoseconds."""
-    units = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
-             "m": 60_000_000_000, "h": 3_600_000_000_000}
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise InvalidArgument(f"invalid duration {text!r} for {flag} (e.g. 30s, 1m30s, 500ms)")
-    return int(sum(float(n) * units[u] for n, u in parts))
 
 
 def _health(spec: Any, o: dict[str, Any]) -> None:

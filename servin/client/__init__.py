@@ -10,7 +10,8 @@ the CLI's start-up budget cannot afford grpcio); ``SERVIN_CLIENT_TRANSPORT=grpc`
 on grpcio instead. ``AsyncClient`` uses grpc.aio.
 """
 
-from servin.client.hosts import DEFAULT_HOST, resolve_host
+from servin.client.addresses import DEFAULT_HOST
+from servin.client.hosts import resolve_host
 
 __all__ = ["DEFAULT_HOST", "AsyncClient", "Client", "resolve_host"]
 

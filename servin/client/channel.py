@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from servin.client.hosts import HostAddress, Target, TLSConfig, parse_host
+from servin.client.addresses import HostAddress, TLSConfig, parse_host
+from servin.client.hosts import Target
 
 if TYPE_CHECKING:
     from servin.client.ssh import SSHTunnel

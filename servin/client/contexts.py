@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from servin.client.hosts import DEFAULT_HOST, TLSConfig, parse_host
+from servin.client.addresses import DEFAULT_HOST, TLSConfig, parse_host
 from servin.errors import Conflict, InvalidArgument, NotFound
 
 CONFIG_ENV = "SERVIN_CONFIG"

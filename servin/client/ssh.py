@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from servin.client.hosts import HostAddress
+from servin.client.addresses import HostAddress
 from servin.errors import Unavailable
 
 SSH_COMMAND_ENV = "SERVIN_SSH_COMMAND"

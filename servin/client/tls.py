@@ -12,7 +12,7 @@ import socket
 import ssl
 import threading
 
-from servin.client.hosts import TLSConfig
+from servin.client.addresses import TLSConfig
 
 RECV_SIZE = 256 * 1024
 

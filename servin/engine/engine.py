@@ -1,26 +1,37 @@
-"""The engine core: the one model every front door translates onto.
+"""The engine core: its stores, its services, and the narrow API the front doors call.
 
-``Engine`` owns the stores and the services (images now; containers, volumes, networks and
-pods as they land). Front doors call its services; they never touch the stores directly.
+``Engine`` builds everything from the daemon's configuration, each service getting its
+collaborators at construction. ``Engine.api`` (a ``CoreAPI``) is all a front door receives:
+the door-facing services, every method async, taking and returning the core's model. Stores,
+the snapshotter and monitor clients stay inside the core.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from servin.engine import permissions
+from servin.engine.build.adapter import Collaborators
 from servin.engine.build.service import BuildService
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.execs import ExecService
 from servin.engine.containers.files import FileOperations
+from servin.engine.containers.locks import ContainerLocks
+from servin.engine.containers.logs import LogService
+from servin.engine.containers.monitors import Monitors
 from servin.engine.containers.recovery import remove_unrecorded
+from servin.engine.containers.runner import Runner
 from servin.engine.containers.service import ContainerService
 from servin.engine.containers.stats import StatsSampler
 from servin.engine.containers.store import ContainerStore
+from servin.engine.containers.streams import AttachService
+from servin.engine.containers.supervisor import Supervisor
 from servin.engine.events import EventBus
 from servin.engine.images.pull import Puller
 from servin.engine.images.push import Pusher
@@ -33,10 +44,30 @@ from servin.engine.store.content import ContentStore
 from servin.engine.store.metadata import MetadataStore
 from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.trash import Trash
-from servin.engine.volumes.service import VolumeService
+from servin.engine.system import SystemService
+from servin.engine.volumes.service import VolumeManager, VolumeService, VolumeUser
 from servin.engine.volumes.store import VolumeStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CoreAPI:
+    """What every front door calls, and nothing else (see docs/architecture.md, "The core
+    API")."""
+
+    containers: ContainerService  # create, start, stop, kill, wait, remove, list, inspect, ...
+    attach: AttachService  # attach sessions to containers' streams, terminal size
+    execs: ExecService  # exec create, start (a stream session), resize, inspect
+    logs: LogService  # log entries, with follow
+    files: FileOperations  # cp both ways, export, diff, commit
+    stats: StatsSampler  # live CPU/memory/network/block figures, one sampler for all
+    images: ImageService  # pull, push, login, import, load, save, list, inspect, tag, rm, prune
+    volumes: VolumeService  # create, list, inspect, rm, prune, export, import
+    networks: NetworkService  # create, list, inspect, rm, prune, connect, disconnect
+    system: SystemService  # version, info, disk usage
+    events: EventBus  # subscribe to every state change
+    builds: BuildService  # Dockerfile builds (streamed context in, events out), cache prune
 
 
 class Engine:
@@ -52,43 +83,72 @@ class Engine:
         for directory in (config.root / "containers", config.exec_root / "containers",
                           config.exec_root / "runtime"):
             directory.mkdir(exist_ok=True, mode=permissions.PRIVATE_DIR)
+        self.id = self._engine_id(config.root / "engine-id")
         self.meta = MetadataStore(config.root / "servin.db")
         self.content = ContentStore(config.root / "content")
         self.events = EventBus()
-        image_store = ImageStore(self.meta, self.content)
         # Deletes removed containers' files off the request's path (see store/trash.py).
         self.trash = Trash()
         self.snapshots = Snapshotter(config.root / "snapshots", driver=config.storage_driver,
                                      max_layer_size=config.max_layer_size, trash=self.trash)
-        self.containers = ContainerService(
-            config, ContainerStore(self.meta), image_store, self.snapshots, self.events
+        container_store = ContainerStore(self.meta)
+        image_store = ImageStore(self.meta, self.content)
+
+        self.volume_manager = VolumeManager(
+            VolumeStore(self.meta, config.root / "volumes"), self.events,
+            users=lambda name: [VolumeUser(cid, running)
+                                for cid, running in container_store.volume_users(name)],
         )
-        self.volumes = VolumeService(VolumeStore(self.meta, config.root / "volumes"), self.events)
-        self.containers.volumes = self.volumes
-        self.volumes.users = self.containers.volume_users
-        self.images = ImageService(
-            image_store, self.snapshots, self.events, in_use=self.containers.image_in_use
-        )
-        self.files = FileOperations(self.containers, self.images)
         # Registry access (pools, tokens) shared by every pull, push and login.
         self.registries = Registries(config.registries)
-        self.puller = Puller(image_store, self.snapshots, self.registries, self.events)
-        self.pusher = Pusher(image_store, self.registries, self.events)
-        self.networks = NetworkService(config, self.meta, self.containers.store, self.events)
-        self.containers.networks = self.networks
-        self.execs = ExecService(self.containers, self.events)
-        self.containers.health_probe = self.execs.probe  # health checks run as execs
-        # One sampler for every stats client; it runs only while someone subscribes.
-        self.stats = StatsSampler(
-            self.containers.store, lambda cid: self.containers.paths(cid).dir, self.events
+        self.images = ImageService(
+            image_store, self.snapshots, self.events, in_use=container_store.using_image,
+            puller=Puller(image_store, self.snapshots, self.registries, self.events),
+            pusher=Pusher(image_store, self.registries, self.events),
+            registries=self.registries,
         )
-        # Dockerfile builds and their cache (servin.engine.build).
-        self.builds = BuildService(self)
-        self.id = self._engine_id(config.root / "engine-id")
+        self.networks = NetworkService(config, self.meta, container_store, self.events)
+
+        monitors = Monitors(config)
+        locks = ContainerLocks()
+        self.execs = ExecService(container_store, monitors, self.events)
+
+        self.attach = AttachService(container_store, monitors, locks)
+        runner = Runner(config, container_store, image_store, self.snapshots, monitors, locks,
+                        self.networks, self.volume_manager, self.attach, self.events)
+        supervisor = Supervisor(container_store, locks, runner, monitors, self.networks,
+                                self.events, probe=self.execs.probe)
+        self.containers = ContainerService(
+            config, container_store, image_store, self.snapshots, monitors, locks, runner,
+            supervisor, self.networks, self.volume_manager, self.events,
+            exec_ids=self.execs.running_in,
+        )
+        self.logs = LogService(container_store, monitors, locks)
+        self.files = FileOperations(self.containers, image_store, self.volume_manager)
+        self.volumes = VolumeService(self.volume_manager)
+        # One sampler for every stats client; it runs only while someone subscribes.
+        self.stats = StatsSampler(container_store, lambda cid: monitors.paths(cid).dir,
+                                  self.events)
+        self.system = SystemService(config, self.id, self.started_at_ns, self.containers,
+                                    image_store, self.volume_manager, self.networks,
+                                    self.snapshots)
+        # Dockerfile builds and their cache (servin.engine.build; adapter.py is its door).
+        self.builds = BuildService(Collaborators(
+            root=config.root, exec_root=config.exec_root, meta=self.meta,
+            content=self.content, snapshots=self.snapshots, image_store=image_store,
+            images=self.images, containers=self.containers, container_store=container_store,
+            attach=self.attach, networks=self.networks, events=self.events,
+        ))
+        self.api = CoreAPI(
+            containers=self.containers, attach=self.attach, execs=self.execs, logs=self.logs,
+            files=self.files, stats=self.stats, images=self.images, volumes=self.volumes,
+            networks=self.networks, system=self.system, events=self.events,
+            builds=self.builds,
+        )
         permissions.secure_roots(config.root, config.exec_root)  # what the services made
 
     def repair(self) -> None:
-        """Undo what a crash may have left half-done (runs once at start)."""
+        """Undo what a crash may have left half-done (blocking; runs once at start)."""
         removed = self.content.clean_ingest()
         if removed:
             log.info("removed partial blobs left by an interrupted write", extra={"count": removed})
@@ -96,7 +156,7 @@ class Engine:
         # Removals the background had not done when the daemon stopped.
         trash.sweep(self.config.root / "containers")
         trash.sweep(self.config.exec_root / "containers")
-        self.volumes.repair_disk()
+        self.volume_manager.repair_disk()
         # No operation runs yet: a snapshot without a container record is a create that a
         # crash interrupted, and whatever no record references is garbage.
         known = {c.id for c in self.containers.store.list()}
@@ -113,6 +173,27 @@ class Engine:
                 extra={"blobs": len(collected.blobs), "layers": len(collected.layers)},
             )
 
+    async def start(self) -> None:
+        """Bring the core up after ``repair``: host networking, running containers
+        reattached, volume mounts and the firewall reconciled."""
+        await asyncio.to_thread(self.networks.setup)
+        await self.networks.start()
+        await self.containers.recover()
+        await self.builds.recover()  # after containers: it removes build steps' leftovers
+        await asyncio.to_thread(self.volume_manager.repair)
+        await self.networks.sync_firewall_or_warn()
+
+    async def stop(self) -> None:
+        """Stop watching (containers keep running under their monitors), release host
+        networking when nothing runs, and close the registries' connections."""
+        await self.stats.stop()
+        await self.execs.shutdown()
+        await self.containers.shutdown()
+        containers = await asyncio.to_thread(self.containers.store.list)
+        running = any(c.state.running for c in containers)
+        await self.networks.shutdown(any_running=running)
+        await self.registries.aclose()
+
     def close(self) -> None:
         """Flush and close the stores."""
         # What is left undone is swept at the next start; waiting a little spares that.
@@ -125,6 +206,7 @@ class Engine:
             return path.read_text().strip()
         except FileNotFoundError:
             value = uuid.uuid4().hex
+            path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_suffix(".tmp")
             permissions.create_private_file(tmp)
             tmp.write_text(value + "\n")

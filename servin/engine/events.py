@@ -98,13 +98,13 @@ class EventBus:
                     None if deadline is None else max(0.0, deadline - (time.monotonic() - start))
                 )
                 try:
-                    event = await asyncio.wait_for(sub.queue.get(), timeout)
+                    got = await asyncio.wait_for(sub.queue.get(), timeout)
                 except TimeoutError:
                     return
-                if event is None:
+                if got is None:
                     raise SubscriberTooSlow("event subscriber fell too far behind")
-                if event.seq > last_seq and match(event):
-                    yield event
+                if got.seq > last_seq and match(got):
+                    yield got
         finally:
             self._subscribers.discard(sub)
 

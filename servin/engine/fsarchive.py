@@ -125,7 +125,7 @@ class TarWriter:
             with open(f"/proc/self/fd/{fd}", "rb") as f:
                 info = self._info(arcname, st)
                 info.size = st.st_size
-                self._tar.addfile(info, _Exactly(f, st.st_size))  # type: ignore[arg-type]
+                self._tar.addfile(info, _Exactly(f, st.st_size))
             return
         parent_less = self._info(arcname, st)
         if stat.S_ISFIFO(st.st_mode):
@@ -177,7 +177,7 @@ class _Exactly(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buf: memoryview) -> int:  # type: ignore[override]  # bytes-like
         if self.left <= 0:
             return 0
         want = min(len(buf), self.left)

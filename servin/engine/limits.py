@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import msgspec
+
 from servin.errors import InvalidArgument
 
 # Names of containers, volumes, networks and pods: docker's characters, and short enough to
@@ -116,6 +118,8 @@ def size_of(value: Any) -> int:
         return int(byte_size())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return sum(size_of(getattr(value, f.name)) for f in dataclasses.fields(value))
+    if isinstance(value, msgspec.Struct):  # the core's model
+        return sum(size_of(getattr(value, f)) for f in value.__struct_fields__)
     if isinstance(value, Mapping):
         return sum(size_of(k) + size_of(v) for k, v in value.items())
     if isinstance(value, Iterable):
@@ -124,28 +128,41 @@ def size_of(value: Any) -> int:
 
 
 def _lists(value: Any) -> Iterable[tuple[str, int]]:
-    """(field name, length) of every list field of a dataclass or protobuf message."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+    """(field name, length) of every list field of a dataclass, model struct or protobuf
+    message (the nested structs of the model included)."""
+    if isinstance(value, msgspec.Struct):
+        items: list[tuple[str, Any]] = []
+        for f in value.__struct_fields__:
+            field_value = getattr(value, f)
+            if isinstance(field_value, msgspec.Struct):
+                yield from _lists(field_value)
+            else:
+                items.append((f, field_value))
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
         items = [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
     elif callable(getattr(value, "ListFields", None)):
         items = [(f.name, v) for f, v in value.ListFields()]
     else:
-        return []
-    return [(name, len(v)) for name, v in items
-            if not isinstance(v, str | bytes | Mapping) and hasattr(v, "__len__")]
+        return
+    yield from ((name, len(v)) for name, v in items
+                if not isinstance(v, str | bytes | Mapping) and hasattr(v, "__len__"))
 
 
-def check_container_config(spec: Any) -> None:
-    """A container's configuration: labels, command and environment, every other string and
-    list, and the whole. Works on any object with the ContainerSpec field names."""
-    check_labels(dict(getattr(spec, "labels", {}) or {}))
-    check_process([*(getattr(spec, "entrypoint", []) or []), *(getattr(spec, "cmd", []) or [])],
-                  list(getattr(spec, "env", []) or []))
-    for field in ("image", "working_dir", "user", "hostname", "domainname", "stop_signal",
-                  "network_mode", "ipc_mode", "pid_mode", "uts_mode", "runtime"):
-        value = getattr(spec, field, "")
-        if isinstance(value, str):
-            check_text(value, field.replace("_", " "))
+def check_container_config(request: Any) -> None:
+    """A container's configuration (the core's ``CreateRequest``): labels, command and
+    environment, every other string and list, and the whole."""
+    config, host = request.config, request.host_config
+    check_labels(dict(config.labels))
+    check_process([*(config.entrypoint or []), *config.cmd], list(config.env))
+    for part, fields in ((config, ("image", "working_dir", "user", "hostname", "domainname",
+                                   "stop_signal")),
+                         (host, ("network_mode", "ipc_mode", "pid_mode", "uts_mode", "runtime",
+                                 "cgroup_parent"))):
+        for field in fields:
+            value = getattr(part, field, "")
+            if isinstance(value, str):
+                check_text(value, field.replace("_", " "))
+    spec = request
     for name, length in _lists(spec):
         if name not in ("env", "cmd", "entrypoint") and length > LIST_MAX:
             raise InvalidArgument(f"too many {name.replace('_', ' ')}: {length} "

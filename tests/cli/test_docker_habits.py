@@ -212,8 +212,8 @@ def test_filters_are_checked(fleet: Fleet) -> None:
     out = fleet.daemon.cli("ps", "--filter", "nosuch=1")
     assert out.returncode == 1
     assert out.stderr.strip() == (
-        "Error: invalid filter 'nosuch' (valid: ancestor, before, exited, health, id, is-task, "
-        "label, name, network, since, status, volume)"
+        "Error: invalid filter 'nosuch' (valid: ancestor, before, exited, expose, health, id, "
+        "is-task, isolation, label, name, network, publish, since, status, volume)"
     )
 
 

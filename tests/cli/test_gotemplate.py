@@ -133,3 +133,12 @@ def test_label_method_on_rows() -> None:
 def test_private_attributes_are_not_reachable() -> None:
     with pytest.raises(TemplateError):
         Template("{{.Names.upper}}").render({"Names": "a"})
+
+
+def test_inspect_fields_as_docker_spells_them_on_its_structs() -> None:
+    # docker runs inspect templates on its Go structs (field ID) as well as on the JSON ("Id").
+    doc = {"Id": "abc", "HostConfig": {"RestartPolicy": {"Name": "always"}}}
+    assert Template("{{.ID}} {{.Id}} {{.HostConfig.RestartPolicy.Name}}").render(doc) == \
+        "abc abc always"
+    with pytest.raises(TemplateError):
+        Template("{{.Ab}}").render({"ab": 1, "AB": 2})  # ambiguous: no guess

@@ -158,7 +158,7 @@ def api() -> Iterator[tuple[ServerThread, ProbeRoutes]]:
     router = Router()
     routes = ProbeRoutes()
     routes.register(router)
-    SystemRoutes(engine=None).register(router)  # type: ignore[arg-type]  # _ping needs none
+    SystemRoutes(core=None).register(router)  # type: ignore[arg-type]  # _ping needs none
     server = ServerThread(router)
     try:
         yield server, routes
@@ -428,7 +428,7 @@ def test_hijack_content_type_follows_the_api_version(
 
 def test_header_timeout_closes_slow_clients() -> None:
     router = Router()
-    SystemRoutes(engine=None).register(router)  # type: ignore[arg-type]
+    SystemRoutes(core=None).register(router)  # type: ignore[arg-type]
     server = ServerThread(router, header_timeout=0.5, idle_timeout=1.0)
     try:
         with connect(server.path) as s:
@@ -479,7 +479,7 @@ def test_tls_keeps_writing_after_the_clients_close_notify() -> None:
     router = Router()
     routes = ProbeRoutes()
     routes.register(router)
-    SystemRoutes(engine=None).register(router)  # type: ignore[arg-type]
+    SystemRoutes(core=None).register(router)  # type: ignore[arg-type]
     pki = short_tmpdir("sv-pki-")
     ca, cert, key = make_ca_and_cert(pki)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from servin.engine.images.compression import GzipStream
 from servin.engine.images.registry.blobfetch import BlobSource, Location
+from servin.engine.store.compression import GzipStream
 from servin.engine.store.content import ContentStore
 from servin.errors import InvalidArgument, PermissionDenied, Unavailable
 

@@ -12,7 +12,7 @@ import pytest
 
 from servin.devtools.busybox import MTIME as BUSYBOX_MTIME
 from servin.devtools.busybox import applets
-from servin.engine.images.unpack import OPAQUE_XATTR, unpack_layer
+from servin.engine.store.snapshots.unpack import OPAQUE_XATTR, unpack_layer
 from servin.errors import InvalidArgument
 from tests.snapshots.helpers import (
     HOSTILE,

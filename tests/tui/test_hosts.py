@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from servin.client.hosts import DEFAULT_HOST, resolve_target
+from servin.client.addresses import DEFAULT_HOST
+from servin.client.hosts import resolve_target
 from servin.errors import NotFound, ServinError
 from tests.tui.conftest import make_app
 from tests.tui.fake import FakeDaemon

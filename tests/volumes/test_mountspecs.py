@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from servin.api.servin.v1 import common_pb2, containers_pb2
 from servin.engine.containers import mounts
+from servin.engine.containers.model import HostConfig, Mount
 from servin.errors import InvalidArgument
 
 
@@ -30,17 +30,17 @@ def test_parse_bind_refuses(spec: str) -> None:
 
 
 def test_validate_mount(tmp_path: Path) -> None:
-    ok = mounts.validate_mount(common_pb2.Mount(type="bind", source=str(tmp_path),
+    ok = mounts.validate_mount(Mount(type="bind", source=str(tmp_path),
                                                 target="/a/../b/"))
     assert ok.target == "/b"
     with pytest.raises(InvalidArgument, match="does not exist"):
-        mounts.validate_mount(common_pb2.Mount(type="bind", source=str(tmp_path / "no"),
+        mounts.validate_mount(Mount(type="bind", source=str(tmp_path / "no"),
                                                target="/x"))
     with pytest.raises(InvalidArgument, match="cannot mount over the root"):
-        mounts.validate_mount(common_pb2.Mount(type="volume", target="/"))
+        mounts.validate_mount(Mount(type="volume", target="/"))
     with pytest.raises(InvalidArgument, match="invalid tmpfs option"):
-        mounts.validate_mount(common_pb2.Mount(type="tmpfs", target="/t", options=["bind"]))
-    tmpfs = mounts.validate_mount(common_pb2.Mount(type="tmpfs", target="/t",
+        mounts.validate_mount(Mount(type="tmpfs", target="/t", options=["bind"]))
+    tmpfs = mounts.validate_mount(Mount(type="tmpfs", target="/t",
                                                    options=["size=64m", "mode=1777", "exec"]))
     assert list(tmpfs.options) == ["size=64m", "mode=1777", "exec"]
 
@@ -60,16 +60,16 @@ def test_resolve_precedence_and_cleanup(tmp_path: Path) -> None:
         created.append(name)
         return V(name)
 
-    other = [common_pb2.Mount(type="volume", source="shared", name="shared", target="/s")]
+    other = [Mount(type="volume", source="shared", name="shared", target="/s")]
     resolver = mounts.Resolver(container_mounts=lambda name: other, create_volume=create,
                                remove_volume=removed.append, volume_exists=lambda n: False)
-    spec = containers_pb2.ContainerSpec(binds=["mine:/data"], volumes_from=["src:ro"])
+    host = HostConfig(binds=["mine:/data"], volumes_from=["src:ro"])
     image = {"Volumes": {"/data": {}, "/cache": {}}}
-    resolved, new = mounts.resolve(spec, image, resolver)
+    resolved, new = mounts.resolve(host, image, resolver)
     assert [(m.target, m.name, m.read_only) for m in resolved] == [
         ("/data", "mine", False), ("/s", "shared", True), ("/cache", "anon1", False)]
     assert new == ["mine", "anon1"]
-    spec = containers_pb2.ContainerSpec(binds=["first:/a", "explode:/b"])
+    host = HostConfig(binds=["first:/a", "explode:/b"])
     with pytest.raises(InvalidArgument):
-        mounts.resolve(spec, {}, resolver)
+        mounts.resolve(host, {}, resolver)
     assert removed == ["first"]

@@ -212,30 +212,6 @@ def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
     )
 
 
-def _mount_dict(m: Any) -> dict[str, Any]:
-    """One mount as docker's inspect shows it (a volume's Source is its host directory)."""
-    out: dict[str, Any] = {"Type": m.type}
-    if m.type == "volume":
-        out["Name"] = m.name
-    out.update({
-        "Source": m.source,
-        "Destination": m.target,
-        "Mode": "ro" if m.read_only else "",
-        "RW": not m.read_only,
-        "Propagation": m.propagation or ("rprivate" if m.type == "bind" else ""),
-    })
-    if m.type == "volume":
-        out["Driver"] = m.driver or "local"
-    return out
-
-
-def _device_dict(text: str) -> dict[str, str]:
-    """A device (``HOST:CONTAINER:PERMS`` as the daemon records it) as docker's entry."""
-    host, container, perms = [*text.split(":"), "", ""][:3]
-    return {"PathOnHost": host, "PathInContainer": container or host,
-            "CgroupPermissions": perms or "rwm"}
-
-
 def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
     from servin.cli.output import LabelText
     from servin.humanize import ago, human_size
@@ -418,135 +394,6 @@ def wait(containers: tuple[str, ...]) -> None:
         click.echo(reply.exit_code)
 
 
-def container_inspect_dict(d: Any, size: bool = False) -> dict[str, Any]:
-    """A container's ``inspect`` object, shaped as docker's (``SizeRw``/``SizeRootFs`` with
-    ``size``)."""
-
-    s = d.state
-    spec = d.spec
-    r = spec.resources
-    zero = "0001-01-01T00:00:00Z"
-    return {
-        "Id": d.id,
-        "Created": d.created.ToJsonString(),
-        "Path": d.path,
-        "Args": list(d.args),
-        "State": {
-            "Status": s.status,
-            "Running": s.running,
-            "Paused": s.paused,
-            "Restarting": s.restarting,
-            "OOMKilled": s.oom_killed,
-            "Dead": s.dead,
-            "Pid": s.pid,
-            "ExitCode": s.exit_code,
-            "Error": s.error,
-            "StartedAt": s.started_at.ToJsonString() if s.started_at.seconds else zero,
-            "FinishedAt": s.finished_at.ToJsonString() if s.finished_at.seconds else zero,
-            **({"Health": {
-                "Status": s.health.status, "FailingStreak": s.health.failing_streak,
-                "Log": [{"Start": r.start.ToJsonString(), "End": r.end.ToJsonString(),
-                         "ExitCode": r.exit_code, "Output": r.output} for r in s.health.log],
-            }} if s.HasField("health") else {}),
-        },
-        "Image": d.image_id,
-        "ResolvConfPath": d.resolv_conf_path,
-        "HostnamePath": d.hostname_path,
-        "HostsPath": d.hosts_path,
-        "LogPath": d.log_path,
-        "Name": "/" + d.name,
-        "RestartCount": d.restart_count,
-        "Driver": d.driver,
-        "Platform": "linux",
-        "HostConfig": {
-            "NetworkMode": spec.network_mode,
-            "Privileged": spec.privileged,
-            "ReadonlyRootfs": spec.read_only,
-            "AutoRemove": spec.auto_remove,
-            "CapAdd": list(spec.cap_add) or None,
-            "CapDrop": list(spec.cap_drop) or None,
-            "SecurityOpt": [
-                o if not o.startswith("seccomp={") else "seccomp=<profile>"
-                for o in spec.security_opt
-            ]
-            or None,
-            "Runtime": spec.runtime,
-            "IpcMode": spec.ipc_mode,
-            "PidMode": spec.pid_mode,
-            "UTSMode": spec.uts_mode,
-            "Memory": r.memory,
-            "MemorySwap": r.memory_swap,
-            "MemoryReservation": r.memory_reservation,
-            "NanoCpus": r.nano_cpus,
-            "CpuShares": r.cpu_shares,
-            "CpuPeriod": r.cpu_period,
-            "CpuQuota": r.cpu_quota,
-            "CpusetCpus": r.cpuset_cpus,
-            "CpusetMems": r.cpuset_mems,
-            "PidsLimit": r.pids_limit or None,
-            "OomScoreAdj": r.oom_score_adj,
-            "ShmSize": spec.shm_size or 67108864,
-            "LogConfig": {
-                "Type": spec.log_config.type or "json-file",
-                "Config": dict(spec.log_config.options),
-            },
-            "Dns": list(spec.dns),
-            "DnsOptions": list(spec.dns_options),
-            "DnsSearch": list(spec.dns_search),
-            "Init": spec.init or None,
-            "CgroupnsMode": spec.cgroupns_mode or "private",
-            "Devices": [_device_dict(d) for d in spec.devices],
-            "DeviceCgroupRules": list(spec.device_cgroup_rules) or None,
-            "ExtraHosts": list(spec.extra_hosts) or None,
-            "PortBindings": {
-                f"{p.container_port}/{p.protocol or 'tcp'}": [
-                    {"HostIp": p.host_ip, "HostPort": str(p.host_port or "") + (
-                        f"-{p.host_port_end}" if p.host_port_end else "")}
-                ]
-                for p in spec.ports
-            },
-            "PublishAllPorts": spec.publish_all,
-            "Sysctls": dict(spec.sysctls) or None,
-        },
-        "Mounts": [_mount_dict(m) for m in d.mounts],
-        "Config": {
-            "Hostname": spec.hostname or d.id[:12],
-            "Domainname": spec.domainname,
-            "User": spec.user,
-            "Tty": spec.tty,
-            "OpenStdin": spec.open_stdin,
-            "Env": list(spec.env),
-            "Cmd": list(spec.cmd) or None,
-            "Image": d.image,
-            "WorkingDir": spec.working_dir,
-            "Entrypoint": list(spec.entrypoint) if spec.entrypoint_set else None,
-            "Labels": dict(spec.labels),
-            "StopSignal": spec.stop_signal or None,
-            "StopTimeout": spec.stop_timeout if spec.stop_timeout >= 0 else None,
-        },
-        "GraphDriver": {"Name": d.driver, "Data": {"MergedDir": d.rootfs}},
-        "NetworkSettings": {
-            "Ports": {
-                f"{p.container_port}/{p.protocol}": [
-                    {"HostIp": p.host_ip, "HostPort": str(p.host_port)}
-                ]
-                for p in d.ports
-            },
-            "Networks": {
-                a.network: {
-                    "NetworkID": a.network_id, "IPAddress": a.ip_address,
-                    "IPPrefixLen": a.ip_prefix_len, "Gateway": a.gateway,
-                    "MacAddress": a.mac_address, "Aliases": list(a.aliases) or None,
-                }
-                for a in d.networks
-            },
-            "IPAddress": d.networks[0].ip_address if d.networks else "",
-            "Gateway": d.networks[0].gateway if d.networks else "",
-        },
-        **({"SizeRw": d.size_rw, "SizeRootFs": d.size_root_fs} if size else {}),
-    }
-
-
 @click.command("inspect")
 @click.option(
     "-f", "--format", "fmt", metavar="FORMAT", help="Format the output using a Go template"
@@ -556,21 +403,15 @@ def container_inspect_dict(d: Any, size: bool = False) -> dict[str, Any]:
 def container_inspect(fmt: str | None, size: bool, containers: tuple[str, ...]) -> None:
     """Display detailed information on one or more containers."""
     from servin.api.servin.v1 import containers_pb2
-    from servin.cli.output import print_objects
+    from servin.cli.output import document, print_objects
 
     client = get_client()
     results = []
     error: ServinError | None = None
     for item in containers:
         try:
-            results.append(
-                container_inspect_dict(
-                    client.containers.Inspect(
-                        containers_pb2.InspectContainerRequest(id=item, size=size)
-                    ),
-                    size,
-                )
-            )
+            results.append(document(client.containers.Inspect(
+                containers_pb2.InspectContainerRequest(id=item, size=size))))
         except ServinError as exc:
             error = exc
     if results or error is None:
@@ -597,8 +438,7 @@ def container_inspect(fmt: str | None, size: bool, containers: tuple[str, ...]) 
 def inspect(fmt: str | None, kind: str | None, size: bool, names: tuple[str, ...]) -> None:
     """Return low-level information on containers or images."""
     from servin.api.servin.v1 import containers_pb2, images_pb2
-    from servin.cli.commands.images import inspect_dict as image_inspect_dict
-    from servin.cli.output import print_objects
+    from servin.cli.output import document, print_objects
 
     client = get_client()
     results = []
@@ -607,19 +447,14 @@ def inspect(fmt: str | None, kind: str | None, size: bool, names: tuple[str, ...
         found = None
         if kind in (None, "container"):
             try:
-                found = container_inspect_dict(
-                    client.containers.Inspect(
-                        containers_pb2.InspectContainerRequest(id=name, size=size)
-                    ),
-                    size,
-                )
+                found = document(client.containers.Inspect(
+                    containers_pb2.InspectContainerRequest(id=name, size=size)))
             except NotFound:
                 found = None
         if found is None and kind in (None, "image"):
             try:
-                found = image_inspect_dict(
-                    client.images.Inspect(images_pb2.InspectImageRequest(reference=name))
-                )
+                found = document(
+                    client.images.Inspect(images_pb2.InspectImageRequest(reference=name)))
             except NotFound:
                 found = None
         if found is None:

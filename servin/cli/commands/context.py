@@ -12,8 +12,8 @@ from servin.cli.options import add_commands, format_option
 from servin.errors import InvalidArgument
 
 if TYPE_CHECKING:
+    from servin.client.addresses import TLSConfig
     from servin.client.contexts import Context
-    from servin.client.hosts import TLSConfig
 
 
 def _tls_options(f: Any) -> Any:
@@ -58,7 +58,7 @@ def _tls(
     key: str | None,
 ) -> TLSConfig | None:
     """The context's TLS settings: ``base`` (update) changed by the flags given."""
-    from servin.client.hosts import TLSConfig
+    from servin.client.addresses import TLSConfig
 
     if base is None and not (tls or tlsverify or ca or cert or key):
         return None
@@ -158,7 +158,7 @@ def context_update(
 
 
 def _host(url: str) -> str:
-    from servin.client.hosts import parse_host
+    from servin.client.addresses import parse_host
 
     parse_host(url)
     return f"unix://{url}" if url.startswith("/") else url

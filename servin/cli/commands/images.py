@@ -126,38 +126,6 @@ def image_rm(force: bool, no_prune: bool, images: tuple[str, ...]) -> None:
         raise failed[-1]
 
 
-def inspect_dict(d: Any) -> dict[str, Any]:
-    from servin.reference import familiar
-
-    c = d.config
-    return {
-        "Id": d.id,
-        "RepoTags": [familiar(t) for t in d.repo_tags],
-        "RepoDigests": [familiar(t) for t in d.repo_digests],
-        "Parent": d.parent_id,
-        "Comment": d.comment,
-        "Created": d.created.ToJsonString(),
-        "Author": d.author,
-        "Config": {
-            "User": c.user,
-            "Env": list(c.env) or None,
-            "Cmd": list(c.cmd) or None,
-            "Entrypoint": list(c.entrypoint) or None,
-            "WorkingDir": c.working_dir,
-            "Labels": dict(c.labels) or None,
-            "ExposedPorts": {p: {} for p in c.exposed_ports} or None,
-            "Volumes": {v: {} for v in c.volumes} or None,
-            "StopSignal": c.stop_signal or None,
-        },
-        "Architecture": d.architecture,
-        "Variant": d.variant or None,
-        "Os": d.os,
-        "Size": d.size,
-        "RootFS": {"Type": "layers", "Layers": [layer.diff_id for layer in d.layers]},
-        "Descriptor": {"mediaType": d.manifest_media_type, "digest": d.manifest_digest},
-    }
-
-
 @click.command("inspect")
 @click.option(
     "-f", "--format", "fmt", metavar="FORMAT", help="Format the output using a Go template"
@@ -166,7 +134,7 @@ def inspect_dict(d: Any) -> dict[str, Any]:
 def image_inspect(fmt: str | None, images: tuple[str, ...]) -> None:
     """Display detailed information on one or more images."""
     from servin.api.servin.v1 import images_pb2
-    from servin.cli.output import print_objects
+    from servin.cli.output import document, print_objects
 
     client = get_client()
     results: list[dict[str, Any]] = []
@@ -174,7 +142,7 @@ def image_inspect(fmt: str | None, images: tuple[str, ...]) -> None:
     for ref in images:
         try:
             results.append(
-                inspect_dict(client.images.Inspect(images_pb2.InspectImageRequest(reference=ref)))
+                document(client.images.Inspect(images_pb2.InspectImageRequest(reference=ref)))
             )
         except ServinError as exc:
             error = exc

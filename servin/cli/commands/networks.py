@@ -22,39 +22,6 @@ def _labels(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def network_dict(n: Any) -> dict[str, Any]:
-    """A network's ``inspect`` object, shaped as docker's."""
-    return {
-        "Name": n.name,
-        "Id": n.id,
-        "Created": n.created.ToJsonString(),
-        "Scope": n.scope or "local",
-        "Driver": n.driver,
-        "EnableIPv6": False,
-        "IPAM": {
-            "Driver": "default",
-            "Config": [
-                {k: v for k, v in (("Subnet", c.subnet), ("Gateway", c.gateway),
-                                   ("IPRange", c.ip_range)) if v}
-                for c in n.ipam
-            ],
-        },
-        "Internal": n.internal,
-        "Containers": {
-            e.container_id: {
-                "Name": e.container_name,
-                "MacAddress": e.mac_address,
-                "IPv4Address": e.ipv4_address,
-                "Aliases": list(e.aliases) or None,
-            }
-            for e in n.endpoints
-        },
-        "Options": {**dict(n.options),
-                    **({"com.docker.network.bridge.name": n.bridge} if n.bridge else {})},
-        "Labels": dict(n.labels),
-    }
-
-
 @click.command("create")
 @click.option("-d", "--driver", default="bridge", help="Driver to manage the Network")
 @click.option("--subnet", default="", help="Subnet in CIDR format")
@@ -113,14 +80,14 @@ def network_ls(quiet: bool, no_trunc: bool, filters: tuple[str, ...], fmt: str |
 def network_inspect(fmt: str | None, networks: tuple[str, ...]) -> None:
     """Display detailed information on one or more networks."""
     from servin.api.servin.v1 import networks_pb2
-    from servin.cli.output import print_objects
+    from servin.cli.output import document, print_objects
 
     client = get_client()
     results = []
     error: ServinError | None = None
     for name in networks:
         try:
-            results.append(network_dict(
+            results.append(document(
                 client.networks.Inspect(networks_pb2.InspectNetworkRequest(id=name))))
         except ServinError as exc:
             error = exc

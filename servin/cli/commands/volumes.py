@@ -26,20 +26,6 @@ def _kv(values: tuple[str, ...], flag: str) -> dict[str, str]:
     return out
 
 
-def volume_dict(v: Any) -> dict[str, Any]:
-    """A volume as docker's ``volume inspect`` prints it."""
-    return {
-        "CreatedAt": v.created.ToJsonString(),
-        "Driver": v.driver,
-        "Labels": dict(v.labels) or None,
-        "Mountpoint": v.mountpoint,
-        "Name": v.name,
-        "Options": dict(v.options) or None,
-        "Scope": v.scope or "local",
-        **({"UsageData": {"Size": v.size, "RefCount": v.ref_count}} if v.size >= 0 else {}),
-    }
-
-
 @click.command("create")
 @click.option("-d", "--driver", default="local", help="Volume driver name")
 @click.option("-o", "--opt", "opts", multiple=True, metavar="KEY=VALUE",
@@ -89,14 +75,14 @@ def volume_ls(quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
 def volume_inspect(fmt: str | None, names: tuple[str, ...]) -> None:
     """Display detailed information on one or more volumes."""
     from servin.api.servin.v1 import volumes_pb2
-    from servin.cli.output import print_objects
+    from servin.cli.output import document, print_objects
 
     client = get_client()
     results: list[dict[str, Any]] = []
     error: ServinError | None = None
     for name in names:
         try:
-            results.append(volume_dict(
+            results.append(document(
                 client.volumes.Inspect(volumes_pb2.InspectVolumeRequest(name=name))))
         except ServinError as exc:
             error = exc

@@ -26,19 +26,37 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
-from servin.api.servin.v1 import common_pb2, containers_pb2
+from servin.engine.build.options import Limits
 from servin.engine.build.state import Layer, State
 from servin.engine.containers.files import in_private_mount_namespace
+from servin.engine.containers.model import (
+    ContainerConfig,
+    CreateRequest,
+    HealthConfig,
+    HostConfig,
+    Mount,
+    Resources,
+    Ulimit,
+)
+from servin.engine.containers.service import ContainerService
+from servin.engine.containers.store import ContainerStore
+from servin.engine.containers.streams import AttachOptions, AttachService, StreamInput
+from servin.engine.events import EventBus
 from servin.engine.images import mediatypes
 from servin.engine.images.commit import write_layer
 from servin.engine.images.platforms import Platform, host_platform
 from servin.engine.images.progress import ProgressEvent
-from servin.engine.images.store import ImageRecord
+from servin.engine.images.service import ImageService
+from servin.engine.images.store import ImageRecord, ImageStore
 from servin.engine.linux.mount import MS_BIND, MS_RDONLY, mount, remount_bind
 from servin.engine.linux.safepath import openat2
+from servin.engine.networks.service import NetworkService
+from servin.engine.store.content import ContentStore
 from servin.engine.store.leases import Lease
+from servin.engine.store.metadata import MetadataStore
+from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.snapshots.layers import chain_ids
 from servin.engine.store.snapshots.mounts import (
     SnapshotMounts,
@@ -49,15 +67,30 @@ from servin.engine.store.snapshots.mounts import (
 from servin.errors import InvalidArgument, NotFound, ServinError
 from servin.reference import parse_reference
 
-if TYPE_CHECKING:
-    from servin.engine.engine import Engine
-
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 BUILD_LABEL = "servin.build"  # on RUN steps' containers: the build they belong to
 ETC_FILES = ("/etc/hostname", "/etc/hosts", "/etc/resolv.conf")
 _PARENTS_FILE = "parents.json"
+
+
+@dataclass(frozen=True)
+class Collaborators:
+    """The parts of the engine core a build uses (``Engine`` hands them over)."""
+
+    root: Path  # the daemon's root: the build keeps <root>/build
+    exec_root: Path  # the daemon's exec root: RUN steps' mounts under <exec-root>/build
+    meta: MetadataStore  # the build cache's table
+    content: ContentStore
+    snapshots: Snapshotter
+    image_store: ImageStore
+    images: ImageService  # pulls, garbage collection and its extra roots
+    containers: ContainerService  # RUN steps' containers
+    container_store: ContainerStore
+    attach: AttachService  # RUN steps' output
+    networks: NetworkService  # RUN --network by name
+    events: EventBus
 
 
 @dataclass(frozen=True)
@@ -91,7 +124,7 @@ class RunSpec:
     network: str
     extra_hosts: list[str]
     mounts: list[HostMount]
-    resources: Any  # options.Limits
+    resources: Limits
     made_paths: list[str] = field(default_factory=list)  # mount targets: not part of the layer
 
 
@@ -117,10 +150,10 @@ class Roots:
 class EngineAdapter:
     """The engine, as the builder uses it."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Collaborators) -> None:
         self.engine = engine
-        self.root = Path(engine.config.root) / "build"
-        self.exec_dir = Path(engine.config.exec_root) / "build"
+        self.root = engine.root / "build"
+        self.exec_dir = engine.exec_root / "build"
         self.contexts = self.root / "contexts"
         self.cache_mounts = self.root / "cache-mounts"
         self.downloads = self.root / "downloads"
@@ -134,7 +167,7 @@ class EngineAdapter:
     # -- basics ---------------------------------------------------------------------------------
 
     @property
-    def db(self) -> Any:
+    def db(self) -> MetadataStore:
         """The metadata store (for the build cache's table)."""
         return self.engine.meta
 
@@ -178,7 +211,7 @@ class EngineAdapter:
 
     async def find_image(self, reference: str) -> ImageInfo | None:
         """A local image by name or ID, or None."""
-        store = self.engine.images.store
+        store = self.engine.image_store
         try:
             record = await asyncio.to_thread(store.resolve, reference)
         except NotFound:
@@ -186,7 +219,7 @@ class EngineAdapter:
         return await asyncio.to_thread(self._info, record)
 
     def _info(self, record: ImageRecord) -> ImageInfo:
-        store = self.engine.images.store
+        store = self.engine.image_store
         config = store.config(record)
         manifest = store.manifest(record)
         diff_ids = list((config.get("rootfs") or {}).get("diff_ids") or [])
@@ -207,7 +240,7 @@ class EngineAdapter:
             if event.status:
                 report(event.status)
 
-        result = await self.engine.puller.pull(reference, platform=platform, report=progress)
+        result = await self.engine.images.pull(reference, platform=platform, report=progress)
         return await asyncio.to_thread(self._info, result.record)
 
     async def ensure_layers(self, state: State, lease: Lease) -> None:
@@ -255,7 +288,7 @@ class EngineAdapter:
         for name in names:
             if name.digest:
                 raise InvalidArgument(f"invalid tag {name}: a tag cannot carry a digest")
-        store = self.engine.images.store
+        store = self.engine.image_store
         image_id = state.image_id or state.id
         try:  # recorded already (a fully cached build): its blobs are there, only names change
             await asyncio.to_thread(store.get, image_id)
@@ -290,7 +323,7 @@ class EngineAdapter:
         async with self._parents_lock:
             count = self._parents.get(image_id, 0)
             if count == 0:
-                store = self.engine.images.store
+                store = self.engine.image_store
                 try:
                     await asyncio.to_thread(store.get, image_id)
                     self._parents[image_id] = -1  # a real image already: never removed
@@ -321,12 +354,12 @@ class EngineAdapter:
             await asyncio.to_thread(self._save_parents)
 
     def _drop_parent(self, image_id: str) -> None:
-        store = self.engine.images.store
+        store = self.engine.image_store
         try:
             record = store.get(image_id)
         except NotFound:
             return
-        if record.refs or self.engine.containers.image_in_use(image_id):
+        if record.refs or self.engine.container_store.using_image(image_id):
             return  # tagged meanwhile (the build's result), or used by a container
         store.delete(image_id)
 
@@ -474,25 +507,29 @@ class EngineAdapter:
 
     # -- RUN steps ------------------------------------------------------------------------------
 
-    def _container_spec(self, spec: RunSpec) -> containers_pb2.ContainerSpec:
+    @staticmethod
+    def _create_request(spec: RunSpec) -> CreateRequest:
         limits = spec.resources
-        out = containers_pb2.ContainerSpec(
-            image=spec.image_id, cmd=spec.argv, entrypoint_set=True, env=spec.env,
-            network_mode=spec.network or "bridge", extra_hosts=spec.extra_hosts,
-            labels={BUILD_LABEL: spec.build_id}, shm_size=limits.shm_size,
-            stop_timeout=-1)
-        out.healthcheck.test.append("NONE")  # the image's check must not probe a build step
-        r = out.resources
-        r.memory, r.memory_swap = limits.memory, limits.memory_swap
-        r.cpu_shares, r.cpu_period, r.cpu_quota = (limits.cpu_shares, limits.cpu_period,
-                                                   limits.cpu_quota)
-        r.cpuset_cpus, r.cpuset_mems = limits.cpuset_cpus, limits.cpuset_mems
-        for name, soft, hard in limits.ulimits:
-            out.ulimits.append(containers_pb2.Ulimit(name=name, soft=soft, hard=hard))
-        for m in spec.mounts:
-            out.mounts.append(common_pb2.Mount(type=m.type, source=m.source, target=m.target,
-                                               read_only=m.read_only, options=m.options))
-        return out
+        config = ContainerConfig(
+            image=spec.image_id, cmd=list(spec.argv), entrypoint=[], env=list(spec.env),
+            labels={BUILD_LABEL: spec.build_id},
+            healthcheck=HealthConfig(test=["NONE"]),  # the image's must not probe a step
+        )
+        host = HostConfig(
+            network_mode=spec.network or "bridge", extra_hosts=list(spec.extra_hosts),
+            shm_size=limits.shm_size,
+            ulimits=[Ulimit(name=name, soft=soft, hard=hard)
+                     for name, soft, hard in limits.ulimits],
+            mounts=[Mount(type=m.type, source=m.source, target=m.target,
+                          read_only=m.read_only, options=list(m.options))
+                    for m in spec.mounts],
+            resources=Resources(
+                memory=limits.memory, memory_swap=limits.memory_swap,
+                cpu_shares=limits.cpu_shares, cpu_period=limits.cpu_period,
+                cpu_quota=limits.cpu_quota, cpuset_cpus=limits.cpuset_cpus,
+                cpuset_mems=limits.cpuset_mems),
+        )
+        return CreateRequest(config=config, host_config=host)
 
     async def run(self, spec: RunSpec, parent: State, lease: Lease,
                   on_start: Callable[[str], Awaitable[None]],
@@ -500,19 +537,18 @@ class EngineAdapter:
         """Run a RUN step's container to its end; on success its changes become a layer.
         The container is removed however this ends (cancellation included)."""
         containers = self.engine.containers
-        c = await containers.create("", self._container_spec(spec))
+        c = (await containers.create(self._create_request(spec))).container
         try:
-            future = containers.attach_on_start(c, {"stdin": False, "stdout": True,
-                                                    "stderr": True, "stdin_once": False})
+            session = await self.engine.attach.attach(
+                c.id, AttachOptions(stdin=False, stdout=True, stderr=True))
             try:
                 await containers.start(c.id)
-                attachment = await future
-            finally:
-                future.cancel()
+            except BaseException:
+                await session.close()
+                raise
             await on_start(c.id)
-            async for stream, data in _frames(attachment):
-                await on_output(stream, data)
-            await attachment.close()
+            async for out in session.relay(_no_input()):
+                await on_output(out.stream, out.data)
             state = await containers.wait(c.id)
             result = RunResult(c.id, state.exit_code)
             if state.exit_code == 0:
@@ -603,9 +639,8 @@ class EngineAdapter:
     async def recover(self) -> None:
         """Once containers are recovered: remove RUN steps' containers and temporary parent
         images an interrupted build left."""
-        containers = self.engine.containers
-        for c in await containers.list():
-            if BUILD_LABEL in c.spec.labels:
+        for c in await asyncio.to_thread(self.engine.container_store.list):
+            if BUILD_LABEL in c.config.labels:
                 log.info("removing a build step's container left behind",
                          extra={"container": c.id})
                 await self._remove_container(c.id)
@@ -625,9 +660,11 @@ def _oci_media_type(media_type: str) -> str:
             mediatypes.DOCKER_LAYER_TAR: mediatypes.OCI_LAYER_TAR}.get(media_type, media_type)
 
 
-async def _frames(attachment: Any) -> AsyncIterator[tuple[int, bytes]]:
-    async for stream, data in attachment:
-        yield stream, data
+async def _no_input() -> AsyncIterator[StreamInput]:
+    """A RUN step's stdin: nothing (the container has none)."""
+    nothing: tuple[StreamInput, ...] = ()
+    for item in nothing:
+        yield item
 
 
 def drop_made_paths(changes: list[tuple[str, str]], made: list[str]) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""The build side of the engine core: ``engine.builds``.
+"""The build side of the engine core: ``CoreAPI.builds`` (a ``BuildService``).
 
 ``build(options, context_chunks)`` is an async iterator of events (``events.py``): it
 receives the context, builds, records the image (or streams its files back) and ends with a
@@ -17,10 +17,10 @@ import secrets
 import threading
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from servin.engine.build import context as build_context
-from servin.engine.build.adapter import EngineAdapter
+from servin.engine.build.adapter import Collaborators, EngineAdapter
 from servin.engine.build.builder import Builder
 from servin.engine.build.cache import BuildCache, PruneReport
 from servin.engine.build.events import (
@@ -34,18 +34,48 @@ from servin.engine.build.options import BuildOptions
 from servin.errors import InvalidArgument
 from servin.reference import parse_reference
 
-if TYPE_CHECKING:
-    from servin.engine.engine import Engine
-
 log = logging.getLogger(__name__)
 
 _OUTPUT_QUEUE = 64  # OutputData chunks waiting for the client at most
 
 
 class BuildService:
-    """Builds images from Dockerfiles; owns the build cache."""
+    """Builds images from Dockerfiles; owns the build cache.
 
-    def __init__(self, engine: Engine) -> None:
+    How a front door runs a build (the servin.v1 ``Images.Build`` servicer in
+    ``server/grpc/builds.py`` does exactly this)::
+
+        options = BuildOptions(tags=("app:1",), build_args=(("V", "2"),), target="",
+                               no_cache=False, pull=False, labels=(), network="default")
+        async for event in core.builds.build(options, context_chunks):
+            ...  # render it (events.py); the last one is the BuildResult
+
+    - ``context_chunks``: an async iterator of ``bytes``, the build context as one tar
+      stream (plain or gzip/bzip2/xz/zstd compressed, docker's ``POST /build`` body as it
+      arrives). An empty stream is an empty context; the Dockerfile then comes in
+      ``options.dockerfile`` (its text), else it is read from the context at
+      ``options.dockerfile_path`` (default ``Dockerfile``). The context's ``.dockerignore``
+      is applied unless ``options.dockerignore`` says the client applied it already.
+    - ``options``: ``options.BuildOptions`` (docker's ``build`` flags; ``limits`` are the
+      RUN containers' resources, ``output="tar"`` streams the result's files back as
+      ``OutputData`` instead of recording an image).
+    - Events (``events.py``), in order: ``ContextReceived`` (bytes so far; ``done=True`` once
+      unpacked), then per step ``StepStarted`` (``number``/``total`` are docker's
+      ``Step N/M``, ``instruction`` the text to print), for RUN ``StepRunning`` (its container
+      ID) and ``StepOutput`` (stdout 1 / stderr 2 bytes), then ``StepDone`` (``cached``: docker's
+      ``Using cache``; ``image_id``: docker's ``---> <id>``) or ``StepFailed`` (message,
+      command, exit code); ``Message`` notes and warnings; the last event is one
+      ``BuildResult`` (image ID, tags). Steps of parallel stages interleave (``vertex``).
+    - Errors: bad options raise a ``ServinError`` before any event; a failing step raises
+      one (``StepError``, an ``InvalidArgument``) right after its ``StepFailed``. Closing the
+      iterator (``aclose``, or cancelling its task: a client gone) cancels the build; either
+      way everything it made is cleaned up.
+
+    ``prune_cache(unused_for_ns)`` drops cache entries (``builder prune``); ``usage()``
+    counts them.
+    """
+
+    def __init__(self, engine: Collaborators) -> None:
         self.adapter = EngineAdapter(engine)
         self.cache = BuildCache(self.adapter.db)
         self.adapter.add_gc_roots(self.cache.roots)

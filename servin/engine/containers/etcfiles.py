@@ -6,8 +6,7 @@ import os
 import re
 from pathlib import Path
 
-from servin.api.servin.v1 import containers_pb2
-from servin.engine.containers.model import ContainerPaths
+from servin.engine.containers.model import ContainerPaths, HostConfig
 from servin.errors import InvalidArgument
 
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
@@ -30,7 +29,7 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def resolv_conf(spec: containers_pb2.ContainerSpec, host_network: bool,
+def resolv_conf(settings: HostConfig, host_network: bool,
                 embedded_dns: str = "") -> str:
     """The container's resolv.conf: --dns/--dns-search/--dns-option, else the host's.
 
@@ -43,41 +42,41 @@ def resolv_conf(spec: containers_pb2.ContainerSpec, host_network: bool,
         host = ""
     if embedded_dns:
         lines = [f"nameserver {embedded_dns}"]
-        search = list(spec.dns_search) or [
+        search = list(settings.dns_search) or [
             word for line in host.splitlines() if line.strip().startswith("search")
             for word in line.split()[1:]
         ]
         if search:
             lines.append("search " + " ".join(search))
-        if spec.dns_options:
-            lines.append("options " + " ".join(spec.dns_options))
+        if settings.dns_options:
+            lines.append("options " + " ".join(settings.dns_options))
         return "\n".join(lines) + "\n"
-    if not spec.dns and not spec.dns_search and not spec.dns_options:
+    if not settings.dns and not settings.dns_search and not settings.dns_options:
         if host_network:
             return host
         # A loopback resolver of the host cannot be reached from the container's netns.
         return _LOOPBACK_NS.sub("", host).strip() + "\n"
-    lines = [f"nameserver {ns}" for ns in spec.dns]
-    if not spec.dns:
+    lines = [f"nameserver {ns}" for ns in settings.dns]
+    if not settings.dns:
         lines += [
             line
             for line in host.splitlines()
             if line.strip().startswith("nameserver") and not _LOOPBACK_NS.match(line)
         ]
-    if spec.dns_search:
-        lines.append("search " + " ".join(spec.dns_search))
-    if spec.dns_options:
-        lines.append("options " + " ".join(spec.dns_options))
+    if settings.dns_search:
+        lines.append("search " + " ".join(settings.dns_search))
+    if settings.dns_options:
+        lines.append("options " + " ".join(settings.dns_options))
     return "\n".join(lines) + "\n"
 
 
-def hosts_file(spec: containers_pb2.ContainerSpec, hostname: str, address: str = "") -> str:
+def hosts_file(settings: HostConfig, hostname: str, address: str = "") -> str:
     """/etc/hosts: localhost entries, --add-host entries, and the container's own name.
 
     The name maps to the container's address on its first network (127.0.1.1 without one).
     """
     lines = [HOSTS_BASE.rstrip("\n")]
-    for entry in spec.extra_hosts:
+    for entry in settings.extra_hosts:
         name, sep, ip = entry.partition(":")
         if not sep or not name or not ip:
             raise InvalidArgument(f"invalid --add-host {entry!r}: expected host:ip")
@@ -87,11 +86,11 @@ def hosts_file(spec: containers_pb2.ContainerSpec, hostname: str, address: str =
 
 
 def write_etc_files(
-    paths: ContainerPaths, spec: containers_pb2.ContainerSpec, hostname: str, *,
+    paths: ContainerPaths, settings: HostConfig, hostname: str, *,
     host_network: bool, address: str = "", embedded_dns: str = "",
 ) -> None:
     """Write the three files into the container's directory."""
     files = paths.etc_files
     _write(files["/etc/hostname"], hostname + "\n")
-    _write(files["/etc/hosts"], hosts_file(spec, hostname, address))
-    _write(files["/etc/resolv.conf"], resolv_conf(spec, host_network, embedded_dns))
+    _write(files["/etc/hosts"], hosts_file(settings, hostname, address))
+    _write(files["/etc/resolv.conf"], resolv_conf(settings, host_network, embedded_dns))

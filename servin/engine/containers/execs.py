@@ -25,7 +25,9 @@ from typing import Any
 
 from servin.engine.containers.detachkeys import parse_detach_keys
 from servin.engine.containers.model import PAUSED, RUNNING, Container
-from servin.engine.containers.service import ContainerService
+from servin.engine.containers.monitors import Monitors
+from servin.engine.containers.store import ContainerStore
+from servin.engine.containers.streams import STDERR, STDOUT, StreamSession
 from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.runtime.monitor.client import Attachment, MonitorClient
@@ -73,13 +75,23 @@ class ExecRecord:
 class ExecService:
     """Creates, starts, resizes and reports execs; the monitors run them."""
 
-    def __init__(self, containers: ContainerService, events: EventBus) -> None:
-        self.containers = containers
+    def __init__(self, store: ContainerStore, monitors: Monitors, events: EventBus) -> None:
+        self.store = store
+        self.monitors = monitors
         self.events = events
         self._records: dict[str, ExecRecord] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # -- records -------------------------------------------------------------------------
+
+    async def inspect(self, exec_id: str) -> ExecRecord:
+        """An exec by its full ID (or a unique prefix)."""
+        return self.get(exec_id)
+
+    def running_in(self, container_id: str) -> list[str]:
+        """The IDs of the execs running in a container."""
+        return [r.id for r in self._records.values()
+                if r.container_id == container_id and r.running]
 
     def get(self, exec_id: str) -> ExecRecord:
         """An exec by its full ID (or a unique prefix)."""
@@ -113,7 +125,7 @@ class ExecService:
         container: str,
         cmd: list[str],
         *,
-        env: list[str] = (),  # type: ignore[assignment]
+        env: list[str] | None = None,
         user: str = "",
         working_dir: str = "",
         tty: bool = False,
@@ -124,10 +136,11 @@ class ExecService:
         detach_keys: str = "",
     ) -> ExecRecord:
         """Record an exec for a running container (nothing runs until ``start``)."""
-        c = await self.containers.resolve(container)
+        c = await asyncio.to_thread(self.store.resolve, container)
         self._check_running(c)
         if not cmd or not cmd[0]:
             raise InvalidArgument("no exec command specified")
+        env = list(env or [])
         for item in env:
             if not item or item.startswith("="):
                 raise InvalidArgument(f"invalid environment variable: {item!r}")
@@ -135,7 +148,7 @@ class ExecService:
             raise InvalidArgument(f"the working directory {working_dir!r} is not absolute")
         parse_detach_keys(detach_keys)
         record = ExecRecord(
-            id=secrets.token_hex(32), container_id=c.id, cmd=list(cmd), env=list(env),
+            id=secrets.token_hex(32), container_id=c.id, cmd=list(cmd), env=env,
             user=user, working_dir=working_dir, tty=tty, attach_stdin=attach_stdin,
             attach_stdout=attach_stdout, attach_stderr=attach_stderr, privileged=privileged,
             detach_keys=detach_keys, created_ns=time.time_ns(),
@@ -147,20 +160,42 @@ class ExecService:
 
     async def start(
         self, exec_id: str, *, detach: bool = False, rows: int = 0, cols: int = 0
-    ) -> Attachment | None:
-        """Run the exec; its attach stream unless ``detach``.
+    ) -> StreamSession | None:
+        """Run the exec; its stream session unless ``detach`` (then None: it runs on, and
+        ``inspect`` tells how it ends).
 
         A command that cannot be found raises NotFound (its exit code is 127), one that
         cannot be invoked PermissionDenied (126).
         """
         record = self.get(exec_id)
+        attachment = await self._start(record, detach=detach, rows=rows, cols=cols)
+        if attachment is None:
+            return None
+        monitor = self.monitors.client(record.container_id)
+        streams = frozenset(s for s, on in ((STDOUT, record.attach_stdout),
+                                            (STDERR, record.attach_stderr)) if on)
+
+        async def resize(rows: int, cols: int) -> None:
+            await self.resize(record.id, rows, cols)
+
+        async def exit_code() -> int:
+            return await self.wait(record.id)
+
+        return StreamSession(
+            attachment, stdin=record.attach_stdin,
+            detach_keys=parse_detach_keys(record.detach_keys) if record.tty else None,
+            resize=resize, detach=monitor.detach, exit_code=exit_code, streams=streams,
+        )
+
+    async def _start(self, record: ExecRecord, *, detach: bool, rows: int,
+                     cols: int) -> Attachment | None:
         if record.started:
             raise Conflict(f"exec {record.id} has already been started")
-        c = await asyncio.to_thread(self.containers.store.get, record.container_id)
+        c = await asyncio.to_thread(self.store.get, record.container_id)
         self._check_running(c)
         record.started = True
         process = await asyncio.to_thread(self._process, c, record, rows, cols)
-        monitor = MonitorClient(self.containers.paths(c.id).state_dir)
+        monitor = self.monitors.client(c.id)
         try:
             pid, attachment = await monitor.exec(
                 record.id, process, stdin=record.attach_stdin and not detach, attach=not detach
@@ -196,15 +231,15 @@ class ExecService:
 
     def _process(self, c: Container, record: ExecRecord, rows: int, cols: int) -> dict[str, Any]:
         """The exec's OCI process: the container's, with the exec's overrides (blocking)."""
-        paths = self.containers.paths(c.id)
+        paths = self.monitors.paths(c.id)
         try:
-            config = json.loads((paths.dir / "config.json").read_text())
+            config = json.loads(paths.bundle_config.read_text())
         except (OSError, ValueError) as exc:
             raise Conflict(f"container {c.id} has no readable bundle: {exc}") from None
         process: dict[str, Any] = dict(config.get("process") or {})
         env = _merge_env(list(process.get("env") or []), record.env)
         if record.user:
-            user = resolve_user(paths.rootfs, record.user, list(c.spec.group_add))
+            user = resolve_user(paths.rootfs, record.user, list(c.host_config.group_add))
             process["user"] = {
                 **(process.get("user") or {}),
                 "uid": user.uid,
@@ -242,8 +277,7 @@ class ExecService:
         if not record.tty or not record.running:
             return
         with contextlib.suppress(NotFound):
-            await MonitorClient(self.containers.paths(record.container_id).state_dir) \
-                .exec_resize(record.id, rows, cols)
+            await self.monitors.client(record.container_id).exec_resize(record.id, rows, cols)
 
     async def wait(self, exec_id: str) -> int:
         """Wait until the started exec has ended; its exit code."""
@@ -259,7 +293,7 @@ class ExecService:
         at PROBE_OUTPUT_LIMIT bytes.
         """
         record = await self.create(container_id, argv, attach_stdin=False)
-        attachment = await self.start(record.id)
+        attachment = await self._start(record, detach=False, rows=0, cols=0)
         assert attachment is not None
         output = bytearray()
 
@@ -273,7 +307,7 @@ class ExecService:
             code = await asyncio.wait_for(collect(), timeout)
         except TimeoutError:
             with contextlib.suppress(ServinError):
-                await MonitorClient(self.containers.paths(record.container_id).state_dir) \
+                await self.monitors.client(record.container_id) \
                     .exec_kill(record.id, signal_module.SIGKILL)
             raise
         finally:

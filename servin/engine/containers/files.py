@@ -21,15 +21,18 @@ import errno
 import os
 import stat
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 from servin.engine import fsarchive, limits
+from servin.engine.containers.collaborators import ContainerVolumes
 from servin.engine.containers.model import PAUSED, RUNNING, Container
+from servin.engine.containers.monitors import Monitors
+from servin.engine.containers.service import ContainerService
 from servin.engine.crashpoints import crashpoint
 from servin.engine.images.commit import CommitInputs, build_committed_image, write_layer
-from servin.engine.images.store import ImageRecord
+from servin.engine.images.store import ImageRecord, ImageStore
 from servin.engine.linux.mount import (
     MS_BIND,
     MS_PRIVATE,
@@ -41,7 +44,10 @@ from servin.engine.linux.mount import (
 )
 from servin.engine.linux.namespaces import CLONE_NEWNS, unshare
 from servin.engine.linux.safepath import open_in_root, openat2
+from servin.engine.store import compression
+from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.snapshots.mounts import mount_snapshot
+from servin.engine.streamio import reader, stream_from_thread
 from servin.errors import Conflict, InvalidArgument, NotFound, PermissionDenied, ServinError
 
 T = TypeVar("T")
@@ -100,15 +106,18 @@ def in_private_mount_namespace(fn: Callable[[], T]) -> T:
     thread.join()
     if "error" in result:
         raise result["error"]
-    return result["value"]  # type: ignore[no-any-return]
+    value: T = result["value"]
+    return value
 
 
 class ContainerFiles:
     """cp, export and diff over a container's filesystem (blocking; run in threads)."""
 
-    def __init__(self, service: Any) -> None:
-        self.service = service  # the ContainerService
-        self.snapshots = service.snapshots
+    def __init__(self, monitors: Monitors, snapshots: Snapshotter,
+                 volumes: ContainerVolumes) -> None:
+        self.monitors = monitors
+        self.snapshots = snapshots
+        self.volumes = volumes
 
     # -- the container's root ----------------------------------------------------------
 
@@ -128,7 +137,7 @@ class ContainerFiles:
         return in_private_mount_namespace(lambda: self._stopped_root(c, fn, mounts))
 
     def _stopped_root(self, c: Container, fn: Callable[[int], T], mounts: bool) -> T:
-        target = self.service.paths(c.id).rootfs
+        target = self.monitors.paths(c.id).rootfs
         target.mkdir(parents=True, exist_ok=True)
         mount_snapshot(self.snapshots.mounts(c.id), target, self.snapshots.layout.layers)
         root = os.open(target, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -141,10 +150,10 @@ class ContainerFiles:
 
     def _bind_mounts(self, c: Container, root: int) -> None:
         """Bind the container's volumes and bind mounts on its root (private namespace)."""
-        volumes = self.service.volumes
-        for m in c.spec.mounts:
-            if m.type == "volume" and m.name and volumes is not None:
-                source = volumes.store.get(m.name).mountpoint
+        for m in c.mounts:
+            volume = self.volumes.find(m.name) if m.type == "volume" and m.name else None
+            if volume is not None:
+                source = volume.mountpoint
             elif m.type == "bind":
                 source = m.source
             else:
@@ -203,7 +212,8 @@ class ContainerFiles:
 
     def copy_to(self, c: Container, path: str, source: BinaryIO, *,
                 preserve_owner: bool) -> None:
-        """Extract a tar stream into the directory ``path`` of the container."""
+        """Extract a tar stream (uncompressed, gzip, bzip2, xz or zstd, as docker's
+        DecompressStream reads one) into the directory ``path`` of the container."""
 
         def run(root: int) -> None:
             fd = self._open(c, root, path, True)
@@ -223,7 +233,7 @@ class ContainerFiles:
 
     def export(self, c: Container, out: BinaryIO) -> None:
         """The container's root filesystem (without its volumes) as a tar stream."""
-        mounted = self.service.paths(c.id).rootfs
+        mounted = self.monitors.paths(c.id).rootfs
         if c.state.rootfs_mounted and c.state.status in (RUNNING, PAUSED):
             # The daemon's own view of the rootfs has none of the container's mounts.
             root = os.open(mounted, _DIR | os.O_NOFOLLOW)
@@ -252,7 +262,7 @@ def _engine_made(c: Container, kind: str, path: str) -> bool:
     """An added path that only exists as a mount point the runtime created."""
     if kind != "A":
         return False
-    return path in _ETC_FILES or any(path == m.target for m in c.spec.mounts)
+    return path in _ETC_FILES or any(path == m.target for m in c.mounts)
 
 
 def _export_tree(root: int, out: BinaryIO) -> None:
@@ -270,32 +280,62 @@ def _basename(path: str) -> str:
 
 
 class FileOperations:
-    """The async side of :class:`ContainerFiles`: container lookup and locking, commit."""
+    """Files in and out of containers for every door (async): cp, export, diff, commit."""
 
-    def __init__(self, service: Any, images: Any) -> None:
-        self.service = service
-        self.files = ContainerFiles(service)
-        self.images = images  # the ImageService
+    def __init__(self, containers: ContainerService, images: ImageStore,
+                 volumes: ContainerVolumes) -> None:
+        self.containers = containers
+        self.images = images
+        self.files = ContainerFiles(containers.monitors, containers.snapshots, volumes)
 
     @contextlib.asynccontextmanager
-    async def access(self, text: str) -> AsyncIterator[Container]:
+    async def _access(self, ref: str) -> AsyncIterator[Container]:
         """The container, locked against start/remove while it is not running (its
         snapshot is mounted privately meanwhile)."""
-        c = await self.service.resolve(text)
+        c = await self.containers.get(ref)
         if c.state.status in (RUNNING, PAUSED):
             yield c
             return
-        async with self.service._lock(c.id):
-            yield await asyncio.to_thread(self.service.store.get, c.id)
+        async with self.containers.locks.lock(c.id):
+            yield await asyncio.to_thread(self.containers.store.get, c.id)
 
-    async def stat(self, text: str, path: str, follow: bool = False) -> PathStat:
+    async def stat(self, ref: str, path: str, follow: bool = False) -> PathStat:
         """The stat of a path in the container."""
-        async with self.access(text) as c:
+        async with self._access(ref) as c:
             return await asyncio.to_thread(self.files.stat, c, path, follow)
 
-    async def changes(self, text: str) -> list[tuple[str, str]]:
-        """docker diff of the container."""
-        c = await self.service.resolve(text)
+    async def copy_from(self, ref: str, path: str, *,
+                        follow: bool = False) -> AsyncGenerator[PathStat | bytes, None]:
+        """The path's stat, then a tar stream of it (chunks of bytes) whose top entry is
+        named after the path's last component."""
+        async with self._access(ref) as c:
+            yield await asyncio.to_thread(self.files.stat, c, path, follow)
+            async for chunk in stream_from_thread(
+                    lambda out: self.files.copy_from(c, path, out, follow)):
+                yield chunk
+
+    async def copy_to(self, ref: str, path: str, chunks: AsyncIterator[bytes], *,
+                      preserve_owner: bool = False) -> None:
+        """Extract a tar stream (uncompressed, gzip, bzip2, xz or zstd, as docker's
+        DecompressStream reads one) into the directory ``path`` of the container."""
+        async with self._access(ref) as c:
+            source = reader(chunks, asyncio.get_running_loop())
+
+            def copy() -> None:  # sniffing the compression reads: in the worker thread
+                self.files.copy_to(c, path, compression.archive_reader(source),
+                                   preserve_owner=preserve_owner)
+
+            await asyncio.to_thread(copy)
+
+    async def export(self, ref: str) -> AsyncIterator[bytes]:
+        """The container's root filesystem (without its volumes) as a tar stream."""
+        async with self._access(ref) as c:
+            async for chunk in stream_from_thread(lambda out: self.files.export(c, out)):
+                yield chunk
+
+    async def changes(self, ref: str) -> list[tuple[str, str]]:
+        """docker diff of the container: (kind, path) pairs."""
+        c = await self.containers.get(ref)
         return await asyncio.to_thread(self.files.changes, c)
 
     async def commit(self, text: str, reference: str, *, comment: str = "", author: str = "",
@@ -311,36 +351,36 @@ class FileOperations:
         apply_changes({}, list(changes or []))  # refuse bad instructions before any work
         limits.check_text(comment, "the commit message")
         limits.check_text(author, "the author")
-        c = await self.service.resolve(text)
-        store = self.images.store
+        c = await self.containers.get(text)
+        store = self.images
         record = await asyncio.to_thread(store.get, c.image_id)
         base_config = await asyncio.to_thread(store.config, record)
         base_manifest = await asyncio.to_thread(store.manifest, record)
         image = base_config.get("config") or {}
-        env = [e for e in process_env(c.spec, image, "") if not e.startswith("HOSTNAME=")]
+        env = [e for e in process_env(c.config, image, "") if not e.startswith("HOSTNAME=")]
         container_config: dict[str, Any] = {
             "Env": env,
-            "Cmd": list(c.spec.cmd) or None,
-            "WorkingDir": c.spec.working_dir or None,
-            "User": c.spec.user or None,
-            "Labels": {**(image.get("Labels") or {}), **dict(c.spec.labels)} or None,
+            "Cmd": list(c.config.cmd) or None,
+            "WorkingDir": c.config.working_dir or None,
+            "User": c.config.user or None,
+            "Labels": {**(image.get("Labels") or {}), **dict(c.config.labels)} or None,
         }
-        if c.spec.entrypoint_set:
-            container_config["Entrypoint"] = list(c.spec.entrypoint) or None
+        if c.config.entrypoint is not None:
+            container_config["Entrypoint"] = list(c.config.entrypoint) or None
         paused_here = False
         if pause and c.state.status == RUNNING:
-            await self.service.pause(c.id, by_commit=True)
+            await self.containers.pause(c.id, by_commit=True)
             paused_here = True
             crashpoint("commit.after-freeze")
         try:
             found = await asyncio.to_thread(self.files.changes, c)
-            source = await asyncio.to_thread(self.service.snapshots.diff_source, c.id)
+            source = await asyncio.to_thread(self.containers.snapshots.diff_source, c.id)
             digest, size = await asyncio.to_thread(write_layer, store.content, source, found)
             crashpoint("commit.after-layer")
         finally:
             if paused_here:
                 with contextlib.suppress(ServinError):
-                    await self.service.unpause(c.id, by_commit=True)
+                    await self.containers.unpause(c.id, by_commit=True)
         inputs = CommitInputs(
             base_config=base_config, base_manifest=base_manifest, base_size=record.size,
             container_config=container_config, changes=list(changes or []), comment=comment,
@@ -349,7 +389,7 @@ class FileOperations:
         new = await asyncio.to_thread(build_committed_image, store.content, digest, size, inputs)
         crashpoint("commit.before-record")
         await asyncio.to_thread(store.add, new, [name] if name else [])
-        self.service.events.publish("container", "commit", c.id, name=c.name,
+        self.containers.events.publish("container", "commit", c.id, name=c.name,
                                     imageID=new.id, comment=comment)
         return await asyncio.to_thread(store.get, new.id)
 
@@ -359,6 +399,6 @@ def process_args_text(c: Container, image: dict[str, Any]) -> list[str]:
     from servin.engine.runtime.bundle import process_args
 
     try:
-        return process_args(c.spec, image)
+        return process_args(c.config, image)
     except ServinError:
         return []

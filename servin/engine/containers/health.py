@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from servin.api.servin.v1 import common_pb2
+from servin.engine.containers.model import HealthConfig, HealthResult
 from servin.errors import InvalidArgument, ServinError
 
 log = logging.getLogger(__name__)
@@ -47,8 +47,7 @@ class HealthCheck:
     retries: int
 
 
-def resolve_check(spec: common_pb2.HealthConfig | None, image: dict[str, Any]
-                  ) -> HealthCheck | None:
+def resolve_check(spec: HealthConfig | None, image: dict[str, Any]) -> HealthCheck | None:
     """The container's check: its own settings over the image's HEALTHCHECK; None if none."""
     image_check = image.get("Healthcheck") or {}
     test = list(spec.test) if spec is not None and spec.test else list(image_check.get("Test")
@@ -80,16 +79,6 @@ def resolve_check(spec: common_pb2.HealthConfig | None, image: dict[str, Any]
         start_period=seconds(spec.start_period_ns if spec else 0, "StartPeriod", 0.0),
         retries=retries,
     )
-
-
-@dataclass
-class HealthResult:
-    """One probe's outcome."""
-
-    start_ns: int
-    end_ns: int
-    exit_code: int
-    output: str
 
 
 class HealthRunner:
@@ -124,7 +113,8 @@ class HealthRunner:
             code, output = -1, f"Health check exceeded timeout ({self.check.timeout:g}s)"
         except ServinError as exc:
             code, output = -1, exc.message
-        result = HealthResult(start, time.time_ns(), code, output[:MAX_OUTPUT])
+        result = HealthResult(start_ns=start, end_ns=time.time_ns(), exit_code=code,
+                              output=output[:MAX_OUTPUT])
         self.results = [*self.results, result][-KEEP_RESULTS:]
         in_start_period = time.time() - self.started_at < self.check.start_period
         if code == 0:

@@ -12,7 +12,8 @@ write) is decoded line by line, skipping the damaged one.
 Rotated files are ``<log>.1`` (newest) ... ``<log>.N``; entries are read oldest first. Every
 file is opened before reading starts, so a rotation meanwhile renames nothing under the
 reader. Following waits on inotify (the log's directory: writes, and the new file a rotation
-creates) and on the container's exit, never on a timer.
+creates) and on the container's exit, never on a timer. ``LogService`` is the door-facing
+API.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import groupby
 from pathlib import Path
+
+from servin.engine.containers.locks import ContainerLocks
+from servin.engine.containers.model import PAUSED, RUNNING
+from servin.engine.containers.monitors import Monitors
+from servin.engine.containers.store import ContainerStore
+from servin.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
 
@@ -204,11 +211,11 @@ class _Decoder:
             return [self._each(entries.texts, codes, ns, attrs)]
         out = []  # the attributes change within the block (rare): one chunk per run
         pos = 0
-        for attrs, run in groupby(entries.attrs, key=lambda a: sorted(a.items())):
+        for items, run in groupby(entries.attrs, key=lambda a: sorted(a.items())):
             n = sum(1 for _ in run)
             end = pos + n
             out.append(self._each(entries.texts[pos:end], codes and codes[pos:end],
-                                  ns[pos:end], dict(attrs)))  # fmt: skip
+                                  ns[pos:end], dict(items)))  # fmt: skip
             pos = end
         return out
 
@@ -434,7 +441,7 @@ class _Waker:
         if self.exited is not None and self._exit_task is None:
             self._exit_task = asyncio.ensure_future(self.exited.wait())
         if self.inotify is not None:
-            await self.inotify.wait(also=self._exit_task)  # type: ignore[arg-type]
+            await self.inotify.wait(also=self._exit_task)
             self.inotify.drain()
         elif self._exit_task is None:
             await asyncio.sleep(FOLLOW_POLL)
@@ -500,3 +507,37 @@ async def read_log(
         if waker is not None:
             waker.close()
         files.close()
+
+
+class LogService:
+    """Containers' logs for every door."""
+
+    def __init__(self, store: ContainerStore, monitors: Monitors, locks: ContainerLocks) -> None:
+        self.store = store
+        self.monitors = monitors
+        self.locks = locks
+
+    async def read(
+        self, ref: str, *, follow: bool = False, tail: int = -1, since_ns: int | None = None,
+        until_ns: int | None = None, stdout: bool = True, stderr: bool = True,
+        timestamps: bool = False, details: bool = False,
+    ) -> AsyncIterator[LogChunk]:
+        """The container's log as chunks of entries of the streams asked for (and new ones
+        with ``follow``, until the container stops): see ``read_log``."""
+        c = await asyncio.to_thread(self.store.resolve, ref)
+        if c.host_config.log_config.type == "none":
+            raise InvalidArgument('configured logging driver does not support reading ("none")')
+        async for chunk in read_log(
+            self.monitors.paths(c.id).log_path,
+            tail=tail,
+            since_ns=since_ns,
+            until_ns=until_ns,
+            follow=follow,
+            running=c.state.status in (RUNNING, PAUSED),
+            exited=self.locks.exit_event(c.id),
+            stdout=stdout,
+            stderr=stderr,
+            timestamps=timestamps,
+            details=details,
+        ):
+            yield chunk

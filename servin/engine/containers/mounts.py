@@ -1,6 +1,6 @@
 """Mount specs -> resolved mounts at create, and host sources for the bundle at start.
 
-Three ways in, one result (``servin.v1.Mount`` entries in the stored spec):
+Three ways in, one result (the model's ``Mount`` entries in ``Container.mounts``):
 ``-v`` specs (``binds``: ``NAME:/path[:opts]``, ``/host:/path[:opts]``, ``/path`` for an
 anonymous volume), structured ``--mount``/``--tmpfs`` mounts, ``--volumes-from`` and the
 image's ``VOLUME`` paths (anonymous volumes). Everything is validated before anything is
@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from servin.api.servin.v1 import common_pb2
+import msgspec
+
+from servin.engine.containers.model import HostConfig, Mount
 from servin.engine.volumes.model import LOCAL, looks_like_volume_name, validate_name
 from servin.errors import InvalidArgument, ServinError
 
@@ -31,7 +33,7 @@ VOLUME_OPT = "volume-opt="
 NOCOPY = "nocopy"
 
 
-def parse_bind(spec: str) -> common_pb2.Mount:
+def parse_bind(spec: str) -> Mount:
     """A ``-v`` spec as docker reads it; a source that is not a path names a volume."""
     parts = spec.split(":")
     if len(parts) == 1:
@@ -59,7 +61,7 @@ def parse_bind(spec: str) -> common_pb2.Mount:
         if NOCOPY in options:
             raise InvalidArgument(f"invalid volume specification: {spec!r}: "
                                   "nocopy is for volumes, not bind mounts")
-        return common_pb2.Mount(type="bind", source=os.path.normpath(source), target=target,
+        return Mount(type="bind", source=os.path.normpath(source), target=target,
                                 read_only=read_only, propagation=propagation,
                                 options=["create-host-path"])
     if source and not looks_like_volume_name(source):
@@ -70,8 +72,8 @@ def parse_bind(spec: str) -> common_pb2.Mount:
     if propagation:
         raise InvalidArgument(f"invalid volume specification: {spec!r}: "
                               "propagation applies to bind mounts only")
-    return common_pb2.Mount(type="volume", source=source, target=target, read_only=read_only,
-                            driver=LOCAL, options=[NOCOPY] if NOCOPY in options else [])
+    return Mount(type="volume", source=source, target=target, read_only=read_only,
+                 driver=LOCAL, options=[NOCOPY] if NOCOPY in options else [])
 
 
 def _check_target(target: str) -> str:
@@ -83,10 +85,14 @@ def _check_target(target: str) -> str:
     return clean
 
 
-def validate_mount(m: common_pb2.Mount) -> common_pb2.Mount:
+def copy_mount(m: Mount) -> Mount:
+    """An independent copy of a mount."""
+    return msgspec.structs.replace(m, options=list(m.options))
+
+
+def validate_mount(m: Mount) -> Mount:
     """A copy of ``m`` checked and normalised (InvalidArgument on anything wrong)."""
-    out = common_pb2.Mount()
-    out.CopyFrom(m)
+    out = copy_mount(m)
     out.target = _check_target(m.target)
     create = "create-host-path" in m.options
     if m.type == "bind":
@@ -131,7 +137,7 @@ def validate_mount(m: common_pb2.Mount) -> common_pb2.Mount:
     return out
 
 
-def volume_options(m: common_pb2.Mount) -> dict[str, str]:
+def volume_options(m: Mount) -> dict[str, str]:
     """The driver options a ``--mount volume-opt=`` gave (used when the volume is new)."""
     opts: dict[str, str] = {}
     for option in m.options:
@@ -153,35 +159,34 @@ def parse_volumes_from(text: str) -> tuple[str, str]:
 class Resolver:
     """What resolving needs from the engine: other containers' mounts, volume creation."""
 
-    container_mounts: Callable[[str], list[common_pb2.Mount]]  # --volumes-from source
+    container_mounts: Callable[[str], list[Mount]]  # --volumes-from source
     create_volume: Callable[..., Any]  # VolumeService.create
     remove_volume: Callable[[str], None]
     volume_exists: Callable[[str], bool]
 
 
-def resolve(spec: Any, image: dict[str, Any],
-            r: Resolver) -> tuple[list[common_pb2.Mount], list[str]]:
+def resolve(host: HostConfig, image: dict[str, Any],
+            r: Resolver) -> tuple[list[Mount], list[str]]:
     """The container's mounts, every volume named, and the volumes this call created
     (blocking).
 
     Precedence for one target: the user's mounts, then --volumes-from, then the image's
     VOLUME (docker's order). On failure, volumes this call created are removed again.
     """
-    user = [validate_mount(parse_bind(b)) for b in spec.binds]
-    user += [validate_mount(m) for m in spec.mounts]
+    user = [validate_mount(parse_bind(b)) for b in host.binds]
+    user += [validate_mount(m) for m in host.mounts]
     seen: set[str] = set()
     for m in user:
         if m.target in seen:
             raise InvalidArgument(f"duplicate mount point: {m.target}")
         seen.add(m.target)
-    inherited: list[common_pb2.Mount] = []
-    for text in spec.volumes_from:
+    inherited: list[Mount] = []
+    for text in host.volumes_from:
         name, mode = parse_volumes_from(text)
         for m in r.container_mounts(name):
             if m.type == "tmpfs" or m.target in seen:
                 continue
-            copy = common_pb2.Mount()
-            copy.CopyFrom(m)
+            copy = copy_mount(m)
             if mode:
                 copy.read_only = mode == "ro"
             inherited.append(copy)
@@ -190,7 +195,7 @@ def resolve(spec: Any, image: dict[str, Any],
     for path in sorted((image.get("Volumes") or {}).keys()):
         target = _check_target(path)
         if target not in seen:
-            anonymous.append(common_pb2.Mount(type="volume", target=target, driver=LOCAL))
+            anonymous.append(Mount(type="volume", target=target, driver=LOCAL))
             seen.add(target)
     resolved = user + inherited + anonymous
     created: list[str] = []
@@ -199,7 +204,7 @@ def resolve(spec: Any, image: dict[str, Any],
             if m.type == "bind" and "create-host-path" in m.options:
                 if not os.path.exists(m.source):
                     os.makedirs(m.source, 0o755, exist_ok=True)
-                del m.options[:]
+                m.options = []
             elif m.type == "volume" and not m.name:
                 existed = bool(m.source) and r.volume_exists(m.source)
                 v = r.create_volume(m.source, m.driver or LOCAL, volume_options(m),
@@ -217,6 +222,6 @@ def resolve(spec: Any, image: dict[str, Any],
     return resolved, created
 
 
-def volume_names(mounts: Any) -> list[str]:
+def volume_names(mounts: list[Mount]) -> list[str]:
     """The volume names among resolved mounts."""
     return [m.name for m in mounts if m.type == "volume" and m.name]

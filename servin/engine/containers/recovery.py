@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.model import PAUSED, REMOVING, RUNNING, Container
-from servin.engine.runtime.monitor.client import MonitorClient
 from servin.engine.runtime.monitor.protocol import MONITOR_PID, RuntimeConfig, monitor_alive
 from servin.engine.runtime.monitor.runtimes import make_runtime
 from servin.engine.store.snapshots import Snapshotter
@@ -32,24 +31,24 @@ from servin.engine.store.snapshots.mounts import is_mount_point
 from servin.errors import ServinError
 
 if TYPE_CHECKING:
-    from servin.engine.containers.service import ContainerService
+    from servin.engine.containers.runner import Runner
 
 log = logging.getLogger(__name__)
 
 END_TIMEOUT = 15.0  # how long a monitor told to end its container may take to go
 
 
-async def end_stray_monitor(service: ContainerService, c: Container) -> bool:
+async def end_stray_monitor(runner: Runner, c: Container) -> bool:
     """End the monitor left in the state dir of a container whose record says it does not
     run (a start the daemon's death interrupted); True if there was one.
 
     Its container is killed, the monitor is waited for (or killed), the runtime's state,
     links and volume mounts are released. The record is left as it was for the caller.
     """
-    paths = service.paths(c.id)
+    paths = runner.monitors.paths(c.id)
     if not await asyncio.to_thread(monitor_alive, paths.state_dir):
         return False
-    client = MonitorClient(paths.state_dir)
+    client = runner.monitors.client(c.id)
     try:
         stopped = (await client.state()).status == "stopped"
     except (ServinError, OSError):
@@ -66,15 +65,14 @@ async def end_stray_monitor(service: ContainerService, c: Container) -> bool:
         # Not answering: end the monitor itself; the runtime delete below ends its container.
         await asyncio.to_thread(_kill_monitor, paths.state_dir)
         await client.wait_gone(5.0)
-    await asyncio.to_thread(force_delete, service, c)
-    if service.networks is not None:
-        with contextlib.suppress(ServinError, OSError):
-            await service.networks.detach(c)
-    await asyncio.to_thread(service._release_volumes, c)
+    await asyncio.to_thread(force_delete, runner, c)
+    with contextlib.suppress(ServinError, OSError):
+        await runner.networks.detach(c)
+    await asyncio.to_thread(runner.release_volumes, c)
     return True
 
 
-async def finish_interrupted(service: ContainerService, c: Container) -> bool:
+async def finish_interrupted(runner: Runner, c: Container) -> bool:
     """At start: a create or a removal that a crash interrupted is finished by removing the
     container (records marked ``creating`` or ``removing``); True if it was one."""
     if not (c.state.creating or c.state.status == REMOVING):
@@ -82,37 +80,36 @@ async def finish_interrupted(service: ContainerService, c: Container) -> bool:
     log.warning("finishing the removal of a container a crash left half made or half removed",
                 extra={"container": c.id, "status": c.state.status,
                        "creating": c.state.creating})
-    await end_stray_monitor(service, c)
-    if service.networks is not None:
-        with contextlib.suppress(ServinError, OSError):
-            await service.networks.detach(c)
-    await asyncio.to_thread(service._remove_files, c)
-    await asyncio.to_thread(service.store.delete, c.id)
+    await end_stray_monitor(runner, c)
+    with contextlib.suppress(ServinError, OSError):
+        await runner.networks.detach(c)
+    await asyncio.to_thread(runner.remove_files, c)
+    await asyncio.to_thread(runner.store.delete, c.id)
     if c.state.creating:
         # Anonymous volumes made for it (named ones may be anybody's: kept).
-        await asyncio.to_thread(service._remove_anonymous_volumes, c)
+        await asyncio.to_thread(runner.remove_anonymous_volumes, c)
     return True
 
 
-async def thaw_after_commit(service: ContainerService, c: Container) -> None:
+async def thaw_after_commit(runner: Runner, c: Container) -> None:
     """At start: thaw a container that a commit the crash interrupted had frozen (a user's
     pause is not marked so and stays)."""
     log.warning("thawing a container frozen by an interrupted commit", extra={"container": c.id})
     try:
-        await asyncio.to_thread(service._runtime(c).resume, c.id)
+        await asyncio.to_thread(runner.monitors.runtime(c).resume, c.id)
     except (ServinError, OSError) as exc:
         log.warning("cannot thaw the container", extra={"container": c.id, "error": str(exc)})
     c.state.frozen_by_commit = False
     if c.state.status == PAUSED:
         c.state.status = RUNNING
-    await asyncio.to_thread(service.store.save_state, c)
+    await asyncio.to_thread(runner.store.save_state, c)
 
 
-def force_delete(service: ContainerService, c: Container) -> None:
+def force_delete(runner: Runner, c: Container) -> None:
     """Kill whatever still runs of the container and delete its runtime state and cgroup
     (blocking; nothing to do is fine)."""
     with contextlib.suppress(ServinError, OSError):
-        runtime = make_runtime(service._runtime_config(c.runtime), service.paths(c.id).state_dir)
+        runtime = runner.monitors.runtime(c)
         with contextlib.suppress(ServinError, OSError):
             runtime.resume(c.id)  # frozen processes would not die of the kill below
         runtime.delete(c.id, force=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from servin.api.servin.v1 import containers_pb2
+from servin.engine.containers.model import RestartPolicy
 from servin.errors import InvalidArgument
 
 POLICIES = ("no", "on-failure", "always", "unless-stopped")
@@ -20,7 +20,7 @@ MAX_DELAY = 60.0
 STABLE_RUN = 10.0
 
 
-def validate_policy(policy: containers_pb2.RestartPolicy, auto_remove: bool) -> None:
+def validate_policy(policy: RestartPolicy, auto_remove: bool) -> None:
     """Refuse policies docker refuses."""
     name = policy.name or "no"
     if name not in POLICIES:
@@ -35,7 +35,7 @@ def validate_policy(policy: containers_pb2.RestartPolicy, auto_remove: bool) -> 
         raise InvalidArgument("conflicting options: cannot combine --restart and --rm")
 
 
-def should_restart(policy: containers_pb2.RestartPolicy, *, exit_code: int, restart_count: int,
+def should_restart(policy: RestartPolicy, *, exit_code: int, restart_count: int,
                    manually_stopped: bool) -> bool:
     """Whether a container that just exited is to be started again."""
     name = policy.name or "no"
@@ -47,7 +47,7 @@ def should_restart(policy: containers_pb2.RestartPolicy, *, exit_code: int, rest
     return True
 
 
-def restart_at_daemon_start(policy: containers_pb2.RestartPolicy, *,
+def restart_at_daemon_start(policy: RestartPolicy, *,
                             manually_stopped: bool) -> bool:
     """Whether a stopped container is started when the daemon starts."""
     name = policy.name or "no"

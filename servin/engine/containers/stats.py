@@ -531,7 +531,8 @@ class StatsSampler:
 
     def _read_running(self) -> list[_Running]:
         return [
-            _Running(c.id, c.name, c.state.pid, c.spec.network_mode, c.state.started_at_ns)
+            _Running(c.id, c.name, c.state.pid, c.host_config.network_mode,
+                     c.state.started_at_ns)
             for c in self._store.list()
             if c.state.running and c.state.pid > 0
         ]

@@ -66,7 +66,7 @@ def write_layer(content: ContentStore, source: Path, changes: list[tuple[str, st
     ``A``/``C`` an entry, ``D`` a whiteout, ``O`` a directory's opaque marker."""
     writer = content.writer(lease)
     try:
-        tar = fsarchive.TarWriter(_BlobOut(writer))  # type: ignore[arg-type]
+        tar = fsarchive.TarWriter(_BlobOut(writer))  # type: ignore[arg-type]  # write() is enough
         root = os.open(source, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             for kind, path in changes:

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from servin.engine.images import compression, mediatypes
+from servin.engine.images import mediatypes
 from servin.engine.images.changes import apply_changes
 from servin.engine.images.platforms import Platform
 from servin.engine.images.store import ImageRecord
+from servin.engine.store import compression
 from servin.engine.store.content import BlobWriter, ContentStore, HashingReader
 from servin.engine.store.leases import Lease
 from servin.errors import InvalidArgument
@@ -44,6 +45,7 @@ def inspect_layer(content: ContentStore, blob_digest: str) -> LayerFacts:
         hashing = HashingReader(compression.decompressing_reader(reader, kind))
         size = 0
         try:
+            # A reader with read() only is all tarfile's stream mode uses.
             with tarfile.open(fileobj=hashing, mode="r|") as tar:  # type: ignore[call-overload]
                 for member in tar:
                     _check_member(member)
@@ -118,7 +120,7 @@ def build_image(
     config_bytes = json.dumps(config, separators=(",", ":")).encode()
     config_digest = content.write_bytes(config_bytes, lease=lease)
     layer = {
-        "mediaType": compression.layer_media_type(facts.compression),
+        "mediaType": mediatypes.layer_media_type(facts.compression),
         "digest": layer_digest,
         "size": layer_size,
     }

@@ -1,5 +1,9 @@
 """Media types of the OCI image spec and Docker's image formats."""
 
+from __future__ import annotations
+
+from servin.engine.store.compression import Compression
+
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
@@ -15,3 +19,12 @@ DOCKER_LAYER_TAR = "application/vnd.docker.image.rootfs.diff.tar"
 
 MANIFESTS = {OCI_MANIFEST, DOCKER_MANIFEST}
 INDEXES = {OCI_INDEX, DOCKER_MANIFEST_LIST}
+
+
+def layer_media_type(compression: Compression) -> str:
+    """The OCI layer media type for a layer blob with this compression."""
+    return {
+        "none": OCI_LAYER_TAR,
+        "gzip": OCI_LAYER_GZIP,
+        "zstd": OCI_LAYER_ZSTD,
+    }[compression]

@@ -19,7 +19,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
@@ -322,7 +322,9 @@ class Puller:
             try:
                 if unpack is not None:
                     diff_id, parent = unpack
-                    self.snapshots.unpack_stream(source, desc.digest, diff_id, parent, verify)
+                    # A RawIOBase: read() and readinto() as a binary file's.
+                    self.snapshots.unpack_stream(cast(BinaryIO, source), desc.digest, diff_id,
+                                                 parent, verify)
                 else:
                     verify()
                 loop.call_soon_threadsafe(report, ProgressEvent(item, "Verifying Checksum",

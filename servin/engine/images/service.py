@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
+import dataclasses
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO, cast
 
 from servin.engine import limits
 from servin.engine.crashpoints import crashpoint
@@ -18,7 +21,15 @@ from servin.engine.images.archive.load import LoadEvent, load_archive
 from servin.engine.images.archive.pipe import ChunkReader, ChunkWriter
 from servin.engine.images.importer import finish_import
 from servin.engine.images.platforms import parse_platform
+from servin.engine.images.progress import ProgressEvent
+from servin.engine.images.pull import Puller, PullResult
+from servin.engine.images.push import Pusher, PushResult
+from servin.engine.images.registry.auth import Credentials
+from servin.engine.images.registry.client import Registries
+from servin.engine.images.registry.login import login
+from servin.engine.images.search import SearchResult, search
 from servin.engine.images.store import ImageRecord, ImageStore
+from servin.engine.semantics import filters as docker_filters
 from servin.engine.store.leases import Lease
 from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.snapshots.layers import chain_ids
@@ -37,6 +48,19 @@ class ImageDetails:
     record: ImageRecord
     config: dict[str, Any]
     manifest: dict[str, Any]
+    raw_config: bytes = b""  # the config blob as stored (its digest is the image ID)
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One step of an image's history, newest first as docker prints it."""
+
+    id: str  # the image ID on the newest step, "<missing>" on the others
+    created: str  # RFC 3339
+    created_by: str
+    size: int
+    comment: str
+    empty_layer: bool
 
 
 @dataclass(frozen=True)
@@ -56,22 +80,50 @@ class ImageService:
         store: ImageStore,
         snapshots: Snapshotter,
         events: EventBus,
-        in_use: Callable[[str], Sequence[Any]] = lambda image_id: (),
+        in_use: Callable[[str], Sequence[Any]],
+        puller: Puller,
+        pusher: Pusher,
+        registries: Registries,
     ) -> None:
         self.store = store
         self.snapshots = snapshots
         self.events = events
         # Containers created from an image (the image must outlive them).
         self.in_use = in_use
+        self.puller = puller
+        self.pusher = pusher
+        self.registries = registries
         # More garbage-collection roots (the build cache registers its layers here).
-        self.extra_roots: list[gc.RootProvider] = []
+        self.extra_roots: builtins.list[gc.RootProvider] = []
+
+    # -- registries ---------------------------------------------------------------------
+
+    async def pull(self, reference: str, *, platform: str = "", creds: Credentials | None = None,
+                   report: Callable[[ProgressEvent], None] = lambda event: None) -> PullResult:
+        """Pull an image from its registry (mirrors and auth from the config), reporting
+        progress per layer."""
+        return await self.puller.pull(reference, platform=platform, creds=creds, report=report)
+
+    async def push(self, reference: str, *, creds: Credentials | None = None,
+                   report: Callable[[ProgressEvent], None] = lambda event: None) -> PushResult:
+        """Push an image to its registry, reporting progress per layer."""
+        return await self.pusher.push(reference, creds=creds, report=report)
+
+    async def login(self, server: str, creds: Credentials) -> str:
+        """Check credentials against a registry; the identity token it gave, if any."""
+        return await login(self.registries, server, creds)
+
+    async def search(self, term: str, creds: Credentials,
+                     limit: int = 25) -> builtins.list[SearchResult]:
+        """Repositories a registry knows whose name contains ``term`` (``search``)."""
+        return await search(self.registries, term, creds, limit)
 
     async def import_rootfs(
         self,
         chunks: AsyncIterator[bytes],
         *,
         reference: str,
-        changes: list[str],
+        changes: builtins.list[str],
         comment: str = "",
         platform: str = "",
         created: str = "",
@@ -107,8 +159,8 @@ class ImageService:
         return record
 
     def _finish_import(
-        self, writer: Any, lease: Lease, plat: Any, changes: list[str], comment: str, name: Any,
-        created: str = "",
+        self, writer: Any, lease: Lease, plat: Any, changes: builtins.list[str], comment: str,
+        name: Any, created: str = "",
     ) -> ImageRecord:
         content = self.store.content
         record = finish_import(
@@ -161,10 +213,12 @@ class ImageService:
         def report(event: LoadEvent) -> None:
             loop.call_soon_threadsafe(events.put_nowait, event)
 
-        def work() -> list[tuple[ImageRecord, list[str]]]:
+        def work() -> builtins.list[tuple[ImageRecord, builtins.list[str]]]:
             try:
                 with self.store.content.leases.lease("load") as lease:
-                    return load_archive(reader, self.store, self.snapshots, lease, report)
+                    # The chunk reader is a RawIOBase: a binary file to tarfile.
+                    return load_archive(cast(BinaryIO, reader), self.store, self.snapshots,
+                                        lease, report)
             finally:
                 reader.close()  # the feeder stops at its next chunk
 
@@ -203,7 +257,8 @@ class ImageService:
                 self.events.publish("image", "tag", record.id, name=familiar(name))
             self.events.publish("image", "load", record.id)
 
-    def _save_targets(self, references: list[str]) -> list[tuple[ImageRecord, list[str]]]:
+    def _save_targets(self, references: builtins.list[str]
+                      ) -> builtins.list[tuple[ImageRecord, builtins.list[str]]]:
         """Each named image once, with the names to write (all its tags when named by ID)."""
         out: dict[str, tuple[ImageRecord, list[str]]] = {}
         for text in references:
@@ -214,7 +269,7 @@ class ImageService:
             entry[1].extend(n for n in names if n not in entry[1])
         return list(out.values())
 
-    async def save(self, references: list[str], fmt: str = "") -> AsyncIterator[bytes]:
+    async def save(self, references: builtins.list[str], fmt: str = "") -> AsyncIterator[bytes]:
         """The named images as a docker-archive (default) or OCI layout tarball, in chunks."""
         fmt = fmt or "docker-archive"
         if fmt not in SAVE_FORMATS:
@@ -234,12 +289,12 @@ class ImageService:
                             if not content.exists(digest):
                                 raise NotFound(f"image {record.short_id}: blob {digest} is missing")
                     if fmt == "oci-archive":
-                        oci_layout.write(writer, content, [
+                        oci_layout.write(cast(BinaryIO, writer), content, [
                             (r.manifest_digest, r.manifest_media_type, names)
                             for r, names in targets
                         ])
                     else:
-                        docker_archive.write(writer, content, [
+                        docker_archive.write(cast(BinaryIO, writer), content, [
                             (r.config_digest, self.store.manifest(r), [familiar(n) for n in names])
                             for r, names in targets
                         ], content.ingest_dir)
@@ -267,16 +322,73 @@ class ImageService:
         for record, _ in targets:
             self.events.publish("image", "save", record.id)
 
-    def list(self) -> list[ImageRecord]:
-        """Every image."""
-        return self.store.list()
+    # -- queries --------------------------------------------------------------------------
 
-    def inspect(self, text: str) -> ImageDetails:
+    async def list(self, filters: docker_filters.Filters | None = None
+                   ) -> builtins.list[ImageRecord]:
+        """The images docker's ``filters`` select (dangling, label, reference, before, since,
+        until)."""
+        wanted = docker_filters.check(filters or {}, docker_filters.IMAGE_KEYS)
+        return await asyncio.to_thread(self._list, wanted)
+
+    def _list(self, filters: docker_filters.Filters) -> builtins.list[ImageRecord]:
+        records = self.store.list()
+        if not filters:
+            return records
+        pivots = {key: [self.store.resolve(v).created for v in filters.get(key, [])]
+                  for key in ("before", "since")}
+        out = []
+        for r in records:
+            if not docker_filters.image_matches(r, filters, pivots):
+                continue
+            if "reference" in filters:
+                # As docker: only the matching names are listed (an image whose other names
+                # match is not listed under those).
+                names = [n for n in r.repo_tags
+                         if docker_filters.reference_matches(n, filters["reference"])]
+                r = dataclasses.replace(r, refs=[*names, *r.repo_digests])
+            out.append(r)
+        return out
+
+    async def get(self, ref: str) -> ImageRecord:
+        """An image by name, ID or ID prefix."""
+        return await asyncio.to_thread(self.store.resolve, ref)
+
+    async def inspect(self, ref: str) -> ImageDetails:
         """An image with its config and manifest (digest-verified)."""
-        record = self.store.resolve(text)
-        return ImageDetails(record, self.store.config(record), self.store.manifest(record))
+        return await asyncio.to_thread(self._inspect, ref)
 
-    def tag(self, source: str, target: str) -> None:
+    def _inspect(self, text: str) -> ImageDetails:
+        record = self.store.resolve(text)
+        raw = self.store.content.read_verified(record.config_digest)
+        return ImageDetails(record, json.loads(raw), self.store.manifest(record), raw)
+
+    async def history(self, ref: str) -> builtins.list[HistoryEntry]:
+        """The image's history, newest first, with each layer's size."""
+        details = await self.inspect(ref)
+        layer_sizes = [layer["size"] for layer in details.manifest.get("layers", [])]
+        entries = []
+        layer_index = 0
+        for item in details.config.get("history") or []:
+            empty = bool(item.get("empty_layer"))
+            size = 0
+            if not empty and layer_index < len(layer_sizes):
+                size = layer_sizes[layer_index]
+                layer_index += 1
+            entries.append(HistoryEntry(
+                id="<missing>", created=item.get("created", ""),
+                created_by=item.get("created_by", ""), size=size,
+                comment=item.get("comment", ""), empty_layer=empty))
+        entries.reverse()  # newest first, as docker prints it
+        if entries:
+            entries[0] = dataclasses.replace(entries[0], id=details.record.id)
+        return entries
+
+    async def tag(self, source: str, target: str) -> None:
+        """Give an image another name."""
+        await asyncio.to_thread(self._tag, source, target)
+
+    def _tag(self, source: str, target: str) -> None:
         """Give an image another name."""
         record = self.store.resolve(source)
         name = parse_reference(target)
@@ -285,12 +397,16 @@ class ImageService:
         self.store.tag(record.id, name)
         self.events.publish("image", "tag", record.id, name=name.familiar())
 
-    def remove(self, text: str, *, force: bool = False) -> tuple[list[str], list[str]]:
+    async def remove(self, ref: str, *, force: bool = False
+                     ) -> tuple[builtins.list[str], builtins.list[str]]:
         """Untag or delete an image as ``docker rmi`` does; return (untagged, deleted).
 
         By name: the name goes; the image goes too when it was its last name. By ID: an image
         known under several repositories needs ``force``.
         """
+        return await asyncio.to_thread(self._remove, ref, force)
+
+    def _remove(self, text: str, force: bool) -> tuple[builtins.list[str], builtins.list[str]]:
         record = self.store.resolve(text)
         name = _name_in(text, record)
         users = self.in_use(record.id)
@@ -302,7 +418,7 @@ class ImageService:
                 f"conflict: unable to remove {what} (must force) - container "
                 f"{users[0].id[:12]} is using its referenced image {record.short_id}"
             )
-        untagged: list[str] = []
+        untagged: builtins.list[str] = []
         if name is not None:
             self.store.untag(name)
             untagged.append(name)
@@ -329,7 +445,7 @@ class ImageService:
         self.collect()
         return untagged, [record.id]
 
-    def _drop_orphan_digests(self, record: ImageRecord, removed_tag: str) -> list[str]:
+    def _drop_orphan_digests(self, record: ImageRecord, removed_tag: str) -> builtins.list[str]:
         """After a tag goes: the image's repo@digest names in that repository go too when no
         tag of the repository is left (as docker does)."""
         if "@" in removed_tag:
@@ -344,14 +460,21 @@ class ImageService:
             self.events.publish("image", "untag", record.id, name=name)
         return dropped
 
-    def prune(
-        self, *, all_images: bool, match: Callable[[ImageRecord], bool] = lambda record: True
-    ) -> PruneReport:
-        """Remove dangling images (every unused one with ``all_images``) that ``match``
-        accepts (the front door's filters), then collect. Images a container uses are never
-        pruned. Blocking."""
-        untagged: list[str] = []
-        deleted: list[str] = []
+    async def prune(self, *, all_images: bool = False,
+                    filters: docker_filters.Filters | None = None) -> PruneReport:
+        """Remove dangling images (every unused one with ``all_images`` or
+        ``dangling=false``) that docker's prune ``filters`` (until=, label=, label!=) select,
+        then collect. Images a container uses are never pruned."""
+        wanted = docker_filters.check(filters or {}, docker_filters.IMAGE_PRUNE_KEYS)
+        if "dangling" in wanted:
+            all_images = all_images or not docker_filters.parse_bool("dangling",
+                                                                     wanted["dangling"])
+        return await asyncio.to_thread(
+            self._prune, all_images, lambda r: docker_filters.image_prune_matches(r, wanted))
+
+    def _prune(self, all_images: bool, match: Callable[[ImageRecord], bool]) -> PruneReport:
+        untagged: builtins.list[str] = []
+        deleted: builtins.list[str] = []
         for record in self.store.list():
             if (record.repo_tags and not all_images) or not match(record):
                 continue

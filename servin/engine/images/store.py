@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +49,7 @@ class ImageStore:
         self.meta = meta
         self.content = content
 
-    def _records(self, where: str = "", params: tuple[Any, ...] = ()) -> list[ImageRecord]:
+    def _records(self, where: str = "", params: tuple[Any, ...] = ()) -> builtins.list[ImageRecord]:
         rows = self.meta.query(f"SELECT * FROM images {where} ORDER BY added_at, id", params)
         refs: dict[str, list[str]] = {}
         for ref in self.meta.query("SELECT name, image_id FROM image_refs ORDER BY name"):
@@ -67,7 +68,7 @@ class ImageStore:
             for r in rows
         ]
 
-    def list(self) -> list[ImageRecord]:
+    def list(self) -> builtins.list[ImageRecord]:
         """Every image."""
         return self._records()
 
@@ -100,7 +101,7 @@ class ImageStore:
             parse_reference(text)  # raises the reference's own message
         raise NotFound(f"No such image: {text}")
 
-    def add(self, record: ImageRecord, names: list[Reference]) -> None:
+    def add(self, record: ImageRecord, names: builtins.list[Reference]) -> None:
         """Record an image (idempotent) and point ``names`` at it, moving them if needed."""
         with self.meta.transaction() as db:
             db.execute(
@@ -141,8 +142,11 @@ class ImageStore:
 
     def config(self, record: ImageRecord) -> dict[str, Any]:
         """The image's OCI config, verified against its digest."""
-        return json.loads(self.content.read_verified(record.config_digest))
+        config: dict[str, Any] = json.loads(self.content.read_verified(record.config_digest))
+        return config
 
     def manifest(self, record: ImageRecord) -> dict[str, Any]:
         """The image's manifest, verified against its digest."""
-        return json.loads(self.content.read_verified(record.manifest_digest))
+        manifest: dict[str, Any] = json.loads(
+            self.content.read_verified(record.manifest_digest))
+        return manifest

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+from typing import Any
 
 from servin.engine.linux.syscalls import check, libc
 
@@ -52,7 +53,7 @@ class Inotify:
                 return seen
             seen = True
 
-    async def wait(self, also: asyncio.Future[object] | None = None) -> None:
+    async def wait(self, also: asyncio.Future[Any] | None = None) -> None:
         """Return once an event is queued (the events stay queued: ``drain`` them), or once
         ``also`` is done. The fd is watched only inside this call: whatever ends it (even a
         cancellation) unregisters it before returning, so closing afterwards is safe."""

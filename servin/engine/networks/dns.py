@@ -47,7 +47,7 @@ class _Listener(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport  # type: ignore[assignment]  # a datagram endpoint's
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         task = asyncio.get_running_loop().create_task(self._answer(data, addr))
@@ -148,7 +148,8 @@ class DNSServer:
                 for address in addresses:
                     reply.add_answer(RR(question.qname, QTYPE.A, rdata=A(address), ttl=TTL))
             # A known container name with no IPv6: an empty NOERROR answer for AAAA.
-            return reply.pack()
+            packed: bytes = reply.pack()
+            return packed
         return await self._forward(request, data, self.upstreams(network_id, client))
 
     async def _forward(self, request: DNSRecord, data: bytes, servers: list[str]) -> bytes:
@@ -159,7 +160,8 @@ class DNSServer:
                 continue
         reply = request.reply()
         reply.header.rcode = RCODE.SERVFAIL
-        return reply.pack()
+        failed: bytes = reply.pack()
+        return failed
 
 
 async def _udp_query(data: bytes, server: str) -> bytes:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
+from servin.engine.containers.model import Container
 from servin.errors import InvalidArgument
 
 BRIDGE = "bridge"
@@ -63,6 +64,14 @@ def mac_for(address: str) -> str:
     """A locally administered MAC derived from the IPv4 address (as Docker does)."""
     octets = ipaddress.IPv4Address(address).packed
     return "02:42:" + ":".join(f"{b:02x}" for b in octets)
+
+
+@dataclass(frozen=True)
+class NetworkView:
+    """A network with the containers that have an endpoint on it (list and inspect)."""
+
+    network: Network
+    endpoints: list[tuple[Endpoint, Container]]
 
 
 def check_mac(text: str) -> str:

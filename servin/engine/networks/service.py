@@ -8,6 +8,7 @@ pairs), published host ports, DNS names and DNAT rules exist only while a contai
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import hashlib
 import ipaddress
@@ -17,10 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from servin.api.servin.v1 import containers_pb2
 from servin.engine import limits
 from servin.engine.config import DaemonConfig
-from servin.engine.containers.model import Container
+from servin.engine.containers.model import Container, EndpointConfig, PublishedPort
 from servin.engine.containers.store import ContainerStore
 from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
@@ -33,9 +33,11 @@ from servin.engine.networks.model import (
     NULL,
     Endpoint,
     Network,
+    NetworkView,
     check_mac,
 )
 from servin.engine.networks.store import NetworkStore
+from servin.engine.semantics import filters as docker_filters
 from servin.engine.store.metadata import MetadataStore
 from servin.errors import Conflict, InvalidArgument, NotFound, ServinError
 
@@ -45,10 +47,10 @@ logging.getLogger("pyroute2").setLevel(logging.WARNING)
 
 
 
-def primary_network(spec: containers_pb2.ContainerSpec) -> str:
-    """The network a container's mode names ('' for host, none and container:X)."""
-    mode = spec.network_mode or BRIDGE
-    if mode in ("host", "none", "default") or mode.startswith("container:"):
+def primary_network(c: Container) -> str:
+    """The network a container's mode names ('' for host, none, container:X and ns:PATH)."""
+    mode = c.host_config.network_mode or BRIDGE
+    if mode in ("host", "none", "default") or mode.startswith(("container:", "ns:")):
         return BRIDGE if mode == "default" else ""
     return mode
 
@@ -149,7 +151,7 @@ class NetworkService:
             with contextlib.suppress(NotFound):
                 if self.containers.get(ep.container_id).state.running:
                     wanted.add(bridge.veth_name(ep.container_id, ep.network_id))
-        stray: list[str] = []
+        stray: builtins.list[str] = []
         for n in self.store.list():
             if n.is_bridge:
                 stray += [p for p in bridge.bridge_ports(n.bridge) if p not in wanted]
@@ -178,17 +180,44 @@ class NetworkService:
                        for n in networks if n.is_bridge]
             await asyncio.to_thread(firewall.apply, self.table, bridges, rules)
 
+    async def sync_firewall_or_warn(self) -> None:
+        """``sync_firewall`` at daemon start: a failure is logged, not raised (containers
+        still run and reach each other; NAT and published ports do not)."""
+        try:
+            await self.sync_firewall()
+        except ServinError as exc:
+            log.error("cannot set up the firewall", extra={"error": str(exc)})
+
     # -- networks ------------------------------------------------------------------------
 
     async def resolve(self, text: str) -> Network:
         """A network by ID, name or unique ID prefix."""
         return await asyncio.to_thread(self.store.resolve, text)
 
-    async def list(self) -> list[Network]:
-        """Every network."""
+    async def all(self) -> builtins.list[Network]:
+        """Every network record."""
         return await asyncio.to_thread(self.store.list)
 
-    def endpoints(self, network_id: str) -> list[tuple[Endpoint, Container]]:
+    async def list(self, filters: docker_filters.Filters | None = None
+                   ) -> builtins.list[NetworkView]:
+        """The networks docker's ``filters`` select, with their endpoints."""
+        wanted = docker_filters.check(filters or {}, docker_filters.NETWORK_KEYS)
+
+        def build() -> builtins.list[NetworkView]:
+            views = [self._view(n) for n in self.store.list()]
+            return [v for v in views if docker_filters.network_matches(v, wanted)]
+
+        return await asyncio.to_thread(build)
+
+    async def inspect(self, ref: str) -> NetworkView:
+        """A network by ID, name or unique ID prefix, with its endpoints."""
+        n = await self.resolve(ref)
+        return await asyncio.to_thread(self._view, n)
+
+    def _view(self, n: Network) -> NetworkView:
+        return NetworkView(n, self.endpoints(n.id))
+
+    def endpoints(self, network_id: str) -> builtins.list[tuple[Endpoint, Container]]:
         """The network's endpoints with their containers (blocking)."""
         out = []
         for ep in self.store.endpoints_of_network(network_id):
@@ -218,7 +247,7 @@ class NetworkService:
             else:
                 # Skip blocks in use by our networks and by any interface of the host (other
                 # daemons' bridges included).
-                taken = [n.subnet for n in await self.list()] + [str(sn) for _, sn in on_host]
+                taken = [n.subnet for n in await self.all()] + [str(sn) for _, sn in on_host]
                 net = ipam.pick_subnet(self.config.address_pool, self.config.address_pool_size,
                                        taken)
             gw, rng = ipam.validate(net, gateway, ip_range)
@@ -235,7 +264,7 @@ class NetworkService:
                 break
             except Conflict:
                 # Another create took the pool block we picked meanwhile: pick again.
-                if subnet or attempt == 2 or name in {x.name for x in await self.list()}:
+                if subnet or attempt == 2 or name in {x.name for x in await self.all()}:
                     raise
         try:
             await asyncio.to_thread(bridge.ensure_bridge, n.bridge, n.gateway, n.prefixlen,
@@ -271,23 +300,41 @@ class NetworkService:
         self.events.publish("network", "destroy", n.id, name=n.name, driver=n.driver)
         return n
 
+    async def prune(self, filters: docker_filters.Filters | None = None) -> builtins.list[str]:
+        """Remove every user network no container uses that ``filters`` (until=, label=,
+        label!=) select; their names."""
+        wanted = docker_filters.check(filters or {}, docker_filters.NETWORK_PRUNE_KEYS)
+        deleted = []
+        for n in await self.all():
+            if n.builtin or not docker_filters.labels_ok(n.labels, wanted) \
+                    or not docker_filters.until_ok(n.created_ns, wanted):
+                continue
+            if await asyncio.to_thread(self.endpoints, n.id):
+                continue
+            try:
+                await self.remove(n.id)
+            except ServinError:
+                continue  # taken by a container meanwhile
+            deleted.append(n.name)
+        return deleted
+
     # -- containers: create and remove ---------------------------------------------------
 
-    def validate_spec(self, spec: containers_pb2.ContainerSpec,
-                      image: dict[str, Any]) -> None:
+    def validate(self, c: Container, image: dict[str, Any]) -> None:
         """Refuse at create what attach would refuse at start (blocking)."""
-        mode = spec.network_mode
-        if (mode in ("host", "none") or mode.startswith("container:")) and any(
-                ep.mac_address for ep in spec.networks.values()):
+        mode = c.host_config.network_mode
+        if (mode in ("host", "none") or mode.startswith(("container:", "ns:"))) and any(
+                ep.mac_address for ep in c.networking.endpoints.values()):
             raise InvalidArgument("conflicting options: mac-address and the network mode")
-        wanted = self._wanted(spec)
-        if mode not in ("host", "none") and not mode.startswith("container:") and not wanted:
+        wanted = self._wanted(c)
+        if mode not in ("host", "none") and not mode.startswith(("container:", "ns:")) \
+                and not wanted:
             raise InvalidArgument(f"invalid network mode {mode!r}")
         if mode.startswith("container:"):
-            if spec.ports or spec.publish_all:
+            if c.host_config.port_bindings or c.host_config.publish_all_ports:
                 raise InvalidArgument(
                     "conflicting options: port publishing and the container type network mode")
-            if spec.exposed_ports:
+            if c.config.exposed_ports:
                 raise InvalidArgument(
                     "conflicting options: port exposing and the container type network mode")
         for name, ep in wanted.items():
@@ -306,7 +353,7 @@ class NetworkService:
             if ep.aliases and not n.user_defined:
                 raise InvalidArgument(
                     "network-scoped aliases are supported for user-defined networks only")
-        requested = self.port_requests(spec, image)
+        requested = self.port_requests(c, image)
         # Explicit host ports must be free now (they are taken for real at start).
         explicit = [b for b in requested if b.host_port and not b.host_port_end]
         if explicit and wanted:
@@ -317,34 +364,36 @@ class NetworkService:
                 probe.close()
 
     @staticmethod
-    def spec_warnings(spec: containers_pb2.ContainerSpec) -> list[str]:
+    def spec_warnings(c: Container) -> builtins.list[str]:
         """What docker warns about at create (the container is made all the same)."""
-        if spec.network_mode == "host" and (spec.ports or spec.publish_all):
+        if c.host_config.network_mode == "host" and (c.host_config.port_bindings
+                                                     or c.host_config.publish_all_ports):
             return ["Published ports are discarded when using host network mode"]
         return []
 
-    def _wanted(self, spec: containers_pb2.ContainerSpec) -> dict[str, Any]:
-        primary = primary_network(spec)
-        wanted: dict[str, Any] = {}
+    @staticmethod
+    def _wanted(c: Container) -> dict[str, EndpointConfig]:
+        primary = primary_network(c)
+        endpoints = c.networking.endpoints
+        wanted: dict[str, EndpointConfig] = {}
         if primary:
-            wanted[primary] = spec.networks.get(primary, containers_pb2.EndpointSpec())
-        for name, ep in spec.networks.items():
+            wanted[primary] = endpoints.get(primary) or EndpointConfig()
+        for name, ep in endpoints.items():
             wanted.setdefault(name, ep)
         return wanted
 
     @staticmethod
-    def port_requests(spec: containers_pb2.ContainerSpec,
-                      image: dict[str, Any]) -> list[ports.Binding]:
+    def port_requests(c: Container, image: dict[str, Any]) -> builtins.list[ports.Binding]:
         """The ports to publish: ``-p`` entries, plus every exposed port with ``-P``."""
-        out: list[ports.Binding] = []
-        for p in spec.ports:
+        out: builtins.list[ports.Binding] = []
+        for p in c.host_config.port_bindings:
             proto = p.protocol or "tcp"
             ports.check_request(p.container_port, proto, p.host_ip, p.host_port,
                                 p.host_port_end)
             out.append(ports.Binding(p.container_port, proto, p.host_ip, p.host_port,
                                      p.host_port_end))
-        if spec.publish_all:
-            exposed = list(spec.exposed_ports) + list((image.get("ExposedPorts") or {}).keys())
+        if c.host_config.publish_all_ports:
+            exposed = list(c.config.exposed_ports) + list((image.get("ExposedPorts") or {}).keys())
             have = {(b.container_port, b.protocol) for b in out}
             for number, proto in ports.exposed_ports(exposed):
                 if (number, proto) not in have:
@@ -352,17 +401,17 @@ class NetworkService:
                     out.append(ports.Binding(number, proto, "", 0))
         return out
 
-    def allocate(self, c: Container) -> list[Endpoint]:
+    def allocate(self, c: Container) -> builtins.list[Endpoint]:
         """Give a new container its addresses (blocking); all or none."""
-        made: list[Endpoint] = []
+        made: builtins.list[Endpoint] = []
         try:
-            for name, ep in self._wanted(c.spec).items():
+            for name, ep in self._wanted(c).items():
                 n = self.store.resolve(name)
                 made.append(self.store.allocate(n, c.id, address=ep.ipv4_address,
                                                 aliases=list(ep.aliases), mac=ep.mac_address))
         except BaseException:
-            for ep in made:
-                self.store.release(ep.network_id, c.id)
+            for done in made:
+                self.store.release(done.network_id, c.id)
             raise
         return made
 
@@ -373,16 +422,17 @@ class NetworkService:
 
         A container in another's network namespace (``container:NAME``) shares its view.
         """
-        if c.spec.network_mode.startswith("container:"):
+        if c.host_config.network_mode.startswith("container:"):
             with contextlib.suppress(NotFound):
-                c = self.containers.resolve(c.spec.network_mode.split(":", 1)[1])
+                c = self.containers.resolve(c.host_config.network_mode.split(":", 1)[1])
         endpoints = self.store.endpoints_of_container(c.id)
         if not endpoints:
             return "", ""
         n = self.store.get(endpoints[0].network_id)
         return endpoints[0].address, (n.gateway if n.user_defined else "")
 
-    async def attach(self, c: Container, pid: int, image: dict[str, Any]) -> list[dict[str, Any]]:
+    async def attach(self, c: Container, pid: int,
+                     image: dict[str, Any]) -> builtins.list[PublishedPort]:
         """Give a just-spawned container its links, ports and names; returns the ports."""
         # One worker-thread hop for the records and the netlink work together.
         started = time.perf_counter()
@@ -391,9 +441,9 @@ class NetworkService:
             return []
         log.debug("container links made", extra={
             "container": c.id, "ms": round((time.perf_counter() - started) * 1e3, 1)})
-        taken: list[ports.Binding] = []
+        taken: builtins.list[ports.Binding] = []
         try:
-            requested = self.port_requests(c.spec, image)
+            requested = self.port_requests(c, image)
             if requested:
                 taken = self.reservations.take(c.id, requested)
                 self._publish(c.id, endpoints[0].address, taken)
@@ -404,10 +454,12 @@ class NetworkService:
             await asyncio.to_thread(bridge.delete_links, [link.host_name for link in links])
             raise
         self._register_names(c, endpoints, networks)
-        return [b.to_dict() for b in taken]
+        return [PublishedPort(container_port=b.container_port, protocol=b.protocol,
+                              host_ip=b.host_ip, host_port=b.host_port) for b in taken]
 
     def _make_links(self, c: Container, pid: int,
-                    ) -> tuple[list[Endpoint], dict[str, Network], list[bridge.Link]]:
+                    ) -> tuple[builtins.list[Endpoint], dict[str, Network],
+                               builtins.list[bridge.Link]]:
         endpoints = self.store.endpoints_of_container(c.id)
         if not endpoints:
             return [], {}, []
@@ -423,13 +475,14 @@ class NetworkService:
         bridge.attach(pid, links)
         return endpoints, networks, links
 
-    def _publish(self, container_id: str, address: str, taken: list[ports.Binding]) -> None:
+    def _publish(self, container_id: str, address: str,
+                 taken: builtins.list[ports.Binding]) -> None:
         self._running[container_id] = _Running([
             firewall.PortRule(b.protocol, b.host_ip, b.host_port, address, b.container_port)
             for b in taken
         ])
 
-    def _register_names(self, c: Container, endpoints: list[Endpoint],
+    def _register_names(self, c: Container, endpoints: builtins.list[Endpoint],
                         networks: dict[str, Network]) -> None:
         for ep in endpoints:
             n = networks.get(ep.network_id)
@@ -438,16 +491,16 @@ class NetworkService:
             names = self._names.setdefault(n.id, {})
             for name in self._names_of(c, ep):
                 names.setdefault(name, set()).add(ep.address)
-            self._client_dns[ep.address] = list(c.spec.dns)
+            self._client_dns[ep.address] = list(c.host_config.dns)
 
     @staticmethod
     def _names_of(c: Container, ep: Endpoint) -> set[str]:
         out = {c.name.lower(), c.id[:12], *(a.lower() for a in ep.aliases)}
-        if c.spec.hostname:
-            out.add(c.spec.hostname.lower())
+        if c.config.hostname:
+            out.add(c.config.hostname.lower())
         return out
 
-    def _unregister_names(self, c: Container, endpoints: list[Endpoint]) -> None:
+    def _unregister_names(self, c: Container, endpoints: builtins.list[Endpoint]) -> None:
         for ep in endpoints:
             names = self._names.get(ep.network_id)
             if names is None:
@@ -463,7 +516,7 @@ class NetworkService:
     async def renamed(self, old: Container, new: Container) -> None:
         """A running container has a new name: DNS answers to it, no longer to the old one."""
         endpoints = await asyncio.to_thread(self.store.endpoints_of_container, new.id)
-        networks = {n.id: n for n in await self.list()}
+        networks = {n.id: n for n in await self.all()}
         self._unregister_names(old, endpoints)
         self._register_names(new, endpoints, networks)
 
@@ -472,9 +525,10 @@ class NetworkService:
         endpoints = await asyncio.to_thread(self.store.endpoints_of_container, c.id)
         if not endpoints:
             return
-        networks = {n.id: n for n in await self.list()}
+        networks = {n.id: n for n in await self.all()}
         await asyncio.to_thread(self._restore_links, c, endpoints, networks)
-        wanted = [ports.Binding(**p) for p in c.state.ports]
+        wanted = [ports.Binding(p.container_port, p.protocol, p.host_ip, p.host_port)
+                  for p in c.state.ports]
         if wanted:
             try:
                 self.reservations.take(c.id, wanted)
@@ -484,7 +538,7 @@ class NetworkService:
             self._publish(c.id, endpoints[0].address, wanted)
         self._register_names(c, endpoints, networks)
 
-    def _restore_links(self, c: Container, endpoints: list[Endpoint],
+    def _restore_links(self, c: Container, endpoints: builtins.list[Endpoint],
                        networks: dict[str, Network]) -> None:
         """Make the links of endpoints recorded by a ``connect`` a crash interrupted before
         its link was made (blocking)."""
@@ -516,7 +570,7 @@ class NetworkService:
         if had_ports:
             await self.sync_firewall()
 
-    def _delete_links(self, c: Container) -> list[Endpoint]:
+    def _delete_links(self, c: Container) -> builtins.list[Endpoint]:
         endpoints = self.store.endpoints_of_container(c.id)
         # The kernel deletes them with the namespace too, but only once nothing holds it.
         bridge.delete_links([bridge.veth_name(c.id, ep.network_id) for ep in endpoints])
@@ -524,14 +578,15 @@ class NetworkService:
 
     # -- connect and disconnect ----------------------------------------------------------
 
-    async def connect(self, network: str, c: Container, *, aliases: list[str],
+    async def connect(self, network: str, container: str, *, aliases: builtins.list[str],
                       address: str) -> None:
         """Attach a container to one more network (at once when it runs)."""
+        c = await asyncio.to_thread(self.containers.resolve, container)
         n = await self.resolve(network)
         if not n.is_bridge:
             raise InvalidArgument(f"cannot connect a container to network {n.name}")
-        if not primary_network(c.spec):
-            raise Conflict(f"container {c.name} uses network mode {c.spec.network_mode} and "
+        if not primary_network(c):
+            raise Conflict(f"container {c.name} uses network mode {c.network_mode} and "
                            "cannot be connected to networks")
         if (aliases or address) and not n.user_defined:
             raise InvalidArgument("aliases and --ip are supported on user-defined networks only")
@@ -553,8 +608,9 @@ class NetworkService:
             self._register_names(c, [ep], {n.id: n})
         self.events.publish("network", "connect", n.id, name=n.name, container=c.id)
 
-    async def disconnect(self, network: str, c: Container) -> None:
+    async def disconnect(self, network: str, container: str) -> None:
         """Detach a container from a network (its link goes at once when it runs)."""
+        c = await asyncio.to_thread(self.containers.resolve, container)
         n = await self.resolve(network)
         endpoints = await asyncio.to_thread(self.store.endpoints_of_container, c.id)
         ep = next((e for e in endpoints if e.network_id == n.id), None)
@@ -566,7 +622,11 @@ class NetworkService:
         await asyncio.to_thread(self.store.release, n.id, c.id)
         self.events.publish("network", "disconnect", n.id, name=n.name, container=c.id)
 
-    def network_names(self) -> dict[str, list[str]]:
+    def network_ids(self) -> dict[str, str]:
+        """Network name -> ID (blocking)."""
+        return {n.name: n.id for n in self.store.list()}
+
+    def network_names(self) -> dict[str, builtins.list[str]]:
         """Container ID -> the names of its networks, for every container (blocking)."""
         names = {n.id: n.name for n in self.store.list()}
         out: dict[str, list[str]] = {}
@@ -574,7 +634,7 @@ class NetworkService:
             out.setdefault(ep.container_id, []).append(names.get(ep.network_id, ep.network_id))
         return out
 
-    def networks_of(self, c: Container) -> list[tuple[Network, Endpoint]]:
+    def networks_of(self, c: Container) -> builtins.list[tuple[Network, Endpoint]]:
         """The container's networks with its endpoint on each (blocking)."""
         out = []
         for ep in self.store.endpoints_of_container(c.id):
@@ -584,9 +644,9 @@ class NetworkService:
 
     # -- DNS -----------------------------------------------------------------------------
 
-    def _dns_lookup(self, network_id: str, name: str) -> list[str]:
+    def _dns_lookup(self, network_id: str, name: str) -> builtins.list[str]:
         names = self._names.get(network_id, {})
         return sorted(names.get(name) or ())
 
-    def _dns_upstreams(self, network_id: str, client: str) -> list[str]:
+    def _dns_upstreams(self, network_id: str, client: str) -> builtins.list[str]:
         return self._client_dns.get(client) or host_resolvers()

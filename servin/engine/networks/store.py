@@ -6,6 +6,7 @@ has UNIQUE(network_id, address)), so a crash at any instant can never lead to a 
 
 from __future__ import annotations
 
+import builtins
 import ipaddress
 import json
 import sqlite3
@@ -80,7 +81,7 @@ class NetworkStore:
         except sqlite3.IntegrityError:
             raise Conflict("network has active endpoints") from None
 
-    def list(self) -> list[Network]:
+    def list(self) -> builtins.list[Network]:
         """Every network, oldest first."""
         rows = self.meta.query(f"SELECT {_NET_COLUMNS} FROM networks ORDER BY created_ns")
         return [_network(r) for r in rows]
@@ -112,7 +113,7 @@ class NetworkStore:
     # -- endpoints (IPAM) ----------------------------------------------------------------
 
     def allocate(self, n: Network, container_id: str, *, address: str = "",
-                 aliases: list[str] | None = None, mac: str = "") -> Endpoint:
+                 aliases: builtins.list[str] | None = None, mac: str = "") -> Endpoint:
         """Record the container on the network with a free (or the requested) address, and
         the requested MAC (else one derived from the address)."""
         subnet = ipaddress.IPv4Network(n.subnet)
@@ -147,7 +148,7 @@ class NetworkStore:
                 (network_id, container_id),
             )
 
-    def endpoints_of_container(self, container_id: str) -> list[Endpoint]:
+    def endpoints_of_container(self, container_id: str) -> builtins.list[Endpoint]:
         """The container's endpoints, in the order they were made."""
         rows = self.meta.query(
             f"SELECT {_EP_COLUMNS} FROM network_endpoints WHERE container_id = ? ORDER BY rowid",
@@ -155,7 +156,7 @@ class NetworkStore:
         )
         return [_endpoint(r) for r in rows]
 
-    def endpoints_of_network(self, network_id: str) -> list[Endpoint]:
+    def endpoints_of_network(self, network_id: str) -> builtins.list[Endpoint]:
         """Every endpoint on a network."""
         rows = self.meta.query(
             f"SELECT {_EP_COLUMNS} FROM network_endpoints WHERE network_id = ? ORDER BY rowid",
@@ -163,7 +164,7 @@ class NetworkStore:
         )
         return [_endpoint(r) for r in rows]
 
-    def all_endpoints(self) -> list[Endpoint]:
+    def all_endpoints(self) -> builtins.list[Endpoint]:
         """Every endpoint of every network."""
         rows = self.meta.query(f"SELECT {_EP_COLUMNS} FROM network_endpoints ORDER BY rowid")
         return [_endpoint(r) for r in rows]

@@ -4,6 +4,9 @@ The same bundle runs under the native runtime, runc and crun. What Docker users 
 default is built here: the 14 default capabilities, the default seccomp profile, Docker's
 masked and read-only paths, /dev, /dev/pts, /dev/shm, /dev/mqueue, a read-only /sys, and
 bind-mounted /etc/hostname, /etc/hosts and /etc/resolv.conf.
+
+Its input is the core's container model (what to run, how, the resolved mounts) and what the
+engine prepared on the host (``BundleInputs``); its output is plain OCI.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from servin.api.servin.v1 import containers_pb2
+from servin.engine.containers.model import ContainerConfig, DeviceMapping, HostConfig, Mount
 from servin.engine.linux.capabilities import (
     CAPABILITIES,
     DOCKER_DEFAULT_CAPS,
@@ -111,7 +114,7 @@ def normalise_caps(names: Iterable[str]) -> list[str]:
     return out
 
 
-def capability_set(spec: containers_pb2.ContainerSpec) -> list[str]:
+def capability_set(spec: HostConfig) -> list[str]:
     """The container's capability set: defaults, then --cap-drop, then --cap-add."""
     available = set(names_of(bounding_set()))
     if spec.privileged:
@@ -127,9 +130,9 @@ def capability_set(spec: containers_pb2.ContainerSpec) -> list[str]:
     return [c for c in caps if c in available]
 
 
-def process_args(spec: containers_pb2.ContainerSpec, image: dict[str, Any]) -> list[str]:
+def process_args(spec: ContainerConfig, image: dict[str, Any]) -> list[str]:
     """ENTRYPOINT + CMD as docker combines the image's and the user's."""
-    if spec.entrypoint_set:
+    if spec.entrypoint is not None:
         entrypoint = list(spec.entrypoint)
         cmd = list(spec.cmd)
     else:
@@ -142,7 +145,7 @@ def process_args(spec: containers_pb2.ContainerSpec, image: dict[str, Any]) -> l
 
 
 def process_env(
-    spec: containers_pb2.ContainerSpec, image: dict[str, Any], hostname: str, home: str = "/"
+    spec: ContainerConfig, image: dict[str, Any], hostname: str, home: str = "/"
 ) -> list[str]:
     """Image env overlaid by the user's, with PATH, HOSTNAME and HOME defaults (HOME from the
     user's /etc/passwd entry in the image, ``/`` without one, as docker sets it)."""
@@ -166,7 +169,7 @@ def process_env(
     return [f"{k}={v}" for k, v in merged.items()]
 
 
-def working_dir(spec: containers_pb2.ContainerSpec, image: dict[str, Any]) -> str:
+def working_dir(spec: ContainerConfig, image: dict[str, Any]) -> str:
     """The process's cwd: the user's, the image's, or /."""
     cwd = spec.working_dir or image.get("WorkingDir") or "/"
     if not cwd.startswith("/"):
@@ -176,7 +179,7 @@ def working_dir(spec: containers_pb2.ContainerSpec, image: dict[str, Any]) -> st
     return cwd
 
 
-def resources(spec: containers_pb2.ContainerSpec) -> dict[str, Any]:
+def resources(spec: HostConfig) -> dict[str, Any]:
     """OCI ``linux.resources`` from the docker-style limits."""
     r = spec.resources
     out: dict[str, Any] = {"devices": [dict(rule) for rule in _DEFAULT_DEVICE_RULES]}
@@ -236,29 +239,6 @@ def resources(spec: containers_pb2.ContainerSpec) -> dict[str, Any]:
     return out
 
 
-def parse_device(text: str) -> tuple[str, str, str]:
-    """``--device HOST[:CONTAINER][:PERMS]`` -> (host path, container path, permissions)."""
-    parts = text.split(":")
-    if len(parts) > 3 or not parts[0]:
-        raise InvalidArgument(f"invalid device specification: {text}")
-    host = parts[0]
-    container, perms = host, "rwm"
-    if len(parts) == 2:
-        if parts[1] and set(parts[1]) <= set("rwm") and not parts[1].startswith("/"):
-            perms = parts[1]
-        else:
-            container = parts[1]
-    elif len(parts) == 3:
-        container, perms = parts[1], parts[2]
-    if not perms or not set(perms) <= set("rwm"):
-        raise InvalidArgument(f"invalid device mode: {perms}")
-    for path in (host, container):
-        if not path.startswith("/"):
-            raise InvalidArgument(f"invalid device specification: {text}: {path} is not an "
-                                  "absolute path")
-    return host, container, perms
-
-
 def parse_device_cgroup_rule(text: str) -> dict[str, Any]:
     """``--device-cgroup-rule 'c 1:3 rwm'`` (type a/b/c, numbers or ``*``) as an OCI rule."""
     fields = text.split()
@@ -274,8 +254,20 @@ def parse_device_cgroup_rule(text: str) -> dict[str, Any]:
     return rule
 
 
-def devices(spec: containers_pb2.ContainerSpec) -> tuple[list[dict[str, Any]],
-                                                          list[dict[str, Any]]]:
+def check_device(d: DeviceMapping) -> tuple[str, str, str]:
+    """(host path, container path, permissions) of a ``--device``; InvalidArgument if bad."""
+    container = d.path_in_container or d.path_on_host
+    perms = d.permissions or "rwm"
+    if not set(perms) <= set("rwm"):
+        raise InvalidArgument(f"invalid device mode: {perms}")
+    for path in (d.path_on_host, container):
+        if not path.startswith("/"):
+            raise InvalidArgument(f"invalid device specification: {path} is not an absolute "
+                                  "path")
+    return d.path_on_host, container, perms
+
+
+def devices(spec: HostConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(OCI ``linux.devices``, their cgroup allow rules): the host's devices with
     --privileged (as docker gives them), then each --device (a directory gives every
     device below it). Blocking: reads the host's /dev."""
@@ -283,8 +275,8 @@ def devices(spec: containers_pb2.ContainerSpec) -> tuple[list[dict[str, Any]],
 
     nodes = host_devices() if spec.privileged else []
     rules: list[dict[str, Any]] = []
-    for text in spec.devices:
-        host, container, perms = parse_device(text)
+    for device in spec.devices:
+        host, container, perms = check_device(device)
         try:
             found = devices_under(host, container)
         except OSError as exc:
@@ -302,7 +294,7 @@ def devices(spec: containers_pb2.ContainerSpec) -> tuple[list[dict[str, Any]],
     return linux, rules
 
 
-def _security_opts(spec: containers_pb2.ContainerSpec) -> tuple[str | None, bool]:
+def _security_opts(spec: HostConfig) -> tuple[str | None, bool]:
     """(seccomp setting: None default, "unconfined", or a JSON profile; no_new_privs)."""
     seccomp: str | None = None
     no_new_privs = not spec.privileged
@@ -353,7 +345,7 @@ def docker_profile_to_oci(profile: dict[str, Any], caps: Iterable[str]) -> dict[
 
 
 def _seccomp(
-    setting: str | None, spec: containers_pb2.ContainerSpec, caps: list[str]
+    setting: str | None, spec: HostConfig, caps: list[str]
 ) -> dict[str, Any] | None:
     if spec.privileged or setting == "unconfined":
         return None
@@ -368,7 +360,8 @@ def _seccomp(
     return docker_profile_to_oci(profile, caps)
 
 
-def _mounts(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> list[dict[str, Any]]:
+def _mounts(spec: HostConfig, user_mounts: list[Mount],
+            inputs: BundleInputs) -> list[dict[str, Any]]:
     shm = spec.shm_size or DEFAULT_SHM_SIZE
     mounts: list[dict[str, Any]] = [
         {
@@ -414,7 +407,7 @@ def _mounts(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> list[di
             "options": ["nosuid", "noexec", "nodev", "mode=1777", f"size={shm}"],
         },
     ]
-    user_targets = {m.target for m in spec.mounts}
+    user_targets = {m.target for m in user_mounts}
     for dest, source in inputs.etc_files.items():
         if dest not in user_targets:
             mounts.append(
@@ -425,7 +418,7 @@ def _mounts(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> list[di
                     "options": ["rbind", "rprivate"],
                 }
             )
-    for m in spec.mounts:
+    for m in user_mounts:
         mounts.append(_user_mount(m, inputs.volume_paths))
     if spec.init:
         if not inputs.init_path:
@@ -438,7 +431,7 @@ def _mounts(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> list[di
 _PROPAGATIONS = {"private", "rprivate", "shared", "rshared", "slave", "rslave"}
 
 
-def _user_mount(m: Any, volume_paths: dict[str, str]) -> dict[str, Any]:
+def _user_mount(m: Mount, volume_paths: dict[str, str]) -> dict[str, Any]:
     """One user mount (already validated at create) as an OCI mount; a volume is a bind
     of its data directory."""
     if not m.target.startswith("/"):
@@ -480,13 +473,14 @@ def _namespaces(inputs: BundleInputs) -> list[dict[str, Any]]:
     return out
 
 
-def build_config(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> dict[str, Any]:
-    """The OCI runtime ``config.json`` of a container."""
+def build_config(config: ContainerConfig, host: HostConfig, mounts: list[Mount],
+                 inputs: BundleInputs) -> dict[str, Any]:
+    """The OCI runtime ``config.json`` of a container (``mounts``: its resolved mounts)."""
     image = inputs.image_config.get("config") or {}
-    caps = capability_set(spec)
-    seccomp_setting, no_new_privs = _security_opts(spec)
+    caps = capability_set(host)
+    seccomp_setting, no_new_privs = _security_opts(host)
     process: dict[str, Any] = {
-        "terminal": spec.tty,
+        "terminal": config.tty,
         "user": {
             "uid": inputs.user.uid,
             "gid": inputs.user.gid,
@@ -497,53 +491,52 @@ def build_config(spec: containers_pb2.ContainerSpec, inputs: BundleInputs) -> di
             ),
         },
         # --init: a tiny init as PID 1 reaps zombies and forwards signals to the program.
-        "args": [INIT_TARGET, "--", *process_args(spec, image)] if spec.init
-        else process_args(spec, image),
-        "env": process_env(spec, image, inputs.hostname, inputs.user.home),
-        "cwd": working_dir(spec, image),
+        "args": [INIT_TARGET, "--", *process_args(config, image)] if host.init
+        else process_args(config, image),
+        "env": process_env(config, image, inputs.hostname, inputs.user.home),
+        "cwd": working_dir(config, image),
         "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
         "noNewPrivileges": no_new_privs,
     }
-    if spec.resources.oom_score_adj:
-        process["oomScoreAdj"] = spec.resources.oom_score_adj
-    if spec.ulimits:
+    if host.resources.oom_score_adj:
+        process["oomScoreAdj"] = host.resources.oom_score_adj
+    if host.ulimits:
         process["rlimits"] = [
             {"type": f"RLIMIT_{u.name.upper()}", "soft": u.soft, "hard": u.hard or u.soft}
-            for u in spec.ulimits
+            for u in host.ulimits
         ]
-    linux_devices, device_rules = devices(spec)
+    linux_devices, device_rules = devices(host)
     linux: dict[str, Any] = {
         "namespaces": _namespaces(inputs),
         "cgroupsPath": f"{inputs.cgroup_parent}/{inputs.container_id}",
-        "resources": resources(spec),
+        "resources": resources(host),
         "rootfsPropagation": "rprivate",
     }
     if linux_devices:
         linux["devices"] = linux_devices
         linux["resources"]["devices"] += device_rules
-    if not spec.privileged:
+    if not host.privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
-    seccomp = _seccomp(seccomp_setting, spec, caps)
+    seccomp = _seccomp(seccomp_setting, host, caps)
     if seccomp is not None:
         linux["seccomp"] = seccomp
-    if spec.sysctls:
-        linux["sysctl"] = dict(spec.sysctls)
-    config: dict[str, Any] = {
+    if host.sysctls:
+        linux["sysctl"] = dict(host.sysctls)
+    bundle: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
         "process": process,
-        "root": {"path": str(inputs.rootfs), "readonly": spec.read_only},
-        "mounts": _mounts(spec, inputs),
+        "root": {"path": str(inputs.rootfs), "readonly": host.readonly_rootfs},
+        "mounts": _mounts(host, mounts, inputs),
         "linux": linux,
     }
     if "uts" not in inputs.namespaces.host and "uts" not in inputs.namespaces.join:
-        config["hostname"] = inputs.hostname
-        if spec.domainname:
-            config["domainname"] = spec.domainname
-    annotations = dict(a.split("=", 1) for a in spec.annotations if "=" in a)
-    if annotations:
-        config["annotations"] = annotations
-    return config
+        bundle["hostname"] = inputs.hostname
+        if config.domainname:
+            bundle["domainname"] = config.domainname
+    if host.annotations:
+        bundle["annotations"] = dict(host.annotations)
+    return bundle
 
 
 def write_bundle(bundle_dir: Path, config: dict[str, Any]) -> Path:

@@ -74,7 +74,7 @@ class BlobWriter:
         self.size = 0
         self._done = False
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: bytes | bytearray | memoryview) -> None:
         """Append bytes to the blob."""
         self._file.write(data)
         self._hash.update(data)

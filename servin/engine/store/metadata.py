@@ -54,10 +54,13 @@ class MetadataStore:
                     f"{self.path} has schema version {current}, newer than this Servin "
                     f"({len(MIGRATIONS)}): upgrade Servin"
                 )
-            for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            for version, step in enumerate(MIGRATIONS[current:], start=current + 1):
                 with self.transaction() as db:
-                    for statement in _split_sql(script):
-                        db.execute(statement)
+                    if callable(step):
+                        step(db)
+                    else:
+                        for statement in _split_sql(step):
+                            db.execute(statement)
                     db.execute("INSERT INTO schema_version(version) VALUES (?)", (version,))
 
     @contextmanager
@@ -80,7 +83,8 @@ class MetadataStore:
     def query_one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         """Run a read query and return its first row, or None."""
         with self._lock:
-            return self._db.execute(sql, params).fetchone()
+            row: sqlite3.Row | None = self._db.execute(sql, params).fetchone()
+            return row
 
     def close(self) -> None:
         """Checkpoint the WAL and close the database."""

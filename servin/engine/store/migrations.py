@@ -1,10 +1,40 @@
 """Schema migrations of the metadata store, applied in order; never edit a released one.
 
-Each entry is one SQL script; its position (1-based) is the schema version it brings.
-Statements are separated by ';' (no ';' inside string literals).
+Each entry is one SQL script, or a function given the connection inside the migration's
+transaction; its position (1-based) is the schema version it brings. Statements are separated
+by ';' (no ';' inside string literals).
 """
 
-MIGRATIONS: tuple[str, ...] = (
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable
+
+from servin.engine.store import legacy_spec
+
+
+def _containers_as_documents(db: sqlite3.Connection) -> None:
+    """6: container specs become the core's own JSON document (was servin.v1's protobuf).
+
+    ``spec`` holds ``{"config", "host_config", "networking", "mounts"}`` as described in
+    docs/architecture.md ("Stored form"); the pod a container belongs to gets a column.
+    """
+    db.execute("ALTER TABLE containers ADD COLUMN doc TEXT NOT NULL DEFAULT '{}'")
+    db.execute("ALTER TABLE containers ADD COLUMN pod_id TEXT NOT NULL DEFAULT ''")
+    rows = db.execute("SELECT id, spec FROM containers").fetchall()
+    for row in rows:
+        doc, pod_id = legacy_spec.convert(bytes(row[1]))
+        db.execute("UPDATE containers SET doc = ?, pod_id = ? WHERE id = ?",
+                   (json.dumps(doc, separators=(",", ":")), pod_id, row[0]))
+    db.execute("ALTER TABLE containers DROP COLUMN spec")
+    db.execute("ALTER TABLE containers RENAME COLUMN doc TO spec")
+    db.execute("CREATE INDEX containers_by_pod ON containers(pod_id)")
+
+
+Migration = str | Callable[[sqlite3.Connection], None]
+
+MIGRATIONS: tuple[Migration, ...] = (
     # 1: images and the names that point at them.
     """
     CREATE TABLE images (
@@ -91,4 +121,5 @@ MIGRATIONS: tuple[str, ...] = (
         last_used_ns INTEGER NOT NULL
     )
     """,
+    _containers_as_documents,
 )

@@ -26,6 +26,15 @@ class Volume:
     anonymous: bool = False
 
 
+@dataclass(frozen=True)
+class VolumeView:
+    """A volume with how many containers use it (and its size when asked)."""
+
+    volume: Volume
+    ref_count: int
+    size: int = -1  # bytes; -1 = not measured
+
+
 def validate_name(name: str) -> str:
     """The name, or InvalidArgument naming docker's rule."""
     check_name_length("volume", name)

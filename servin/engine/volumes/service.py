@@ -1,12 +1,15 @@
 """Create, list, inspect, remove, prune, mount, back up and restore volumes.
 
-Every method blocks (disk and mount work): callers run them in worker threads. Which
-containers use a volume comes from the container store through ``users`` (set by the
-engine), so the volume records hold no reference counts that could drift.
+``VolumeManager`` does the work; every method blocks (disk and mount work), so the container
+services call it from worker threads. ``VolumeService`` is the door-facing async API over it.
+Which containers use a volume comes from the container store through ``users`` (given at
+construction), so the volume records hold no reference counts that could drift.
 """
 
 from __future__ import annotations
 
+import asyncio
+import builtins
 import contextlib
 import logging
 import os
@@ -15,7 +18,7 @@ import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -23,8 +26,10 @@ from typing import BinaryIO
 from servin.engine import fsarchive, limits
 from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
+from servin.engine.semantics import filters as docker_filters
+from servin.engine.streamio import reader, stream_from_thread
 from servin.engine.volumes import local
-from servin.engine.volumes.model import LOCAL, Volume, validate_name
+from servin.engine.volumes.model import LOCAL, Volume, VolumeView, validate_name
 from servin.engine.volumes.store import VolumeStore
 from servin.errors import Conflict, InvalidArgument, NotFound, Unavailable
 
@@ -44,17 +49,18 @@ class VolumeUser:
     running: bool
 
 
-class VolumeService:
-    """The volume half of the engine core."""
+class VolumeManager:
+    """Volumes' records, directories and mounts (blocking)."""
 
-    def __init__(self, store: VolumeStore, events: EventBus) -> None:
+    def __init__(self, store: VolumeStore, events: EventBus,
+                 users: Callable[[str], builtins.list[VolumeUser]]) -> None:
         self.store = store
         self.events = events
         self.root = store.root
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock = threading.RLock()
-        # Containers using a volume name (the engine wires it to the container store).
-        self.users: Callable[[str], list[VolumeUser]] = lambda name: []
+        # Containers using a volume name (from the container store).
+        self.users = users
 
     # -- records ---------------------------------------------------------------------------
 
@@ -106,11 +112,15 @@ class VolumeService:
         """A volume by name."""
         return self.store.get(name)
 
-    def list(self) -> list[Volume]:
+    def find(self, name: str) -> Volume | None:
+        """A volume by name, or None."""
+        return self.store.find(name)
+
+    def list(self) -> builtins.list[Volume]:
         """Every volume."""
         return self.store.list()
 
-    def in_use(self, name: str) -> list[VolumeUser]:
+    def in_use(self, name: str) -> builtins.list[VolumeUser]:
         """Containers referencing the volume."""
         return self.users(name)
 
@@ -155,10 +165,10 @@ class VolumeService:
         return self.root / f".{kind}-{secrets.token_hex(8)}"
 
     def prune(self, *, all_volumes: bool,
-              match: Callable[[Volume], bool] = lambda v: True) -> tuple[list[str], int]:
+              match: Callable[[Volume], bool] = lambda v: True) -> tuple[builtins.list[str], int]:
         """Remove unused volumes (anonymous ones only unless ``all_volumes``); the names
         removed and the bytes reclaimed."""
-        deleted: list[str] = []
+        deleted: builtins.list[str] = []
         reclaimed = 0
         for v in self.store.list():
             if not (all_volumes or v.anonymous):
@@ -189,7 +199,7 @@ class VolumeService:
                 self.events.publish("volume", "mount", name, driver=v.driver)
             return Path(v.mountpoint)
 
-    def release(self, names: list[str], stopping: str) -> None:
+    def release(self, names: builtins.list[str], stopping: str) -> None:
         """Container ``stopping`` stopped: unmount each ``type=`` volume no other running
         container uses."""
         with self._lock:
@@ -316,3 +326,64 @@ class VolumeService:
         except BaseException:
             local.remove_tree(staged)
             raise
+
+class VolumeService:
+    """The door-facing volume API (async)."""
+
+    def __init__(self, manager: VolumeManager) -> None:
+        self.manager = manager
+
+    def _view(self, v: Volume, size: bool = False) -> VolumeView:
+        return VolumeView(v, len(self.manager.in_use(v.name)),
+                          self.manager.size(v) if size else -1)
+
+    async def create(self, name: str = "", driver: str = "",
+                     options: dict[str, str] | None = None,
+                     labels: dict[str, str] | None = None) -> VolumeView:
+        """Create a volume (docker's idempotent create: an existing one of that name with the
+        same driver and options is returned)."""
+        v = await asyncio.to_thread(self.manager.create, name, driver, options, labels)
+        return await asyncio.to_thread(self._view, v)
+
+    async def inspect(self, name: str) -> VolumeView:
+        """A volume by name, with its size."""
+        v = await asyncio.to_thread(self.manager.get, name)
+        return await asyncio.to_thread(self._view, v, True)
+
+    async def list(self, filters: docker_filters.Filters | None = None
+                   ) -> builtins.list[VolumeView]:
+        """The volumes docker's ``filters`` select."""
+        wanted = docker_filters.check(filters or {}, docker_filters.VOLUME_KEYS)
+
+        def build() -> builtins.list[VolumeView]:
+            views = [self._view(v) for v in self.manager.list()]
+            return [v for v in views if docker_filters.volume_matches(v, wanted)]
+
+        return await asyncio.to_thread(build)
+
+    async def remove(self, name: str, *, force: bool = False) -> None:
+        """Delete a volume and its data; refused while any container references it."""
+        await asyncio.to_thread(self.manager.remove, name, force=force)
+
+    async def prune(self, *, all_volumes: bool = False,
+                    filters: docker_filters.Filters | None = None
+                    ) -> tuple[builtins.list[str], int]:
+        """Remove unused volumes (anonymous ones only unless ``all_volumes`` or
+        ``all=true``) that ``filters`` select; the names removed and the bytes reclaimed."""
+        wanted = docker_filters.check(filters or {}, docker_filters.VOLUME_PRUNE_KEYS)
+        if "all" in wanted:
+            all_volumes = all_volumes or docker_filters.parse_bool("all", wanted["all"])
+        return await asyncio.to_thread(
+            self.manager.prune, all_volumes=all_volumes,
+            match=lambda v: docker_filters.labels_ok(v.labels, wanted))
+
+    async def export(self, name: str) -> AsyncIterator[bytes]:
+        """The volume's content as a tar stream."""
+        await asyncio.to_thread(self.manager.get, name)  # NotFound before streaming
+        async for chunk in stream_from_thread(lambda out: self.manager.export(name, out)):
+            yield chunk
+
+    async def import_(self, name: str, chunks: AsyncIterator[bytes]) -> bool:
+        """Restore a tar stream into the volume (created when missing); True if created."""
+        source = reader(chunks, asyncio.get_running_loop())
+        return await asyncio.to_thread(self.manager.import_, name, source)

@@ -422,7 +422,7 @@ class NetworkAttachment(_message.Message):
     def __init__(self, network: _Optional[str] = ..., network_id: _Optional[str] = ..., ip_address: _Optional[str] = ..., ip_prefix_len: _Optional[int] = ..., gateway: _Optional[str] = ..., mac_address: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ContainerDetail(_message.Message):
-    __slots__ = ("id", "name", "created", "image", "image_id", "spec", "state", "args", "path", "log_path", "bundle_path", "rootfs", "restart_count", "ports", "networks", "mounts", "hostname_path", "hosts_path", "resolv_conf_path", "size_rw", "size_root_fs", "pod_id", "exec_ids", "driver")
+    __slots__ = ("id", "name", "created", "image", "image_id", "spec", "state", "args", "path", "log_path", "bundle_path", "rootfs", "restart_count", "ports", "networks", "mounts", "hostname_path", "hosts_path", "resolv_conf_path", "size_rw", "size_root_fs", "pod_id", "exec_ids", "driver", "document")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     CREATED_FIELD_NUMBER: _ClassVar[int]
@@ -447,6 +447,7 @@ class ContainerDetail(_message.Message):
     POD_ID_FIELD_NUMBER: _ClassVar[int]
     EXEC_IDS_FIELD_NUMBER: _ClassVar[int]
     DRIVER_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     created: _timestamp_pb2.Timestamp
@@ -471,7 +472,8 @@ class ContainerDetail(_message.Message):
     pod_id: str
     exec_ids: _containers.RepeatedScalarFieldContainer[str]
     driver: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., image: _Optional[str] = ..., image_id: _Optional[str] = ..., spec: _Optional[_Union[ContainerSpec, _Mapping]] = ..., state: _Optional[_Union[ContainerStateDetail, _Mapping]] = ..., args: _Optional[_Iterable[str]] = ..., path: _Optional[str] = ..., log_path: _Optional[str] = ..., bundle_path: _Optional[str] = ..., rootfs: _Optional[str] = ..., restart_count: _Optional[int] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[NetworkAttachment, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[_common_pb2.Mount, _Mapping]]] = ..., hostname_path: _Optional[str] = ..., hosts_path: _Optional[str] = ..., resolv_conf_path: _Optional[str] = ..., size_rw: _Optional[int] = ..., size_root_fs: _Optional[int] = ..., pod_id: _Optional[str] = ..., exec_ids: _Optional[_Iterable[str]] = ..., driver: _Optional[str] = ...) -> None: ...
+    document: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., image: _Optional[str] = ..., image_id: _Optional[str] = ..., spec: _Optional[_Union[ContainerSpec, _Mapping]] = ..., state: _Optional[_Union[ContainerStateDetail, _Mapping]] = ..., args: _Optional[_Iterable[str]] = ..., path: _Optional[str] = ..., log_path: _Optional[str] = ..., bundle_path: _Optional[str] = ..., rootfs: _Optional[str] = ..., restart_count: _Optional[int] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., networks: _Optional[_Iterable[_Union[NetworkAttachment, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[_common_pb2.Mount, _Mapping]]] = ..., hostname_path: _Optional[str] = ..., hosts_path: _Optional[str] = ..., resolv_conf_path: _Optional[str] = ..., size_rw: _Optional[int] = ..., size_root_fs: _Optional[int] = ..., pod_id: _Optional[str] = ..., exec_ids: _Optional[_Iterable[str]] = ..., driver: _Optional[str] = ..., document: _Optional[str] = ...) -> None: ...
 
 class WaitContainerRequest(_message.Message):
     __slots__ = ("id", "condition")

@@ -153,7 +153,7 @@ class ImageLayer(_message.Message):
     def __init__(self, digest: _Optional[str] = ..., diff_id: _Optional[str] = ..., media_type: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
 
 class ImageDetail(_message.Message):
-    __slots__ = ("id", "repo_tags", "repo_digests", "created", "author", "comment", "architecture", "os", "variant", "size", "config", "layers", "manifest_digest", "manifest_media_type", "parent_id", "raw_config")
+    __slots__ = ("id", "repo_tags", "repo_digests", "created", "author", "comment", "architecture", "os", "variant", "size", "config", "layers", "manifest_digest", "manifest_media_type", "parent_id", "raw_config", "document")
     ID_FIELD_NUMBER: _ClassVar[int]
     REPO_TAGS_FIELD_NUMBER: _ClassVar[int]
     REPO_DIGESTS_FIELD_NUMBER: _ClassVar[int]
@@ -170,6 +170,7 @@ class ImageDetail(_message.Message):
     MANIFEST_MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
     PARENT_ID_FIELD_NUMBER: _ClassVar[int]
     RAW_CONFIG_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     repo_tags: _containers.RepeatedScalarFieldContainer[str]
     repo_digests: _containers.RepeatedScalarFieldContainer[str]
@@ -186,7 +187,8 @@ class ImageDetail(_message.Message):
     manifest_media_type: str
     parent_id: str
     raw_config: bytes
-    def __init__(self, id: _Optional[str] = ..., repo_tags: _Optional[_Iterable[str]] = ..., repo_digests: _Optional[_Iterable[str]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., author: _Optional[str] = ..., comment: _Optional[str] = ..., architecture: _Optional[str] = ..., os: _Optional[str] = ..., variant: _Optional[str] = ..., size: _Optional[int] = ..., config: _Optional[_Union[ImageConfig, _Mapping]] = ..., layers: _Optional[_Iterable[_Union[ImageLayer, _Mapping]]] = ..., manifest_digest: _Optional[str] = ..., manifest_media_type: _Optional[str] = ..., parent_id: _Optional[str] = ..., raw_config: _Optional[bytes] = ...) -> None: ...
+    document: str
+    def __init__(self, id: _Optional[str] = ..., repo_tags: _Optional[_Iterable[str]] = ..., repo_digests: _Optional[_Iterable[str]] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., author: _Optional[str] = ..., comment: _Optional[str] = ..., architecture: _Optional[str] = ..., os: _Optional[str] = ..., variant: _Optional[str] = ..., size: _Optional[int] = ..., config: _Optional[_Union[ImageConfig, _Mapping]] = ..., layers: _Optional[_Iterable[_Union[ImageLayer, _Mapping]]] = ..., manifest_digest: _Optional[str] = ..., manifest_media_type: _Optional[str] = ..., parent_id: _Optional[str] = ..., raw_config: _Optional[bytes] = ..., document: _Optional[str] = ...) -> None: ...
 
 class RemoveImageRequest(_message.Message):
     __slots__ = ("reference", "force", "no_prune")

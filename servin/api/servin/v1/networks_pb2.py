@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from servin.api.servin.v1 import common_pb2 as servin_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18servin/v1/networks.proto\x12\tservin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16servin/v1/common.proto\"?\n\nIPAMConfig\x12\x0e\n\x06subnet\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t\x12\x10\n\x08ip_range\x18\x03 \x01(\t\"{\n\x0fNetworkEndpoint\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontainer_name\x18\x02 \x01(\t\x12\x14\n\x0cipv4_address\x18\x03 \x01(\t\x12\x13\n\x0bmac_address\x18\x04 \x01(\t\x12\x0f\n\x07\x61liases\x18\x05 \x03(\t\"\xa6\x03\n\x07Network\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x64river\x18\x03 \x01(\t\x12+\n\x07\x63reated\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x04ipam\x18\x05 \x03(\x0b\x32\x15.servin.v1.IPAMConfig\x12\x10\n\x08internal\x18\x06 \x01(\x08\x12.\n\x06labels\x18\x07 \x03(\x0b\x32\x1e.servin.v1.Network.LabelsEntry\x12\x30\n\x07options\x18\x08 \x03(\x0b\x32\x1f.servin.v1.Network.OptionsEntry\x12\x0e\n\x06\x62ridge\x18\t \x01(\t\x12-\n\tendpoints\x18\n \x03(\x0b\x32\x1a.servin.v1.NetworkEndpoint\x12\r\n\x05scope\x18\x0b \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc6\x02\n\x14\x43reateNetworkRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64river\x18\x02 \x01(\t\x12#\n\x04ipam\x18\x03 \x03(\x0b\x32\x15.servin.v1.IPAMConfig\x12\x10\n\x08internal\x18\x04 \x01(\x08\x12;\n\x06labels\x18\x05 \x03(\x0b\x32+.servin.v1.CreateNetworkRequest.LabelsEntry\x12=\n\x07options\x18\x06 \x03(\x0b\x32,.servin.v1.CreateNetworkRequest.OptionsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"9\n\x13ListNetworksRequest\x12\"\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x11.servin.v1.Filter\"<\n\x14ListNetworksResponse\x12$\n\x08networks\x18\x01 \x03(\x0b\x32\x12.servin.v1.Network\"#\n\x15InspectNetworkRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\"\n\x14RemoveNetworkRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x17\n\x15RemoveNetworkResponse\":\n\x14PruneNetworksRequest\x12\"\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x11.servin.v1.Filter\"(\n\x15PruneNetworksResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x03(\t\"b\n\x15\x43onnectNetworkRequest\x12\x0f\n\x07network\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12\x14\n\x0cipv4_address\x18\x04 \x01(\t\"\x18\n\x16\x43onnectNetworkResponse\"M\n\x18\x44isconnectNetworkRequest\x12\x0f\n\x07network\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"\x1b\n\x19\x44isconnectNetworkResponse2\x95\x04\n\x08Networks\x12=\n\x06\x43reate\x12\x1f.servin.v1.CreateNetworkRequest\x1a\x12.servin.v1.Network\x12G\n\x04List\x12\x1e.servin.v1.ListNetworksRequest\x1a\x1f.servin.v1.ListNetworksResponse\x12?\n\x07Inspect\x12 .servin.v1.InspectNetworkRequest\x1a\x12.servin.v1.Network\x12K\n\x06Remove\x12\x1f.servin.v1.RemoveNetworkRequest\x1a .servin.v1.RemoveNetworkResponse\x12J\n\x05Prune\x12\x1f.servin.v1.PruneNetworksRequest\x1a .servin.v1.PruneNetworksResponse\x12N\n\x07\x43onnect\x12 .servin.v1.ConnectNetworkRequest\x1a!.servin.v1.ConnectNetworkResponse\x12W\n\nDisconnect\x12#.servin.v1.DisconnectNetworkRequest\x1a$.servin.v1.DisconnectNetworkResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18servin/v1/networks.proto\x12\tservin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16servin/v1/common.proto\"?\n\nIPAMConfig\x12\x0e\n\x06subnet\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t\x12\x10\n\x08ip_range\x18\x03 \x01(\t\"{\n\x0fNetworkEndpoint\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ontainer_name\x18\x02 \x01(\t\x12\x14\n\x0cipv4_address\x18\x03 \x01(\t\x12\x13\n\x0bmac_address\x18\x04 \x01(\t\x12\x0f\n\x07\x61liases\x18\x05 \x03(\t\"\xb8\x03\n\x07Network\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06\x64river\x18\x03 \x01(\t\x12+\n\x07\x63reated\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12#\n\x04ipam\x18\x05 \x03(\x0b\x32\x15.servin.v1.IPAMConfig\x12\x10\n\x08internal\x18\x06 \x01(\x08\x12.\n\x06labels\x18\x07 \x03(\x0b\x32\x1e.servin.v1.Network.LabelsEntry\x12\x30\n\x07options\x18\x08 \x03(\x0b\x32\x1f.servin.v1.Network.OptionsEntry\x12\x0e\n\x06\x62ridge\x18\t \x01(\t\x12-\n\tendpoints\x18\n \x03(\x0b\x32\x1a.servin.v1.NetworkEndpoint\x12\r\n\x05scope\x18\x0b \x01(\t\x12\x10\n\x08\x64ocument\x18x \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc6\x02\n\x14\x43reateNetworkRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64river\x18\x02 \x01(\t\x12#\n\x04ipam\x18\x03 \x03(\x0b\x32\x15.servin.v1.IPAMConfig\x12\x10\n\x08internal\x18\x04 \x01(\x08\x12;\n\x06labels\x18\x05 \x03(\x0b\x32+.servin.v1.CreateNetworkRequest.LabelsEntry\x12=\n\x07options\x18\x06 \x03(\x0b\x32,.servin.v1.CreateNetworkRequest.OptionsEntry\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"9\n\x13ListNetworksRequest\x12\"\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x11.servin.v1.Filter\"<\n\x14ListNetworksResponse\x12$\n\x08networks\x18\x01 \x03(\x0b\x32\x12.servin.v1.Network\"#\n\x15InspectNetworkRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\"\n\x14RemoveNetworkRequest\x12\n\n\x02id\x18\x01 \x01(\t\"\x17\n\x15RemoveNetworkResponse\":\n\x14PruneNetworksRequest\x12\"\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x11.servin.v1.Filter\"(\n\x15PruneNetworksResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x03(\t\"b\n\x15\x43onnectNetworkRequest\x12\x0f\n\x07network\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\x0f\n\x07\x61liases\x18\x03 \x03(\t\x12\x14\n\x0cipv4_address\x18\x04 \x01(\t\"\x18\n\x16\x43onnectNetworkResponse\"M\n\x18\x44isconnectNetworkRequest\x12\x0f\n\x07network\x18\x01 \x01(\t\x12\x11\n\tcontainer\x18\x02 \x01(\t\x12\r\n\x05\x66orce\x18\x03 \x01(\x08\"\x1b\n\x19\x44isconnectNetworkResponse2\x95\x04\n\x08Networks\x12=\n\x06\x43reate\x12\x1f.servin.v1.CreateNetworkRequest\x1a\x12.servin.v1.Network\x12G\n\x04List\x12\x1e.servin.v1.ListNetworksRequest\x1a\x1f.servin.v1.ListNetworksResponse\x12?\n\x07Inspect\x12 .servin.v1.InspectNetworkRequest\x1a\x12.servin.v1.Network\x12K\n\x06Remove\x12\x1f.servin.v1.RemoveNetworkRequest\x1a .servin.v1.RemoveNetworkResponse\x12J\n\x05Prune\x12\x1f.servin.v1.PruneNetworksRequest\x1a .servin.v1.PruneNetworksResponse\x12N\n\x07\x43onnect\x12 .servin.v1.ConnectNetworkRequest\x1a!.servin.v1.ConnectNetworkResponse\x12W\n\nDisconnect\x12#.servin.v1.DisconnectNetworkRequest\x1a$.servin.v1.DisconnectNetworkResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,39 +46,39 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_NETWORKENDPOINT']._serialized_start=161
   _globals['_NETWORKENDPOINT']._serialized_end=284
   _globals['_NETWORK']._serialized_start=287
-  _globals['_NETWORK']._serialized_end=709
-  _globals['_NETWORK_LABELSENTRY']._serialized_start=616
-  _globals['_NETWORK_LABELSENTRY']._serialized_end=661
-  _globals['_NETWORK_OPTIONSENTRY']._serialized_start=663
-  _globals['_NETWORK_OPTIONSENTRY']._serialized_end=709
-  _globals['_CREATENETWORKREQUEST']._serialized_start=712
-  _globals['_CREATENETWORKREQUEST']._serialized_end=1038
-  _globals['_CREATENETWORKREQUEST_LABELSENTRY']._serialized_start=616
-  _globals['_CREATENETWORKREQUEST_LABELSENTRY']._serialized_end=661
-  _globals['_CREATENETWORKREQUEST_OPTIONSENTRY']._serialized_start=663
-  _globals['_CREATENETWORKREQUEST_OPTIONSENTRY']._serialized_end=709
-  _globals['_LISTNETWORKSREQUEST']._serialized_start=1040
-  _globals['_LISTNETWORKSREQUEST']._serialized_end=1097
-  _globals['_LISTNETWORKSRESPONSE']._serialized_start=1099
-  _globals['_LISTNETWORKSRESPONSE']._serialized_end=1159
-  _globals['_INSPECTNETWORKREQUEST']._serialized_start=1161
-  _globals['_INSPECTNETWORKREQUEST']._serialized_end=1196
-  _globals['_REMOVENETWORKREQUEST']._serialized_start=1198
-  _globals['_REMOVENETWORKREQUEST']._serialized_end=1232
-  _globals['_REMOVENETWORKRESPONSE']._serialized_start=1234
-  _globals['_REMOVENETWORKRESPONSE']._serialized_end=1257
-  _globals['_PRUNENETWORKSREQUEST']._serialized_start=1259
-  _globals['_PRUNENETWORKSREQUEST']._serialized_end=1317
-  _globals['_PRUNENETWORKSRESPONSE']._serialized_start=1319
-  _globals['_PRUNENETWORKSRESPONSE']._serialized_end=1359
-  _globals['_CONNECTNETWORKREQUEST']._serialized_start=1361
-  _globals['_CONNECTNETWORKREQUEST']._serialized_end=1459
-  _globals['_CONNECTNETWORKRESPONSE']._serialized_start=1461
-  _globals['_CONNECTNETWORKRESPONSE']._serialized_end=1485
-  _globals['_DISCONNECTNETWORKREQUEST']._serialized_start=1487
-  _globals['_DISCONNECTNETWORKREQUEST']._serialized_end=1564
-  _globals['_DISCONNECTNETWORKRESPONSE']._serialized_start=1566
-  _globals['_DISCONNECTNETWORKRESPONSE']._serialized_end=1593
-  _globals['_NETWORKS']._serialized_start=1596
-  _globals['_NETWORKS']._serialized_end=2129
+  _globals['_NETWORK']._serialized_end=727
+  _globals['_NETWORK_LABELSENTRY']._serialized_start=634
+  _globals['_NETWORK_LABELSENTRY']._serialized_end=679
+  _globals['_NETWORK_OPTIONSENTRY']._serialized_start=681
+  _globals['_NETWORK_OPTIONSENTRY']._serialized_end=727
+  _globals['_CREATENETWORKREQUEST']._serialized_start=730
+  _globals['_CREATENETWORKREQUEST']._serialized_end=1056
+  _globals['_CREATENETWORKREQUEST_LABELSENTRY']._serialized_start=634
+  _globals['_CREATENETWORKREQUEST_LABELSENTRY']._serialized_end=679
+  _globals['_CREATENETWORKREQUEST_OPTIONSENTRY']._serialized_start=681
+  _globals['_CREATENETWORKREQUEST_OPTIONSENTRY']._serialized_end=727
+  _globals['_LISTNETWORKSREQUEST']._serialized_start=1058
+  _globals['_LISTNETWORKSREQUEST']._serialized_end=1115
+  _globals['_LISTNETWORKSRESPONSE']._serialized_start=1117
+  _globals['_LISTNETWORKSRESPONSE']._serialized_end=1177
+  _globals['_INSPECTNETWORKREQUEST']._serialized_start=1179
+  _globals['_INSPECTNETWORKREQUEST']._serialized_end=1214
+  _globals['_REMOVENETWORKREQUEST']._serialized_start=1216
+  _globals['_REMOVENETWORKREQUEST']._serialized_end=1250
+  _globals['_REMOVENETWORKRESPONSE']._serialized_start=1252
+  _globals['_REMOVENETWORKRESPONSE']._serialized_end=1275
+  _globals['_PRUNENETWORKSREQUEST']._serialized_start=1277
+  _globals['_PRUNENETWORKSREQUEST']._serialized_end=1335
+  _globals['_PRUNENETWORKSRESPONSE']._serialized_start=1337
+  _globals['_PRUNENETWORKSRESPONSE']._serialized_end=1377
+  _globals['_CONNECTNETWORKREQUEST']._serialized_start=1379
+  _globals['_CONNECTNETWORKREQUEST']._serialized_end=1477
+  _globals['_CONNECTNETWORKRESPONSE']._serialized_start=1479
+  _globals['_CONNECTNETWORKRESPONSE']._serialized_end=1503
+  _globals['_DISCONNECTNETWORKREQUEST']._serialized_start=1505
+  _globals['_DISCONNECTNETWORKREQUEST']._serialized_end=1582
+  _globals['_DISCONNECTNETWORKRESPONSE']._serialized_start=1584
+  _globals['_DISCONNECTNETWORKRESPONSE']._serialized_end=1611
+  _globals['_NETWORKS']._serialized_start=1614
+  _globals['_NETWORKS']._serialized_end=2147
 # @@protoc_insertion_point(module_scope)

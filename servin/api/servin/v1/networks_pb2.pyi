@@ -35,7 +35,7 @@ class NetworkEndpoint(_message.Message):
     def __init__(self, container_id: _Optional[str] = ..., container_name: _Optional[str] = ..., ipv4_address: _Optional[str] = ..., mac_address: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Network(_message.Message):
-    __slots__ = ("id", "name", "driver", "created", "ipam", "internal", "labels", "options", "bridge", "endpoints", "scope")
+    __slots__ = ("id", "name", "driver", "created", "ipam", "internal", "labels", "options", "bridge", "endpoints", "scope", "document")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -61,6 +61,7 @@ class Network(_message.Message):
     BRIDGE_FIELD_NUMBER: _ClassVar[int]
     ENDPOINTS_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     driver: str
@@ -72,7 +73,8 @@ class Network(_message.Message):
     bridge: str
     endpoints: _containers.RepeatedCompositeFieldContainer[NetworkEndpoint]
     scope: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., driver: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ipam: _Optional[_Iterable[_Union[IPAMConfig, _Mapping]]] = ..., internal: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ..., options: _Optional[_Mapping[str, str]] = ..., bridge: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., scope: _Optional[str] = ...) -> None: ...
+    document: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., driver: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., ipam: _Optional[_Iterable[_Union[IPAMConfig, _Mapping]]] = ..., internal: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ..., options: _Optional[_Mapping[str, str]] = ..., bridge: _Optional[str] = ..., endpoints: _Optional[_Iterable[_Union[NetworkEndpoint, _Mapping]]] = ..., scope: _Optional[str] = ..., document: _Optional[str] = ...) -> None: ...
 
 class CreateNetworkRequest(_message.Message):
     __slots__ = ("name", "driver", "ipam", "internal", "labels", "options")

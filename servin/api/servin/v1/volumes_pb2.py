@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from servin.api.servin.v1 import common_pb2 as servin_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17servin/v1/volumes.proto\x12\tservin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16servin/v1/common.proto\"\xe9\x02\n\x06Volume\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64river\x18\x02 \x01(\t\x12\x12\n\nmountpoint\x18\x03 \x01(\t\x12+\n\x07\x63reated\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x06labels\x18\x05 \x03(\x0b\x32\x1d.servin.v1.Volume.LabelsEntry\x12/\n\x07options\x18\x06 \x03(\x0b\x32\x1e.servin.v1.Volume.OptionsEntry\x12\r\n\x05scope\x18\x07 \x01(\t\x12\x0c\n\x04size\x18\x08 \x01(\x03\x12\x11\n\tref_count\x18\t \x01(\x05\x12\x11\n\tanonymous\x18\n \x01(\x08\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8c\x02\n\x13\x43reateVolumeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64river\x18\x02 \x01(\t\x12<\n\x07options\x18\x03 \x03(\x0b\x32+.servin.v1.CreateVolumeRequest.OptionsEntry\x12:\n\x06labels\x18\x04 \x03(\x0b\x32*.servin.v1.CreateVolumeRequest.LabelsEntry\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\x12ListVolumesRequest\x12\"\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x11.servin.v1.Filter\"9\n\x13ListVolumesResponse\x12\"\n\x07volumes\x18\x01 \x03(\x0b\x32\x11.servin.v1.Volume\"$\n\x14InspectVolumeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"2\n\x13RemoveVolumeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"\x16\n\x14RemoveVolumeResponse\"F\n\x13PruneVolumesRequest\x12\"\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x11.servin.v1.Filter\x12\x0b\n\x03\x61ll\x18\x02 \x01(\x08\"@\n\x14PruneVolumesResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x03(\t\x12\x17\n\x0fspace_reclaimed\x18\x02 \x01(\x04\"#\n\x13\x45xportVolumeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"/\n\x11ImportVolumeInput\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x16\n\x14ImportVolumeResponse2\xee\x03\n\x07Volumes\x12;\n\x06\x43reate\x12\x1e.servin.v1.CreateVolumeRequest\x1a\x11.servin.v1.Volume\x12\x45\n\x04List\x12\x1d.servin.v1.ListVolumesRequest\x1a\x1e.servin.v1.ListVolumesResponse\x12=\n\x07Inspect\x12\x1f.servin.v1.InspectVolumeRequest\x1a\x11.servin.v1.Volume\x12I\n\x06Remove\x12\x1e.servin.v1.RemoveVolumeRequest\x1a\x1f.servin.v1.RemoveVolumeResponse\x12H\n\x05Prune\x12\x1e.servin.v1.PruneVolumesRequest\x1a\x1f.servin.v1.PruneVolumesResponse\x12@\n\x06\x45xport\x12\x1e.servin.v1.ExportVolumeRequest\x1a\x14.servin.v1.DataChunk0\x01\x12I\n\x06Import\x12\x1c.servin.v1.ImportVolumeInput\x1a\x1f.servin.v1.ImportVolumeResponse(\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17servin/v1/volumes.proto\x12\tservin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16servin/v1/common.proto\"\xfb\x02\n\x06Volume\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64river\x18\x02 \x01(\t\x12\x12\n\nmountpoint\x18\x03 \x01(\t\x12+\n\x07\x63reated\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\x06labels\x18\x05 \x03(\x0b\x32\x1d.servin.v1.Volume.LabelsEntry\x12/\n\x07options\x18\x06 \x03(\x0b\x32\x1e.servin.v1.Volume.OptionsEntry\x12\r\n\x05scope\x18\x07 \x01(\t\x12\x0c\n\x04size\x18\x08 \x01(\x03\x12\x11\n\tref_count\x18\t \x01(\x05\x12\x11\n\tanonymous\x18\n \x01(\x08\x12\x10\n\x08\x64ocument\x18x \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x8c\x02\n\x13\x43reateVolumeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x64river\x18\x02 \x01(\t\x12<\n\x07options\x18\x03 \x03(\x0b\x32+.servin.v1.CreateVolumeRequest.OptionsEntry\x12:\n\x06labels\x18\x04 \x03(\x0b\x32*.servin.v1.CreateVolumeRequest.LabelsEntry\x1a.\n\x0cOptionsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"8\n\x12ListVolumesRequest\x12\"\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x11.servin.v1.Filter\"9\n\x13ListVolumesResponse\x12\"\n\x07volumes\x18\x01 \x03(\x0b\x32\x11.servin.v1.Volume\"$\n\x14InspectVolumeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"2\n\x13RemoveVolumeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"\x16\n\x14RemoveVolumeResponse\"F\n\x13PruneVolumesRequest\x12\"\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x11.servin.v1.Filter\x12\x0b\n\x03\x61ll\x18\x02 \x01(\x08\"@\n\x14PruneVolumesResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x03(\t\x12\x17\n\x0fspace_reclaimed\x18\x02 \x01(\x04\"#\n\x13\x45xportVolumeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"/\n\x11ImportVolumeInput\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x02 \x01(\x0c\"\x16\n\x14ImportVolumeResponse2\xee\x03\n\x07Volumes\x12;\n\x06\x43reate\x12\x1e.servin.v1.CreateVolumeRequest\x1a\x11.servin.v1.Volume\x12\x45\n\x04List\x12\x1d.servin.v1.ListVolumesRequest\x1a\x1e.servin.v1.ListVolumesResponse\x12=\n\x07Inspect\x12\x1f.servin.v1.InspectVolumeRequest\x1a\x11.servin.v1.Volume\x12I\n\x06Remove\x12\x1e.servin.v1.RemoveVolumeRequest\x1a\x1f.servin.v1.RemoveVolumeResponse\x12H\n\x05Prune\x12\x1e.servin.v1.PruneVolumesRequest\x1a\x1f.servin.v1.PruneVolumesResponse\x12@\n\x06\x45xport\x12\x1e.servin.v1.ExportVolumeRequest\x1a\x14.servin.v1.DataChunk0\x01\x12I\n\x06Import\x12\x1c.servin.v1.ImportVolumeInput\x1a\x1f.servin.v1.ImportVolumeResponse(\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -42,37 +42,37 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATEVOLUMEREQUEST_LABELSENTRY']._loaded_options = None
   _globals['_CREATEVOLUMEREQUEST_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_VOLUME']._serialized_start=96
-  _globals['_VOLUME']._serialized_end=457
-  _globals['_VOLUME_LABELSENTRY']._serialized_start=364
-  _globals['_VOLUME_LABELSENTRY']._serialized_end=409
-  _globals['_VOLUME_OPTIONSENTRY']._serialized_start=411
-  _globals['_VOLUME_OPTIONSENTRY']._serialized_end=457
-  _globals['_CREATEVOLUMEREQUEST']._serialized_start=460
-  _globals['_CREATEVOLUMEREQUEST']._serialized_end=728
-  _globals['_CREATEVOLUMEREQUEST_OPTIONSENTRY']._serialized_start=411
-  _globals['_CREATEVOLUMEREQUEST_OPTIONSENTRY']._serialized_end=457
-  _globals['_CREATEVOLUMEREQUEST_LABELSENTRY']._serialized_start=364
-  _globals['_CREATEVOLUMEREQUEST_LABELSENTRY']._serialized_end=409
-  _globals['_LISTVOLUMESREQUEST']._serialized_start=730
-  _globals['_LISTVOLUMESREQUEST']._serialized_end=786
-  _globals['_LISTVOLUMESRESPONSE']._serialized_start=788
-  _globals['_LISTVOLUMESRESPONSE']._serialized_end=845
-  _globals['_INSPECTVOLUMEREQUEST']._serialized_start=847
-  _globals['_INSPECTVOLUMEREQUEST']._serialized_end=883
-  _globals['_REMOVEVOLUMEREQUEST']._serialized_start=885
-  _globals['_REMOVEVOLUMEREQUEST']._serialized_end=935
-  _globals['_REMOVEVOLUMERESPONSE']._serialized_start=937
-  _globals['_REMOVEVOLUMERESPONSE']._serialized_end=959
-  _globals['_PRUNEVOLUMESREQUEST']._serialized_start=961
-  _globals['_PRUNEVOLUMESREQUEST']._serialized_end=1031
-  _globals['_PRUNEVOLUMESRESPONSE']._serialized_start=1033
-  _globals['_PRUNEVOLUMESRESPONSE']._serialized_end=1097
-  _globals['_EXPORTVOLUMEREQUEST']._serialized_start=1099
-  _globals['_EXPORTVOLUMEREQUEST']._serialized_end=1134
-  _globals['_IMPORTVOLUMEINPUT']._serialized_start=1136
-  _globals['_IMPORTVOLUMEINPUT']._serialized_end=1183
-  _globals['_IMPORTVOLUMERESPONSE']._serialized_start=1185
-  _globals['_IMPORTVOLUMERESPONSE']._serialized_end=1207
-  _globals['_VOLUMES']._serialized_start=1210
-  _globals['_VOLUMES']._serialized_end=1704
+  _globals['_VOLUME']._serialized_end=475
+  _globals['_VOLUME_LABELSENTRY']._serialized_start=382
+  _globals['_VOLUME_LABELSENTRY']._serialized_end=427
+  _globals['_VOLUME_OPTIONSENTRY']._serialized_start=429
+  _globals['_VOLUME_OPTIONSENTRY']._serialized_end=475
+  _globals['_CREATEVOLUMEREQUEST']._serialized_start=478
+  _globals['_CREATEVOLUMEREQUEST']._serialized_end=746
+  _globals['_CREATEVOLUMEREQUEST_OPTIONSENTRY']._serialized_start=429
+  _globals['_CREATEVOLUMEREQUEST_OPTIONSENTRY']._serialized_end=475
+  _globals['_CREATEVOLUMEREQUEST_LABELSENTRY']._serialized_start=382
+  _globals['_CREATEVOLUMEREQUEST_LABELSENTRY']._serialized_end=427
+  _globals['_LISTVOLUMESREQUEST']._serialized_start=748
+  _globals['_LISTVOLUMESREQUEST']._serialized_end=804
+  _globals['_LISTVOLUMESRESPONSE']._serialized_start=806
+  _globals['_LISTVOLUMESRESPONSE']._serialized_end=863
+  _globals['_INSPECTVOLUMEREQUEST']._serialized_start=865
+  _globals['_INSPECTVOLUMEREQUEST']._serialized_end=901
+  _globals['_REMOVEVOLUMEREQUEST']._serialized_start=903
+  _globals['_REMOVEVOLUMEREQUEST']._serialized_end=953
+  _globals['_REMOVEVOLUMERESPONSE']._serialized_start=955
+  _globals['_REMOVEVOLUMERESPONSE']._serialized_end=977
+  _globals['_PRUNEVOLUMESREQUEST']._serialized_start=979
+  _globals['_PRUNEVOLUMESREQUEST']._serialized_end=1049
+  _globals['_PRUNEVOLUMESRESPONSE']._serialized_start=1051
+  _globals['_PRUNEVOLUMESRESPONSE']._serialized_end=1115
+  _globals['_EXPORTVOLUMEREQUEST']._serialized_start=1117
+  _globals['_EXPORTVOLUMEREQUEST']._serialized_end=1152
+  _globals['_IMPORTVOLUMEINPUT']._serialized_start=1154
+  _globals['_IMPORTVOLUMEINPUT']._serialized_end=1201
+  _globals['_IMPORTVOLUMERESPONSE']._serialized_start=1203
+  _globals['_IMPORTVOLUMERESPONSE']._serialized_end=1225
+  _globals['_VOLUMES']._serialized_start=1228
+  _globals['_VOLUMES']._serialized_end=1722
 # @@protoc_insertion_point(module_scope)

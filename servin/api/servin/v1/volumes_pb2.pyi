@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Volume(_message.Message):
-    __slots__ = ("name", "driver", "mountpoint", "created", "labels", "options", "scope", "size", "ref_count", "anonymous")
+    __slots__ = ("name", "driver", "mountpoint", "created", "labels", "options", "scope", "size", "ref_count", "anonymous", "document")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -36,6 +36,7 @@ class Volume(_message.Message):
     SIZE_FIELD_NUMBER: _ClassVar[int]
     REF_COUNT_FIELD_NUMBER: _ClassVar[int]
     ANONYMOUS_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     name: str
     driver: str
     mountpoint: str
@@ -46,7 +47,8 @@ class Volume(_message.Message):
     size: int
     ref_count: int
     anonymous: bool
-    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., mountpoint: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., options: _Optional[_Mapping[str, str]] = ..., scope: _Optional[str] = ..., size: _Optional[int] = ..., ref_count: _Optional[int] = ..., anonymous: _Optional[bool] = ...) -> None: ...
+    document: str
+    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., mountpoint: _Optional[str] = ..., created: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., options: _Optional[_Mapping[str, str]] = ..., scope: _Optional[str] = ..., size: _Optional[int] = ..., ref_count: _Optional[int] = ..., anonymous: _Optional[bool] = ..., document: _Optional[str] = ...) -> None: ...
 
 class CreateVolumeRequest(_message.Message):
     __slots__ = ("name", "driver", "options", "labels")

@@ -25,9 +25,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from servin.engine.images import compression
 from servin.engine.images.archive.plan import ImagePlan, LayerPlan, parse_json, read_config
 from servin.engine.images.archive.staging import Staged
+from servin.engine.store import compression
 from servin.engine.store.content import ContentStore, HashingReader
 from servin.errors import Internal, InvalidArgument
 from servin.reference import Reference, familiar, parse_reference
@@ -155,7 +155,7 @@ def _write_layer(
         if kind == "none":
             size = content.size(blob)
             hashing = HashingReader(reader)
-            _add_stream(tar, path, size, hashing)  # type: ignore[arg-type]
+            _add_stream(tar, path, size, hashing)  # type: ignore[arg-type]  # read() suffices
             if hashing.digest != diff_id:
                 raise Internal(f"layer blob {blob} does not match diff ID {diff_id}")
             return

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from servin.engine.crashpoints import crashpoint
-from servin.engine.images import compression, mediatypes
+from servin.engine.images import mediatypes
 from servin.engine.images.archive import docker_archive, oci_layout
 from servin.engine.images.archive.plan import ImagePlan, read_config
 from servin.engine.images.archive.staging import stage
 from servin.engine.images.importer import oci_manifest
 from servin.engine.images.store import ImageRecord, ImageStore
+from servin.engine.store import compression
 from servin.engine.store.leases import Lease
 from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.snapshots.layers import chain_ids
@@ -101,7 +102,7 @@ def _prepare(
         for layer in plan.layers:
             with content.open(layer.blob) as raw:
                 kind, _ = compression.sniff(raw)
-            layers.append({"mediaType": compression.layer_media_type(kind),
+            layers.append({"mediaType": mediatypes.layer_media_type(kind),
                            "digest": layer.blob, "size": content.size(layer.blob)})
         plan.manifest_digest = content.write_bytes(
             oci_manifest(plan.config_digest, content.size(plan.config_digest), layers), lease=lease

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from servin.engine.images.unpack import clean_name
 from servin.engine.store.content import ContentStore
 from servin.engine.store.leases import Lease
+from servin.engine.store.snapshots.unpack import clean_name
 from servin.errors import InvalidArgument
 
 INDEX_FILES = ("manifest.json", "index.json", "oci-layout", "repositories")
@@ -67,10 +67,10 @@ def stage(
     """
     staged = Staged()
     try:
-        with tarfile.open(fileobj=reader, mode="r|") as tar:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=reader, mode="r|") as tar:
             for member in tar:
                 _stage_member(tar, member, staged, content, lease, progress)
-                tar.members.clear()  # stream mode keeps every member otherwise
+                tar.members.clear()  # type: ignore[attr-defined]  # stream mode keeps them all
     except tarfile.TarError as exc:
         raise InvalidArgument(f"input is not a valid tar archive: {exc}") from exc
     except EOFError as exc:

@@ -132,7 +132,8 @@ async def fetch_token(
                     "client_id": CLIENT_ID, "service": service, "scope": " ".join(scopes)}
             resp = await http.post(realm, data=form)
         else:
-            params: list[tuple[str, str]] = [("service", service)] if service else []
+            params: list[tuple[str, str | int | float | bool | None]] = (
+                [("service", service)] if service else [])
             params += [("scope", s) for s in scopes]
             headers = {}
             if creds.username or creds.password:

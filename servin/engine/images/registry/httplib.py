@@ -14,9 +14,11 @@ from types import ModuleType
 def load() -> ModuleType:
     """The httpx module (imported on first use, without its command-line client)."""
     module = sys.modules.get("httpx")
-    if module is None:
-        # A None entry makes ``from ._main import main`` fail with ImportError, which httpx
-        # expects (its CLI's extras are optional) and answers with a stub.
-        sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
-        import httpx as module
-    return module
+    if module is not None:
+        return module
+    # A None entry makes ``from ._main import main`` fail with ImportError, which httpx
+    # expects (its CLI's extras are optional) and answers with a stub.
+    sys.modules.setdefault("httpx._main", None)  # type: ignore[arg-type]
+    import httpx
+
+    return httpx

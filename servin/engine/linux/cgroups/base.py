@@ -128,21 +128,50 @@ class CgroupDriver(ABC):
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    @abstractmethod
     def create(self, path: str, resources: Mapping[str, Any] | None = None) -> Cgroup:
         """Create the cgroup ``path`` (an OCI ``cgroupsPath``) and apply ``resources``.
 
         An existing cgroup is reused (as the OCI runtimes do). On failure, directories this
         call created are removed again.
         """
+        created: list[Path] = []
+        try:
+            self._make(split_path(path), created, resources)
+            cgroup = self._cgroup(path)
+            if resources:
+                cgroup.update(resources)
+            return cgroup
+        except BaseException:
+            undo_dirs(created, self.remove_dir, f"cgroup v{self.version}")
+            raise
 
-    @abstractmethod
     def open(self, path: str) -> Cgroup:
         """The existing cgroup ``path``; raises ``NotFound`` when there is none."""
+        if not self.exists(path):
+            raise NotFound(f"cgroup {path} does not exist")
+        return self._cgroup(path)
 
     @abstractmethod
     def exists(self, path: str) -> bool:
         """Whether the cgroup ``path`` exists."""
+
+    @abstractmethod
+    def _make(self, parts: list[str], created: list[Path],
+              resources: Mapping[str, Any] | None) -> None:
+        """Make the cgroup's directories (appending new ones to ``created``) and whatever
+        the version needs around them."""
+
+    @abstractmethod
+    def _cgroup(self, path: str) -> Cgroup:
+        """The cgroup object of an existing ``path``."""
+
+    def make_dir(self, path: Path) -> None:
+        """mkdir one cgroup (a seam for tests, whose fake tree has no kernel behind it)."""
+        os.mkdir(path, 0o755)
+
+    def remove_dir(self, path: Path) -> None:
+        """rmdir one cgroup (a seam for tests, like ``make_dir``)."""
+        os.rmdir(path)
 
 
 def split_path(path: str) -> list[str]:

@@ -65,7 +65,7 @@ def parse_rules(entries: Iterable[Mapping[str, Any]]) -> list[DeviceRule]:
         kind = entry.get("type") or "a"
         if kind not in ("a", "b", "c"):
             raise InvalidArgument(f"{where}.type must be a, b or c, not {kind!r}")
-        numbers = []
+        numbers: list[int | None] = []
         for key in ("major", "minor"):
             value = entry.get(key)
             if value is None or value == -1:

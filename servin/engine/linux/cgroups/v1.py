@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from servin.errors import Internal, InvalidArgument, NotFound, ServinError, Unavailable
+from servin.errors import Internal, InvalidArgument, ServinError, Unavailable
 
 from .base import (
     DEFAULT_TIMEOUT,
@@ -34,7 +34,6 @@ from .base import (
     section,
     signal_pids,
     split_path,
-    undo_dirs,
     wait_until,
     walk_dirs,
     write_file,
@@ -462,27 +461,15 @@ class V1Driver(CgroupDriver):
     def _hierarchy_dirs(self) -> list[Path]:
         return list(dict.fromkeys(self.hierarchies.values()))
 
-    def create(self, path: str, resources: Mapping[str, Any] | None = None) -> V1Cgroup:
-        """Create ``path`` in every hierarchy and apply ``resources``; undo on failure."""
-        parts = split_path(path)
-        created: list[Path] = []
-        try:
-            for hierarchy in self._hierarchy_dirs():
-                cpuset = self.hierarchies.get("cpuset") == hierarchy
-                make_dirs(hierarchy, parts, created, lambda d: os.mkdir(d, 0o755),
-                          _inherit_cpuset if cpuset else None)
-            cgroup = V1Cgroup(self, path)
-            if resources:
-                cgroup.update(resources)
-            return cgroup
-        except BaseException:
-            undo_dirs(created, os.rmdir, "cgroup v1")
-            raise
+    def _make(self, parts: list[str], created: list[Path],
+              resources: Mapping[str, Any] | None) -> None:
+        """The path in every hierarchy (a new cpuset gets its parent's CPUs and nodes)."""
+        for hierarchy in self._hierarchy_dirs():
+            cpuset = self.hierarchies.get("cpuset") == hierarchy
+            make_dirs(hierarchy, parts, created, self.make_dir,
+                      _inherit_cpuset if cpuset else None)
 
-    def open(self, path: str) -> V1Cgroup:
-        """The existing cgroup ``path``."""
-        if not self.exists(path):
-            raise NotFound(f"cgroup {path} does not exist")
+    def _cgroup(self, path: str) -> V1Cgroup:
         return V1Cgroup(self, path)
 
     def exists(self, path: str) -> bool:

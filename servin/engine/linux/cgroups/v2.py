@@ -17,7 +17,6 @@ OCI resources are written the way the OCI runtimes map them onto v2 files:
 from __future__ import annotations
 
 import math
-import os
 import signal
 import time
 from collections.abc import Mapping
@@ -43,7 +42,6 @@ from .base import (
     section,
     signal_pids,
     split_path,
-    undo_dirs,
     wait_until,
     walk_dirs,
     write_file,
@@ -251,8 +249,8 @@ class V2Cgroup(Cgroup):
                 rate = device.get("rate")
                 if not isinstance(rate, int) or rate < 0:
                     raise InvalidArgument(f"resources.blockIO.{key}: rate must be >= 0")
-                value = rate if rate > 0 else "max"  # v1 took 0 as "no limit"
-                write_file(self.dir / "io.max", f"{_device_prefix(device)} {name}={value}")
+                limit: int | str = rate if rate > 0 else "max"  # v1 took 0 as "no limit"
+                write_file(self.dir / "io.max", f"{_device_prefix(device)} {name}={limit}")
 
     # --- freezer -------------------------------------------------------------------------
 
@@ -362,14 +360,6 @@ class V2Driver(CgroupDriver):
         if not (self.root / "cgroup.controllers").exists():
             raise NotFound(f"{self.root} is not a cgroup2 mount")
 
-    def make_dir(self, path: Path) -> None:
-        """mkdir one cgroup (a seam for tests, whose fake tree has no kernel behind it)."""
-        os.mkdir(path, 0o755)
-
-    def remove_dir(self, path: Path) -> None:
-        """rmdir one cgroup (a seam for tests, like ``make_dir``)."""
-        os.rmdir(path)
-
     def apply_devices(self, directory: Path, rules: list[Any]) -> None:
         """Attach the device program (a seam for tests: a fake tree cannot hold BPF)."""
         from . import devices
@@ -401,26 +391,15 @@ class V2Driver(CgroupDriver):
                         log.warning("cgroup v2: cannot enable %s in %s: %s",
                                     controller, current, exc)  # fmt: skip
 
-    def create(self, path: str, resources: Mapping[str, Any] | None = None) -> V2Cgroup:
-        """Create ``path``, enable controllers above it, apply ``resources``; undo on failure."""
-        created: list[Path] = []
-        try:
-            current = make_dirs(self.root, split_path(path), created, self.make_dir)
-            # Enabled once the path exists; only the leaf's ancestors get controllers, the
-            # leaf itself holds the processes (v2 allows no processes in inner cgroups).
-            self.enable_controllers(current.parent, _controllers_for(resources))
-            cgroup = V2Cgroup(self, path)
-            if resources:
-                cgroup.update(resources)
-            return cgroup
-        except BaseException:
-            undo_dirs(created, self.remove_dir, "cgroup v2")
-            raise
+    def _make(self, parts: list[str], created: list[Path],
+              resources: Mapping[str, Any] | None) -> None:
+        """The path, and the controllers ``resources`` need enabled above it."""
+        current = make_dirs(self.root, parts, created, self.make_dir)
+        # Enabled once the path exists; only the leaf's ancestors get controllers, the
+        # leaf itself holds the processes (v2 allows no processes in inner cgroups).
+        self.enable_controllers(current.parent, _controllers_for(resources))
 
-    def open(self, path: str) -> V2Cgroup:
-        """The existing cgroup ``path``."""
-        if not self.exists(path):
-            raise NotFound(f"cgroup {path} does not exist")
+    def _cgroup(self, path: str) -> V2Cgroup:
         return V2Cgroup(self, path)
 
     def exists(self, path: str) -> bool:

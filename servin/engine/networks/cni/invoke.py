@@ -149,7 +149,8 @@ def _failure(what: str, kind: str, command: str, status: int, answer: Any, out: 
     # The spec puts the error object on stdout; some plugins print it on stderr.
     for doc in (answer, _decode(err)):
         if isinstance(doc, Mapping) and ("msg" in doc or "code" in doc):
-            code = doc.get("code") if isinstance(doc.get("code"), int) else 0
+            raw_code = doc.get("code")
+            code = raw_code if isinstance(raw_code, int) else 0
             msg = str(doc.get("msg") or "").strip()
             details = str(doc.get("details") or "").strip()
             text = ": ".join(p for p in (msg, details) if p) or "failed"

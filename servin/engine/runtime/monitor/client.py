@@ -257,7 +257,7 @@ async def _read_answer(reader: asyncio.StreamReader) -> dict[str, Any]:
     line = await reader.readline()
     if not line.endswith(b"\n"):
         raise ConnectionResetError("connection closed before an answer")
-    answer = json.loads(line)
+    answer: dict[str, Any] = json.loads(line)
     if not answer.get("ok"):
         raise error_from_answer(answer)
     return answer

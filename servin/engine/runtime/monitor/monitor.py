@@ -28,7 +28,7 @@ execs are remembered, in memory only.
 
 from __future__ import annotations
 
-import _signal
+import _signal  # type: ignore[import-not-found]  # the C module: signal.py costs pages
 import _socket
 import fcntl
 import gc
@@ -116,44 +116,52 @@ class _Conn:
         self.exec: _Exec | None = None  # the exec this connection attaches to or waits for
 
 
+class _Stdio:
+    """A process's stdio ends as the monitor holds them (the init's or an exec's), what is
+    waiting to go to its stdin, and the attach clients reading its output."""
+
+    __slots__ = ("attached", "in_fd", "log", "master", "outputs", "stdin_buf", "stdin_closing",
+                 "stdin_paused")
+
+    def __init__(self, fds: list[int], names: dict[str, int], open_stdin: bool,
+                 log: LogWriter | None) -> None:
+        self.outputs: dict[int, int] = {}  # fd -> stream number
+        self.in_fd = -1  # the stdin pipe's write end, or the pty master
+        self.master = -1
+        if "master" in names:
+            self.master = fds[names["master"]]
+            self.outputs[self.master] = STDOUT
+            if open_stdin:
+                self.in_fd = self.master
+        else:
+            self.outputs[fds[names["stdout"]]] = STDOUT
+            self.outputs[fds[names["stderr"]]] = STDERR
+            if "stdin" in names:
+                self.in_fd = fds[names["stdin"]]
+        for fd in (*self.outputs, self.in_fd):
+            if fd >= 0:
+                os.set_blocking(fd, False)
+        self.stdin_buf = bytearray()
+        self.stdin_closing = False
+        self.stdin_paused = False  # clients' stdin is not read until the buffer drains
+        self.attached: list[_Conn] = []
+        self.log = log  # the init's output is logged; an exec's is not
+
+
 class _Exec:
-    """One exec process: its stdio ends, attach clients, waiters and, once ended, its code."""
+    """One exec process: its stdio, waiters and, once ended, its code."""
 
-    __slots__ = ("attached", "deadline", "exit_code", "id", "master", "outputs", "pid",
-                 "sink", "status", "tty", "waiters")
+    __slots__ = ("deadline", "exit_code", "id", "io", "pid", "status", "tty", "waiters")
 
-    def __init__(self, exec_id: str, pid: int, tty: bool) -> None:
+    def __init__(self, exec_id: str, pid: int, io: _Stdio) -> None:
         self.id = exec_id
         self.pid = pid
-        self.tty = tty
-        self.outputs: dict[int, int] = {}  # fd -> stream number
-        self.master = -1
-        self.attached: list[_Conn] = []
-        self.sink = _Sink(self.attached, self.outputs)
+        self.io = io
+        self.tty = io.master >= 0
         self.waiters: list[_Conn] = []
         self.status: int | None = None  # the wait status, once reaped
         self.deadline: float | None = None  # after the exit: when leftover output is cut
         self.exit_code: int | None = None  # set when it has ended and its output is drained
-
-
-class _Sink:
-    """A process's stdin (pipe write end or pty master) and what clients sent, not yet written.
-
-    Past STDIN_BUFFER_LIMIT buffered bytes the stdin clients (``readers``, the process's attach
-    streams) are not read until the buffer has been written out completely (backpressure:
-    nothing is lost). ``outputs`` are the same process's output fds.
-    """
-
-    __slots__ = ("buf", "closing", "fd", "outputs", "paused", "pty", "readers")
-
-    def __init__(self, readers: list[_Conn], outputs: dict[int, int]) -> None:
-        self.fd = -1
-        self.outputs = outputs
-        self.pty = False  # ``fd`` is the pty master (output's too): never closed for stdin
-        self.buf = bytearray()
-        self.closing = False  # close once ``buf`` is written
-        self.paused = False  # stdin clients are not read meanwhile
-        self.readers = readers
 
 
 def _noop(signum: int, frame: object) -> None:
@@ -193,25 +201,9 @@ class Monitor:
         self.readers: dict[int, Callable[[], None]] = {}
         self.writers: dict[int, Callable[[], None]] = {}
         self.masks: dict[int, int] = {}
-        self.outputs: dict[int, int] = {}  # fd -> stream number
-        self.master = -1
+        self.io = _Stdio(fds, names, bool(state["open_stdin"]), self.log)
         self.conns: dict[int, _Conn] = {}
         self.waiters: list[_Conn] = []
-        self.attached: list[_Conn] = []
-        self.sink = _Sink(self.attached, self.outputs)  # the container's stdin
-        if "master" in names:
-            self.master = fds[names["master"]]
-            self.outputs[self.master] = STDOUT
-            if state["open_stdin"]:
-                self.sink.fd, self.sink.pty = self.master, True
-        else:
-            self.outputs[fds[names["stdout"]]] = STDOUT
-            self.outputs[fds[names["stderr"]]] = STDERR
-            if "stdin" in names:
-                self.sink.fd = fds[names["stdin"]]
-        for fd in (*self.outputs, self.sink.fd):
-            if fd >= 0:
-                os.set_blocking(fd, False)
         self.drain_deadline: float | None = None
         # Output fds not read while an attach client catches up: fd -> (owner's outputs, reader).
         self.held: dict[int, tuple[dict[int, int], Callable[[], None]]] = {}
@@ -237,8 +229,7 @@ class Monitor:
         }
         self._watch_read(self.wake_r, self._on_wakeup)
         self._watch_read(self.listener.fileno(), self._on_accept)
-        for fd in self.outputs:
-            self._watch_read(fd, lambda fd=fd: self._on_output(fd))
+        self._watch_outputs(self.io)
         # Attach streams the spawn brought: registered before any output is read.
         for index, options in state.get("attach", ()):
             conn = self._add_conn(fds[index])
@@ -321,6 +312,19 @@ class Monitor:
             self.writers[fd] = callback
         self._sync(fd)
 
+    # Callbacks bound to their object (closures, not lambdas with default arguments: typed).
+    def _output_reader(self, io: _Stdio, fd: int) -> Callable[[], None]:
+        return lambda: self._on_output(io, fd)
+
+    def _stdin_writer(self, io: _Stdio) -> Callable[[], None]:
+        return lambda: self._on_stdin_writable(io)
+
+    def _conn_reader(self, conn: _Conn) -> Callable[[], None]:
+        return lambda: self._on_conn_read(conn)
+
+    def _conn_writer(self, conn: _Conn) -> Callable[[], None]:
+        return lambda: self._on_conn_write(conn)
+
     def _forget(self, fd: int) -> None:
         self.readers.pop(fd, None)
         self.writers.pop(fd, None)
@@ -354,7 +358,7 @@ class Monitor:
                 self._check_execs()
             if self.record is None:
                 if self.exit_status is not None and (
-                    not self.outputs or time.monotonic() >= (self.drain_deadline or 0.0)
+                    not self.io.outputs or time.monotonic() >= (self.drain_deadline or 0.0)
                 ):
                     self._finish()
             elif not self._draining() or time.monotonic() >= (self.linger_deadline or 0.0):
@@ -363,7 +367,7 @@ class Monitor:
 
     def _draining(self) -> bool:
         """Whether a client still has output coming: an attach stream or an answer."""
-        if self.attached:
+        if self.io.attached:
             return True
         return any(conn.outbuf for conn in self.conns.values())
 
@@ -393,13 +397,17 @@ class Monitor:
                 ex.status = status
                 ex.deadline = time.monotonic() + DRAIN_TIMEOUT
 
-    # ----- output ----------------------------------------------------------------------------
+    # ----- stdio of the init and of execs ------------------------------------------------
 
-    def _on_output(self, fd: int) -> None:
-        stream = self.outputs.get(fd)
+    def _watch_outputs(self, io: _Stdio) -> None:
+        for fd in io.outputs:
+            self._watch_read(fd, self._output_reader(io, fd))
+
+    def _on_output(self, io: _Stdio, fd: int) -> None:
+        stream = io.outputs.get(fd)
         if stream is None:
             return
-        if self.attached and self._hold_for(self.attached, fd, self.outputs):
+        if io.attached and self._hold_for(io.attached, fd, io.outputs):
             return
         try:
             data = os.read(fd, READ_CHUNK)
@@ -408,15 +416,16 @@ class Monitor:
         except OSError:  # EIO: the pty's last slave closed, its end of output
             data = b""
         if not data:
-            self._close_output(fd)
+            self._close_output(io, fd)
             return
-        self.log.write(stream, data)
-        if self.attached:
-            self._broadcast(stream, data)
+        if io.log is not None:
+            io.log.write(stream, data)
+        if io.attached:
+            self._broadcast(stream, data, io.attached)
 
-    def _broadcast(self, stream: int, data: bytes, targets: list[_Conn] | None = None) -> None:
+    def _broadcast(self, stream: int, data: bytes, targets: list[_Conn]) -> None:
         frame = frame_header(stream, len(data)) + data
-        for conn in self.attached if targets is None else targets:
+        for conn in targets:
             if stream not in conn.streams or conn.closing:
                 continue
             if (len(conn.outbuf) + len(frame) > CLIENT_BUFFER_LIMIT
@@ -425,7 +434,7 @@ class Monitor:
                 continue
             if not conn.outbuf:
                 conn.progress_at = time.monotonic()
-                self._watch_write(conn.fd, lambda c=conn: self._on_conn_write(c))
+                self._watch_write(conn.fd, self._conn_writer(conn))
             conn.outbuf += frame
 
     def _hold_for(self, conns: list[_Conn], fd: int, outputs: dict[int, int]) -> bool:
@@ -451,22 +460,23 @@ class Monitor:
             if fd in outputs:
                 self._watch_read(fd, reader)
 
-    def _close_output(self, fd: int) -> None:
+    def _close_output(self, io: _Stdio, fd: int) -> None:
         self.held.pop(fd, None)
         self._forget(fd)
-        del self.outputs[fd]
-        if fd == self.master:
-            self.master = -1
-            if self.sink.fd == fd:
-                self.sink.fd = -1
-                self.sink.buf.clear()
+        del io.outputs[fd]
+        if fd == io.master:
+            io.master = -1
+            if io.in_fd == fd:
+                io.in_fd = -1
+                io.stdin_buf.clear()
         _close(fd)
-        self._end_attach_streams(self.sink)
+        self._end_attach_streams(io)
 
-    def _drain_outputs(self) -> None:
-        """Read what is still buffered in the output pipes without waiting for more."""
-        for fd in list(self.outputs):
-            while fd in self.outputs:
+    def _drain_outputs(self, io: _Stdio) -> None:
+        """Read what is still buffered in the output pipes without waiting for more, then
+        close them."""
+        for fd in list(io.outputs):
+            while fd in io.outputs:
                 try:
                     data = os.read(fd, READ_CHUNK)
                 except BlockingIOError:
@@ -474,85 +484,98 @@ class Monitor:
                 except OSError:
                     data = b""
                 if not data:
-                    self._close_output(fd)
+                    self._close_output(io, fd)
                     break
-                self.log.write(self.outputs[fd], data)
-                self._broadcast(self.outputs[fd], data)
-        for fd in list(self.outputs):
-            self._close_output(fd)
+                if io.log is not None:
+                    io.log.write(io.outputs[fd], data)
+                self._broadcast(io.outputs[fd], data, io.attached)
+        for fd in list(io.outputs):
+            self._close_output(io, fd)
 
-    # ----- stdin (the container's and every exec's) -------------------------------------------
-
-    def _stdin_data(self, sink: _Sink, conn: _Conn, data: bytes | bytearray) -> None:
-        if not conn.stdin or sink.fd < 0 or sink.closing:
+    def _stdin_data(self, conn: _Conn, io: _Stdio, data: bytes | bytearray) -> None:
+        if not conn.stdin or io.in_fd < 0 or io.stdin_closing:
             return
-        if not sink.buf:
-            self._watch_write(sink.fd, lambda: self._on_stdin_writable(sink))
-        sink.buf += data
-        if len(sink.buf) >= STDIN_BUFFER_LIMIT and not sink.paused:
-            sink.paused = True
-            for c in sink.readers:
+        if not io.stdin_buf:
+            self._watch_write(io.in_fd, self._stdin_writer(io))
+        io.stdin_buf += data
+        if len(io.stdin_buf) >= STDIN_BUFFER_LIMIT and not io.stdin_paused:
+            io.stdin_paused = True  # backpressure: read no more until the process catches up
+            for c in io.attached:
                 if c.stdin and not c.read_closed:
                     self._watch_read(c.fd, None)
 
-    def _on_stdin_writable(self, sink: _Sink) -> None:
+    def _on_stdin_writable(self, io: _Stdio) -> None:
         try:
-            n = os.write(sink.fd, sink.buf)
+            n = os.write(io.in_fd, io.stdin_buf)
         except BlockingIOError:
             return
         except OSError:  # EPIPE: the process closed its stdin
-            sink.buf.clear()
-            self._close_stdin_now(sink)
+            io.stdin_buf.clear()
+            self._close_stdin_now(io)
             return
-        del sink.buf[:n]
-        if sink.buf:
+        del io.stdin_buf[:n]
+        if io.stdin_buf:
             return
-        self._watch_write(sink.fd, None)
-        if sink.closing:
-            self._close_stdin_now(sink)
+        self._watch_write(io.in_fd, None)
+        if io.stdin_closing:
+            self._close_stdin_now(io)
         # Resume only once the buffer is empty, whatever sizes the writes had on the way.
-        if sink.paused:
-            sink.paused = False
-            for c in sink.readers:
+        if io.stdin_paused:
+            io.stdin_paused = False
+            for c in io.attached:
                 if c.stdin and not c.read_closed:
-                    self._watch_read(c.fd, lambda c=c: self._on_conn_read(c))
+                    self._watch_read(c.fd, self._conn_reader(c))
 
-    def _close_stdin(self, sink: _Sink) -> None:
-        if sink.buf:
-            sink.closing = True  # after what clients already sent has been written
+    def _close_stdin(self, io: _Stdio) -> None:
+        if io.stdin_buf:
+            io.stdin_closing = True  # after what clients already sent has been written
         else:
-            self._close_stdin_now(sink)
+            self._close_stdin_now(io)
 
-    def _close_stdin_now(self, sink: _Sink) -> None:
-        fd = sink.fd
+    def _close_stdin_now(self, io: _Stdio) -> None:
+        fd = io.in_fd
         if fd < 0:
             return
-        sink.fd = -1
-        sink.closing = False
-        if sink.pty:  # a terminal has no half-close: the master stays for output
+        io.in_fd = -1
+        io.stdin_closing = False
+        if fd == io.master:
+            # A terminal has no half-close; the pty stays for output.
             self._watch_write(fd, None)
             return
         self._forget(fd)
         _close(fd)
-        self._end_attach_streams(sink)
+        self._end_attach_streams(io)
 
-    def _end_attach_streams(self, sink: _Sink) -> None:
+    def _end_attach_streams(self, io: _Stdio) -> None:
         """Once a process's output is over, its attach streams end when they have what was
         read, except those still feeding its open stdin: a process may read on after closing
         its stdout and stderr (busybox ``dd of=FILE`` does), and cutting its stdin then would
         lose data. Those end with the stdin, or with the process."""
-        if sink.outputs:
+        if io.outputs:
             return
-        for conn in list(sink.readers):
-            if not (conn.stdin and not conn.read_closed and sink.fd >= 0):
+        for conn in list(io.attached):
+            if not (conn.stdin and not conn.read_closed and io.in_fd >= 0):
                 self._close_when_flushed(conn)
+
+    def _resize(self, io: _Stdio, what: str, request: dict[str, Any]) -> dict[str, Any]:
+        if io.master < 0:
+            raise InvalidArgument(f"{what} has no terminal to resize")
+        rows, cols = int(request["rows"]), int(request["cols"])
+        if not (0 < rows < 65536 and 0 < cols < 65536):
+            raise InvalidArgument(f"bad terminal size {rows}x{cols}")
+        fcntl.ioctl(io.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        return {"ok": True}
+
+    def _io_of(self, conn: _Conn) -> _Stdio:
+        """The stdio an attach connection is attached to."""
+        return conn.exec.io if conn.exec is not None else self.io
 
     # ----- control connections ---------------------------------------------------------------
 
     def _on_accept(self) -> None:
         # One accept per event (epoll is level-triggered: more pending, more events).
         try:
-            fd, _ = self.listener._accept()
+            fd, _ = self.listener._accept()  # type: ignore[attr-defined]  # raw fd, no object
         except OSError:
             return  # EAGAIN, or EMFILE and friends: the client sees its connection fail
         self._add_conn(fd)
@@ -561,7 +584,7 @@ class Monitor:
         os.set_blocking(fd, False)
         conn = _Conn(fd)
         self.conns[fd] = conn
-        self._watch_read(fd, lambda c=conn: self._on_conn_read(c))
+        self._watch_read(fd, self._conn_reader(conn))
         return conn
 
     def _drop(self, conn: _Conn) -> None:
@@ -572,18 +595,13 @@ class Monitor:
         self._forget(conn.fd)
         if conn in self.waiters:
             self.waiters.remove(conn)
-        if conn in self.attached:
-            self.attached.remove(conn)
+        if conn.exec is not None and conn in conn.exec.waiters:
+            conn.exec.waiters.remove(conn)
+        io = self._io_of(conn)
+        if conn in io.attached:
+            io.attached.remove(conn)
             if conn.stdin and conn.stdin_once and not conn.read_closed:
-                self._close_stdin(self.sink)
-        ex = conn.exec
-        if ex is not None:
-            if conn in ex.waiters:
-                ex.waiters.remove(conn)
-            if conn in ex.attached:
-                ex.attached.remove(conn)
-                if conn.stdin and conn.stdin_once and not conn.read_closed:
-                    self._close_stdin(ex.sink)
+                self._close_stdin(io)
         _close(conn.fd)
 
     def _close_when_flushed(self, conn: _Conn) -> None:
@@ -603,7 +621,7 @@ class Monitor:
             self._on_conn_eof(conn)
             return
         if conn.mode == "attach":
-            self._stdin_data(conn.exec.sink if conn.exec else self.sink, conn, data)
+            self._stdin_data(conn, self._io_of(conn), data)
             return
         if conn.mode == "wait":
             return  # nothing more is expected; the answer comes at exit
@@ -620,16 +638,16 @@ class Monitor:
         if conn.mode == "attach" and conn.inbuf:
             rest = bytes(conn.inbuf)
             conn.inbuf.clear()
-            self._stdin_data(conn.exec.sink if conn.exec else self.sink, conn, rest)
+            self._stdin_data(conn, self._io_of(conn), rest)
 
     def _on_conn_eof(self, conn: _Conn) -> None:
         conn.read_closed = True
         self._watch_read(conn.fd, None)
         if conn.mode == "attach":
-            sink = conn.exec.sink if conn.exec else self.sink
-            if conn.stdin and (conn.exec is not None or conn.stdin_once):
-                self._close_stdin(sink)
-            self._end_attach_streams(sink)
+            io = self._io_of(conn)
+            if conn.stdin and conn.stdin_once:  # an exec's attach is always stdin_once
+                self._close_stdin(io)
+            self._end_attach_streams(io)
             return  # may be a half-close: keep streaming output until the send fails
         if conn.outbuf:
             conn.closing = True
@@ -656,7 +674,7 @@ class Monitor:
     def _send(self, conn: _Conn, answer: dict[str, Any]) -> None:
         if not conn.outbuf:
             conn.progress_at = time.monotonic()
-            self._watch_write(conn.fd, lambda c=conn: self._on_conn_write(c))
+            self._watch_write(conn.fd, self._conn_writer(conn))
         conn.outbuf += encode_line(answer)
 
     def _request(self, conn: _Conn, line: bytes) -> None:
@@ -714,7 +732,7 @@ class Monitor:
         return None
 
     def _op_attach(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
-        if self.record is not None or (self.exit_status is not None and not self.outputs):
+        if self.record is not None or (self.exit_status is not None and not self.io.outputs):
             raise Conflict(f"container {self.id} is not running, cannot attach")
         streams = []
         if request.get("stdout", True):
@@ -723,10 +741,10 @@ class Monitor:
             streams.append(STDERR)
         conn.mode = "attach"
         conn.streams = tuple(streams)
-        conn.stdin = bool(request.get("stdin", False)) and self.sink.fd >= 0
+        conn.stdin = bool(request.get("stdin", False)) and self.io.in_fd >= 0
         conn.stdin_once = bool(request.get("stdin_once", False))
-        self.attached.append(conn)
-        if self.sink.paused and conn.stdin:
+        self.io.attached.append(conn)
+        if self.io.stdin_paused and conn.stdin:
             self._watch_read(conn.fd, None)
         return {"ok": True, "tty": self.tty, "conn": conn.fd}
 
@@ -739,16 +757,10 @@ class Monitor:
         return {"ok": True}
 
     def _op_resize(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
-        if self.master < 0:
-            raise InvalidArgument(f"container {self.id} has no terminal to resize")
-        rows, cols = int(request["rows"]), int(request["cols"])
-        if not (0 < rows < 65536 and 0 < cols < 65536):
-            raise InvalidArgument(f"bad terminal size {rows}x{cols}")
-        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        return {"ok": True}
+        return self._resize(self.io, f"container {self.id}", request)
 
     def _op_close_stdin(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
-        self._close_stdin(self.sink)
+        self._close_stdin(self.io)
         return {"ok": True}
 
     def _op_reopen_log(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
@@ -767,23 +779,9 @@ class Monitor:
             raise ResourceExhausted(f"container {self.id} runs {MAX_RUNNING_EXECS} execs already")
         answer, fds = self._exec_helper(request)
         names: dict[str, int] = answer["fds"]
-        ex = _Exec(exec_id, int(answer["pid"]), "master" in names)
         stdin = bool(request.get("stdin"))
-        if ex.tty:
-            ex.master = fds[names["master"]]
-            ex.outputs[ex.master] = STDOUT
-            if stdin:
-                ex.sink.fd, ex.sink.pty = ex.master, True
-        else:
-            ex.outputs[fds[names["stdout"]]] = STDOUT
-            ex.outputs[fds[names["stderr"]]] = STDERR
-            if "stdin" in names:
-                ex.sink.fd = fds[names["stdin"]]
-        for fd in (*ex.outputs, ex.sink.fd):
-            if fd >= 0:
-                os.set_blocking(fd, False)
-        for fd in ex.outputs:
-            self._watch_read(fd, lambda fd=fd, ex=ex: self._on_exec_output(ex, fd))
+        ex = _Exec(exec_id, int(answer["pid"]), _Stdio(fds, names, stdin, None))
+        self._watch_outputs(ex.io)
         self.execs[exec_id] = ex
         self.exec_pids[ex.pid] = ex
         if request.get("attach"):
@@ -791,9 +789,9 @@ class Monitor:
             conn.mode = "attach"
             conn.exec = ex
             conn.streams = (STDOUT, STDERR)
-            conn.stdin = stdin and ex.sink.fd >= 0
+            conn.stdin = stdin and ex.io.in_fd >= 0
             conn.stdin_once = True  # the client's EOF or disconnection closes its stdin
-            ex.attached.append(conn)
+            ex.io.attached.append(conn)
         return {"ok": True, "pid": ex.pid, "tty": ex.tty, "conn": conn.fd}
 
     def _exec_helper(self, request: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
@@ -835,13 +833,7 @@ class Monitor:
 
     def _op_exec_resize(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
         ex = self._exec_of(request)
-        if ex.master < 0:
-            raise InvalidArgument(f"exec {ex.id} has no terminal to resize")
-        rows, cols = int(request["rows"]), int(request["cols"])
-        if not (0 < rows < 65536 and 0 < cols < 65536):
-            raise InvalidArgument(f"bad terminal size {rows}x{cols}")
-        fcntl.ioctl(ex.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
-        return {"ok": True}
+        return self._resize(ex.io, f"exec {ex.id}", request)
 
     def _op_exec_state(self, conn: _Conn, request: dict[str, Any]) -> dict[str, Any]:
         ex = self._exec_of(request)
@@ -865,59 +857,17 @@ class Monitor:
         os.kill(ex.pid, int(request.get("signal", _SIGKILL)))
         return {"ok": True}
 
-    def _on_exec_output(self, ex: _Exec, fd: int) -> None:
-        stream = ex.outputs.get(fd)
-        if stream is None:
-            return
-        if ex.attached and self._hold_for(ex.attached, fd, ex.outputs):
-            return
-        try:
-            data = os.read(fd, READ_CHUNK)
-        except BlockingIOError:
-            return
-        except OSError:  # EIO: the pty's last slave closed
-            data = b""
-        if not data:
-            self._close_exec_output(ex, fd)
-            return
-        if ex.attached:
-            self._broadcast(stream, data, ex.attached)
-
-    def _close_exec_output(self, ex: _Exec, fd: int) -> None:
-        self.held.pop(fd, None)
-        self._forget(fd)
-        del ex.outputs[fd]
-        if fd == ex.master:
-            ex.master = -1
-            if ex.sink.fd == fd:
-                ex.sink.fd = -1
-                ex.sink.buf.clear()
-        _close(fd)
-        self._end_attach_streams(ex.sink)
-
     def _check_execs(self) -> None:
         now = time.monotonic()
         for ex in list(self.exec_pids.values()):
-            if ex.status is not None and (not ex.outputs or now >= (ex.deadline or 0.0)):
+            if ex.status is not None and (not ex.io.outputs or now >= (ex.deadline or 0.0)):
                 self._finish_exec(ex)
 
     def _finish_exec(self, ex: _Exec) -> None:
         """The exec has exited (or died with the container): drain, record, tell."""
-        for fd in list(ex.outputs):
-            while fd in ex.outputs:
-                try:
-                    data = os.read(fd, READ_CHUNK)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    data = b""
-                if not data:
-                    break
-                self._broadcast(ex.outputs[fd], data, ex.attached)
-        for fd in list(ex.outputs):
-            self._close_exec_output(ex, fd)
-        ex.sink.buf.clear()
-        self._close_stdin_now(ex.sink)
+        self._drain_outputs(ex.io)
+        ex.io.stdin_buf.clear()
+        self._close_stdin_now(ex.io)
         status = ex.status
         if status is None:
             ex.exit_code = 128 + _SIGKILL  # still unreaped when its container went
@@ -930,7 +880,7 @@ class Monitor:
             self._send(conn, {"ok": True, "exit_code": ex.exit_code})
             self._close_when_flushed(conn)
         ex.waiters.clear()
-        for conn in list(ex.attached):
+        for conn in list(ex.io.attached):
             self._close_when_flushed(conn)
         ended = [e for e in self.execs.values() if e.exit_code is not None]
         for old in ended[: max(0, len(ended) - EXEC_HISTORY)]:
@@ -940,7 +890,7 @@ class Monitor:
 
     def _finish(self) -> None:
         """The init has exited: log the rest, write the exit record, then tell waiters."""
-        self._drain_outputs()
+        self._drain_outputs(self.io)
         # Every line is in the kernel before the record exists (the writer has no buffer of
         # its own). No fdatasync: that guards against a machine crash, which also takes the
         # record (it lives in the volatile exec root), and costs milliseconds per exit.
@@ -974,8 +924,8 @@ class Monitor:
             self._finish_exec(ex)
         self.record = record
         self.status = "stopped"
-        self._close_stdin_now(self.sink)
-        for conn in list(self.attached):  # the ones that were still feeding stdin
+        self._close_stdin_now(self.io)
+        for conn in list(self.io.attached):  # the ones that were still feeding stdin
             self._close_when_flushed(conn)
         for conn in list(self.waiters):
             self._send(conn, {"ok": True, **record})

@@ -50,7 +50,7 @@ def bare_fork() -> int:
     monitor. With one thread, nothing they repair is broken: no lock can be held by a
     thread that does not exist in the child, and the thread id is the same.
     """
-    pid = _fork()
+    pid: int = _fork()
     if pid < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"fork: {os.strerror(err)}")

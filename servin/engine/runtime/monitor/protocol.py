@@ -113,14 +113,14 @@ def one_line(text: str) -> str:
 
 # The C encoder and scanner, called directly: json.dumps/json.loads run several Python
 # functions per call, each a private page or two in every monitor that calls them.
-_c_encoder = json.encoder.c_make_encoder
+_c_encoder = json.encoder.c_make_encoder  # type: ignore[attr-defined]  # CPython's C half
 _encode = (
     _c_encoder(None, None, json.encoder.encode_basestring_ascii, None, ":", ",",
                False, False, True)
     if _c_encoder is not None
     else None
 )
-_scan = json.decoder.JSONDecoder().scan_once
+_scan = json.decoder.JSONDecoder().scan_once  # type: ignore[attr-defined]  # set in __init__
 
 
 def encode_line(obj: Mapping[str, Any]) -> bytes:

@@ -54,11 +54,13 @@ def make_runtime(config: RuntimeConfig, state_dir: Path) -> OCIRuntime:
     root = Path(config.root) if config.root else state_dir.parent.parent / "runtime" / config.name
     if config.name == "native":
         native: Any = _module("servin.engine.runtime.native")
-        return native.NativeRuntime(root)
+        runtime: OCIRuntime = native.NativeRuntime(root)
+        return runtime
     if not config.binary:
         raise InvalidArgument(f"runtime {config.name!r} needs a binary path")
     external: Any = _module("servin.engine.runtime.external")
-    return external.ExternalRuntime(config.name, config.binary, root)
+    runtime = external.ExternalRuntime(config.name, config.binary, root)
+    return runtime
 
 
 def _module(name: str) -> object:

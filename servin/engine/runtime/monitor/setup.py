@@ -17,6 +17,7 @@ reparented to the monitor, which is a child subreaper.
 
 from __future__ import annotations
 
+import _socket
 import array
 import contextlib
 import json
@@ -95,7 +96,7 @@ def _answer(fd: int, answer: dict[str, Any]) -> None:
         pass  # the daemon went away mid-request; it finds the monitor through the state dir
 
 
-def take(listen_fd: int, taken_w: int, monitor: int, channel: socket.socket) -> int:
+def take(listen_fd: int, taken_w: int, monitor: int, channel: _socket.socket) -> int:
     """In the setup process forked ahead: take the next connection on the zygote's socket,
     tell the zygote (``taken_w``: it forks the next monitor) and the monitor (``channel``),
     then serve the request (``run``)."""
@@ -105,7 +106,8 @@ def take(listen_fd: int, taken_w: int, monitor: int, channel: socket.socket) -> 
     set_process_name(SETUP_COMM)  # not to be taken for the monitor in ps
     listener = socket.socket(fileno=listen_fd)
     try:
-        client_fd, _ = listener._accept()  # retried by Python on EINTR
+        # The raw accept (an fd, no socket object), retried by Python on EINTR.
+        client_fd, _ = listener._accept()  # type: ignore[attr-defined]
     finally:
         with contextlib.suppress(OSError):
             os.write(taken_w, b"t")  # taken, or failed: either way the zygote forks anew
@@ -116,7 +118,7 @@ def take(listen_fd: int, taken_w: int, monitor: int, channel: socket.socket) -> 
     return run(client_fd, channel)
 
 
-def run(client_fd: int, channel: socket.socket) -> int:
+def run(client_fd: int, channel: _socket.socket) -> int:
     """Serve one zygote request in the setup process; return its exit status.
 
     For a successful spawn the monitor receives the container's fds on ``channel`` before

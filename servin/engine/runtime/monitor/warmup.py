@@ -9,7 +9,7 @@ writes copies a shared page into its private memory; done here, every monitor sh
 
 from __future__ import annotations
 
-import _signal
+import _signal  # type: ignore[import-not-found]  # the C module, as the monitor
 import contextlib
 import json
 import os

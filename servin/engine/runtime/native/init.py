@@ -125,7 +125,7 @@ def _setup_and_exec(ctx: InitContext, reporter: _Reporter) -> None:
         _setup_terminal(ctx, process.uid, process.console_size)
 
     proc.apply_limits(process)
-    if spec.seccomp is not None and not process.no_new_privileges:
+    if ctx.seccomp_program is not None and not process.no_new_privileges:
         # Without no_new_privs the filter can only be loaded with CAP_SYS_ADMIN, which the
         # identity switch below gives up.
         proc.load_seccomp(ctx.seccomp_program)

@@ -72,7 +72,7 @@ def prepare_rootfs(spec: ContainerSpec, own_cgroups: Callable[[], list[str]]) ->
 
 def _target(root_fd: int, entry: Mount, create: str | None) -> Resolved:
     """Resolve a mount destination inside the rootfs, refusing the dangerous outcomes."""
-    resolved = open_in_root(root_fd, entry.destination, create=create)  # type: ignore[arg-type]
+    resolved = open_in_root(root_fd, entry.destination, create=create)  # type: ignore[arg-type]  # a create mode string
     if resolved.path == "/":
         resolved.close()
         raise RootfsError(20, f"mount destination {entry.destination} resolves to the container "
@@ -202,12 +202,12 @@ def _mount_cgroups(root_fd: int, entry: Mount, cgroup_lines: list[str]) -> None:
                 # A hybrid host's cgroup2 holds no controller of the container's (the v1
                 # driver does not use it): binding it would show the host's whole tree.
                 continue
-            path = _own_path(own, fstype, super_options)
-            if path is None:
+            own_path = _own_path(own, fstype, super_options)
+            if own_path is None:
                 continue
             name = os.path.basename(mountpoint.rstrip("/"))
             with open_in_root(top.fd, name, create="dir") as sub:
-                m.mount(mountpoint + (path if path != "/" else ""), sub.proc_path, None,
+                m.mount(mountpoint + (own_path if own_path != "/" else ""), sub.proc_path, None,
                         m.MS_BIND | m.MS_REC, label=f"{entry.destination.rstrip('/')}/{name}")
             bound.append(name)
         _restrict_tree(top.fd, top.proc_path, bound, flags, entry.destination)

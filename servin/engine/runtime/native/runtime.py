@@ -13,6 +13,7 @@ fork, so other threads of a multi-threaded caller are unaffected.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import json
 import logging
@@ -102,7 +103,7 @@ class NativeRuntime:
         except FileExistsError:
             raise Conflict(f"container {container_id} already exists") from None
 
-        opened: list[Any] = []  # fds and sockets to close in the caller whatever happens
+        opened: builtins.list[Any] = []  # fds and sockets to close in the caller whatever happens
         cgroup = None
         pid = 0
         try:
@@ -159,7 +160,7 @@ class NativeRuntime:
             for item in opened:
                 _close(item)
 
-    def _open_namespaces(self, spec: ContainerSpec, opened: list[Any]) -> dict[str, int]:
+    def _open_namespaces(self, spec: ContainerSpec, opened: builtins.list[Any]) -> dict[str, int]:
         result: dict[str, int] = {}
         for ns in spec.namespaces:
             if ns.path:
@@ -320,7 +321,7 @@ class NativeRuntime:
         profile = execproc.bundle_seccomp(Path(recorded.bundle))
         seccomp_program = (_seccomp_program(profile, self.state_root / "seccomp-cache")
                            if profile is not None else None)
-        opened: list[Any] = []
+        opened: builtins.list[Any] = []
         pid = 0
         try:
             ns_fds, pid_ns_fd = execproc.open_namespaces(recorded.pid)
@@ -381,7 +382,7 @@ class NativeRuntime:
         recorded = self._load(container_id)
         self._require_cgroup(recorded).thaw()
 
-    def list(self) -> list[str]:
+    def list(self) -> builtins.list[str]:
         """The ids of every container this runtime holds state for."""
         if not self.state_root.is_dir():
             return []
@@ -433,7 +434,7 @@ class NativeRuntime:
             cgroup.destroy()
         self._cgroups.pop(container_id, None)
 
-    def _container_pids(self, recorded: RecordedState) -> list[int]:
+    def _container_pids(self, recorded: RecordedState) -> builtins.list[int]:
         if recorded.cgroups_path:
             cgroup = self._cgroup_of(recorded.id, recorded.cgroups_path)
             if cgroup is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from servin import __version__
 from servin.engine.config import DaemonConfig
-from servin.engine.engine import Engine
+from servin.engine.engine import CoreAPI
 from servin.engine.server.docker.http import HTTPServer
 from servin.engine.server.docker.router import Router
 from servin.engine.server.docker.system import SystemRoutes
@@ -37,10 +37,10 @@ def default_headers() -> list[tuple[str, str]]:
     ]
 
 
-def build_router(engine: Engine, config: DaemonConfig) -> Router:
+def build_router(core: CoreAPI, config: DaemonConfig) -> Router:
     """Every Docker API route this daemon serves."""
     router = Router()
-    SystemRoutes(engine, docker_hosts=config.effective_docker_hosts()).register(router)
+    SystemRoutes(core, docker_hosts=config.effective_docker_hosts()).register(router)
     return router
 
 
@@ -82,10 +82,10 @@ def server_tls_context(config: DaemonConfig) -> ssl.SSLContext:
 class DockerDoor:
     """The Docker Engine API server of one daemon."""
 
-    def __init__(self, engine: Engine, config: DaemonConfig) -> None:
+    def __init__(self, core: CoreAPI, config: DaemonConfig) -> None:
         self.config = config
         self.hosts = config.effective_docker_hosts()
-        self.server = HTTPServer(build_router(engine, config), default_headers=default_headers())
+        self.server = HTTPServer(build_router(core, config), default_headers=default_headers())
         self.sockets: list[Path] = []
 
     async def bind(self) -> None:

@@ -274,7 +274,7 @@ class ResponseStream:
         conn = self._conn
         if conn.transport.is_closing():
             raise ClientGone("the client closed the connection")
-        conn.writer.writelines(conn.h11.send_with_data_passthrough(h11.Data(data=data)))
+        conn.writer.writelines(conn.h11.send_with_data_passthrough(h11.Data(data=data)) or [])
         if conn.transport.get_write_buffer_size() > WRITE_HIGH_WATER:
             await self.flush()
 
@@ -454,7 +454,7 @@ class _Connection:
                 (b"content-length", str(len(body)).encode()),
                 (b"connection", b"close"),
             ], reason=reason(status)))
-            self.writer.write(head + body)  # type: ignore[operator]
+            self.writer.write(head + body)
         except h11.LocalProtocolError:
             pass
 
@@ -470,7 +470,7 @@ class _Connection:
                 return bytes(event.data)
             if event is h11.NEED_DATA:
                 if conn.they_are_waiting_for_100_continue:
-                    self.writer.write(conn.send(h11.InformationalResponse(  # type: ignore[arg-type]
+                    self.writer.write(conn.send(h11.InformationalResponse(
                         status_code=100, headers=[], reason=b"Continue")))
                 data = await self.reader.read(READ_SIZE)
                 conn.receive_data(data)
@@ -503,7 +503,8 @@ class _Connection:
         elif not self.responded:
             raise RuntimeError(f"handler for {request.raw_path} sent no response")
         else:
-            self.writer.writelines(self.h11.send_with_data_passthrough(h11.EndOfMessage()))
+            self.writer.writelines(
+                self.h11.send_with_data_passthrough(h11.EndOfMessage()) or [])
 
     def _head(self, status: int, content_type: str | None,
               extra: Iterable[tuple[str, str]], length: int | None) -> bytes:

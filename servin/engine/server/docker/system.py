@@ -11,7 +11,6 @@ import ipaddress
 import os
 import platform
 import re
-import shutil
 import socket
 import subprocess
 from datetime import datetime
@@ -20,10 +19,11 @@ from typing import Any
 
 from servin import __version__
 from servin.engine import hostinfo
-from servin.engine.engine import Engine
+from servin.engine.config import DaemonConfig
+from servin.engine.engine import CoreAPI
 from servin.engine.events import Event, SubscriberTooSlow
 from servin.engine.images.platforms import host_platform
-from servin.engine.images.registry.login import login
+from servin.engine.semantics.status import command_text, status_text
 from servin.engine.server.docker import params
 from servin.engine.server.docker.http import Request, Response
 from servin.engine.server.docker.responses import dump_json, json_response
@@ -33,10 +33,8 @@ from servin.engine.server.docker.versions import (
     MIN_API_VERSION,
     compare_versions,
 )
-from servin.engine.server.grpc.containers import command_text, status_text
-from servin.engine.server.grpc.system import available_runtimes
-from servin.engine.store.snapshots.layers import chain_ids
-from servin.errors import InvalidArgument, NotFound, ServinError
+from servin.engine.system import DiskUsage
+from servin.errors import InvalidArgument, ServinError
 from servin.reference import DEFAULT_DOMAIN, parse_reference
 from servin.version import git_commit
 
@@ -79,12 +77,17 @@ def runtime_version(binary: str) -> tuple[str, str]:
 
 
 class SystemRoutes:
-    """The system endpoints over one engine."""
+    """The system endpoints over the core's API."""
 
-    def __init__(self, engine: Engine, *, docker_hosts: tuple[str, ...] = ()) -> None:
-        self.engine = engine
+    def __init__(self, core: CoreAPI, *, docker_hosts: tuple[str, ...] = ()) -> None:
+        self.core = core
         self.docker_hosts = docker_hosts
         self._version: Response | None = None
+
+    @property
+    def config(self) -> DaemonConfig:
+        """The daemon's configuration (read-only)."""
+        return self.core.system.config
 
     def register(self, router: Router) -> None:
         """Declare the routes."""
@@ -103,7 +106,7 @@ class SystemRoutes:
         return _PING_HEAD if req.method == "HEAD" else _PING_GET
 
     def _runtime_path(self, name: str) -> str:
-        return self.engine.config.runtimes.get(name) or shutil.which(name) or ""
+        return self.core.system.runtime_path(name)
 
     async def version(self, req: Request) -> Response:
         """docker's Version document; Components: the engine and the OCI runtimes (what it
@@ -132,7 +135,7 @@ class SystemRoutes:
                 "PythonVersion": platform.python_version(),
             },
         }]
-        for name in available_runtimes(self.engine):
+        for name in self.core.system.runtimes():
             if name == "native":
                 components.append({"Name": "native", "Version": __version__,
                                    "Details": {"GitCommit": commit}})
@@ -160,11 +163,10 @@ class SystemRoutes:
 
     async def info(self, req: Request) -> Response:
         """docker's Info document with this host's and this engine's real numbers."""
-        engine, cfg = self.engine, self.engine.config
-        images = await asyncio.to_thread(engine.images.list)
-        states = [c.state.status for c in await engine.containers.list()]
-        paused = states.count("paused")
-        running = states.count("running") + states.count("restarting")
+        cfg = self.config
+        summary = await self.core.system.info()
+        paused = summary.containers_paused
+        running = summary.containers_running
         features, fstype = await asyncio.to_thread(
             lambda: (hostinfo.cgroup_features(), hostinfo.filesystem_type(cfg.root)))
         cgroup_version = str(hostinfo.cgroup_version())
@@ -176,19 +178,19 @@ class SystemRoutes:
         if _older(req, "1.25"):
             security = ["seccomp", "cgroupns", "no-new-privileges"]
         runtimes: dict[str, Any] = {}
-        for name in available_runtimes(engine):
+        for name in summary.runtimes:
             entry: dict[str, Any] = {}
             if name != "native" and (path := self._runtime_path(name)):
                 entry["path"] = path
             runtimes[name] = entry
         doc: dict[str, Any] = {
-            "ID": engine.id,
-            "Containers": len(states),
+            "ID": summary.id,
+            "Containers": summary.containers,
             "ContainersRunning": running,
             "ContainersPaused": paused,
-            "ContainersStopped": len(states) - running - paused,
-            "Images": len(images),
-            "Driver": engine.snapshots.driver,
+            "ContainersStopped": summary.containers - running - paused,
+            "Images": summary.images,
+            "Driver": summary.storage_driver,
             "DriverStatus": [["Backing Filesystem", fstype]] if fstype else [],
             "Plugins": {
                 "Volume": ["local"],
@@ -212,7 +214,7 @@ class SystemRoutes:
             "LoggingDriver": "json-file",
             "CgroupDriver": "cgroupfs",
             "CgroupVersion": cgroup_version,
-            "NEventsListener": engine.events.subscriber_count,
+            "NEventsListener": self.core.events.subscriber_count,
             "KernelVersion": hostinfo.kernel_version(),
             "OperatingSystem": hostinfo.os_release_name(),
             "OSVersion": hostinfo.os_release().get("VERSION_ID", ""),
@@ -266,7 +268,7 @@ class SystemRoutes:
         return json_response(doc)
 
     def _registry_config(self, req: Request) -> dict[str, Any]:
-        reg = self.engine.config.registries
+        reg = self.config.registries
         cidrs = ["::1/128", "127.0.0.0/8"]  # loopback registries may speak plain HTTP
         indexes: dict[str, Any] = {DEFAULT_DOMAIN: {
             "Name": DEFAULT_DOMAIN, "Mirrors": list(reg.mirrors.get(DEFAULT_DOMAIN, [])),
@@ -305,7 +307,7 @@ class SystemRoutes:
         if cgroup_version == "1":
             checks.append((features.oom_kill_disable, "WARNING: No oom kill disable support"))
         warnings += [text for ok, text in checks if not ok]
-        cfg = self.engine.config
+        cfg = self.config
         for host in (*cfg.effective_hosts(), *self.docker_hosts):
             if host.startswith("tcp://"):
                 address = host[len("tcp://"):]
@@ -328,109 +330,19 @@ class SystemRoutes:
                 if value not in _DF_TYPES:
                     raise InvalidArgument(f"unknown object type: {value}")
                 wanted.add(_DF_TYPES[value])
-        containers = await self.engine.containers.list()
+        usage = await self.core.system.disk_usage()
         doc: dict[str, Any] = {}
         if "Images" in wanted:
-            layers_size, images = await asyncio.to_thread(self._image_usage, containers, req)
-            doc["LayersSize"] = layers_size
-            doc["Images"] = images
+            doc["LayersSize"] = usage.layers_size
+            doc["Images"] = _image_usage(usage, req)
         if "Containers" in wanted:
-            doc["Containers"] = await asyncio.to_thread(self._container_usage, containers)
+            doc["Containers"] = _container_usage(usage)
         if "Volumes" in wanted:
-            doc["Volumes"] = await asyncio.to_thread(self._volume_usage)
+            doc["Volumes"] = _volume_usage(usage)
         if "BuildCache" in wanted:
             doc["BuildCache"] = []  # no build cache yet
         doc["BuilderSize"] = 0
         return json_response(doc)
-
-    def _image_usage(self, containers: list[Any], req: Request) -> tuple[int, list[Any]]:
-        images = self.engine.images.list()
-        users: dict[str, int] = {}
-        for c in containers:
-            users[c.image_id] = users.get(c.image_id, 0) + 1
-        chains: dict[str, list[str]] = {}
-        for record in images:
-            try:
-                diff_ids = (self.engine.images.store.config(record).get("rootfs") or {}).get(
-                    "diff_ids") or []
-            except ServinError:
-                diff_ids = []
-            chains[record.id] = chain_ids(list(diff_ids))
-        count: dict[str, int] = {}
-        for ids in chains.values():
-            for chain in set(ids):
-                count[chain] = count.get(chain, 0) + 1
-        sizes = {chain: self._layer_size(chain) for chain in count}
-        out = []
-        for record in images:
-            shared = sum(sizes[c] for c in set(chains[record.id]) if count[c] > 1)
-            item: dict[str, Any] = {
-                "Containers": users.get(record.id, 0),
-                "Created": _unix(record.created),
-                "Id": record.id,
-                "Labels": record.labels or None,
-                "ParentId": "",
-                "RepoDigests": record.repo_digests,
-                "RepoTags": record.repo_tags,
-                "SharedSize": shared,
-                "Size": record.size,
-            }
-            if _older(req, "1.44"):
-                item["VirtualSize"] = record.size
-            out.append(item)
-        return sum(sizes.values()), out
-
-    def _layer_size(self, chain: str) -> int:
-        try:
-            return self.engine.snapshots.layer_size(chain)
-        except ServinError:
-            return 0
-
-    def _container_usage(self, containers: list[Any]) -> list[Any]:
-        out = []
-        for c in containers:
-            try:
-                size = self.engine.snapshots.usage(c.id)
-            except NotFound:
-                size = 0  # removed while we were counting
-            out.append({
-                "Id": c.id,
-                "Names": [f"/{c.name}"],
-                "Image": c.image_ref,
-                "ImageID": c.image_id,
-                "Command": command_text(c),
-                "Created": c.created_ns // 1_000_000_000,
-                "Ports": [{"IP": p["host_ip"] or "0.0.0.0", "PrivatePort": p["container_port"],
-                           "PublicPort": p["host_port"], "Type": p["protocol"]}
-                          for p in c.state.ports],
-                "SizeRw": size,
-                "Labels": dict(c.spec.labels),
-                "State": c.state.status,
-                "Status": status_text(c),
-                "HostConfig": {"NetworkMode": c.spec.network_mode or "bridge"},
-                "Mounts": [{"Type": m.type, "Name": m.name or m.source, "Source": m.source,
-                            "Destination": m.target, "Driver": m.driver,
-                            "RW": not m.read_only, "Propagation": m.propagation}
-                           for m in c.spec.mounts],
-            })
-        return out
-
-    def _volume_usage(self) -> list[Any]:
-        volumes = self.engine.volumes
-        out = []
-        for v in volumes.list():
-            out.append({
-                "CreatedAt": _rfc3339(v.created_ns),
-                "Driver": v.driver,
-                "Labels": v.labels or None,
-                "Mountpoint": v.mountpoint,
-                "Name": v.name,
-                "Options": v.options or None,
-                "Scope": "local",
-                "UsageData": {"Size": max(0, volumes.size(v)),
-                              "RefCount": len(volumes.in_use(v.name))},
-            })
-        return out
 
     # -- events --------------------------------------------------------------------------
 
@@ -449,7 +361,7 @@ class SystemRoutes:
         skip_image_create = _older(req, "1.46")
         stream = await req.stream(200, "application/json")
         try:
-            async for event in self.engine.events.subscribe(
+            async for event in self.core.events.subscribe(
                     since_ns=since, until_ns=until, match=match):
                 if skip_image_create and event.type == "image" and event.action == "create":
                     continue
@@ -464,11 +376,72 @@ class SystemRoutes:
         """Check credentials with a registry (the client keeps them; nothing is stored)."""
         data = await params.read_json(req, check_type=False, limit=64 * 1024)
         auth = params.RegistryAuth.from_json(data, "auth config")
-        token = await login(self.engine.registries, auth.server_address, auth.credentials())
+        token = await self.core.images.login(auth.server_address, auth.credentials())
         body: dict[str, str] = {"Status": "Login Succeeded"}
         if token:
             body["IdentityToken"] = token
         return json_response(body)
+
+
+def _image_usage(usage: DiskUsage, req: Request) -> list[Any]:
+    out = []
+    for image in usage.images:
+        record = image.record
+        item: dict[str, Any] = {
+            "Containers": image.containers,
+            "Created": _unix(record.created),
+            "Id": record.id,
+            "Labels": record.labels or None,
+            "ParentId": "",
+            "RepoDigests": record.repo_digests,
+            "RepoTags": record.repo_tags,
+            "SharedSize": image.shared_size,
+            "Size": record.size,
+        }
+        if _older(req, "1.44"):
+            item["VirtualSize"] = record.size
+        out.append(item)
+    return out
+
+
+def _container_usage(usage: DiskUsage) -> list[Any]:
+    out = []
+    for row in usage.containers:
+        c = row.container
+        out.append({
+            "Id": c.id,
+            "Names": [f"/{c.name}"],
+            "Image": c.image_ref,
+            "ImageID": c.image_id,
+            "Command": command_text(row.command),
+            "Created": c.created_ns // 1_000_000_000,
+            "Ports": [{"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port,
+                       "PublicPort": p.host_port, "Type": p.protocol}
+                      for p in c.state.ports],
+            "SizeRw": row.size_rw or 0,
+            "Labels": dict(c.config.labels),
+            "State": c.state.status,
+            "Status": status_text(c),
+            "HostConfig": {"NetworkMode": c.network_mode},
+            "Mounts": [{"Type": m.type, "Name": m.name or m.source, "Source": m.source,
+                        "Destination": m.target, "Driver": m.driver,
+                        "RW": not m.read_only, "Propagation": m.propagation}
+                       for m in c.mounts],
+        })
+    return out
+
+
+def _volume_usage(usage: DiskUsage) -> list[Any]:
+    return [{
+        "CreatedAt": _rfc3339(view.volume.created_ns),
+        "Driver": view.volume.driver,
+        "Labels": view.volume.labels or None,
+        "Mountpoint": view.volume.mountpoint,
+        "Name": view.volume.name,
+        "Options": view.volume.options or None,
+        "Scope": "local",
+        "UsageData": {"Size": view.size, "RefCount": view.ref_count},
+    } for view in usage.volumes]
 
 
 def event_message(event: Event) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from servin.api.servin.v1 import images_pb2
 from servin.engine.build import events
 from servin.engine.build.options import BuildOptions, Limits, Secret
-from servin.engine.engine import Engine
+from servin.engine.engine import CoreAPI
 from servin.engine.server.grpc.streams import split_upload
 from servin.errors import InvalidArgument
 
@@ -63,21 +63,21 @@ def progress(event: events.BuildEvent) -> images_pb2.BuildProgress:
                                            recorded=event.recorded))
 
 
-async def build(engine: Engine, request_iterator: AsyncIterator[images_pb2.BuildInput]
+async def build(core: CoreAPI, request_iterator: AsyncIterator[images_pb2.BuildInput]
                 ) -> AsyncIterator[images_pb2.BuildProgress]:
     """The Build call: options from the first message, the context from the rest."""
     first, chunks = await split_upload(request_iterator)
     if first is None or not first.HasField("options"):
         raise InvalidArgument("build: the first message must carry the options")
-    async for event in engine.builds.build(build_options(first.options), chunks):
+    async for event in core.builds.build(build_options(first.options), chunks):
         yield progress(event)
 
 
-async def prune(engine: Engine, request: images_pb2.PruneBuildCacheRequest
+async def prune(core: CoreAPI, request: images_pb2.PruneBuildCacheRequest
                 ) -> images_pb2.PruneBuildCacheResponse:
     """Drop build cache entries."""
     if request.unused_for_ns < 0:
         raise InvalidArgument("unused_for_ns cannot be negative")
-    report = await engine.builds.prune_cache(request.unused_for_ns)
+    report = await core.builds.prune_cache(request.unused_for_ns)
     return images_pb2.PruneBuildCacheResponse(entries=report.entries,
                                               space_reclaimed=report.reclaimed)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import grpc
 
+from servin.engine.server.grpc.rpc import Context
 from servin.errors import InvalidArgument, ServinError, mapping_for
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ def status_for(exc: BaseException) -> tuple[grpc.StatusCode, str]:
     return grpc.StatusCode.INTERNAL, f"internal error: {type(exc).__name__}: {exc}"
 
 
-async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, method: str) -> None:
+async def _abort(context: Context, exc: BaseException, method: str) -> None:
     if not isinstance(exc, ServinError | NotImplementedError):
         log.exception("unexpected error in %s", method)
     code, message = status_for(exc)
@@ -68,7 +69,7 @@ def _request(request: Any, streaming: bool) -> Any:
 
 def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str,
                 streaming: bool = False) -> Callable[..., Any]:
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+    async def call(request: Any, context: Context) -> Any:
         try:
             return await behavior(_request(request, streaming), context)
         except ServinError as exc:
@@ -83,7 +84,7 @@ def _wrap_unary(behavior: Callable[..., Awaitable[Any]], method: str,
 
 def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str,
                  streaming: bool = False) -> Callable[..., Any]:
-    async def call(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+    async def call(request: Any, context: Context) -> AsyncIterator[Any]:
         try:
             async for item in behavior(_request(request, streaming), context):
                 yield item
@@ -97,34 +98,44 @@ def _wrap_stream(behavior: Callable[..., AsyncIterator[Any]], method: str,
     return call
 
 
+_Req = TypeVar("_Req")
+_Resp = TypeVar("_Resp")
+
+
 class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):
     """Wraps every handler so a ServinError becomes its mapped gRPC status."""
 
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails],
+                               Awaitable[grpc.RpcMethodHandler[_Req, _Resp] | None]],
         handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
+    ) -> grpc.RpcMethodHandler[_Req, _Resp] | None:
+        found = await continuation(handler_call_details)
+        if found is None:
+            return None
+        # The stubs describe synchronous handlers; grpc.aio's are coroutines: untyped here.
+        handler: Any = found
         method = handler_call_details.method
         kwargs = {
             "request_deserializer": _lenient(handler.request_deserializer),
             "response_serializer": handler.response_serializer,
         }
+        wrapped: Any
         if handler.unary_unary:
-            return grpc.unary_unary_rpc_method_handler(
+            wrapped = grpc.unary_unary_rpc_method_handler(
                 _wrap_unary(handler.unary_unary, method), **kwargs
             )
-        if handler.stream_unary:
-            return grpc.stream_unary_rpc_method_handler(
+        elif handler.stream_unary:
+            wrapped = grpc.stream_unary_rpc_method_handler(
                 _wrap_unary(handler.stream_unary, method, streaming=True), **kwargs
             )
-        if handler.unary_stream:
-            return grpc.unary_stream_rpc_method_handler(
+        elif handler.unary_stream:
+            wrapped = grpc.unary_stream_rpc_method_handler(
                 _wrap_stream(handler.unary_stream, method), **kwargs
             )
-        return grpc.stream_stream_rpc_method_handler(
-            _wrap_stream(handler.stream_stream, method, streaming=True), **kwargs
-        )
+        else:
+            wrapped = grpc.stream_stream_rpc_method_handler(
+                _wrap_stream(handler.stream_stream, method, streaming=True), **kwargs
+            )
+        return cast("grpc.RpcMethodHandler[_Req, _Resp]", wrapped)

@@ -1,36 +1,24 @@
-"""servin.v1.Images: translates requests onto the engine's ImageService."""
+"""servin.v1.Images: translates requests onto the core's image API."""
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import fnmatch
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-import grpc
-
 from servin.api.servin.v1 import common_pb2, images_pb2, images_pb2_grpc
-from servin.engine.engine import Engine
+from servin.engine.engine import CoreAPI
 from servin.engine.images.archive.load import LoadEvent
 from servin.engine.images.progress import ProgressEvent
 from servin.engine.images.registry.auth import Credentials
-from servin.engine.images.registry.login import login
 from servin.engine.images.store import ImageRecord
-from servin.engine.server.grpc import builds
-from servin.engine.server.grpc.filters import (
-    filter_map,
-    label_matches,
-    parse_bool,
-    prune_predicate,
-)
+from servin.engine.semantics.inspect import image_document, to_json
+from servin.engine.server.grpc import builds, convert
+from servin.engine.server.grpc.rpc import Context
 from servin.engine.server.grpc.streams import split_upload
 from servin.engine.server.grpc.timestamps import from_rfc3339
 from servin.errors import InvalidArgument
 from servin.reference import familiar, parse_reference
-
-_LIST_FILTERS = {"dangling", "reference", "label", "before", "since"}
-_PRUNE_FILTERS = {"until", "label", "label!"}
 
 
 def image_summary(record: ImageRecord) -> images_pb2.ImageSummary:
@@ -73,25 +61,32 @@ def _image_config(config: dict[str, Any]) -> images_pb2.ImageConfig:
 class ImagesServicer(images_pb2_grpc.ImagesServicer):
     """The Images service of servin.v1."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, core: CoreAPI) -> None:
+        self.core = core
+        self.images = core.images
 
     async def Import(
         self,
         request_iterator: AsyncIterator[images_pb2.ImportImageInput],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> images_pb2.ImportImageResponse:
         first, chunks = await split_upload(request_iterator)
         if first is None:
             raise InvalidArgument("import: no data received")
 
-        record = await self.engine.images.import_rootfs(
+        created = ""
+        if first.HasField("created"):
+            try:
+                created = first.created.ToJsonString()
+            except ValueError as exc:  # seconds or nanos out of Timestamp's range
+                raise InvalidArgument(f"import: invalid creation time: {exc}") from None
+        record = await self.images.import_rootfs(
             chunks,
             reference=first.reference,
             changes=list(first.changes),
             comment=first.message,
             platform=first.platform,
-            created=first.created.ToJsonString() if first.HasField("created") else "",
+            created=created,
         )
         ref = str(parse_reference(first.reference).familiar()) if first.reference else ""
         return images_pb2.ImportImageResponse(
@@ -99,7 +94,7 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         )
 
     async def Pull(
-        self, request: images_pb2.PullImageRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.PullImageRequest, context: Context
     ) -> AsyncIterator[images_pb2.ImageProgress]:
         if request.all_tags:
             raise InvalidArgument("pulling all tags of a repository is not supported")
@@ -107,11 +102,11 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
             raise InvalidArgument("pull: no image reference given")
         parse_reference(request.reference)  # a bad reference fails before any network work
         creds = _credentials(request.auth)
-        engine = self.engine
+        images = self.images
 
         async def run(report: Callable[[ProgressEvent], None]) -> Any:
-            return await engine.puller.pull(request.reference, platform=request.platform,
-                                            creds=creds, report=report)
+            return await images.pull(request.reference, platform=request.platform,
+                                     creds=creds, report=report)
 
         async for item in _streamed(run):
             if isinstance(item, images_pb2.ImageProgress):
@@ -122,16 +117,16 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
                     references=[parse_reference(item.reference).familiar()])
 
     async def Push(
-        self, request: images_pb2.PushImageRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.PushImageRequest, context: Context
     ) -> AsyncIterator[images_pb2.ImageProgress]:
         if not request.reference:
             raise InvalidArgument("push: no image reference given")
         parse_reference(request.reference)
         creds = _credentials(request.auth)
-        engine = self.engine
+        images = self.images
 
         async def run(report: Callable[[ProgressEvent], None]) -> Any:
-            return await engine.pusher.push(request.reference, creds=creds, report=report)
+            return await images.push(request.reference, creds=creds, report=report)
 
         async for item in _streamed(run):
             if isinstance(item, images_pb2.ImageProgress):
@@ -141,64 +136,31 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
                     digest=item.digest, references=[parse_reference(item.reference).familiar()])
 
     async def Login(
-        self, request: images_pb2.LoginRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.LoginRequest, context: Context
     ) -> images_pb2.LoginResponse:
-        token = await login(self.engine.registries, request.server, _credentials(request.auth))
+        token = await self.images.login(request.server, _credentials(request.auth))
         return images_pb2.LoginResponse(status="Login Succeeded", identity_token=token)
 
     async def Search(
-        self, request: images_pb2.SearchImagesRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.SearchImagesRequest, context: Context
     ) -> images_pb2.SearchImagesResponse:
-        from servin.engine.images.search import search
-
-        found = await search(self.engine.registries, request.term, _credentials(request.auth),
-                             request.limit or 25)
+        found = await self.images.search(request.term, _credentials(request.auth),
+                                         request.limit or 25)
         return images_pb2.SearchImagesResponse(results=[
             images_pb2.SearchResult(name=r.name, description=r.description,
                                     star_count=r.stars, is_official=r.official)
             for r in found])
 
     async def List(
-        self, request: images_pb2.ListImagesRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.ListImagesRequest, context: Context
     ) -> images_pb2.ListImagesResponse:
-        filters = filter_map(request.filters, _LIST_FILTERS)
-        records = await asyncio.to_thread(self.engine.images.list)
-        records = await asyncio.to_thread(self._apply_filters, records, filters)
+        records = await self.images.list(convert.filters(list(request.filters)))
         return images_pb2.ListImagesResponse(images=[image_summary(r) for r in records])
 
-    def _apply_filters(
-        self, records: list[ImageRecord], filters: dict[str, list[str]]
-    ) -> list[ImageRecord]:
-        out = records
-        if "dangling" in filters:
-            dangling = parse_bool("dangling", filters["dangling"])
-            out = [r for r in out if (not r.repo_tags) == dangling]
-        if "label" in filters:
-            out = [r for r in out if label_matches(r.labels, filters["label"])]
-        if "reference" in filters:
-            # As docker: only the matching names are listed (an image whose other names
-            # match is not listed under those).
-            narrowed = []
-            for r in out:
-                names = [n for n in r.repo_tags
-                         if any(_ref_matches(n, p) for p in filters["reference"])]
-                if names:
-                    narrowed.append(dataclasses.replace(
-                        r, refs=[*names, *r.repo_digests]))
-            out = narrowed
-        for key in ("before", "since"):
-            for value in filters.get(key, []):
-                pivot = self.engine.images.store.resolve(value)
-                if key == "before":
-                    out = [r for r in out if r.created < pivot.created]
-                else:
-                    out = [r for r in out if r.created > pivot.created]
-        return out
-
     async def Inspect(
-        self, request: images_pb2.InspectImageRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.InspectImageRequest, context: Context
     ) -> images_pb2.ImageDetail:
-        details = await asyncio.to_thread(self.engine.images.inspect, request.reference)
+        details = await self.images.inspect(request.reference)
         record, config, manifest = details.record, details.config, details.manifest
         diff_ids = (config.get("rootfs") or {}).get("diff_ids") or []
         layers = [
@@ -210,7 +172,6 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
             )
             for i, layer in enumerate(manifest.get("layers", []))
         ]
-        raw = await asyncio.to_thread(self.engine.content.read_verified, record.config_digest)
         return images_pb2.ImageDetail(
             id=record.id,
             repo_tags=record.repo_tags,
@@ -226,50 +187,46 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
             layers=layers,
             manifest_digest=record.manifest_digest,
             manifest_media_type=record.manifest_media_type,
-            raw_config=raw,
+            raw_config=details.raw_config,
+            document=to_json(image_document(details)),
         )
 
     async def Remove(
-        self, request: images_pb2.RemoveImageRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.RemoveImageRequest, context: Context
     ) -> images_pb2.RemoveImageResponse:
-        untagged, deleted = await asyncio.to_thread(
-            self.engine.images.remove, request.reference, force=request.force
-        )
+        untagged, deleted = await self.images.remove(request.reference, force=request.force)
         return images_pb2.RemoveImageResponse(untagged=untagged, deleted=deleted)
 
     async def Tag(
-        self, request: images_pb2.TagImageRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.TagImageRequest, context: Context
     ) -> images_pb2.TagImageResponse:
-        await asyncio.to_thread(self.engine.images.tag, request.source, request.target)
+        await self.images.tag(request.source, request.target)
         return images_pb2.TagImageResponse()
 
     async def Load(
         self,
         request_iterator: AsyncIterator[images_pb2.LoadImageInput],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> AsyncIterator[images_pb2.ImageProgress]:
         async def chunks() -> AsyncIterator[bytes]:
             async for msg in request_iterator:
                 if msg.data:
                     yield msg.data
 
-        async for event in self.engine.images.load(chunks()):
+        async for event in self.images.load(chunks()):
             yield _load_progress(event)
 
     async def Save(
-        self, request: images_pb2.SaveImagesRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.SaveImagesRequest, context: Context
     ) -> AsyncIterator[common_pb2.DataChunk]:
-        async for chunk in self.engine.images.save(list(request.references), request.format):
+        async for chunk in self.images.save(list(request.references), request.format):
             yield common_pb2.DataChunk(data=chunk)
 
     async def Prune(
-        self, request: images_pb2.PruneImagesRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.PruneImagesRequest, context: Context
     ) -> images_pb2.PruneImagesResponse:
-        filters = filter_map(request.filters, _PRUNE_FILTERS)
-        match = prune_matcher(filters)
-        report = await asyncio.to_thread(
-            self.engine.images.prune, all_images=request.all, match=match
-        )
+        report = await self.images.prune(all_images=request.all,
+                                         filters=convert.filters(list(request.filters)))
         return images_pb2.PruneImagesResponse(
             deleted=report.deleted, untagged=report.untagged, space_reclaimed=report.reclaimed
         )
@@ -277,44 +234,26 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
     async def Build(
         self,
         request_iterator: AsyncIterator[images_pb2.BuildInput],
-        context: grpc.aio.ServicerContext,
+        context: Context,
     ) -> AsyncIterator[images_pb2.BuildProgress]:
-        async for message in builds.build(self.engine, request_iterator):
+        async for message in builds.build(self.core, request_iterator):
             yield message
 
     async def PruneBuildCache(
-        self, request: images_pb2.PruneBuildCacheRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.PruneBuildCacheRequest, context: Context
     ) -> images_pb2.PruneBuildCacheResponse:
-        return await builds.prune(self.engine, request)
+        return await builds.prune(self.core, request)
 
     async def History(
-        self, request: images_pb2.ImageHistoryRequest, context: grpc.aio.ServicerContext
+        self, request: images_pb2.ImageHistoryRequest, context: Context
     ) -> images_pb2.ImageHistoryResponse:
-        details = await asyncio.to_thread(self.engine.images.inspect, request.reference)
-        history = details.config.get("history") or []
-        layer_sizes = [layer["size"] for layer in details.manifest.get("layers", [])]
-        entries = []
-        layer_index = 0
-        for item in history:
-            empty = bool(item.get("empty_layer"))
-            size = 0
-            if not empty and layer_index < len(layer_sizes):
-                size = layer_sizes[layer_index]
-                layer_index += 1
-            entries.append(
-                images_pb2.HistoryEntry(
-                    id="<missing>",
-                    created=from_rfc3339(item.get("created", "")),
-                    created_by=item.get("created_by", ""),
-                    size=size,
-                    comment=item.get("comment", ""),
-                    empty_layer=empty,
-                )
-            )
-        entries.reverse()  # newest first, as docker prints it
-        if entries:
-            entries[0].id = details.record.id
-        return images_pb2.ImageHistoryResponse(entries=entries)
+        entries = await self.images.history(request.reference)
+        return images_pb2.ImageHistoryResponse(entries=[
+            images_pb2.HistoryEntry(id=e.id, created=from_rfc3339(e.created),
+                                    created_by=e.created_by, size=e.size, comment=e.comment,
+                                    empty_layer=e.empty_layer)
+            for e in entries
+        ])
 
 
 def _load_progress(event: LoadEvent) -> images_pb2.ImageProgress:
@@ -334,17 +273,6 @@ def _load_progress(event: LoadEvent) -> images_pb2.ImageProgress:
     )
 
 
-def prune_matcher(filters: dict[str, list[str]]) -> Callable[[ImageRecord], bool]:
-    """The ``image prune`` filters (until=, label=, label!=) as one predicate."""
-    match = prune_predicate(filters)
-
-    def matches(record: ImageRecord) -> bool:
-        created = from_rfc3339(record.created).ToNanoseconds() if record.created else 0
-        return match(created, record.labels)
-
-    return matches
-
-
 def _credentials(auth: images_pb2.RegistryAuth) -> Credentials:
     return Credentials(auth.username, auth.password, auth.identity_token, auth.registry_token)
 
@@ -358,7 +286,7 @@ def _progress(event: ProgressEvent) -> images_pb2.ImageProgress:
 
 
 async def _streamed(
-    run: Callable[[Callable[[ProgressEvent], None]], Awaitable[Any]],
+    run: Callable[[Callable[[ProgressEvent], None]], Coroutine[Any, Any, Any]],
 ) -> AsyncIterator[images_pb2.ImageProgress | Any]:
     """Run an operation that reports progress; yield its events, then its result.
 
@@ -375,10 +303,3 @@ async def _streamed(
         if not task.done():
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
-
-
-def _ref_matches(name: str, pattern: str) -> bool:
-    """Whether an image name matches a ``reference=`` pattern (with or without its tag)."""
-    ref = parse_reference(name)
-    return any(fnmatch.fnmatchcase(candidate, pattern) for candidate in
-               (ref.familiar(), ref.familiar_repository, str(ref), ref.repository))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import grpc
 
 from servin.api.servin.v1 import (
@@ -11,7 +14,7 @@ from servin.api.servin.v1 import (
     system_pb2_grpc,
     volumes_pb2_grpc,
 )
-from servin.engine.engine import Engine
+from servin.engine.engine import CoreAPI
 from servin.engine.server.grpc.containers import ContainersServicer
 from servin.engine.server.grpc.errors import ErrorMappingInterceptor
 from servin.engine.server.grpc.images import ImagesServicer
@@ -22,8 +25,8 @@ from servin.engine.server.grpc.volumes import VolumesServicer
 MAX_MESSAGE = 64 * 1024 * 1024
 
 
-def build_server(engine: Engine) -> grpc.aio.Server:
-    """A server with the servin.v1 services, not yet bound or started."""
+def build_server(core: CoreAPI) -> grpc.aio.Server:
+    """A server with the servin.v1 services over the core's API, not yet bound or started."""
     server = grpc.aio.server(
         interceptors=[ErrorMappingInterceptor()],
         options=[
@@ -32,9 +35,14 @@ def build_server(engine: Engine) -> grpc.aio.Server:
             ("grpc.so_reuseport", 0),
         ],
     )
-    system_pb2_grpc.add_SystemServicer_to_server(SystemServicer(engine), server)
-    images_pb2_grpc.add_ImagesServicer_to_server(ImagesServicer(engine), server)
-    containers_pb2_grpc.add_ContainersServicer_to_server(ContainersServicer(engine), server)
-    volumes_pb2_grpc.add_VolumesServicer_to_server(VolumesServicer(engine), server)
-    networks_pb2_grpc.add_NetworksServicer_to_server(NetworksServicer(engine), server)
+    # The generated registration functions carry no annotations: typed here.
+    registrations: list[tuple[Callable[[Any, grpc.aio.Server], None], object]] = [
+        (system_pb2_grpc.add_SystemServicer_to_server, SystemServicer(core)),
+        (images_pb2_grpc.add_ImagesServicer_to_server, ImagesServicer(core)),
+        (containers_pb2_grpc.add_ContainersServicer_to_server, ContainersServicer(core)),
+        (volumes_pb2_grpc.add_VolumesServicer_to_server, VolumesServicer(core)),
+        (networks_pb2_grpc.add_NetworksServicer_to_server, NetworksServicer(core)),
+    ]
+    for register, servicer in registrations:
+        register(servicer, server)
     return server

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 from servin.api.servin.v1 import containers_pb2
 from servin.engine.containers.model import Container
 from servin.engine.containers.stats import DEFAULT_INTERVAL, ContainerSample, StatsPass
-from servin.engine.containers.top import container_top
-from servin.engine.engine import Engine
+from servin.engine.engine import CoreAPI
 from servin.engine.server.grpc.timestamps import from_ns
 
 
@@ -57,7 +55,7 @@ def _select(
 
 
 async def stats_stream(
-    engine: Engine, request: containers_pb2.StatsRequest
+    core: CoreAPI, request: containers_pb2.StatsRequest
 ) -> AsyncIterator[containers_pb2.StatsBatch]:
     """Containers.Stats: one batch per interval (or a single one without ``stream``)."""
     wanted: list[Container] | None = None
@@ -65,27 +63,25 @@ async def stats_stream(
         wanted = []
         seen: set[str] = set()
         for text in request.ids:
-            c = await engine.containers.resolve(text)
+            c = await core.containers.get(text)
             if c.id not in seen:
                 seen.add(c.id)
                 wanted.append(c)
     if not request.stream:
-        rows, _ = _select(await engine.stats.snapshot(), wanted)
+        rows, _ = _select(await core.stats.snapshot(), wanted)
         yield containers_pb2.StatsBatch(stats=rows)
         return
     interval = request.interval_ms / 1000 if request.interval_ms else DEFAULT_INTERVAL
-    async for batch in engine.stats.subscribe(interval):
+    async for batch in core.stats.subscribe(interval):
         rows, _ = _select(batch, wanted)
         yield containers_pb2.StatsBatch(stats=rows)
 
 
 async def top_response(
-    engine: Engine, request: containers_pb2.TopRequest
+    core: CoreAPI, request: containers_pb2.TopRequest
 ) -> containers_pb2.TopResponse:
     """Containers.Top: the container's processes as the host's ps shows them."""
-    c = await engine.containers.resolve(request.id)
-    bundle_config = engine.containers.paths(c.id).dir / "config.json"
-    result = await asyncio.to_thread(container_top, c, bundle_config, list(request.ps_args))
+    result = await core.containers.top(request.id, list(request.ps_args))
     return containers_pb2.TopResponse(
         titles=result.titles,
         processes=[containers_pb2.TopRow(fields=row) for row in result.processes],

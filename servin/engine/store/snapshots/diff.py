@@ -13,8 +13,8 @@ import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from servin.engine.images.unpack import is_whiteout
 from servin.engine.store.snapshots.merge import is_opaque
+from servin.engine.store.snapshots.unpack import is_whiteout
 from servin.errors import InvalidArgument
 
 ADDED, CHANGED, DELETED = "A", "C", "D"

@@ -11,9 +11,9 @@ import zlib
 from pathlib import Path
 from typing import BinaryIO
 
-from servin.engine.images import compression
-from servin.engine.images.unpack import unpack_layer
+from servin.engine.store import compression
 from servin.engine.store.content import BlobCorrupted, ContentStore, HashingReader
+from servin.engine.store.snapshots.unpack import unpack_layer
 from servin.errors import InvalidArgument
 
 _CHUNK = 1 << 20
@@ -52,9 +52,9 @@ def unpack_blob(content: ContentStore, blob: str, diff_id: str, dest: Path, *,
         packed = HashingReader(start)
         # An uncompressed blob is its own diff: one hash serves both checks.
         plain = packed if kind == "none" else HashingReader(
-            compression.decompressing_reader(packed, kind))  # type: ignore[arg-type]
+            compression.decompressing_reader(packed, kind))  # type: ignore[arg-type]  # a file
         try:
-            size = unpack_layer(plain, dest, limit=limit)  # type: ignore[arg-type]
+            size = unpack_layer(plain, dest, limit=limit)  # type: ignore[arg-type]  # read()
             _drain_checked(plain)  # the archive's trailing padding is part of the diff
             packed.drain()
         except InvalidArgument as exc:
@@ -112,7 +112,7 @@ def unpack_stream(raw: BinaryIO, diff_id: str, dest: Path, *, limit: int = 0) ->
     """
     kind, start = compression.sniff(raw)
     plain = HashingReader(compression.decompressing_reader(start, kind))
-    size = unpack_layer(plain, dest, limit=limit)  # type: ignore[arg-type]
+    size = unpack_layer(plain, dest, limit=limit)  # type: ignore[arg-type]  # read() suffices
     _drain_checked(plain)
     if plain.digest != diff_id:
         raise InvalidArgument(

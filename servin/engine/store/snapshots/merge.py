@@ -12,7 +12,7 @@ import errno
 import os
 import stat
 
-from servin.engine.images.unpack import (
+from servin.engine.store.snapshots.unpack import (
     OPAQUE_XATTR,
     OVERLAY_XATTR_PREFIX,
     DirCursor,

@@ -83,8 +83,8 @@ class SpdyPortForward:
         self.pod_id = pod_id
         self.creation_timeout = creation_timeout
         self._pairs: dict[str, dict[str, SpdyStream]] = {}
-        self._timers: dict[str, asyncio.Task] = {}
-        self.tasks: set[asyncio.Task] = set()
+        self._timers: dict[str, asyncio.Task[Any]] = {}
+        self.tasks: set[asyncio.Task[Any]] = set()
 
     def on_stream(self, stream: SpdyStream) -> bool:
         """Validate a new stream (port and streamType headers) and pair it."""
@@ -117,7 +117,7 @@ class SpdyPortForward:
             self._spawn(self._run_pair(pair["data"], pair["error"], port))
         return True
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[Any]:
         task = asyncio.create_task(coro)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)

@@ -21,6 +21,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from servin.engine.server.cri.streaming.backend import StreamSession
 from servin.engine.server.cri.streaming.transport import InStream, OutStream, StreamClosedError
@@ -89,7 +90,7 @@ class Outcome:
     message: str = ""
     exit_code: int | None = None  # set for a process that exited non-zero
 
-    def status(self) -> dict:
+    def status(self) -> dict[str, Any]:
         """The Kubernetes Status object (metav1.Status as the kubelet marshals it)."""
         if self.success:
             return {"metadata": {}, "status": "Success"}
@@ -188,7 +189,7 @@ async def relay(open_session: Callable[[], Awaitable[StreamSession]], streams: R
         log.info("streaming: %s failed: %s", verb, exc)
         await _finish(streams, internal_outcome(f"error {verb}: {exc}"))
         return
-    helpers: list[asyncio.Task] = []
+    helpers: list[asyncio.Task[Any]] = []
     try:
         if streams.stdin is not None:
             helpers.append(asyncio.create_task(_pump_stdin(streams.stdin, session)))

@@ -21,6 +21,7 @@ import time
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import h11
 
@@ -127,7 +128,7 @@ class StreamingServer:
         self.cache: RequestCache[Request] = RequestCache(self.config.token_ttl,
                                                          self.config.max_in_flight)
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task] = set()
+        self._connections: set[asyncio.Task[Any]] = set()
         self.base_url = ""
 
     # -- lifecycle
@@ -452,7 +453,7 @@ class StreamingServer:
                                         stdout=req.stdout, stderr=req.stderr and not req.tty),
             remote, cmd=None, attach=True)
 
-    async def _supervise(self, work: asyncio.Task, reader: asyncio.Task | None,
+    async def _supervise(self, work: asyncio.Task[Any], reader: asyncio.Task[Any] | None,
                          activity: Activity) -> None:
         """Wait for ``work``; cancel it when the client leaves (``reader`` ends) or a timeout
         (idle, total) passes."""
@@ -541,7 +542,7 @@ def _query_ports(query: dict[str, list[str]]) -> tuple[int, ...]:
     return tuple(ports)
 
 
-async def _wait_event(event: asyncio.Event, guard: asyncio.Task, timeout: float) -> bool:
+async def _wait_event(event: asyncio.Event, guard: asyncio.Task[Any], timeout: float) -> bool:
     """Wait for ``event`` unless ``guard`` ends first or the timeout passes."""
     waiter = asyncio.create_task(event.wait())
     try:
@@ -551,7 +552,7 @@ async def _wait_event(event: asyncio.Event, guard: asyncio.Task, timeout: float)
     return event.is_set()
 
 
-async def _cancel(task: asyncio.Task) -> None:
+async def _cancel(task: asyncio.Task[Any]) -> None:
     if not task.done():
         task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -38,7 +38,7 @@ class WsSession:
     def __init__(self, transport: ByteTransport) -> None:
         self.transport = transport
         self._ws = Connection(ConnectionType.SERVER)
-        self._partial: list[bytes | str] = []
+        self._partial: list[bytes | bytearray | str] = []
         self._partial_size = 0
         self._pending: list[bytes | str] = []
         self.closed = False
@@ -65,8 +65,11 @@ class WsSession:
                     self._close_now(CLOSE_TOO_BIG, "message too big")
                     return
                 if event.message_finished:
-                    joined = (b"".join(self._partial) if isinstance(event, BytesMessage)
-                              else "".join(self._partial))  # type: ignore[arg-type]
+                    joined: bytes | str
+                    if isinstance(event, BytesMessage):
+                        joined = b"".join(bytes(p) for p in self._partial if not isinstance(p, str))
+                    else:
+                        joined = "".join(p for p in self._partial if isinstance(p, str))
                     self._pending.append(joined)
                     self._partial.clear()
                     self._partial_size = 0

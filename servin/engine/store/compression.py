@@ -7,8 +7,6 @@ import io
 import zlib
 from typing import Any, BinaryIO, Literal
 
-from servin.engine.images import mediatypes
-
 Compression = Literal["none", "gzip", "zstd"]
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -26,23 +24,16 @@ def detect(head: bytes) -> Compression:
     return "none"
 
 
-def layer_media_type(compression: Compression) -> str:
-    """The OCI layer media type for a layer blob with this compression."""
-    return {
-        "none": mediatypes.OCI_LAYER_TAR,
-        "gzip": mediatypes.OCI_LAYER_GZIP,
-        "zstd": mediatypes.OCI_LAYER_ZSTD,
-    }[compression]
-
-
 def decompressing_reader(raw: BinaryIO, compression: Compression) -> BinaryIO:
     """A reader that yields the uncompressed bytes of ``raw``."""
     if compression == "gzip":
-        return io.BufferedReader(GzipStream(raw), _CHUNK)  # type: ignore[return-value]
+        return io.BufferedReader(GzipStream(raw), _CHUNK)
     if compression == "zstd":
         import zstandard  # only layers that need it pay for the import
 
-        return zstandard.ZstdDecompressor().stream_reader(raw, read_across_frames=True)  # type: ignore[return-value]
+        reader: BinaryIO = zstandard.ZstdDecompressor().stream_reader(raw,
+                                                                       read_across_frames=True)
+        return reader
     return raw
 
 
@@ -52,8 +43,9 @@ def sniff(raw: BinaryIO) -> tuple[Compression, BinaryIO]:
         head = raw.read(8)
         raw.seek(0)
         return detect(head), raw
-    buffered = io.BufferedReader(raw)  # type: ignore[arg-type]
-    return detect(buffered.peek(8)), buffered  # type: ignore[return-value]
+    # BufferedReader wants a RawIOBase; any readable binary stream does at run time.
+    buffered = io.BufferedReader(raw)  # type: ignore[type-var]
+    return detect(buffered.peek(8)), buffered
 
 
 def archive_reader(raw: BinaryIO) -> BinaryIO:
@@ -62,15 +54,20 @@ def archive_reader(raw: BinaryIO) -> BinaryIO:
     kind, reader = sniff(raw)
     if kind != "none":
         return decompressing_reader(reader, kind)
-    head = reader.peek(8) if hasattr(reader, "peek") else b""  # type: ignore[attr-defined]
+    peek = getattr(reader, "peek", None)  # a BufferedReader; else a seekable stream at 0
+    if peek is not None:
+        head = bytes(peek(8)[:8])
+    else:
+        head = reader.read(8)
+        reader.seek(0)
     if head.startswith(_BZIP2_MAGIC):
         import bz2
 
-        return bz2.BZ2File(reader, "rb")  # type: ignore[return-value]
+        return bz2.BZ2File(reader, "rb")  # type: ignore[return-value]  # a binary file
     if head.startswith(_XZ_MAGIC):
         import lzma
 
-        return lzma.LZMAFile(reader, "rb")  # type: ignore[return-value]
+        return lzma.LZMAFile(reader, "rb")  # type: ignore[return-value]  # a binary file
     return reader
 
 

@@ -38,7 +38,7 @@ import tarfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO, BinaryIO, Literal
 
 from servin.errors import InvalidArgument, ResourceExhausted
 
@@ -399,7 +399,7 @@ def _copy_range(source_fd: int, fd: int, offset: int, size: int) -> None:
         done += n
 
 
-def _copy_sparse(source: BinaryIO, fd: int, member: tarfile.TarInfo) -> None:
+def _copy_sparse(source: IO[bytes], fd: int, member: tarfile.TarInfo) -> None:
     """Copy a member's content into ``fd`` keeping holes: the holes of a sparse archive member
     are never read (only its data segments), and zero chunks of any file are skipped."""
     segments = getattr(member, "sparse", None)
@@ -435,11 +435,11 @@ def unpack_layer(reader: BinaryIO, dest: Path, *, limit: int = 0, seekable: bool
     applier = _Applier(root_fd, limit=limit, source_fd=reader.fileno() if seekable else -1)
     member: tarfile.TarInfo | None = None
     try:
-        mode = "r:" if seekable else "r|"
+        mode: Literal["r:", "r|"] = "r:" if seekable else "r|"
         with tarfile.open(fileobj=reader, mode=mode, bufsize=_TAR_BUFSIZE) as tar:
             while (member := tar.next()) is not None:
                 applier.apply(tar, member)
-                tar.members.clear()  # stream mode keeps every member otherwise
+                tar.members.clear()  # type: ignore[attr-defined]  # stream mode keeps them all
             member = None
             applier.finish()
     except (tarfile.TarError, EOFError, gzip.BadGzipFile, zlib.error) as exc:

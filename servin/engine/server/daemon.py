@@ -1,7 +1,9 @@
-"""The servin daemon: one asyncio process serving the engine on its sockets.
+"""The servin daemon: one asyncio process serving the engine's doors on its sockets.
 
+This is the wiring of the core and its front doors (the core never imports its server).
 Start-up order: take the root lock (one daemon per root), open the engine and repair what a
-crash left, bind every socket, then serve until SIGTERM/SIGINT; shutdown reverses it.
+crash left, bind every socket, bring the core up (host networking, running containers
+reattached), then serve until SIGTERM/SIGINT; shutdown reverses it.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import os
 import signal
 from pathlib import Path
 
+import grpc
+
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import Engine
 from servin.engine.permissions import ROOT_MODE
 from servin.engine.server.docker.door import DockerDoor
 from servin.engine.server.grpc.server import build_server
 from servin.engine.server.sockets import prepare_unix_socket, secure_unix_socket
-from servin.errors import Conflict, ServinError
+from servin.errors import Conflict
 
 log = logging.getLogger("servin.daemon")
 
@@ -85,25 +89,18 @@ class Daemon:
         self.engine = engine
         engine.events.bind(asyncio.get_running_loop())
         await asyncio.to_thread(engine.repair)
-        server = build_server(engine)
+        server = build_server(engine.api)
         # The Docker Engine API door (servin/engine/server/docker/door.py).
-        docker = DockerDoor(engine, self.config)
+        docker = DockerDoor(engine.api, self.config)
+        started = False
         try:
             for host in self.config.effective_hosts():
                 self._bind(server, host)
             await docker.bind()
             # Host networking is touched only once the sockets are ours (a daemon refused
             # for a taken socket leaves the host as it was).
-            await asyncio.to_thread(engine.networks.setup)
-            await engine.networks.start()
-            await engine.containers.recover()
-            await engine.builds.recover()
-            await asyncio.to_thread(engine.volumes.repair)
-            try:
-                await engine.networks.sync_firewall()
-            except ServinError as exc:
-                # Containers still run and reach each other; NAT and published ports do not.
-                log.error("cannot set up the firewall", extra={"error": str(exc)})
+            started = True
+            await engine.start()
             await server.start()
             for path in self._sockets:
                 secure_unix_socket(path, self.config.socket_group)
@@ -126,38 +123,34 @@ class Daemon:
         finally:
             await docker.stop()
             await server.stop(grace=3)
-            await engine.stats.stop()
-            await engine.execs.shutdown()
-            await engine.containers.shutdown()
-            running = any(c.state.running for c in await engine.containers.list())
-            await engine.networks.shutdown(any_running=running)
-            await engine.registries.aclose()
+            if started:
+                await engine.stop()
+            else:
+                await engine.registries.aclose()
             for path in self._sockets:
                 path.unlink(missing_ok=True)
             engine.close()
 
-    def _bind(self, server: object, host: str) -> None:
+    def _bind(self, server: grpc.aio.Server, host: str) -> None:
         if host.startswith("unix://"):
             path = Path(host[len("unix://") :])
             prepare_unix_socket(path)
-            server.add_insecure_port(f"unix:{path}")  # type: ignore[attr-defined]
+            server.add_insecure_port(f"unix:{path}")
             self._sockets.append(path)
         else:
             address = host[len("tcp://") :]
             try:
                 if self.config.tls_cert:
-                    server.add_secure_port(address, self._tls_credentials())  # type: ignore[attr-defined]
+                    server.add_secure_port(address, self._tls_credentials())
                 else:
                     log.warning("listening on %s without TLS: anyone who reaches it is root", host)
-                    server.add_insecure_port(address)  # type: ignore[attr-defined]
+                    server.add_insecure_port(address)
             except RuntimeError as exc:
                 raise Conflict(f"cannot listen on {host}: {exc}") from exc
 
 
-    def _tls_credentials(self) -> object:
+    def _tls_credentials(self) -> grpc.ServerCredentials:
         """Server credentials from the TLS config (client certificates required with verify)."""
-        import grpc
-
         cfg = self.config
         return grpc.ssl_server_credentials(
             [(Path(cfg.tls_key).read_bytes(), Path(cfg.tls_cert).read_bytes())],

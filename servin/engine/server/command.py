@@ -1,4 +1,8 @@
-"""``servin daemon``: run the engine in the foreground."""
+"""``servin daemon`` (and ``servind``): run the engine in the foreground.
+
+The command lives with the server, not in the CLI package (the CLI never imports the
+engine); the CLI's command table names it by module path and imports it only when it runs.
+"""
 
 from __future__ import annotations
 
@@ -75,8 +79,8 @@ def daemon(
     import os
 
     from servin.engine.config import load_config
-    from servin.engine.daemon import run_daemon
     from servin.engine.logging import setup_logging
+    from servin.engine.server.daemon import run_daemon
     from servin.errors import PermissionDenied
 
     config = load_config(
