@@ -167,11 +167,9 @@ def info(fmt: str | None) -> None:
 
 def _df_verbose() -> None:
     """``system df -v``: each image, container and volume with its space, as docker."""
-    from servin.api.servin.v1 import containers_pb2, images_pb2, volumes_pb2
+    from servin.api.servin.v1 import containers_pb2, images_pb2, system_pb2, volumes_pb2
     from servin.cli.output import print_rows
     from servin.humanize import ago, human_size
-
-    from servin.api.servin.v1 import system_pb2
 
     client = get_client()
     containers = client.containers.List(
