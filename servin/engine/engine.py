@@ -129,9 +129,6 @@ class Engine:
         # One sampler for every stats client; it runs only while someone subscribes.
         self.stats = StatsSampler(container_store, lambda cid: monitors.paths(cid).dir,
                                   self.events)
-        self.system = SystemService(config, self.id, self.started_at_ns, self.containers,
-                                    image_store, self.volume_manager, self.networks,
-                                    self.snapshots)
         # Dockerfile builds and their cache (servin.engine.build; adapter.py is its door).
         self.builds = BuildService(Collaborators(
             root=config.root, exec_root=config.exec_root, meta=self.meta,
@@ -139,6 +136,9 @@ class Engine:
             images=self.images, containers=self.containers, container_store=container_store,
             attach=self.attach, networks=self.networks, events=self.events,
         ))
+        self.system = SystemService(config, self.id, self.started_at_ns, self.containers,
+                                    image_store, self.volume_manager, self.networks,
+                                    self.snapshots, build_cache=self.builds.usage)
         self.api = CoreAPI(
             containers=self.containers, attach=self.attach, execs=self.execs, logs=self.logs,
             files=self.files, stats=self.stats, images=self.images, volumes=self.volumes,

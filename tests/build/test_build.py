@@ -198,11 +198,19 @@ def test_prune_drops_the_cache_and_what_only_it_kept(fresh: DaemonProcess,
     assert stored(fresh)[1] == before[1] + 2
     fresh.cli("image", "prune", "-f", check=True)  # the cache's layers are roots
     assert stored(fresh)[1] == before[1] + 2
+    assert cache_usage(fresh) not in ("", "0B")  # system df counts the cache's own layers
     out = fresh.cli("builder", "prune", "-f", "--filter", "until=1h", check=True).stdout
     assert "Deleted build cache objects: 0" in out
     fresh.cli("builder", "prune", "-f", check=True)
     fresh.cli("image", "prune", "-f", check=True)
     assert stored(fresh)[1] == before[1]
+    assert cache_usage(fresh) == "0B"
+
+
+def cache_usage(daemon: DaemonProcess) -> str:
+    """The Build Cache row's size in ``system df``."""
+    out = daemon.cli("system", "df", "--format", "{{.Type}}={{.Size}}", check=True).stdout
+    return dict(line.split("=", 1) for line in out.splitlines())["Build Cache"]
 
 
 # -- failures and interruptions -------------------------------------------------------------------
