@@ -100,6 +100,9 @@ def test_bad_containers_change_nothing(cri: CRI) -> None:
              grpc.StatusCode.NOT_FOUND),
             (create(config(mounts=[api_pb2.Mount(container_path="rel", host_path="/tmp")])),
              grpc.StatusCode.INVALID_ARGUMENT),
+            (create(config(mounts=[api_pb2.Mount(container_path="/m", host_path="/tmp",
+                                                 recursive_read_only=True)])),
+             grpc.StatusCode.INVALID_ARGUMENT),
             (create(config(envs=[api_pb2.KeyValue(key="", value=b"x")])),
              grpc.StatusCode.INVALID_ARGUMENT),
             (create(config(linux=api_pb2.LinuxContainerConfig(

@@ -106,9 +106,15 @@ def validate_mount(m: Mount) -> Mount:
                 f"{m.source}")
         if m.propagation and m.propagation not in PROPAGATIONS:
             raise InvalidArgument(f"invalid mount propagation {m.propagation!r}")
-        extra = [o for o in m.options if o != "create-host-path"]
+        extra = [o for o in m.options if o not in ("create-host-path", "rro")]
         if extra:
             raise InvalidArgument(f"invalid option {extra[0]!r} for a bind mount")
+        if "rro" in m.options and (not m.read_only
+                                   or m.propagation not in ("", "private", "rprivate")):
+            # Read-only all the way down needs the mount itself read-only, and no mount
+            # propagated in later (it would not be read-only).
+            raise InvalidArgument("a recursive read-only bind mount must be read-only and "
+                                  "private")
     elif m.type == "volume":
         if m.source:
             validate_name(m.source)
@@ -204,7 +210,7 @@ def resolve(host: HostConfig, image: dict[str, Any],
             if m.type == "bind" and "create-host-path" in m.options:
                 if not os.path.exists(m.source):
                     os.makedirs(m.source, 0o755, exist_ok=True)
-                m.options = []
+                m.options = [o for o in m.options if o != "create-host-path"]
             elif m.type == "volume" and not m.name:
                 existed = bool(m.source) and r.volume_exists(m.source)
                 v = r.create_volume(m.source, m.driver or LOCAL, volume_options(m),

@@ -41,7 +41,7 @@ class RuntimeInfoVerbs(Verbs):
         ]
         handlers = [
             api_pb2.RuntimeHandler(name=name, features=api_pb2.RuntimeHandlerFeatures(
-                recursive_read_only_mounts=False, user_namespaces=False))
+                recursive_read_only_mounts=True, user_namespaces=False))
             for name in self.handlers()
         ]
         info: dict[str, str] = {}

@@ -55,11 +55,17 @@ def mounts(items: list[api_pb2.Mount]) -> list[Mount]:
             raise InvalidArgument("image volume mounts are not supported")
         if not m.host_path.startswith("/"):
             raise InvalidArgument(f"mount host_path {m.host_path!r} is not absolute")
+        options = ["create-host-path"]
         if m.recursive_read_only:
-            raise InvalidArgument("recursive read-only mounts are not supported")
+            if not m.readonly:
+                raise InvalidArgument("a recursive read-only mount must be read-only")
+            if m.propagation != api_pb2.PROPAGATION_PRIVATE:
+                raise InvalidArgument("a recursive read-only mount must have private "
+                                      "propagation")
+            options.append("rro")
         out.append(Mount(type="bind", source=m.host_path, target=m.container_path,
                          read_only=m.readonly, propagation=_PROPAGATION.get(m.propagation, ""),
-                         options=["create-host-path"]))
+                         options=options))
     return out
 
 
