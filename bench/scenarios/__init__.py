@@ -7,6 +7,7 @@ from types import ModuleType
 from bench.scenarios import (
     build,
     console,
+    cri,
     dockerapi,
     listing,
     logs,
@@ -19,5 +20,5 @@ from bench.scenarios import (
 
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (start, throughput, memory, pull, logs, listing, console, dockerapi,
-              build, short)
+              build, short, cri)
 }
