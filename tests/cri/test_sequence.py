@@ -196,3 +196,29 @@ def test_reopen_container_log(cri: CRI, pulled: str) -> None:
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     finally:
         cri.remove_pod(pod)
+
+
+def test_supplemental_groups_policy(cri: CRI, pulled: str) -> None:
+    image = "gcr.io/k8s-staging-cri-tools/test-image-predefined-group:latest"
+    cri.images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=image)),
+                         timeout=120)
+    pod = cri.run_pod("groups")
+    try:
+        # The image's user 1000 is in group 50000 of its /etc/group: Merge adds it, Strict not.
+        for name, policy, expected in (("merge", api_pb2.Merge, [1000, 1234, 50000]),
+                                       ("strict", api_pb2.Strict, [1000, 1234])):
+            sc = api_pb2.LinuxContainerSecurityContext(
+                run_as_user=api_pb2.Int64Value(value=1000), supplemental_groups=[1234],
+                supplemental_groups_policy=policy)
+            cid = cri.create(pod, "groups", name, ["sleep", "1000"], image=image,
+                             linux=api_pb2.LinuxContainerConfig(security_context=sc))
+            cri.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid),
+                                       timeout=60)
+            user = cri.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(
+                container_id=cid), timeout=30).status.user.linux
+            assert (user.uid, user.gid, sorted(user.supplemental_groups)) == (1000, 1000,
+                                                                               expected)
+            out = cri.exec_sync(cid, ["id", "-G"]).stdout.split()
+            assert sorted(int(g) for g in out) == expected
+    finally:
+        cri.remove_pod(pod)

@@ -239,7 +239,8 @@ class ExecService:
         process: dict[str, Any] = dict(config.get("process") or {})
         env = _merge_env(list(process.get("env") or []), record.env)
         if record.user:
-            user = resolve_user(paths.rootfs, record.user, list(c.host_config.group_add))
+            user = resolve_user(paths.rootfs, record.user, list(c.host_config.group_add),
+                                image_groups=not c.host_config.strict_groups)
             process["user"] = {
                 **(process.get("user") or {}),
                 "uid": user.uid,

@@ -208,6 +208,9 @@ class HostConfig(_Model):
     devices: list[DeviceMapping] = []
     device_cgroup_rules: list[str] = []  # "c 1:3 rwm", "b 8:* r", "a *:* rwm"
     group_add: list[str] = []
+    # True: the supplementary groups are only group_add (and the primary group), not the
+    # groups the image's /etc/group gives the user (the CRI's SupplementalGroupsPolicy Strict).
+    strict_groups: bool = False
     annotations: dict[str, str] = {}  # passed into the OCI spec
     resources: Resources = msgspec.field(default_factory=Resources)
     # Paths hidden from / made read-only for the container (docker's MaskedPaths and

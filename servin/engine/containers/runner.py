@@ -236,7 +236,8 @@ class Runner:
             self.store.save_state(c)
         image = image_config.get("config") or {}
         user = resolve_user(
-            paths.rootfs, c.config.user or image.get("User", ""), list(c.host_config.group_add)
+            paths.rootfs, c.config.user or image.get("User", ""), list(c.host_config.group_add),
+            image_groups=not c.host_config.strict_groups,
         )
         namespaces = self.namespaces(c.host_config)
         hostname = c.config.hostname or (

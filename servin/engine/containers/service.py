@@ -62,6 +62,7 @@ from servin.engine.fsusage import FilesystemUsage
 from servin.engine.images.store import ImageStore
 from servin.engine.networks.service import NetworkService
 from servin.engine.runtime import bundle as oci
+from servin.engine.runtime.userdb import ExecUser
 from servin.engine.semantics import filters as docker_filters
 from servin.engine.store.snapshots import Snapshotter
 from servin.engine.store.snapshots.layers import chain_ids
@@ -204,6 +205,22 @@ class ContainerService:
             with contextlib.suppress(ServinError):
                 image_sizes[c.image_id] = self.images.get(c.image_id).size
         return rw, rw + image_sizes.get(c.image_id, 0)
+
+    async def process_user(self, ref: str) -> ExecUser | None:
+        """The identity the container's program runs as (uid, gid, every supplementary gid),
+        as its last start resolved it; None before its first start."""
+        c = await self.get(ref)
+        path = self.monitors.paths(c.id).bundle_config
+
+        def read() -> ExecUser | None:
+            try:
+                user = json.loads(path.read_text())["process"]["user"]
+                return ExecUser(int(user["uid"]), int(user["gid"]),
+                                [int(g) for g in user.get("additionalGids") or []])
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+
+        return await asyncio.to_thread(read)
 
     async def writable_layer(self, ref: str) -> FilesystemUsage:
         """Bytes and inodes of the container's writable layer on disk (the CRI's figures)."""

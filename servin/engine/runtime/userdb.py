@@ -61,8 +61,12 @@ def _parse_id(text: str) -> int | None:
     return None
 
 
-def resolve_user(rootfs: Path, spec: str, group_add: list[str] | None = None) -> ExecUser:
+def resolve_user(rootfs: Path, spec: str, group_add: list[str] | None = None, *,
+                 image_groups: bool = True) -> ExecUser:
     """Resolve ``user[:group]`` (names or ids) as docker does; empty means root.
+
+    ``image_groups=False``: the groups the image's /etc/group gives the user are not added
+    (only ``group_add``: the CRI's SupplementalGroupsPolicy Strict).
 
     A numeric uid missing from /etc/passwd is allowed (gid 0 unless given); a name that is not
     there is an InvalidArgument naming it.
@@ -97,7 +101,7 @@ def resolve_user(rootfs: Path, spec: str, group_add: list[str] | None = None) ->
         gid = gid_value
 
     extra: list[int] = []
-    if name and not group_part:
+    if name and not group_part and image_groups:
         extra = [int(g[2]) for g in groups if name in g[3].split(",") and g[2].isdigit()]
     for item in group_add or []:
         value = _parse_id(item)

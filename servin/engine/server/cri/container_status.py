@@ -96,7 +96,12 @@ class ContainerStatusVerbs(Verbs):
                     "entrypoint": c.config.entrypoint, "cmd": c.config.cmd},
                 "privileged": c.host_config.privileged,
             })
-        return api_pb2.ContainerStatusResponse(status=container_status(c), info=info)
+        status = container_status(c)
+        user = await self.core.containers.process_user(c.id)
+        if user is not None:
+            status.user.linux.CopyFrom(api_pb2.LinuxContainerUser(
+                uid=user.uid, gid=user.gid, supplemental_groups=user.additional_gids))
+        return api_pb2.ContainerStatusResponse(status=status, info=info)
 
     async def ListContainers(self, request: api_pb2.ListContainersRequest,
                              context: Context) -> api_pb2.ListContainersResponse:

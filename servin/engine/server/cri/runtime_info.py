@@ -58,7 +58,7 @@ class RuntimeInfoVerbs(Verbs):
         return api_pb2.StatusResponse(
             status=api_pb2.RuntimeStatus(conditions=conditions), info=info,
             runtime_handlers=handlers,
-            features=api_pb2.RuntimeFeatures(supplemental_groups_policy=False))
+            features=api_pb2.RuntimeFeatures(supplemental_groups_policy=True))
 
     async def RuntimeConfig(self, request: api_pb2.RuntimeConfigRequest,
                             context: Context) -> api_pb2.RuntimeConfigResponse:

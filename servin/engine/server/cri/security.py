@@ -127,6 +127,7 @@ async def apply(host: HostConfig, sc: api_pb2.LinuxContainerSecurityContext) -> 
         raise InvalidArgument("ambient capabilities are not supported")
     host.readonly_rootfs = sc.readonly_rootfs
     host.group_add = [str(g) for g in sc.supplemental_groups]
+    host.strict_groups = sc.supplemental_groups_policy == api_pb2.Strict
     options = [f"no-new-privileges={'true' if sc.no_new_privs else 'false'}"]
     seccomp = await seccomp_option(sc)
     if seccomp:
