@@ -60,6 +60,9 @@ class DaemonConfig:
     # (upstream's /opt/cni/bin, then Debian's containernetworking-plugins).
     cni_conf_dir: Path = Path("/etc/cni/net.d")
     cni_bin_dirs: tuple[Path, ...] = (Path("/opt/cni/bin"), Path("/usr/lib/cni"))
+    # A unix socket serving only the Kubernetes CRI (the CRI is on every servin.v1 socket
+    # anyway): "" = none.
+    cri_socket: str = ""
     # TLS for tcp:// hosts (dockerd's --tlscert/--tlskey; --tlscacert with --tlsverify
     # makes clients present a certificate signed by that CA).
     tls_cert: str = ""
@@ -162,6 +165,10 @@ def _validate(config: DaemonConfig) -> None:
             raise InvalidArgument(
                 f"invalid listen address {host!r}: use unix:///path or tcp://host:port"
             )
+    if config.cri_socket and (not config.cri_socket.startswith("/")
+                              or f"unix://{config.cri_socket}" in config.effective_hosts()):
+        raise InvalidArgument(f"invalid cri_socket {config.cri_socket!r}: an absolute path "
+                              "that is not a servin.v1 socket")
     overlap = set(config.effective_hosts()) & set(config.effective_docker_hosts())
     if overlap:
         raise InvalidArgument(

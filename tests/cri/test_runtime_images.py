@@ -9,7 +9,7 @@ import json
 import grpc
 import pytest
 
-from servin.api.cri.runtime.v1 import api_pb2
+from servin.api.cri.runtime.v1 import api_pb2, api_pb2_grpc
 from servin.devtools import critest_images as ci
 from tests.cri.conftest import BUSYBOX, CRI
 
@@ -125,3 +125,31 @@ def test_image_fs_info(cri: CRI) -> None:
     assert fs[0].fs_id.mountpoint.startswith(str(cri.daemon.root))
     assert fs[0].used_bytes.value > 0 and fs[0].inodes_used.value > 0
     assert fs[0].timestamp > 0
+
+
+def test_cri_socket_serves_only_the_cri() -> None:
+    from servin.api.servin.v1 import system_pb2, system_pb2_grpc
+    from tests.daemon import DaemonProcess, short_tmpdir
+
+    base = short_tmpdir("sv-crisock-")
+    sock = base / "cri.sock"
+    d = DaemonProcess(base)
+    base.mkdir(parents=True, exist_ok=True)
+    (base / "config.toml").write_text(f'cri_socket = "{sock}"\n')
+    d.extra_args = ["--config", str(base / "config.toml")]
+    d.start()
+    try:
+        with grpc.insecure_channel(f"unix:{sock}") as channel:
+            v = api_pb2_grpc.RuntimeServiceStub(channel).Version(api_pb2.VersionRequest(),
+                                                                 timeout=10)
+            assert v.runtime_name == "servin"
+            assert api_pb2_grpc.ImageServiceStub(channel).ImageFsInfo(
+                api_pb2.ImageFsInfoRequest(), timeout=10).image_filesystems
+            with pytest.raises(grpc.RpcError) as err:
+                system_pb2_grpc.SystemStub(channel).Ping(system_pb2.PingRequest(), timeout=10)
+            assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+        assert oct(sock.stat().st_mode & 0o777) == oct(0o660)
+        d.stop()
+        assert not sock.exists()  # removed at a clean stop, as every socket
+    finally:
+        d.cleanup()

@@ -21,6 +21,7 @@ import grpc
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import Engine
 from servin.engine.permissions import ROOT_MODE
+from servin.engine.server.cri.servicer import build_cri_server
 from servin.engine.server.cri.servicer import register as register_cri
 from servin.engine.server.docker.door import DockerDoor
 from servin.engine.server.grpc.server import build_server
@@ -91,20 +92,27 @@ class Daemon:
         engine.events.bind(asyncio.get_running_loop())
         await asyncio.to_thread(engine.repair)
         server = build_server(engine.api)
-        # The Kubernetes CRI (runtime.v1) on the same sockets as servin.v1.
+        # The Kubernetes CRI (runtime.v1) on the same sockets as servin.v1, and alone on
+        # cri_socket if the config asks.
         register_cri(server, engine.api)
+        servers = [server]
+        if self.config.cri_socket:
+            servers.append(build_cri_server(engine.api))
         # The Docker Engine API door (servin/engine/server/docker/door.py).
         docker = DockerDoor(engine.api, self.config)
         started = False
         try:
             for host in self.config.effective_hosts():
                 self._bind(server, host)
+            if self.config.cri_socket:
+                self._bind(servers[-1], f"unix://{self.config.cri_socket}")
             await docker.bind()
             # Host networking is touched only once the sockets are ours (a daemon refused
             # for a taken socket leaves the host as it was).
             started = True
             await engine.start()
-            await server.start()
+            for each in servers:
+                await each.start()
             for path in self._sockets:
                 secure_unix_socket(path, self.config.socket_group)
             await docker.start()
@@ -125,7 +133,8 @@ class Daemon:
             log.info("shutting down")
         finally:
             await docker.stop()
-            await server.stop(grace=3)
+            for each in servers:
+                await each.stop(grace=3)
             if started:
                 await engine.stop()
             else:

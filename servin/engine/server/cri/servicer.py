@@ -21,7 +21,9 @@ from servin.engine.server.cri.sandbox_stop import SandboxStopVerbs
 from servin.engine.server.cri.stats import StatsVerbs
 from servin.engine.server.cri.streaming.server import StreamingServer
 from servin.engine.server.cri.streaming_verbs import StreamingVerbs
+from servin.engine.server.grpc.errors import ErrorMappingInterceptor
 from servin.engine.server.grpc.rpc import Context
+from servin.engine.server.grpc.server import MAX_MESSAGE
 from servin.errors import Unavailable
 
 
@@ -51,6 +53,17 @@ class RuntimeServicer(
         await context.abort(grpc.StatusCode.UNIMPLEMENTED,
                             "CheckpointContainer is not supported by Servin")
         raise Unavailable("unreachable")  # abort raises
+
+
+def build_cri_server(core: CoreAPI, streaming: StreamingServer | None = None
+                     ) -> grpc.aio.Server:
+    """A server with only the CRI's two services (for ``cri_socket``), not yet bound."""
+    server = grpc.aio.server(interceptors=[ErrorMappingInterceptor()],
+                             options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+                                      ("grpc.max_send_message_length", MAX_MESSAGE),
+                                      ("grpc.so_reuseport", 0)])
+    register(server, core, streaming)
+    return server
 
 
 def register(server: grpc.aio.Server, core: CoreAPI,
