@@ -72,6 +72,9 @@ def test_crictl_sequence(cri: CRI, pulled: str) -> None:
     none = rt.ListContainers(api_pb2.ListContainersRequest(filter=api_pb2.ContainerFilter(
         label_selector={"tier": "db"})), timeout=30).containers
     assert not none
+    # The CRI labels are the core container's: servin ps filters on them.
+    assert cri.daemon.cli("ps", "-q", "--no-trunc", "--filter", "label=tier=web",
+                          check=True).stdout.split() == [cid]
     # inspect
     c = rt.ContainerStatus(api_pb2.ContainerStatusRequest(container_id=cid, verbose=True),
                            timeout=30).status
