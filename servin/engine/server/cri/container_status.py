@@ -27,8 +27,7 @@ def container_metadata(c: Container) -> api_pb2.ContainerMetadata:
 
 
 def _image_spec(c: Container) -> api_pb2.ImageSpec:
-    return api_pb2.ImageSpec(image=c.host_config.annotations.get(common.IMAGE, c.image_ref),
-                             annotations={})
+    return api_pb2.ImageSpec(image=c.host_config.annotations.get(common.IMAGE, c.image_ref))
 
 
 def _reason(c: Container) -> str:
@@ -74,11 +73,18 @@ def container_status(c: Container) -> api_pb2.ContainerStatus:
 
 
 def _container(c: Container) -> api_pb2.Container:
-    return api_pb2.Container(
+    out = api_pb2.Container(
         id=c.id, pod_sandbox_id=c.pod_id, metadata=container_metadata(c), image=_image_spec(c),
         image_ref=c.image_id, image_id=c.image_id,
-        state=common.container_state(c.state.status), created_at=c.created_ns,
-        labels=c.config.labels, annotations=common.visible(c.host_config.annotations))
+        state=common.container_state(c.state.status), created_at=c.created_ns)
+    # Map fields are filled key by key in Python: only when there is something (ListContainers
+    # builds hundreds of these).
+    if c.config.labels:
+        out.labels.update(c.config.labels)
+    annotations = common.visible(c.host_config.annotations)
+    if annotations:
+        out.annotations.update(annotations)
+    return out
 
 
 class ContainerStatusVerbs(Verbs):
