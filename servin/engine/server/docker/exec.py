@@ -12,7 +12,8 @@ from servin.engine.server.docker.attach import relay_hijacked
 from servin.engine.server.docker.http import Request, Response
 from servin.engine.server.docker.responses import json_response
 from servin.engine.server.docker.router import Router
-from servin.errors import InvalidArgument
+from servin.engine.server.docker.streams import STDOUT, encode_frame
+from servin.errors import Conflict, InvalidArgument, ServinError
 
 
 def _flag(body: dict[str, Any], key: str) -> bool:
@@ -97,12 +98,27 @@ class ExecRoutes:
         detach = _flag(body, "Detach")
         rows, cols = _console_size(body)
         record = await self.core.execs.inspect(req.params["id"])
-        session = await self.core.execs.start(record.id, detach=detach, rows=rows, cols=cols)
-        if session is None:
+        if detach:
+            await self.core.execs.start(record.id, detach=True, rows=rows, cols=cols)
             return Response(200)
+        if record.started:
+            raise Conflict(f"exec {record.id} has already been started")
+        conn = await req.hijack(multiplexed=not record.tty)
         try:
-            conn = await req.hijack(multiplexed=not record.tty)
-            await relay_hijacked(session, conn, record.tty)
+            session = await self.core.execs.start(record.id, rows=rows, cols=cols)
+        except ServinError as exc:
+            # As dockerd: a start that fails after the upgrade is told on stdout; the exit
+            # code (127 not found, 126 cannot invoke) is the exec's, for inspect.
+            message = exc.message.encode("utf-8", "replace") + b"\r\n"
+            await conn.writer.write(message if record.tty else encode_frame(STDOUT, message))
+            return None
+        assert session is not None
+        try:
+            detached = await relay_hijacked(session, conn, record.tty)
+            if not detached:
+                # As dockerd: the stream ends once the process has, so the client's inspect
+                # right after it finds the exit code.
+                await session.exit_code()
             session = None
         finally:
             if session is not None:
