@@ -171,6 +171,10 @@ def test_attach_socket(client: docker.DockerClient) -> None:
     assert (1, b"got:hello\n") in frames and (2, b"err\n") in frames
     sock.close()
     assert c.wait(timeout=20)["StatusCode"] == 0
+    # logs=1 replays the output before the live stream (here: the whole output, it ended).
+    replay = client.api.attach(c.id, stdout=True, stderr=True, logs=True, stream=False)
+    assert sorted(replay.splitlines()) == [b"err", b"got:hello"]
+    assert client.api.attach(c.id, stdout=False, stderr=True, logs=True) == b"err\n"
 
 
 # -- bad input -------------------------------------------------------------------------------
