@@ -1,16 +1,23 @@
-"""8. Docker API: the per-request cost of each daemon's Docker Engine API socket.
+"""8. Docker API: the per-request cost of each daemon's Docker Engine API socket, and the
+container path through it.
 
 One keep-alive connection, a small raw-socket client, ``GET /_ping`` and ``GET /version``
-one after the other: the time per request, and the daemon's CPU time per request.
+one after the other: the time per request, and the daemon's CPU time per request. Then the
+real docker CLI (v28) runs ``docker run --rm --network none busybox true`` against each daemon's socket
+(create, attach, wait, start, the exit, the removal): the wall time of the whole command.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
 import time
 
 from bench.env import Environment
 from bench.measure import Measure
+from bench.measure import run as run_command
 from bench.model import Row, ScenarioResult
 from bench.procfs import cpu_seconds
 
@@ -90,3 +97,24 @@ def run(env: Environment, result: ScenarioResult) -> None:
                 result.add(Row(metric, values["servin"]))
             for name, _, _ in engines[1:]:
                 result.add(Row(metric, values["servin"], name, values[name]))
+    docker_cli = shutil.which("docker", path="/usr/local/bin:/usr/bin:/bin")
+    if docker_cli is None:
+        return
+    runs = 3 if env.quick else 15
+    times = {name: Measure("ms") for name, _, _ in engines}
+    scratch = env.scratch("docker-config")
+    command_env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    command_env["DOCKER_CONFIG"] = str(scratch)
+    for i in range(runs + 1):
+        for name, path, _ in engines:
+            start = time.perf_counter()
+            run_command([docker_cli, "-H", f"unix://{path}", "run", "--rm", "--network", "none", "busybox",
+                         "true"],
+                        env=command_env, stdout=subprocess.DEVNULL, timeout=120)
+            if i:  # the first is a warm-up
+                times[name].add((time.perf_counter() - start) * 1e3)
+    metric = "`docker run --rm --network none busybox true` (docker CLI v28): wall time"
+    if len(engines) == 1:
+        result.add(Row(metric, times["servin"]))
+    for name, _, _ in engines[1:]:
+        result.add(Row(metric, times["servin"], name, times[name]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from servin.engine.containers.streams import AttachOptions, StreamInput, StreamSession
 from servin.engine.engine import CoreAPI
@@ -19,47 +19,42 @@ from servin.engine.server.docker.http import (
     MULTIPLEXED_STREAM,
     RAW_STREAM,
     Hijacked,
-    HijackReader,
     Request,
     Response,
 )
 from servin.engine.server.docker.router import Router
-from servin.engine.server.docker.streams import MuxWriter
+from servin.engine.server.docker.streams import MuxWriter, encode_frame
 from servin.engine.server.docker.versions import version_at_least
 from servin.errors import InvalidArgument
 
+OutputWriter = Callable[[int, bytes], Awaitable[None]]
 
-async def stdin_inputs(reader: HijackReader, eof: asyncio.Event | None
+
+async def stdin_inputs(chunks: AsyncIterator[bytes], eof: asyncio.Event | None
                        ) -> AsyncIterator[StreamInput]:
-    """The hijacked connection's bytes as stdin. The client's half-close ends them (the
+    """The client's bytes as stdin. Their end (the client's half-close) ends the inputs (the
     process's stdin is closed), or with ``eof`` sets it instead (the attach ends)."""
-    async for data in reader:
+    async for data in chunks:
         yield StreamInput(data=data)
     if eof is not None:
         eof.set()
         await asyncio.Event().wait()  # until the relay is closed
 
 
-async def relay_hijacked(session: StreamSession, conn: Hijacked, tty: bool, *,
-                         end_on_eof: bool = False) -> bool:
-    """Pump a stream session over a hijacked connection until the output ends, the client
-    detaches (True then) or, with ``end_on_eof``, its stdin ends (dockerd's attach of a
-    container without StdinOnce, or with a terminal)."""
-    writer = conn.writer
-    mux = None if tty else MuxWriter(writer.write)
+async def relay_session(session: StreamSession, chunks: AsyncIterator[bytes],
+                        write: OutputWriter, *, end_on_eof: bool = False) -> bool:
+    """Pump a stream session between a client's stdin bytes and ``write(stream, data)``
+    until the output ends, the client detaches (True then) or, with ``end_on_eof``, its
+    stdin ends (dockerd's attach of a container without StdinOnce, or with a terminal)."""
     eof = asyncio.Event() if end_on_eof and session.stdin else None
 
     async def pump() -> bool:
         # Closed at once on every way out: its end detaches from the process.
-        async with contextlib.aclosing(session.relay(stdin_inputs(conn.reader, eof))) as outs:
+        async with contextlib.aclosing(session.relay(stdin_inputs(chunks, eof))) as outs:
             async for out in outs:
                 if out.detached:
                     return True
-                if mux is None:
-                    await writer.write(out.data)
-                else:
-                    await mux.write(out.stream, out.data)
-        await writer.drain()
+                await write(out.stream, out.data)
         return False
 
     if eof is None:
@@ -76,6 +71,20 @@ async def relay_hijacked(session: StreamSession, conn: Hijacked, tty: bool, *,
             with contextlib.suppress(asyncio.CancelledError):
                 await task
     return task.result() if not task.cancelled() else False
+
+
+async def relay_hijacked(session: StreamSession, conn: Hijacked, tty: bool, *,
+                         end_on_eof: bool = False) -> bool:
+    """``relay_session`` over a hijacked connection: multiplexed frames without a terminal,
+    raw bytes with one."""
+    writer = conn.writer
+
+    async def write(stream: int, data: bytes) -> None:
+        await writer.write(data if tty else encode_frame(stream, data))
+
+    detached = await relay_session(session, aiter(conn.reader), write, end_on_eof=end_on_eof)
+    await writer.drain()
+    return detached
 
 
 def log_stream_type(req: Request, tty: bool) -> str:

@@ -263,11 +263,13 @@ def register_container_routes(router: Router, core: CoreAPI) -> None:
     """Every container, exec and archive route (one call from ``door.build_router``)."""
     from servin.engine.server.docker.archive import ArchiveRoutes
     from servin.engine.server.docker.attach import AttachRoutes
+    from servin.engine.server.docker.attachws import AttachWebSocketRoutes
     from servin.engine.server.docker.exec import ExecRoutes
     from servin.engine.server.docker.stats import StatsRoutes
 
     ContainerRoutes(core).register(router)
     AttachRoutes(core).register(router)
+    AttachWebSocketRoutes(core).register(router)
     ExecRoutes(core).register(router)
     ArchiveRoutes(core).register(router)
     StatsRoutes(core).register(router)
