@@ -3,8 +3,9 @@ container path through it.
 
 One keep-alive connection, a small raw-socket client, ``GET /_ping`` and ``GET /version``
 one after the other: the time per request, and the daemon's CPU time per request. Then the
-real docker CLI (v28) runs ``docker run --rm --network none busybox true`` against each daemon's socket
-(create, attach, wait, start, the exit, the removal): the wall time of the whole command.
+real docker CLI (v28) runs ``docker run --rm --network none busybox true`` against each
+daemon's socket (create, attach, wait, start, the exit, the removal): the wall time of the
+whole command.
 """
 
 from __future__ import annotations
@@ -108,8 +109,8 @@ def run(env: Environment, result: ScenarioResult) -> None:
     for i in range(runs + 1):
         for name, path, _ in engines:
             start = time.perf_counter()
-            run_command([docker_cli, "-H", f"unix://{path}", "run", "--rm", "--network", "none", "busybox",
-                         "true"],
+            run_command([docker_cli, "-H", f"unix://{path}", "run", "--rm", "--network",
+                         "none", "busybox", "true"],
                         env=command_env, stdout=subprocess.DEVNULL, timeout=120)
             if i:  # the first is a warm-up
                 times[name].add((time.perf_counter() - start) * 1e3)
