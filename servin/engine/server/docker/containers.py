@@ -9,6 +9,7 @@ docker's JSON; errors are the core's typed errors, mapped by the router.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from typing import Any
 
@@ -141,7 +142,7 @@ class ContainerRoutes:
         rows = await self.containers.list(
             all=params.bool_value(req, "all"), filters=params.filters(req),
             limit=params.int_value(req, "limit", 0), size=params.bool_value(req, "size"))
-        ids = self.core.networks.network_ids() if rows else {}
+        ids = await asyncio.to_thread(self.core.networks.network_ids) if rows else {}
         return json_response([container_summary(r, ids) for r in rows])
 
     async def inspect(self, req: Request) -> Response:

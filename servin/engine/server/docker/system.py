@@ -336,7 +336,8 @@ class SystemRoutes:
             doc["LayersSize"] = usage.layers_size
             doc["Images"] = _image_usage(usage, req)
         if "Containers" in wanted:
-            doc["Containers"] = _container_usage(usage, self.core.networks.network_ids())
+            doc["Containers"] = _container_usage(
+                usage, await asyncio.to_thread(self.core.networks.network_ids))
         if "Volumes" in wanted:
             doc["Volumes"] = _volume_usage(usage)
         if "BuildCache" in wanted:
