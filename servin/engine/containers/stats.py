@@ -265,16 +265,6 @@ def _device(text: bytes) -> tuple[int, int]:
     return int(major or 0), int(minor or 0)
 
 
-def _keyed(data: bytes | None, *keys: bytes) -> int:
-    """The value of the first of ``keys`` present in a "key value" per line file."""
-    found: dict[bytes, int] = {}
-    for line in (data or b"").splitlines():
-        key, _, value = line.partition(b" ")
-        if key in keys:
-            found[key] = int(value)
-    return next((found[k] for k in keys if k in found), 0)
-
-
 class CounterFiles:
     """Reads just the counters a stats pass needs from one cgroup, fast.
 
