@@ -115,7 +115,7 @@ def test_archives(client: docker.DockerClient) -> None:
 
 def test_stats_documents(client: docker.DockerClient) -> None:
     c = client.containers.run("busybox", ["sh", "-c", "while true; do :; done"], detach=True,
-                              mem_limit="64m", pids_limit=50)
+                              mem_limit="64m", pids_limit=50, nano_cpus=500_000_000)
     stream = c.stats(stream=True, decode=True)
     first, second = next(stream), next(stream)
     stream.close()
@@ -137,6 +137,9 @@ def test_stats_documents(client: docker.DockerClient) -> None:
     system = second["cpu_stats"]["system_cpu_usage"] - \
         second["precpu_stats"]["system_cpu_usage"]
     assert cpu > 0 and system > 0  # a busy loop
+    # Half a CPU for a busy loop: the CFS bandwidth periods count, some throttled.
+    throttling = second["cpu_stats"]["throttling_data"]
+    assert throttling["periods"] > 0 and throttling["throttled_periods"] > 0
     # stream=false waits for a second pass, as dockerd does; one-shot answers at once.
     doc = c.stats(stream=False)
     assert doc["precpu_stats"]["cpu_usage"]["total_usage"] > 0

@@ -81,6 +81,8 @@ class ContainerSample:
     # (major, minor, op, bytes), and each interface's counters.
     cpu_user_ns: int = 0
     cpu_system_ns: int = 0
+    # CFS bandwidth: periods, periods throttled, time throttled (ns).
+    cpu_throttling: tuple[int, int, int] = (0, 0, 0)
     memory_raw: int = 0
     memory_stat: dict[str, int] = field(default_factory=dict)
     blkio: tuple[tuple[int, int, str, int], ...] = ()
@@ -210,6 +212,7 @@ class Counters:
     block_write: int = 0
     cpu_user_ns: int = 0
     cpu_system_ns: int = 0
+    cpu_throttling: tuple[int, int, int] = (0, 0, 0)
     memory_stat: dict[str, int] = field(default_factory=dict)
     blkio: list[tuple[int, int, str, int]] = field(default_factory=list)
 
@@ -286,6 +289,7 @@ class CounterFiles:
 
             self._cpu = at("cpuacct", "cpuacct.usage")
             self._cpu_stat = at("cpuacct", "cpuacct.stat")
+            self._throttling = at("cpu", "cpu.stat")
             self._usage = at("memory", "memory.usage_in_bytes")
             self._limit = at("memory", "memory.limit_in_bytes")
             self._stat = at("memory", "memory.stat")
@@ -322,6 +326,7 @@ class CounterFiles:
     def _read_v1(self) -> Counters:
         memory_stat = _all_keyed(_read(self._stat))
         cpu_stat = _all_keyed(_read(self._cpu_stat))
+        throttling = _all_keyed(_read(self._throttling))
         tick = 1_000_000_000 // _CLOCK_TICKS
         c = Counters(
             cpu_ns=_number(_read(self._cpu)) or 0,
@@ -333,6 +338,8 @@ class CounterFiles:
             pids=_number(_read(self._pids)) or 0,
             cpu_user_ns=cpu_stat.get("user", 0) * tick,
             cpu_system_ns=cpu_stat.get("system", 0) * tick,
+            cpu_throttling=(throttling.get("nr_periods", 0), throttling.get("nr_throttled", 0),
+                            throttling.get("throttled_time", 0)),
             memory_stat=memory_stat,
         )
         for line in (_read(self._io) or b"").splitlines():
@@ -358,6 +365,8 @@ class CounterFiles:
             pids=_number(_read(self._pids)) or 0,
             cpu_user_ns=cpu_stat.get("user_usec", 0) * 1000,
             cpu_system_ns=cpu_stat.get("system_usec", 0) * 1000,
+            cpu_throttling=(cpu_stat.get("nr_periods", 0), cpu_stat.get("nr_throttled", 0),
+                            cpu_stat.get("throttled_usec", 0) * 1000),
             memory_stat=memory_stat,
         )
         for line in (_read(self._io) or b"").splitlines():
@@ -708,6 +717,7 @@ class StatsSampler:
             has_baseline=has_baseline,
             cpu_user_ns=counters.cpu_user_ns,
             cpu_system_ns=counters.cpu_system_ns,
+            cpu_throttling=counters.cpu_throttling,
             memory_raw=counters.memory_usage,
             memory_stat=counters.memory_stat,
             blkio=tuple(counters.blkio),

@@ -26,13 +26,16 @@ from servin.errors import InvalidArgument
 def _cpu(sample: ContainerSample | None, system_ns: int) -> dict[str, Any]:
     if sample is None:
         return {"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0,
-                              "usage_in_usermode": 0}}
+                              "usage_in_usermode": 0},
+                "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}}
     return {
         "cpu_usage": {"total_usage": sample.cpu_total_ns,
                       "usage_in_kernelmode": sample.cpu_system_ns,
                       "usage_in_usermode": sample.cpu_user_ns},
         "system_cpu_usage": system_ns,
         "online_cpus": sample.online_cpus,
+        "throttling_data": dict(zip(("periods", "throttled_periods", "throttled_time"),
+                                    sample.cpu_throttling, strict=True)),
     }
 
 
