@@ -25,7 +25,7 @@ def _flag(body: dict[str, Any], key: str) -> bool:
     return value
 
 
-def _console_size(body: dict[str, Any]) -> tuple[int, int]:
+def console_size(body: dict[str, Any]) -> tuple[int, int]:
     """``ConsoleSize`` [height, width] (API >= 1.42), (0, 0) when absent."""
     size = body.get("ConsoleSize")
     if size is None:
@@ -96,7 +96,7 @@ class ExecRoutes:
         """POST /exec/{id}/start {"Detach", "Tty", "ConsoleSize"}: hijacked unless Detach."""
         body = await params.read_json_object(req)
         detach = _flag(body, "Detach")
-        rows, cols = _console_size(body)
+        rows, cols = console_size(body)
         record = await self.core.execs.inspect(req.params["id"])
         if detach:
             await self.core.execs.start(record.id, detach=True, rows=rows, cols=cols)
