@@ -358,3 +358,53 @@ def test_attach_websocket(engine: DaemonProcess, client: docker.DockerClient) ->
     # Not an upgrade: 400, nothing attached.
     resp = request(docker_sock(engine), "GET", f"/v1.50/containers/{c.id}/attach/ws?stream=1")
     assert resp.status == 400
+
+
+def test_clients_leaving_end_their_streams(engine: DaemonProcess,
+                                           client: docker.DockerClient) -> None:
+    """Attach, exec, logs -f, stats and wait clients that vanish mid-stream leave no task
+    behind in the daemon (its asyncio tasks are /info's NGoroutines)."""
+    sock = docker_sock(engine)
+    c = client.containers.run("busybox", ["sh", "-c", "while true; do echo x; sleep 0.1; done"],
+                              detach=True, stdin_open=True)
+    upgrade = {"Connection": "Upgrade", "Upgrade": "tcp"}
+
+    def tasks() -> int:
+        return int(request(sock, "GET", "/info").json()["NGoroutines"])
+
+    def round_of_clients() -> list[str]:
+        opened = []
+        exec_id = client.api.exec_create(c.id, ["cat"], stdin=True)["Id"]
+        for method, target, body, headers in (
+            ("POST", f"/containers/{c.id}/attach?stream=1&stdin=1&stdout=1", b"", upgrade),
+            ("GET", f"/containers/{c.id}/logs?stdout=1&follow=1", b"", {}),
+            ("GET", f"/containers/{c.id}/stats", b"", {}),
+            ("POST", f"/containers/{c.id}/wait", b"", {}),
+            ("POST", f"/exec/{exec_id}/start", b'{"Detach": false}',
+             {**upgrade, "Content-Type": "application/json"}),
+        ):
+            s = connect(sock)
+            s.sendall(encode_request(method, target, body, headers))
+            assert s.recv(100)  # the response (or the upgrade) has begun
+            opened.append(s)
+        for s in opened:
+            s.close()
+        return [exec_id]
+
+    def settled(expected: int) -> bool:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if tasks() == expected:
+                return True
+            time.sleep(0.2)
+        return False
+
+    execs = round_of_clients()  # a warm-up: whatever the daemon starts once
+    time.sleep(1)
+    baseline = tasks()
+    for _ in range(3):
+        execs += round_of_clients()
+    assert settled(baseline), (tasks(), baseline)
+    # Each exec's stdin was closed with its client: cat ended.
+    for exec_id in execs:
+        assert client.api.exec_inspect(exec_id)["Running"] is False
