@@ -190,17 +190,24 @@ class AttachRoutes:
         timestamps = params.bool_value(req, "timestamps")
         details = params.bool_value(req, "details")
         until = params.timestamp(req, "until")
+        follow = params.bool_value(req, "follow")
         chunks = self.core.logs.read(
-            c.id, follow=params.bool_value(req, "follow"), tail=_tail(req),
+            c.id, follow=follow, tail=_tail(req),
             since_ns=params.timestamp(req, "since"), until_ns=until, stdout=stdout,
             stderr=stderr, timestamps=timestamps, details=details)
-        # The first chunk before the status line: a log that cannot be read is an error.
-        first = await anext(chunks, None)
+        # A log that cannot be read is an error before the status line: the first chunk is
+        # read first; when following (which may wait for output), an empty read checks.
+        if follow:
+            async for _ in self.core.logs.read(c.id, tail=0, stdout=stdout, stderr=stderr):
+                pass
+            first = None
+        else:
+            first = await anext(chunks, None)
         tty = c.config.tty
         out = await req.stream(200, log_stream_type(req, tty))
         mux = MuxWriter(out.write)
         try:
-            chunk = first
+            chunk = first if not follow else await anext(chunks, None)
             while chunk is not None:
                 prefix_attrs = ""
                 if details and chunk.attrs:
