@@ -249,6 +249,8 @@ def test_errors_are_docker_statuses_and_change_nothing(engine: DaemonProcess) ->
         ("POST", "/containers/taken/kill?signal=NOPE", 400),
         ("POST", "/containers/taken/kill", 409),  # not running
         ("POST", "/containers/taken/pause", 409),
+        ("POST", "/containers/taken/resize?h=10&w=40", 409),
+        ("POST", "/containers/taken/resize?h=x&w=40", 400),
         ("POST", "/containers/taken/stop", 304),
         ("POST", "/containers/taken/rename?name=taken", 409),
         ("POST", "/containers/taken/rename?name=bad/name", 400),

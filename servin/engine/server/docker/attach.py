@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
+from servin.engine.containers.model import PAUSED, RUNNING
 from servin.engine.containers.streams import AttachOptions, StreamInput, StreamSession
 from servin.engine.engine import CoreAPI
 from servin.engine.server.docker import params
@@ -25,7 +26,7 @@ from servin.engine.server.docker.http import (
 from servin.engine.server.docker.router import Router
 from servin.engine.server.docker.streams import MuxWriter, encode_frame
 from servin.engine.server.docker.versions import version_at_least
-from servin.errors import InvalidArgument
+from servin.errors import Conflict, InvalidArgument
 
 OutputWriter = Callable[[int, bytes], Awaitable[None]]
 
@@ -132,7 +133,7 @@ class AttachRoutes:
         logs = params.bool_value(req, "logs")
         if not stream and not logs:
             raise InvalidArgument("Bad parameters: you must choose at least one stream")
-        if c.state.status == "paused" and stream:
+        if c.state.status == PAUSED and stream:
             raise InvalidArgument(f"container {c.id} is paused, unpause the container before "
                                   "attach")
         stdin = params.bool_value(req, "stdin")
@@ -174,8 +175,8 @@ class AttachRoutes:
         if rows < 0 or cols < 0:
             raise InvalidArgument("invalid terminal size")
         c = await self.core.containers.get(req.params["name"])
-        if c.state.status not in ("running", "paused"):
-            raise InvalidArgument(f"Container {c.id} is not running") from None
+        if c.state.status not in (RUNNING, PAUSED):
+            raise Conflict(f"Container {c.id} is not running")
         await self.core.attach.resize(c.id, rows, cols)
         return Response(200, content_type="text/plain; charset=utf-8")
 

@@ -13,7 +13,7 @@ import asyncio
 import inspect
 from typing import Any
 
-from servin.engine.containers.model import PAUSED, RUNNING, RestartPolicy
+from servin.engine.containers.model import PAUSED, RESTARTING, RUNNING, RestartPolicy
 from servin.engine.containers.views import ContainerListing
 from servin.engine.engine import CoreAPI
 from servin.engine.semantics import create as docker_create
@@ -167,7 +167,7 @@ class ContainerRoutes:
         """POST /containers/{name}/stop?t=&signal=: 304 when it is not running."""
         timeout = optional_int(req, "t")
         c = await self.containers.get(req.params["name"])
-        if c.state.status not in (RUNNING, PAUSED, "restarting"):
+        if c.state.status not in (RUNNING, PAUSED, RESTARTING):
             return Response(304)
         await self.containers.stop(c.id, timeout, req.query_value("signal"))
         return no_content()
