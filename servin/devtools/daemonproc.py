@@ -198,6 +198,8 @@ class DaemonProcess:
     def cleanup(self) -> None:
         """Remove every container, stop the daemon and its monitor zygote, delete the dirs."""
         if self.proc is not None and self.proc.poll() is None:
+            # Pods first: their infra containers are removed only with the pod.
+            self.cli("pod", "rm", "-f", "--all")
             ids = self.cli("ps", "-aq", "--no-trunc").stdout.split()
             if ids:
                 self.cli("rm", "-f", *ids)
