@@ -557,7 +557,8 @@ class ContainerService:
         """Remove a stopped container (a running one too with ``force``); ``volumes`` removes
         its anonymous volumes too (those no other container uses)."""
         c = await self.get(ref)
-        await asyncio.to_thread(self.pods.check_remove, c)
+        if c.pod_id:
+            await asyncio.to_thread(self.pods.check_remove, c)
         if self.supervisor.cancel_restart(c.id) or c.state.status == RESTARTING:
             await self.supervisor.hold_restarts(c)
         if c.state.status in (RUNNING, PAUSED):
