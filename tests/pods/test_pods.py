@@ -163,6 +163,7 @@ def test_lifecycle_commands(engine: DaemonProcess) -> None:
     ok(engine, "create", "--pod", "life", "--name", "life-2", "busybox", "sh", "-c",
        "echo two >&2; sleep 600")
     assert inspect_pod(engine, "life")["State"] == "Created"
+    assert int(ok(engine, "info", "-f", "{{.Pods}}")) >= 1
     ok(engine, "pod", "start", "life")
     assert inspect_pod(engine, "life")["State"] == "Running"
     assert ok(engine, "pod", "ls", "-q", "--filter", "label=tier=db").strip()
@@ -213,3 +214,42 @@ def test_published_port_reaches_a_member(engine: DaemonProcess, published: str) 
             time.sleep(0.1)
     assert data == b"via-host-port\n"
     ok(engine, "pod", "rm", "-f", "pub")
+
+
+def test_restart_policy_brings_the_infra_back(engine: DaemonProcess) -> None:
+    import time
+
+    ok(engine, "pod", "create", "--name", "again")
+    ok(engine, "run", "-d", "--pod", "again", "--name", "again-1", "--restart", "always",
+       "busybox", "sh", "-c", "sleep 2; exit 1")
+    infra = inspect_pod(engine, "again")["InfraContainerID"]
+    ok(engine, "stop", "-t", "0", infra)  # the member's next start needs it again
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        restarts = int(ok(engine, "inspect", "-f", "{{.RestartCount}}", "again-1"))
+        if restarts >= 1 and inspect_pod(engine, "again")["Containers"][0]["State"] == "running":
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(ok(engine, "pod", "inspect", "again"))
+    ok(engine, "pod", "rm", "-f", "again")
+
+
+def test_pod_logs_follow(engine: DaemonProcess) -> None:
+    import subprocess
+    import sys
+
+    ok(engine, "pod", "create", "--name", "chatty")
+    ok(engine, "run", "-d", "--pod", "chatty", "--name", "chatty-a", "busybox", "sh", "-c",
+       "echo first; sleep 1; echo second; sleep 600")
+    proc = subprocess.Popen([sys.executable, "-m", "servin", "-H", engine.host, "pod", "logs",
+                             "-f", "chatty"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "chatty-a first\n"
+        assert proc.stdout.readline() == "chatty-a second\n"
+    finally:
+        proc.kill()
+        proc.wait()
+    ok(engine, "pod", "rm", "-f", "chatty")

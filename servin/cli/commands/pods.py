@@ -412,12 +412,13 @@ def pod_logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, 
         return
     lock = threading.Lock()
     errors: list[ServinError] = []
+    daemon = target()  # the threads have no click context
 
     def follow_one(name: str, cid: str) -> None:
         from servin.client.sync import Client
 
         try:
-            with Client(target()) as own:
+            with Client(daemon) as own:
                 for chunk in own.containers.Logs(request(cid)):
                     with lock:
                         for stream, ns, data in records(chunk):

@@ -186,7 +186,7 @@ class PodService:
         _check_config(config)
         binary = find_infra_binary(self.infra_binary)
         if request.name:
-            name = validate_name(request.name)
+            name = validate_name(request.name, "pod")
         else:
             name = generate_name(await asyncio.to_thread(self.store.names))
         pod_id = secrets.token_hex(32)
