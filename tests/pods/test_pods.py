@@ -253,3 +253,18 @@ def test_pod_logs_follow(engine: DaemonProcess) -> None:
         proc.kill()
         proc.wait()
     ok(engine, "pod", "rm", "-f", "chatty")
+
+
+def test_pod_on_a_user_network_answers_by_name(engine: DaemonProcess) -> None:
+    ok(engine, "network", "create", "podnet")
+    ok(engine, "pod", "create", "--name", "svc", "--network", "podnet", "--network-alias",
+       "api")
+    ok(engine, "run", "-d", "--pod", "svc", "--name", "svc-srv", "busybox", "sh", "-c",
+       "while true; do echo from-the-pod | nc -l -p 7000; done")
+    for name in ("svc", "api"):  # the pod's name (its hostname) and its alias
+        out = ok(engine, "run", "--rm", "--network", "podnet", "busybox", "sh", "-c",
+                 f"for i in $(seq 50); do nc {name} 7000 && break; sleep 0.1; done")
+        assert out.strip() == "from-the-pod", name
+    assert inspect_pod(engine, "svc")["InfraConfig"]["Networks"] == ["podnet"]
+    ok(engine, "pod", "rm", "-f", "svc")
+    ok(engine, "network", "rm", "podnet")
