@@ -268,3 +268,16 @@ def test_pod_on_a_user_network_answers_by_name(engine: DaemonProcess) -> None:
     assert inspect_pod(engine, "svc")["InfraConfig"]["Networks"] == ["podnet"]
     ok(engine, "pod", "rm", "-f", "svc")
     ok(engine, "network", "rm", "podnet")
+
+
+def test_rm_force_of_a_paused_pod(engine: DaemonProcess) -> None:
+    ok(engine, "pod", "create", "--name", "frozen")
+    ok(engine, "run", "-d", "--pod", "frozen", "--name", "frozen-1", "busybox", "sleep", "600")
+    ok(engine, "pod", "pause", "frozen")
+    doc = inspect_pod(engine, "frozen")
+    assert doc["State"] == "Paused"
+    member = int(ok(engine, "inspect", "-f", "{{.State.Pid}}", "frozen-1"))
+    ok(engine, "pod", "rm", "-f", "frozen")
+    for pid in (doc["InfraPid"], member):
+        assert not Path(f"/proc/{pid}").exists()
+    assert "frozen" not in pod_names(engine)
