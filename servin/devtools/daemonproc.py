@@ -198,11 +198,10 @@ class DaemonProcess:
     def cleanup(self) -> None:
         """Remove every container, stop the daemon and its monitor zygote, delete the dirs."""
         if self.proc is not None and self.proc.poll() is None:
-            # Pods first: their infra containers are removed only with the pod.
-            self.cli("pod", "rm", "-f", "--all")
             ids = self.cli("ps", "-aq", "--no-trunc").stdout.split()
-            if ids:
-                self.cli("rm", "-f", *ids)
+            if ids and self.cli("rm", "-f", *ids).returncode != 0:
+                # Pods' infra containers go only with their pod.
+                self.cli("pod", "rm", "-f", "--all")
         self.stop()
         from servin.engine.runtime.monitor.client import stop_zygote
 
