@@ -16,7 +16,7 @@ import os
 import secrets
 import signal as signal_module
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -391,7 +391,7 @@ class ContainerService:
         """Start a created or exited container; a running one is left alone."""
         c = await self.get(ref)
         if c.pod_id:
-            await self._prepare_pod(c)
+            await self.supervisor.prepare_pod(c)
         self.supervisor.cancel_restart(c.id)
         async with self.locks.lock(c.id):
             c = await asyncio.to_thread(self.store.get, c.id)
@@ -401,14 +401,6 @@ class ContainerService:
             await self.runner.start(c)
             self.supervisor.supervise(c)
         return c
-
-    async def _prepare_pod(self, c: Container) -> None:
-        """Before a pod member starts: the pod's cgroup exists and its infra runs (a member
-        joins the infra's namespaces)."""
-        await asyncio.to_thread(self.pods.ensure_cgroup, c.pod_id)
-        infra = await asyncio.to_thread(self.pods.infra_of, c.pod_id)
-        if infra and infra != c.id:
-            await self.start(infra)
 
     async def kill(self, ref: str, signal: str | int = "KILL") -> None:
         """Send a signal to the container's main process."""
@@ -475,13 +467,27 @@ class ContainerService:
     async def wait(self, ref: str, condition: str = "not-running") -> ContainerState:
         """Block until the container stops (``next-exit``: its next exit; ``removed``: it is
         gone); its state at that exit."""
+        return await (await self.waiter(ref, condition))
+
+    async def waiter(self, ref: str, condition: str = "not-running"
+                     ) -> Awaitable[ContainerState]:
+        """Register a wait now and return what awaits it (``wait``'s result).
+
+        Once this returns, the exit a ``next-exit`` wait is for cannot be missed: a door can
+        tell its client the wait is in place before the client starts the container.
+        """
         c = await self.get(ref)
         if condition not in ("", "not-running", "next-exit", "removed"):
             raise InvalidArgument(f"invalid wait condition {condition!r}")
         event = self.locks.exit_event(c.id)
         if condition == "next-exit" and not c.state.running:
             event.clear()  # the exit of the coming run, not of the last one
-        if condition == "next-exit" or c.state.running:
+        block = condition == "next-exit" or c.state.running
+        return self._wait(c, event, block, condition)
+
+    async def _wait(self, c: Container, event: asyncio.Event, block: bool,
+                    condition: str) -> ContainerState:
+        if block:
             await event.wait()
         if condition == "removed":
             while True:
@@ -592,7 +598,8 @@ class ContainerService:
         """Remove a stopped container (a running one too with ``force``); ``volumes`` removes
         its anonymous volumes too (those no other container uses)."""
         c = await self.get(ref)
-        await asyncio.to_thread(self.pods.check_remove, c)
+        if c.pod_id:
+            await asyncio.to_thread(self.pods.check_remove, c)
         if self.supervisor.cancel_restart(c.id) or c.state.status == RESTARTING:
             await self.supervisor.hold_restarts(c)
         if c.state.status in (RUNNING, PAUSED):
