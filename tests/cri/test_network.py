@@ -75,3 +75,12 @@ def test_a_pod_on_the_node_network_gets_no_cni_network(cri: CRI) -> None:
         assert cri.bridge.encode() in r.stdout or b"svt" in r.stdout, r.stdout
     finally:
         cri.remove_pod(pod)
+
+
+def test_removing_the_pod_through_servin_releases_its_network(cri: CRI) -> None:
+    pod = cri.run_pod("podrm")
+    assert len(cri.leases()) == 1 and len(cri.netns()) == 1
+    # Not the CRI's verbs: the core's pod removal (servin pod rm -f) DELs the network too.
+    cri.daemon.cli("pod", "rm", "-f", pod, check=True)
+    assert cri.leases() == [] and cri.netns() == [] and cri.bridge_ports() == []
+    assert not cri.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest(), timeout=30).items

@@ -51,7 +51,8 @@ def test_crictl_sequence(cri: CRI, pulled: str) -> None:
     ip = status.status.network.ip
     assert ip.startswith(f"10.224.{cri.slot}."), ip
     assert json.loads(status.info["info"])["netnsPath"]
-    # The sandbox is a core pod: its infra container is the pod's.
+    # The sandbox is a core pod: servin pod ls shows it, its infra container is the pod's.
+    assert pod in cri.daemon.cli("pod", "ls", "-q", "--no-trunc", check=True).stdout.split()
     assert _infra_of(cri, pod)
     # create, start
     cid = cri.create(pod, "seq", "app", ["sh", "-c", "echo hello; echo oops >&2; "
@@ -126,6 +127,7 @@ def test_crictl_sequence(cri: CRI, pulled: str) -> None:
     assert pod not in [p.id for p in rt.ListPodSandbox(api_pb2.ListPodSandboxRequest(),
                                                        timeout=30).items]
     assert not _infra_of(cri, pod)
+    assert pod not in cri.daemon.cli("pod", "ls", "-q", "--no-trunc", check=True).stdout
     # Idempotent: stopping and removing what is gone is no error.
     rt.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod), timeout=30)
     rt.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod), timeout=30)
