@@ -53,6 +53,7 @@ from servin.engine.containers.top import TopResult, container_top
 from servin.engine.containers.views import (
     ContainerDetails,
     ContainerListing,
+    ContainerSummary,
     Created,
     NetworkAttachment,
 )
@@ -205,6 +206,11 @@ class ContainerService:
             with contextlib.suppress(ServinError):
                 image_sizes[c.image_id] = self.images.get(c.image_id).size
         return rw, rw + image_sizes.get(c.image_id, 0)
+
+    async def summaries(self, *, pods_only: bool = False) -> builtins.list[ContainerSummary]:
+        """Every container's identity, status, labels and annotations, newest first (only
+        pod members with ``pods_only``): a cheap list for doors that need no more."""
+        return await asyncio.to_thread(self.store.summaries, pods_only=pods_only)
 
     async def process_user(self, ref: str) -> ExecUser | None:
         """The identity the container's program runs as (uid, gid, every supplementary gid),

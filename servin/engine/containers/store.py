@@ -15,6 +15,7 @@ import sqlite3
 import msgspec
 
 from servin.engine.containers.model import (
+    CREATED,
     Container,
     ContainerConfig,
     ContainerState,
@@ -22,10 +23,12 @@ from servin.engine.containers.model import (
     Mount,
     NetworkingConfig,
 )
+from servin.engine.containers.views import ContainerSummary
 from servin.engine.store.metadata import MetadataStore
 from servin.errors import Conflict, NotFound
 
 _COLUMNS = "id, name, image_ref, image_id, spec, created_ns, state, snapshot_chain, pod_id"
+_SUMMARY_MAP = msgspec.json.Decoder(dict[str, str])
 
 
 class StoredSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -126,6 +129,24 @@ class ContainerStore:
         """Every container, newest first."""
         rows = self.meta.query(f"SELECT {_COLUMNS} FROM containers ORDER BY created_ns DESC")
         return [_row_to_container(r) for r in rows]
+
+    def summaries(self, *, pods_only: bool = False) -> builtins.list[ContainerSummary]:
+        """Every container's summary (only pod members with ``pods_only``), newest first;
+        SQLite extracts the few fields from the documents."""
+        where = "WHERE pod_id != ''" if pods_only else ""
+        rows = self.meta.query(
+            "SELECT id, name, image_ref, image_id, created_ns, pod_id,"
+            " json_extract(spec, '$.config.labels') AS labels,"
+            " json_extract(spec, '$.host_config.annotations') AS annotations,"
+            " json_extract(state, '$.status') AS status"
+            f" FROM containers {where} ORDER BY created_ns DESC")
+        return [ContainerSummary(
+            id=r["id"], name=r["name"], image_ref=r["image_ref"], image_id=r["image_id"],
+            created_ns=r["created_ns"], pod_id=r["pod_id"] or "",
+            status=r["status"] or CREATED,
+            labels=_SUMMARY_MAP.decode(r["labels"]) if r["labels"] else {},
+            annotations=_SUMMARY_MAP.decode(r["annotations"]) if r["annotations"] else {},
+        ) for r in rows]
 
     def get(self, container_id: str) -> Container:
         """A container by full ID."""

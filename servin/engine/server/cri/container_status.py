@@ -7,6 +7,7 @@ import json
 
 from servin.api.cri.runtime.v1 import api_pb2
 from servin.engine.containers.model import CREATED, EXITED, Container
+from servin.engine.containers.views import ContainerSummary
 from servin.engine.server.cri import common
 from servin.engine.server.cri.base import Verbs
 from servin.engine.server.grpc.rpc import Context
@@ -19,9 +20,11 @@ _PROPAGATION = {
 }
 
 
-def container_metadata(c: Container) -> api_pb2.ContainerMetadata:
+def container_metadata(c: Container | ContainerSummary) -> api_pb2.ContainerMetadata:
     """The metadata CreateContainer was given."""
-    meta = common.load(c.host_config.annotations.get(common.METADATA, ""))
+    annotations = c.annotations if isinstance(c, ContainerSummary) \
+        else c.host_config.annotations
+    meta = common.load(annotations.get(common.METADATA, ""))
     return api_pb2.ContainerMetadata(name=str(meta.get("name", "")),
                                      attempt=int(meta.get("attempt", 0)))
 
@@ -72,16 +75,17 @@ def container_status(c: Container) -> api_pb2.ContainerStatus:
     return status
 
 
-def _container(c: Container) -> api_pb2.Container:
+def _container(c: ContainerSummary) -> api_pb2.Container:
     out = api_pb2.Container(
-        id=c.id, pod_sandbox_id=c.pod_id, metadata=container_metadata(c), image=_image_spec(c),
+        id=c.id, pod_sandbox_id=c.pod_id, metadata=container_metadata(c),
+        image=api_pb2.ImageSpec(image=c.annotations.get(common.IMAGE, c.image_ref)),
         image_ref=c.image_id, image_id=c.image_id,
-        state=common.container_state(c.state.status), created_at=c.created_ns)
+        state=common.container_state(c.status), created_at=c.created_ns)
     # Map fields are filled key by key in Python: only when there is something (ListContainers
     # builds hundreds of these).
-    if c.config.labels:
-        out.labels.update(c.config.labels)
-    annotations = common.visible(c.host_config.annotations)
+    if c.labels:
+        out.labels.update(c.labels)
+    annotations = common.visible(c.annotations)
     if annotations:
         out.annotations.update(annotations)
     return out
@@ -112,22 +116,18 @@ class ContainerStatusVerbs(Verbs):
     async def ListContainers(self, request: api_pb2.ListContainersRequest,
                              context: Context) -> api_pb2.ListContainersResponse:
         f = request.filter if request.HasField("filter") else None
-        listings = await self.core.containers.list(all=True)
         out = []
-        for row in listings:
-            c = row.container
-            if not c.pod_id or c.host_config.annotations.get(common.KIND) != \
-                    common.CONTAINER_KIND:
+        for c in await self.core.containers.summaries(pods_only=True):
+            if c.annotations.get(common.KIND) != common.CONTAINER_KIND:
                 continue
             if f is not None:
                 if f.id and not c.id.startswith(f.id):
                     continue
                 if f.pod_sandbox_id and not c.pod_id.startswith(f.pod_sandbox_id):
                     continue
-                if f.HasField("state") and common.container_state(c.state.status) != \
-                        f.state.state:
+                if f.HasField("state") and common.container_state(c.status) != f.state.state:
                     continue
-                if not common.labels_match(c.config.labels, f.label_selector):
+                if not common.labels_match(c.labels, f.label_selector):
                     continue
             out.append(_container(c))
         return api_pb2.ListContainersResponse(containers=out)
