@@ -91,6 +91,9 @@ def test_crictl_sequence(cri: CRI, pulled: str) -> None:
     entries = [(m.group(1), m.group(2), m.group(3)) for m in parsed if m]
     assert (b"stdout", b"F", b"hello") in entries
     assert (b"stderr", b"F", b"oops") in entries
+    # servin logs reads the CRI file too, streams apart.
+    logs = cri.daemon.cli("logs", cid, check=True)
+    assert (logs.stdout, logs.stderr) == ("hello\n", "oops\n")
     # exec sync: separate streams, exit code, the container's environment
     r = cri.exec_sync(cid, ["sh", "-c", "echo $GREETING; echo err >&2; exit 3"])
     assert (r.stdout, r.stderr, r.exit_code) == (b"hi there\n", b"err\n", 3)

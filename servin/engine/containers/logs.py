@@ -124,6 +124,23 @@ class Entries:
                        None if self.attrs is None else [self.attrs[i] for i in keep])  # fmt: skip
 
 
+def decode_cri_lines(block: bytes) -> Entries:
+    """The entries of a block of whole CRI log lines (the kubelet's format, ``<time>
+    <stream> <P|F> <text>``: a ``P`` piece continues in the next entry, so it gets no
+    newline); damaged lines are skipped."""
+    out = Entries([], [], [])
+    for raw in block.split(b"\n"):
+        parts = raw.split(b" ", 3)
+        if len(parts) < 3 or parts[1] not in (b"stdout", b"stderr") or \
+                parts[2] not in (b"P", b"F"):
+            continue
+        text = parts[3].decode("utf-8", "replace") if len(parts) == 4 else ""
+        out.texts.append(text + "\n" if parts[2] == b"F" else text)
+        out.names.append(parts[1].decode())
+        out.times.append(parts[0].decode("ascii", "replace"))
+    return out
+
+
 def decode_lines(block: bytes, attrs: bool = False) -> Entries:
     """The entries of a block of whole json-file lines (damaged lines are skipped); with
     ``attrs``, each entry's json-file attributes too."""
@@ -165,8 +182,9 @@ class _Decoder:
 
     def __init__(self, *, stdout: bool, stderr: bool, since_ns: int | None,
                  until_ns: int | None, timestamps: bool,
-                 details: bool = False) -> None:  # fmt: skip
+                 details: bool = False, cri: bool = False) -> None:  # fmt: skip
         self.want = (stdout, stderr)
+        self.cri = cri  # the kubelet's format instead of json-file
         self.since_ns = since_ns
         self.until_ns = until_ns
         self.timestamps = timestamps
@@ -176,7 +194,7 @@ class _Decoder:
 
     def chunks(self, block: bytes) -> list[LogChunk]:
         """The chunks for a block of whole lines (none if nothing in it is wanted)."""
-        entries = decode_lines(block, self.details)
+        entries = decode_cri_lines(block) if self.cri else decode_lines(block, self.details)
         ns: list[int] = []
         if self.timestamps or self.since_ns is not None or self.until_ns is not None:
             try:
@@ -468,6 +486,7 @@ async def read_log(
     stderr: bool = True,
     timestamps: bool = False,
     details: bool = False,
+    cri: bool = False,
 ) -> AsyncIterator[LogChunk]:
     """The log's entries as chunks, then (``follow`` while ``running`` and ``exited`` is not
     set) new ones as they are written, until the container stops.
@@ -478,7 +497,7 @@ async def read_log(
     the end (before the time window applies), as docker does.
     """
     decoder = _Decoder(stdout=stdout, stderr=stderr, since_ns=since_ns, until_ns=until_ns,
-                       timestamps=timestamps, details=details)  # fmt: skip
+                       timestamps=timestamps, details=details, cri=cri)  # fmt: skip
 
     def alive() -> bool:
         return running and (exited is None or not exited.is_set())
@@ -527,8 +546,10 @@ class LogService:
         c = await asyncio.to_thread(self.store.resolve, ref)
         if c.host_config.log_config.type == "none":
             raise InvalidArgument('configured logging driver does not support reading ("none")')
+        log = c.host_config.log_config
         async for chunk in read_log(
-            self.monitors.paths(c.id).log_path,
+            # A CRI container's log is where the kubelet asked for it, in its format.
+            Path(log.path) if log.path else self.monitors.paths(c.id).log_path,
             tail=tail,
             since_ns=since_ns,
             until_ns=until_ns,
@@ -539,5 +560,6 @@ class LogService:
             stderr=stderr,
             timestamps=timestamps,
             details=details,
+            cri=log.type == "cri",
         ):
             yield chunk
