@@ -242,3 +242,15 @@ def test_follow_picks_up_a_log_created_later(tmp_path: Path) -> None:
         return got
 
     assert b"".join(asyncio.run(go())) == b"".join(d for _, d in numbered(3))
+
+
+def test_cri_lines_decode_with_partial_pieces_joined() -> None:
+    block = (b"2026-12-05T01:50:48.515048029Z stdout F starting\n"
+             b"2026-12-05T01:50:48.6Z stdout P part one \n"
+             b"damaged line\n"
+             b"2026-12-05T01:50:48.7Z stderr F \n"
+             b"2026-12-05T01:50:48.8Z stdout F and the rest\n")
+    entries = logreader.decode_cri_lines(block)
+    assert entries.texts == ["starting\n", "part one ", "\n", "and the rest\n"]
+    assert entries.names == ["stdout", "stdout", "stderr", "stdout"]
+    assert entries.times[0] == "2026-12-05T01:50:48.515048029Z"
