@@ -26,13 +26,21 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from servin.errors import ServinError, Unavailable
 
 if TYPE_CHECKING:
+    from servin.client.facades import (
+        AsyncContainers,
+        AsyncImages,
+        AsyncNetworks,
+        AsyncPods,
+        AsyncSystem,
+        AsyncVolumes,
+    )
     from servin.client.hosts import Target
 
 log = logging.getLogger(__name__)
@@ -46,17 +54,18 @@ class DaemonClient(Protocol):
     """What the source needs from a client: servin.client.AsyncClient fits."""
 
     url: str
-    containers: Any
-    images: Any
-    volumes: Any
-    networks: Any
-    pods: Any
-    system: Any
+    containers: AsyncContainers
+    images: AsyncImages
+    volumes: AsyncVolumes
+    networks: AsyncNetworks
+    pods: AsyncPods
+    system: AsyncSystem
 
     async def close(self) -> None: ...
 
 
 ClientFactory = Callable[[], DaemonClient]
+T = TypeVar("T")
 Listener = Callable[[set[str]], None]
 
 
@@ -255,17 +264,18 @@ class Source:
             raise Unavailable(f"disconnected from {self.state.host}")
         return self._client
 
-    async def call(self, service: str, method: str, request: Any, **kwargs: Any) -> Any:
-        """One unary call through the live client (servin.errors on failure)."""
+    async def call(self, call: Callable[[DaemonClient], Awaitable[T]]) -> T:
+        """One unary call through the live client (servin.errors on failure), e.g.
+        ``await source.call(lambda c: c.containers.Stop(request, timeout=600))``."""
         try:
-            return await getattr(getattr(self.client, service), method)(request, **kwargs)
+            return await call(self.client)
         except Unavailable:
             self._lost("the daemon went away")
             raise
 
-    def stream(self, service: str, method: str, request: Any) -> AsyncIterator[Any]:
-        """A server stream through the live client."""
-        return getattr(getattr(self.client, service), method)(request)
+    def stream(self, call: Callable[[DaemonClient], AsyncIterator[T]]) -> AsyncIterator[T]:
+        """A server stream through the live client: ``source.stream(lambda c: c.x.Logs(r))``."""
+        return call(self.client)
 
     # ---- change notification -----------------------------------------------------------
 
@@ -335,13 +345,12 @@ class Source:
                 log.error("console data source failed", exc_info=group.exceptions[0])
                 self._disconnected(f"internal error: {group.exceptions[0]!r}")
             await self._close_client()
-            if self._stopping:
-                return
-            self.state.retry_in = delay
-            self._mark("connection")
-            self._wake.clear()
-            await _wait(self._wake, delay)
-            delay = min(delay * 2, self._backoff[1])
+            if not self._stopping:  # (stop() may have been called meanwhile: then we are done)
+                self.state.retry_in = delay
+                self._mark("connection")
+                self._wake.clear()
+                await _wait(self._wake, delay)
+                delay = min(delay * 2, self._backoff[1])
 
     async def _connect(self, client: DaemonClient) -> None:
         from servin.api.servin.v1 import system_pb2

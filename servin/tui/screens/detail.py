@@ -62,7 +62,7 @@ class ContainerDetailScreen(BaseScreen):
         self.detail: Any = None
 
     @property
-    def crumb(self) -> str:  # type: ignore[override]
+    def crumb(self) -> str:  # type: ignore[override]  # the base's attribute, computed here
         c = self.state.containers.get(self.container_id)
         if c is not None:
             return str(c.name)
@@ -104,9 +104,9 @@ class ContainerDetailScreen(BaseScreen):
 
         try:
             self.detail = await self.source.call(
-                "containers",
-                "Inspect",
-                containers_pb2.InspectContainerRequest(id=self.container_id),
+                lambda cl: cl.containers.Inspect(
+                    containers_pb2.InspectContainerRequest(id=self.container_id)
+                )
             )
         except ServinError as exc:
             self.set_status(f"inspect failed: {exc}")
@@ -142,7 +142,7 @@ class ContainerDetailScreen(BaseScreen):
             return
         try:
             top = await self.source.call(
-                "containers", "Top", containers_pb2.TopRequest(id=self.container_id)
+                lambda cl: cl.containers.Top(containers_pb2.TopRequest(id=self.container_id))
             )
         except ServinError as exc:
             note.update(f"Processes unavailable: {exc}")

@@ -70,7 +70,7 @@ class ImagesScreen(BaseScreen):
         if kinds & {"images", "connection", "containers"}:
             self.refresh_table()
 
-    def visible(self) -> list[tuple[str, Any]]:
+    def visible_items(self) -> list[tuple[str, Any]]:
         """(tag, image) rows passing the filter: one per tag, as ``servin images`` lists
         them (``name=web`` or plain words match the tag and the ID)."""
         terms = [
@@ -89,7 +89,7 @@ class ImagesScreen(BaseScreen):
     def refresh_table(self) -> None:
         """Rebuild the rows; the cursor stays on its row (image and tag)."""
         table: DataTable[Any] = self.query_one(DataTable)
-        rows = self.visible()
+        rows = self.visible_items()
         order = [f"{img.id}|{tag}" for tag, img in rows]
         used: dict[str, int] = {}
         for c in self.state.containers.values():
@@ -185,7 +185,7 @@ class ImagesScreen(BaseScreen):
 
         try:
             await self.source.call(
-                "images", "Remove", images_pb2.RemoveImageRequest(reference=reference)
+                lambda cl: cl.images.Remove(images_pb2.RemoveImageRequest(reference=reference))
             )
         except ServinError as exc:
             self.notify(f"{name}: {fmt.error_text(exc)}", severity="error", timeout=8)
@@ -218,7 +218,7 @@ class ImagesScreen(BaseScreen):
 
         try:
             reply = await self.source.call(
-                "images", "Prune", images_pb2.PruneImagesRequest(), timeout=300
+                lambda cl: cl.images.Prune(images_pb2.PruneImagesRequest(), timeout=300)
             )
         except ServinError as exc:
             self.notify(f"prune: {fmt.error_text(exc)}", severity="error", timeout=8)
@@ -270,9 +270,8 @@ class PullScreen(BaseScreen):
         from servin.api.servin.v1 import images_pb2
 
         try:
-            stream = self.source.stream(
-                "images", "Pull", images_pb2.PullImageRequest(reference=self.reference)
-            )
+            request = images_pb2.PullImageRequest(reference=self.reference)
+            stream = self.source.stream(lambda cl: cl.images.Pull(request))
             async for msg in stream:
                 self.apply(msg)
         except ServinError as exc:
@@ -348,13 +347,13 @@ class ImageDetailScreen(BaseScreen):
     def __init__(self, image_id: str, name: str) -> None:
         super().__init__()
         self.image_id = image_id
-        self.name = name
+        self.image_name = name
         self.crumb = name
 
     def compose_body(self) -> ComposeResult:
         with TabbedContent():
             with TabPane("Inspect", id="inspect"):
-                yield Tree(self.name, id="tree")
+                yield Tree(self.image_name, id="tree")
             with TabPane("History", id="history"):
                 yield DataTable(id="history-table", cursor_type="row")
 
@@ -369,13 +368,17 @@ class ImageDetailScreen(BaseScreen):
 
         try:
             detail = await self.source.call(
-                "images", "Inspect", images_pb2.InspectImageRequest(reference=self.image_id)
+                lambda cl: cl.images.Inspect(
+                    images_pb2.InspectImageRequest(reference=self.image_id)
+                )
             )
             history = await self.source.call(
-                "images", "History", images_pb2.ImageHistoryRequest(reference=self.image_id)
+                lambda cl: cl.images.History(
+                    images_pb2.ImageHistoryRequest(reference=self.image_id)
+                )
             )
         except ServinError as exc:
-            self.set_status(f"{self.name}: {exc}")
+            self.set_status(f"{self.image_name}: {exc}")
             return
         tree: Tree[Any] = self.query_one("#tree", Tree)
         data = MessageToDict(detail, preserving_proto_field_name=True)
@@ -390,4 +393,4 @@ class ImageDetailScreen(BaseScreen):
                 fmt.size(h.size) if not h.empty_layer else "0B",
                 h.comment,
             )
-        self.set_status(f"image {self.name} {fmt.short_id(self.image_id)}")
+        self.set_status(f"image {self.image_name} {fmt.short_id(self.image_id)}")

@@ -47,8 +47,10 @@ class SystemScreen(BaseScreen):
         from servin.api.servin.v1 import system_pb2
 
         try:
-            info = await self.source.call("system", "Info", system_pb2.InfoRequest())
-            version = await self.source.call("system", "Version", system_pb2.VersionRequest())
+            info = await self.source.call(lambda cl: cl.system.Info(system_pb2.InfoRequest()))
+            version = await self.source.call(
+                lambda cl: cl.system.Version(system_pb2.VersionRequest())
+            )
         except ServinError as exc:
             self.set_status(f"system info unavailable: {exc}")
             return
@@ -56,7 +58,9 @@ class SystemScreen(BaseScreen):
         self.query_one("#host-info", Static).update(_host_text(info))
         table: DataTable[Any] = self.query_one("#disk", DataTable)
         try:
-            du = await self.source.call("system", "DiskUsage", system_pb2.DiskUsageRequest())
+            du = await self.source.call(
+                lambda cl: cl.system.DiskUsage(system_pb2.DiskUsageRequest())
+            )
         except ServinError as exc:
             self.set_status(f"disk usage unavailable: {exc}")
             return
