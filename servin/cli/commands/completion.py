@@ -128,7 +128,7 @@ _BY_NAME: dict[str, Completer] = {
 _BY_GROUP: dict[str, Completer] = {
     "volume": volumes,
     "network": networks,
-    "context": _contexts,  # type: ignore[dict-item]
+    "context": _contexts,
     "image": images,
     "container": containers,
 }
@@ -184,7 +184,7 @@ def completer_for(group: str, command: str, param: str) -> Completer | None:
     if param in ("names",) and command == "inspect":
         return objects
     if group == "context" and param in ("name", "names"):
-        return _contexts  # type: ignore[return-value]
+        return _contexts
     return _BY_NAME.get(param)
 
 
