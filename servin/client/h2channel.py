@@ -540,7 +540,7 @@ def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
 
                 wrapped = TLSSocket(sock, endpoint.tls, endpoint.host)
                 wrapped.settimeout(None)
-                return wrapped  # type: ignore[return-value]
+                return wrapped  # type: ignore[return-value]  # socket-shaped: what we call
         sock.settimeout(None)
     except OSError as exc:
         if sock is not None:
