@@ -28,11 +28,14 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from servin.errors import ServinError, Unavailable
 
 if TYPE_CHECKING:
+    from servin.api.servin.v1.containers_pb2 import ContainerStats, ContainerSummary, StatsBatch
+    from servin.api.servin.v1.images_pb2 import ImageSummary
+    from servin.api.servin.v1.system_pb2 import Event, InfoResponse, VersionResponse
     from servin.client.facades import (
         AsyncContainers,
         AsyncImages,
@@ -80,9 +83,10 @@ class Metrics:
     __slots__ = ("samples",)
 
     def __init__(self) -> None:
-        self.samples: deque[Any] = deque(maxlen=HISTORY + 1)  # +1: the first delta's base
+        # +1: the first delta's base
+        self.samples: deque[ContainerStats] = deque(maxlen=HISTORY + 1)
 
-    def add(self, s: Any) -> None:
+    def add(self, s: ContainerStats) -> None:
         """Record one ContainerStats."""
         self.samples.append(s)
 
@@ -158,13 +162,13 @@ class State:
     ever_connected: bool = False
     error: str = ""  # why we are disconnected
     retry_in: float = 0.0
-    containers: dict[str, Any] = field(default_factory=dict)  # id -> ContainerSummary
-    images: list[Any] = field(default_factory=list)  # ImageSummary
-    stats: dict[str, Any] = field(default_factory=dict)  # id -> ContainerStats (running)
+    containers: dict[str, ContainerSummary] = field(default_factory=dict)  # by id
+    images: list[ImageSummary] = field(default_factory=list)
+    stats: dict[str, ContainerStats] = field(default_factory=dict)  # by id (running ones)
     history: dict[str, Metrics] = field(default_factory=dict)
-    events: deque[Any] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))
-    info: Any = None  # the last System.Info (None until it answers)
-    version: Any = None  # System.Version
+    events: deque[Event] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))
+    info: InfoResponse | None = None  # the last System.Info (None until it answers)
+    version: VersionResponse | None = None  # System.Version
     host_cpu_percent: float | None = None  # busy share of all CPUs between two Info calls
     stats_note: str = ""  # why live stats are missing ("" when they flow)
     events_note: str = ""
@@ -412,7 +416,7 @@ class Source:
                 continue
             await asyncio.sleep(self._info_interval)
 
-    def _apply_info(self, info: Any) -> None:
+    def _apply_info(self, info: InfoResponse) -> None:
         reading = (info.cpu_busy_ns, info.cpu_total_ns)
         prev, self._cpu_reading = self._cpu_reading, reading
         if prev is not None and reading[1] > prev[1]:
@@ -458,7 +462,7 @@ class Source:
             await self._ensure_alive(client)  # the stream ended: a daemon shutting down?
             await asyncio.sleep(1.0)
 
-    def _apply_stats(self, batch: Any) -> None:
+    def _apply_stats(self, batch: StatsBatch) -> None:
         self.state.stats_note = ""
         stats, history = self.state.stats, self.state.history
         seen = set()
@@ -497,7 +501,7 @@ class Source:
             await self._ensure_alive(client)
             await asyncio.sleep(1.0)
 
-    def _apply_event(self, ev: Any) -> None:
+    def _apply_event(self, ev: Event) -> None:
         t = ev.time.seconds + ev.time.nanos / 1e9
         if t and t <= self._last_event_time and self.state.events:
             return  # already seen before a reconnect

@@ -29,6 +29,7 @@ from servin.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from servin.tui.table import Column, KeyedTable
 
 if TYPE_CHECKING:
+    from servin.api.servin.v1.containers_pb2 import ContainerSummary
     from servin.tui.source import DaemonClient
 
 # Widths and priorities (0 always shown; higher numbers dropped first on narrow terminals):
@@ -339,7 +340,7 @@ class ContainersScreen(BaseScreen):
     def _cursor_id(self) -> str | None:
         return self.table.cursor_key
 
-    def targets(self) -> list[Any]:
+    def targets(self) -> list[ContainerSummary]:
         """The selected containers, or the one under the cursor."""
         ids = [i for i in self.table.order if i in self.selected]
         if not ids:
@@ -529,7 +530,7 @@ class ContainersScreen(BaseScreen):
         else:
             go()
 
-    async def _bulk(self, method: str, verb: str, targets: list[Any]) -> None:
+    async def _bulk(self, method: str, verb: str, targets: list[ContainerSummary]) -> None:
         from servin.api.servin.v1 import containers_pb2 as pb
 
         def request(cl: DaemonClient, cid: str) -> Awaitable[object]:
@@ -551,7 +552,7 @@ class ContainersScreen(BaseScreen):
                 return api.Unpause(pb.UnpauseContainerRequest(id=cid), timeout=t)
             raise ValueError(f"no container action {method!r}")
 
-        async def one(c: Any) -> tuple[str, Any]:
+        async def one(c: ContainerSummary) -> tuple[str, ServinError | None]:
             if method in ("Stop", "Restart") and c.state == "running":
                 await self._count_down(c)
             try:
@@ -570,7 +571,7 @@ class ContainersScreen(BaseScreen):
 
     # ---- stop progress -----------------------------------------------------------------
 
-    async def _count_down(self, c: Any) -> None:
+    async def _count_down(self, c: ContainerSummary) -> None:
         """Show "stopping (SIGKILL in Ns)" on the row until the stop returns."""
         from servin.api.servin.v1 import containers_pb2
 

@@ -3,7 +3,7 @@ recent events. Graphs come from the shared stats stream (no extra subscription).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.json_format import MessageToDict
 from textual.app import ComposeResult
@@ -15,6 +15,9 @@ from servin.errors import ServinError
 from servin.tui import format as fmt
 from servin.tui.graph import Graph
 from servin.tui.screens.base import BaseScreen
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.containers_pb2 import ContainerDetail, ContainerSummary
 
 GRAPHS = [
     ("cpu", "CPU %"),
@@ -59,7 +62,7 @@ class ContainerDetailScreen(BaseScreen):
     def __init__(self, container_id: str) -> None:
         super().__init__()
         self.container_id = container_id
-        self.detail: Any = None
+        self.detail: ContainerDetail | None = None
 
     @property
     def crumb(self) -> str:  # type: ignore[override]  # the base's attribute, computed here
@@ -103,7 +106,7 @@ class ContainerDetailScreen(BaseScreen):
         from servin.api.servin.v1 import containers_pb2
 
         try:
-            self.detail = await self.source.call(
+            detail = await self.source.call(
                 lambda cl: cl.containers.Inspect(
                     containers_pb2.InspectContainerRequest(id=self.container_id)
                 )
@@ -111,11 +114,11 @@ class ContainerDetailScreen(BaseScreen):
         except ServinError as exc:
             self.set_status(f"inspect failed: {exc}")
             return
-        self._fill()
+        self.detail = detail
+        self._fill(detail)
         await self._load_top()
 
-    def _fill(self) -> None:
-        d = self.detail
+    def _fill(self, d: ContainerDetail) -> None:
         tree: Tree[Any] = self.query_one("#tree", Tree)
         tree.clear()
         tree.root.label = f"{d.name} ({fmt.short_id(d.id)})"
@@ -162,10 +165,10 @@ class ContainerDetailScreen(BaseScreen):
         if "events" in kinds:
             self._update_events()
 
-    def _update_live(self, c: Any) -> None:
+    def _update_live(self, c: ContainerSummary | None) -> None:
         s = self.state.stats.get(self.container_id)
         hist = self.state.history.get(self.container_id)
-        name = c.name if c is not None else self.detail.name
+        name = c.name if c is not None else self.detail.name if self.detail else ""
         lines = [f"{name}  {fmt.short_id(self.container_id)}  {c.state if c else 'removed'}"]
         if c is not None:
             lines.append(f"image {c.image}   command {c.command}")

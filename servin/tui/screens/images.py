@@ -3,7 +3,7 @@ remove and prune."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.json_format import MessageToDict
 from textual.app import ComposeResult
@@ -16,13 +16,17 @@ from servin.tui.screens.base import BaseScreen
 from servin.tui.screens.detail import fill_tree
 from servin.tui.screens.dialogs import ConfirmScreen, PromptScreen
 
+if TYPE_CHECKING:
+    from servin.api.servin.v1.common_pb2 import Progress
+    from servin.api.servin.v1.images_pb2 import ImageProgress, ImageSummary
 
-def image_name(img: Any) -> str:
+
+def image_name(img: ImageSummary) -> str:
     """The first tag in its familiar form (``busybox:1.36``), or ``<none>``."""
     return image_tags(img)[0]
 
 
-def image_tags(img: Any) -> list[str]:
+def image_tags(img: ImageSummary) -> list[str]:
     """Every tag in its familiar form, as ``images`` lists them; ``["<none>"]`` untagged."""
     from servin.reference import familiar
 
@@ -70,7 +74,7 @@ class ImagesScreen(BaseScreen):
         if kinds & {"images", "connection", "containers"}:
             self.refresh_table()
 
-    def visible_items(self) -> list[tuple[str, Any]]:
+    def visible_items(self) -> list[tuple[str, ImageSummary]]:
         """(tag, image) rows passing the filter: one per tag, as ``servin images`` lists
         them (``name=web`` or plain words match the tag and the ID)."""
         terms = [
@@ -124,7 +128,7 @@ class ImagesScreen(BaseScreen):
         except Exception:
             return None
 
-    def current_row(self) -> tuple[str, Any] | None:
+    def current_row(self) -> tuple[str, ImageSummary] | None:
         """The (tag, image) under the cursor."""
         key = self._cursor_key()
         if key is None:
@@ -133,7 +137,7 @@ class ImagesScreen(BaseScreen):
         img = next((i for i in self.state.images if i.id == ident), None)
         return (tag, img) if img is not None else None
 
-    def current_image(self) -> Any:
+    def current_image(self) -> ImageSummary | None:
         """The image under the cursor."""
         row = self.current_row()
         return row[1] if row is not None else None
@@ -244,7 +248,7 @@ class PullScreen(BaseScreen):
         super().__init__()
         self.reference = reference
         self.crumb = f"pull {reference}"
-        self.pulled_layers: dict[str, Any] = {}  # id -> the last Progress
+        self.pulled_layers: dict[str, Progress] = {}  # id -> the last Progress
         self.lines: list[str] = []  # status lines, in order
         self.result = ""
         self.error = ""
@@ -280,7 +284,7 @@ class PullScreen(BaseScreen):
         self.source.request_refresh(images=True)
         self._redraw()
 
-    def apply(self, msg: Any) -> None:
+    def apply(self, msg: ImageProgress) -> None:
         """Take one ImageProgress message into the model (drawn by the next tick)."""
         p = msg.progress
         if p.id:
@@ -333,7 +337,7 @@ def _ago(now: float, then: float) -> str:
     return f"{fmt.short_duration(now - then)} ago" if then else "-"
 
 
-def _bytes(p: Any) -> str:
+def _bytes(p: Progress) -> str:
     if p.total:
         return f"{fmt.size(p.current)} / {fmt.size(p.total)}"
     return fmt.size(p.current) if p.current else ""
