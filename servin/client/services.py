@@ -104,74 +104,69 @@ Req_contra = TypeVar("Req_contra", bound="Message", contravariant=True)
 Resp_co = TypeVar("Resp_co", bound="Message", covariant=True)
 
 
-class SyncUnaryUnary(Protocol[Req_contra, Resp_co]):
-    """A blocking unary call."""
+if TYPE_CHECKING:  # the call shapes exist for the checker only (the CLI's start-up pays no class)
 
-    def __call__(self, request: Req_contra, /, *, timeout: float | None = None) -> Resp_co: ...
+    class SyncUnaryUnary(Protocol[Req_contra, Resp_co]):
+        """A blocking unary call."""
 
+        def __call__(self, request: Req_contra, /, *, timeout: float | None = None) -> Resp_co: ...
 
-class SyncUnaryStream(Protocol[Req_contra, Resp_co]):
-    """A blocking server-streaming call: the responses as an iterator (closing it cancels)."""
+    class SyncUnaryStream(Protocol[Req_contra, Resp_co]):
+        """A blocking server-streaming call: the responses as an iterator (closing it cancels)."""
 
-    def __call__(
-        self, request: Req_contra, /, *, timeout: float | None = None
-    ) -> Iterator[Resp_co]: ...
+        def __call__(
+            self, request: Req_contra, /, *, timeout: float | None = None
+        ) -> Iterator[Resp_co]: ...
 
+    class SyncStreamUnary(Protocol[Req_contra, Resp_co]):
+        """A blocking client-streaming call: the requests are sent from the caller's thread."""
 
-class SyncStreamUnary(Protocol[Req_contra, Resp_co]):
-    """A blocking client-streaming call: the requests are sent from the caller's thread."""
+        def __call__(
+            self, requests: Iterable[Req_contra], /, *, timeout: float | None = None
+        ) -> Resp_co: ...
 
-    def __call__(
-        self, requests: Iterable[Req_contra], /, *, timeout: float | None = None
-    ) -> Resp_co: ...
+    class SyncStreamStream(Protocol[Req_contra, Resp_co]):
+        """A blocking bidirectional call: requests go from a background thread."""
 
+        def __call__(
+            self, requests: Iterable[Req_contra], /, *, timeout: float | None = None
+        ) -> Iterator[Resp_co]: ...
 
-class SyncStreamStream(Protocol[Req_contra, Resp_co]):
-    """A blocking bidirectional call: requests go from a background thread."""
+    class AsyncUnaryUnary(Protocol[Req_contra, Resp_co]):
+        """An asyncio unary call."""
 
-    def __call__(
-        self, requests: Iterable[Req_contra], /, *, timeout: float | None = None
-    ) -> Iterator[Resp_co]: ...
+        def __call__(
+            self, request: Req_contra, /, *, timeout: float | None = None
+        ) -> Coroutine[Any, Any, Resp_co]: ...
 
+    class AsyncUnaryStream(Protocol[Req_contra, Resp_co]):
+        """An asyncio server-streaming call: the responses as an async iterator."""
 
-class AsyncUnaryUnary(Protocol[Req_contra, Resp_co]):
-    """An asyncio unary call."""
+        def __call__(
+            self, request: Req_contra, /, *, timeout: float | None = None
+        ) -> AsyncIterator[Resp_co]: ...
 
-    def __call__(
-        self, request: Req_contra, /, *, timeout: float | None = None
-    ) -> Coroutine[Any, Any, Resp_co]: ...
+    class AsyncStreamUnary(Protocol[Req_contra, Resp_co]):
+        """An asyncio client-streaming call."""
 
+        def __call__(
+            self,
+            requests: Iterable[Req_contra] | AsyncIterable[Req_contra],
+            /,
+            *,
+            timeout: float | None = None,
+        ) -> Coroutine[Any, Any, Resp_co]: ...
 
-class AsyncUnaryStream(Protocol[Req_contra, Resp_co]):
-    """An asyncio server-streaming call: the responses as an async iterator."""
+    class AsyncStreamStream(Protocol[Req_contra, Resp_co]):
+        """An asyncio bidirectional call."""
 
-    def __call__(
-        self, request: Req_contra, /, *, timeout: float | None = None
-    ) -> AsyncIterator[Resp_co]: ...
-
-
-class AsyncStreamUnary(Protocol[Req_contra, Resp_co]):
-    """An asyncio client-streaming call."""
-
-    def __call__(
-        self,
-        requests: Iterable[Req_contra] | AsyncIterable[Req_contra],
-        /,
-        *,
-        timeout: float | None = None,
-    ) -> Coroutine[Any, Any, Resp_co]: ...
-
-
-class AsyncStreamStream(Protocol[Req_contra, Resp_co]):
-    """An asyncio bidirectional call."""
-
-    def __call__(
-        self,
-        requests: Iterable[Req_contra] | AsyncIterable[Req_contra],
-        /,
-        *,
-        timeout: float | None = None,
-    ) -> AsyncIterator[Resp_co]: ...
+        def __call__(
+            self,
+            requests: Iterable[Req_contra] | AsyncIterable[Req_contra],
+            /,
+            *,
+            timeout: float | None = None,
+        ) -> AsyncIterator[Resp_co]: ...
 
 
 class Rpc(Generic[Req, Resp]):
