@@ -18,7 +18,7 @@ from servin.errors import InvalidArgument, NotFound, PermissionDenied, ServinErr
 if TYPE_CHECKING:
     from google.protobuf.timestamp_pb2 import Timestamp
 
-    from servin.api.servin.v1.containers_pb2 import ContainerSummary, LogChunk
+    from servin.api.servin.v1.containers_pb2 import AttachInput, ContainerSummary, LogChunk
     from servin.cli.streams import InputPump
 
 
@@ -72,7 +72,7 @@ def attach_and_start(
         rows=size[0] if size else 0, cols=size[1] if size else 0,
     )
 
-    def registered(pump: InputPump) -> None:
+    def registered(pump: InputPump[AttachInput]) -> None:
         if start:
             try:
                 client.containers.Start(containers_pb2.StartContainerRequest(id=container_id))
