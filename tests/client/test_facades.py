@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import typing
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,3 +182,19 @@ def test_unknown_methods_are_attribute_errors() -> None:
     svc = facades.SyncSystem(FakeChannel(lambda *_: None), "unix:///fake.sock", (StatusError,))
     with pytest.raises(AttributeError):
         svc.NoSuchCall  # type: ignore[attr-defined]  # the point: it is not declared  # noqa: B018
+
+
+def test_the_cli_and_console_never_call_the_daemon_by_name() -> None:
+    """Calls go through the typed facades: no request class looked up by name, no service or
+    method named in a string (the console's Source.call takes a function of the client)."""
+    root = Path(__file__).resolve().parents[2] / "servin"
+    by_name = re.compile(r"getattr\(\s*\w+_pb2\b|source\.(call|stream)\(\s*(f?[\"']|self\.SERVICE)|"
+                         r"getattr\(\s*(self\.)?(client|source|cl)\b")
+    found = [
+        f"{path.relative_to(root.parent)}:{text.count(chr(10), 0, m.start()) + 1}: {m.group()}"
+        for sub in ("cli", "tui")
+        for path in sorted((root / sub).rglob("*.py"))
+        for text in [path.read_text()]
+        for m in by_name.finditer(text)
+    ]
+    assert not found, "call the daemon through the typed facades:\n" + "\n".join(found)

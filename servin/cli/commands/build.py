@@ -324,7 +324,7 @@ def _context(client: Client, path: str, file_: str, args: dict[str, str], target
     patterns = buildcontext.ignore_patterns(context_dir, dockerfile_path)
     # A daemon on this machine gets the whole context (as docker sends it); a remote one only
     # what the Dockerfile can read.
-    remote = not str(getattr(client, "url", "")).startswith("unix://")
+    remote = not client.url.startswith("unix://")
     wanted = _reads(client, dockerfile, args, target, platform) if remote else None
     return buildcontext.from_directory(context_dir, dockerfile, dockerfile_path, patterns,
                                        wanted)
