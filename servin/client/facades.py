@@ -155,12 +155,19 @@ class PodsApi:
 
     SERVICE = "pods"
 
-    Create: UnaryUnary[po.CreatePodRequest, po.CreatePodResponse] = UnaryUnary()
-    Start: UnaryUnary[po.PodRequest, po.PodActionResponse] = UnaryUnary()
-    Stop: UnaryUnary[po.StopPodRequest, po.PodActionResponse] = UnaryUnary()
-    Remove: UnaryUnary[po.RemovePodRequest, po.PodActionResponse] = UnaryUnary()
+    Create: UnaryUnary[po.CreatePodRequest, po.Pod] = UnaryUnary()
+    Start: UnaryUnary[po.PodRequest, po.Pod] = UnaryUnary()
+    Stop: UnaryUnary[po.StopPodRequest, po.Pod] = UnaryUnary()
+    Restart: UnaryUnary[po.StopPodRequest, po.Pod] = UnaryUnary()
+    Kill: UnaryUnary[po.KillPodRequest, po.Pod] = UnaryUnary()
+    Pause: UnaryUnary[po.PodRequest, po.Pod] = UnaryUnary()
+    Unpause: UnaryUnary[po.PodRequest, po.Pod] = UnaryUnary()
+    Remove: UnaryUnary[po.RemovePodRequest, po.RemovePodResponse] = UnaryUnary()
     List: UnaryUnary[po.ListPodsRequest, po.ListPodsResponse] = UnaryUnary()
     Inspect: UnaryUnary[po.PodRequest, po.Pod] = UnaryUnary()
+    Prune: UnaryUnary[po.PrunePodsRequest, po.PrunePodsResponse] = UnaryUnary()
+    Top: UnaryUnary[po.PodTopRequest, ct.TopResponse] = UnaryUnary()
+    Stats: UnaryUnary[po.PodStatsRequest, po.PodStatsResponse] = UnaryUnary()
 
 
 class SyncPods(PodsApi, SyncService):

@@ -63,6 +63,7 @@ class ContainerDetailScreen(BaseScreen):
         super().__init__()
         self.container_id = container_id
         self.detail: ContainerDetail | None = None
+        self.pod_name = ""  # the pod the container belongs to ("" for none)
 
     @property
     def crumb(self) -> str:  # type: ignore[override]  # the base's attribute, computed here
@@ -115,8 +116,22 @@ class ContainerDetailScreen(BaseScreen):
             self.set_status(f"inspect failed: {exc}")
             return
         self.detail = detail
+        await self._load_pod(detail.pod_id)
         self._fill(detail)
         await self._load_top()
+
+    async def _load_pod(self, pod_id: str) -> None:
+        from servin.api.servin.v1 import pods_pb2
+
+        if not pod_id:
+            self.pod_name = ""
+            return
+        try:
+            request = pods_pb2.PodRequest(id=pod_id)
+            pod = await self.source.call(lambda cl: cl.pods.Inspect(request))
+            self.pod_name = str(pod.name)
+        except ServinError:
+            self.pod_name = fmt.short_id(pod_id)  # removed meanwhile, or an older daemon
 
     def _fill(self, d: ContainerDetail) -> None:
         tree: Tree[Any] = self.query_one("#tree", Tree)
@@ -175,6 +190,8 @@ class ContainerDetailScreen(BaseScreen):
             if c.started_at.seconds and c.state == "running":
                 up = fmt.short_duration(self.source.clock() - fmt.ts_seconds(c.started_at))
                 lines.append(f"up {up}   restarts {c.restart_count}")
+        if self.detail is not None and self.detail.pod_id:
+            lines.append(f"pod {self.pod_name}  {fmt.short_id(self.detail.pod_id)}")
         if s is not None:
             limit = fmt.size(s.memory_limit) if s.memory_limit else "no limit"
             lines.append(
