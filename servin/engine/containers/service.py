@@ -16,7 +16,7 @@ import os
 import secrets
 import signal as signal_module
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -446,13 +446,27 @@ class ContainerService:
     async def wait(self, ref: str, condition: str = "not-running") -> ContainerState:
         """Block until the container stops (``next-exit``: its next exit; ``removed``: it is
         gone); its state at that exit."""
+        return await (await self.waiter(ref, condition))
+
+    async def waiter(self, ref: str, condition: str = "not-running"
+                     ) -> Awaitable[ContainerState]:
+        """Register a wait now and return what awaits it (``wait``'s result).
+
+        Once this returns, the exit a ``next-exit`` wait is for cannot be missed: a door can
+        tell its client the wait is in place before the client starts the container.
+        """
         c = await self.get(ref)
         if condition not in ("", "not-running", "next-exit", "removed"):
             raise InvalidArgument(f"invalid wait condition {condition!r}")
         event = self.locks.exit_event(c.id)
         if condition == "next-exit" and not c.state.running:
             event.clear()  # the exit of the coming run, not of the last one
-        if condition == "next-exit" or c.state.running:
+        block = condition == "next-exit" or c.state.running
+        return self._wait(c, event, block, condition)
+
+    async def _wait(self, c: Container, event: asyncio.Event, block: bool,
+                    condition: str) -> ContainerState:
+        if block:
             await event.wait()
         if condition == "removed":
             while True:

@@ -14,6 +14,7 @@ from pathlib import Path
 from servin import __version__
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import CoreAPI
+from servin.engine.server.docker.containers import register_container_routes
 from servin.engine.server.docker.http import HTTPServer
 from servin.engine.server.docker.router import Router
 from servin.engine.server.docker.system import SystemRoutes
@@ -41,6 +42,7 @@ def build_router(core: CoreAPI, config: DaemonConfig) -> Router:
     """Every Docker API route this daemon serves."""
     router = Router()
     SystemRoutes(core, docker_hosts=config.effective_docker_hosts()).register(router)
+    register_container_routes(router, core)
     return router
 
 
