@@ -358,7 +358,7 @@ class ContainerService:
                 await asyncio.to_thread(self.snapshots.prepare, c.id, c.snapshot_chain)
             crashpoint("container.create.after-snapshot")
             paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            await asyncio.to_thread(self.store.add, c)
+            await asyncio.to_thread(self._record, c, not request.name)
             crashpoint("container.create.after-record")
         except BaseException:
             await asyncio.to_thread(self.runner.discard_files, c.id)
@@ -373,8 +373,22 @@ class ContainerService:
             raise
         c.state.creating = False
         await asyncio.to_thread(self.store.save_state, c)
-        self.events.publish("container", "create", c.id, name=name, image=config.image)
+        self.events.publish("container", "create", c.id, name=c.name, image=config.image)
         return Created(c, self.networks.spec_warnings(c))
+
+    def _record(self, c: Container, generated_name: bool) -> None:
+        """Record the new container (blocking). A generated name that a create running beside
+        this one took meanwhile is replaced by a fresh one; a name the user gave is a
+        Conflict."""
+        for _ in range(10):
+            try:
+                self.store.add(c)
+                return
+            except Conflict:
+                if not generated_name:
+                    raise
+                c.name = generate_name(self.store.names())
+        self.store.add(c)
 
     def _resolve_mounts(self, host: Any, image: dict[str, Any]
                         ) -> tuple[builtins.list[Mount], builtins.list[str]]:

@@ -115,7 +115,7 @@ class ArchiveRoutes:
             async for chunk in chunks:
                 await out.write(chunk)
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await chunks.aclose()  # type: ignore[attr-defined]  # an async generator
         return None
 
     async def changes(self, req: Request) -> Response:

@@ -226,5 +226,5 @@ class AttachRoutes:
                 await mux.flush()
                 chunk = await anext(chunks, None)
         finally:
-            await chunks.aclose()  # type: ignore[attr-defined]
+            await chunks.aclose()  # type: ignore[attr-defined]  # an async generator
         return None

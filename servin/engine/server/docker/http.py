@@ -128,6 +128,7 @@ class Request:
         self.method: str = event.method.decode("ascii", "replace")
         self.target: bytes = event.target
         self.http_version: bytes = event.http_version
+        # h11's Headers is a list of (name, value) pairs, typed as a Sequence
         self._headers: list[tuple[bytes, bytes]] = event.headers  # type: ignore[assignment]
         raw, _, qs = event.target.partition(b"?")
         path = raw.decode("latin-1")
@@ -397,7 +398,7 @@ class _Connection:
                 except asyncio.CancelledError:
                     if not self.gone:
                         raise
-                    self.task.uncancel()  # type: ignore[union-attr]
+                    self.task.uncancel()  # type: ignore[union-attr]  # set when serving began
                     return
                 if self.hijacked or not await self._next_cycle():
                     return

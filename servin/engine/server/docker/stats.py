@@ -122,7 +122,7 @@ class StatsRoutes:
                                                          previous)))
                 previous = (sample, batch.system_cpu_ns)
         finally:
-            await passes.aclose()  # type: ignore[attr-defined]
+            await passes.aclose()  # type: ignore[attr-defined]  # an async generator
         if out is None:
             return json_response(stats_document(c, None, 0, None))
         return None
