@@ -63,7 +63,7 @@ def load(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def container_state(status: str) -> api_pb2.ContainerState:
+def container_state(status: str) -> api_pb2.ContainerState.ValueType:
     """The CRI state of a core container status."""
     if status == CREATED:
         return api_pb2.CONTAINER_CREATED

@@ -33,7 +33,7 @@ def _env(items: list[api_pb2.KeyValue]) -> list[str]:
     return out
 
 
-def _stop_signal(value: int) -> str:
+def _stop_signal(value: api_pb2.Signal.ValueType) -> str:
     if not value:
         return ""
     name = api_pb2.Signal.Name(value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from servin.api.cri.runtime.v1 import api_pb2
 from servin.engine.containers.model import RUNNING
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 
-def sandbox_state(view: PodView) -> api_pb2.PodSandboxState:
+def sandbox_state(view: PodView) -> api_pb2.PodSandboxState.ValueType:
     """READY while the infra runs (the sandbox's namespaces exist), NOTREADY otherwise."""
     if view.infra is not None and view.infra.state.status == RUNNING:
         return api_pb2.SANDBOX_READY
@@ -44,9 +44,9 @@ def namespace_options(view: PodView) -> api_pb2.NamespaceOption:
     """The namespace modes RunPodSandbox was given."""
     options = sandbox_options(view)
 
-    def mode(key: str) -> api_pb2.NamespaceMode:
+    def mode(key: str) -> api_pb2.NamespaceMode.ValueType:
         value = options.get(key, 0)
-        return cast(api_pb2.NamespaceMode, value) if isinstance(value, int) else api_pb2.POD
+        return api_pb2.NamespaceMode.ValueType(value) if isinstance(value, int) else api_pb2.POD
 
     return api_pb2.NamespaceOption(network=mode("network"), pid=mode("pid"), ipc=mode("ipc"))
 

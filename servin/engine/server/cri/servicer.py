@@ -3,6 +3,9 @@ both CRI services on the daemon's grpc server (the same socket as servin.v1)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import grpc
 
 from servin.api.cri.runtime.v1 import api_pb2, api_pb2_grpc
@@ -69,7 +72,10 @@ def build_cri_server(core: CoreAPI, streaming: StreamingServer | None = None
 def register(server: grpc.aio.Server, core: CoreAPI,
              streaming: StreamingServer | None = None) -> None:
     """Add runtime.v1's RuntimeService and ImageService to ``server``."""
-    api_pb2_grpc.add_RuntimeServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        RuntimeServicer(core, streaming), server)
-    api_pb2_grpc.add_ImageServiceServicer_to_server(  # type: ignore[no-untyped-call]
-        ImageServicer(core), server)
+    # The generated registration functions carry no annotations: typed here.
+    registrations: list[tuple[Callable[[Any, grpc.aio.Server], None], object]] = [
+        (api_pb2_grpc.add_RuntimeServiceServicer_to_server, RuntimeServicer(core, streaming)),
+        (api_pb2_grpc.add_ImageServiceServicer_to_server, ImageServicer(core)),
+    ]
+    for add, servicer in registrations:
+        add(servicer, server)
