@@ -49,5 +49,6 @@ def docker_cli(docker_config: Path):  # type: ignore[no-untyped-def]
     return run
 
 
-# The TLS + htpasswd registry of the registry tests (session-scoped), for POST /auth.
-from tests.registry.conftest import tls_registry  # noqa: E402, F401
+# The registries of the registry tests (session-scoped): TLS + htpasswd for POST /auth,
+# plain HTTP for pull, push and search.
+from tests.registry.conftest import plain_registry, tls_registry  # noqa: E402, F401

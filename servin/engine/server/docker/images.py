@@ -224,7 +224,8 @@ class ImageRoutes:
         async def result(out: JSONMessages, r: PullResult) -> None:
             return None  # the engine's closing lines (Digest, Status) were events
 
-        await stream_operation(req, run, event, result)
+        # "Pulling from" is said before the registry answers: a missing image is a 404.
+        await stream_operation(req, run, event, result, hold=2)
         return None
 
     async def _import(self, req: Request) -> Response | None:

@@ -51,25 +51,33 @@ async def stream_operation(
     on_event: Callable[[JSONMessages, E], Awaitable[None]],
     on_result: Callable[[JSONMessages, R], Awaitable[None]],
     *,
+    hold: int = 1,
     content_type: str = "application/json",
 ) -> None:
     """Run ``run(report)``; answer with its events as JSON messages, then its result.
 
-    An error raised before the first event is raised here (a normal error response); one
+    The response starts once ``hold`` events have come (a pull's "Pulling from" line comes
+    before the registry has said whether the image exists: ``hold=2`` waits for more); an
+    error raised before that is raised here (a normal error response with its status), one
     raised later ends the stream with docker's error message.
     """
     op: Operation[E, R] = Operation(run)
     try:
-        more, event = await op.next()
+        held: list[Any] = []
+        more = True
+        while more and len(held) < hold:
+            more, event = await op.next()
+            if more:
+                held.append(event)
         if not more:
             result = op.task.result()  # raises the operation's error before any output
-            out = JSONMessages((await req.stream(200, content_type)).write)
-            await on_result(out, result)
-            return
         out = JSONMessages((await req.stream(200, content_type)).write)
-        while more:
+        for event in held:
             await on_event(out, event)
+        while more:
             more, event = await op.next()
+            if more:
+                await on_event(out, event)
         try:
             result = op.task.result()
         except ServinError as exc:
