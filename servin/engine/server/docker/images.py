@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import AsyncGenerator
+from typing import Any, cast
 
 from servin.engine.engine import CoreAPI
 from servin.engine.images.archive.load import LoadEvent
@@ -119,7 +120,7 @@ class ImageRoutes:
 
     def register(self, router: Router) -> None:
         """Declare the routes."""
-        router.add("GET", "/images/json", self.list)
+        router.add("GET", "/images/json", self.listing)
         router.add("POST", "/images/create", self.create)
         router.add("POST", "/images/load", self.load)
         router.add("GET", "/images/get", self.save_many)
@@ -135,7 +136,7 @@ class ImageRoutes:
 
     # -- queries ---------------------------------------------------------------------------
 
-    async def list(self, req: Request) -> Response:
+    async def listing(self, req: Request) -> Response:
         """``GET /images/json``: tagged images (``all``: every one; there are no
         intermediate layers as images here), docker's filters."""
         wanted = params.filters(req)
@@ -330,7 +331,8 @@ class ImageRoutes:
     async def _save(self, req: Request, names: list[str]) -> Response | None:
         if not names:
             raise InvalidArgument("no image names given")
-        chunks = self.images.save(names, "docker-archive")
+        # An async generator: closed below whatever happens to the response.
+        chunks = cast(AsyncGenerator[bytes, None], self.images.save(names, "docker-archive"))
         try:
             first = await anext(chunks)  # a missing image fails before the response starts
         except StopAsyncIteration:
@@ -428,11 +430,11 @@ def config_changes(body: Any) -> list[str]:
         out.append("VOLUME " + json.dumps([volume]))
     for key, instruction in (("User", "USER"), ("WorkingDir", "WORKDIR"),
                              ("StopSignal", "STOPSIGNAL")):
-        value = body.get(key)
-        if value:
-            if not isinstance(value, str):
+        field = body.get(key)
+        if field:
+            if not isinstance(field, str):
                 raise InvalidArgument(f"invalid commit config: {key} must be a string")
-            out.append(f"{instruction} {value}")
+            out.append(f"{instruction} {field}")
     return out
 
 

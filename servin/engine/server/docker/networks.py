@@ -76,7 +76,7 @@ class NetworkRoutes:
 
     def register(self, router: Router) -> None:
         """Declare the routes."""
-        router.add("GET", "/networks", self.list)
+        router.add("GET", "/networks", self.listing)
         router.add("POST", "/networks/create", self.create)
         router.add("POST", "/networks/prune", self.prune)
         router.add("GET", "/networks/{id}", self.inspect)
@@ -84,7 +84,7 @@ class NetworkRoutes:
         router.add("POST", "/networks/{id}/disconnect", self.disconnect)
         router.add("DELETE", "/networks/{id}", self.remove)
 
-    async def list(self, req: Request) -> Response:
+    async def listing(self, req: Request) -> Response:
         """``GET /networks``: docker's filters; containers are listed by inspect only."""
         views = await self.networks.list(params.filters(req))
         out = []

@@ -32,13 +32,13 @@ class VolumeRoutes:
 
     def register(self, router: Router) -> None:
         """Declare the routes."""
-        router.add("GET", "/volumes", self.list)
+        router.add("GET", "/volumes", self.listing)
         router.add("POST", "/volumes/create", self.create)
         router.add("POST", "/volumes/prune", self.prune)
         router.add("GET", "/volumes/{name}", self.inspect)
         router.add("DELETE", "/volumes/{name}", self.remove)
 
-    async def list(self, req: Request) -> Response:
+    async def listing(self, req: Request) -> Response:
         """``GET /volumes``: docker's filters."""
         views = await self.volumes.list(params.filters(req))
         return json_response({"Volumes": [volume_document(v) for v in views],
