@@ -41,7 +41,10 @@ def docker_cli(docker_config: Path):  # type: ignore[no-untyped-def]
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         url = host if isinstance(host, str) else f"unix://{host}"
         full = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-        full.update({"DOCKER_CONFIG": str(docker_config), "DOCKER_CLI_HINTS": "false"})
+        # DOCKER_BUILDKIT=0: the classic builder, whatever the daemon offers (dockerd 20.10
+        # may offer BuildKit; Servin says Builder-Version 1 and the CLI picks it anyway).
+        full.update({"DOCKER_CONFIG": str(docker_config), "DOCKER_CLI_HINTS": "false",
+                     "DOCKER_BUILDKIT": "0"})
         full.update(env or {})
         return subprocess.run([DOCKER, "-H", url, *args], input=input, capture_output=True,
                               text=True, timeout=timeout, env=full)

@@ -237,3 +237,55 @@ def test_search_lists_the_registry(engine: DaemonProcess, plain_registry: Regist
     assert f"{plain_registry.host}/findme/box" in out.stdout.split()
     resp = request(sock, "GET", "/images/search?term=")
     assert resp.status == 400
+
+
+def test_docker_py_build(engine: DaemonProcess, client: docker.DockerClient) -> None:
+    context = short_tmpdir("sv-pybuild-")
+    try:
+        (context / "Dockerfile").write_text(
+            "FROM busybox\nARG WHO\nRUN echo \"built by $WHO\" > /who && cat /who\n"
+            "COPY data.txt /data.txt\nENV KEEP=1\nCMD [\"cat\", \"/who\"]\n")
+        (context / "data.txt").write_text("context file\n")
+        (context / ".dockerignore").write_text("ignored.txt\n")
+        (context / "ignored.txt").write_text("must not reach the daemon\n")
+        image, logs = client.images.build(path=str(context), tag="py-built:1",
+                                          buildargs={"WHO": "docker-py"}, labels={"x": "y"},
+                                          rm=True)
+        lines = "".join(chunk.get("stream", "") for chunk in logs)
+        assert "built by docker-py" in lines and "Successfully tagged py-built:1" in lines
+        assert image.tags == ["py-built:1"] and image.labels == {"x": "y"}
+        assert "KEEP=1" in image.attrs["Config"]["Env"]
+        out = engine.cli("run", "--rm", "py-built:1", check=True).stdout
+        assert out.strip() == "built by docker-py"
+        assert engine.cli("run", "--rm", "py-built:1", "ls", "/ignored.txt").returncode != 0
+        # low level: decoded messages, the aux ID, the cache
+        messages = list(client.api.build(path=str(context), tag="py-built:2",
+                                         buildargs={"WHO": "docker-py"}, decode=True))
+        assert any("Using cache" in m.get("stream", "") for m in messages)
+        ids = [m["aux"]["ID"] for m in messages if "aux" in m]
+        assert ids == [client.images.get("py-built:2").id]
+        # a Dockerfile given in the context under another name, nocache, a target stage
+        (context / "Other").write_text("FROM busybox AS one\nRUN echo one > /n\n"
+                                       "FROM busybox AS two\nRUN echo two > /n\n")
+        image, _ = client.images.build(path=str(context), dockerfile="Other", target="one",
+                                       nocache=True, tag="py-built:3")
+        out = engine.cli("run", "--rm", "py-built:3", "cat", "/n", check=True).stdout
+        assert out.strip() == "one"
+        # a failing step: BuildError with docker's message
+        (context / "Dockerfile").write_text("FROM busybox\nRUN exit 7\n")
+        with pytest.raises(docker.errors.BuildError) as err:
+            client.images.build(path=str(context), tag="py-broken:1")
+        assert "returned a non-zero code: 7" in str(err.value)
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get("py-broken:1")
+        # a Dockerfile that does not parse is a plain 400 before any output
+        (context / "Dockerfile").write_text("FROM busybox\nNOSUCHINSTRUCTION x\n")
+        with pytest.raises(docker.errors.APIError) as api_err:
+            client.images.build(path=str(context))
+        assert api_err.value.status_code == 400
+        for tag in ("py-built:1", "py-built:2", "py-built:3"):
+            client.images.remove(tag)
+        pruned = client.api.prune_builds()
+        assert pruned["SpaceReclaimed"] >= 0
+    finally:
+        shutil.rmtree(context, ignore_errors=True)

@@ -14,6 +14,7 @@ from pathlib import Path
 from servin import __version__
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import CoreAPI
+from servin.engine.server.docker.build import BuildRoutes
 from servin.engine.server.docker.http import HTTPServer
 from servin.engine.server.docker.images import ImageRoutes
 from servin.engine.server.docker.networks import NetworkRoutes
@@ -47,6 +48,7 @@ def build_router(core: CoreAPI, config: DaemonConfig) -> Router:
     ImageRoutes(core).register(router)
     NetworkRoutes(core).register(router)
     VolumeRoutes(core).register(router)
+    BuildRoutes(core).register(router)
     return router
 
 
