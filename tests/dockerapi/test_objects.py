@@ -171,6 +171,7 @@ def test_docker_py_networks_and_volumes(engine: DaemonProcess,
                                  labels={"app": "py"}, check_duplicate=True)
     try:
         assert net.attrs["IPAM"]["Config"][0]["Subnet"] == subnet
+        assert net.attrs["Options"] == {}  # as created (compose compares them)
         assert [n.name for n in client.networks.list(filters={"label": "app=py"})] == ["py-net"]
         assert {"bridge", "host", "none", "py-net"} <= {n.name for n in client.networks.list()}
         with pytest.raises(docker.errors.APIError) as err:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from servin.engine.engine import CoreAPI
+from servin.engine.networks.model import NetworkView
 from servin.engine.semantics.inspect import network_document
 from servin.engine.server.docker import params
 from servin.engine.server.docker.http import Request, Response
@@ -39,6 +40,20 @@ def _text(body: dict[str, Any], key: str, what: str) -> str:
     if not isinstance(value, str):
         raise InvalidArgument(f"invalid {what}: {key} must be a string")
     return value
+
+
+_BRIDGE_NAME = "com.docker.network.bridge.name"
+
+
+def document(view: NetworkView) -> dict[str, Any]:
+    """docker's network document as dockerd gives it: a user network's Options are those it
+    was created with (compose compares them to its file's and would recreate the network
+    over the bridge name Servin's own inspect adds)."""
+    doc = network_document(view)
+    n = view.network
+    if not n.builtin and _BRIDGE_NAME not in n.options:
+        doc["Options"].pop(_BRIDGE_NAME, None)
+    return doc
 
 
 def _ipam(body: dict[str, Any]) -> tuple[str, str, str]:
@@ -89,7 +104,7 @@ class NetworkRoutes:
         views = await self.networks.list(params.filters(req))
         out = []
         for view in views:
-            doc = network_document(view)
+            doc = document(view)
             doc["Containers"] = {}
             out.append(doc)
         return json_response(out)
@@ -99,7 +114,7 @@ class NetworkRoutes:
         scope = req.query_value("scope")
         if scope and scope != "local":
             raise NotFound(f"network {req.params['id']} not found")
-        return json_response(network_document(await self.networks.inspect(req.params["id"])))
+        return json_response(document(await self.networks.inspect(req.params["id"])))
 
     async def create(self, req: Request) -> Response:
         """``POST /networks/create``: 201 with the new network's ``Id``."""
