@@ -20,6 +20,15 @@ def docker_sock(daemon: DaemonProcess) -> Path:
     return daemon.exec_root / "docker.sock"
 
 
+def needs_container_routes(daemon: DaemonProcess) -> None:
+    """Skip, saying why, when this build does not serve the container endpoints yet (issue
+    #18's two halves are built apart and merged together)."""
+    from tests.dockerapi.rawhttp import request
+
+    if request(docker_sock(daemon), "GET", "/containers/json").status == 404:
+        pytest.skip("this build does not serve the Docker API container endpoints yet")
+
+
 @pytest.fixture(scope="session")
 def docker_config() -> Iterator[Path]:
     """A private DOCKER_CONFIG directory (no user contexts, credentials or plugins)."""

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.daemon import DaemonProcess, short_tmpdir
-from tests.dockerapi.conftest import docker_sock
-from tests.dockerapi.rawhttp import request
+from tests.dockerapi.conftest import docker_sock, needs_container_routes
 from tests.registry.registryd import free_port
 
 COMPOSE = shutil.which("docker-compose")
@@ -87,9 +86,7 @@ def _until(what: str, check: object, timeout: float = 60) -> None:
 def test_compose_project_up_to_down(engine: DaemonProcess,
                                     project: tuple[Path, str, int]) -> None:
     directory, name, port = project
-    if request(docker_sock(engine), "GET", "/containers/json").status == 404:
-        # Until both halves of issue #18 are merged (the integrator merges them together).
-        pytest.skip("this build does not serve the container endpoints compose needs")
+    needs_container_routes(engine)
 
     def compose(*args: str) -> subprocess.CompletedProcess[str]:
         done = _compose(engine, directory, name, *args)

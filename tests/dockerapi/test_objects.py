@@ -17,7 +17,7 @@ import pytest
 
 from bench.peers import DockerPeer
 from tests.daemon import DaemonProcess, short_tmpdir
-from tests.dockerapi.conftest import docker_sock
+from tests.dockerapi.conftest import docker_sock, needs_container_routes
 from tests.dockerapi.objects_script import Context, Result, check, run_script
 from tests.dockerapi.rawhttp import request
 from tests.registry.registryd import Registry
@@ -290,3 +290,40 @@ def test_docker_py_build(engine: DaemonProcess, client: docker.DockerClient) -> 
         assert pruned["SpaceReclaimed"] >= 0
     finally:
         shutil.rmtree(context, ignore_errors=True)
+
+
+def test_links_name_containers_for_their_container_only(engine: DaemonProcess,
+                                                        client: docker.DockerClient) -> None:
+    """docker's legacy links on a user network (compose's one-off containers carry them):
+    the alias resolves inside the linking container, nowhere else."""
+    needs_container_routes(engine)
+    client.networks.create("py-links")
+    made: list[str] = []
+    try:
+        made.append("lk-target")
+        engine.cli("run", "-d", "--name", "lk-target", "--network", "py-links", "busybox",
+                   "sleep", "120", check=True)
+        made.append("lk-other")
+        engine.cli("run", "-d", "--name", "lk-other", "--network", "py-links", "busybox",
+                   "sleep", "120", check=True)
+        api = client.api
+        made.append("lk-user")
+        api.create_container("busybox", ["sleep", "120"], name="lk-user",
+                             host_config=api.create_host_config(
+                                 links={"lk-target": "tgt"}, network_mode="py-links"))
+        api.start("lk-user")
+        address = client.containers.get("lk-target").attrs["NetworkSettings"]["Networks"][
+            "py-links"]["IPAddress"]
+        assert client.containers.get("lk-user").attrs["HostConfig"]["Links"] == [
+            "/lk-target:/lk-user/tgt"]
+        found = engine.cli("exec", "lk-user", "nslookup", "tgt", check=True).stdout
+        assert address in found
+        assert engine.cli("exec", "lk-other", "nslookup", "tgt").returncode != 0
+        with pytest.raises(docker.errors.APIError) as err:  # the default bridge: refused
+            api.create_container("busybox", ["true"], name="lk-bridge",
+                                 host_config=api.create_host_config(links={"lk-target": "t"}))
+        assert err.value.status_code == 400 and "user-defined networks" in str(err.value)
+    finally:
+        for name in made:
+            engine.cli("rm", "-f", name)
+        client.api.remove_network("py-links")
