@@ -110,7 +110,9 @@ def test_compose_project_up_to_down(engine: DaemonProcess,
         assert health.stdout.strip() == "healthy"
         out = compose("exec", "-T", "web", "cat", "/data/starts")
         assert out.stdout.strip() == "started"
-        out = compose("run", "--rm", "client", "wget", "-q", "-O-", "http://web:8080/")
+        # (compose attaches after it starts the container: give the attach time to come)
+        out = compose("run", "--rm", "client", "sh", "-c",
+                      "sleep 1; wget -q -O- http://web:8080/")
         assert "hello-from-web" in out.stdout
         compose("scale", "client=2")
         assert len(compose("ps", "-q", "client").stdout.split()) == 2
