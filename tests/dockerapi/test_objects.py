@@ -327,3 +327,38 @@ def test_links_name_containers_for_their_container_only(engine: DaemonProcess,
         for name in made:
             engine.cli("rm", "-f", name)
         client.api.remove_network("py-links")
+
+
+def test_system_prune(daemon: DaemonProcess, busybox_image: str, docker_cli: DockerCLI) -> None:
+    """``docker system prune`` (the CLI composes container, network, image and build-cache
+    prune) on a daemon of its own: it removes every unused image with -a."""
+    needs_container_routes(daemon)
+    sock = docker_sock(daemon)
+    stopped = daemon.cli("create", "--name", "sp-stopped", "busybox", "true",
+                         check=True).stdout.strip()
+    running = daemon.cli("run", "-d", "--name", "sp-running", "busybox", "sleep", "120",
+                         check=True).stdout.strip()
+    daemon.cli("network", "create", "sp-net", check=True)
+    daemon.cli("volume", "create", "sp-vol", check=True)
+    daemon.cli("create", "--name", "sp-anon", "-v", "/data", "busybox", check=True)
+    anonymous = json.loads(daemon.cli("inspect", "sp-anon", check=True).stdout)[0]["Mounts"][0][
+        "Name"]
+    daemon.cli("rm", "sp-anon", check=True)
+    daemon.cli("tag", "busybox", "sp-img:1", check=True)
+    out = docker_cli(sock, "system", "prune", "-f")
+    assert out.returncode == 0, out.stderr
+    assert "Deleted Containers:" in out.stdout and stopped in out.stdout
+    assert "Deleted Networks:\nsp-net" in out.stdout
+    assert "Total reclaimed space" in out.stdout
+    names = docker_cli(sock, "ps", "-a", "--format", "{{.Names}}").stdout.split()
+    assert names == ["sp-running"]
+    assert "sp-net" not in docker_cli(sock, "network", "ls").stdout
+    volumes = docker_cli(sock, "volume", "ls", "-q").stdout.split()
+    assert "sp-vol" in volumes and anonymous in volumes  # volumes only with --volumes
+    assert "sp-img:1" in docker_cli(sock, "images", "--format", "{{.Repository}}:{{.Tag}}").stdout
+    daemon.cli("rm", "-f", running, check=True)
+    out = docker_cli(sock, "system", "prune", "-af", "--volumes")
+    assert out.returncode == 0, out.stderr
+    assert "untagged: sp-img:1" in out.stdout.lower() and busybox_image in out.stdout
+    assert docker_cli(sock, "images", "-q").stdout.strip() == ""
+    assert anonymous not in docker_cli(sock, "volume", "ls", "-q").stdout.split()
