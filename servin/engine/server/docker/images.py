@@ -8,6 +8,7 @@ forms (``busybox:latest``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import AsyncGenerator
@@ -89,7 +90,11 @@ def _pull_message(event: ProgressEvent) -> dict[str, Any]:
     if not event.id:
         m = _PULLING.match(event.status)
         if m:
-            return {"status": m.group(2), "id": m.group(1)}
+            # dockerd names the repository's path: "Pulling from library/busybox".
+            repository = m.group(2).removeprefix("Pulling from ")
+            with contextlib.suppress(InvalidArgument):
+                repository = parse_reference(repository, default_tag=False).path
+            return {"status": f"Pulling from {repository}", "id": m.group(1)}
         return {"status": event.status}
     return _layer_message(event.action, event.id, event.current, event.total, event.done)
 
