@@ -142,18 +142,15 @@ class ImageRoutes:
     # -- queries ---------------------------------------------------------------------------
 
     async def listing(self, req: Request) -> Response:
-        """``GET /images/json``: tagged images (``all``: every one; there are no
-        intermediate layers as images here), docker's filters."""
+        """``GET /images/json``: every image (``all`` changes nothing: there are no
+        intermediate layers as images here), docker's filters; ``digests`` is for the CLI's
+        columns (RepoDigests are always given, as dockerd)."""
         wanted = params.filters(req)
         legacy = req.query_value("filter")  # API < 1.41: a reference pattern
         if legacy:
             wanted.setdefault("reference", []).append(legacy)
         records = await self.images.list(wanted)
-        out = [summary(r, req) for r in records]
-        if not params.bool_value(req, "digests") and _older(req, "1.25"):
-            for item in out:
-                item.pop("RepoDigests", None)
-        return json_response(out)
+        return json_response([summary(r, req) for r in records])
 
     async def inspect(self, req: Request) -> Response:
         """``GET /images/{name}/json``: docker's ImageInspect."""
