@@ -362,3 +362,60 @@ def test_system_prune(daemon: DaemonProcess, busybox_image: str, docker_cli: Doc
     assert "untagged: sp-img:1" in out.stdout.lower() and busybox_image in out.stdout
     assert docker_cli(sock, "images", "-q").stdout.strip() == ""
     assert anonymous not in docker_cli(sock, "volume", "ls", "-q").stdout.split()
+
+
+def _connect_script(cli: DockerCLI, suffix: str, subnet: str) -> list[tuple[int, str]]:
+    """network connect/disconnect with an alias and a static address on a running container;
+    (exit code, stdout) of each command."""
+    net, other, box = f"sv-cn{suffix}", f"sv-cn{suffix}-b", f"sv-box{suffix}"
+    address = subnet.rsplit(".", 1)[0] + "." + str(int(subnet.rsplit(".", 1)[1].split("/")[0])
+                                                   + 5)
+    steps = [
+        ("network", "create", net),
+        ("network", "create", "--subnet", subnet, other),
+        ("run", "-d", "--name", box, "--network", net, "busybox", "sleep", "120"),
+        ("network", "connect", "--alias", "web", "--ip", address, other, box),
+        ("network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{.IPv4Address}}{{end}}",
+         other),
+        ("inspect", "-f", f"{{{{(index .NetworkSettings.Networks \"{other}\").IPAddress}}}}",
+         box),
+        ("exec", box, "nslookup", "web"),
+        ("network", "rm", other),
+        ("network", "disconnect", other, box),
+        ("network", "inspect", "-f", "{{len .Containers}}", other),
+        ("network", "disconnect", other, box),
+        ("rm", "-f", box),
+        ("network", "rm", net, other),
+    ]
+    out = []
+    for args in steps:
+        done = cli(*args)
+        text = done.stdout.strip().replace(suffix, "{S}").replace(address, "{IP}")
+        if args[0] == "run" or args[:2] == ("exec", box):
+            text = ""  # a container ID; nslookup's server lines differ
+        out.append((done.returncode, text))
+    return out
+
+
+def test_cli_network_connect_beside_dockerd(engine: DaemonProcess, docker_cli: DockerCLI,
+                                            busybox_tar: Path) -> None:
+    needs_container_routes(engine)
+    assert engine.net_slot is not None
+    ours = _connect_script(lambda *a: docker_cli(docker_sock(engine), *a), "-sv2",
+                           f"10.201.{engine.net_slot}.192/28")
+    rc = [r for r, _ in ours]
+    assert rc == [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 0], ours
+    assert ours[4][1] == "sv-box{S} {IP}/28"
+    assert ours[5][1] == "{IP}" and ours[9][1] == "0"
+    if shutil.which("dockerd") is None:
+        pytest.skip("dockerd is not installed (scripts/bootstrap installs docker.io)")
+    peer = DockerPeer(short_tmpdir("sv-dockerd-"))
+    try:
+        peer.start()
+        peer.import_busybox(busybox_tar)
+        theirs = _connect_script(lambda *a: docker_cli(peer.socket, *a), "-dk2",
+                                 f"10.201.{engine.net_slot}.176/28")
+    finally:
+        peer.stop()
+    assert [r for r, _ in theirs] == rc, theirs
+    assert theirs == ours
