@@ -181,8 +181,9 @@ def test_docker_py_networks_and_volumes(engine: DaemonProcess,
             client.networks.create("py-v6", enable_ipv6=True)
         assert err.value.status_code == 400
         assert "py-v6" not in {n.name for n in client.networks.list()}
-        container = engine.cli("run", "-d", "--name", "py-net-user", "busybox", "sleep", "60",
-                               check=True).stdout.strip()
+        client.networks.create("py-net-home")
+        container = engine.cli("run", "-d", "--name", "py-net-user", "--network", "py-net-home",
+                               "busybox", "sleep", "60", check=True).stdout.strip()
         try:
             address = f"10.201.{engine.net_slot}.220"
             net.connect("py-net-user", aliases=["web"], ipv4_address=address)
@@ -191,6 +192,9 @@ def test_docker_py_networks_and_volumes(engine: DaemonProcess,
             assert entry["IPv4Address"] == f"{address}/28" and entry["Aliases"] == ["web"]
             addresses = engine.cli("exec", "py-net-user", "ip", "-4", "addr", check=True)
             assert f"inet {address}/28" in addresses.stdout
+            # Its alias on the connected network resolves through its first network's DNS.
+            found = engine.cli("exec", "py-net-user", "nslookup", "web", check=True).stdout
+            assert address in found
             with pytest.raises(docker.errors.APIError) as err:
                 net.remove()
             assert err.value.status_code == 409
@@ -199,6 +203,7 @@ def test_docker_py_networks_and_volumes(engine: DaemonProcess,
             assert net.attrs["Containers"] == {}
         finally:
             engine.cli("rm", "-f", "py-net-user")
+            client.api.remove_network("py-net-home")
     finally:
         client.api.remove_network("py-net")
     assert "py-net" not in {n.name for n in client.networks.list()}
@@ -391,8 +396,8 @@ def _connect_script(cli: DockerCLI, suffix: str, subnet: str) -> list[tuple[int,
     for args in steps:
         done = cli(*args)
         text = done.stdout.strip().replace(suffix, "{S}").replace(address, "{IP}")
-        if args[0] == "run" or args[:2] == ("exec", box):
-            text = ""  # a container ID; nslookup's server lines differ
+        if args[0] == "run" or args[:2] in (("exec", box), ("network", "create")):
+            text = ""  # IDs; nslookup's server lines differ
         out.append((done.returncode, text))
     return out
 

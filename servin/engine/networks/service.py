@@ -83,6 +83,10 @@ class NetworkService:
         self._names: dict[str, dict[str, set[str]]] = {}
         # client ip -> its links' alias -> linked container name (docker's legacy links).
         self._client_links: dict[str, dict[str, str]] = {}
+        # client ip -> its container; container -> the user networks it is on (a container
+        # resolves the names of every network it shares, whichever gateway it asks).
+        self._address_owner: dict[str, str] = {}
+        self._container_networks: dict[str, set[str]] = {}
         self._client_dns: dict[str, list[str]] = {}
         self._fw_lock = asyncio.Lock()
 
@@ -500,6 +504,8 @@ class NetworkService:
             for name in self._names_of(c, ep):
                 names.setdefault(name, set()).add(ep.address)
             self._client_dns[ep.address] = list(c.host_config.dns)
+            self._address_owner[ep.address] = c.id
+            self._container_networks.setdefault(c.id, set()).add(n.id)
             if c.host_config.links:
                 self._client_links[ep.address] = dict(
                     (alias.lower(), target.lower())
@@ -525,6 +531,12 @@ class NetworkService:
                         del names[name]
             self._client_dns.pop(ep.address, None)
             self._client_links.pop(ep.address, None)
+            self._address_owner.pop(ep.address, None)
+            joined = self._container_networks.get(c.id)
+            if joined is not None:
+                joined.discard(ep.network_id)
+                if not joined:
+                    del self._container_networks[c.id]
 
     async def renamed(self, old: Container, new: Container) -> None:
         """A running container has a new name: DNS answers to it, no longer to the old one."""
@@ -658,11 +670,19 @@ class NetworkService:
     # -- DNS -----------------------------------------------------------------------------
 
     def _dns_lookup(self, network_id: str, name: str, client: str = "") -> builtins.list[str]:
-        names = self._names.get(network_id, {})
+        owner = self._address_owner.get(client, "")
+        # The network asked first, then the client's other user networks (docker's embedded
+        # DNS answers for every network the container is on).
+        networks = [network_id, *sorted(self._container_networks.get(owner, set())
+                                        - {network_id})]
         target = self._client_links.get(client, {}).get(name)
-        if target is not None and names.get(target):
-            return sorted(names[target])  # a link's alias, for its container only
-        return sorted(names.get(name) or ())
+        for nid in networks:
+            names = self._names.get(nid, {})
+            if target is not None and names.get(target):
+                return sorted(names[target])  # a link's alias, for its container only
+            if names.get(name):
+                return sorted(names[name])
+        return []
 
     def _dns_upstreams(self, network_id: str, client: str) -> builtins.list[str]:
         return self._client_dns.get(client) or host_resolvers()
