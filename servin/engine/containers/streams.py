@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -65,6 +65,10 @@ class AttachOptions:
     stdout: bool = True
     stderr: bool = True
     detach_keys: str = ""  # docker's syntax; "" = ctrl-p,ctrl-q (honoured with a terminal)
+    # Whether this client's end of stdin (or its going away) closes the process's stdin:
+    # None = whenever it attaches stdin (servin's doors); docker's attach does it only for a
+    # container created with StdinOnce and no terminal.
+    close_stdin: bool | None = None
 
 
 class StreamSession:
@@ -117,7 +121,8 @@ class StreamSession:
         finally:
             self._attachment.cancel()  # a no-op once done; withdraws it if we were cancelled
 
-    async def relay(self, inputs: AsyncIterator[StreamInput]) -> AsyncIterator[StreamOutput]:
+    async def relay(self, inputs: AsyncIterator[StreamInput]
+                    ) -> AsyncGenerator[StreamOutput, None]:
         """Relay until the output ends, the client detaches, or it goes away; the stream is
         closed on return. The last item is ``detached`` if the client detached."""
         attachment = await self._wait_attachment()
@@ -195,7 +200,8 @@ class AttachService:
         # None named: both outputs; else exactly the streams asked for (run -a stdout).
         default = not (options.stdin or options.stdout or options.stderr)
         request = {"stdin": options.stdin, "stdout": options.stdout or default,
-                   "stderr": options.stderr or default, "stdin_once": options.stdin}
+                   "stderr": options.stderr or default,
+                   "stdin_once": options.stdin and options.close_stdin is not False}
         attachment: Attachment | asyncio.Future[Attachment]
         if c.state.running:
             attachment = await self._attach_running(c, request)

@@ -46,6 +46,12 @@ def _strings(value: Any, key: str) -> list[str]:
     raise InvalidArgument(f"invalid {key}: expected a string or a list of strings")
 
 
+def string_list(value: Any, key: str) -> list[str]:
+    """docker's StrSlice (null, a string or a list of strings) as a list; ``key`` names it
+    in the error."""
+    return _strings(value, key)
+
+
 def _map(value: Any, key: str) -> dict[str, str]:
     if value is None:
         return {}
@@ -179,7 +185,8 @@ def _mount(m: Body) -> Mount:
                  driver=driver)
 
 
-def _resources(host: Body) -> Resources:
+def resources(host: Body) -> Resources:
+    """docker's HostConfig resource keys (also an update body's) as the model's."""
     swappiness = host.get("MemorySwappiness")
     if swappiness not in (None, -1):
         raise InvalidArgument("MemorySwappiness is not supported by Servin")
@@ -259,7 +266,7 @@ def host_config(host: Body, config: Body | None = None) -> HostConfig:
         cgroupns_mode=_str(host, "CgroupnsMode"),
         group_add=_strings(host.get("GroupAdd"), "GroupAdd"),
         annotations=_map(host.get("Annotations"), "Annotations"),
-        resources=_resources(host),
+        resources=resources(host),
     )
 
 
@@ -291,6 +298,11 @@ def from_docker(name: str, body: Body) -> CreateRequest:
         raise InvalidArgument("the create body must be a JSON object")
     host = body.get("HostConfig") or {}
     networking = networking_config(body.get("NetworkingConfig") or {})
+    if "default" in networking.endpoints and _str(host, "NetworkMode") in ("", "default"):
+        # The docker CLI names the default network "default": dockerd's bridge.
+        endpoints = dict(networking.endpoints)
+        endpoints.setdefault("bridge", endpoints.pop("default"))
+        networking = NetworkingConfig(endpoints=endpoints)
     mac = _str(body, "MacAddress")  # API < 1.44 sent it in Config: the primary network's
     if mac:
         net = _str(host, "NetworkMode") or "bridge"

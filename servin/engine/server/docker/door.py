@@ -15,6 +15,7 @@ from servin import __version__
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import CoreAPI
 from servin.engine.server.docker.build import BuildRoutes
+from servin.engine.server.docker.containers import register_container_routes
 from servin.engine.server.docker.http import HTTPServer
 from servin.engine.server.docker.images import ImageRoutes
 from servin.engine.server.docker.networks import NetworkRoutes
@@ -49,6 +50,7 @@ def build_router(core: CoreAPI, config: DaemonConfig) -> Router:
     NetworkRoutes(core).register(router)
     VolumeRoutes(core).register(router)
     BuildRoutes(core).register(router)
+    register_container_routes(router, core)
     return router
 
 

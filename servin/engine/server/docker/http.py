@@ -247,15 +247,17 @@ class Request:
         """
         return await self._conn.start_stream(self, status, content_type, headers)
 
-    async def hijack(self, *, multiplexed: bool = False) -> Hijacked:
+    async def hijack(self, *, multiplexed: bool = False, head: bytes | None = None
+                     ) -> Hijacked:
         """Take the connection over for raw bytes both ways (attach, exec start).
 
         With ``Upgrade`` in the request (docker CLI, docker-py) the answer is ``101 UPGRADED``
         (content type multiplexed-stream when ``multiplexed`` and API >= 1.42, else
-        raw-stream); without it, older clients' ``200 OK`` with raw-stream. What remains of the
+        raw-stream); without it, older clients' ``200 OK`` with raw-stream. ``head`` replaces
+        that answer with the handler's own (a WebSocket handshake). What remains of the
         request body is read first.
         """
-        return await self._conn.hijack(self, multiplexed)
+        return await self._conn.hijack(self, multiplexed, head)
 
 
 class ResponseStream:
@@ -588,7 +590,8 @@ class _Connection:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
 
-    async def hijack(self, request: Request, multiplexed: bool) -> Hijacked:
+    async def hijack(self, request: Request, multiplexed: bool,
+                     own_head: bytes | None = None) -> Hijacked:
         if self.responded or self.hijacked:
             raise RuntimeError("the response has already been started")
         drained = 0
@@ -597,6 +600,12 @@ class _Connection:
             if drained > MAX_DRAIN:
                 raise InvalidArgument("request body too large for an attach")
         buffered, _ = self.h11.trailing_data
+        if own_head is not None:
+            self.writer.write(own_head)
+            self.hijacked = True
+            self.responded = True
+            return Hijacked(HijackReader(bytes(buffered), self.reader),
+                            HijackWriter(self.writer))
         if request.has_header("upgrade"):
             content_type = RAW_STREAM
             if multiplexed and version_at_least(request.api_version, "1.42"):
