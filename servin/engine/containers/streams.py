@@ -231,7 +231,18 @@ class AttachService:
     async def _attach_running(self, c: Container, request: dict[str, bool]) -> Attachment:
         if c.state.status not in (RUNNING, PAUSED):
             raise Conflict(f"You cannot attach to a stopped container {c.name}, start it first")
-        return await self.monitors.client(c.id).attach(**request)
+        try:
+            return await self.monitors.client(c.id).attach(**request)
+        except OSError:
+            # The program ended as we asked (its monitor went with it): the same answer as
+            # for a stopped container, not an internal error, once its exit is recorded.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.locks.exit_event(c.id).wait(), 5)
+            current = await asyncio.to_thread(self.store.get, c.id)
+            if current.state.running:
+                raise
+            raise Conflict(f"You cannot attach to a stopped container {c.name}, start it "
+                           "first") from None
 
     def _attach_on_start(self, c: Container,
                          request: dict[str, bool]) -> asyncio.Future[Attachment]:

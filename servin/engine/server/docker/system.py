@@ -340,9 +340,24 @@ class SystemRoutes:
                 usage, await asyncio.to_thread(self.core.networks.network_ids))
         if "Volumes" in wanted:
             doc["Volumes"] = _volume_usage(usage)
+        builder_size = 0
         if "BuildCache" in wanted:
-            doc["BuildCache"] = []  # no build cache yet
-        doc["BuilderSize"] = 0
+            entries = await self.core.builds.cache_entries()
+            # Nothing holds an entry once its build is done: none is in use or shared.
+            doc["BuildCache"] = [{
+                "ID": e.key.removeprefix("sha256:")[:25],
+                "Parents": None,
+                "Type": "regular",
+                "Description": e.description,
+                "InUse": False,
+                "Shared": False,
+                "Size": e.size,
+                "CreatedAt": _rfc3339(e.created_ns),
+                "LastUsedAt": _rfc3339(e.last_used_ns),
+                "UsageCount": 0,
+            } for e in entries]
+            builder_size = sum(e.size for e in entries)
+        doc["BuilderSize"] = builder_size
         return json_response(doc)
 
     # -- events --------------------------------------------------------------------------
