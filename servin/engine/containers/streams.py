@@ -65,6 +65,11 @@ class AttachOptions:
     stdout: bool = True
     stderr: bool = True
     detach_keys: str = ""  # docker's syntax; "" = ctrl-p,ctrl-q (honoured with a terminal)
+    detachable: bool = True  # False: stdin is never scanned for detach keys (the CRI's)
+    # Whether this client's end of input (or its going away) closes the process's stdin.
+    # None: when it attaches stdin (docker's attach); the CRI passes the container's
+    # StdinOnce, so an attach client that leaves does not end a long-lived shell.
+    stdin_once: bool | None = None
 
 
 class StreamSession:
@@ -191,11 +196,13 @@ class AttachService:
         Returns once the request is registered (a client may start the container then).
         """
         c = await asyncio.to_thread(self.store.resolve, ref)
-        keys = parse_detach_keys(options.detach_keys) if c.config.tty else None
+        keys = (parse_detach_keys(options.detach_keys)
+                if c.config.tty and options.detachable else None)
         # None named: both outputs; else exactly the streams asked for (run -a stdout).
         default = not (options.stdin or options.stdout or options.stderr)
         request = {"stdin": options.stdin, "stdout": options.stdout or default,
-                   "stderr": options.stderr or default, "stdin_once": options.stdin}
+                   "stderr": options.stderr or default,
+                   "stdin_once": options.stdin and options.stdin_once is not False}
         attachment: Attachment | asyncio.Future[Attachment]
         if c.state.running:
             attachment = await self._attach_running(c, request)

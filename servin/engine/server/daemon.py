@@ -21,6 +21,8 @@ import grpc
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import Engine
 from servin.engine.permissions import ROOT_MODE
+from servin.engine.server.cri.streaming import StreamingConfig, StreamingServer
+from servin.engine.server.cri.streaming.corebackend import CoreStreamingBackend
 from servin.engine.server.docker.door import DockerDoor
 from servin.engine.server.grpc.server import build_server
 from servin.engine.server.sockets import prepare_unix_socket, secure_unix_socket
@@ -71,6 +73,9 @@ class Daemon:
         self.engine: Engine | None = None
         self._stop = asyncio.Event()
         self._sockets: list[Path] = []
+        # The CRI streaming server (exec/attach/port-forward URLs): made with the engine, for
+        # the CRI door's Exec, Attach and PortForward to register requests with.
+        self.streaming: StreamingServer | None = None
 
     def request_stop(self) -> None:
         """Begin a clean shutdown (signal handlers call this)."""
@@ -89,6 +94,9 @@ class Daemon:
         self.engine = engine
         engine.events.bind(asyncio.get_running_loop())
         await asyncio.to_thread(engine.repair)
+        streaming = StreamingServer(CoreStreamingBackend(engine.api),
+                                    streaming_config(self.config))
+        self.streaming = streaming
         server = build_server(engine.api)
         # The Docker Engine API door (servin/engine/server/docker/door.py).
         docker = DockerDoor(engine.api, self.config)
@@ -101,6 +109,7 @@ class Daemon:
             # for a taken socket leaves the host as it was).
             started = True
             await engine.start()
+            await self._start_streaming(streaming)
             await server.start()
             for path in self._sockets:
                 secure_unix_socket(path, self.config.socket_group)
@@ -114,6 +123,7 @@ class Daemon:
                 extra={
                     "hosts": ",".join(self.config.effective_hosts()),
                     "docker_hosts": ",".join(docker.hosts),
+                    "streaming": streaming.base_url,
                     "root": str(self.config.root),
                     "pid": os.getpid(),
                 },
@@ -123,6 +133,8 @@ class Daemon:
         finally:
             await docker.stop()
             await server.stop(grace=3)
+            # Every session ends: an exec still running is killed, attachments detach.
+            await streaming.stop()
             if started:
                 await engine.stop()
             else:
@@ -130,6 +142,17 @@ class Daemon:
             for path in self._sockets:
                 path.unlink(missing_ok=True)
             engine.close()
+
+    async def _start_streaming(self, streaming: StreamingServer) -> None:
+        """Listen for streaming sessions; a daemon whose port is taken (another daemon on the
+        default 10010) serves on without them: the CRI's Exec, Attach and PortForward answer
+        Unavailable, everything else works."""
+        try:
+            await streaming.start()
+        except OSError as exc:
+            log.error("the CRI streaming server is not running: cannot listen on %s:%d: %s "
+                      "(set streaming_port; 0 picks a free port)", self.config.streaming_address,
+                      self.config.streaming_port, exc.strerror or exc)
 
     def _bind(self, server: grpc.aio.Server, host: str) -> None:
         if host.startswith("unix://"):
@@ -162,3 +185,11 @@ class Daemon:
 def run_daemon(config: DaemonConfig) -> None:
     """Run the daemon in this process until SIGTERM/SIGINT."""
     asyncio.run(Daemon(config).run())
+
+
+def streaming_config(config: DaemonConfig) -> StreamingConfig:
+    """The streaming server's settings from the daemon's configuration."""
+    return StreamingConfig(
+        address=config.streaming_address, port=config.streaming_port,
+        tls_cert=config.streaming_tls_cert or None, tls_key=config.streaming_tls_key or None,
+        base_url=config.streaming_base_url or None)
