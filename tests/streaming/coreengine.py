@@ -103,13 +103,13 @@ class CoreHarness:
         assert self.engine is not None
         return self.engine.api
 
-    def run_container(self, cmd: list[str], *, tty: bool = False,
-                      open_stdin: bool = False) -> str:
+    def run_container(self, cmd: list[str], *, tty: bool = False, open_stdin: bool = False,
+                      binds: list[str] | None = None) -> str:
         """Create and start a busybox container (network mode none: its own netns, lo only)."""
         async def go() -> str:
             created = await self.api.containers.create(CreateRequest(
                 config=ContainerConfig(image="busybox", cmd=cmd, tty=tty, open_stdin=open_stdin),
-                host_config=HostConfig(network_mode="none")))
+                host_config=HostConfig(network_mode="none", binds=list(binds or []))))
             cid: str = created.container.id
             self.containers.append(cid)
             await self.api.containers.start(cid)
