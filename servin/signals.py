@@ -45,8 +45,8 @@ def parse_signal(value: str | int) -> int:
         if not 0 < number <= LAST:
             raise InvalidArgument(f"invalid signal: {value}")
         return number
-    number = SIGNALS.get(text.removeprefix("SIG"))
-    if number is None:
+    named = SIGNALS.get(text.removeprefix("SIG"))
+    if named is None:
         raise InvalidArgument(f"invalid signal: {value}")
-    return number
+    return named
 

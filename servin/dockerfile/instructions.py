@@ -324,9 +324,8 @@ def instruction(line: Line, escape: str = "\\") -> Instruction:
             args.append((name, value if eq else None))
         return Arg(line, args=args)
     if kw in ("COPY", "ADD"):
-        words = parse_json_array(rest)
-        if words is None:
-            words = rest.split()
+        listed = parse_json_array(rest)
+        words = listed if listed is not None else rest.split()
         if len(words) < 2:
             raise DockerfileError(f"{where}: {kw} requires at least two arguments, but only "
                                   f"{len(words)} provided")

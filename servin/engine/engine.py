@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from servin.engine import permissions
+from servin.engine.build.adapter import Collaborators
+from servin.engine.build.service import BuildService
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.execs import ExecService
 from servin.engine.containers.files import FileOperations
@@ -65,6 +67,7 @@ class CoreAPI:
     networks: NetworkService  # create, list, inspect, rm, prune, connect, disconnect
     system: SystemService  # version, info, disk usage
     events: EventBus  # subscribe to every state change
+    builds: BuildService  # Dockerfile builds (streamed context in, events out), cache prune
 
 
 class Engine:
@@ -126,13 +129,21 @@ class Engine:
         # One sampler for every stats client; it runs only while someone subscribes.
         self.stats = StatsSampler(container_store, lambda cid: monitors.paths(cid).dir,
                                   self.events)
+        # Dockerfile builds and their cache (servin.engine.build; adapter.py is its door).
+        self.builds = BuildService(Collaborators(
+            root=config.root, exec_root=config.exec_root, meta=self.meta,
+            content=self.content, snapshots=self.snapshots, image_store=image_store,
+            images=self.images, containers=self.containers, container_store=container_store,
+            attach=self.attach, networks=self.networks, events=self.events,
+        ))
         self.system = SystemService(config, self.id, self.started_at_ns, self.containers,
                                     image_store, self.volume_manager, self.networks,
-                                    self.snapshots)
+                                    self.snapshots, build_cache=self.builds.usage)
         self.api = CoreAPI(
             containers=self.containers, attach=self.attach, execs=self.execs, logs=self.logs,
             files=self.files, stats=self.stats, images=self.images, volumes=self.volumes,
             networks=self.networks, system=self.system, events=self.events,
+            builds=self.builds,
         )
         permissions.secure_roots(config.root, config.exec_root)  # what the services made
 
@@ -154,6 +165,7 @@ class Engine:
                 log.info("removing a snapshot without a container", extra={"key": key})
                 self.snapshots.remove(key)
         remove_unrecorded(self.config, self.snapshots, known)
+        self.builds.repair()
         collected = self.images.collect()
         if collected.blobs or collected.layers:
             log.info(
@@ -167,6 +179,7 @@ class Engine:
         await asyncio.to_thread(self.networks.setup)
         await self.networks.start()
         await self.containers.recover()
+        await self.builds.recover()  # after containers: it removes build steps' leftovers
         await asyncio.to_thread(self.volume_manager.repair)
         await self.networks.sync_firewall_or_warn()
 

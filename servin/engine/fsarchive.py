@@ -217,6 +217,7 @@ class Extractor:
     dest_fd: int
     preserve_owner: bool = True
     owner: tuple[int, int] = (0, 0)  # used when not preserving
+    devices: bool = True  # False: device nodes and fifos are skipped (a build context)
     _dirs: list[tuple[list[str], tarfile.TarInfo]] = field(default_factory=list)
 
     def extract(self, source: BinaryIO) -> int:
@@ -338,6 +339,8 @@ class Extractor:
                 os.close(src_parent)
             return
         if member.ischr() or member.isblk() or member.isfifo():
+            if not self.devices:
+                return
             kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK if member.isblk() \
                 else stat.S_IFIFO
             os.mknod(name, kind | 0o600, os.makedev(member.devmajor, member.devminor),

@@ -8,6 +8,7 @@ import platform
 import shutil
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from servin import API_VERSION, __version__
@@ -121,8 +122,10 @@ class SystemService:
 
     def __init__(self, config: DaemonConfig, engine_id: str, started_at_ns: int,
                  containers: ContainerService, images: ImageStore, volumes: VolumeManager,
-                 networks: NetworkService, snapshots: Snapshotter) -> None:
+                 networks: NetworkService, snapshots: Snapshotter,
+                 build_cache: Callable[[], tuple[int, int]] = lambda: (0, 0)) -> None:
         self.config = config
+        self._build_cache = build_cache  # (entries, bytes): the build service's cache
         self.engine_id = engine_id
         self.started_at_ns = started_at_ns
         self._containers = containers
@@ -264,6 +267,9 @@ class SystemService:
                 size=sum(v.size for v in volumes),
                 reclaimable=sum(v.size for v in volumes if not v.ref_count),
             ),
-            UsageItem(type="Build Cache"),
         ]
+        entries, cache_bytes = self._build_cache()
+        # Nothing holds a cache entry once its build is done: all of it can be pruned.
+        items.append(UsageItem(type="Build Cache", total=entries, size=cache_bytes,
+                               reclaimable=cache_bytes))
         return DiskUsage(items, image_usage, sum(layer_sizes.values()), listings, volumes)

@@ -515,14 +515,31 @@ def test_init_reaps_zombies_and_forwards_signals(engine: DaemonProcess) -> None:
 
 
 def test_system_df_verbose(engine: DaemonProcess, box: str) -> None:
-    out = engine.cli("system", "df", "-v", check=True).stdout
+    # An image committed from a busybox container shares busybox's layer: docker shows those
+    # bytes as its SHARED SIZE, and busybox's own SHARED SIZE becomes the same figure.
+    engine.cli("commit", box, "df-shared:v1", check=True)
+    try:
+        out = engine.cli("system", "df", "-v", check=True).stdout
+    finally:
+        engine.cli("rmi", "df-shared:v1")
     for section in ("Images space usage:", "Containers space usage:",
-                    "Local Volumes space usage:", "Build cache usage: 0B"):
+                    "Local Volumes space usage:", "Build cache usage: "):
         assert section in out, out
     images = out.split("Containers space usage:")[0]
-    assert re.search(r"^busybox\s+latest\s+[0-9a-f]{12}\s", images, re.M), images
+    assert re.search(r"SIZE\s+SHARED SIZE\s+UNIQUE SIZE\s+CONTAINERS", images), images
+    base = re.search(r"^busybox\s+latest\s+[0-9a-f]{12}\s+.+?ago\s+(\S+)\s+(\S+)\s+(\S+)\s+(\d+)$",
+                     images, re.M)
+    derived = re.search(r"^df-shared\s+v1\s+[0-9a-f]{12}\s+.+?ago\s+(\S+)\s+(\S+)\s+(\S+)\s+",
+                        images, re.M)
+    assert base and derived, images
+    size, shared, _unique, users = base.groups()
+    assert shared == size != "0B" and int(users) >= 1, images
+    assert derived.group(2) == size, images
     containers = out.split("Local Volumes space usage:")[0].split("Containers space usage:")[1]
     assert re.search(rf"^{box[:12]}\s+busybox\s", containers, re.M), containers
+    summary = engine.cli("system", "df", "--format", "{{.Type}}={{.Size}}", check=True).stdout
+    cache = dict(line.split("=", 1) for line in summary.splitlines())["Build Cache"]
+    assert f"Build cache usage: {cache}" in out, (out, summary)
 
 
 # ----- with a registry ----------------------------------------------------------------------

@@ -167,30 +167,36 @@ def info(fmt: str | None) -> None:
 
 def _df_verbose() -> None:
     """``system df -v``: each image, container and volume with its space, as docker."""
-    from servin.api.servin.v1 import containers_pb2, images_pb2, volumes_pb2
+    from servin.api.servin.v1 import containers_pb2, images_pb2, system_pb2, volumes_pb2
     from servin.cli.output import print_rows
     from servin.humanize import ago, human_size
 
     client = get_client()
     containers = client.containers.List(
         containers_pb2.ListContainersRequest(all=True, size=True)).containers
+    # DiskUsage knows which layer bytes images share; List knows when they were created.
+    reply = client.system.DiskUsage(system_pb2.DiskUsageRequest())
+    usage = {i.id: i for i in reply.images}
+    cache = sum(item.size for item in reply.items if item.type == "Build Cache")
     images = client.images.List(images_pb2.ListImagesRequest()).images
     volumes = client.volumes.List(volumes_pb2.ListVolumesRequest()).volumes
-    using: dict[str, int] = {}
-    for c in containers:
-        using[c.image_id] = using.get(c.image_id, 0) + 1
     from servin.cli.commands.images import split_tag
 
     rows = []
     for image in images:
+        ref = usage.get(image.id)
+        shared = ref.shared_size if ref is not None else 0
         for name in list(image.repo_tags) or ["<none>:<none>"]:
             repo, tag = ("<none>", "<none>") if name == "<none>:<none>" else split_tag(name)
             rows.append({"Repository": repo, "Tag": tag, "ID": image.id.removeprefix(
                 "sha256:")[:12], "Created": ago(image.created.ToNanoseconds() / 1e9),
-                "Size": human_size(image.size), "Containers": using.get(image.id, 0)})
+                "Size": human_size(image.size), "Shared": human_size(shared),
+                "Unique": human_size(max(image.size - shared, 0)),
+                "Containers": ref.containers if ref is not None else 0})
     click.echo("Images space usage:\n")
     print_rows([("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"),
-                ("CREATED", "Created"), ("SIZE", "Size"), ("CONTAINERS", "Containers")],
+                ("CREATED", "Created"), ("SIZE", "Size"), ("SHARED SIZE", "Shared"),
+                ("UNIQUE SIZE", "Unique"), ("CONTAINERS", "Containers")],
                rows, None)
     click.echo("\nContainers space usage:\n")
     print_rows([("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
@@ -204,7 +210,7 @@ def _df_verbose() -> None:
     print_rows([("VOLUME NAME", "Name"), ("LINKS", "Links"), ("SIZE", "Size")],
                [{"Name": v.name, "Links": v.ref_count,
                  "Size": human_size(v.size) if v.size >= 0 else "N/A"} for v in volumes], None)
-    click.echo("\nBuild cache usage: 0B")
+    click.echo(f"\nBuild cache usage: {human_size(cache)}")
 
 
 @click.command("df")

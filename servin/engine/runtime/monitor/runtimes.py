@@ -64,7 +64,7 @@ def make_runtime(config: RuntimeConfig, state_dir: Path) -> OCIRuntime:
 
 
 def _module(name: str) -> object:
-    module = sys.modules.get(name)
-    if module is None:
-        module = importlib.import_module(name)
-    return module
+    # import_module, not a sys.modules lookup: a module another thread is still importing is
+    # in sys.modules half made; import_module waits for it (two build steps removing their
+    # containers at once met a "partially initialized module" error here).
+    return importlib.import_module(name)

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
 
 from servin.api.servin.v1 import images_pb2
-
-# The builder (servin/engine/build/) is being restored on main; until then these fail to
-# import and the servicer's lazy import of this module answers the call with an error.
 from servin.engine.build import events
 from servin.engine.build.options import BuildOptions, Limits, Secret
+from servin.engine.engine import CoreAPI
 from servin.engine.server.grpc.streams import split_upload
 from servin.errors import InvalidArgument
 
@@ -66,7 +63,7 @@ def progress(event: events.BuildEvent) -> images_pb2.BuildProgress:
                                            recorded=event.recorded))
 
 
-async def build(core: Any, request_iterator: AsyncIterator[images_pb2.BuildInput]
+async def build(core: CoreAPI, request_iterator: AsyncIterator[images_pb2.BuildInput]
                 ) -> AsyncIterator[images_pb2.BuildProgress]:
     """The Build call: options from the first message, the context from the rest."""
     first, chunks = await split_upload(request_iterator)
@@ -76,7 +73,7 @@ async def build(core: Any, request_iterator: AsyncIterator[images_pb2.BuildInput
         yield progress(event)
 
 
-async def prune(core: Any, request: images_pb2.PruneBuildCacheRequest
+async def prune(core: CoreAPI, request: images_pb2.PruneBuildCacheRequest
                 ) -> images_pb2.PruneBuildCacheResponse:
     """Drop build cache entries."""
     if request.unused_for_ns < 0:

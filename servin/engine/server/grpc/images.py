@@ -13,7 +13,7 @@ from servin.engine.images.progress import ProgressEvent
 from servin.engine.images.registry.auth import Credentials
 from servin.engine.images.store import ImageRecord
 from servin.engine.semantics.inspect import image_document, to_json
-from servin.engine.server.grpc import convert
+from servin.engine.server.grpc import builds, convert
 from servin.engine.server.grpc.rpc import Context
 from servin.engine.server.grpc.streams import split_upload
 from servin.engine.server.grpc.timestamps import from_rfc3339
@@ -236,16 +236,12 @@ class ImagesServicer(images_pb2_grpc.ImagesServicer):
         request_iterator: AsyncIterator[images_pb2.BuildInput],
         context: Context,
     ) -> AsyncIterator[images_pb2.BuildProgress]:
-        from servin.engine.server.grpc import builds  # the builder is being restored
-
         async for message in builds.build(self.core, request_iterator):
             yield message
 
     async def PruneBuildCache(
         self, request: images_pb2.PruneBuildCacheRequest, context: Context
     ) -> images_pb2.PruneBuildCacheResponse:
-        from servin.engine.server.grpc import builds
-
         return await builds.prune(self.core, request)
 
     async def History(

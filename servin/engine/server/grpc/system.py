@@ -114,6 +114,7 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
                                             size=u.size, reclaimable=u.reclaimable)
                    for u in usage.items],
             images=[system_pb2.ImageSummaryRef(id=i.record.id, repo_tags=i.record.repo_tags,
-                                               size=i.record.size, containers=i.containers)
+                                               size=i.record.size, shared_size=i.shared_size,
+                                               containers=i.containers)
                     for i in usage.images],
         )

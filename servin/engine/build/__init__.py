@@ -1,0 +1,1 @@
+"""Dockerfile builds: ``engine.builds`` (``service.py``), see docs/build.md."""
