@@ -39,6 +39,10 @@ from servin.engine.images.registry.client import Registries
 from servin.engine.images.service import ImageService
 from servin.engine.images.store import ImageStore
 from servin.engine.networks.service import NetworkService
+from servin.engine.pods.cgroups import PodCgroups
+from servin.engine.pods.members import PodMembers
+from servin.engine.pods.service import PodService
+from servin.engine.pods.store import PodStore
 from servin.engine.store import trash
 from servin.engine.store.content import ContentStore
 from servin.engine.store.metadata import MetadataStore
@@ -65,6 +69,7 @@ class CoreAPI:
     images: ImageService  # pull, push, login, import, load, save, list, inspect, tag, rm, prune
     volumes: VolumeService  # create, list, inspect, rm, prune, export, import
     networks: NetworkService  # create, list, inspect, rm, prune, connect, disconnect
+    pods: PodService  # create, start, stop, kill, restart, pause, unpause, rm, list, top, stats
     system: SystemService  # version, info, disk usage
     events: EventBus  # subscribe to every state change
     builds: BuildService  # Dockerfile builds (streamed context in, events out), cache prune
@@ -118,9 +123,12 @@ class Engine:
                         self.networks, self.volume_manager, self.attach, self.events)
         supervisor = Supervisor(container_store, locks, runner, monitors, self.networks,
                                 self.events, probe=self.execs.probe)
+        pod_store = PodStore(self.meta)
+        pod_cgroups = PodCgroups()
         self.containers = ContainerService(
             config, container_store, image_store, self.snapshots, monitors, locks, runner,
             supervisor, self.networks, self.volume_manager, self.events,
+            pods=PodMembers(pod_store, container_store, pod_cgroups),
             exec_ids=self.execs.running_in,
         )
         self.logs = LogService(container_store, monitors, locks)
@@ -129,6 +137,8 @@ class Engine:
         # One sampler for every stats client; it runs only while someone subscribes.
         self.stats = StatsSampler(container_store, lambda cid: monitors.paths(cid).dir,
                                   self.events)
+        self.pods = PodService(pod_store, container_store, self.containers, pod_cgroups,
+                               self.stats, self.events)
         # Dockerfile builds and their cache (servin.engine.build; adapter.py is its door).
         self.builds = BuildService(Collaborators(
             root=config.root, exec_root=config.exec_root, meta=self.meta,
@@ -142,7 +152,7 @@ class Engine:
         self.api = CoreAPI(
             containers=self.containers, attach=self.attach, execs=self.execs, logs=self.logs,
             files=self.files, stats=self.stats, images=self.images, volumes=self.volumes,
-            networks=self.networks, system=self.system, events=self.events,
+            networks=self.networks, pods=self.pods, system=self.system, events=self.events,
             builds=self.builds,
         )
         permissions.secure_roots(config.root, config.exec_root)  # what the services made
@@ -179,6 +189,7 @@ class Engine:
         await asyncio.to_thread(self.networks.setup)
         await self.networks.start()
         await self.containers.recover()
+        await self.pods.recover()
         await self.builds.recover()  # after containers: it removes build steps' leftovers
         await asyncio.to_thread(self.volume_manager.repair)
         await self.networks.sync_firewall_or_warn()

@@ -211,6 +211,7 @@ def _downgrade_to_schema_5(db: Path) -> None:
                     (container_spec(c).SerializeToString(), c.id))
     raw.execute("ALTER TABLE containers DROP COLUMN spec")
     raw.execute("ALTER TABLE containers RENAME COLUMN old_spec TO spec")
+    raw.execute("DROP TABLE IF EXISTS pods")  # schema 7
     raw.execute("DELETE FROM schema_version WHERE version >= 6")
     raw.commit()
     raw.close()

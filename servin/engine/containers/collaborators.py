@@ -70,3 +70,21 @@ class ContainerVolumes(Protocol):
 
     def is_empty(self, name: str) -> bool:
         """Whether the volume holds no files."""
+
+
+class PodMembership(Protocol):
+    """What the container services ask of pods (blocking calls: pods.members.PodMembers)."""
+
+    def member_request(self, request: Any) -> Any:
+        """The ``CreateRequest`` of a pod member with the pod's namespaces, cgroup parent,
+        hostname and DNS filled in; InvalidArgument for options a member cannot have,
+        NotFound for an unknown pod."""
+
+    def infra_of(self, pod_id: str) -> str:
+        """The pod's infra container ID ('' for none or no such pod)."""
+
+    def check_remove(self, c: Container) -> None:
+        """Conflict if ``c`` is the infra of a pod that is not being removed."""
+
+    def ensure_cgroup(self, pod_id: str) -> None:
+        """Make the pod's cgroup (with its limits) if it is missing (after a reboot)."""

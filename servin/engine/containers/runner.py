@@ -222,7 +222,8 @@ class Runner:
         paths = self.monitors.paths(c.id)
         paths.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         (paths.state_dir / EXIT_RECORD).unlink(missing_ok=True)
-        image_config = self.images.config(self.images.get(c.image_id))
+        # A pod's infra has no image (an empty rootfs).
+        image_config = self.images.config(self.images.get(c.image_id)) if c.image_id else {}
         if not c.state.rootfs_mounted:
             paths.rootfs.mkdir(parents=True, exist_ok=True)
             # A container removed at its exit needs no durable writes (podman does the same).

@@ -25,7 +25,7 @@ from servin import signals
 from servin.engine import limits
 from servin.engine.config import DaemonConfig
 from servin.engine.containers import mounts as mountspecs
-from servin.engine.containers.collaborators import ContainerVolumes
+from servin.engine.containers.collaborators import ContainerVolumes, PodMembership
 from servin.engine.containers.health import resolve_check
 from servin.engine.containers.locks import ContainerLocks
 from servin.engine.containers.model import (
@@ -118,6 +118,7 @@ class ContainerService:
         networks: NetworkService,
         volumes: ContainerVolumes,
         events: EventBus,
+        pods: PodMembership,
         exec_ids: Callable[[str], list[str]] | None = None,
     ) -> None:
         self.config = config
@@ -131,6 +132,7 @@ class ContainerService:
         self.networks = networks
         self.volumes = volumes
         self.events = events
+        self.pods = pods
         # Container ID -> IDs of its running execs (the exec service), for inspect.
         self._exec_ids = exec_ids or (lambda container_id: [])
 
@@ -238,14 +240,29 @@ class ContainerService:
 
     async def create(self, request: CreateRequest) -> Created:
         """Create a container (its record, writable layer, addresses and log dir); nothing
-        runs yet. Every setting is checked first: a bad one changes nothing."""
+        runs yet. Every setting is checked first: a bad one changes nothing. A request with
+        a ``pod_id`` makes a member of that pod (its namespaces, cgroup, hostname, DNS)."""
+        if not request.config.image:
+            raise InvalidArgument("no image given")
+        if request.pod_id:
+            request = await asyncio.to_thread(self.pods.member_request, request)
+        return await self._create(request, image_less=False)
+
+    async def create_infra(self, request: CreateRequest) -> Created:
+        """Create a pod's infra container (for the pod service): no image, an empty root
+        filesystem; the request's mounts bring in the program it runs."""
+        return await self._create(request, image_less=True)
+
+    async def _create(self, request: CreateRequest, *, image_less: bool) -> Created:
         config = msgspec.structs.replace(request.config)
         host = msgspec.structs.replace(request.host_config)
-        if not config.image:
-            raise InvalidArgument("no image given")
         limits.check_container_config(request)
-        record = await asyncio.to_thread(self.images.resolve, config.image)
-        image_config = await asyncio.to_thread(self.images.config, record)
+        if image_less:
+            record = None
+            image_config: dict[str, Any] = {}
+        else:
+            record = await asyncio.to_thread(self.images.resolve, config.image)
+            image_config = await asyncio.to_thread(self.images.config, record)
         image = image_config.get("config") or {}
         if request.name:
             name = validate_name(request.name)
@@ -262,7 +279,7 @@ class ContainerService:
             id=secrets.token_hex(32),
             name=name,
             image_ref=config.image,
-            image_id=record.id,
+            image_id=record.id if record is not None else "",
             created_ns=time.time_ns(),
             config=config,
             host_config=host,
@@ -291,11 +308,12 @@ class ContainerService:
         # at the next start (see recovery.finish_interrupted).
         c.state.creating = True
         paths = self.monitors.paths(c.id)
-        manifest = await asyncio.to_thread(self.images.manifest, record)
-        diff_ids = (image_config.get("rootfs") or {}).get("diff_ids") or []
-        layers = [
-            (layer["digest"], diff_ids[i]) for i, layer in enumerate(manifest.get("layers", []))
-        ]
+        layers: builtins.list[tuple[str, str]] = []
+        if record is not None:
+            manifest = await asyncio.to_thread(self.images.manifest, record)
+            diff_ids = (image_config.get("rootfs") or {}).get("diff_ids") or []
+            layers = [(layer["digest"], diff_ids[i])
+                      for i, layer in enumerate(manifest.get("layers", []))]
         try:
             # Held until the snapshot records the layers, so a collection cannot take them.
             with self.images.content.leases.lease(f"create {c.id}") as lease:
@@ -345,6 +363,8 @@ class ContainerService:
     async def start(self, ref: str) -> Container:
         """Start a created or exited container; a running one is left alone."""
         c = await self.get(ref)
+        if c.pod_id:
+            await self._prepare_pod(c)
         self.supervisor.cancel_restart(c.id)
         async with self.locks.lock(c.id):
             c = await asyncio.to_thread(self.store.get, c.id)
@@ -354,6 +374,14 @@ class ContainerService:
             await self.runner.start(c)
             self.supervisor.supervise(c)
         return c
+
+    async def _prepare_pod(self, c: Container) -> None:
+        """Before a pod member starts: the pod's cgroup exists and its infra runs (a member
+        joins the infra's namespaces)."""
+        await asyncio.to_thread(self.pods.ensure_cgroup, c.pod_id)
+        infra = await asyncio.to_thread(self.pods.infra_of, c.pod_id)
+        if infra and infra != c.id:
+            await self.start(infra)
 
     async def kill(self, ref: str, signal: str | int = "KILL") -> None:
         """Send a signal to the container's main process."""
@@ -539,6 +567,7 @@ class ContainerService:
         """Remove a stopped container (a running one too with ``force``); ``volumes`` removes
         its anonymous volumes too (those no other container uses)."""
         c = await self.get(ref)
+        await asyncio.to_thread(self.pods.check_remove, c)
         if self.supervisor.cancel_restart(c.id) or c.state.status == RESTARTING:
             await self.supervisor.hold_restarts(c)
         if c.state.status in (RUNNING, PAUSED):

@@ -122,4 +122,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     )
     """,
     _containers_as_documents,
+    # 7: pods (docs/architecture.md, "Pods"); members point at them by containers.pod_id.
+    """
+    CREATE TABLE pods (
+        id TEXT PRIMARY KEY,                 -- 64 hex digits
+        name TEXT NOT NULL UNIQUE,
+        created_ns INTEGER NOT NULL,
+        spec TEXT NOT NULL,                  -- JSON: the PodConfig
+        state TEXT NOT NULL                  -- JSON: infra, cgroup, times, intents
+    )
+    """,
 )

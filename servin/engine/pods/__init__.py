@@ -1,0 +1,1 @@
+"""Pods: groups of containers sharing namespaces around a tiny infra process."""
