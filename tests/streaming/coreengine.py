@@ -22,6 +22,7 @@ from servin.devtools.daemonproc import claim_net_slot, release_net_slot, short_t
 from servin.engine.config import DaemonConfig
 from servin.engine.containers.model import ContainerConfig, CreateRequest, HostConfig
 from servin.engine.engine import Engine
+from servin.engine.pods.model import PodConfig, PodCreateRequest
 from servin.engine.server.cri.streaming import (
     AttachRequest,
     ExecRequest,
@@ -47,6 +48,7 @@ class CoreHarness:
         self.engine: Engine | None = None
         self.server: StreamingServer | None = None
         self.containers: list[str] = []
+        self.pods: list[str] = []
 
     # -- lifecycle
     def start(self) -> CoreHarness:
@@ -89,6 +91,9 @@ class CoreHarness:
         for cid in self.containers:
             with contextlib.suppress(Exception):  # best effort: the next one still goes
                 await engine.api.containers.remove(cid, force=True)
+        for pod_id in self.pods:
+            with contextlib.suppress(Exception):
+                await engine.api.pods.remove(pod_id, force=True)
         await engine.stop()
         engine.close()
 
@@ -115,6 +120,31 @@ class CoreHarness:
             await self.api.containers.start(cid)
             return cid
         return self.call(go())
+
+    def run_pod(self) -> str:
+        """Create and start a pod with a network namespace of its own (lo only); its ID."""
+        async def go() -> str:
+            view = await self.api.pods.create(PodCreateRequest(
+                config=PodConfig(network_mode="none")))
+            pod_id: str = view.pod.id
+            self.pods.append(pod_id)
+            await self.api.pods.start(pod_id)
+            return pod_id
+        return self.call(go())
+
+    def run_member(self, pod_id: str, cmd: list[str]) -> str:
+        """Create and start a busybox container in the pod."""
+        async def go() -> str:
+            created = await self.api.containers.create(CreateRequest(
+                config=ContainerConfig(image="busybox", cmd=cmd), pod_id=pod_id))
+            cid: str = created.container.id
+            self.containers.append(cid)
+            await self.api.containers.start(cid)
+            return cid
+        return self.call(go())
+
+    def stop_pod(self, pod_id: str) -> None:
+        self.call(self.api.pods.stop(pod_id, timeout=1))
 
     def stop_container(self, cid: str) -> None:
         self.call(self.api.containers.stop(cid, timeout=1))

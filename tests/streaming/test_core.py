@@ -245,6 +245,32 @@ def test_port_forward_to_busybox_httpd(core: CoreHarness, httpd: str, transport:
     core.settle()
 
 
+def test_port_forward_into_a_pod_reaches_its_members(core: CoreHarness) -> None:
+    pod = core.run_pod()
+    cid = core.run_member(pod, ["sh", "-c", HTTPD])
+    _wait_for_httpd(core, cid)
+    url = core.port_forward_url(pod)
+
+    async def go() -> None:
+        client, _ = await SpdyClient.connect(url, ["portforward.k8s.io"])
+        err = await client.open_stream({"port": "8080", "requestID": "0", "streamType": "error"})
+        data = await client.open_stream({"port": "8080", "requestID": "0", "streamType": "data"})
+        body = await _http_through(data, err)
+        assert body.startswith(b"HTTP/1.1 200") and body.endswith(b"hello from httpd\n")
+        await client.close()
+    run(go())
+    core.stop_pod(pod)
+    url = core.port_forward_url(pod)
+
+    async def stopped() -> None:
+        client, _ = await SpdyClient.connect(url, ["portforward.k8s.io"])
+        err = await client.open_stream({"port": "8080", "requestID": "0", "streamType": "error"})
+        await client.open_stream({"port": "8080", "requestID": "0", "streamType": "data"})
+        assert b"is not running" in await err.read_all()
+        await client.close()
+    run(stopped())
+
+
 def test_port_forward_to_a_stopped_container_is_refused(core: CoreHarness) -> None:
     cid = core.run_container(["sleep", "100000"])
     core.stop_container(cid)

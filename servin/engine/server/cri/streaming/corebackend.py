@@ -6,7 +6,7 @@ Exec and attach are the core's protocol-neutral stream sessions (``execs.start``
 ``StreamInput``. The input iterator ends only when the session is closed, never by itself,
 so a client that vanishes does not close an attached container's stdin; closing a session
 kills an exec that still runs and detaches an attachment. Port-forward asks the core for the
-network namespace of the pod (or container) and connects inside it
+network namespace of the pod (its pinned netns or its infra's) and connects inside it
 (``netns_socket.open_connection_in_netns``): no iptables, nothing started in the pod.
 
 CRI clients have no detach keys, so stdin is never scanned for them.
@@ -23,7 +23,7 @@ from servin.engine.containers.streams import STDERR, AttachOptions, StreamInput
 from servin.engine.containers.streams import StreamSession as CoreSession
 from servin.engine.engine import CoreAPI
 from servin.engine.linux.netns_socket import open_connection_in_netns
-from servin.errors import Conflict, ServinError, Unavailable
+from servin.errors import Conflict, NotFound, ServinError, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -116,16 +116,27 @@ class CoreStreamSession:
 
 
 class CoreStreamingBackend:
-    """``StreamingBackend`` over ``CoreAPI``: what the daemon gives its streaming server.
+    """``StreamingBackend`` over ``CoreAPI``: what the daemon gives its streaming server."""
 
-    ``pod_netns`` maps a pod (sandbox) ID to its network namespace file; by default the ID is
-    taken as a container's (``containers.netns_path``).
-    """
-
-    def __init__(self, api: CoreAPI,
-                 pod_netns: Callable[[str], Awaitable[str]] | None = None) -> None:
+    def __init__(self, api: CoreAPI) -> None:
         self.api = api
-        self._pod_netns = pod_netns or api.containers.netns_path
+
+    async def pod_netns(self, pod_id: str) -> str:
+        """The network namespace file of a pod (the CRI's sandbox): the pinned one the CRI
+        made for it, else its infra container's. An ID that names no pod is taken as a
+        container's (a port-forward into a lone container)."""
+        try:
+            pod = await self.api.pods.get(pod_id)
+        except NotFound:
+            return await self.api.containers.netns_path(pod_id)
+        if pod.config.netns_path:
+            return pod.config.netns_path
+        if not pod.infra_id:
+            raise Conflict(f"pod {pod.name} has no infra container")
+        try:
+            return await self.api.containers.netns_path(pod.infra_id)
+        except Conflict:
+            raise Conflict(f"pod {pod.name} is not running") from None
 
     async def exec(self, container_id: str, cmd: Sequence[str], *, tty: bool, stdin: bool,
                    stdout: bool, stderr: bool) -> CoreStreamSession:
@@ -169,7 +180,7 @@ class CoreStreamingBackend:
     async def port_forward(self, pod_id: str,
                            port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """A connection to ``port`` on the pod's loopback, made inside its network namespace."""
-        path = await self._pod_netns(pod_id)
+        path = await self.pod_netns(pod_id)
         try:
             return await open_connection_in_netns(path, port)
         except OSError as exc:
