@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import shutil
 import threading
@@ -79,6 +80,11 @@ class CoreHarness:
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self.thread.join(30)
+            if not self.thread.is_alive():
+                self.loop.close()
+            # Whatever the engine left to the garbage collector is closed now, not in the
+            # middle of a later test that counts this process's fds.
+            gc.collect()
             release_net_slot(self.slot)
             shutil.rmtree(self.base, ignore_errors=True)
 

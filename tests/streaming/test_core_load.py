@@ -6,6 +6,7 @@ was, and no exec is left running."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import hashlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,6 +92,7 @@ def test_50_execs_and_20_port_forwards_of_10_mib(core: CoreHarness, blob: Path) 
 
     asyncio.run(asyncio.wait_for(wait_httpd(), 60))
     core.settle()
+    gc.collect()
     before = fd_count()
 
     async def go() -> None:
@@ -105,4 +107,5 @@ def test_50_execs_and_20_port_forwards_of_10_mib(core: CoreHarness, blob: Path) 
     asyncio.run(asyncio.wait_for(go(), 280))
     core.settle()
     assert core.running_execs(cid) == []
+    gc.collect()
     assert fd_count() == before
