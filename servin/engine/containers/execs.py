@@ -38,7 +38,6 @@ from servin.errors import (
     NotFound,
     PermissionDenied,
     ServinError,
-    Unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -286,15 +285,13 @@ class ExecService:
         with contextlib.suppress(NotFound):
             await self.monitors.client(record.container_id).exec_resize(record.id, rows, cols)
 
-    async def kill(self, exec_id: str, signal: int = signal_module.SIGKILL) -> None:
-        """Signal a running exec's process (a no-op once it has ended): a door ending a
-        session whose client went away leaves no process behind."""
+    async def kill(self, exec_id: str, sig: int = signal_module.SIGKILL) -> None:
+        """Signal the started exec's process (nothing if it has ended already)."""
         record = self.get(exec_id)
         if not record.running:
             return
-        # The monitor gone (Unavailable) means the exec died with its container.
-        with contextlib.suppress(NotFound, Unavailable):
-            await self.monitors.client(record.container_id).exec_kill(record.id, signal)
+        with contextlib.suppress(NotFound, Conflict):  # it ended meanwhile
+            await self.monitors.client(record.container_id).exec_kill(record.id, sig)
 
     async def wait(self, exec_id: str) -> int:
         """Wait until the started exec has ended; its exit code."""
