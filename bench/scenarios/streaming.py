@@ -118,20 +118,22 @@ class CriTarget:
             cri_ctl(self.endpoint, "rmp", "-f", self.pod, check=False)
 
 
-def _servin_daemon(env: Environment, registry: str) -> DaemonProcess:
+def _servin_daemon(registry: str) -> tuple[DaemonProcess, str]:
+    """A daemon whose pods use a CNI bridge of their own (returned: CNI DEL leaves it)."""
     base = short_tmpdir("svbs-")
     cni = base / "net.d"
     cni.mkdir()
     slot_subnet = f"10.227.{base.stat().st_ino % 250}.0/24"
+    bridge = f"svbs{base.stat().st_ino % 100000}"
     (cni / "10-bench.conflist").write_text(json.dumps({
         "cniVersion": "1.0.0", "name": "bench", "plugins": [
-            {"type": "bridge", "bridge": f"svbs{base.stat().st_ino % 100000}",
+            {"type": "bridge", "bridge": bridge,
              "isGateway": False, "ipMasq": False,
              "ipam": {"type": "host-local", "ranges": [[{"subnet": slot_subnet}]],
                       "dataDir": str(base / "ipam")}}]}))
     config = base / "config.toml"
     config.write_text(f'cni_conf_dir = "{cni}"\n\n{servin_mirrors(registry)}\n')
-    return DaemonProcess(base, ["--config", str(config)], log_level="info").start()
+    return DaemonProcess(base, ["--config", str(config)], log_level="info").start(), bridge
 
 
 def run(env: Environment, result: ScenarioResult) -> None:
@@ -143,7 +145,7 @@ def run(env: Environment, result: ScenarioResult) -> None:
     push_all(registry.address)
     measures: dict[str, dict[str, Measure]] = {}
     targets: list[tuple[str, CriTarget]] = []
-    daemon = _servin_daemon(env, registry.address)
+    daemon, bridge = _servin_daemon(registry.address)
     try:
         if cri_ctl(daemon.host, "version", check=False).returncode == 0:
             targets.append(("servin", CriTarget(daemon.host, daemon.base, size)))
@@ -169,6 +171,7 @@ def run(env: Environment, result: ScenarioResult) -> None:
                 peer.stop()
     finally:
         daemon.cleanup()
+        subprocess.run(["ip", "link", "delete", bridge], capture_output=True)
     mib = size // MIB
     labels = {"exec": f"exec stdout, {mib} MiB through `crictl exec`: time",
               "pf": f"port-forward, {mib} MiB through `crictl port-forward`: time"}
