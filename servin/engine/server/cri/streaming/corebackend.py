@@ -29,10 +29,9 @@ log = logging.getLogger(__name__)
 
 # Output chunks held for a slow client before the relay stops reading the process.
 OUTPUT_QUEUE = 16
+INPUT_QUEUE = 16
 # How long an attachment whose output ended waits for the container's exit code.
 ATTACH_EXIT_WAIT = 2.0
-
-_END = None
 
 
 class CoreStreamSession:
@@ -43,18 +42,19 @@ class CoreStreamSession:
         self._core = core
         self._on_close = on_close
         self._exit_code = exit_code
-        self._inputs: asyncio.Queue[StreamInput | None] = asyncio.Queue()
+        # Bounded: a client writing faster than the process reads waits (back-pressure), its
+        # data is never piled up here.
+        self._inputs: asyncio.Queue[StreamInput] = asyncio.Queue(INPUT_QUEUE)
         self._outputs: asyncio.Queue[tuple[str, bytes] | None] = asyncio.Queue(OUTPUT_QUEUE)
         self._ended = False
         self._closed = False
         self._pump = asyncio.get_running_loop().create_task(self._run())
 
     async def _input_stream(self) -> AsyncIterator[StreamInput]:
-        while (item := await self._inputs.get()) is not None:
-            yield item
-        # Closed: wait to be cancelled rather than end the iterator (which would close the
-        # process's stdin on the way out).
-        await asyncio.Event().wait()
+        # Never ends by itself (an ended iterator would close the process's stdin): the relay
+        # is cancelled when the session closes.
+        while True:
+            yield await self._inputs.get()
 
     async def _run(self) -> None:
         try:
@@ -68,31 +68,30 @@ class CoreStreamSession:
         finally:
             self._ended = True
             with contextlib.suppress(asyncio.QueueFull):
-                self._outputs.put_nowait(_END)
+                self._outputs.put_nowait(None)
+
+    async def _send(self, item: StreamInput) -> None:
+        if not (self._closed or self._ended):
+            await self._inputs.put(item)
 
     async def write_stdin(self, data: bytes) -> None:
-        """Queue bytes for the process's stdin."""
-        if not self._closed:
-            self._inputs.put_nowait(StreamInput(data=data))
+        """Pass bytes to the process's stdin (waits while the process does not read)."""
+        await self._send(StreamInput(data=data))
 
     async def close_stdin(self) -> None:
         """The client ended its input: the process's stdin gets EOF."""
-        if not self._closed:
-            self._inputs.put_nowait(StreamInput(close_stdin=True))
+        await self._send(StreamInput(close_stdin=True))
 
     async def read_output(self) -> tuple[str, bytes] | None:
         """The next output chunk; None once the output ended."""
         if self._ended and self._outputs.empty():
             return None
-        item = await self._outputs.get()
-        if item is _END:
-            return None
-        return item
+        return await self._outputs.get()
 
     async def resize(self, width: int, height: int) -> None:
         """The client's terminal size (rows = height, cols = width)."""
-        if width > 0 and height > 0 and not self._closed:
-            self._inputs.put_nowait(StreamInput(rows=height, cols=width))
+        if width > 0 and height > 0:
+            await self._send(StreamInput(rows=height, cols=width))
 
     async def wait(self) -> int:
         """The process's exit code."""
@@ -106,7 +105,6 @@ class CoreStreamSession:
         if self._on_close is not None:
             with contextlib.suppress(ServinError, OSError):
                 await self._on_close()
-        self._inputs.put_nowait(None)
         self._pump.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await self._pump
