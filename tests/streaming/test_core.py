@@ -369,3 +369,34 @@ def test_sessions_end_when_the_container_exits(core: CoreHarness) -> None:
         assert status["status"] == "Failure"  # killed with its container
     run(go())
     core.settle()
+
+
+@pytest.mark.parametrize("transport", ["spdy", "ws"])
+def test_stdin_faster_than_the_process_reads(core: CoreHarness, sleeper: str,
+                                             transport: str) -> None:
+    # The process reads nothing for a second: the client's 20 MiB wait (back-pressure) and
+    # then all arrive.
+    size = 20 * 1024 * 1024
+    url = core.exec_url(sleeper, ["sh", "-c", "sleep 1; wc -c"], stdin=True)
+    chunk = b"z" * (1 << 20)
+
+    async def go() -> None:
+        if transport == "spdy":
+            client, _ = await SpdyClient.connect(url, V4)
+            s = await spdy_streams(client, ["error", "stdin", "stdout", "stderr"])
+            for _ in range(size // len(chunk)):
+                await s["stdin"].write(chunk)
+            await s["stdin"].close()
+            out = await s["stdout"].read_all()
+            assert json.loads(await s["error"].read_all()) == SUCCESS
+            await client.close()
+        else:
+            ch = WsChannels(await WsClient.connect(url, V5))
+            for _ in range(size // len(chunk)):
+                await ch.send(0, chunk)
+            await ch.close_channel(0)
+            await asyncio.wait_for(ch.done.wait(), 60)
+            out = ch.drain(1)
+            assert json.loads(ch.drain(3)) == SUCCESS
+        assert out.strip() == str(size).encode()
+    run(go())
