@@ -346,6 +346,24 @@ def test_create_rm_and_container_prune(engine: DaemonProcess) -> None:
         engine.cli("rm", "-f", keep, running, *gone)
 
 
+def test_create_attach_streams_as_docker_records_them(engine: DaemonProcess) -> None:
+    # docker inspect's Config.Attach* : -a picks streams, -i adds stdin, a detached run none.
+    fmt = "{{.Config.AttachStdin}} {{.Config.AttachStdout}} {{.Config.AttachStderr}}"
+    made: list[str] = []
+    try:
+        for args, expected in ((["create", "-a", "stdout"], "false true false"),
+                               (["create", "-a", "STDERR", "-i"], "true false true"),
+                               (["create"], "false true true"),
+                               (["run", "-d"], "false false false")):
+            cid = engine.cli(*args, "busybox", "sleep", "5", check=True).stdout.strip()
+            made.append(cid)
+            assert engine.cli("inspect", "-f", fmt, cid, check=True).stdout.strip() == expected
+        bad = engine.cli("create", "-a", "stdfoo", "busybox")
+        assert bad.returncode != 0 and "stdfoo" in bad.stderr and "Traceback" not in bad.stderr
+    finally:
+        engine.cli("rm", "-f", *made)
+
+
 def test_restart_with_a_signal(engine: DaemonProcess) -> None:
     cid = engine.cli("run", "-d", "busybox", "sh", "-c",
                      "trap 'echo got USR2; exit 0' USR2; echo up; "

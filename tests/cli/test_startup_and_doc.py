@@ -63,8 +63,8 @@ def test_doc_table_follows_the_commands() -> None:
     assert clidoc.compare("search")[0] == "yes"
     status, _, missing, _ = clidoc.compare("logs")
     assert status == "yes" and missing == []
-    status, _, missing, _ = clidoc.compare("create")
-    assert status == "partial" and "-a/--attach" in missing  # not claimed
+    status, have, missing, _ = clidoc.compare("create")
+    assert status == "partial" and "-a/--attach" in have and "--gpus" in missing
     text = clidoc.render()
     assert "| `container ls` (`container list`, `container ps`) | yes |" in text
     assert "| `context create` | yes |" in text

@@ -39,7 +39,10 @@ def _run_flags(*argv: str) -> Any:
     image, command = params.pop("image"), params.pop("command")
     params.pop("pull", None)
     params.pop("platform", None)
-    return create_request(params["name"], build_spec(image, tuple(command), params))
+    spec = build_spec(image, tuple(command), params)
+    spec.attach.extend(["stdin", "stdout", "stderr"])  # what `run -i` without -a records
+    spec.attach_set = True
+    return create_request(params["name"], spec)
 
 
 def test_run_flags_and_a_docker_create_body_end_in_the_same_request() -> None:
@@ -55,7 +58,8 @@ def test_run_flags_and_a_docker_create_body_end_in_the_same_request() -> None:
     body = {
         "Image": "busybox", "Cmd": ["-c", "sleep 1"], "Entrypoint": ["/bin/sh"],
         "Env": ["A=1"], "Labels": {"tier": "front"}, "WorkingDir": "/srv", "Tty": True,
-        "OpenStdin": True, "StdinOnce": True, "StopTimeout": 5,
+        "OpenStdin": True, "StdinOnce": True, "StopTimeout": 5, "AttachStdin": True,
+        "AttachStdout": True, "AttachStderr": True,
         "Healthcheck": {"Test": ["CMD-SHELL", "true"], "Interval": 2_000_000_000},
         "HostConfig": {
             "Binds": ["data:/data:ro"], "Tmpfs": {"/run": "size=1m"},

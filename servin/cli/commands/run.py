@@ -48,12 +48,24 @@ class _CidFile:
                 os.unlink(self.path)
 
 
-def _create(image: str, command: tuple[str, ...], options: dict[str, Any]) -> str:
+def _attached(attach: tuple[str, ...], interactive: bool) -> list[str]:
+    """The streams a client attaches, as docker's CLI records them: those of ``-a``
+    (stdout and stderr without it), and stdin with ``-i``."""
+    streams = {s.lower() for s in attach} or {"stdout", "stderr"}
+    if interactive:
+        streams.add("stdin")
+    return [s for s in _STREAMS if s in streams]
+
+
+def _create(image: str, command: tuple[str, ...], options: dict[str, Any],
+            attach: list[str]) -> str:
     from servin.api.servin.v1 import containers_pb2
 
     pull, platform = options.pop("pull", "missing"), options.pop("platform", "")
     quiet = options["quiet"]
     spec = build_spec(image, command, options)
+    spec.attach.extend(attach)
+    spec.attach_set = True
     request = containers_pb2.CreateContainerRequest(name=options["name"], spec=spec)
     cidfile = _CidFile(options["cidfile"])
     try:
@@ -102,13 +114,14 @@ def pull_options(f: Any) -> Any:
 # -h is --hostname here, as in docker: only --help shows help.
 _RUN_CONTEXT = {"allow_interspersed_args": False, "help_option_names": ["--help"]}
 _STREAMS = ("stdin", "stdout", "stderr")
+_ATTACH = click.option("-a", "--attach", "attach", multiple=True,
+                       type=click.Choice(_STREAMS, case_sensitive=False),
+                       help="Attach to STDIN, STDOUT or STDERR (repeatable)")
 
 
 @click.command(context_settings=_RUN_CONTEXT)
 @click.option("-d", "--detach", is_flag=True, help="Run container in background and print its ID")
-@click.option("-a", "--attach", "attach", multiple=True,
-              type=click.Choice(_STREAMS, case_sensitive=False),
-              help="Attach to STDIN, STDOUT or STDERR (repeatable)")
+@_ATTACH
 @click.option("--detach-keys", default="", help="Override the key sequence for detaching")
 @run_options
 @pull_options
@@ -119,8 +132,8 @@ def run(detach: bool, attach: tuple[str, ...], image: str, command: tuple[str, .
     """Create and run a new container from an image."""
     from servin.api.servin.v1 import containers_pb2
 
-    streams = {s.lower() for s in attach} or {"stdout", "stderr"}
-    stdin = options["interactive"] or "stdin" in streams
+    streams = _attached(attach, options["interactive"])
+    stdin = "stdin" in streams
     if detach and attach:
         raise click.UsageError("conflicting options: -a and -d")
     if not detach:
@@ -129,7 +142,7 @@ def run(detach: bool, attach: tuple[str, ...], image: str, command: tuple[str, .
     # In the foreground the client removes the container once it has its exit code; the
     # daemon does it for a detached one.
     options["remove"] = remove and detach
-    container_id = _create(image, command, options)
+    container_id = _create(image, command, options, [] if detach else streams)
     client = get_client()
     if detach:
         try:
@@ -156,10 +169,12 @@ def run(detach: bool, attach: tuple[str, ...], image: str, command: tuple[str, .
 
 
 @click.command(context_settings=_RUN_CONTEXT)
+@_ATTACH
 @run_options
 @pull_options
 @click.argument("image")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
-def create(image: str, command: tuple[str, ...], **options: Any) -> None:
+def create(attach: tuple[str, ...], image: str, command: tuple[str, ...],
+           **options: Any) -> None:
     """Create a new container."""
-    click.echo(_create(image, command, options))
+    click.echo(_create(image, command, options, _attached(attach, options["interactive"])))

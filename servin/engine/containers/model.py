@@ -153,10 +153,19 @@ class ContainerConfig(_Model):
     tty: bool = False
     open_stdin: bool = False
     stdin_once: bool = False
+    # Streams a client attaches (docker's AttachStdin/-out/-err): None is docker's default,
+    # stdout and stderr (and stdin with open_stdin); [] for a detached run.
+    attach: list[str] | None = None
     stop_signal: str = ""
     stop_timeout: int | None = None  # seconds; None: the engine's default
     healthcheck: HealthConfig | None = None  # None: the image's
     exposed_ports: list[str] = []  # "80/tcp"
+
+    def attached_streams(self) -> list[str]:
+        """The streams a client attaches: ``attach`` as given, else docker's default."""
+        if self.attach is not None:
+            return list(self.attach)
+        return ["stdin", "stdout", "stderr"] if self.open_stdin else ["stdout", "stderr"]
 
 
 class HostConfig(_Model):

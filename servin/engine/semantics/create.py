@@ -118,6 +118,8 @@ def container_config(config: Body) -> ContainerConfig:
         tty=_bool(config, "Tty"),
         open_stdin=_bool(config, "OpenStdin"),
         stdin_once=_bool(config, "StdinOnce"),
+        attach=[name for key, name in (("AttachStdin", "stdin"), ("AttachStdout", "stdout"),
+                                       ("AttachStderr", "stderr")) if _bool(config, key)],
         stop_signal=_str(config, "StopSignal"),
         stop_timeout=stop_timeout,
         healthcheck=_health(config.get("Healthcheck")),

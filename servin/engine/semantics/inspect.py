@@ -246,13 +246,14 @@ def _config(d: ContainerDetails) -> dict[str, Any]:
     else:
         entrypoint = list(image.get("Entrypoint") or [])
         cmd = list(cfg.cmd) or list(image.get("Cmd") or [])
+    attach = cfg.attached_streams()
     out: dict[str, Any] = {
         "Hostname": cfg.hostname or c.id[:12],
         "Domainname": cfg.domainname,
         "User": cfg.user or image.get("User", ""),
-        "AttachStdin": cfg.open_stdin,
-        "AttachStdout": True,
-        "AttachStderr": True,
+        "AttachStdin": "stdin" in attach,
+        "AttachStdout": "stdout" in attach,
+        "AttachStderr": "stderr" in attach,
         "Tty": cfg.tty,
         "OpenStdin": cfg.open_stdin,
         "StdinOnce": cfg.stdin_once,
