@@ -1,12 +1,15 @@
 """3. Memory: the daemon's RSS idle and with N running ``sleep`` containers, and what each
 running container costs in its monitor (PSS and RSS from /proc/PID/smaps_rollup) beside
-docker's containerd-shim-runc-v2 and podman's conmon."""
+docker's containerd-shim-runc-v2 and podman's conmon; and what each running pod's infra
+process costs (catatonit -P, and its monitor) beside podman's infra (catatonit) and conmon."""
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import time
 
-from bench.engines import CliEngine
+from bench.engines import NO_NET, CliEngine
 from bench.env import Environment
 from bench.measure import Measure
 from bench.model import Row, ScenarioResult
@@ -74,8 +77,37 @@ def run(env: Environment, result: ScenarioResult) -> None:
         if zygote:
             result.notes.append(zygote)
         servin.remove_all()
+        pod_count = 3 if env.quick else 10
+        infra, infra_monitors = servin_pods(servin, daemon, pod_count)
+        infra_pss = per_process(infra, "Pss")
+        infra_mon_pss = per_process(infra_monitors, "Pss")
+        servin.run("pod", "rm", "-f", "--all", timeout=900)
     finally:
         daemon.cleanup()
+
+    podman = env.podman()
+    infra_label = "per pod: infra process PSS"
+    if podman is not None:
+        try:
+            podman_infra, podman_conmon = podman_pods(podman.engine, pod_count)
+            result.add(Row(infra_label, infra_pss, "podman infra (catatonit -P)",
+                           per_process(podman_infra, "Pss"), "<= 1 MB"))
+            result.add(Row("per pod: infra's monitor PSS", infra_mon_pss, "conmon",
+                           per_process(podman_conmon, "Pss")))
+        except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+            result.notes.append(f"podman's pods not measured: {exc}")
+            podman_infra = []
+        finally:
+            with contextlib.suppress(RuntimeError, subprocess.SubprocessError):
+                podman.engine.run("pod", "rm", "-f", "-a", timeout=900)
+    if podman is None or not podman_infra:
+        result.add(Row(infra_label, infra_pss, target="<= 1 MB"))
+        result.add(Row("per pod: infra's monitor PSS", infra_mon_pss))
+    result.notes.append(
+        f"Per-pod rows: {pod_count} running pods with no other container (network none); the "
+        "infra is a container running catatonit -P from an empty rootfs, under a monitor "
+        "like every container."
+    )
 
     label = f"daemon RSS, {count} running"
     pss_label, rss_label = "per container: monitor PSS", "per container: monitor RSS"
@@ -86,7 +118,6 @@ def run(env: Environment, result: ScenarioResult) -> None:
         result.add(Row(label, busy, "containerd", sample_rss(docker.containerd_pid())))
         result.add(Row(label, busy, "dockerd", sample_rss(docker.pid)))
         peers.append(("containerd-shim-runc-v2", docker.shim_pids(), docker.engine))
-    podman = env.podman()
     if podman is not None:
         start_sleepers(podman.engine, count)
         time.sleep(SETTLE)
@@ -105,6 +136,43 @@ def run(env: Environment, result: ScenarioResult) -> None:
         "Per-container rows: the samples are the processes (one per running container); "
         "PSS splits shared pages among the processes mapping them."
     )
+
+
+def servin_pods(engine: CliEngine, daemon: DaemonProcess, count: int
+                ) -> tuple[list[int], list[int]]:
+    """Create and start ``count`` pods; the PIDs of their infra processes and monitors."""
+    names = [f"bench-pod-{i}" for i in range(count)]
+    for name in names:
+        engine.run("pod", "create", "--name", name, *NO_NET)
+        engine.run("pod", "start", name)
+    time.sleep(SETTLE)
+    infra, monitors = [], []
+    for line in engine.output("pod", "inspect", "-f", "{{.InfraPid}} {{.InfraContainerID}}",
+                              *names).split("\n"):
+        if line.strip():
+            pid, cid = line.split()
+            infra.append(int(pid))
+            path = daemon.exec_root / "containers" / cid / "monitor.pid"
+            monitors.append(int(path.read_text().split()[0]))
+    if len(infra) != count:
+        raise RuntimeError(f"expected {count} infra processes, found {len(infra)}")
+    return infra, monitors
+
+
+def podman_pods(engine: CliEngine, count: int) -> tuple[list[int], list[int]]:
+    """The same with podman: its infra processes (catatonit) and their conmons."""
+    infra, conmons = [], []
+    for i in range(count):
+        name = f"bench-pod-{i}"
+        engine.run("pod", "create", "--name", name, *NO_NET)
+        engine.run("pod", "start", name)
+        cid = engine.output("pod", "inspect", "-f", "{{.InfraContainerID}}", name).strip()
+        pid, conmon = engine.output("inspect", "-f", "{{.State.Pid}} {{.State.ConmonPid}}",
+                                    cid).split()
+        infra.append(int(pid))
+        conmons.append(int(conmon))
+    time.sleep(SETTLE)
+    return infra, conmons
 
 
 def _zygote_note(daemon: DaemonProcess) -> str:

@@ -69,6 +69,7 @@ TOP_LEVEL = {
     "commit": describe(f"{_FILES}:commit", "Create a new image from a container's changes"),
     "export": describe(f"{_FILES}:export", "Export a container's filesystem as a tar archive"),
     "network": describe("servin.cli.commands.networks:network", "Manage networks"),
+    "pod": describe("servin.cli.commands.pods:pod", "Manage pods"),
     "port": describe("servin.cli.commands.networks:port",
                      "List port mappings or a specific mapping for the container"),
     "tui": describe("servin.cli.commands.tui:tui", "Open the live console (containers, logs)"),

@@ -53,6 +53,7 @@ RUN_OPTIONS = [
         help="Connect to a network: bridge (default), host, none, container:NAME, or a name",
     ),
     _opt("--network-alias", multiple=True, help="Add network-scoped alias for the container"),
+    _opt("--pod", default="", help="Run in an existing pod (joins its namespaces and cgroup)"),
     _opt("--ip", default="", help="IPv4 address on the network (e.g., 10.89.0.10)"),
     _opt("-p", "--publish", multiple=True, metavar="[IP:][HOST:]CONTAINER[/PROTO]",
          help="Publish a container's port(s) to the host"),
@@ -304,6 +305,7 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
     r.oom_score_adj = o["oom_score_adj"]
     r.oom_kill_disable = o["oom_kill_disable"]
     spec.network_mode = o["network"]
+    spec.pod_id = o["pod"]
     if o["network_alias"] or o["ip"] or o["mac_address"]:
         net = o["network"] or "bridge"
         spec.networks[net].aliases.extend(o["network_alias"])

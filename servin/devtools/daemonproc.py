@@ -202,8 +202,9 @@ class DaemonProcess:
         """Remove every container, stop the daemon and its monitor zygote, delete the dirs."""
         if self.proc is not None and self.proc.poll() is None:
             ids = self.cli("ps", "-aq", "--no-trunc").stdout.split()
-            if ids:
-                self.cli("rm", "-f", *ids)
+            if ids and self.cli("rm", "-f", *ids).returncode != 0:
+                # Pods' infra containers go only with their pod.
+                self.cli("pod", "rm", "-f", "--all")
         self.stop()
         from servin.engine.runtime.monitor.client import stop_zygote
 

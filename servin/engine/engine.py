@@ -121,14 +121,15 @@ class Engine:
         self.attach = AttachService(container_store, monitors, locks)
         runner = Runner(config, container_store, image_store, self.snapshots, monitors, locks,
                         self.networks, self.volume_manager, self.attach, self.events)
-        supervisor = Supervisor(container_store, locks, runner, monitors, self.networks,
-                                self.events, probe=self.execs.probe)
         pod_store = PodStore(self.meta)
         pod_cgroups = PodCgroups()
+        pod_members = PodMembers(pod_store, container_store, pod_cgroups)
+        supervisor = Supervisor(container_store, locks, runner, monitors, self.networks,
+                                self.events, probe=self.execs.probe, pods=pod_members)
         self.containers = ContainerService(
             config, container_store, image_store, self.snapshots, monitors, locks, runner,
             supervisor, self.networks, self.volume_manager, self.events,
-            pods=PodMembers(pod_store, container_store, pod_cgroups),
+            pods=pod_members,
             exec_ids=self.execs.running_in,
         )
         self.logs = LogService(container_store, monitors, locks)
@@ -148,7 +149,8 @@ class Engine:
         ))
         self.system = SystemService(config, self.id, self.started_at_ns, self.containers,
                                     image_store, self.volume_manager, self.networks,
-                                    self.snapshots, build_cache=self.builds.usage)
+                                    self.snapshots, build_cache=self.builds.usage,
+                                    pod_count=lambda: len(pod_store.names()))
         self.api = CoreAPI(
             containers=self.containers, attach=self.attach, execs=self.execs, logs=self.logs,
             files=self.files, stats=self.stats, images=self.images, volumes=self.volumes,

@@ -76,6 +76,7 @@ class SystemInfo:
     daemon_pid: int
     started_at_ns: int
     networks: int = 0
+    pods: int = 0
     # The host's load, for dashboards: cumulative CPU time since boot over all CPUs (busy and
     # total; two readings give the usage between them), MemAvailable, load averages.
     cpu_busy_ns: int = 0
@@ -123,8 +124,10 @@ class SystemService:
     def __init__(self, config: DaemonConfig, engine_id: str, started_at_ns: int,
                  containers: ContainerService, images: ImageStore, volumes: VolumeManager,
                  networks: NetworkService, snapshots: Snapshotter,
-                 build_cache: Callable[[], tuple[int, int]] = lambda: (0, 0)) -> None:
+                 build_cache: Callable[[], tuple[int, int]] = lambda: (0, 0),
+                 pod_count: Callable[[], int] = lambda: 0) -> None:
         self.config = config
+        self._pod_count = pod_count  # blocking: the pod store's count
         self._build_cache = build_cache  # (entries, bytes): the build service's cache
         self.engine_id = engine_id
         self.started_at_ns = started_at_ns
@@ -205,6 +208,7 @@ class SystemService:
             daemon_pid=os.getpid(),
             started_at_ns=self.started_at_ns,
             networks=networks,
+            pods=self._pod_count(),
             cpu_busy_ns=cpu_busy,
             cpu_total_ns=cpu_total,
             mem_available=hostinfo.mem_available(),

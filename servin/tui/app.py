@@ -29,7 +29,8 @@ from servin.tui.screens.events import EventsScreen
 from servin.tui.screens.images import ImageDetailScreen, ImagesScreen, PullScreen
 from servin.tui.screens.logs import LogsScreen, MergedLogsScreen
 from servin.tui.screens.metrics import MetricsScreen
-from servin.tui.screens.resources import NetworksScreen, PodsScreen, VolumesScreen
+from servin.tui.screens.pods import PodsScreen
+from servin.tui.screens.resources import NetworksScreen, VolumesScreen
 from servin.tui.screens.system import SystemScreen
 from servin.tui.source import Source
 
@@ -260,7 +261,8 @@ class ServinApp(App[None]):
             ("Image details", ImageDetailScreen.BINDINGS),
             ("Image pull", PullScreen.BINDINGS),
             ("Events", EventsScreen.BINDINGS),
-            ("Volumes, networks, pods", VolumesScreen.BINDINGS),
+            ("Volumes, networks", VolumesScreen.BINDINGS),
+            ("Pods", PodsScreen.BINDINGS),
             ("System", SystemScreen.BINDINGS),
             ("Confirm dialog", ConfirmScreen.BINDINGS),
         ]

@@ -19,7 +19,7 @@ from typing import Any
 
 from google.protobuf import json_format, symbol_database
 
-from servin.api.servin.v1 import (  # noqa: F401 - registers the message types
+from servin.api.servin.v1 import (  # also registers the message types
     containers_pb2,
     images_pb2,
     networks_pb2,
@@ -67,6 +67,13 @@ class FakeDaemon:
             c.id: c for c in self.answers["Containers.List"].containers
         }
         self.images = list(self.answers["Images.List"].images)
+        self.pods = list(self.answers["Pods.List"].pods) if extra["calls"] else []
+        for pod in self.pods:  # the members know their pod, as the daemon's answers say
+            for member in pod.container_ids:
+                self.containers[member].pod_id = pod.id
+                inspect = self.answers.get(f"Containers.Inspect/{member}")
+                if inspect is not None:
+                    inspect.pod_id = pod.id
         self.up = True
         self.calls: list[tuple[str, Any]] = []
         self.connections = 0
@@ -465,9 +472,92 @@ class FakeSystem(_Service):
         return self.d.open_stream(past, q)
 
 
-class FakeUnsupported(_Service):
+class FakePods(_Service):
+    """Pods over the hand-written answer: the actions change the pod's and its members'
+    states as the daemon does."""
+
+    def _find(self, ref: str) -> Any:
+        for p in self.d.pods:
+            if ref in (p.id, p.name) or (len(ref) >= 3 and p.id.startswith(ref)):
+                return p
+        raise NotFound(f"no such pod: {ref}")
+
+    def _gate(self, method: str, key: str | None = None) -> None:
+        self.d.check()
+        self.d.calls.append((f"Pods.{method}", key))
+        if f"Pods.{method}" in self.d.unsupported:
+            raise Unimplemented(UNSUPPORTED)
+
+    def _set(self, p: Any, status: str) -> Any:
+        for c in p.containers:
+            c.status = status
+            if c.id in self.d.containers:
+                self.d.containers[c.id].state = status
+        p.state = {"running": "Running", "paused": "Paused", "exited": "Exited"}[status]
+        return copy.deepcopy(p)
+
     async def List(self, request: Any, **_: Any) -> Any:
-        return self._answer("List")
+        self._gate("List")
+        return pods_pb2.ListPodsResponse(pods=self.d.pods)
+
+    async def Inspect(self, request: Any, **_: Any) -> Any:
+        self._gate("Inspect", request.id)
+        return copy.deepcopy(self._find(request.id))
+
+    async def Start(self, request: Any, **_: Any) -> Any:
+        self._gate("Start", request.id)
+        return self._set(self._find(request.id), "running")
+
+    async def Restart(self, request: Any, **_: Any) -> Any:
+        self._gate("Restart", request.id)
+        return self._set(self._find(request.id), "running")
+
+    async def Stop(self, request: Any, **_: Any) -> Any:
+        self._gate("Stop", request.id)
+        return self._set(self._find(request.id), "exited")
+
+    async def Kill(self, request: Any, **_: Any) -> Any:
+        self._gate("Kill", request.id)
+        return self._set(self._find(request.id), "exited")
+
+    async def Pause(self, request: Any, **_: Any) -> Any:
+        self._gate("Pause", request.id)
+        return self._set(self._find(request.id), "paused")
+
+    async def Unpause(self, request: Any, **_: Any) -> Any:
+        self._gate("Unpause", request.id)
+        return self._set(self._find(request.id), "running")
+
+    async def Remove(self, request: Any, **_: Any) -> Any:
+        self._gate("Remove", request.id)
+        p = self._find(request.id)
+        self.d.pods.remove(p)
+        for c in p.containers:
+            self.d.containers.pop(c.id, None)
+        return pods_pb2.RemovePodResponse(id=p.id)
+
+    async def Create(self, request: Any, **_: Any) -> Any:
+        import hashlib
+
+        self._gate("Create", request.name)
+        if any(p.name == request.name for p in self.d.pods):
+            raise Conflict(f"pod name {request.name!r} is in use")
+        ident = hashlib.sha256(f"pod {request.name}".encode()).hexdigest()
+        infra = hashlib.sha256(f"infra {request.name}".encode()).hexdigest()
+        p = pods_pb2.Pod(id=ident, name=request.name, state="Created", spec=request.spec,
+                         infra_container_id=infra,
+                         containers=[pods_pb2.PodContainer(id=infra, name=f"{ident[:12]}-infra",
+                                                           status="created", infra=True)])
+        p.created.FromSeconds(int(self.d.now))
+        self.d.pods.insert(0, p)
+        return copy.deepcopy(p)
+
+    async def Prune(self, request: Any, **_: Any) -> Any:
+        self._gate("Prune")
+        gone = [p for p in self.d.pods if p.state not in ("Running", "Paused", "Degraded")]
+        for p in gone:
+            self.d.pods.remove(p)
+        return pods_pb2.PrunePodsResponse(deleted=[p.id for p in gone])
 
 
 class FakeClient:
@@ -480,7 +570,7 @@ class FakeClient:
         self.system = FakeSystem(daemon, "System")
         self.volumes = FakeVolumes(daemon, "Volumes")
         self.networks = FakeNetworks(daemon, "Networks")
-        self.pods = FakeUnsupported(daemon, "Pods")
+        self.pods = FakePods(daemon, "Pods")
         self.closed = False
 
     async def close(self) -> None:

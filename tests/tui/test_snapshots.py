@@ -129,9 +129,10 @@ async def networks(pilot: Pilot[Any]) -> None:
 
 
 async def pods(pilot: Pilot[Any]) -> None:
-    """The recording daemon has no pods service: the calm "not supported" screen."""
+    """Two pods with their members, status and the members' summed CPU and memory."""
     await containers(pilot)
     await pilot.press("5")
+    await settle(pilot, _table_rows(pilot.app, 2))
     await screen_workers_done(pilot)
     await pilot.pause()
 

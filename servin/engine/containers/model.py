@@ -222,7 +222,8 @@ class CreateRequest(_Model):
     config: ContainerConfig = msgspec.field(default_factory=ContainerConfig)
     host_config: HostConfig = msgspec.field(default_factory=HostConfig)
     networking: NetworkingConfig = msgspec.field(default_factory=NetworkingConfig)
-    pod_id: str = ""  # a member of this pod (the pods layer sets namespaces and cgroup)
+    pod_id: str = ""  # a member of this pod (ID, name or prefix; pods/members.py fills in
+    # its namespaces, cgroup parent, hostname and DNS)
 
 
 class HealthResult(_Model):

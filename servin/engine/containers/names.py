@@ -97,12 +97,13 @@ _NAMES = (
 )
 
 
-def validate_name(name: str) -> str:
-    """The name without a leading slash; InvalidArgument when docker would refuse it."""
-    check_name_length("container", name.removeprefix("/"))
+def validate_name(name: str, kind: str = "container") -> str:
+    """The name without a leading slash; InvalidArgument when docker would refuse it
+    (``kind``: what is named, for the message: container, pod)."""
+    check_name_length(kind, name.removeprefix("/"))
     if not _VALID.match(name):
         raise InvalidArgument(
-            f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            f"Invalid {kind} name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
         )
     return name.removeprefix("/")
 

@@ -364,7 +364,7 @@ class ContainerService:
         """Start a created or exited container; a running one is left alone."""
         c = await self.get(ref)
         if c.pod_id:
-            await self._prepare_pod(c)
+            await self.supervisor.prepare_pod(c)
         self.supervisor.cancel_restart(c.id)
         async with self.locks.lock(c.id):
             c = await asyncio.to_thread(self.store.get, c.id)
@@ -374,14 +374,6 @@ class ContainerService:
             await self.runner.start(c)
             self.supervisor.supervise(c)
         return c
-
-    async def _prepare_pod(self, c: Container) -> None:
-        """Before a pod member starts: the pod's cgroup exists and its infra runs (a member
-        joins the infra's namespaces)."""
-        await asyncio.to_thread(self.pods.ensure_cgroup, c.pod_id)
-        infra = await asyncio.to_thread(self.pods.infra_of, c.pod_id)
-        if infra and infra != c.id:
-            await self.start(infra)
 
     async def kill(self, ref: str, signal: str | int = "KILL") -> None:
         """Send a signal to the container's main process."""
@@ -567,7 +559,8 @@ class ContainerService:
         """Remove a stopped container (a running one too with ``force``); ``volumes`` removes
         its anonymous volumes too (those no other container uses)."""
         c = await self.get(ref)
-        await asyncio.to_thread(self.pods.check_remove, c)
+        if c.pod_id:
+            await asyncio.to_thread(self.pods.check_remove, c)
         if self.supervisor.cancel_restart(c.id) or c.state.status == RESTARTING:
             await self.supervisor.hold_restarts(c)
         if c.state.status in (RUNNING, PAUSED):

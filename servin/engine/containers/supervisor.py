@@ -17,7 +17,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from servin.engine.containers import recovery
-from servin.engine.containers.collaborators import ContainerNetworking
+from servin.engine.containers.collaborators import ContainerNetworking, PodMembership
 from servin.engine.containers.health import HealthChecks, HealthRunner, Probe, resolve_check
 from servin.engine.containers.locks import ContainerLocks
 from servin.engine.containers.model import (
@@ -46,7 +46,7 @@ class Supervisor:
 
     def __init__(self, store: ContainerStore, locks: ContainerLocks, runner: Runner,
                  monitors: Monitors, networks: ContainerNetworking, events: EventBus,
-                 probe: Probe) -> None:
+                 probe: Probe, pods: PodMembership) -> None:
         self.store = store
         self.locks = locks
         self.runner = runner
@@ -54,6 +54,7 @@ class Supervisor:
         self.networks = networks
         self.events = events
         self.probe = probe
+        self.pods = pods
         self.health = HealthChecks()
         self._watchers: dict[str, asyncio.Task[None]] = {}
         self._restarts: dict[str, asyncio.Task[None]] = {}
@@ -128,6 +129,27 @@ class Supervisor:
                             manually_stopped=c.state.manually_stopped):
             await self._schedule_restart(c)
 
+    # -- pods ----------------------------------------------------------------------------
+
+    async def prepare_pod(self, c: Container) -> None:
+        """Before a pod's container starts (a user's start or a restart policy's): the pod's
+        cgroup exists and, for a member, the infra runs (a member joins its namespaces)."""
+        await asyncio.to_thread(self.pods.ensure_cgroup, c.pod_id)
+        infra_id = await asyncio.to_thread(self.pods.infra_of, c.pod_id)
+        if not infra_id or infra_id == c.id:
+            return
+        async with self.locks.lock(infra_id):
+            try:
+                infra = await asyncio.to_thread(self.store.get, infra_id)
+            except NotFound:
+                return
+            if infra.state.status in (RUNNING, PAUSED):
+                return
+            self.cancel_restart(infra.id)
+            infra.state.manually_stopped = False
+            await self.runner.start(infra)
+            self.supervise(infra)
+
     # -- health checks -------------------------------------------------------------------
 
     def _begin_health(self, c: Container) -> None:
@@ -190,6 +212,8 @@ class Supervisor:
             c.state.restart_count += 1
             crashpoint("container.restart.before-start")
             try:
+                if c.pod_id:
+                    await self.prepare_pod(c)
                 await self.runner.start(c)
                 self.supervise(c)
                 return

@@ -1,7 +1,7 @@
 """The core's Pod model: a group of containers sharing namespaces around an infra process.
 
 A pod is what ``servin pod`` and the CRI's pod sandbox both are. Its infra container runs
-``catatonit -P`` (a static pause process, about 0.1 MB PSS) from an empty root filesystem:
+``catatonit -P`` (a static pause process, about 0.25 MB PSS) from an empty root filesystem:
 it holds the pod's network, IPC and UTS namespaces (and the PID namespace with
 ``share_pid``), carries the pod's network endpoints and published ports, and sits in the
 pod's cgroup like every member. Members join the infra's namespaces through the containers'

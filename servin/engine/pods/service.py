@@ -41,6 +41,7 @@ from servin.engine.containers.service import ContainerService, parse_signal
 from servin.engine.containers.stats import ContainerSample, StatsSampler, cgroup_path_of
 from servin.engine.containers.store import ContainerStore
 from servin.engine.containers.top import TopResult, top
+from servin.engine.crashpoints import crashpoint
 from servin.engine.events import EventBus
 from servin.engine.linux.cgroups import detect_driver
 from servin.engine.pods.cgroups import PodCgroups
@@ -186,7 +187,7 @@ class PodService:
         _check_config(config)
         binary = find_infra_binary(self.infra_binary)
         if request.name:
-            name = validate_name(request.name)
+            name = validate_name(request.name, "pod")
         else:
             name = generate_name(await asyncio.to_thread(self.store.names))
         pod_id = secrets.token_hex(32)
@@ -196,8 +197,10 @@ class PodService:
         # Recorded first, marked: a crash before the pod is whole is undone at start-up.
         await asyncio.to_thread(self.store.add, pod)
         try:
+            crashpoint("pod.create.after-record")
             await asyncio.to_thread(self.cgroups.ensure, pod)
             created = await self.containers.create_infra(self._infra_request(pod, binary))
+            crashpoint("pod.create.after-infra")
             pod.infra_id = created.container.id
             pod.creating = False
             await asyncio.to_thread(self.store.save_state, pod)
@@ -248,9 +251,13 @@ class PodService:
         pod.removing = True
         with contextlib.suppress(NotFound):
             await asyncio.to_thread(self.store.save_state, pod)
-        for c in await asyncio.to_thread(self.container_store.in_pod, pod.id):
+        crashpoint("pod.rm.after-mark")
+        # Members first, the infra last (the members are in its namespaces).
+        found = await asyncio.to_thread(self.container_store.in_pod, pod.id)
+        for c in sorted(found, key=lambda c: c.id == pod.infra_id):
             with contextlib.suppress(NotFound):
                 await self.containers.remove(c.id, force=True)
+            crashpoint("pod.rm.after-container")
         await asyncio.to_thread(self.cgroups.remove, pod)
         await asyncio.to_thread(self.store.delete, pod.id)
         self._locks.pop(pod.id, None)
@@ -266,6 +273,7 @@ class PodService:
                 raise Conflict(f"pod {pod.name} has no infra container")
             await asyncio.to_thread(self.cgroups.ensure, pod)
             await self.containers.start(view.infra.id)
+            crashpoint("pod.start.after-infra")
             errors = []
             for c in view.members:
                 if c.state.status in (RUNNING, PAUSED):

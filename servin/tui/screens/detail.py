@@ -60,6 +60,7 @@ class ContainerDetailScreen(BaseScreen):
         super().__init__()
         self.container_id = container_id
         self.detail: Any = None
+        self.pod_name = ""  # the pod the container belongs to ("" for none)
 
     @property
     def crumb(self) -> str:  # type: ignore[override]
@@ -111,8 +112,22 @@ class ContainerDetailScreen(BaseScreen):
         except ServinError as exc:
             self.set_status(f"inspect failed: {exc}")
             return
+        await self._load_pod()
         self._fill()
         await self._load_top()
+
+    async def _load_pod(self) -> None:
+        from servin.api.servin.v1 import pods_pb2
+
+        pod_id = self.detail.pod_id
+        if not pod_id:
+            self.pod_name = ""
+            return
+        try:
+            pod = await self.source.call("pods", "Inspect", pods_pb2.PodRequest(id=pod_id))
+            self.pod_name = str(pod.name)
+        except ServinError:
+            self.pod_name = fmt.short_id(pod_id)  # removed meanwhile, or an older daemon
 
     def _fill(self) -> None:
         d = self.detail
@@ -172,6 +187,8 @@ class ContainerDetailScreen(BaseScreen):
             if c.started_at.seconds and c.state == "running":
                 up = fmt.short_duration(self.source.clock() - fmt.ts_seconds(c.started_at))
                 lines.append(f"up {up}   restarts {c.restart_count}")
+        if self.detail is not None and self.detail.pod_id:
+            lines.append(f"pod {self.pod_name}  {fmt.short_id(self.detail.pod_id)}")
         if s is not None:
             limit = fmt.size(s.memory_limit) if s.memory_limit else "no limit"
             lines.append(

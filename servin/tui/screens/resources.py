@@ -1,4 +1,5 @@
-"""Volumes, Networks and Pods: list, inspect, create, remove, prune.
+"""Volumes and Networks (and the base of the Pods screen): list, inspect, create, remove,
+prune.
 
 These change rarely and have no stream of their own: they load on entering the screen, with
 ``r``, after an action, and when the shared events stream mentions their kind. A daemon that
@@ -504,53 +505,3 @@ class NetworksScreen(ResourceScreen):
             labels=_pairs(opts.get("label", []), "label"),
             options=_pairs(opts.get("opt", []), "opt"),
         )
-
-
-class PodsScreen(ResourceScreen):
-    """Pods (groups of containers sharing namespaces): list, inspect, remove."""
-
-    SERVICE = "pods"
-    KIND = "pod"
-    TITLE_TEXT = "Pods"
-    FIELD = "pods"
-    COLUMNS = [
-        ("NAME", 16, 24, 0),
-        ("ID", 12, 12, 0),
-        ("STATE", 9, 9, 0),
-        ("CONTAINERS", 10, 10, 0),
-        ("IP", 15, 15, 100),
-        ("CREATED", 20, 20, 0),
-    ]
-
-    def request(self) -> Any:
-        from servin.api.servin.v1 import pods_pb2
-
-        return pods_pb2.ListPodsRequest()
-
-    def row(self, p: Any) -> list[Any]:
-        return [
-            p.name,
-            fmt.short_id(p.id),
-            p.state,
-            str(len(p.container_ids)),
-            p.ip_address,
-            fmt.utc_stamp(fmt.ts_seconds(p.created)),
-        ]
-
-    def key(self, item: Any) -> str:
-        return str(item.id)
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("create", "prune"):
-            return False  # pods are made by `servin pod create` / kube play, pruned with rm
-        return super().check_action(action, parameters)
-
-    def inspect_request(self, key: str) -> Any:
-        from servin.api.servin.v1 import pods_pb2
-
-        return pods_pb2.PodRequest(id=key)
-
-    def remove_request(self, key: str) -> Any:
-        from servin.api.servin.v1 import pods_pb2
-
-        return pods_pb2.RemovePodRequest(id=key, force=True)

@@ -24,9 +24,10 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from servin.api.servin.v1 import common_pb2 as servin_dot_v1_dot_common__pb2
+from servin.api.servin.v1 import containers_pb2 as servin_dot_v1_dot_containers__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14servin/v1/pods.proto\x12\tservin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16servin/v1/common.proto\"\x80\x03\n\x07PodSpec\x12\x10\n\x08hostname\x18\x01 \x01(\t\x12.\n\x06labels\x18\x02 \x03(\x0b\x32\x1e.servin.v1.PodSpec.LabelsEntry\x12\x38\n\x0b\x61nnotations\x18\x03 \x03(\x0b\x32#.servin.v1.PodSpec.AnnotationsEntry\x12\x0f\n\x07network\x18\x04 \x01(\t\x12%\n\x05ports\x18\x05 \x03(\x0b\x32\x16.servin.v1.PortBinding\x12\x11\n\tshare_pid\x18\x06 \x01(\x08\x12\x15\n\rcgroup_parent\x18\x07 \x01(\t\x12\x0b\n\x03\x64ns\x18\x08 \x03(\t\x12\x12\n\ndns_search\x18\t \x03(\t\x12\x13\n\x0b\x65xtra_hosts\x18\n \x03(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xc4\x01\n\x03Pod\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12+\n\x07\x63reated\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05state\x18\x04 \x01(\t\x12 \n\x04spec\x18\x05 \x01(\x0b\x32\x12.servin.v1.PodSpec\x12\x1a\n\x12infra_container_id\x18\x06 \x01(\t\x12\x15\n\rcontainer_ids\x18\x07 \x03(\t\x12\x12\n\nip_address\x18\x08 \x01(\t\"B\n\x10\x43reatePodRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.servin.v1.PodSpec\"\x1f\n\x11\x43reatePodResponse\x12\n\n\x02id\x18\x01 \x01(\t\"\x18\n\nPodRequest\x12\n\n\x02id\x18\x01 \x01(\t\"-\n\x0eStopPodRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07timeout\x18\x02 \x01(\x05\"-\n\x10RemovePodRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"\x13\n\x11PodActionResponse\"5\n\x0fListPodsRequest\x12\"\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x11.servin.v1.Filter\"0\n\x10ListPodsResponse\x12\x1c\n\x04pods\x18\x01 \x03(\x0b\x32\x0e.servin.v1.Pod2\x82\x03\n\x04Pods\x12\x43\n\x06\x43reate\x12\x1b.servin.v1.CreatePodRequest\x1a\x1c.servin.v1.CreatePodResponse\x12<\n\x05Start\x12\x15.servin.v1.PodRequest\x1a\x1c.servin.v1.PodActionResponse\x12?\n\x04Stop\x12\x19.servin.v1.StopPodRequest\x1a\x1c.servin.v1.PodActionResponse\x12\x43\n\x06Remove\x12\x1b.servin.v1.RemovePodRequest\x1a\x1c.servin.v1.PodActionResponse\x12?\n\x04List\x12\x1a.servin.v1.ListPodsRequest\x1a\x1b.servin.v1.ListPodsResponse\x12\x30\n\x07Inspect\x12\x15.servin.v1.PodRequest\x1a\x0e.servin.v1.Podb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14servin/v1/pods.proto\x12\tservin.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16servin/v1/common.proto\x1a\x1aservin/v1/containers.proto\"\xe7\x04\n\x07PodSpec\x12\x10\n\x08hostname\x18\x01 \x01(\t\x12.\n\x06labels\x18\x02 \x03(\x0b\x32\x1e.servin.v1.PodSpec.LabelsEntry\x12\x38\n\x0b\x61nnotations\x18\x03 \x03(\x0b\x32#.servin.v1.PodSpec.AnnotationsEntry\x12\x0f\n\x07network\x18\x04 \x01(\t\x12%\n\x05ports\x18\x05 \x03(\x0b\x32\x16.servin.v1.PortBinding\x12\x11\n\tshare_pid\x18\x06 \x01(\x08\x12\x15\n\rcgroup_parent\x18\x07 \x01(\t\x12\x0b\n\x03\x64ns\x18\x08 \x03(\t\x12\x12\n\ndns_search\x18\t \x03(\t\x12\x13\n\x0b\x65xtra_hosts\x18\n \x03(\t\x12\x13\n\x0b\x64ns_options\x18\x0b \x03(\t\x12\x0e\n\x06memory\x18\x0c \x01(\x03\x12\x11\n\tnano_cpus\x18\r \x01(\x03\x12\x12\n\nnetns_path\x18\x0e \x01(\t\x12\x15\n\rlog_directory\x18\x0f \x01(\t\x12\x0f\n\x07\x61liases\x18\x10 \x03(\t\x12\x30\n\x07sysctls\x18\x11 \x03(\x0b\x32\x1f.servin.v1.PodSpec.SysctlsEntry\x12\x0f\n\x07runtime\x18\x12 \x01(\t\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x41nnotationsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a.\n\x0cSysctlsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\x81\x01\n\x0cPodContainer\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\r\n\x05infra\x18\x04 \x01(\x08\x12+\n\x07\x63reated\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0b\n\x03pid\x18\x06 \x01(\x05\"\xc6\x03\n\x03Pod\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12+\n\x07\x63reated\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05state\x18\x04 \x01(\t\x12 \n\x04spec\x18\x05 \x01(\x0b\x32\x12.servin.v1.PodSpec\x12\x1a\n\x12infra_container_id\x18\x06 \x01(\t\x12\x15\n\rcontainer_ids\x18\x07 \x03(\t\x12\x12\n\nip_address\x18\x08 \x01(\t\x12+\n\ncontainers\x18\t \x03(\x0b\x32\x17.servin.v1.PodContainer\x12+\n\x07started\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x63group_path\x18\x0b \x01(\t\x12\x19\n\x11shared_namespaces\x18\x0c \x03(\t\x12\x11\n\tinfra_pid\x18\r \x01(\x05\x12\x14\n\x0cnetwork_mode\x18\x0e \x01(\t\x12\x10\n\x08networks\x18\x0f \x03(\t\x12)\n\tpublished\x18\x10 \x03(\x0b\x32\x16.servin.v1.PortMapping\x12\x10\n\x08\x64ocument\x18\x11 \x01(\t\"B\n\x10\x43reatePodRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12 \n\x04spec\x18\x02 \x01(\x0b\x32\x12.servin.v1.PodSpec\"\x18\n\nPodRequest\x12\n\n\x02id\x18\x01 \x01(\t\"B\n\x0eStopPodRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07timeout\x18\x02 \x01(\x05\x12\x13\n\x0bhas_timeout\x18\x03 \x01(\x08\",\n\x0eKillPodRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06signal\x18\x02 \x01(\t\"-\n\x10RemovePodRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"\x1f\n\x11RemovePodResponse\x12\n\n\x02id\x18\x01 \x01(\t\"5\n\x0fListPodsRequest\x12\"\n\x07\x66ilters\x18\x01 \x03(\x0b\x32\x11.servin.v1.Filter\"0\n\x10ListPodsResponse\x12\x1c\n\x04pods\x18\x01 \x03(\x0b\x32\x0e.servin.v1.Pod\"\x12\n\x10PrunePodsRequest\"$\n\x11PrunePodsResponse\x12\x0f\n\x07\x64\x65leted\x18\x01 \x03(\t\",\n\rPodTopRequest\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0f\n\x07ps_args\x18\x02 \x03(\t\"\x1e\n\x0fPodStatsRequest\x12\x0b\n\x03ids\x18\x01 \x03(\t\"\xeb\x01\n\x08PodStats\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0b\x63pu_percent\x18\x03 \x01(\x01\x12\x14\n\x0cmemory_usage\x18\x04 \x01(\x04\x12\x14\n\x0cmemory_limit\x18\x05 \x01(\x04\x12\x0e\n\x06net_rx\x18\x06 \x01(\x04\x12\x0e\n\x06net_tx\x18\x07 \x01(\x04\x12\x12\n\nblock_read\x18\x08 \x01(\x04\x12\x13\n\x0b\x62lock_write\x18\t \x01(\x04\x12\x0c\n\x04pids\x18\n \x01(\x04\x12-\n\ncontainers\x18\x0b \x03(\x0b\x32\x19.servin.v1.ContainerStats\"5\n\x10PodStatsResponse\x12!\n\x04pods\x18\x01 \x03(\x0b\x32\x13.servin.v1.PodStats2\xe2\x05\n\x04Pods\x12\x35\n\x06\x43reate\x12\x1b.servin.v1.CreatePodRequest\x1a\x0e.servin.v1.Pod\x12.\n\x05Start\x12\x15.servin.v1.PodRequest\x1a\x0e.servin.v1.Pod\x12\x31\n\x04Stop\x12\x19.servin.v1.StopPodRequest\x1a\x0e.servin.v1.Pod\x12\x34\n\x07Restart\x12\x19.servin.v1.StopPodRequest\x1a\x0e.servin.v1.Pod\x12\x31\n\x04Kill\x12\x19.servin.v1.KillPodRequest\x1a\x0e.servin.v1.Pod\x12.\n\x05Pause\x12\x15.servin.v1.PodRequest\x1a\x0e.servin.v1.Pod\x12\x30\n\x07Unpause\x12\x15.servin.v1.PodRequest\x1a\x0e.servin.v1.Pod\x12\x43\n\x06Remove\x12\x1b.servin.v1.RemovePodRequest\x1a\x1c.servin.v1.RemovePodResponse\x12?\n\x04List\x12\x1a.servin.v1.ListPodsRequest\x1a\x1b.servin.v1.ListPodsResponse\x12\x30\n\x07Inspect\x12\x15.servin.v1.PodRequest\x1a\x0e.servin.v1.Pod\x12\x42\n\x05Prune\x12\x1b.servin.v1.PrunePodsRequest\x1a\x1c.servin.v1.PrunePodsResponse\x12\x37\n\x03Top\x12\x18.servin.v1.PodTopRequest\x1a\x16.servin.v1.TopResponse\x12@\n\x05Stats\x12\x1a.servin.v1.PodStatsRequest\x1a\x1b.servin.v1.PodStatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,30 +38,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PODSPEC_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_PODSPEC_ANNOTATIONSENTRY']._loaded_options = None
   _globals['_PODSPEC_ANNOTATIONSENTRY']._serialized_options = b'8\001'
-  _globals['_PODSPEC']._serialized_start=93
-  _globals['_PODSPEC']._serialized_end=477
-  _globals['_PODSPEC_LABELSENTRY']._serialized_start=380
-  _globals['_PODSPEC_LABELSENTRY']._serialized_end=425
-  _globals['_PODSPEC_ANNOTATIONSENTRY']._serialized_start=427
-  _globals['_PODSPEC_ANNOTATIONSENTRY']._serialized_end=477
-  _globals['_POD']._serialized_start=480
-  _globals['_POD']._serialized_end=676
-  _globals['_CREATEPODREQUEST']._serialized_start=678
-  _globals['_CREATEPODREQUEST']._serialized_end=744
-  _globals['_CREATEPODRESPONSE']._serialized_start=746
-  _globals['_CREATEPODRESPONSE']._serialized_end=777
-  _globals['_PODREQUEST']._serialized_start=779
-  _globals['_PODREQUEST']._serialized_end=803
-  _globals['_STOPPODREQUEST']._serialized_start=805
-  _globals['_STOPPODREQUEST']._serialized_end=850
-  _globals['_REMOVEPODREQUEST']._serialized_start=852
-  _globals['_REMOVEPODREQUEST']._serialized_end=897
-  _globals['_PODACTIONRESPONSE']._serialized_start=899
-  _globals['_PODACTIONRESPONSE']._serialized_end=918
-  _globals['_LISTPODSREQUEST']._serialized_start=920
-  _globals['_LISTPODSREQUEST']._serialized_end=973
-  _globals['_LISTPODSRESPONSE']._serialized_start=975
-  _globals['_LISTPODSRESPONSE']._serialized_end=1023
-  _globals['_PODS']._serialized_start=1026
-  _globals['_PODS']._serialized_end=1412
+  _globals['_PODSPEC_SYSCTLSENTRY']._loaded_options = None
+  _globals['_PODSPEC_SYSCTLSENTRY']._serialized_options = b'8\001'
+  _globals['_PODSPEC']._serialized_start=121
+  _globals['_PODSPEC']._serialized_end=736
+  _globals['_PODSPEC_LABELSENTRY']._serialized_start=591
+  _globals['_PODSPEC_LABELSENTRY']._serialized_end=636
+  _globals['_PODSPEC_ANNOTATIONSENTRY']._serialized_start=638
+  _globals['_PODSPEC_ANNOTATIONSENTRY']._serialized_end=688
+  _globals['_PODSPEC_SYSCTLSENTRY']._serialized_start=690
+  _globals['_PODSPEC_SYSCTLSENTRY']._serialized_end=736
+  _globals['_PODCONTAINER']._serialized_start=739
+  _globals['_PODCONTAINER']._serialized_end=868
+  _globals['_POD']._serialized_start=871
+  _globals['_POD']._serialized_end=1325
+  _globals['_CREATEPODREQUEST']._serialized_start=1327
+  _globals['_CREATEPODREQUEST']._serialized_end=1393
+  _globals['_PODREQUEST']._serialized_start=1395
+  _globals['_PODREQUEST']._serialized_end=1419
+  _globals['_STOPPODREQUEST']._serialized_start=1421
+  _globals['_STOPPODREQUEST']._serialized_end=1487
+  _globals['_KILLPODREQUEST']._serialized_start=1489
+  _globals['_KILLPODREQUEST']._serialized_end=1533
+  _globals['_REMOVEPODREQUEST']._serialized_start=1535
+  _globals['_REMOVEPODREQUEST']._serialized_end=1580
+  _globals['_REMOVEPODRESPONSE']._serialized_start=1582
+  _globals['_REMOVEPODRESPONSE']._serialized_end=1613
+  _globals['_LISTPODSREQUEST']._serialized_start=1615
+  _globals['_LISTPODSREQUEST']._serialized_end=1668
+  _globals['_LISTPODSRESPONSE']._serialized_start=1670
+  _globals['_LISTPODSRESPONSE']._serialized_end=1718
+  _globals['_PRUNEPODSREQUEST']._serialized_start=1720
+  _globals['_PRUNEPODSREQUEST']._serialized_end=1738
+  _globals['_PRUNEPODSRESPONSE']._serialized_start=1740
+  _globals['_PRUNEPODSRESPONSE']._serialized_end=1776
+  _globals['_PODTOPREQUEST']._serialized_start=1778
+  _globals['_PODTOPREQUEST']._serialized_end=1822
+  _globals['_PODSTATSREQUEST']._serialized_start=1824
+  _globals['_PODSTATSREQUEST']._serialized_end=1854
+  _globals['_PODSTATS']._serialized_start=1857
+  _globals['_PODSTATS']._serialized_end=2092
+  _globals['_PODSTATSRESPONSE']._serialized_start=2094
+  _globals['_PODSTATSRESPONSE']._serialized_end=2147
+  _globals['_PODS']._serialized_start=2150
+  _globals['_PODS']._serialized_end=2888
 # @@protoc_insertion_point(module_scope)

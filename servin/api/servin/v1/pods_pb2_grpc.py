@@ -3,6 +3,7 @@
 import grpc
 import warnings
 
+from servin.api.servin.v1 import containers_pb2 as servin_dot_v1_dot_containers__pb2
 from servin.api.servin.v1 import pods_pb2 as servin_dot_v1_dot_pods__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -37,22 +38,42 @@ class PodsStub:
         self.Create = channel.unary_unary(
                 '/servin.v1.Pods/Create',
                 request_serializer=servin_dot_v1_dot_pods__pb2.CreatePodRequest.SerializeToString,
-                response_deserializer=servin_dot_v1_dot_pods__pb2.CreatePodResponse.FromString,
+                response_deserializer=servin_dot_v1_dot_pods__pb2.Pod.FromString,
                 _registered_method=True)
         self.Start = channel.unary_unary(
                 '/servin.v1.Pods/Start',
                 request_serializer=servin_dot_v1_dot_pods__pb2.PodRequest.SerializeToString,
-                response_deserializer=servin_dot_v1_dot_pods__pb2.PodActionResponse.FromString,
+                response_deserializer=servin_dot_v1_dot_pods__pb2.Pod.FromString,
                 _registered_method=True)
         self.Stop = channel.unary_unary(
                 '/servin.v1.Pods/Stop',
                 request_serializer=servin_dot_v1_dot_pods__pb2.StopPodRequest.SerializeToString,
-                response_deserializer=servin_dot_v1_dot_pods__pb2.PodActionResponse.FromString,
+                response_deserializer=servin_dot_v1_dot_pods__pb2.Pod.FromString,
+                _registered_method=True)
+        self.Restart = channel.unary_unary(
+                '/servin.v1.Pods/Restart',
+                request_serializer=servin_dot_v1_dot_pods__pb2.StopPodRequest.SerializeToString,
+                response_deserializer=servin_dot_v1_dot_pods__pb2.Pod.FromString,
+                _registered_method=True)
+        self.Kill = channel.unary_unary(
+                '/servin.v1.Pods/Kill',
+                request_serializer=servin_dot_v1_dot_pods__pb2.KillPodRequest.SerializeToString,
+                response_deserializer=servin_dot_v1_dot_pods__pb2.Pod.FromString,
+                _registered_method=True)
+        self.Pause = channel.unary_unary(
+                '/servin.v1.Pods/Pause',
+                request_serializer=servin_dot_v1_dot_pods__pb2.PodRequest.SerializeToString,
+                response_deserializer=servin_dot_v1_dot_pods__pb2.Pod.FromString,
+                _registered_method=True)
+        self.Unpause = channel.unary_unary(
+                '/servin.v1.Pods/Unpause',
+                request_serializer=servin_dot_v1_dot_pods__pb2.PodRequest.SerializeToString,
+                response_deserializer=servin_dot_v1_dot_pods__pb2.Pod.FromString,
                 _registered_method=True)
         self.Remove = channel.unary_unary(
                 '/servin.v1.Pods/Remove',
                 request_serializer=servin_dot_v1_dot_pods__pb2.RemovePodRequest.SerializeToString,
-                response_deserializer=servin_dot_v1_dot_pods__pb2.PodActionResponse.FromString,
+                response_deserializer=servin_dot_v1_dot_pods__pb2.RemovePodResponse.FromString,
                 _registered_method=True)
         self.List = channel.unary_unary(
                 '/servin.v1.Pods/List',
@@ -63,6 +84,21 @@ class PodsStub:
                 '/servin.v1.Pods/Inspect',
                 request_serializer=servin_dot_v1_dot_pods__pb2.PodRequest.SerializeToString,
                 response_deserializer=servin_dot_v1_dot_pods__pb2.Pod.FromString,
+                _registered_method=True)
+        self.Prune = channel.unary_unary(
+                '/servin.v1.Pods/Prune',
+                request_serializer=servin_dot_v1_dot_pods__pb2.PrunePodsRequest.SerializeToString,
+                response_deserializer=servin_dot_v1_dot_pods__pb2.PrunePodsResponse.FromString,
+                _registered_method=True)
+        self.Top = channel.unary_unary(
+                '/servin.v1.Pods/Top',
+                request_serializer=servin_dot_v1_dot_pods__pb2.PodTopRequest.SerializeToString,
+                response_deserializer=servin_dot_v1_dot_containers__pb2.TopResponse.FromString,
+                _registered_method=True)
+        self.Stats = channel.unary_unary(
+                '/servin.v1.Pods/Stats',
+                request_serializer=servin_dot_v1_dot_pods__pb2.PodStatsRequest.SerializeToString,
+                response_deserializer=servin_dot_v1_dot_pods__pb2.PodStatsResponse.FromString,
                 _registered_method=True)
 
 
@@ -87,6 +123,30 @@ class PodsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Restart(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Kill(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Pause(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Unpause(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Remove(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -105,28 +165,66 @@ class PodsServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Prune(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Top(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Stats(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_PodsServicer_to_server(servicer, server):
     rpc_method_handlers = {
             'Create': grpc.unary_unary_rpc_method_handler(
                     servicer.Create,
                     request_deserializer=servin_dot_v1_dot_pods__pb2.CreatePodRequest.FromString,
-                    response_serializer=servin_dot_v1_dot_pods__pb2.CreatePodResponse.SerializeToString,
+                    response_serializer=servin_dot_v1_dot_pods__pb2.Pod.SerializeToString,
             ),
             'Start': grpc.unary_unary_rpc_method_handler(
                     servicer.Start,
                     request_deserializer=servin_dot_v1_dot_pods__pb2.PodRequest.FromString,
-                    response_serializer=servin_dot_v1_dot_pods__pb2.PodActionResponse.SerializeToString,
+                    response_serializer=servin_dot_v1_dot_pods__pb2.Pod.SerializeToString,
             ),
             'Stop': grpc.unary_unary_rpc_method_handler(
                     servicer.Stop,
                     request_deserializer=servin_dot_v1_dot_pods__pb2.StopPodRequest.FromString,
-                    response_serializer=servin_dot_v1_dot_pods__pb2.PodActionResponse.SerializeToString,
+                    response_serializer=servin_dot_v1_dot_pods__pb2.Pod.SerializeToString,
+            ),
+            'Restart': grpc.unary_unary_rpc_method_handler(
+                    servicer.Restart,
+                    request_deserializer=servin_dot_v1_dot_pods__pb2.StopPodRequest.FromString,
+                    response_serializer=servin_dot_v1_dot_pods__pb2.Pod.SerializeToString,
+            ),
+            'Kill': grpc.unary_unary_rpc_method_handler(
+                    servicer.Kill,
+                    request_deserializer=servin_dot_v1_dot_pods__pb2.KillPodRequest.FromString,
+                    response_serializer=servin_dot_v1_dot_pods__pb2.Pod.SerializeToString,
+            ),
+            'Pause': grpc.unary_unary_rpc_method_handler(
+                    servicer.Pause,
+                    request_deserializer=servin_dot_v1_dot_pods__pb2.PodRequest.FromString,
+                    response_serializer=servin_dot_v1_dot_pods__pb2.Pod.SerializeToString,
+            ),
+            'Unpause': grpc.unary_unary_rpc_method_handler(
+                    servicer.Unpause,
+                    request_deserializer=servin_dot_v1_dot_pods__pb2.PodRequest.FromString,
+                    response_serializer=servin_dot_v1_dot_pods__pb2.Pod.SerializeToString,
             ),
             'Remove': grpc.unary_unary_rpc_method_handler(
                     servicer.Remove,
                     request_deserializer=servin_dot_v1_dot_pods__pb2.RemovePodRequest.FromString,
-                    response_serializer=servin_dot_v1_dot_pods__pb2.PodActionResponse.SerializeToString,
+                    response_serializer=servin_dot_v1_dot_pods__pb2.RemovePodResponse.SerializeToString,
             ),
             'List': grpc.unary_unary_rpc_method_handler(
                     servicer.List,
@@ -137,6 +235,21 @@ def add_PodsServicer_to_server(servicer, server):
                     servicer.Inspect,
                     request_deserializer=servin_dot_v1_dot_pods__pb2.PodRequest.FromString,
                     response_serializer=servin_dot_v1_dot_pods__pb2.Pod.SerializeToString,
+            ),
+            'Prune': grpc.unary_unary_rpc_method_handler(
+                    servicer.Prune,
+                    request_deserializer=servin_dot_v1_dot_pods__pb2.PrunePodsRequest.FromString,
+                    response_serializer=servin_dot_v1_dot_pods__pb2.PrunePodsResponse.SerializeToString,
+            ),
+            'Top': grpc.unary_unary_rpc_method_handler(
+                    servicer.Top,
+                    request_deserializer=servin_dot_v1_dot_pods__pb2.PodTopRequest.FromString,
+                    response_serializer=servin_dot_v1_dot_containers__pb2.TopResponse.SerializeToString,
+            ),
+            'Stats': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stats,
+                    request_deserializer=servin_dot_v1_dot_pods__pb2.PodStatsRequest.FromString,
+                    response_serializer=servin_dot_v1_dot_pods__pb2.PodStatsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -165,7 +278,7 @@ class Pods:
             target,
             '/servin.v1.Pods/Create',
             servin_dot_v1_dot_pods__pb2.CreatePodRequest.SerializeToString,
-            servin_dot_v1_dot_pods__pb2.CreatePodResponse.FromString,
+            servin_dot_v1_dot_pods__pb2.Pod.FromString,
             options,
             channel_credentials,
             insecure,
@@ -192,7 +305,7 @@ class Pods:
             target,
             '/servin.v1.Pods/Start',
             servin_dot_v1_dot_pods__pb2.PodRequest.SerializeToString,
-            servin_dot_v1_dot_pods__pb2.PodActionResponse.FromString,
+            servin_dot_v1_dot_pods__pb2.Pod.FromString,
             options,
             channel_credentials,
             insecure,
@@ -219,7 +332,115 @@ class Pods:
             target,
             '/servin.v1.Pods/Stop',
             servin_dot_v1_dot_pods__pb2.StopPodRequest.SerializeToString,
-            servin_dot_v1_dot_pods__pb2.PodActionResponse.FromString,
+            servin_dot_v1_dot_pods__pb2.Pod.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Restart(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servin.v1.Pods/Restart',
+            servin_dot_v1_dot_pods__pb2.StopPodRequest.SerializeToString,
+            servin_dot_v1_dot_pods__pb2.Pod.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Kill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servin.v1.Pods/Kill',
+            servin_dot_v1_dot_pods__pb2.KillPodRequest.SerializeToString,
+            servin_dot_v1_dot_pods__pb2.Pod.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servin.v1.Pods/Pause',
+            servin_dot_v1_dot_pods__pb2.PodRequest.SerializeToString,
+            servin_dot_v1_dot_pods__pb2.Pod.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Unpause(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servin.v1.Pods/Unpause',
+            servin_dot_v1_dot_pods__pb2.PodRequest.SerializeToString,
+            servin_dot_v1_dot_pods__pb2.Pod.FromString,
             options,
             channel_credentials,
             insecure,
@@ -246,7 +467,7 @@ class Pods:
             target,
             '/servin.v1.Pods/Remove',
             servin_dot_v1_dot_pods__pb2.RemovePodRequest.SerializeToString,
-            servin_dot_v1_dot_pods__pb2.PodActionResponse.FromString,
+            servin_dot_v1_dot_pods__pb2.RemovePodResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -301,6 +522,87 @@ class Pods:
             '/servin.v1.Pods/Inspect',
             servin_dot_v1_dot_pods__pb2.PodRequest.SerializeToString,
             servin_dot_v1_dot_pods__pb2.Pod.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Prune(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servin.v1.Pods/Prune',
+            servin_dot_v1_dot_pods__pb2.PrunePodsRequest.SerializeToString,
+            servin_dot_v1_dot_pods__pb2.PrunePodsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Top(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servin.v1.Pods/Top',
+            servin_dot_v1_dot_pods__pb2.PodTopRequest.SerializeToString,
+            servin_dot_v1_dot_containers__pb2.TopResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/servin.v1.Pods/Stats',
+            servin_dot_v1_dot_pods__pb2.PodStatsRequest.SerializeToString,
+            servin_dot_v1_dot_pods__pb2.PodStatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,6 +11,7 @@ from servin.api.servin.v1 import (
     containers_pb2_grpc,
     images_pb2_grpc,
     networks_pb2_grpc,
+    pods_pb2_grpc,
     system_pb2_grpc,
     volumes_pb2_grpc,
 )
@@ -19,6 +20,7 @@ from servin.engine.server.grpc.containers import ContainersServicer
 from servin.engine.server.grpc.errors import ErrorMappingInterceptor
 from servin.engine.server.grpc.images import ImagesServicer
 from servin.engine.server.grpc.networks import NetworksServicer
+from servin.engine.server.grpc.pods import PodsServicer
 from servin.engine.server.grpc.system import SystemServicer
 from servin.engine.server.grpc.volumes import VolumesServicer
 
@@ -42,6 +44,7 @@ def build_server(core: CoreAPI) -> grpc.aio.Server:
         (containers_pb2_grpc.add_ContainersServicer_to_server, ContainersServicer(core)),
         (volumes_pb2_grpc.add_VolumesServicer_to_server, VolumesServicer(core)),
         (networks_pb2_grpc.add_NetworksServicer_to_server, NetworksServicer(core)),
+        (pods_pb2_grpc.add_PodsServicer_to_server, PodsServicer(core)),
     ]
     for register, servicer in registrations:
         register(servicer, server)

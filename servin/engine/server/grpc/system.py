@@ -80,6 +80,7 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
             daemon_pid=i.daemon_pid,
             started_at=from_ns(i.started_at_ns),
             networks=i.networks,
+            pods=i.pods,
             cpu_busy_ns=i.cpu_busy_ns,
             cpu_total_ns=i.cpu_total_ns,
             mem_available=i.mem_available,
