@@ -1,22 +1,32 @@
-"""8. Docker API: the per-request cost of each daemon's Docker Engine API socket.
+"""8. Docker API: the per-request cost of each daemon's Docker Engine API socket, and the
+container path through it.
 
 One keep-alive connection, a small raw-socket client, ``GET /_ping`` and ``GET /version``
-one after the other: the time per request, and the daemon's CPU time per request.
+one after the other: the time per request, and the daemon's CPU time per request. Then the
+real docker CLI (v28) runs ``docker run --rm --network none busybox true`` against each
+daemon's socket (create, attach, wait, start, the exit, the removal): the wall time of the
+whole command; and ``docker logs`` of a 100 MB log to /dev/null.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import socket
+import subprocess
 import time
 
 from bench.env import Environment
 from bench.measure import Measure
+from bench.measure import run as run_command
 from bench.model import Row, ScenarioResult
 from bench.procfs import cpu_seconds
+from bench.scenarios.logs import writer_command
 
 NAME = "dockerapi"
 TITLE = "Docker API"
 TARGETS = ("/_ping", "/version")
+LOG_MB = 100
 
 
 class KeepAliveClient:
@@ -90,3 +100,46 @@ def run(env: Environment, result: ScenarioResult) -> None:
                 result.add(Row(metric, values["servin"]))
             for name, _, _ in engines[1:]:
                 result.add(Row(metric, values["servin"], name, values[name]))
+    docker_cli = shutil.which("docker", path="/usr/local/bin:/usr/bin:/bin")
+    if docker_cli is None:
+        return
+    scratch = env.scratch("docker-config")
+    command_env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
+    command_env["DOCKER_CONFIG"] = str(scratch)
+
+    def docker(path: str, *args: str) -> None:
+        run_command([docker_cli, "-H", f"unix://{path}", *args], env=command_env,
+                    stdout=subprocess.DEVNULL, timeout=1800)
+
+    def add(metric: str, values: dict[str, Measure]) -> None:
+        if len(engines) == 1:
+            result.add(Row(metric, values["servin"]))
+        for name, _, _ in engines[1:]:
+            result.add(Row(metric, values["servin"], name, values[name]))
+
+    runs = 3 if env.quick else 15
+    times = {name: Measure("ms") for name, _, _ in engines}
+    for i in range(runs + 1):
+        for name, path, _ in engines:
+            start = time.perf_counter()
+            docker(path, "run", "--rm", "--network", "none", "busybox", "true")
+            if i:  # the first is a warm-up
+                times[name].add((time.perf_counter() - start) * 1e3)
+    add("`docker run --rm --network none busybox true` (docker CLI v28): wall time", times)
+
+    # `docker logs` of a big json-file log, demultiplexed by the CLI, to /dev/null.
+    size_mb, rounds = (5, 1) if env.quick else (LOG_MB, 3)
+    reads = {name: Measure("s") for name, _, _ in engines}
+    for _, path, _ in engines:
+        docker(path, "run", "--name", "bench-dockerapi-log", "--network", "none", "busybox",
+               *writer_command(size_mb << 20))
+    try:
+        for _ in range(rounds):
+            for name, path, _ in engines:
+                start = time.perf_counter()
+                docker(path, "logs", "bench-dockerapi-log")
+                reads[name].add(time.perf_counter() - start)
+    finally:
+        for _, path, _ in engines:
+            docker(path, "rm", "-f", "bench-dockerapi-log")
+    add(f"`docker logs` of a {size_mb} MB log (docker CLI v28) to /dev/null", reads)

@@ -1,6 +1,8 @@
 """4. Pull: a multi-layer image of random data from a private registry on 127.0.0.1:
 ``servin pull`` (each time into a fresh daemon, so no blob is cached) vs ``skopeo copy`` to a
-directory vs ``podman pull``."""
+directory vs ``podman pull``; and ``docker pull`` (the v28 CLI) through Servin's docker.sock
+(a fresh daemon each time) vs through dockerd (the image and its layers removed between
+rounds)."""
 
 from __future__ import annotations
 
@@ -43,6 +45,33 @@ def servin_pull(env: Environment, ref: str) -> float:
                 raise PullUnavailable(f"servin pull not available: {unsupported[0]}")
             raise RuntimeError(f"servin pull failed: {lines[-1]}")
         return seconds
+    finally:
+        daemon.cleanup()
+
+
+DOCKER_CLI = shutil.which("docker", path="/usr/local/bin:/usr/bin:/bin") or "docker"
+
+
+def docker_pull(socket: str, ref: str) -> float:
+    """Seconds ``docker pull -q REF`` took against the daemon on ``socket``."""
+    argv = [DOCKER_CLI, "-H", f"unix://{socket}", "pull", "-q", ref]
+    holder: dict[str, subprocess.CompletedProcess[bytes]] = {}
+
+    def go() -> None:
+        holder["p"] = subprocess.run(argv, capture_output=True, stdin=subprocess.DEVNULL,
+                                     timeout=1800)
+
+    seconds = timed(go)
+    if holder["p"].returncode != 0:
+        raise RuntimeError(f"docker pull failed: {holder['p'].stderr.decode(errors='replace')}")
+    return seconds
+
+
+def servin_docker_pull(env: Environment, ref: str) -> float:
+    """Seconds ``docker pull`` took through a fresh Servin daemon's docker.sock."""
+    daemon = env.new_daemon()
+    try:
+        return docker_pull(str(daemon.exec_root / "docker.sock"), ref)
     finally:
         daemon.cleanup()
 
@@ -94,3 +123,21 @@ def run(env: Environment, result: ScenarioResult) -> None:
         result.add(Row(metric, shown, "podman pull", podman_m, note=note))
     if servin.samples:
         result.notes.append(f"servin throughput: {size_mb / servin.median:.0f} MB/s")
+    if unavailable:
+        return
+    # The same pull through the Docker API door, beside dockerd.
+    through_door = Measure("s")
+    docker = env.docker()
+    dockerd = Measure("s") if docker is not None else None
+    for _ in range(rounds):
+        through_door.add(servin_docker_pull(env, ref))
+        if docker is not None and dockerd is not None:
+            dockerd.add(docker_pull(str(docker.socket), ref))
+            docker.engine.run("rmi", ref)
+            docker.engine.run("image", "prune", "-f")
+    door_metric = f"docker pull {layers}-layer {size_mb:.0f} MB image"
+    if dockerd is None:
+        result.add(Row(door_metric, through_door, note="through Servin's docker.sock"))
+    else:
+        result.add(Row(door_metric, through_door, "dockerd 20.10", dockerd,
+                       note="the docker CLI v28 through each daemon's socket"))

@@ -182,7 +182,8 @@ def _tar(root: Path, names: list[str]) -> Iterator[bytes]:
     for rel in names:
         path = root / rel
         try:
-            info = helper.gettarinfo(str(path), arcname=rel)
+            # None for a socket (typeshed says TarInfo only)
+            info: tarfile.TarInfo | None = helper.gettarinfo(str(path), arcname=rel)
         except FileNotFoundError:
             continue  # removed meanwhile
         if info is None:

@@ -11,9 +11,12 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from servin.humanize import human_size
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.images_pb2 import BuildProgress, BuildResult
 
 _TAIL = 6  # output lines of a running step the live view shows
 
@@ -44,7 +47,7 @@ class Renderer:
         self.started = time.monotonic()
         self.sent = 0
         self.sent_done = False
-        self.result: Any = None
+        self.result: BuildResult | None = None
         self.failure: Step | None = None
         self.lock = threading.Lock()
 
@@ -57,7 +60,7 @@ class Renderer:
             self.sent_done = done
         self.on_sending()
 
-    def feed(self, msg: Any) -> None:
+    def feed(self, msg: BuildProgress) -> None:
         """One ``BuildProgress`` message."""
         kind = msg.WhichOneof("event")
         with self.lock:
@@ -68,25 +71,25 @@ class Renderer:
                 self.steps[s.vertex] = step
                 self.order.append(s.vertex)
             elif kind == "done":
-                step = self.steps.get(msg.done.vertex)
-                if step is not None:
-                    step.done, step.cached = True, msg.done.cached
-                    step.seconds = msg.done.seconds
-                    self._flush_partial(step)
+                known = self.steps.get(msg.done.vertex)
+                if known is not None:
+                    known.done, known.cached = True, msg.done.cached
+                    known.seconds = msg.done.seconds
+                    self._flush_partial(known)
             elif kind == "failed":
-                step = self.steps.get(msg.failed.vertex)
-                if step is not None:
-                    step.failed, step.done = True, True
-                    step.message = msg.failed.message
-                    step.seconds = time.monotonic() - step.started
-                    self._flush_partial(step)
-                    self.failure = step
+                known = self.steps.get(msg.failed.vertex)
+                if known is not None:
+                    known.failed, known.done = True, True
+                    known.message = msg.failed.message
+                    known.seconds = time.monotonic() - known.started
+                    self._flush_partial(known)
+                    self.failure = known
             elif kind == "result":
                 self.result = msg.result
             elif kind is None and msg.data:
-                step = self.steps.get(msg.vertex)
-                if step is not None:
-                    self._add_output(step, msg.data)
+                known = self.steps.get(msg.vertex)
+                if known is not None:
+                    self._add_output(known, msg.data)
         self.on_message(kind, msg)
 
     def _add_output(self, step: Step, data: bytes) -> None:
@@ -107,7 +110,7 @@ class Renderer:
     def on_sending(self) -> None:
         pass
 
-    def on_message(self, kind: str | None, msg: Any) -> None:
+    def on_message(self, kind: str | None, msg: BuildProgress) -> None:
         pass
 
     def on_line(self, step: Step, line: str) -> None:
@@ -135,7 +138,7 @@ class PlainRenderer(Renderer):
             print(f"#0 sending build context {human_size(self.sent)} done", file=self.err,
                   flush=True)
 
-    def on_message(self, kind: str | None, msg: Any) -> None:
+    def on_message(self, kind: str | None, msg: BuildProgress) -> None:
         err = self.err
         if kind == "started":
             print(f"#{msg.started.vertex} {self.steps[msg.started.vertex].title}", file=err,
@@ -176,7 +179,7 @@ class TtyRenderer(Renderer):
                          get_renderable=self._render)
         self.live.start()
 
-    def on_message(self, kind: str | None, msg: Any) -> None:
+    def on_message(self, kind: str | None, msg: BuildProgress) -> None:
         if kind == "warning":
             self.warnings.append(msg.warning)
 

@@ -75,8 +75,9 @@ def _join(items: Any, sep: str) -> str:
 
 def _index(container: Any, *keys: Any) -> Any:
     for key in keys:
-        if isinstance(container, str) and callable(getattr(container, "Label", None)):
-            container = container.Label(str(key))  # servin.cli.output.LabelText
+        label = getattr(container, "Label", None)
+        if isinstance(container, str) and callable(label):
+            container = label(str(key))  # servin.cli.output.LabelText
         elif isinstance(container, dict):
             if key in container:
                 container = container[key]
@@ -178,7 +179,9 @@ def _compare(op: str) -> Callable[..., bool]:
             if op == "eq":
                 return any(a == b for b in others)
             b = others[0]
-            return {"ne": a != b, "lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]
+            return bool(
+                {"ne": a != b, "lt": a < b, "le": a <= b, "gt": a > b, "ge": a >= b}[op]
+            )
         except TypeError:
             raise TemplateError(f"template: {op}: incompatible types for comparison") from None
 

@@ -26,7 +26,7 @@ class LazyGroup(DockerGroup):
         hidden_aliases: set[str] | None = None,
         **kwargs: object,
     ) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]  # click.Group's own params
         self.lazy = dict(lazy or {})
         self.hidden_aliases = set(hidden_aliases or ())
 

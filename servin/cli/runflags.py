@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from servin.errors import InvalidArgument
 from servin.units import parse_bytes
 from servin.units import parse_duration_ns as parse_duration
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.common_pb2 import Mount, PortBinding, Resources
+    from servin.api.servin.v1.containers_pb2 import ContainerSpec, RestartPolicy
 
 
 def _opt(*decls: str, **kw: Any) -> Callable[[Any], Any]:
@@ -205,7 +209,7 @@ _MOUNT_KEYS = {
 }
 
 
-def _mount_flag(spec: str) -> Any:
+def _mount_flag(spec: str) -> Mount:
     """A ``--mount`` spec (``type=…,source=…,target=…,readonly,…``) as a servin.v1 Mount."""
     from servin.api.servin.v1 import common_pb2
 
@@ -267,7 +271,7 @@ def _mount_flag(spec: str) -> Any:
                             propagation=propagation, options=options, driver=driver)
 
 
-def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
+def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> ContainerSpec:
     """A servin.v1 ContainerSpec from parsed run/create options."""
     from servin.api.servin.v1 import common_pb2, containers_pb2
 
@@ -336,9 +340,8 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
             try:
                 value = Path(value).read_text()
             except OSError as exc:
-                raise InvalidArgument(
-                    f"opening seccomp profile ({value}) failed: {exc.strerror.lower()}"
-                ) from None
+                why = (exc.strerror or str(exc)).lower()
+                raise InvalidArgument(f"opening seccomp profile ({value}) failed: {why}") from None
             opt = f"seccomp={value}"
         spec.security_opt.append(opt)
     spec.read_only = o["read_only"]
@@ -380,7 +383,7 @@ def build_spec(image: str, command: tuple[str, ...], o: dict[str, Any]) -> Any:
     return spec
 
 
-def _health(spec: Any, o: dict[str, Any]) -> None:
+def _health(spec: ContainerSpec, o: dict[str, Any]) -> None:
     h = spec.healthcheck
     if o["no_healthcheck"]:
         if o["health_cmd"]:
@@ -401,7 +404,7 @@ def _health(spec: Any, o: dict[str, Any]) -> None:
         spec.ClearField("healthcheck")
 
 
-def parse_restart(text: str) -> Any:
+def parse_restart(text: str) -> RestartPolicy:
     """``on-failure:3`` -> RestartPolicy(name="on-failure", maximum_retry_count=3)."""
     from servin.api.servin.v1 import containers_pb2
 
@@ -427,7 +430,7 @@ UPDATE_FIELDS = {
 }
 
 
-def build_update(values: dict[str, Any]) -> tuple[Any, list[str]]:
+def build_update(values: dict[str, Any]) -> tuple[Resources, list[str]]:
     """The Resources message and the names of the fields ``update`` was given."""
     from servin.api.servin.v1 import common_pb2
 
@@ -460,7 +463,7 @@ def _port_range(text: str, spec: str) -> tuple[int, int]:
     return first, last
 
 
-def parse_publish(text: str) -> list[Any]:
+def parse_publish(text: str) -> list[PortBinding]:
     """``-p [IP:][HOST[-HOST]:]CONTAINER[-CONTAINER][/tcp|udp]`` as PortBindings: ranges of the
     same length pair up port by port; a host range for one container port means any free port
     of the range (docker picks one); no host port means any free port."""

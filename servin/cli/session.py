@@ -47,7 +47,7 @@ def get_client(ctx: click.Context | None = None) -> Client:
     ctx = ctx or click.get_current_context()
     root = ctx.find_root()
     root.ensure_object(dict)
-    client = root.obj.get("client")
+    client: Client | None = root.obj.get("client")
     if client is None:
         from servin.client.sync import Client
 

@@ -15,9 +15,15 @@ import queue
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from servin.cli.terminal import is_terminal, raw_terminal, window_size
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.containers_pb2 import AttachInput, AttachOutput, ExecInput
+
+# The request stream's message: AttachInput (attach) or ExecInput (exec).
+In = TypeVar("In", "AttachInput", "ExecInput")
 
 READ_CHUNK = 32 * 1024
 
@@ -32,16 +38,16 @@ class Outcome:
     exit_code: int | None = None
 
 
-class InputPump:
+class InputPump(Generic[In]):
     """Produces the request stream: the first message, then queued stdin and resizes."""
 
-    def __init__(self, first: Any, make: Callable[..., Any]) -> None:
-        self.first = first
-        self.make = make
+    def __init__(self, first: In, make: Callable[..., In]) -> None:
+        self.first: In = first
+        self.make: Callable[..., In] = make
         self._queue: queue.Queue[tuple[str, Any] | None] = queue.Queue(256)
         self._stop = threading.Event()
 
-    def messages(self) -> Iterator[Any]:
+    def messages(self) -> Iterator[In]:
         """The request iterator to hand to the gRPC call."""
         yield self.first
         while not self._stop.is_set():
@@ -99,13 +105,13 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def run_session(
-    call: Callable[[Iterator[Any]], Iterator[Any]],
-    first: Any,
-    make: Callable[..., Any],
+    call: Callable[[Iterator[In]], Iterator[AttachOutput]],
+    first: In,
+    make: Callable[..., In],
     *,
     stdin: bool,
     tty: bool,
-    on_registered: Callable[[InputPump], None] | None = None,
+    on_registered: Callable[[InputPump[In]], None] | None = None,
 ) -> Outcome:
     """Drive one session to its end; the terminal is raw meanwhile when ``tty`` and stdin is one.
 

@@ -17,6 +17,7 @@ import termios
 import tty
 from collections.abc import Callable, Iterator
 from types import FrameType
+from typing import Any
 
 # Signals that end the CLI while attached: the terminal is restored before it goes.
 _FATAL = (signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
@@ -67,7 +68,7 @@ def raw_terminal(
     if is_terminal(fd):
         with contextlib.suppress(termios.error):
             saved = termios.tcgetattr(fd)
-    previous: dict[int, object] = {}
+    previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
     def restore() -> None:
         if saved is not None:
@@ -93,5 +94,5 @@ def raw_terminal(
         yield saved is not None
     finally:
         restore()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)  # type: ignore[arg-type]
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

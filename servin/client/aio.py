@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 
 from servin.client.channel import channel_options, grpc_credentials, open_endpoint
+from servin.client.facades import (
+    AsyncContainers,
+    AsyncImages,
+    AsyncNetworks,
+    AsyncPods,
+    AsyncSystem,
+    AsyncVolumes,
+)
 from servin.client.hosts import Target, resolve_target
-from servin.client.services import AsyncService
 
 _ERRORS = (grpc.RpcError,)
 
@@ -37,12 +42,12 @@ class AsyncClient:
             if self._tunnel is not None:
                 self._tunnel.close()
             raise
-        self.containers: Any = AsyncService(self._channel, "containers", self.url, _ERRORS)
-        self.images: Any = AsyncService(self._channel, "images", self.url, _ERRORS)
-        self.volumes: Any = AsyncService(self._channel, "volumes", self.url, _ERRORS)
-        self.networks: Any = AsyncService(self._channel, "networks", self.url, _ERRORS)
-        self.pods: Any = AsyncService(self._channel, "pods", self.url, _ERRORS)
-        self.system: Any = AsyncService(self._channel, "system", self.url, _ERRORS)
+        self.containers = AsyncContainers(self._channel, self.url, _ERRORS)
+        self.images = AsyncImages(self._channel, self.url, _ERRORS)
+        self.volumes = AsyncVolumes(self._channel, self.url, _ERRORS)
+        self.networks = AsyncNetworks(self._channel, self.url, _ERRORS)
+        self.pods = AsyncPods(self._channel, self.url, _ERRORS)
+        self.system = AsyncSystem(self._channel, self.url, _ERRORS)
 
     async def close(self) -> None:
         """Close the channel (and the ssh tunnel)."""

@@ -73,8 +73,9 @@ def status_of(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, StatusError):
         return exc.code, exc.details
     # grpc.RpcError (read by shape, so the lean path never imports grpc)
-    code = exc.code() if callable(getattr(exc, "code", None)) else None  # type: ignore[attr-defined]
-    details = exc.details() if callable(getattr(exc, "details", None)) else ""  # type: ignore[attr-defined]
+    code_of, details_of = getattr(exc, "code", None), getattr(exc, "details", None)
+    code = code_of() if callable(code_of) else None
+    details = details_of() if callable(details_of) else ""
     return (getattr(code, "name", None) or "UNKNOWN"), details or ""
 
 

@@ -89,7 +89,7 @@ _HTTP_CODES = {
 }
 
 # What a RST_STREAM without a status means, by HTTP/2 error code.
-_RESET_CODES = {
+_RESET_CODES: dict[int, str] = {  # h2 reports codes as ints (ErrorCodes is an IntEnum)
     h2.errors.ErrorCodes.REFUSED_STREAM: "UNAVAILABLE",
     h2.errors.ErrorCodes.CANCEL: "CANCELLED",
     h2.errors.ErrorCodes.ENHANCE_YOUR_CALM: "RESOURCE_EXHAUSTED",
@@ -540,7 +540,7 @@ def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
 
                 wrapped = TLSSocket(sock, endpoint.tls, endpoint.host)
                 wrapped.settimeout(None)
-                return wrapped  # type: ignore[return-value]
+                return wrapped  # type: ignore[return-value]  # socket-shaped: what we call
         sock.settimeout(None)
     except OSError as exc:
         if sock is not None:

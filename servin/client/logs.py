@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.containers_pb2 import LogChunk, LogEntry
 
 
-def records(chunk: Any) -> Iterator[tuple[int, int, bytes]]:
+def records(chunk: LogChunk) -> Iterator[tuple[int, int, bytes]]:
     """(stream, time in ns or 0, bytes) of each record of a ``LogChunk``."""
     data = chunk.data
     times = chunk.times
@@ -23,7 +26,7 @@ def records(chunk: Any) -> Iterator[tuple[int, int, bytes]]:
         pos += size
 
 
-def entries(chunk: Any, container_id: str = "") -> Iterator[Any]:
+def entries(chunk: LogChunk, container_id: str = "") -> Iterator[LogEntry]:
     """The records of a ``LogChunk`` as ``LogEntry`` messages (``container_id`` and the
     chunk's attrs set on each)."""
     from servin.api.servin.v1 import containers_pb2
@@ -37,7 +40,7 @@ def entries(chunk: Any, container_id: str = "") -> Iterator[Any]:
         yield entry
 
 
-def chunk_of(log_entries: Iterable[Any]) -> Any:
+def chunk_of(log_entries: Iterable[LogEntry]) -> LogChunk:
     """One ``LogChunk`` holding ``LogEntry`` messages (with their times)."""
     from servin.api.servin.v1 import containers_pb2
 

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Protocol
 
 from servin.client.channel import Endpoint, open_endpoint
+from servin.client.facades import (
+    SyncContainers,
+    SyncImages,
+    SyncNetworks,
+    SyncPods,
+    SyncSystem,
+    SyncVolumes,
+)
 from servin.client.hosts import Target, resolve_target
-from servin.client.services import SyncService
+from servin.client.services import Channel, Errors
 from servin.errors import InvalidArgument
 
 if TYPE_CHECKING:  # only import_image needs these: ps should not load them
@@ -26,7 +34,11 @@ TRANSPORT_ENV = "SERVIN_CLIENT_TRANSPORT"
 TRANSPORTS = ("h2", "grpc")
 
 
-def _open_channel(endpoint: Endpoint) -> tuple[Any, tuple[type[BaseException], ...]]:
+class _ClosableChannel(Channel, Protocol):
+    def close(self) -> None: ...
+
+
+def _open_channel(endpoint: Endpoint) -> tuple[_ClosableChannel, Errors]:
     """The channel for ``endpoint`` on the chosen transport, and its call failure classes."""
     transport = os.environ.get(TRANSPORT_ENV) or "h2"
     if transport == "grpc":
@@ -77,12 +89,12 @@ class Client:
             if self._tunnel is not None:
                 self._tunnel.close()
             raise
-        self.containers: Any = SyncService(self._channel, "containers", self.url, errors)
-        self.images: Any = SyncService(self._channel, "images", self.url, errors)
-        self.volumes: Any = SyncService(self._channel, "volumes", self.url, errors)
-        self.networks: Any = SyncService(self._channel, "networks", self.url, errors)
-        self.pods: Any = SyncService(self._channel, "pods", self.url, errors)
-        self.system: Any = SyncService(self._channel, "system", self.url, errors)
+        self.containers = SyncContainers(self._channel, self.url, errors)
+        self.images = SyncImages(self._channel, self.url, errors)
+        self.volumes = SyncVolumes(self._channel, self.url, errors)
+        self.networks = SyncNetworks(self._channel, self.url, errors)
+        self.pods = SyncPods(self._channel, self.url, errors)
+        self.system = SyncSystem(self._channel, self.url, errors)
 
     def import_image(
         self,
@@ -134,7 +146,7 @@ class Client:
                 if isinstance(source, Path):
                     stream.close()
 
-        return self.images.Load(messages())  # type: ignore[no-any-return]
+        return self.images.Load(messages())
 
     def build(self, options: images_pb2.BuildOptions,
               context: Iterable[bytes]) -> Iterator[images_pb2.BuildProgress]:
@@ -148,7 +160,7 @@ class Client:
                 if chunk:
                     yield images_pb2.BuildInput(data=chunk)
 
-        return self.images.Build(messages())  # type: ignore[no-any-return]
+        return self.images.Build(messages())
 
     def save_images(self, references: Iterable[str], fmt: str = "") -> Iterator[bytes]:
         """The named images as a tarball (``docker-archive`` or ``oci-archive``), in chunks."""

@@ -6,6 +6,12 @@ are rewritten to ``from servin.api.servin.v1 import ...``. The same holds for ev
 directory of ``proto/``: ``cri/runtime/v1/api.proto`` (the Kubernetes CRI, package
 ``runtime.v1``) becomes ``servin.api.cri.runtime.v1.api_pb2``. The output is deterministic, so a
 test can regenerate into a temp dir and compare it with the committed tree.
+
+The ``.pyi`` stubs beside each ``*_pb2`` module come from mypy-protobuf's ``protoc-gen-mypy``
+(a pinned dev dependency: its output is part of the committed tree), which types fields, enums
+and the literal names ``HasField``/``WhichOneof`` take. The ``*_pb2_grpc`` modules get no stubs:
+mypy-protobuf's make every servicer abstract over all of its service's RPCs, which doors that
+implement a service in stages (the CRI) cannot satisfy.
 """
 
 from __future__ import annotations
@@ -34,6 +40,15 @@ def proto_files() -> list[Path]:
     return sorted(PROTO_DIR.rglob("*.proto"))
 
 
+def mypy_plugin() -> Path:
+    """mypy-protobuf's protoc plugin, installed beside this Python (scripts/bootstrap)."""
+    plugin = Path(sys.executable).parent / "protoc-gen-mypy"
+    if not plugin.exists():
+        raise SystemExit(f"{plugin} is missing: run scripts/bootstrap (mypy-protobuf, a dev "
+                         "dependency, writes the .pyi stubs)")
+    return plugin
+
+
 def generate(out_dir: Path) -> None:
     """Write the generated Python modules (and .pyi stubs) for every proto into ``out_dir``."""
     import grpc_tools
@@ -45,8 +60,10 @@ def generate(out_dir: Path) -> None:
             "protoc",
             f"-I{PROTO_DIR}",
             f"-I{include}",
+            f"--plugin=protoc-gen-mypy={mypy_plugin()}",
             f"--python_out={tmp}",
-            f"--pyi_out={tmp}",
+            f"--mypy_out={tmp}",
+            "--mypy_opt=quiet",
             f"--grpc_python_out={tmp}",
             *[str(p.relative_to(PROTO_DIR)) for p in proto_files()],
         ]

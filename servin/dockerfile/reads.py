@@ -123,7 +123,7 @@ class _Open(Mapping[str, str]):
             return self.known[key]
         raise _Unknown(key)
 
-    def get(self, key: str, default: object = None) -> str:  # type: ignore[override]
+    def get(self, key: str, default: object = None) -> str:
         if key in self.known:
             return self.known[key]
         raise _Unknown(key)

@@ -100,8 +100,9 @@ class ServinApp(App[None]):
         await self.source.stop()
 
     def _on_source_change(self, kinds: set[str]) -> None:
-        screen = self.screen
-        if not isinstance(screen, BaseScreen) or not screen.is_mounted:
+        top = self.screen
+        screen = top if isinstance(top, BaseScreen) and top.is_mounted else None
+        if screen is None:
             # A dialog is on top: the screen under it still shows its header and data.
             screen = next(
                 (s for s in reversed(self.screen_stack) if isinstance(s, BaseScreen)), None

@@ -115,12 +115,12 @@ class ServinCommands(Provider):
         ]
 
     async def discover(self) -> Hits:
-        app: ServinApp = self.app  # type: ignore[assignment]
+        app: ServinApp = self.app  # type: ignore[assignment]  # textual says App; it is ours
         for title, help_text, line in self._entries():
             yield DiscoveryHit(title, partial(app.run_command, line), help=help_text)
 
     async def search(self, query: str) -> Hits:
-        app: ServinApp = self.app  # type: ignore[assignment]
+        app: ServinApp = self.app  # type: ignore[assignment]  # textual says App; it is ours
         matcher = self.matcher(query)
         for title, help_text, line in self._entries():
             score = matcher.match(title)

@@ -7,11 +7,16 @@ screens render the same text for the same data: snapshot tests depend on it.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 
 from servin.humanize import human_size
+
+if TYPE_CHECKING:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from servin.api.servin.v1.containers_pb2 import PortMapping
 
 SPARK = "▁▂▃▄▅▆▇█"
 
@@ -28,7 +33,7 @@ STATE_STYLES = {
 HEALTH_STYLES = {"healthy": "$success", "unhealthy": "bold $error", "starting": "$warning"}
 
 
-def ts_seconds(ts: Any) -> float:
+def ts_seconds(ts: Timestamp | None) -> float:
     """A protobuf Timestamp as float seconds (0.0 when unset)."""
     return ts.seconds + ts.nanos / 1e9 if ts is not None and (ts.seconds or ts.nanos) else 0.0
 
@@ -55,7 +60,7 @@ def size(n: float) -> str:
     return human_size(n) if n else "-"
 
 
-def ports_text(ports: Iterable[Any]) -> str:
+def ports_text(ports: Iterable[PortMapping]) -> str:
     """Published ports: ``0.0.0.0:8080->80/tcp`` shortened to ``8080->80/tcp``."""
     parts = []
     for p in ports:
@@ -165,7 +170,7 @@ def short_id(ident: str) -> str:
     return ident.removeprefix("sha256:")[:12]
 
 
-def event_time(ts: Any) -> str:
+def event_time(ts: Timestamp) -> str:
     """An event's time as ``HH:MM:SS`` UTC (the console shows UTC: servers log in UTC)."""
     import time
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 import time
 from bisect import bisect_left, bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from rich.segment import Segment
 from rich.style import Style
@@ -24,6 +26,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from servin.tui.format import ts_seconds
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.containers_pb2 import LogEntry
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|[\x00-\x08\x0b-\x1f\x7f]")
 TAG_COLOURS = ("cyan", "magenta", "green", "yellow", "blue", "bright_red")
@@ -50,7 +55,7 @@ def clean(text: str) -> str:
 
 
 def lines_from_entries(
-    entries: list,
+    entries: Iterable[LogEntry],
     tags: dict[str, tuple[str, int]] | None = None,
     partial: dict[str, str] | None = None,
 ) -> list[LogLine]:

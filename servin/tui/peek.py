@@ -22,6 +22,7 @@ from servin.errors import ServinError
 from servin.tui import format as fmt
 from servin.tui.graph import Graph
 from servin.tui.logview import LogLine, LogView, lines_from_entries
+from servin.tui.screens.base import run_factory
 
 if TYPE_CHECKING:
     from servin.tui.source import Source
@@ -110,7 +111,7 @@ class ContainerPeek(Horizontal):
         self.query_one(LogView).clear()
         if container_id is not None and self.source.state.connected:
             self._streaming = True
-            self.run_worker(partial(self._stream, container_id), group="peek-logs")
+            run_factory(self, partial(self._stream, container_id), group="peek-logs")
         self._update_titles()
         self.update_live()
 
@@ -119,7 +120,7 @@ class ContainerPeek(Horizontal):
         if self.container_id and not self._streaming and self.source.state.connected:
             self._streaming = True
             self.query_one(LogView).clear()
-            self.run_worker(partial(self._stream, self.container_id), group="peek-logs")
+            run_factory(self, partial(self._stream, self.container_id), group="peek-logs")
             self._update_titles()
 
     # ---- the log tail ------------------------------------------------------------------
@@ -131,7 +132,7 @@ class ContainerPeek(Horizontal):
             id=container_id, follow=True, stdout=True, stderr=True, timestamps=True, tail=TAIL
         )
         try:
-            async for chunk in self.source.stream("containers", "Logs", request):
+            async for chunk in self.source.stream(lambda cl: cl.containers.Logs(request)):
                 entries = list(log_entries(chunk, container_id))
                 self._pending.extend(lines_from_entries(entries, None, self._partial))
                 if self._drain_timer is None:

@@ -15,9 +15,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from servin.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.containers_pb2 import ContainerStats, ContainerSummary
 
 FIELD_KEYS = ("state", "label", "image", "name", "health", "id")
 
@@ -51,7 +54,7 @@ class ContainerQuery:
     def __bool__(self) -> bool:
         return bool(self.terms or self.fields)
 
-    def matches(self, c: Any) -> bool:
+    def matches(self, c: ContainerSummary) -> bool:
         """Whether a ContainerSummary passes every term."""
         # Each field on its own, so ^ and $ anchor to the name (or image, or ID).
         fields = (c.name, c.image, c.id)
@@ -63,7 +66,7 @@ class ContainerQuery:
         return True
 
 
-def _field_matches(c: Any, key: str, value: str) -> bool:
+def _field_matches(c: ContainerSummary, key: str, value: str) -> bool:
     if key == "state":
         return c.state == value
     if key == "health":
@@ -81,12 +84,12 @@ def _field_matches(c: Any, key: str, value: str) -> bool:
 
 
 # Sort column -> key over (summary, stats or None, now). Missing stats sort as zero.
-SortKey = Callable[[Any, Any, float], Any]
+SortKey = Callable[["ContainerSummary", "ContainerStats | None", float], Any]
 
 _STATE_ORDER = {"running": 0, "restarting": 1, "paused": 2, "created": 3, "exited": 4, "dead": 5}
 
 
-def _uptime(c: Any, _s: Any, now: float) -> float:
+def _uptime(c: ContainerSummary, _s: ContainerStats | None, now: float) -> float:
     if c.state != "running" or not c.started_at.seconds:
         return -1.0
     return now - c.started_at.seconds
@@ -114,8 +117,8 @@ def sort_column(name: str) -> str:
 
 
 def select(
-    containers: Iterable[Any],
-    stats: Mapping[str, Any],
+    containers: Iterable[ContainerSummary],
+    stats: Mapping[str, ContainerStats],
     query: ContainerQuery,
     sort: str,
     reverse: bool,

@@ -26,13 +26,24 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from servin.errors import ServinError, Unavailable
 
 if TYPE_CHECKING:
+    from servin.api.servin.v1.containers_pb2 import ContainerStats, ContainerSummary, StatsBatch
+    from servin.api.servin.v1.images_pb2 import ImageSummary
+    from servin.api.servin.v1.system_pb2 import Event, InfoResponse, VersionResponse
+    from servin.client.facades import (
+        AsyncContainers,
+        AsyncImages,
+        AsyncNetworks,
+        AsyncPods,
+        AsyncSystem,
+        AsyncVolumes,
+    )
     from servin.client.hosts import Target
 
 log = logging.getLogger(__name__)
@@ -46,17 +57,18 @@ class DaemonClient(Protocol):
     """What the source needs from a client: servin.client.AsyncClient fits."""
 
     url: str
-    containers: Any
-    images: Any
-    volumes: Any
-    networks: Any
-    pods: Any
-    system: Any
+    containers: AsyncContainers
+    images: AsyncImages
+    volumes: AsyncVolumes
+    networks: AsyncNetworks
+    pods: AsyncPods
+    system: AsyncSystem
 
     async def close(self) -> None: ...
 
 
 ClientFactory = Callable[[], DaemonClient]
+T = TypeVar("T")
 Listener = Callable[[set[str]], None]
 
 
@@ -71,9 +83,10 @@ class Metrics:
     __slots__ = ("samples",)
 
     def __init__(self) -> None:
-        self.samples: deque[Any] = deque(maxlen=HISTORY + 1)  # +1: the first delta's base
+        # +1: the first delta's base
+        self.samples: deque[ContainerStats] = deque(maxlen=HISTORY + 1)
 
-    def add(self, s: Any) -> None:
+    def add(self, s: ContainerStats) -> None:
         """Record one ContainerStats."""
         self.samples.append(s)
 
@@ -149,13 +162,13 @@ class State:
     ever_connected: bool = False
     error: str = ""  # why we are disconnected
     retry_in: float = 0.0
-    containers: dict[str, Any] = field(default_factory=dict)  # id -> ContainerSummary
-    images: list[Any] = field(default_factory=list)  # ImageSummary
-    stats: dict[str, Any] = field(default_factory=dict)  # id -> ContainerStats (running)
+    containers: dict[str, ContainerSummary] = field(default_factory=dict)  # by id
+    images: list[ImageSummary] = field(default_factory=list)
+    stats: dict[str, ContainerStats] = field(default_factory=dict)  # by id (running ones)
     history: dict[str, Metrics] = field(default_factory=dict)
-    events: deque[Any] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))
-    info: Any = None  # the last System.Info (None until it answers)
-    version: Any = None  # System.Version
+    events: deque[Event] = field(default_factory=lambda: deque(maxlen=EVENTS_KEPT))
+    info: InfoResponse | None = None  # the last System.Info (None until it answers)
+    version: VersionResponse | None = None  # System.Version
     host_cpu_percent: float | None = None  # busy share of all CPUs between two Info calls
     stats_note: str = ""  # why live stats are missing ("" when they flow)
     events_note: str = ""
@@ -255,17 +268,18 @@ class Source:
             raise Unavailable(f"disconnected from {self.state.host}")
         return self._client
 
-    async def call(self, service: str, method: str, request: Any, **kwargs: Any) -> Any:
-        """One unary call through the live client (servin.errors on failure)."""
+    async def call(self, call: Callable[[DaemonClient], Awaitable[T]]) -> T:
+        """One unary call through the live client (servin.errors on failure), e.g.
+        ``await source.call(lambda c: c.containers.Stop(request, timeout=600))``."""
         try:
-            return await getattr(getattr(self.client, service), method)(request, **kwargs)
+            return await call(self.client)
         except Unavailable:
             self._lost("the daemon went away")
             raise
 
-    def stream(self, service: str, method: str, request: Any) -> AsyncIterator[Any]:
-        """A server stream through the live client."""
-        return getattr(getattr(self.client, service), method)(request)
+    def stream(self, call: Callable[[DaemonClient], AsyncIterator[T]]) -> AsyncIterator[T]:
+        """A server stream through the live client: ``source.stream(lambda c: c.x.Logs(r))``."""
+        return call(self.client)
 
     # ---- change notification -----------------------------------------------------------
 
@@ -335,13 +349,12 @@ class Source:
                 log.error("console data source failed", exc_info=group.exceptions[0])
                 self._disconnected(f"internal error: {group.exceptions[0]!r}")
             await self._close_client()
-            if self._stopping:
-                return
-            self.state.retry_in = delay
-            self._mark("connection")
-            self._wake.clear()
-            await _wait(self._wake, delay)
-            delay = min(delay * 2, self._backoff[1])
+            if not self._stopping:  # (stop() may have been called meanwhile: then we are done)
+                self.state.retry_in = delay
+                self._mark("connection")
+                self._wake.clear()
+                await _wait(self._wake, delay)
+                delay = min(delay * 2, self._backoff[1])
 
     async def _connect(self, client: DaemonClient) -> None:
         from servin.api.servin.v1 import system_pb2
@@ -403,7 +416,7 @@ class Source:
                 continue
             await asyncio.sleep(self._info_interval)
 
-    def _apply_info(self, info: Any) -> None:
+    def _apply_info(self, info: InfoResponse) -> None:
         reading = (info.cpu_busy_ns, info.cpu_total_ns)
         prev, self._cpu_reading = self._cpu_reading, reading
         if prev is not None and reading[1] > prev[1]:
@@ -449,7 +462,7 @@ class Source:
             await self._ensure_alive(client)  # the stream ended: a daemon shutting down?
             await asyncio.sleep(1.0)
 
-    def _apply_stats(self, batch: Any) -> None:
+    def _apply_stats(self, batch: StatsBatch) -> None:
         self.state.stats_note = ""
         stats, history = self.state.stats, self.state.history
         seen = set()
@@ -488,7 +501,7 @@ class Source:
             await self._ensure_alive(client)
             await asyncio.sleep(1.0)
 
-    def _apply_event(self, ev: Any) -> None:
+    def _apply_event(self, ev: Event) -> None:
         t = ev.time.seconds + ev.time.nanos / 1e9
         if t and t <= self._last_event_time and self.state.events:
             return  # already seen before a reconnect

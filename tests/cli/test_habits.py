@@ -364,6 +364,42 @@ def test_create_attach_streams_as_docker_records_them(engine: DaemonProcess) -> 
         engine.cli("rm", "-f", *made)
 
 
+def test_system_prune_rpc_for_api_clients(engine: DaemonProcess) -> None:
+    # servin.v1's System.Prune does what `system prune --volumes` does, in one call; a bad
+    # filter is refused before anything is removed.
+    from servin.api.servin.v1 import common_pb2, system_pb2
+    from servin.client.sync import Client
+    from servin.errors import InvalidArgument
+
+    stopped = engine.cli("create", "--label", "prune-rpc=1", "busybox", "true",
+                         check=True).stdout.strip()
+    kept = engine.cli("create", "busybox", "true", check=True).stdout.strip()
+    engine.cli("network", "create", "--label", "prune-rpc=1", "prune-rpc-net", check=True)
+    engine.cli("volume", "create", "--label", "prune-rpc=1", "prune-rpc-vol", check=True)
+    label = [common_pb2.Filter(key="label", values=["prune-rpc=1"])]
+    try:
+        with Client(engine.host) as client:
+            with pytest.raises(InvalidArgument):
+                client.system.Prune(system_pb2.SystemPruneRequest(
+                    filters=[common_pb2.Filter(key="bogus", values=["1"])]))
+            assert engine.cli("inspect", stopped).returncode == 0  # nothing removed
+            with pytest.raises(InvalidArgument, match="until"):
+                client.system.Prune(system_pb2.SystemPruneRequest(
+                    volumes=True, filters=[common_pb2.Filter(key="until", values=["1h"])]))
+            reply = client.system.Prune(system_pb2.SystemPruneRequest(
+                volumes=True, filters=label))
+        assert list(reply.containers_deleted) == [stopped]
+        assert list(reply.networks_deleted) == ["prune-rpc-net"]
+        # A named volume stays (docker 23+ prunes anonymous volumes only).
+        assert "prune-rpc-vol" not in reply.volumes_deleted
+        assert engine.cli("volume", "inspect", "prune-rpc-vol").returncode == 0
+        assert engine.cli("inspect", kept).returncode == 0
+    finally:
+        engine.cli("rm", "-f", stopped, kept)
+        engine.cli("network", "rm", "prune-rpc-net")
+        engine.cli("volume", "rm", "prune-rpc-vol")
+
+
 def test_restart_with_a_signal(engine: DaemonProcess) -> None:
     cid = engine.cli("run", "-d", "busybox", "sh", "-c",
                      "trap 'echo got USR2; exit 0' USR2; echo up; "

@@ -20,6 +20,15 @@ def docker_sock(daemon: DaemonProcess) -> Path:
     return daemon.exec_root / "docker.sock"
 
 
+def needs_container_routes(daemon: DaemonProcess) -> None:
+    """Skip, saying why, when this build does not serve the container endpoints yet (issue
+    #18's two halves are built apart and merged together)."""
+    from tests.dockerapi.rawhttp import request
+
+    if request(docker_sock(daemon), "GET", "/containers/json").status == 404:
+        pytest.skip("this build does not serve the Docker API container endpoints yet")
+
+
 @pytest.fixture(scope="session")
 def docker_config() -> Iterator[Path]:
     """A private DOCKER_CONFIG directory (no user contexts, credentials or plugins)."""
@@ -41,7 +50,10 @@ def docker_cli(docker_config: Path):  # type: ignore[no-untyped-def]
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         url = host if isinstance(host, str) else f"unix://{host}"
         full = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-        full.update({"DOCKER_CONFIG": str(docker_config), "DOCKER_CLI_HINTS": "false"})
+        # DOCKER_BUILDKIT=0: the classic builder, whatever the daemon offers (dockerd 20.10
+        # may offer BuildKit; Servin says Builder-Version 1 and the CLI picks it anyway).
+        full.update({"DOCKER_CONFIG": str(docker_config), "DOCKER_CLI_HINTS": "false",
+                     "DOCKER_BUILDKIT": "0"})
         full.update(env or {})
         return subprocess.run([DOCKER, "-H", url, *args], input=input, capture_output=True,
                               text=True, timeout=timeout, env=full)
@@ -49,5 +61,6 @@ def docker_cli(docker_config: Path):  # type: ignore[no-untyped-def]
     return run
 
 
-# The TLS + htpasswd registry of the registry tests (session-scoped), for POST /auth.
-from tests.registry.conftest import tls_registry  # noqa: E402, F401
+# The registries of the registry tests (session-scoped): TLS + htpasswd for POST /auth,
+# plain HTTP for pull, push and search.
+from tests.registry.conftest import plain_registry, tls_registry  # noqa: E402, F401

@@ -258,6 +258,19 @@ def test_fuzz_garbage_truncation_half_close_and_slowloris(engine: DaemonProcess)
         encode_request("GET", "/events?since=1&until=2"),
         encode_request("POST", "/upload", headers={"Transfer-Encoding": "chunked"})
         + b"5\r\nhello\r\n",
+        # the object endpoints: JSON bodies, streamed uploads and downloads, registry calls
+        encode_request("POST", "/v1.50/volumes/create", b'{"Name": "fz-vol"}',
+                       {"Content-Type": "application/json"}),
+        encode_request("POST", "/v1.50/networks/create",
+                       b'{"Name": "fz-net", "IPAM": {"Config": [{"Subnet": "x"}]}}',
+                       {"Content-Type": "application/json"}),
+        encode_request("POST", "/v1.50/images/load?quiet=1",
+                       headers={"Transfer-Encoding": "chunked"}) + b"200\r\n" + b"\0" * 512,
+        encode_request("POST", "/v1.50/images/create?fromSrc=-&repo=fz",
+                       headers={"Transfer-Encoding": "chunked"}) + b"a\r\n0123456789\r\n",
+        encode_request("GET", "/v1.50/images/busybox/get"),
+        encode_request("POST", "/v1.50/images/create?fromImage=127.0.0.1:1/fz&tag=x"),
+        encode_request("GET", "/v1.50/images/json?filters=%7B%22dangling%22%3A%5B%22x"),
     ]
 
     def fire(data: bytes, half_close: bool) -> None:

@@ -92,8 +92,13 @@ def test_docker_body_details() -> None:
     assert req.config.entrypoint == [""] and req.config.cmd == ["true"]
     assert req.host_config.binds == ["v:/data", "/cache"]  # Config.Volumes: anonymous ones
     assert from_docker("", {"Image": "x"}).config.entrypoint is None
-    with pytest.raises(InvalidArgument, match="Links is not supported"):
-        from_docker("", {"Image": "x", "HostConfig": {"Links": ["a:b"]}})
+    # Links (HostConfig's and an endpoint's) are the container's; the network service
+    # refuses them off user networks.
+    req = from_docker("", {"Image": "x", "HostConfig": {"Links": ["a:b"]},
+                           "NetworkingConfig": {"EndpointsConfig": {"n": {"Links": ["c"]}}}})
+    assert req.host_config.links == ["a:b", "c"]
+    with pytest.raises(InvalidArgument, match="StorageOpt is not supported"):
+        from_docker("", {"Image": "x", "HostConfig": {"StorageOpt": {"size": "1G"}}})
     with pytest.raises(InvalidArgument, match="invalid Tty"):
         from_docker("", {"Image": "x", "Tty": "yes"})
     with pytest.raises(InvalidArgument, match="HostPort"):

@@ -28,18 +28,23 @@ class PtyCli:
     terminal's settings with ``stty -g`` as the user's shell would see them afterwards.
     """
 
-    def __init__(self, host: str, *args: str, rows: int = 24, cols: int = 80) -> None:
+    def __init__(self, host: str, *args: str, rows: int = 24, cols: int = 80,
+                 program: list[str] | None = None, env: dict[str, str] | None = None) -> None:
+        """``program`` replaces ``servin -H HOST`` (another CLI, such as docker's);
+        ``env`` is added to the environment."""
         self.master, self.slave = os.openpty()
         set_size(self.slave, rows, cols)
-        env = dict(os.environ, TERM="xterm")
+        env = dict(os.environ, TERM="xterm", **(env or {}))
         env.pop("SERVIN_HOST", None)
+        command = program if program is not None else [sys.executable, "-m", "servin", "-H",
+                                                       host]
         slave = self.slave
 
         def make_controlling() -> None:
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "servin", "-H", host, *args],
+            [*command, *args],
             stdin=slave, stdout=slave, stderr=slave, cwd=REPO, env=env,
             start_new_session=True, preexec_fn=make_controlling, close_fds=True,
         )

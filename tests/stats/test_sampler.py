@@ -121,6 +121,10 @@ def test_fast_counters_match_the_driver(tmp_path: Path) -> None:
         assert fast.memory_usage > 4_000_000 and slow.memory_usage > 4_000_000
         assert fast.memory_inactive_file == slow.memory_inactive_file
         assert fast.block_read >= slow.blkio_read_bytes and fast.block_write >= 0
+        # The raw figures the Docker API sends as they are.
+        assert fast.cpu_user_ns + fast.cpu_system_ns > 0
+        assert fast.memory_stat and fast.memory_inactive_file == fast.memory_stat.get(
+            "total_inactive_file", fast.memory_stat.get("inactive_file"))
     finally:
         child.kill()
         child.wait()
@@ -150,3 +154,34 @@ def test_figures_as_docker_computes_them() -> None:
     assert binary_size(0) == "0B" and binary_size(1536) == "1.5KiB"
     assert binary_size(256 * 1024 * 1024) == "256MiB" and binary_size(1_500_000) == "1.431MiB"
     assert human_size(1234) == "1.23kB" and human_size(648) == "648B"
+
+
+def test_counters_of_a_cgroup_v2_tree(tmp_path: Path) -> None:
+    """cgroup v2 is read from its own files (a fake tree: this host's v2 has no controllers)."""
+    from servin.engine.linux.cgroups.v2 import V2Cgroup, V2Driver
+
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids io\n")
+    group = tmp_path / "servin" / "c1"
+    group.mkdir(parents=True)
+    files = {
+        "cpu.stat": "usage_usec 5000\nuser_usec 3000\nsystem_usec 2000\nnr_periods 10\n"
+                    "nr_throttled 4\nthrottled_usec 700\n",
+        "memory.current": "8192000\n",
+        "memory.max": "max\n",
+        "memory.stat": "anon 4096\nfile 8192\ninactive_file 1000\n",
+        "pids.current": "3\n",
+        "io.stat": "8:0 rbytes=100 wbytes=20 rios=1 wios=2\n8:16 rbytes=5 wbytes=0\n",
+    }
+    for name, text in files.items():
+        (group / name).write_text(text)
+    counters = CounterFiles(V2Cgroup(V2Driver(tmp_path), "/servin/c1")).read()
+    assert (counters.cpu_ns, counters.cpu_user_ns, counters.cpu_system_ns) == \
+        (5_000_000, 3_000_000, 2_000_000)
+    assert counters.cpu_throttling == (10, 4, 700_000)
+    assert (counters.memory_usage, counters.memory_limit, counters.memory_inactive_file) == \
+        (8192000, None, 1000)
+    assert counters.memory_stat == {"anon": 4096, "file": 8192, "inactive_file": 1000}
+    assert counters.pids == 3
+    assert (counters.block_read, counters.block_write) == (105, 20)
+    assert counters.blkio == [(8, 0, "read", 100), (8, 0, "write", 20), (8, 16, "read", 5),
+                              (8, 16, "write", 0)]

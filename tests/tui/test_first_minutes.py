@@ -145,7 +145,7 @@ async def test_images_show_every_tag(fake: FakeDaemon) -> None:
         text = screen_text(app)
         assert "busybox:1.36" in text and "127.0.0.1:5000/team/busybox:1.36" in text
         screen: ImagesScreen = app.screen  # type: ignore[assignment]
-        rows = [tag for tag, _ in screen.visible()]
+        rows = [tag for tag, _ in screen.visible_items()]
         assert rows == ["127.0.0.1:5000/team/busybox:1.36", "busybox:1.36"]
         # Removing a tag row removes that tag (as `rmi TAG`), not the image by ID.
         await pilot.press("d", "y")

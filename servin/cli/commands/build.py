@@ -7,7 +7,7 @@ import sys
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -15,6 +15,9 @@ from servin.cli.flagsyntax import DockerGroup
 from servin.cli.progress import MODES
 from servin.cli.session import get_client
 from servin.errors import InvalidArgument, NotFound, ServinError
+
+if TYPE_CHECKING:
+    from servin.client.sync import Client
 
 
 @click.command("build")
@@ -100,7 +103,7 @@ def build(tags: tuple[str, ...], file_: str, build_args: tuple[str, ...], target
         options.secrets.append(_secret(secret))
     r = options.resources
     if memory or memory_swap or shm_size:
-        from servin.cli.runflags import parse_bytes
+        from servin.units import parse_bytes
     if memory:
         r.memory = parse_bytes(memory, "--memory")
     if memory_swap:
@@ -300,7 +303,7 @@ def _counted(chunks: Iterator[bytes], view: Any, compress: bool) -> Iterator[byt
     view.sending(sent, done=True)
 
 
-def _context(client: Any, path: str, file_: str, args: dict[str, str], target: str,
+def _context(client: Client, path: str, file_: str, args: dict[str, str], target: str,
              platform: str) -> Any:
     """The context to send for PATH (directory, tar file or -)."""
     from servin.cli import buildcontext
@@ -321,13 +324,13 @@ def _context(client: Any, path: str, file_: str, args: dict[str, str], target: s
     patterns = buildcontext.ignore_patterns(context_dir, dockerfile_path)
     # A daemon on this machine gets the whole context (as docker sends it); a remote one only
     # what the Dockerfile can read.
-    remote = not str(getattr(client, "url", "")).startswith("unix://")
+    remote = not client.url.startswith("unix://")
     wanted = _reads(client, dockerfile, args, target, platform) if remote else None
     return buildcontext.from_directory(context_dir, dockerfile, dockerfile_path, patterns,
                                        wanted)
 
 
-def _reads(client: Any, dockerfile: bytes, args: dict[str, str], target: str,
+def _reads(client: Client, dockerfile: bytes, args: dict[str, str], target: str,
            platform: str) -> Any:
     """A filter keeping the context files the Dockerfile can read (None: send them all)."""
     import json
@@ -379,8 +382,8 @@ def _host_platform() -> str:
 def builder_prune(all_: bool, force: bool, filters: tuple[str, ...]) -> None:
     """Remove build cache."""
     from servin.api.servin.v1 import images_pb2
-    from servin.cli.runflags import parse_duration
     from servin.humanize import human_size
+    from servin.units import parse_duration_ns as parse_duration
 
     unused = 0
     for item in filters:

@@ -12,10 +12,13 @@ implement a list call, completes nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 from click.shell_completion import CompletionItem
+
+if TYPE_CHECKING:
+    from servin.client.sync import Client
 
 COMPLETE_VAR = "_SERVIN_COMPLETE"
 SHELLS = ("bash", "zsh", "fish")
@@ -24,7 +27,7 @@ CALL_TIMEOUT = 3.0  # seconds: a shell must not hang on a slow or far daemon
 Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
 
 
-def _names(ctx: click.Context, fetch: Callable[[Any], list[str]]) -> list[str]:
+def _names(ctx: click.Context, fetch: Callable[[Client], list[str]]) -> list[str]:
     from servin.cli.session import target
     from servin.client.sync import Client
     from servin.errors import ServinError
@@ -36,7 +39,7 @@ def _names(ctx: click.Context, fetch: Callable[[Any], list[str]]) -> list[str]:
         return []
 
 
-def _containers(client: Any) -> list[str]:
+def _containers(client: Client) -> list[str]:
     from servin.api.servin.v1 import containers_pb2
 
     reply = client.containers.List(
@@ -45,7 +48,7 @@ def _containers(client: Any) -> list[str]:
     return [c.name for c in reply.containers]
 
 
-def _images(client: Any) -> list[str]:
+def _images(client: Client) -> list[str]:
     from servin.api.servin.v1 import images_pb2
     from servin.reference import familiar
 
@@ -53,25 +56,25 @@ def _images(client: Any) -> list[str]:
     return sorted({familiar(t) for i in reply.images for t in i.repo_tags})
 
 
-def _volumes(client: Any) -> list[str]:
+def _volumes(client: Client) -> list[str]:
     from servin.api.servin.v1 import volumes_pb2
 
     reply = client.volumes.List(volumes_pb2.ListVolumesRequest(), timeout=CALL_TIMEOUT)
     return [v.name for v in reply.volumes]
 
 
-def _networks(client: Any) -> list[str]:
+def _networks(client: Client) -> list[str]:
     from servin.api.servin.v1 import networks_pb2
 
     reply = client.networks.List(networks_pb2.ListNetworksRequest(), timeout=CALL_TIMEOUT)
     return [n.name for n in reply.networks]
 
 
-def _from_daemon(*fetchers: Callable[[Any], list[str]]) -> Completer:
+def _from_daemon(*fetchers: Callable[[Client], list[str]]) -> Completer:
     def complete(
         ctx: click.Context, param: click.Parameter, incomplete: str
     ) -> list[CompletionItem]:
-        def fetch(client: Any) -> list[str]:
+        def fetch(client: Client) -> list[str]:
             from servin.errors import ServinError
 
             out: list[str] = []
@@ -128,7 +131,7 @@ _BY_NAME: dict[str, Completer] = {
 _BY_GROUP: dict[str, Completer] = {
     "volume": volumes,
     "network": networks,
-    "context": _contexts,  # type: ignore[dict-item]
+    "context": _contexts,
     "image": images,
     "container": containers,
 }
@@ -184,7 +187,7 @@ def completer_for(group: str, command: str, param: str) -> Completer | None:
     if param in ("names",) and command == "inspect":
         return objects
     if group == "context" and param in ("name", "names"):
-        return _contexts  # type: ignore[return-value]
+        return _contexts
     return _BY_NAME.get(param)
 
 

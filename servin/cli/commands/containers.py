@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,6 +14,12 @@ from servin.cli.options import filter_option, format_option, parse_filters
 from servin.cli.session import get_client
 from servin.cli.terminal import check_tty
 from servin.errors import InvalidArgument, NotFound, PermissionDenied, ServinError
+
+if TYPE_CHECKING:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from servin.api.servin.v1.containers_pb2 import AttachInput, ContainerSummary, LogChunk
+    from servin.cli.streams import InputPump
 
 
 class ExitCode(ServinError):
@@ -65,7 +72,7 @@ def attach_and_start(
         rows=size[0] if size else 0, cols=size[1] if size else 0,
     )
 
-    def registered(pump: Any) -> None:
+    def registered(pump: InputPump[AttachInput]) -> None:
         if start:
             try:
                 client.containers.Start(containers_pb2.StartContainerRequest(id=container_id))
@@ -84,7 +91,8 @@ def attach_and_start(
     return reply.exit_code
 
 
-def _each(ids: tuple[str, ...], action: Any, missing_ok: bool = False) -> None:
+def _each(ids: tuple[str, ...], action: Callable[[str], object], missing_ok: bool = False
+          ) -> None:  # fmt: skip
     """Run ``action`` on each argument; print it on success; report failures like docker
     (``missing_ok``: a missing one is skipped silently, as ``rm -f`` does)."""
     failed: ServinError | None = None
@@ -212,7 +220,7 @@ def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
     )
 
 
-def _ps_row(c: Any, no_trunc: bool) -> dict[str, Any]:
+def _ps_row(c: ContainerSummary, no_trunc: bool) -> dict[str, Any]:
     from servin.cli.output import LabelText
     from servin.humanize import ago, human_size
 
@@ -288,7 +296,7 @@ def ps(
     )
 
 
-def parse_time(text: str, flag: str) -> Any:
+def parse_time(text: str, flag: str) -> Timestamp:
     """docker's --since/--until: RFC 3339, a Unix timestamp, or a duration (10m, 1h30m)."""
     import re
     from datetime import datetime
@@ -347,7 +355,8 @@ def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, deta
                follow=follow)  # fmt: skip
 
 
-def write_logs(chunks: Any, *, timestamps: bool, details: bool, follow: bool) -> None:
+def write_logs(chunks: Iterable[LogChunk], *, timestamps: bool, details: bool, follow: bool
+               ) -> None:  # fmt: skip
     """Write ``LogChunk``s to stdout and stderr: buffered (flushed where the stream changes,
     so the two keep their order on one terminal), and at once after each chunk when
     following. ``timestamps`` put docker's time, ``details`` the entry's attributes

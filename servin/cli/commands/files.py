@@ -15,12 +15,16 @@ import sys
 import tarfile
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from servin.cli.session import get_client
 from servin.errors import InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.containers_pb2 import PathStat
+    from servin.client.sync import Client
 
 _CHUNK = 1024 * 1024
 
@@ -95,7 +99,7 @@ def _tar_chunks(build: Any) -> Iterator[bytes]:
         yield item
 
 
-def _container_stat(client: Any, container: str, path: str) -> Any | None:
+def _container_stat(client: Client, container: str, path: str) -> PathStat | None:
     from servin.api.servin.v1 import containers_pb2
 
     try:
@@ -108,7 +112,7 @@ def _container_stat(client: Any, container: str, path: str) -> Any | None:
     return None
 
 
-def _copy_to_container(client: Any, src: str, container: str, dest: str, *, follow: bool,
+def _copy_to_container(client: Client, src: str, container: str, dest: str, *, follow: bool,
                        archive: bool) -> None:
     from servin.api.servin.v1 import containers_pb2
 
@@ -162,7 +166,7 @@ def _copy_to_container(client: Any, src: str, container: str, dest: str, *, foll
     client.containers.CopyTo(messages())
 
 
-def _copy_from_container(client: Any, container: str, src: str, dest: str, *, follow: bool,
+def _copy_from_container(client: Client, container: str, src: str, dest: str, *, follow: bool,
                          archive: bool) -> None:
     from servin.api.servin.v1 import containers_pb2
 
@@ -214,6 +218,7 @@ def _copy_from_container(client: Any, container: str, src: str, dest: str, *, fo
         return name
 
     uid, gid = os.getuid(), os.getgid()
+    # typeshed wants an IO object; stream mode ("r|") only calls read()
     with tarfile.open(fileobj=_StreamReader(data), mode="r|") as tar:  # type: ignore[call-overload]
         for member in tar:
             name = renamed(member.name)
@@ -247,6 +252,7 @@ def _refuse_kind_change(path: str, is_dir: bool, into: str) -> None:
 
 def _write_into(chunks: Iterator[bytes], dest: str) -> None:
     """The one regular file of a tar stream, written into an existing non-regular file."""
+    # typeshed wants an IO object; stream mode ("r|") only calls read()
     with tarfile.open(fileobj=_StreamReader(chunks), mode="r|") as tar:  # type: ignore[call-overload]
         member = next(iter(tar), None)
         source = tar.extractfile(member) if member is not None and member.isfile() else None

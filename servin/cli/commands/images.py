@@ -121,8 +121,8 @@ def image_rm(force: bool, no_prune: bool, images: tuple[str, ...]) -> None:
         for image_id in reply.deleted:
             click.echo(f"Deleted: {image_id}")
     if failed:
-        for exc in failed[:-1]:
-            click.echo(f"Error: {exc.message}", err=True)
+        for error in failed[:-1]:
+            click.echo(f"Error: {error.message}", err=True)
         raise failed[-1]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -10,6 +10,9 @@ from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import add_commands, filter_option, format_option, parse_filters
 from servin.cli.session import get_client
 from servin.errors import InvalidArgument, ServinError
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.containers_pb2 import PortMapping
 
 
 def _labels(values: tuple[str, ...]) -> dict[str, str]:
@@ -182,7 +185,7 @@ add_commands(
 )
 
 
-def format_port(p: Any) -> str:
+def format_port(p: PortMapping) -> str:
     """``0.0.0.0:32768`` for one mapping."""
     return f"{p.host_ip or '0.0.0.0'}:{p.host_port}"
 

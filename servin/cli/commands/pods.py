@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import click
 
@@ -13,6 +14,10 @@ from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import add_commands, filter_option, format_option, parse_filters
 from servin.cli.session import get_client, target
 from servin.errors import InvalidArgument, ServinError
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.containers_pb2 import ContainerLogsRequest
+    from servin.api.servin.v1.pods_pb2 import Pod, PodStatsResponse
 
 SHARABLE = ("net", "ipc", "uts", "pid")
 ALWAYS_SHARED = {"net", "ipc", "uts"}
@@ -42,7 +47,7 @@ def parse_share(text: str) -> bool:
     return "pid" in items
 
 
-def _for_each(names: tuple[str, ...], call: Any) -> None:
+def _for_each(names: tuple[str, ...], call: Callable[[str], str]) -> None:
     """Run ``call(name)`` for every name, print the pod IDs, report every failure."""
     failed: list[ServinError] = []
     for name in names:
@@ -51,8 +56,8 @@ def _for_each(names: tuple[str, ...], call: Any) -> None:
         except ServinError as exc:
             failed.append(exc)
     if failed:
-        for exc in failed[:-1]:
-            click.echo(f"Error: {exc.message}", err=True)
+        for error in failed[:-1]:
+            click.echo(f"Error: {error.message}", err=True)
         raise failed[-1]
 
 
@@ -104,7 +109,7 @@ def pod_create(name: str, labels: tuple[str, ...], publish: tuple[str, ...], sha
     click.echo(pod.id)
 
 
-def pod_row(p: Any, no_trunc: bool = False) -> dict[str, str]:
+def pod_row(p: Pod, no_trunc: bool = False) -> dict[str, str]:
     """The template fields of one pod (podman's ``pod ps`` names)."""
     from servin.humanize import ago
 
@@ -288,7 +293,7 @@ STATS_COLUMNS = [("POD", "Pod"), ("CID", "CID"), ("NAME", "Name"), ("CPU %", "CP
                  ("BLOCK IO", "BlockIO"), ("PIDS", "PIDs")]
 
 
-def pod_stats_rows(reply: Any) -> list[dict[str, str]]:
+def pod_stats_rows(reply: PodStatsResponse) -> list[dict[str, str]]:
     """One row per running container of each pod (podman's ``pod stats``)."""
     from servin.cli.commands.stats import stats_row
 
@@ -382,14 +387,14 @@ def pod_logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, 
     width = max((len(c.name) for c in members), default=0)
     stamp = Stamper() if timestamps else None
 
-    def request(cid: str) -> Any:
+    def request(cid: str) -> ContainerLogsRequest:
         # Times are always asked for: they order the merge.
         return containers_pb2.ContainerLogsRequest(
             id=cid, follow=follow, stdout=True, stderr=True, tail=tail_n,
             since=parse_time(since, "--since"), until=parse_time(until, "--until"),
             timestamps=True)
 
-    def line(name: str, stream: int, ns: int, data: bytes) -> tuple[Any, bytes]:
+    def line(name: str, stream: int, ns: int, data: bytes) -> tuple[BinaryIO, bytes]:
         prefix = name.ljust(width).encode() + b" "
         if stamp is not None:
             prefix += stamp(ns) + b" "

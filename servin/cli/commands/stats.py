@@ -6,12 +6,15 @@ import json
 import shutil
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from servin.cli.options import format_option
 from servin.cli.session import get_client
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.containers_pb2 import ContainerStats, StatsBatch
 
 # The default table: (header, template field).
 COLUMNS: list[tuple[str, str]] = [
@@ -45,7 +48,7 @@ def binary_size(n: float) -> str:
     return f"{value:.4g}{_BINARY_UNITS[unit]}"
 
 
-def stats_row(s: Any, container: str, no_trunc: bool) -> dict[str, str]:
+def stats_row(s: ContainerStats, container: str, no_trunc: bool) -> dict[str, str]:
     """The template fields of one ContainerStats message, formatted as docker formats them."""
     from servin.humanize import human_size
 
@@ -62,7 +65,7 @@ def stats_row(s: Any, container: str, no_trunc: bool) -> dict[str, str]:
     }
 
 
-def _as_given(stat: Any, names: Sequence[str], no_trunc: bool) -> str:
+def _as_given(stat: ContainerStats, names: Sequence[str], no_trunc: bool) -> str:
     """``.Container``: the name or ID the user typed for this container, else its ID."""
     for text in names:
         bare = text.removeprefix("/")
@@ -140,7 +143,7 @@ def _container_ids(all_: bool, containers: tuple[str, ...]) -> list[str]:
     return [c.id for c in reply.containers]
 
 
-def frames(ids: Iterable[str], stream: bool) -> Iterable[Any]:
+def frames(ids: Iterable[str], stream: bool) -> Iterable[StatsBatch]:
     """StatsBatch messages from the daemon."""
     from servin.api.servin.v1 import containers_pb2
 

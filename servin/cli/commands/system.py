@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import platform
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,6 +12,11 @@ from servin.arch import oci_architecture
 from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import filter_option, format_option
 from servin.cli.session import get_client
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.common_pb2 import Filter
+    from servin.api.servin.v1.system_pb2 import Event
+    from servin.client.sync import Client
 
 
 def _client_version() -> dict[str, Any]:
@@ -251,7 +256,7 @@ def system_df(verbose: bool, fmt: str | None) -> None:
     )
 
 
-def _event_dict(e: Any) -> dict[str, Any]:
+def _event_dict(e: Event) -> dict[str, Any]:
     ns = e.time.ToNanoseconds()
     return {
         "Type": e.type, "Action": e.action, "Status": e.action, "ID": e.id, "id": e.id,
@@ -306,7 +311,7 @@ system.add_command(system_df, "df")
 system.add_command(events, "events")
 
 
-def prune_containers(client: Any, filters: list[Any]) -> tuple[list[str], int]:
+def prune_containers(client: Client, filters: list[Filter]) -> tuple[list[str], int]:
     """Remove stopped containers: the daemon's Containers.Prune, or (a daemon without it)
     each stopped container by Remove. Returns (removed IDs, bytes reclaimed)."""
     from servin.api.servin.v1 import common_pb2, containers_pb2

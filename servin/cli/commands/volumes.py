@@ -108,8 +108,8 @@ def volume_rm(force: bool, names: tuple[str, ...]) -> None:
         except ServinError as exc:
             failed.append(exc)
     if failed:
-        for exc in failed[:-1]:
-            click.echo(f"Error: {exc.message}", err=True)
+        for error in failed[:-1]:
+            click.echo(f"Error: {error.message}", err=True)
         raise failed[-1]
 
 

@@ -81,11 +81,11 @@ def _decompressed(raw: BinaryIO) -> BinaryIO | None:
         return None
     source: BinaryIO = _Prefixed(head, raw)  # type: ignore[assignment]  # read() is enough
     if head.startswith(b"\x1f\x8b"):
-        return gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[return-value]  # a binary file
     if head.startswith(b"BZh"):
-        return bz2.BZ2File(source)  # type: ignore[return-value]
+        return bz2.BZ2File(source)  # type: ignore[return-value]  # a binary file
     if head.startswith(b"\xfd7zXZ\x00"):
-        return lzma.LZMAFile(source)  # type: ignore[return-value]
+        return lzma.LZMAFile(source)  # type: ignore[return-value]  # a binary file
     if head.startswith(b"\x28\xb5\x2f\xfd"):
         import zstandard
 

@@ -473,11 +473,11 @@ def _opener(head: bytes) -> str:
 
 def _reader(f: BinaryIO, kind: str) -> BinaryIO:
     if kind == "gz":
-        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
+        return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]  # a binary file
     if kind == "bz2":
-        return bz2.BZ2File(f)  # type: ignore[return-value]
+        return bz2.BZ2File(f)  # type: ignore[return-value]  # a binary file
     if kind == "xz":
-        return lzma.LZMAFile(f)  # type: ignore[return-value]
+        return lzma.LZMAFile(f)  # type: ignore[return-value]  # a binary file
     return f
 
 

@@ -166,7 +166,7 @@ def parse_mount(text: str, workdir: str = "/") -> RunMount:
         fields["id"] = target
     if kind in ("tmpfs", "secret") and source:
         raise InvalidArgument(f"invalid --mount {text!r}: {kind} takes no source")
-    return RunMount(target=target, source=source, **fields)  # type: ignore[arg-type]
+    return RunMount(target=target, source=source, **fields)  # type: ignore[arg-type]  # checked above
 
 
 def check_unique(mounts: list[RunMount]) -> None:

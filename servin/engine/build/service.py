@@ -22,7 +22,7 @@ from typing import Any
 from servin.engine.build import context as build_context
 from servin.engine.build.adapter import Collaborators, EngineAdapter
 from servin.engine.build.builder import Builder
-from servin.engine.build.cache import BuildCache, PruneReport
+from servin.engine.build.cache import BuildCache, Entry, PruneReport
 from servin.engine.build.events import (
     BuildEvent,
     BuildResult,
@@ -100,6 +100,10 @@ class BuildService:
     def usage(self) -> tuple[int, int]:
         """(cache entries, bytes of their own layers), for disk usage reports (blocking)."""
         return self.cache.usage()
+
+    async def cache_entries(self) -> list[Entry]:
+        """Every cache entry, oldest first (docker's BuildCache records in ``system df``)."""
+        return await asyncio.to_thread(lambda: list(self.cache.entries()))
 
     async def build(self, options: BuildOptions,
                     chunks: AsyncIterator[bytes]) -> AsyncIterator[BuildEvent]:

@@ -502,7 +502,7 @@ async def read_log(
                 for chunk in files.final(decoder):
                     yield chunk
                 return
-            await waker.wait()  # type: ignore[union-attr]
+            await waker.wait()  # type: ignore[union-attr]  # made above unless ended
     finally:
         if waker is not None:
             waker.close()

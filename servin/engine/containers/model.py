@@ -174,6 +174,9 @@ class HostConfig(_Model):
     binds: list[str] = []  # "-v" specs as given: NAME:/path[:opts], /host:/path[:opts], /path
     mounts: list[Mount] = []  # structured mounts as given (--mount, --tmpfs)
     volumes_from: list[str] = []  # CONTAINER[:ro|rw]
+    # docker's legacy links, CONTAINER[:ALIAS]: on a user network, names only this container
+    # resolves (to the linked container's address there); refused on other networks.
+    links: list[str] = []
     network_mode: str = ""  # "bridge" (default), "host", "none", "container:ID", a network
     port_bindings: list[PortBinding] = []
     publish_all_ports: bool = False

@@ -16,7 +16,7 @@ import os
 import secrets
 import signal as signal_module
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -325,7 +325,7 @@ class ContainerService:
                 await asyncio.to_thread(self.snapshots.prepare, c.id, c.snapshot_chain)
             crashpoint("container.create.after-snapshot")
             paths.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            await asyncio.to_thread(self.store.add, c)
+            await asyncio.to_thread(self._record, c, not request.name)
             crashpoint("container.create.after-record")
         except BaseException:
             await asyncio.to_thread(self.runner.discard_files, c.id)
@@ -340,8 +340,22 @@ class ContainerService:
             raise
         c.state.creating = False
         await asyncio.to_thread(self.store.save_state, c)
-        self.events.publish("container", "create", c.id, name=name, image=config.image)
+        self.events.publish("container", "create", c.id, name=c.name, image=config.image)
         return Created(c, self.networks.spec_warnings(c))
+
+    def _record(self, c: Container, generated_name: bool) -> None:
+        """Record the new container (blocking). A generated name that a create running beside
+        this one took meanwhile is replaced by a fresh one; a name the user gave is a
+        Conflict."""
+        for _ in range(10):
+            try:
+                self.store.add(c)
+                return
+            except Conflict:
+                if not generated_name:
+                    raise
+                c.name = generate_name(self.store.names())
+        self.store.add(c)
 
     def _resolve_mounts(self, host: Any, image: dict[str, Any]
                         ) -> tuple[builtins.list[Mount], builtins.list[str]]:
@@ -432,13 +446,27 @@ class ContainerService:
     async def wait(self, ref: str, condition: str = "not-running") -> ContainerState:
         """Block until the container stops (``next-exit``: its next exit; ``removed``: it is
         gone); its state at that exit."""
+        return await (await self.waiter(ref, condition))
+
+    async def waiter(self, ref: str, condition: str = "not-running"
+                     ) -> Awaitable[ContainerState]:
+        """Register a wait now and return what awaits it (``wait``'s result).
+
+        Once this returns, the exit a ``next-exit`` wait is for cannot be missed: a door can
+        tell its client the wait is in place before the client starts the container.
+        """
         c = await self.get(ref)
         if condition not in ("", "not-running", "next-exit", "removed"):
             raise InvalidArgument(f"invalid wait condition {condition!r}")
         event = self.locks.exit_event(c.id)
         if condition == "next-exit" and not c.state.running:
             event.clear()  # the exit of the coming run, not of the last one
-        if condition == "next-exit" or c.state.running:
+        block = condition == "next-exit" or c.state.running
+        return self._wait(c, event, block, condition)
+
+    async def _wait(self, c: Container, event: asyncio.Event, block: bool,
+                    condition: str) -> ContainerState:
+        if block:
             await event.wait()
         if condition == "removed":
             while True:

@@ -75,6 +75,32 @@ class ContainerSample:
     # False on the first pass that sees the container: there is no earlier reading yet, so
     # cpu_percent is 0 rather than a measurement.
     has_baseline: bool
+    # The raw figures behind the ones above, for doors that send them as they are (the
+    # Docker API's stats document): CPU time in user and kernel mode, the cgroup's memory
+    # usage with its cache and its memory.stat, block I/O per device and operation
+    # (major, minor, op, bytes), and each interface's counters.
+    cpu_user_ns: int = 0
+    cpu_system_ns: int = 0
+    # CFS bandwidth: periods, periods throttled, time throttled (ns).
+    cpu_throttling: tuple[int, int, int] = (0, 0, 0)
+    memory_raw: int = 0
+    memory_stat: dict[str, int] = field(default_factory=dict)
+    blkio: tuple[tuple[int, int, str, int], ...] = ()
+    interfaces: dict[str, InterfaceCounters] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InterfaceCounters:
+    """One network interface's counters (from /proc/PID/net/dev)."""
+
+    rx_bytes: int = 0
+    rx_packets: int = 0
+    rx_errors: int = 0
+    rx_dropped: int = 0
+    tx_bytes: int = 0
+    tx_packets: int = 0
+    tx_errors: int = 0
+    tx_dropped: int = 0
 
 
 @dataclass(frozen=True)
@@ -85,6 +111,8 @@ class StatsPass:
     samples: dict[str, ContainerSample]
     # The daemon's loop time of the pass (for pacing subscribers).
     taken_at: float = 0.0
+    # The host's CPU time (ns, as ``host_cpu_ns`` counts it) read for this pass.
+    system_cpu_ns: int = 0
 
 
 # -- host and namespace readers (blocking) -------------------------------------------------
@@ -129,21 +157,32 @@ def net_counters(pid: int) -> tuple[int, int] | None:
 
     None when the process is gone.
     """
+    interfaces = interface_counters(pid)
+    if interfaces is None:
+        return None
+    return (sum(i.rx_bytes for i in interfaces.values()),
+            sum(i.tx_bytes for i in interfaces.values()))
+
+
+def interface_counters(pid: int) -> dict[str, InterfaceCounters] | None:
+    """Every interface but ``lo`` in the netns of ``pid`` with its counters; None when the
+    process is gone."""
     try:
         with open(f"/proc/{pid}/net/dev", "rb") as f:
             lines = f.read().splitlines()
     except OSError:
         return None
-    rx = tx = 0
+    out: dict[str, InterfaceCounters] = {}
     for line in lines[2:]:  # two header lines
         name, sep, rest = line.partition(b":")
         if not sep or name.strip() == b"lo":
             continue
-        values = rest.split()
-        if len(values) >= 9:
-            rx += int(values[0])
-            tx += int(values[8])
-    return rx, tx
+        v = rest.split()
+        if len(v) >= 12:
+            out[name.strip().decode("utf-8", "replace")] = InterfaceCounters(
+                int(v[0]), int(v[1]), int(v[2]), int(v[3]),
+                int(v[8]), int(v[9]), int(v[10]), int(v[11]))
+    return out
 
 
 def cgroup_path_of(bundle_config: Path, container_id: str) -> str:
@@ -171,6 +210,11 @@ class Counters:
     pids: int = 0
     block_read: int = 0
     block_write: int = 0
+    cpu_user_ns: int = 0
+    cpu_system_ns: int = 0
+    cpu_throttling: tuple[int, int, int] = (0, 0, 0)
+    memory_stat: dict[str, int] = field(default_factory=dict)
+    blkio: list[tuple[int, int, str, int]] = field(default_factory=list)
 
     @classmethod
     def from_stats(cls, stats: CgroupStats) -> Counters:
@@ -209,14 +253,19 @@ def _number(data: bytes | None) -> int | None:
     return None if value >= UNLIMITED_THRESHOLD else value
 
 
-def _keyed(data: bytes | None, *keys: bytes) -> int:
-    """The value of the first of ``keys`` present in a "key value" per line file."""
-    found: dict[bytes, int] = {}
+def _all_keyed(data: bytes | None) -> dict[str, int]:
+    """Every "key value" line of a file such as memory.stat."""
+    out: dict[str, int] = {}
     for line in (data or b"").splitlines():
         key, _, value = line.partition(b" ")
-        if key in keys:
-            found[key] = int(value)
-    return next((found[k] for k in keys if k in found), 0)
+        if value.strip().isdigit():
+            out[key.decode("ascii", "replace")] = int(value)
+    return out
+
+
+def _device(text: bytes) -> tuple[int, int]:
+    major, _, minor = text.partition(b":")
+    return int(major or 0), int(minor or 0)
 
 
 class CounterFiles:
@@ -239,6 +288,8 @@ class CounterFiles:
                 return None if directory is None else os.path.join(directory, name)
 
             self._cpu = at("cpuacct", "cpuacct.usage")
+            self._cpu_stat = at("cpuacct", "cpuacct.stat")
+            self._throttling = at("cpu", "cpu.stat")
             self._usage = at("memory", "memory.usage_in_bytes")
             self._limit = at("memory", "memory.limit_in_bytes")
             self._stat = at("memory", "memory.stat")
@@ -257,6 +308,7 @@ class CounterFiles:
             self.version = 2
             base = str(cgroup.dir)
             self._cpu = os.path.join(base, "cpu.stat")
+            self._cpu_stat = self._cpu
             self._usage = os.path.join(base, "memory.current")
             self._limit = os.path.join(base, "memory.max")
             self._stat = os.path.join(base, "memory.stat")
@@ -272,19 +324,30 @@ class CounterFiles:
         return Counters.from_stats(self.cgroup.stats())
 
     def _read_v1(self) -> Counters:
+        memory_stat = _all_keyed(_read(self._stat))
+        cpu_stat = _all_keyed(_read(self._cpu_stat))
+        throttling = _all_keyed(_read(self._throttling))
+        tick = 1_000_000_000 // _CLOCK_TICKS
         c = Counters(
             cpu_ns=_number(_read(self._cpu)) or 0,
             memory_usage=_number(_read(self._usage)) or 0,
             memory_limit=_number(_read(self._limit)),
             # The total_ figure includes cgroups the container may have made below its own.
-            memory_inactive_file=_keyed(
-                _read(self._stat), b"total_inactive_file", b"inactive_file"
-            ),
+            memory_inactive_file=memory_stat.get(
+                "total_inactive_file", memory_stat.get("inactive_file", 0)),
             pids=_number(_read(self._pids)) or 0,
+            cpu_user_ns=cpu_stat.get("user", 0) * tick,
+            cpu_system_ns=cpu_stat.get("system", 0) * tick,
+            cpu_throttling=(throttling.get("nr_periods", 0), throttling.get("nr_throttled", 0),
+                            throttling.get("throttled_time", 0)),
+            memory_stat=memory_stat,
         )
         for line in (_read(self._io) or b"").splitlines():
             fields = line.split()
             if len(fields) == 3:
+                major, minor = _device(fields[0])
+                op = fields[1].decode("ascii", "replace")
+                c.blkio.append((major, minor, op, int(fields[2])))
                 if fields[1] == b"Read":
                     c.block_read += int(fields[2])
                 elif fields[1] == b"Write":
@@ -292,20 +355,33 @@ class CounterFiles:
         return c
 
     def _read_v2(self) -> Counters:
+        memory_stat = _all_keyed(_read(self._stat))
+        cpu_stat = _all_keyed(_read(self._cpu))
         c = Counters(
-            cpu_ns=_keyed(_read(self._cpu), b"usage_usec") * 1000,
+            cpu_ns=cpu_stat.get("usage_usec", 0) * 1000,
             memory_usage=_number(_read(self._usage)) or 0,
             memory_limit=_number(_read(self._limit)),
-            memory_inactive_file=_keyed(_read(self._stat), b"inactive_file"),
+            memory_inactive_file=memory_stat.get("inactive_file", 0),
             pids=_number(_read(self._pids)) or 0,
+            cpu_user_ns=cpu_stat.get("user_usec", 0) * 1000,
+            cpu_system_ns=cpu_stat.get("system_usec", 0) * 1000,
+            cpu_throttling=(cpu_stat.get("nr_periods", 0), cpu_stat.get("nr_throttled", 0),
+                            cpu_stat.get("throttled_usec", 0) * 1000),
+            memory_stat=memory_stat,
         )
         for line in (_read(self._io) or b"").splitlines():
-            for field_ in line.split()[1:]:
+            parts = line.split()
+            if not parts:
+                continue
+            major, minor = _device(parts[0])
+            for field_ in parts[1:]:
                 key, _, value = field_.partition(b"=")
                 if key == b"rbytes":
                     c.block_read += int(value)
+                    c.blkio.append((major, minor, "read", int(value)))
                 elif key == b"wbytes":
                     c.block_write += int(value)
+                    c.blkio.append((major, minor, "write", int(value)))
         return c
 
 
@@ -487,7 +563,7 @@ class StatsSampler:
                     log.exception("stats pass failed")
                     batch = StatsPass(time.time_ns(), {})
                 now = loop.time()
-                batch = StatsPass(batch.read_ns, batch.samples, now)
+                batch = StatsPass(batch.read_ns, batch.samples, now, batch.system_cpu_ns)
                 self._latest = batch
                 for sub in list(self._subs):
                     # Anyone due within half an interval takes this pass, so subscribers with
@@ -558,7 +634,7 @@ class StatsSampler:
             "stats pass",
             extra={"containers": len(samples), "ms": round((time.monotonic() - started) * 1e3, 1)},
         )
-        return StatsPass(read_ns, samples)
+        return StatsPass(read_ns, samples, system_cpu_ns=system_ns)
 
     def _track(self, c: _Running) -> _Tracked:
         tracked = self._tracked.get(c.id)
@@ -602,11 +678,14 @@ class StatsSampler:
                 # The container exited while we read it: leave it out of this pass.
                 return None
         rx = tx = 0
+        interfaces: dict[str, InterfaceCounters] = {}
         if not tracked.host_network:
-            net = net_counters(tracked.pid)
-            if net is None:
+            found = interface_counters(tracked.pid)
+            if found is None:
                 return None  # the init is gone
-            rx, tx = net
+            interfaces = found
+            rx = sum(i.rx_bytes for i in interfaces.values())
+            tx = sum(i.tx_bytes for i in interfaces.values())
         has_baseline = tracked.cpu_ns >= 0
         if has_baseline:
             percent = cpu_percent(counters.cpu_ns - tracked.cpu_ns,
@@ -636,4 +715,11 @@ class StatsSampler:
             pids=counters.pids,
             online_cpus=cpus,
             has_baseline=has_baseline,
+            cpu_user_ns=counters.cpu_user_ns,
+            cpu_system_ns=counters.cpu_system_ns,
+            cpu_throttling=counters.cpu_throttling,
+            memory_raw=counters.memory_usage,
+            memory_stat=counters.memory_stat,
+            blkio=tuple(counters.blkio),
+            interfaces=interfaces,
         )

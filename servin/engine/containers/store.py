@@ -86,11 +86,12 @@ class ContainerStore:
         self.meta = meta
 
     def add(self, c: Container) -> None:
-        """Record a new container; Conflict if its name is taken."""
-        row = self.meta.query_one("SELECT id FROM containers WHERE name = ?", (c.name,))
-        if row is not None:
-            raise _name_taken(c.name, row["id"])
+        """Record a new container; Conflict if its name is taken (checked in the same
+        transaction, so two creates racing for one name cannot both pass the check)."""
         with self.meta.transaction() as db:
+            row = db.execute("SELECT id FROM containers WHERE name = ?", (c.name,)).fetchone()
+            if row is not None:
+                raise _name_taken(c.name, row["id"])
             db.execute(
                 f"INSERT INTO containers ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (c.id, c.name, c.image_ref, c.image_id, encode_spec(c), c.created_ns,

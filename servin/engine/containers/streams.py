@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -66,10 +66,10 @@ class AttachOptions:
     stderr: bool = True
     detach_keys: str = ""  # docker's syntax; "" = ctrl-p,ctrl-q (honoured with a terminal)
     detachable: bool = True  # False: stdin is never scanned for detach keys (the CRI's)
-    # Whether this client's end of input (or its going away) closes the process's stdin.
-    # None: when it attaches stdin (docker's attach); the CRI passes the container's
-    # StdinOnce, so an attach client that leaves does not end a long-lived shell.
-    stdin_once: bool | None = None
+    # Whether this client's end of stdin (or its going away) closes the process's stdin:
+    # None = whenever it attaches stdin (servin's doors); docker's attach does it only for a
+    # container created with StdinOnce and no terminal.
+    close_stdin: bool | None = None
 
 
 class StreamSession:
@@ -122,7 +122,8 @@ class StreamSession:
         finally:
             self._attachment.cancel()  # a no-op once done; withdraws it if we were cancelled
 
-    async def relay(self, inputs: AsyncIterator[StreamInput]) -> AsyncIterator[StreamOutput]:
+    async def relay(self, inputs: AsyncIterator[StreamInput]
+                    ) -> AsyncGenerator[StreamOutput, None]:
         """Relay until the output ends, the client detaches, or it goes away; the stream is
         closed on return. The last item is ``detached`` if the client detached."""
         attachment = await self._wait_attachment()
@@ -202,7 +203,7 @@ class AttachService:
         default = not (options.stdin or options.stdout or options.stderr)
         request = {"stdin": options.stdin, "stdout": options.stdout or default,
                    "stderr": options.stderr or default,
-                   "stdin_once": options.stdin and options.stdin_once is not False}
+                   "stdin_once": options.stdin and options.close_stdin is not False}
         attachment: Attachment | asyncio.Future[Attachment]
         if c.state.running:
             attachment = await self._attach_running(c, request)
@@ -232,7 +233,18 @@ class AttachService:
     async def _attach_running(self, c: Container, request: dict[str, bool]) -> Attachment:
         if c.state.status not in (RUNNING, PAUSED):
             raise Conflict(f"You cannot attach to a stopped container {c.name}, start it first")
-        return await self.monitors.client(c.id).attach(**request)
+        try:
+            return await self.monitors.client(c.id).attach(**request)
+        except OSError:
+            # The program ended as we asked (its monitor went with it): the same answer as
+            # for a stopped container, not an internal error, once its exit is recorded.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.locks.exit_event(c.id).wait(), 5)
+            current = await asyncio.to_thread(self.store.get, c.id)
+            if current.state.running:
+                raise
+            raise Conflict(f"You cannot attach to a stopped container {c.name}, start it "
+                           "first") from None
 
     def _attach_on_start(self, c: Container,
                          request: dict[str, bool]) -> asyncio.Future[Attachment]:

@@ -342,11 +342,11 @@ class ImageService:
             if not docker_filters.image_matches(r, filters, pivots):
                 continue
             if "reference" in filters:
-                # As docker: only the matching names are listed (an image whose other names
-                # match is not listed under those).
-                names = [n for n in r.repo_tags
+                # As docker: only the matching names (tags and digests) are listed (an image
+                # whose other names match is not listed under those).
+                names = [n for n in r.refs
                          if docker_filters.reference_matches(n, filters["reference"])]
-                r = dataclasses.replace(r, refs=[*names, *r.repo_digests])
+                r = dataclasses.replace(r, refs=names)
             out.append(r)
         return out
 

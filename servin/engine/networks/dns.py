@@ -27,8 +27,9 @@ FORWARD_TIMEOUT = 3.0
 TTL = 600
 _NAMESERVER = re.compile(r"^\s*nameserver\s+(\S+)", re.M)
 
-# Looks up (network_id, name) -> addresses; and a client address -> its --dns servers.
-Lookup = Callable[[str, str], list[str]]
+# Looks up (network_id, name, client address) -> addresses (a client's links name containers
+# for it alone); and a client address -> its --dns servers.
+Lookup = Callable[[str, str, str], list[str]]
 Upstreams = Callable[[str, str], list[str]]
 
 
@@ -140,7 +141,7 @@ class DNSServer:
             return None
         question = request.q
         name = str(question.qname).rstrip(".").lower()
-        addresses = self.lookup(network_id, name) if name else []
+        addresses = self.lookup(network_id, name, client) if name else []
         if addresses:
             reply = request.reply()
             if question.qtype in (QTYPE.A, QTYPE.ANY):

@@ -81,6 +81,12 @@ class NetworkService:
         self._running: dict[str, _Running] = {}
         # network id -> name -> addresses (running containers only); client ip -> --dns.
         self._names: dict[str, dict[str, set[str]]] = {}
+        # client ip -> its links' alias -> linked container name (docker's legacy links).
+        self._client_links: dict[str, dict[str, str]] = {}
+        # client ip -> its container; container -> the user networks it is on (a container
+        # resolves the names of every network it shares, whichever gateway it asks).
+        self._address_owner: dict[str, str] = {}
+        self._container_networks: dict[str, set[str]] = {}
         self._client_dns: dict[str, list[str]] = {}
         self._fw_lock = asyncio.Lock()
 
@@ -353,6 +359,12 @@ class NetworkService:
             if ep.aliases and not n.user_defined:
                 raise InvalidArgument(
                     "network-scoped aliases are supported for user-defined networks only")
+        if c.host_config.links:
+            for link in c.host_config.links:
+                parse_link(link)
+            if not any(self.store.resolve(name).user_defined for name in wanted):
+                raise InvalidArgument("links are supported on user-defined networks only "
+                                      "(the default bridge's /etc/hosts links are not)")
         requested = self.port_requests(c, image)
         # Explicit host ports must be free now (they are taken for real at start).
         explicit = [b for b in requested if b.host_port and not b.host_port_end]
@@ -492,6 +504,12 @@ class NetworkService:
             for name in self._names_of(c, ep):
                 names.setdefault(name, set()).add(ep.address)
             self._client_dns[ep.address] = list(c.host_config.dns)
+            self._address_owner[ep.address] = c.id
+            self._container_networks.setdefault(c.id, set()).add(n.id)
+            if c.host_config.links:
+                self._client_links[ep.address] = dict(
+                    (alias.lower(), target.lower())
+                    for target, alias in map(parse_link, c.host_config.links))
 
     @staticmethod
     def _names_of(c: Container, ep: Endpoint) -> set[str]:
@@ -512,6 +530,13 @@ class NetworkService:
                     if not addresses:
                         del names[name]
             self._client_dns.pop(ep.address, None)
+            self._client_links.pop(ep.address, None)
+            self._address_owner.pop(ep.address, None)
+            joined = self._container_networks.get(c.id)
+            if joined is not None:
+                joined.discard(ep.network_id)
+                if not joined:
+                    del self._container_networks[c.id]
 
     async def renamed(self, old: Container, new: Container) -> None:
         """A running container has a new name: DNS answers to it, no longer to the old one."""
@@ -644,9 +669,29 @@ class NetworkService:
 
     # -- DNS -----------------------------------------------------------------------------
 
-    def _dns_lookup(self, network_id: str, name: str) -> builtins.list[str]:
-        names = self._names.get(network_id, {})
-        return sorted(names.get(name) or ())
+    def _dns_lookup(self, network_id: str, name: str, client: str = "") -> builtins.list[str]:
+        owner = self._address_owner.get(client, "")
+        # The network asked first, then the client's other user networks (docker's embedded
+        # DNS answers for every network the container is on).
+        networks = [network_id, *sorted(self._container_networks.get(owner, set())
+                                        - {network_id})]
+        target = self._client_links.get(client, {}).get(name)
+        for nid in networks:
+            names = self._names.get(nid, {})
+            if target is not None and names.get(target):
+                return sorted(names[target])  # a link's alias, for its container only
+            if names.get(name):
+                return sorted(names[name])
+        return []
 
     def _dns_upstreams(self, network_id: str, client: str) -> builtins.list[str]:
         return self._client_dns.get(client) or host_resolvers()
+
+
+def parse_link(text: str) -> tuple[str, str]:
+    """docker's link ``CONTAINER[:ALIAS]`` (a leading ``/`` allowed) as (container, alias)."""
+    target, sep, alias = text.strip().lstrip("/").partition(":")
+    alias = alias.rsplit("/", 1)[-1]  # inspect's "/target:/name/alias" form
+    if not target or (sep and not alias):
+        raise InvalidArgument(f"invalid link {text!r}: use CONTAINER[:ALIAS]")
+    return target, alias or target

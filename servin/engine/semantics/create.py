@@ -46,6 +46,12 @@ def _strings(value: Any, key: str) -> list[str]:
     raise InvalidArgument(f"invalid {key}: expected a string or a list of strings")
 
 
+def string_list(value: Any, key: str) -> list[str]:
+    """docker's StrSlice (null, a string or a list of strings) as a list; ``key`` names it
+    in the error."""
+    return _strings(value, key)
+
+
 def _map(value: Any, key: str) -> dict[str, str]:
     if value is None:
         return {}
@@ -179,7 +185,8 @@ def _mount(m: Body) -> Mount:
                  driver=driver)
 
 
-def _resources(host: Body) -> Resources:
+def resources(host: Body) -> Resources:
+    """docker's HostConfig resource keys (also an update body's) as the model's."""
     swappiness = host.get("MemorySwappiness")
     if swappiness not in (None, -1):
         raise InvalidArgument("MemorySwappiness is not supported by Servin")
@@ -197,7 +204,7 @@ def _resources(host: Body) -> Resources:
 def host_config(host: Body, config: Body | None = None) -> HostConfig:
     """docker's ``HostConfig`` as the model's (``config``'s ``Volumes`` become anonymous
     volumes where no bind or mount takes the path)."""
-    for key in ("Links", "VolumeDriver", "StorageOpt", "DeviceRequests",
+    for key in ("VolumeDriver", "StorageOpt", "DeviceRequests",
                 "CpuRealtimePeriod", "CpuRealtimeRuntime", "CpuCount", "CpuPercent",
                 "IOMaximumIOps", "IOMaximumBandwidth", "KernelMemoryTCP", "BlkioWeightDevice",
                 "BlkioDeviceReadBps", "BlkioDeviceWriteBps", "BlkioDeviceReadIOps",
@@ -223,6 +230,7 @@ def host_config(host: Body, config: Body | None = None) -> HostConfig:
         binds=binds,
         mounts=mounts,
         volumes_from=_strings(host.get("VolumesFrom"), "VolumesFrom"),
+        links=_strings(host.get("Links"), "Links"),
         network_mode=_str(host, "NetworkMode"),
         port_bindings=_port_bindings(host.get("PortBindings")),
         publish_all_ports=_bool(host, "PublishAllPorts"),
@@ -258,7 +266,7 @@ def host_config(host: Body, config: Body | None = None) -> HostConfig:
         cgroupns_mode=_str(host, "CgroupnsMode"),
         group_add=_strings(host.get("GroupAdd"), "GroupAdd"),
         annotations=_map(host.get("Annotations"), "Annotations"),
-        resources=_resources(host),
+        resources=resources(host),
     )
 
 
@@ -277,8 +285,6 @@ def networking_config(body: Body) -> NetworkingConfig:
     for name, ep in (body.get("EndpointsConfig") or {}).items():
         ep = ep or {}
         ipam = ep.get("IPAMConfig") or {}
-        if ep.get("Links"):
-            raise InvalidArgument("links are not supported by Servin")
         endpoints[name] = EndpointConfig(aliases=_strings(ep.get("Aliases"), "Aliases"),
                                          ipv4_address=str(ipam.get("IPv4Address") or ""),
                                          mac_address=_str(ep, "MacAddress"))
@@ -292,6 +298,11 @@ def from_docker(name: str, body: Body) -> CreateRequest:
         raise InvalidArgument("the create body must be a JSON object")
     host = body.get("HostConfig") or {}
     networking = networking_config(body.get("NetworkingConfig") or {})
+    if "default" in networking.endpoints and _str(host, "NetworkMode") in ("", "default"):
+        # The docker CLI names the default network "default": dockerd's bridge.
+        endpoints = dict(networking.endpoints)
+        endpoints.setdefault("bridge", endpoints.pop("default"))
+        networking = NetworkingConfig(endpoints=endpoints)
     mac = _str(body, "MacAddress")  # API < 1.44 sent it in Config: the primary network's
     if mac:
         net = _str(host, "NetworkMode") or "bridge"
@@ -299,9 +310,17 @@ def from_docker(name: str, body: Body) -> CreateRequest:
         if ep.mac_address and ep.mac_address != mac:
             raise InvalidArgument("conflicting MacAddress in Config and EndpointsConfig")
         networking.endpoints[net] = msgspec.structs.replace(ep, mac_address=mac)
+    hc = host_config(host, body)
+    # An endpoint's links are the container's (docker keeps them per network; here they
+    # name containers on whichever user network the container shares with them).
+    endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
+    endpoint_links = [link for ep in endpoints.values() if isinstance(ep, Mapping)
+                      for link in _strings(ep.get("Links"), "Links")]
+    if endpoint_links:
+        hc = msgspec.structs.replace(hc, links=[*hc.links, *endpoint_links])
     return CreateRequest(
         name=name,
         config=container_config(body),
-        host_config=host_config(host, body),
+        host_config=hc,
         networking=networking,
     )

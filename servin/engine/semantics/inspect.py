@@ -115,6 +115,12 @@ def _host_mount(m: Mount) -> dict[str, Any]:
     return out
 
 
+def _link(name: str, link: str) -> str:
+    """A link as docker's inspect shows it: ``/target:/name/alias``."""
+    target, _, alias = link.lstrip("/").partition(":")
+    return f"/{target}:/{name}/{alias.rsplit('/', 1)[-1] or target}"
+
+
 def _state(c: Container) -> dict[str, Any]:
     s = c.state
     out: dict[str, Any] = {
@@ -169,7 +175,7 @@ def _host_config(c: Container) -> dict[str, Any]:
         "GroupAdd": _or_none(list(h.group_add)),
         "IpcMode": h.ipc_mode or "private",
         "Cgroup": "",
-        "Links": None,
+        "Links": _or_none([_link(c.name, link) for link in h.links]),
         "OomScoreAdj": r.oom_score_adj,
         "PidMode": h.pid_mode,
         "Privileged": h.privileged,

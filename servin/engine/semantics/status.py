@@ -31,5 +31,9 @@ def status_text(c: Container, now: float | None = None) -> str:
 
 
 def command_text(command: list[str]) -> str:
-    """The command as ``ps`` shows it (words joined by spaces)."""
-    return " ".join(command)
+    """The command as ``ps`` shows it: dockerd's, the program then its arguments joined by
+    spaces, an argument containing a space in single quotes."""
+    if not command:
+        return ""
+    args = [f"'{a}'" if " " in a else a for a in command[1:]]
+    return " ".join([command[0], *args])

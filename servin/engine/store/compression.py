@@ -107,7 +107,7 @@ class GzipStream(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # bytes-like
         """Fill ``buffer`` with the next uncompressed bytes (0 at the end)."""
         while not self._output:
             if self._eof:

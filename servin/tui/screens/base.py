@@ -3,17 +3,30 @@ status line, the footer of keys, and the hook through which the app hands it fre
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
+from textual.dom import DOMNode
 from textual.screen import Screen
 from textual.widgets import Static
+from textual.worker import Worker
 
 from servin.tui.chrome import ServinFooter, ServinHeader
 
 if TYPE_CHECKING:
     from servin.tui.app import ServinApp
     from servin.tui.source import Source, State
+
+
+def run_factory(
+    node: DOMNode, factory: Callable[[], Coroutine[Any, Any, None]], group: str
+) -> Worker[None]:
+    """Run ``factory()`` in a worker of ``node``. A factory rather than a coroutine: a worker
+    cancelled before it starts leaves no never-awaited coroutine behind."""
+    # The annotation settles textual's WorkType union for mypy (a factory of coroutines).
+    worker: Worker[None] = node.run_worker(factory, group=group)
+    return worker
 
 
 class BaseScreen(Screen[None]):
@@ -35,7 +48,7 @@ class BaseScreen(Screen[None]):
     @property
     def servin(self) -> ServinApp:
         """The app, typed."""
-        return self.app  # type: ignore[return-value]
+        return self.app  # type: ignore[return-value]  # textual says App; it is ServinApp
 
     @property
     def source(self) -> Source:

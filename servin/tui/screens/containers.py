@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -26,6 +27,10 @@ from servin.tui.query import SORT_KEYS, ContainerQuery, select, sort_column
 from servin.tui.screens.base import BaseScreen
 from servin.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from servin.tui.table import Column, KeyedTable
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.containers_pb2 import ContainerSummary
+    from servin.tui.source import DaemonClient
 
 # Widths and priorities (0 always shown; higher numbers dropped first on narrow terminals):
 # at 80 columns the essentials, at 160 every column whole with room for names and ports.
@@ -244,14 +249,13 @@ class ContainersScreen(BaseScreen):
         c = self.state.containers.get(cid)
         if c is None:
             return {}
-        s = self.state.stats.get(cid)
+        s = self.state.stats.get(cid) if c.state == "running" else None  # live figures
         uptime = ""
         if c.state in ("running", "paused") and c.started_at.seconds:
             uptime = fmt.short_duration(self.source.clock() - fmt.ts_seconds(c.started_at))
-        live = s is not None and c.state == "running"
         cpu_spark = max(2, self.table.width_of("cpu") - 6)
         mem_spark = max(2, self.table.width_of("mem") - 8)
-        hist = self.state.history.get(cid) if live else None
+        hist = self.state.history.get(cid) if s is not None else None
         cpu_series = hist.tail("cpu", cpu_spark) if hist is not None else []
         mem_series = hist.tail("mem", mem_spark) if hist is not None else []
         info = self.state.info
@@ -267,14 +271,14 @@ class ContainersScreen(BaseScreen):
             cid in self.selected,
             uptime,
             stopping,
-            (s.cpu_percent, s.memory_usage, s.memory_limit, host_total) if live else None,
+            (s.cpu_percent, s.memory_usage, s.memory_limit, host_total) if s is not None else None,
             cpu_series,
             mem_series,
         )
         kept = self._made.get(cid)
         if kept is not None and kept[0] == made_of:
             return kept[1]
-        if live:
+        if s is not None:
             top = fmt.memory_top(s.memory_limit, host_total, mem_series)
             cpu = Text(f"{s.cpu_percent:5.1f} ")
             cpu.append(fmt.sparkline(cpu_series, cpu_spark, 100.0), "green")
@@ -336,7 +340,7 @@ class ContainersScreen(BaseScreen):
     def _cursor_id(self) -> str | None:
         return self.table.cursor_key
 
-    def targets(self) -> list[Any]:
+    def targets(self) -> list[ContainerSummary]:
         """The selected containers, or the one under the cursor."""
         ids = [i for i in self.table.order if i in self.selected]
         if not ids:
@@ -487,28 +491,28 @@ class ContainersScreen(BaseScreen):
             self.servin.exec_shell(cid)
 
     def action_start(self) -> None:
-        self.run_action("start")
+        self.container_action("start")
 
     def action_stop(self) -> None:
-        self.run_action("stop")
+        self.container_action("stop")
 
     def action_restart(self) -> None:
-        self.run_action("restart")
+        self.container_action("restart")
 
     def action_kill(self) -> None:
-        self.run_action("kill")
+        self.container_action("kill")
 
     def action_remove(self) -> None:
-        self.run_action("remove")
+        self.container_action("remove")
 
     def action_pause_toggle(self) -> None:
         targets = self.targets()
         if targets and all(c.state == "paused" for c in targets):
-            self.run_action("unpause")
+            self.container_action("unpause")
         else:
-            self.run_action("pause")
+            self.container_action("pause")
 
-    def run_action(self, action: str) -> None:
+    def container_action(self, action: str) -> None:
         """Run an action on the targets, after confirming when it is destructive."""
         targets = self.targets()
         if not targets:
@@ -526,24 +530,33 @@ class ContainersScreen(BaseScreen):
         else:
             go()
 
-    async def _bulk(self, method: str, verb: str, targets: list[Any]) -> None:
-        from servin.api.servin.v1 import containers_pb2
+    async def _bulk(self, method: str, verb: str, targets: list[ContainerSummary]) -> None:
+        from servin.api.servin.v1 import containers_pb2 as pb
 
-        def request(c: Any) -> Any:
+        def request(cl: DaemonClient, cid: str) -> Awaitable[object]:
+            """The action's call for one container (generous timeout: stops wait)."""
+            api, t = cl.containers, 600
+            if method == "Start":
+                return api.Start(pb.StartContainerRequest(id=cid), timeout=t)
             if method == "Stop":
-                return containers_pb2.StopContainerRequest(id=c.id, timeout=-1)
+                return api.Stop(pb.StopContainerRequest(id=cid, timeout=-1), timeout=t)
             if method == "Restart":
-                return containers_pb2.RestartContainerRequest(id=c.id, timeout=-1)
+                return api.Restart(pb.RestartContainerRequest(id=cid, timeout=-1), timeout=t)
+            if method == "Kill":
+                return api.Kill(pb.KillContainerRequest(id=cid), timeout=t)
             if method == "Remove":
-                return containers_pb2.RemoveContainerRequest(id=c.id, force=True)
-            cls = getattr(containers_pb2, f"{method}ContainerRequest")
-            return cls(id=c.id)
+                return api.Remove(pb.RemoveContainerRequest(id=cid, force=True), timeout=t)
+            if method == "Pause":
+                return api.Pause(pb.PauseContainerRequest(id=cid), timeout=t)
+            if method == "Unpause":
+                return api.Unpause(pb.UnpauseContainerRequest(id=cid), timeout=t)
+            raise ValueError(f"no container action {method!r}")
 
-        async def one(c: Any) -> tuple[str, Any]:
+        async def one(c: ContainerSummary) -> tuple[str, ServinError | None]:
             if method in ("Stop", "Restart") and c.state == "running":
                 await self._count_down(c)
             try:
-                await self.source.call("containers", method, request(c), timeout=600)
+                await self.source.call(lambda cl: request(cl, c.id))
             except ServinError as exc:
                 return c.name, exc
             finally:
@@ -558,14 +571,14 @@ class ContainersScreen(BaseScreen):
 
     # ---- stop progress -----------------------------------------------------------------
 
-    async def _count_down(self, c: Any) -> None:
+    async def _count_down(self, c: ContainerSummary) -> None:
         """Show "stopping (SIGKILL in Ns)" on the row until the stop returns."""
         from servin.api.servin.v1 import containers_pb2
 
         timeout = DEFAULT_STOP_TIMEOUT
         try:
             detail = await self.source.call(
-                "containers", "Inspect", containers_pb2.InspectContainerRequest(id=c.id)
+                lambda cl: cl.containers.Inspect(containers_pb2.InspectContainerRequest(id=c.id))
             )
             if detail.spec.stop_timeout >= 0:
                 timeout = detail.spec.stop_timeout

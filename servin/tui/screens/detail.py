@@ -3,7 +3,7 @@ recent events. Graphs come from the shared stats stream (no extra subscription).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.json_format import MessageToDict
 from textual.app import ComposeResult
@@ -15,6 +15,9 @@ from servin.errors import ServinError
 from servin.tui import format as fmt
 from servin.tui.graph import Graph
 from servin.tui.screens.base import BaseScreen
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.containers_pb2 import ContainerDetail, ContainerSummary
 
 GRAPHS = [
     ("cpu", "CPU %"),
@@ -59,11 +62,11 @@ class ContainerDetailScreen(BaseScreen):
     def __init__(self, container_id: str) -> None:
         super().__init__()
         self.container_id = container_id
-        self.detail: Any = None
+        self.detail: ContainerDetail | None = None
         self.pod_name = ""  # the pod the container belongs to ("" for none)
 
     @property
-    def crumb(self) -> str:  # type: ignore[override]
+    def crumb(self) -> str:  # type: ignore[override]  # the base's attribute, computed here
         c = self.state.containers.get(self.container_id)
         if c is not None:
             return str(c.name)
@@ -104,33 +107,33 @@ class ContainerDetailScreen(BaseScreen):
         from servin.api.servin.v1 import containers_pb2
 
         try:
-            self.detail = await self.source.call(
-                "containers",
-                "Inspect",
-                containers_pb2.InspectContainerRequest(id=self.container_id),
+            detail = await self.source.call(
+                lambda cl: cl.containers.Inspect(
+                    containers_pb2.InspectContainerRequest(id=self.container_id)
+                )
             )
         except ServinError as exc:
             self.set_status(f"inspect failed: {exc}")
             return
-        await self._load_pod()
-        self._fill()
+        self.detail = detail
+        await self._load_pod(detail.pod_id)
+        self._fill(detail)
         await self._load_top()
 
-    async def _load_pod(self) -> None:
+    async def _load_pod(self, pod_id: str) -> None:
         from servin.api.servin.v1 import pods_pb2
 
-        pod_id = self.detail.pod_id
         if not pod_id:
             self.pod_name = ""
             return
         try:
-            pod = await self.source.call("pods", "Inspect", pods_pb2.PodRequest(id=pod_id))
+            request = pods_pb2.PodRequest(id=pod_id)
+            pod = await self.source.call(lambda cl: cl.pods.Inspect(request))
             self.pod_name = str(pod.name)
         except ServinError:
             self.pod_name = fmt.short_id(pod_id)  # removed meanwhile, or an older daemon
 
-    def _fill(self) -> None:
-        d = self.detail
+    def _fill(self, d: ContainerDetail) -> None:
         tree: Tree[Any] = self.query_one("#tree", Tree)
         tree.clear()
         tree.root.label = f"{d.name} ({fmt.short_id(d.id)})"
@@ -157,7 +160,7 @@ class ContainerDetailScreen(BaseScreen):
             return
         try:
             top = await self.source.call(
-                "containers", "Top", containers_pb2.TopRequest(id=self.container_id)
+                lambda cl: cl.containers.Top(containers_pb2.TopRequest(id=self.container_id))
             )
         except ServinError as exc:
             note.update(f"Processes unavailable: {exc}")
@@ -177,10 +180,10 @@ class ContainerDetailScreen(BaseScreen):
         if "events" in kinds:
             self._update_events()
 
-    def _update_live(self, c: Any) -> None:
+    def _update_live(self, c: ContainerSummary | None) -> None:
         s = self.state.stats.get(self.container_id)
         hist = self.state.history.get(self.container_id)
-        name = c.name if c is not None else self.detail.name
+        name = c.name if c is not None else self.detail.name if self.detail else ""
         lines = [f"{name}  {fmt.short_id(self.container_id)}  {c.state if c else 'removed'}"]
         if c is not None:
             lines.append(f"image {c.image}   command {c.command}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,6 +11,9 @@ from textual.widgets import DataTable
 from servin.tui import format as fmt
 from servin.tui.screens.base import BaseScreen
 from servin.tui.screens.dialogs import PromptScreen
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.system_pb2 import Event
 
 
 class EventsScreen(BaseScreen):
@@ -39,7 +42,7 @@ class EventsScreen(BaseScreen):
     def on_mount(self) -> None:
         self.query_one(DataTable).focus()
 
-    def _matches(self, e: Any) -> bool:
+    def _matches(self, e: Event) -> bool:
         if not self.filter_text:
             return True
         hay = f"{e.type} {e.action} {e.id} " + " ".join(f"{k}={v}" for k, v in e.attributes.items())

@@ -3,7 +3,7 @@ remove and prune."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.json_format import MessageToDict
 from textual.app import ComposeResult
@@ -16,13 +16,17 @@ from servin.tui.screens.base import BaseScreen
 from servin.tui.screens.detail import fill_tree
 from servin.tui.screens.dialogs import ConfirmScreen, PromptScreen
 
+if TYPE_CHECKING:
+    from servin.api.servin.v1.common_pb2 import Progress
+    from servin.api.servin.v1.images_pb2 import ImageProgress, ImageSummary
 
-def image_name(img: Any) -> str:
+
+def image_name(img: ImageSummary) -> str:
     """The first tag in its familiar form (``busybox:1.36``), or ``<none>``."""
     return image_tags(img)[0]
 
 
-def image_tags(img: Any) -> list[str]:
+def image_tags(img: ImageSummary) -> list[str]:
     """Every tag in its familiar form, as ``images`` lists them; ``["<none>"]`` untagged."""
     from servin.reference import familiar
 
@@ -70,7 +74,7 @@ class ImagesScreen(BaseScreen):
         if kinds & {"images", "connection", "containers"}:
             self.refresh_table()
 
-    def visible(self) -> list[tuple[str, Any]]:
+    def visible_items(self) -> list[tuple[str, ImageSummary]]:
         """(tag, image) rows passing the filter: one per tag, as ``servin images`` lists
         them (``name=web`` or plain words match the tag and the ID)."""
         terms = [
@@ -89,7 +93,7 @@ class ImagesScreen(BaseScreen):
     def refresh_table(self) -> None:
         """Rebuild the rows; the cursor stays on its row (image and tag)."""
         table: DataTable[Any] = self.query_one(DataTable)
-        rows = self.visible()
+        rows = self.visible_items()
         order = [f"{img.id}|{tag}" for tag, img in rows]
         used: dict[str, int] = {}
         for c in self.state.containers.values():
@@ -124,7 +128,7 @@ class ImagesScreen(BaseScreen):
         except Exception:
             return None
 
-    def current_row(self) -> tuple[str, Any] | None:
+    def current_row(self) -> tuple[str, ImageSummary] | None:
         """The (tag, image) under the cursor."""
         key = self._cursor_key()
         if key is None:
@@ -133,7 +137,7 @@ class ImagesScreen(BaseScreen):
         img = next((i for i in self.state.images if i.id == ident), None)
         return (tag, img) if img is not None else None
 
-    def current_image(self) -> Any:
+    def current_image(self) -> ImageSummary | None:
         """The image under the cursor."""
         row = self.current_row()
         return row[1] if row is not None else None
@@ -185,7 +189,7 @@ class ImagesScreen(BaseScreen):
 
         try:
             await self.source.call(
-                "images", "Remove", images_pb2.RemoveImageRequest(reference=reference)
+                lambda cl: cl.images.Remove(images_pb2.RemoveImageRequest(reference=reference))
             )
         except ServinError as exc:
             self.notify(f"{name}: {fmt.error_text(exc)}", severity="error", timeout=8)
@@ -218,7 +222,7 @@ class ImagesScreen(BaseScreen):
 
         try:
             reply = await self.source.call(
-                "images", "Prune", images_pb2.PruneImagesRequest(), timeout=300
+                lambda cl: cl.images.Prune(images_pb2.PruneImagesRequest(), timeout=300)
             )
         except ServinError as exc:
             self.notify(f"prune: {fmt.error_text(exc)}", severity="error", timeout=8)
@@ -244,7 +248,7 @@ class PullScreen(BaseScreen):
         super().__init__()
         self.reference = reference
         self.crumb = f"pull {reference}"
-        self.pulled_layers: dict[str, Any] = {}  # id -> the last Progress
+        self.pulled_layers: dict[str, Progress] = {}  # id -> the last Progress
         self.lines: list[str] = []  # status lines, in order
         self.result = ""
         self.error = ""
@@ -270,9 +274,8 @@ class PullScreen(BaseScreen):
         from servin.api.servin.v1 import images_pb2
 
         try:
-            stream = self.source.stream(
-                "images", "Pull", images_pb2.PullImageRequest(reference=self.reference)
-            )
+            request = images_pb2.PullImageRequest(reference=self.reference)
+            stream = self.source.stream(lambda cl: cl.images.Pull(request))
             async for msg in stream:
                 self.apply(msg)
         except ServinError as exc:
@@ -281,7 +284,7 @@ class PullScreen(BaseScreen):
         self.source.request_refresh(images=True)
         self._redraw()
 
-    def apply(self, msg: Any) -> None:
+    def apply(self, msg: ImageProgress) -> None:
         """Take one ImageProgress message into the model (drawn by the next tick)."""
         p = msg.progress
         if p.id:
@@ -334,7 +337,7 @@ def _ago(now: float, then: float) -> str:
     return f"{fmt.short_duration(now - then)} ago" if then else "-"
 
 
-def _bytes(p: Any) -> str:
+def _bytes(p: Progress) -> str:
     if p.total:
         return f"{fmt.size(p.current)} / {fmt.size(p.total)}"
     return fmt.size(p.current) if p.current else ""
@@ -348,13 +351,13 @@ class ImageDetailScreen(BaseScreen):
     def __init__(self, image_id: str, name: str) -> None:
         super().__init__()
         self.image_id = image_id
-        self.name = name
+        self.image_name = name
         self.crumb = name
 
     def compose_body(self) -> ComposeResult:
         with TabbedContent():
             with TabPane("Inspect", id="inspect"):
-                yield Tree(self.name, id="tree")
+                yield Tree(self.image_name, id="tree")
             with TabPane("History", id="history"):
                 yield DataTable(id="history-table", cursor_type="row")
 
@@ -369,13 +372,17 @@ class ImageDetailScreen(BaseScreen):
 
         try:
             detail = await self.source.call(
-                "images", "Inspect", images_pb2.InspectImageRequest(reference=self.image_id)
+                lambda cl: cl.images.Inspect(
+                    images_pb2.InspectImageRequest(reference=self.image_id)
+                )
             )
             history = await self.source.call(
-                "images", "History", images_pb2.ImageHistoryRequest(reference=self.image_id)
+                lambda cl: cl.images.History(
+                    images_pb2.ImageHistoryRequest(reference=self.image_id)
+                )
             )
         except ServinError as exc:
-            self.set_status(f"{self.name}: {exc}")
+            self.set_status(f"{self.image_name}: {exc}")
             return
         tree: Tree[Any] = self.query_one("#tree", Tree)
         data = MessageToDict(detail, preserving_proto_field_name=True)
@@ -390,4 +397,4 @@ class ImageDetailScreen(BaseScreen):
                 fmt.size(h.size) if not h.empty_layer else "0B",
                 h.comment,
             )
-        self.set_status(f"image {self.name} {fmt.short_id(self.image_id)}")
+        self.set_status(f"image {self.image_name} {fmt.short_id(self.image_id)}")

@@ -19,7 +19,7 @@ from textual.widgets import Static
 from servin.client.logs import entries as log_entries
 from servin.errors import ServinError
 from servin.tui.logview import LogLine, LogView, compile_pattern, lines_from_entries
-from servin.tui.screens.base import BaseScreen
+from servin.tui.screens.base import BaseScreen, run_factory
 from servin.tui.screens.dialogs import PromptScreen
 
 # (label, seconds back; None = the last TAIL lines, 0 = everything)
@@ -67,7 +67,7 @@ class LogsScreen(BaseScreen):
         self.set_containers(containers)
 
     @property
-    def crumb(self) -> str:  # type: ignore[override]
+    def crumb(self) -> str:  # type: ignore[override]  # the base's attribute, computed here
         if isinstance(self, MergedLogsScreen):
             return ""
         names = ", ".join(name for _, name in self.containers[:2])
@@ -103,7 +103,7 @@ class LogsScreen(BaseScreen):
         self._hold_until = time.monotonic() + (MERGE_HOLD if len(self.containers) > 1 else 0)
         for cid, _ in self.containers:
             # A factory, not a coroutine: a worker cancelled before it runs leaves nothing behind.
-            self.run_worker(partial(self._stream, cid), group="logs")
+            run_factory(self, partial(self._stream, cid), group="logs")
         self._update_bar()
 
     def _request(self, cid: str) -> Any:
@@ -124,7 +124,8 @@ class LogsScreen(BaseScreen):
     async def _stream(self, cid: str) -> None:
         try:
             # Entries go straight to the pending list; the timer batches them into the view.
-            async for chunk in self.source.stream("containers", "Logs", self._request(cid)):
+            request = self._request(cid)
+            async for chunk in self.source.stream(lambda cl: cl.containers.Logs(request)):
                 entries = list(log_entries(chunk, cid))
                 self._pending.extend(lines_from_entries(entries, self._tags, self._partial))
         except ServinError as exc:
@@ -291,8 +292,12 @@ class LogsScreen(BaseScreen):
         default = str(Path.cwd() / f"{name}-{stamp}.log")
         self.app.push_screen(
             PromptScreen("save the shown lines to:", default),
-            lambda path: self.run_worker(self._save(path)) if path else None,
+            self._save_to,
         )
+
+    def _save_to(self, path: str | None) -> None:
+        if path:
+            self.run_worker(self._save(path))
 
     async def _save(self, path: str) -> None:
         import asyncio

@@ -3,7 +3,8 @@ containers' figures from the shared stats stream), and the pod actions on keys."
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.binding import Binding
@@ -11,13 +12,20 @@ from textual.binding import Binding
 from servin.errors import InvalidArgument
 from servin.tui import format as fmt
 from servin.tui.screens.dialogs import ConfirmScreen
-from servin.tui.screens.resources import ResourceScreen, _pairs, parse_words
+from servin.tui.screens.resources import ACTION_TIMEOUT, Call, ResourceScreen, _pairs, parse_words
 from servin.units import parse_bytes
+
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+    from servin.api.servin.v1.common_pb2 import PortBinding
+    from servin.api.servin.v1.pods_pb2 import Pod
+    from servin.tui.source import DaemonClient
 
 CREATE_OPTIONS = ("label", "publish", "memory", "cpus", "share", "network", "hostname")
 
 
-def parse_port(text: str) -> Any:
+def parse_port(text: str) -> PortBinding:
     """``[IP:][HOST:]CONTAINER[/PROTO]`` as a servin.v1 PortBinding."""
     from servin.api.servin.v1 import common_pb2
 
@@ -78,12 +86,12 @@ class PodsScreen(ResourceScreen):
     ]
     ACTIONS: ClassVar[set[str]] = {"start", "stop", "restart", "pause_toggle", "kill"}
 
-    def request(self) -> Any:
+    def list_call(self, cl: DaemonClient) -> Awaitable[Any]:
         from servin.api.servin.v1 import pods_pb2
 
-        return pods_pb2.ListPodsRequest()
+        return cl.pods.List(pods_pb2.ListPodsRequest())
 
-    def usage(self, p: Any) -> tuple[float, int, int, bool]:
+    def usage(self, p: Pod) -> tuple[float, int, int, bool]:
         """CPU %, memory used, the pod's memory limit (0: none), and whether any member has
         figures, from the shared stats stream."""
         cpu, mem, seen = 0.0, 0, False
@@ -95,7 +103,7 @@ class PodsScreen(ResourceScreen):
                 seen = True
         return cpu, mem, p.spec.memory, seen
 
-    def row(self, p: Any) -> list[Any]:
+    def row(self, p: Pod) -> list[Any]:
         members = [c for c in p.containers if not c.infra]
         cpu, mem, limit, seen = self.usage(p)
         memory = (fmt.size(mem) + (f" / {fmt.size(limit)}" if limit else "")) if seen else "-"
@@ -126,22 +134,25 @@ class PodsScreen(ResourceScreen):
             return not self.servin.read_only
         return super().check_action(action, parameters)
 
-    def inspect_request(self, key: str) -> Any:
+    def inspect_call(self, key: str) -> Callable[[DaemonClient], Awaitable[Message]]:
         from servin.api.servin.v1 import pods_pb2
 
-        return pods_pb2.PodRequest(id=key)
+        request = pods_pb2.PodRequest(id=key)
+        return lambda cl: cl.pods.Inspect(request)
 
-    def remove_request(self, key: str) -> Any:
+    def remove_call(self, key: str) -> Call:
         from servin.api.servin.v1 import pods_pb2
 
-        return pods_pb2.RemovePodRequest(id=key, force=True)
+        request = pods_pb2.RemovePodRequest(id=key, force=True)
+        return lambda cl: cl.pods.Remove(request, timeout=ACTION_TIMEOUT)
 
-    def prune_request(self) -> Any:
+    def prune_call(self) -> Call:
         from servin.api.servin.v1 import pods_pb2
 
-        return pods_pb2.PrunePodsRequest()
+        request = pods_pb2.PrunePodsRequest()
+        return lambda cl: cl.pods.Prune(request, timeout=ACTION_TIMEOUT)
 
-    def create_request(self, line: str) -> Any:
+    def create_call(self, line: str) -> Call:
         from servin.api.servin.v1 import pods_pb2
 
         name, opts = parse_words(line)
@@ -164,26 +175,31 @@ class PodsScreen(ResourceScreen):
         if share - {"net", "ipc", "uts", "pid"}:
             raise InvalidArgument("share= takes net, ipc, uts, pid")
         spec.share_pid = "pid" in share
-        return pods_pb2.CreatePodRequest(name=name, spec=spec)
+        request = pods_pb2.CreatePodRequest(name=name, spec=spec)
+        return lambda cl: cl.pods.Create(request, timeout=ACTION_TIMEOUT)
 
     # ---- the pod actions -----------------------------------------------------------------
 
-    def _act(self, method: str, request: Any, done: str) -> None:
-        self.run_worker(self._call(method, request, done), group="actions")
+    def _act(self, method: str, call: Call, done: str) -> None:
+        self.run_worker(self._call(method, call, done), group="actions")
 
     def action_start(self) -> None:
         from servin.api.servin.v1 import pods_pb2
 
         p = self.current()
         if p is not None:
-            self._act("Start", pods_pb2.PodRequest(id=p.id), f"started {p.name}")
+            request = pods_pb2.PodRequest(id=p.id)
+            self._act("Start", lambda cl: cl.pods.Start(request, timeout=ACTION_TIMEOUT),
+                      f"started {p.name}")
 
     def action_restart(self) -> None:
         from servin.api.servin.v1 import pods_pb2
 
         p = self.current()
         if p is not None:
-            self._act("Restart", pods_pb2.StopPodRequest(id=p.id), f"restarted {p.name}")
+            request = pods_pb2.StopPodRequest(id=p.id)
+            self._act("Restart", lambda cl: cl.pods.Restart(request, timeout=ACTION_TIMEOUT),
+                      f"restarted {p.name}")
 
     def action_pause_toggle(self) -> None:
         from servin.api.servin.v1 import pods_pb2
@@ -191,17 +207,20 @@ class PodsScreen(ResourceScreen):
         p = self.current()
         if p is None:
             return
+        request = pods_pb2.PodRequest(id=p.id)
         if p.state == "Paused":
-            self._act("Unpause", pods_pb2.PodRequest(id=p.id), f"unpaused {p.name}")
+            self._act("Unpause", lambda cl: cl.pods.Unpause(request, timeout=ACTION_TIMEOUT),
+                      f"unpaused {p.name}")
         else:
-            self._act("Pause", pods_pb2.PodRequest(id=p.id), f"paused {p.name}")
+            self._act("Pause", lambda cl: cl.pods.Pause(request, timeout=ACTION_TIMEOUT),
+                      f"paused {p.name}")
 
-    def _confirmed(self, question: str, method: str, request: Any, done: str) -> None:
+    def _confirmed(self, question: str, method: str, call: Call, done: str) -> None:
         p = self.current()
 
         def go(yes: bool | None) -> None:
             if yes:
-                self._act(method, request, done)
+                self._act(method, call, done)
 
         self.app.push_screen(ConfirmScreen(question, p.id if p is not None else ""), go)
 
@@ -210,7 +229,9 @@ class PodsScreen(ResourceScreen):
 
         p = self.current()
         if p is not None:
-            self._confirmed(f"Stop pod {p.name}?", "Stop", pods_pb2.StopPodRequest(id=p.id),
+            request = pods_pb2.StopPodRequest(id=p.id)
+            self._confirmed(f"Stop pod {p.name}?", "Stop",
+                            lambda cl: cl.pods.Stop(request, timeout=ACTION_TIMEOUT),
                             f"stopped {p.name}")
 
     def action_kill(self) -> None:
@@ -218,8 +239,10 @@ class PodsScreen(ResourceScreen):
 
         p = self.current()
         if p is not None:
+            request = pods_pb2.KillPodRequest(id=p.id)
             self._confirmed(f"Kill every container of pod {p.name}?", "Kill",
-                            pods_pb2.KillPodRequest(id=p.id), f"killed {p.name}")
+                            lambda cl: cl.pods.Kill(request, timeout=ACTION_TIMEOUT),
+                            f"killed {p.name}")
 
     def prune_text(self, reply: Any) -> str:
         return f"pruned {len(reply.deleted)} pods"

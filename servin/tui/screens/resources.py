@@ -8,7 +8,8 @@ does not implement a call gets a calm "not supported by this daemon", never a cr
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from google.protobuf.json_format import MessageToDict
 from textual.app import ComposeResult
@@ -21,7 +22,16 @@ from servin.tui.screens.base import BaseScreen
 from servin.tui.screens.detail import fill_tree
 from servin.tui.screens.dialogs import ConfirmScreen, PromptScreen
 
+if TYPE_CHECKING:
+    from google.protobuf.message import Message
+
+    from servin.tui.source import DaemonClient
+
+# One call to the daemon, made with the live client when it runs (Source.call).
+Call = Callable[["DaemonClient"], Awaitable[Any]]
+
 MUTATING = {"create", "remove", "prune"}
+ACTION_TIMEOUT = 120  # seconds for a create, remove or prune
 WIDE = 140
 
 
@@ -62,9 +72,9 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
 
 
 class ResourceScreen(BaseScreen):
-    """A list of one kind of object, fetched with ``service.List``."""
+    """A list of one kind of object, fetched with its service's ``List``."""
 
-    SERVICE: ClassVar[str] = ""
+    SERVICE: ClassVar[str] = ""  # the servin.v1 service, as messages name it
     KIND: ClassVar[str] = ""  # the event type that means "reload" (volume, network, pod)
     TITLE_TEXT: ClassVar[str] = ""
     # header, width at 80 columns, width from WIDE columns on, the narrowest terminal showing it
@@ -132,8 +142,8 @@ class ResourceScreen(BaseScreen):
 
     # ---- what subclasses say -------------------------------------------------------------
 
-    def request(self) -> Any:
-        """The List request."""
+    def list_call(self, cl: DaemonClient) -> Awaitable[Any]:
+        """The List call (its reply holds the items in ``FIELD``)."""
         raise NotImplementedError
 
     def row(self, item: Any) -> list[Any]:
@@ -148,31 +158,31 @@ class ResourceScreen(BaseScreen):
         """How an item is named to the user."""
         return str(item.name)
 
-    def inspect_request(self, key: str) -> Any:
-        """The Inspect request for an item."""
+    def inspect_call(self, key: str) -> Callable[[DaemonClient], Awaitable[Message]]:
+        """The Inspect call for an item."""
         raise NotImplementedError
 
-    def remove_request(self, key: str) -> Any:
-        """The Remove request for an item."""
+    def remove_call(self, key: str) -> Call:
+        """The Remove call for an item."""
         raise NotImplementedError
 
-    def prune_request(self) -> Any:
-        """The Prune request."""
+    def prune_call(self) -> Call:
+        """The Prune call."""
         raise NotImplementedError
 
     def prune_text(self, reply: Any) -> str:
         """One line saying what a prune did."""
         return f"pruned {len(reply.deleted)} {self.TITLE_TEXT.lower()}"
 
-    def create_request(self, line: str) -> Any:
-        """The Create request from the create prompt's line (InvalidArgument when bad)."""
+    def create_call(self, line: str) -> Call:
+        """The Create call from the create prompt's line (InvalidArgument when bad)."""
         raise NotImplementedError
 
     # ---- the list ------------------------------------------------------------------------
 
     async def _load(self) -> None:
         try:
-            reply = await self.source.call(self.SERVICE, "List", self.request())
+            reply = await self.source.call(self.list_call)
         except ServinError as exc:
             self.error = fmt.error_text(exc)
             self.items = []
@@ -182,7 +192,7 @@ class ResourceScreen(BaseScreen):
         self.items = list(getattr(reply, self.FIELD))
         self._show()
 
-    def visible(self) -> list[Any]:
+    def visible_items(self) -> list[Any]:
         """Items whose cells contain every word of the filter."""
         words = self.filter_text.lower().split()
         out = []
@@ -197,7 +207,7 @@ class ResourceScreen(BaseScreen):
         table: DataTable[Any] = self.query_one(DataTable)
         current = self._cursor_key()
         table.clear()
-        items = self.visible()
+        items = self.visible_items()
         self._keys = [self.key(i) for i in items]
         for item, key in zip(items, self._keys, strict=True):
             table.add_row(*self.cells(item), key=key)
@@ -258,7 +268,7 @@ class ResourceScreen(BaseScreen):
         if item is not None:
             key = self.key(item)
             self.app.push_screen(
-                InspectScreen(self.SERVICE, self.inspect_request(key), self.label(item))
+                InspectScreen(self.SERVICE, self.inspect_call(key), self.label(item))
             )
 
     def action_create(self) -> None:
@@ -266,11 +276,11 @@ class ResourceScreen(BaseScreen):
             if not line:
                 return
             try:
-                request = self.create_request(line)
+                call = self.create_call(line)
             except ServinError as exc:
                 self.notify(str(exc), severity="error", timeout=8)
                 return
-            self.run_worker(self._call("Create", request, "created"), group="actions")
+            self.run_worker(self._call("Create", call, "created"), group="actions")
 
         self.app.push_screen(PromptScreen(self.CREATE_HINT, placeholder="name key=value ..."), done)
 
@@ -279,11 +289,11 @@ class ResourceScreen(BaseScreen):
         if item is None:
             return
         label = self.label(item)
-        request = self.remove_request(self.key(item))
+        call = self.remove_call(self.key(item))
 
         def go(yes: bool | None) -> None:
             if yes:
-                self.run_worker(self._call("Remove", request, f"removed {label}"), group="actions")
+                self.run_worker(self._call("Remove", call, f"removed {label}"), group="actions")
 
         kind = self.TITLE_TEXT.lower().removesuffix("s")
         self.app.push_screen(ConfirmScreen(f"Remove {kind} {label}?", self.key(item)), go)
@@ -291,7 +301,7 @@ class ResourceScreen(BaseScreen):
     def action_prune(self) -> None:
         def go(yes: bool | None) -> None:
             if yes:
-                self.run_worker(self._call("Prune", self.prune_request(), ""), group="actions")
+                self.run_worker(self._call("Prune", self.prune_call(), ""), group="actions")
 
         self.app.push_screen(
             ConfirmScreen(f"Prune {self.TITLE_TEXT.lower()}?", self.PRUNE_DETAIL), go
@@ -299,9 +309,10 @@ class ResourceScreen(BaseScreen):
 
     PRUNE_DETAIL: ClassVar[str] = ""
 
-    async def _call(self, method: str, request: Any, done: str) -> None:
+    async def _call(self, method: str, call: Call, done: str) -> None:
+        """Run an action's call; ``method`` (Create, Remove, Prune) says how to report it."""
         try:
-            reply = await self.source.call(self.SERVICE, method, request, timeout=120)
+            reply = await self.source.call(call)
         except ServinError as exc:
             self.notify(f"{method.lower()}: {fmt.error_text(exc)}", severity="error", timeout=8)
             return
@@ -321,10 +332,12 @@ class InspectScreen(BaseScreen):
         Binding("y", "copy", "Copy name", id="inspect.copy"),
     ]
 
-    def __init__(self, service: str, request: Any, label: str) -> None:
+    def __init__(
+        self, service: str, call: Callable[[DaemonClient], Awaitable[Message]], label: str
+    ) -> None:
         super().__init__()
         self.service = service
-        self.request = request
+        self.call = call
         self.label = label
         self.crumb = label
 
@@ -337,7 +350,7 @@ class InspectScreen(BaseScreen):
 
     async def _load(self) -> None:
         try:
-            reply = await self.source.call(self.service, "Inspect", self.request)
+            reply = await self.source.call(self.call)
         except ServinError as exc:
             self.set_status(f"{self.label}: {fmt.error_text(exc)}")
             return
@@ -369,10 +382,10 @@ class VolumesScreen(ResourceScreen):
     CREATE_HINT = "create volume: NAME [driver=local] [opt=type=tmpfs] [label=KEY=VALUE]"
     PRUNE_DETAIL = "Removes every volume no container uses (named ones too)."
 
-    def request(self) -> Any:
+    def list_call(self, cl: DaemonClient) -> Awaitable[Any]:
         from servin.api.servin.v1 import volumes_pb2
 
-        return volumes_pb2.ListVolumesRequest()
+        return cl.volumes.List(volumes_pb2.ListVolumesRequest())
 
     def row(self, v: Any) -> list[Any]:
         size = fmt.size(v.size) if v.size >= 0 else "?"
@@ -385,20 +398,23 @@ class VolumesScreen(ResourceScreen):
             v.mountpoint,
         ]
 
-    def inspect_request(self, key: str) -> Any:
+    def inspect_call(self, key: str) -> Callable[[DaemonClient], Awaitable[Message]]:
         from servin.api.servin.v1 import volumes_pb2
 
-        return volumes_pb2.InspectVolumeRequest(name=key)
+        request = volumes_pb2.InspectVolumeRequest(name=key)
+        return lambda cl: cl.volumes.Inspect(request)
 
-    def remove_request(self, key: str) -> Any:
+    def remove_call(self, key: str) -> Call:
         from servin.api.servin.v1 import volumes_pb2
 
-        return volumes_pb2.RemoveVolumeRequest(name=key)
+        request = volumes_pb2.RemoveVolumeRequest(name=key)
+        return lambda cl: cl.volumes.Remove(request, timeout=ACTION_TIMEOUT)
 
-    def prune_request(self) -> Any:
+    def prune_call(self) -> Call:
         from servin.api.servin.v1 import volumes_pb2
 
-        return volumes_pb2.PruneVolumesRequest(all=True)
+        request = volumes_pb2.PruneVolumesRequest(all=True)
+        return lambda cl: cl.volumes.Prune(request, timeout=ACTION_TIMEOUT)
 
     def prune_text(self, reply: Any) -> str:
         return (
@@ -406,19 +422,20 @@ class VolumesScreen(ResourceScreen):
             f"{fmt.size(reply.space_reclaimed) if reply.space_reclaimed else '0B'}"
         )
 
-    def create_request(self, line: str) -> Any:
+    def create_call(self, line: str) -> Call:
         from servin.api.servin.v1 import volumes_pb2
 
         name, opts = parse_words(line)
         unknown = set(opts) - {"driver", "opt", "label"}
         if unknown:
             raise InvalidArgument(f"unknown option {sorted(unknown)[0]!r}: driver=, opt=, label=")
-        return volumes_pb2.CreateVolumeRequest(
+        request = volumes_pb2.CreateVolumeRequest(
             name=name,
             driver=(opts.get("driver") or [""])[-1],
             options=_pairs(opts.get("opt", []), "opt"),
             labels=_pairs(opts.get("label", []), "label"),
         )
+        return lambda cl: cl.volumes.Create(request, timeout=ACTION_TIMEOUT)
 
 
 class NetworksScreen(ResourceScreen):
@@ -443,10 +460,10 @@ class NetworksScreen(ResourceScreen):
     )
     PRUNE_DETAIL = "Removes every network no container uses (the defaults stay)."
 
-    def request(self) -> Any:
+    def list_call(self, cl: DaemonClient) -> Awaitable[Any]:
         from servin.api.servin.v1 import networks_pb2
 
-        return networks_pb2.ListNetworksRequest()
+        return cl.networks.List(networks_pb2.ListNetworksRequest())
 
     def row(self, n: Any) -> list[Any]:
         subnet = ",".join(i.subnet for i in n.ipam)
@@ -463,22 +480,25 @@ class NetworksScreen(ResourceScreen):
     def key(self, item: Any) -> str:
         return str(item.id)
 
-    def inspect_request(self, key: str) -> Any:
+    def inspect_call(self, key: str) -> Callable[[DaemonClient], Awaitable[Message]]:
         from servin.api.servin.v1 import networks_pb2
 
-        return networks_pb2.InspectNetworkRequest(id=key)
+        request = networks_pb2.InspectNetworkRequest(id=key)
+        return lambda cl: cl.networks.Inspect(request)
 
-    def remove_request(self, key: str) -> Any:
+    def remove_call(self, key: str) -> Call:
         from servin.api.servin.v1 import networks_pb2
 
-        return networks_pb2.RemoveNetworkRequest(id=key)
+        request = networks_pb2.RemoveNetworkRequest(id=key)
+        return lambda cl: cl.networks.Remove(request, timeout=ACTION_TIMEOUT)
 
-    def prune_request(self) -> Any:
+    def prune_call(self) -> Call:
         from servin.api.servin.v1 import networks_pb2
 
-        return networks_pb2.PruneNetworksRequest()
+        request = networks_pb2.PruneNetworksRequest()
+        return lambda cl: cl.networks.Prune(request, timeout=ACTION_TIMEOUT)
 
-    def create_request(self, line: str) -> Any:
+    def create_call(self, line: str) -> Call:
         from servin.api.servin.v1 import networks_pb2
 
         name, opts = parse_words(line, flags=("internal",))
@@ -497,7 +517,7 @@ class NetworksScreen(ResourceScreen):
             networks_pb2.IPAMConfig(subnet=s, gateway=gateways[i] if i < len(gateways) else "")
             for i, s in enumerate(subnets)
         ]
-        return networks_pb2.CreateNetworkRequest(
+        request = networks_pb2.CreateNetworkRequest(
             name=name,
             driver=(opts.get("driver") or [""])[-1],
             ipam=ipam,
@@ -505,3 +525,4 @@ class NetworksScreen(ResourceScreen):
             labels=_pairs(opts.get("label", []), "label"),
             options=_pairs(opts.get("opt", []), "opt"),
         )
+        return lambda cl: cl.networks.Create(request, timeout=ACTION_TIMEOUT)

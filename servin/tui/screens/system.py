@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,6 +12,9 @@ from textual.widgets import DataTable, Static
 from servin.errors import ServinError
 from servin.tui import format as fmt
 from servin.tui.screens.base import BaseScreen
+
+if TYPE_CHECKING:
+    from servin.api.servin.v1.system_pb2 import InfoResponse, VersionResponse
 
 
 class SystemScreen(BaseScreen):
@@ -47,8 +50,10 @@ class SystemScreen(BaseScreen):
         from servin.api.servin.v1 import system_pb2
 
         try:
-            info = await self.source.call("system", "Info", system_pb2.InfoRequest())
-            version = await self.source.call("system", "Version", system_pb2.VersionRequest())
+            info = await self.source.call(lambda cl: cl.system.Info(system_pb2.InfoRequest()))
+            version = await self.source.call(
+                lambda cl: cl.system.Version(system_pb2.VersionRequest())
+            )
         except ServinError as exc:
             self.set_status(f"system info unavailable: {exc}")
             return
@@ -56,7 +61,9 @@ class SystemScreen(BaseScreen):
         self.query_one("#host-info", Static).update(_host_text(info))
         table: DataTable[Any] = self.query_one("#disk", DataTable)
         try:
-            du = await self.source.call("system", "DiskUsage", system_pb2.DiskUsageRequest())
+            du = await self.source.call(
+                lambda cl: cl.system.DiskUsage(system_pb2.DiskUsageRequest())
+            )
         except ServinError as exc:
             self.set_status(f"disk usage unavailable: {exc}")
             return
@@ -73,7 +80,7 @@ class SystemScreen(BaseScreen):
         self.set_status(f"daemon {info.server_version} on {info.name}")
 
 
-def _daemon_text(info: Any, version: Any) -> str:
+def _daemon_text(info: InfoResponse, version: VersionResponse) -> str:
     started = fmt.utc_stamp(fmt.ts_seconds(info.started_at))
     return "\n".join(
         [
@@ -93,7 +100,7 @@ def _daemon_text(info: Any, version: Any) -> str:
     )
 
 
-def _host_text(info: Any) -> str:
+def _host_text(info: InfoResponse) -> str:
     lines = [
         "HOST",
         f"name        {info.name}",

@@ -84,7 +84,7 @@ class BlobSource(io.RawIOBase):
             except OSError:
                 pass
 
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]  # bytes-like
         """Fill ``buffer`` with the next bytes of the blob (0 at its end)."""
         view = memoryview(buffer).cast("B")
         while True:

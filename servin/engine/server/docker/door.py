@@ -14,10 +14,15 @@ from pathlib import Path
 from servin import __version__
 from servin.engine.config import DaemonConfig
 from servin.engine.engine import CoreAPI
+from servin.engine.server.docker.build import BuildRoutes
+from servin.engine.server.docker.containers import register_container_routes
 from servin.engine.server.docker.http import HTTPServer
+from servin.engine.server.docker.images import ImageRoutes
+from servin.engine.server.docker.networks import NetworkRoutes
 from servin.engine.server.docker.router import Router
 from servin.engine.server.docker.system import SystemRoutes
 from servin.engine.server.docker.versions import API_VERSION
+from servin.engine.server.docker.volumes import VolumeRoutes
 from servin.engine.server.sockets import prepare_unix_socket, secure_unix_socket
 from servin.errors import Conflict, InvalidArgument
 
@@ -41,6 +46,11 @@ def build_router(core: CoreAPI, config: DaemonConfig) -> Router:
     """Every Docker API route this daemon serves."""
     router = Router()
     SystemRoutes(core, docker_hosts=config.effective_docker_hosts()).register(router)
+    ImageRoutes(core).register(router)
+    NetworkRoutes(core).register(router)
+    VolumeRoutes(core).register(router)
+    BuildRoutes(core).register(router)
+    register_container_routes(router, core)
     return router
 
 

@@ -128,6 +128,7 @@ class Request:
         self.method: str = event.method.decode("ascii", "replace")
         self.target: bytes = event.target
         self.http_version: bytes = event.http_version
+        # h11's Headers is a list of (name, value) pairs, typed as a Sequence
         self._headers: list[tuple[bytes, bytes]] = event.headers  # type: ignore[assignment]
         raw, _, qs = event.target.partition(b"?")
         path = raw.decode("latin-1")
@@ -247,15 +248,17 @@ class Request:
         """
         return await self._conn.start_stream(self, status, content_type, headers)
 
-    async def hijack(self, *, multiplexed: bool = False) -> Hijacked:
+    async def hijack(self, *, multiplexed: bool = False, head: bytes | None = None
+                     ) -> Hijacked:
         """Take the connection over for raw bytes both ways (attach, exec start).
 
         With ``Upgrade`` in the request (docker CLI, docker-py) the answer is ``101 UPGRADED``
         (content type multiplexed-stream when ``multiplexed`` and API >= 1.42, else
-        raw-stream); without it, older clients' ``200 OK`` with raw-stream. What remains of the
+        raw-stream); without it, older clients' ``200 OK`` with raw-stream. ``head`` replaces
+        that answer with the handler's own (a WebSocket handshake). What remains of the
         request body is read first.
         """
-        return await self._conn.hijack(self, multiplexed)
+        return await self._conn.hijack(self, multiplexed, head)
 
 
 class ResponseStream:
@@ -395,7 +398,7 @@ class _Connection:
                 except asyncio.CancelledError:
                     if not self.gone:
                         raise
-                    self.task.uncancel()  # type: ignore[union-attr]
+                    self.task.uncancel()  # type: ignore[union-attr]  # set when serving began
                     return
                 if self.hijacked or not await self._next_cycle():
                     return
@@ -588,7 +591,8 @@ class _Connection:
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
 
-    async def hijack(self, request: Request, multiplexed: bool) -> Hijacked:
+    async def hijack(self, request: Request, multiplexed: bool,
+                     own_head: bytes | None = None) -> Hijacked:
         if self.responded or self.hijacked:
             raise RuntimeError("the response has already been started")
         drained = 0
@@ -597,6 +601,12 @@ class _Connection:
             if drained > MAX_DRAIN:
                 raise InvalidArgument("request body too large for an attach")
         buffered, _ = self.h11.trailing_data
+        if own_head is not None:
+            self.writer.write(own_head)
+            self.hijacked = True
+            self.responded = True
+            return Hijacked(HijackReader(bytes(buffered), self.reader),
+                            HijackWriter(self.writer))
         if request.has_header("upgrade"):
             content_type = RAW_STREAM
             if multiplexed and version_at_least(request.api_version, "1.42"):

@@ -23,8 +23,8 @@ from servin.engine.config import DaemonConfig
 from servin.engine.engine import CoreAPI
 from servin.engine.events import Event, SubscriberTooSlow
 from servin.engine.images.platforms import host_platform
-from servin.engine.semantics.status import command_text, status_text
 from servin.engine.server.docker import params
+from servin.engine.server.docker.containers import container_summary
 from servin.engine.server.docker.http import Request, Response
 from servin.engine.server.docker.responses import dump_json, json_response
 from servin.engine.server.docker.router import ResponseAborted, Router
@@ -336,12 +336,28 @@ class SystemRoutes:
             doc["LayersSize"] = usage.layers_size
             doc["Images"] = _image_usage(usage, req)
         if "Containers" in wanted:
-            doc["Containers"] = _container_usage(usage)
+            doc["Containers"] = _container_usage(
+                usage, await asyncio.to_thread(self.core.networks.network_ids))
         if "Volumes" in wanted:
             doc["Volumes"] = _volume_usage(usage)
+        builder_size = 0
         if "BuildCache" in wanted:
-            doc["BuildCache"] = []  # no build cache yet
-        doc["BuilderSize"] = 0
+            entries = await self.core.builds.cache_entries()
+            # Nothing holds an entry once its build is done: none is in use or shared.
+            doc["BuildCache"] = [{
+                "ID": e.key.removeprefix("sha256:")[:25],
+                "Parents": None,
+                "Type": "regular",
+                "Description": e.description,
+                "InUse": False,
+                "Shared": False,
+                "Size": e.size,
+                "CreatedAt": _rfc3339(e.created_ns),
+                "LastUsedAt": _rfc3339(e.last_used_ns),
+                "UsageCount": 0,
+            } for e in entries]
+            builder_size = sum(e.size for e in entries)
+        doc["BuilderSize"] = builder_size
         return json_response(doc)
 
     # -- events --------------------------------------------------------------------------
@@ -404,31 +420,9 @@ def _image_usage(usage: DiskUsage, req: Request) -> list[Any]:
     return out
 
 
-def _container_usage(usage: DiskUsage) -> list[Any]:
-    out = []
-    for row in usage.containers:
-        c = row.container
-        out.append({
-            "Id": c.id,
-            "Names": [f"/{c.name}"],
-            "Image": c.image_ref,
-            "ImageID": c.image_id,
-            "Command": command_text(row.command),
-            "Created": c.created_ns // 1_000_000_000,
-            "Ports": [{"IP": p.host_ip or "0.0.0.0", "PrivatePort": p.container_port,
-                       "PublicPort": p.host_port, "Type": p.protocol}
-                      for p in c.state.ports],
-            "SizeRw": row.size_rw or 0,
-            "Labels": dict(c.config.labels),
-            "State": c.state.status,
-            "Status": status_text(c),
-            "HostConfig": {"NetworkMode": c.network_mode},
-            "Mounts": [{"Type": m.type, "Name": m.name or m.source, "Source": m.source,
-                        "Destination": m.target, "Driver": m.driver,
-                        "RW": not m.read_only, "Propagation": m.propagation}
-                       for m in c.mounts],
-        })
-    return out
+def _container_usage(usage: DiskUsage, network_ids: dict[str, str]) -> list[Any]:
+    # The same summaries as GET /containers/json, with their writable layer sizes.
+    return [container_summary(row, network_ids) for row in usage.containers]
 
 
 def _volume_usage(usage: DiskUsage) -> list[Any]:

@@ -10,11 +10,12 @@ from servin import API_VERSION
 from servin.api.servin.v1 import system_pb2, system_pb2_grpc
 from servin.engine.engine import CoreAPI
 from servin.engine.events import SubscriberTooSlow
+from servin.engine.semantics import filters as docker_filters
 from servin.engine.semantics.filters import event_predicate
 from servin.engine.server.grpc import convert
 from servin.engine.server.grpc.rpc import Context
 from servin.engine.server.grpc.timestamps import from_ns, to_ns
-from servin.errors import Unavailable
+from servin.errors import InvalidArgument, Unavailable
 
 
 class SystemServicer(system_pb2_grpc.SystemServicer):
@@ -119,3 +120,26 @@ class SystemServicer(system_pb2_grpc.SystemServicer):
                                                containers=i.containers)
                     for i in usage.images],
         )
+
+    async def Prune(
+        self, request: system_pb2.SystemPruneRequest, context: Context
+    ) -> system_pb2.SystemPruneResponse:
+        """docker's ``system prune`` in one call: stopped containers, unused networks,
+        unused volumes (with ``volumes``), dangling (with ``all``: unused) images, in that
+        order so that each step frees what the next may take."""
+        wanted = convert.filters(list(request.filters))
+        # Every step takes these keys: a bad filter is refused before anything is removed.
+        docker_filters.check(wanted, docker_filters.CONTAINER_PRUNE_KEYS)
+        if request.volumes and "until" in wanted:
+            raise InvalidArgument('The "until" filter is not supported with "--volumes"')
+        containers, reclaimed = await self.core.containers.prune(wanted)
+        networks = await self.core.networks.prune(wanted)
+        volumes: list[str] = []
+        if request.volumes:
+            volumes, freed = await self.core.volumes.prune(filters=wanted)
+            reclaimed += freed
+        images = await self.core.images.prune(all_images=request.all, filters=wanted)
+        return system_pb2.SystemPruneResponse(
+            containers_deleted=containers, networks_deleted=networks, volumes_deleted=volumes,
+            images_deleted=[*images.untagged, *images.deleted],
+            space_reclaimed=reclaimed + images.reclaimed)

@@ -163,7 +163,7 @@ class CoreStreamingBackend:
             raise Conflict(f"container {c.id} is not running")
         session = await self.api.attach.attach(
             c.id, AttachOptions(stdin=stdin, stdout=stdout, stderr=stderr, detachable=False,
-                                stdin_once=c.config.stdin_once))
+                                close_stdin=c.config.stdin_once))
 
         async def exit_code() -> int:
             # The output ended: the container exited (its code follows shortly) or the

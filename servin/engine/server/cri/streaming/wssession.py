@@ -83,7 +83,7 @@ class WsSession:
 
     def _write(self, event: object) -> None:
         try:
-            self.transport.write(self._ws.send(event))  # type: ignore[arg-type]
+            self.transport.write(self._ws.send(event))  # type: ignore[arg-type]  # a wsproto event
         except LocalProtocolError:
             self.closed = True
 
