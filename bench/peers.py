@@ -344,3 +344,103 @@ class OciBundle:
 
     def cleanup(self) -> None:
         remove_tree(self.base)
+
+
+CRICTL = os.environ.get("SERVIN_BENCH_CRICTL", "/opt/critools/crictl")
+
+
+class ContainerdCriPeer:
+    """Debian's containerd 1.6 with its CRI plugin, private to this run: root, state, sockets,
+    streaming port and a CNI bridge of its own (no gateway, no masquerade, no iptables); images
+    come through mirrors from the run's registry (``critest_images`` stand-ins)."""
+
+    def __init__(self, base: Path, registry: str) -> None:
+        self.base = base
+        self.registry = registry
+        self.socket = base / "containerd.sock"
+        self.stream_port = free_port()
+        self.bridge = f"svbc{os.getpid() % 100000}"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"unix://{self.socket}"
+
+    def start(self) -> ContainerdCriPeer:
+        ensure_binaries("containerd", "crun")
+        self.base.mkdir(parents=True, exist_ok=True)
+        cni = self.base / "net.d"
+        cni.mkdir(exist_ok=True)
+        subnet = f"10.226.{os.getpid() % 250}.0/24"
+        (cni / "10-bench.conflist").write_text(json.dumps({
+            "cniVersion": "1.0.0", "name": "bench", "plugins": [
+                {"type": "bridge", "bridge": self.bridge, "isGateway": False, "ipMasq": False,
+                 "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
+                          "dataDir": str(self.base / "ipam")}}]}))
+        mirrors = "".join(
+            f'[plugins."io.containerd.grpc.v1.cri".registry.mirrors."{name}"]\n'
+            f'  endpoint = ["http://{self.registry}"]\n'
+            for name in ("registry.k8s.io", "gcr.io", "k8s.gcr.io"))
+        config = self.base / "config.toml"
+        config.write_text(f"""version = 2
+root = "{self.base / 'root'}"
+state = "{self.base / 'state'}"
+[grpc]
+  address = "{self.socket}"
+[ttrpc]
+  address = "{self.socket}.ttrpc"
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{self.base / 'opt'}"
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "registry.k8s.io/pause:3.9"
+  restrict_oom_score_adj = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "{self.stream_port}"
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  default_runtime_name = "crun"
+  snapshotter = "overlayfs"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]
+  runtime_type = "io.containerd.runc.v2"
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun.options]
+  BinaryName = "/usr/bin/crun"
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "/usr/lib/cni"
+  conf_dir = "{cni}"
+{mirrors}""")
+        self.proc = subprocess.Popen(
+            ["containerd", "--config", str(config), "--log-level", "warn"], cwd=self.base,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=open(self.base / "containerd.log", "ab"),  # noqa: SIM115
+        )  # fmt: skip
+        wait_until(lambda: self.crictl("version", check=False).returncode == 0,
+                   "containerd", proc=self.proc)
+        return self
+
+    def crictl(self, *args: str, check: bool = True,
+               timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """crictl against this containerd."""
+        return cri_ctl(self.endpoint, *args, check=check, timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            # Pods first: their shims outlive containerd, their netns and CNI leases too.
+            self.crictl("rmp", "-fa", check=False)
+        stop_process(self.proc)
+        subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)
+        remove_tree(self.base)
+
+
+def cri_ctl(endpoint: str, *args: str, check: bool = True,
+            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run crictl against a CRI endpoint (images too); a failure raises CommandFailed."""
+    proc = subprocess.run([CRICTL, "--runtime-endpoint", endpoint, "--image-endpoint", endpoint,
+                           "--timeout", "60s", *args], capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise CommandFailed(f"crictl {' '.join(args)}: "
+                            f"{first_line(proc.stderr) or proc.returncode}")
+    return proc

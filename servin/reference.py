@@ -128,6 +128,15 @@ def _split_domain(name: str) -> tuple[str, str]:
     return domain, path
 
 
+def is_domain(text: str) -> bool:
+    """Whether ``text`` is a registry host as references spell it (``host[:port]``, an
+    IPv6 address in brackets), with a port that exists."""
+    if not _DOMAIN_RE.match(text):
+        return False
+    _, colon, port = text.rpartition(":")
+    return not colon or "]" in port or int(port) <= 65535
+
+
 def looks_like_id(text: str) -> bool:
     """Whether ``text`` could be an image ID or ID prefix (``sha256:...`` or bare hex)."""
     hexpart = text.removeprefix("sha256:")

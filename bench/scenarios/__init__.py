@@ -15,10 +15,11 @@ from bench.scenarios import (
     pull,
     short,
     start,
+    streaming,
     throughput,
 )
 
 SCENARIOS: dict[str, ModuleType] = {
     m.NAME: m for m in (start, throughput, memory, pull, logs, listing, console, dockerapi,
-              build, short, cri)
+              build, short, cri, streaming)
 }

@@ -144,6 +144,9 @@ class DaemonProcess:
             self.address_pool,
             "--address-pool-size",
             "28",
+            # Test daemons run side by side: never the default 10010.
+            "--streaming-port",
+            "0",
             *self.extra_args,
         ]
 

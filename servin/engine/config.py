@@ -69,6 +69,14 @@ class DaemonConfig:
     tls_key: str = ""
     tls_ca: str = ""
     tls_verify: bool = False
+    # The CRI streaming server (exec, attach, port-forward URLs; docs/cri-streaming.md):
+    # where it listens (port 0: any free port), HTTPS when both files are given, and the
+    # URLs' scheme://host:port when clients reach it by another name ("" = from the address).
+    streaming_address: str = "127.0.0.1"
+    streaming_port: int = 10010
+    streaming_tls_cert: str = ""
+    streaming_tls_key: str = ""
+    streaming_base_url: str = ""
 
     @property
     def main_socket(self) -> Path:
@@ -199,7 +207,30 @@ def _validate(config: DaemonConfig) -> None:
             raise InvalidArgument(f"{key.replace('_', '')} {value}: no such file")
     if config.tls_verify and not config.tls_cert:
         raise InvalidArgument("--tlsverify needs --tlscert and --tlskey (the daemon's own)")
+    _validate_streaming(config)
     if not isinstance(config.max_layer_size, int) or config.max_layer_size < 0:
         raise InvalidArgument("max_layer_size must be a number of bytes (0: no cap)")
     if config.root == config.exec_root:
         raise InvalidArgument("--root and --exec-root must differ")
+
+
+def _validate_streaming(config: DaemonConfig) -> None:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(config.streaming_address)
+    except ValueError:
+        raise InvalidArgument(
+            f"invalid streaming_address {config.streaming_address!r}: an IP address") from None
+    port = config.streaming_port
+    if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 65535:
+        raise InvalidArgument(f"invalid streaming_port {port!r} (0-65535; 0: any free port)")
+    if bool(config.streaming_tls_cert) != bool(config.streaming_tls_key):
+        raise InvalidArgument("streaming_tls_cert and streaming_tls_key must be given together")
+    for key in ("streaming_tls_cert", "streaming_tls_key"):
+        value = getattr(config, key)
+        if value and not Path(value).is_file():
+            raise InvalidArgument(f"{key} {value}: no such file")
+    base = config.streaming_base_url
+    if base and not (base.startswith("http://") or base.startswith("https://")):
+        raise InvalidArgument(f"invalid streaming_base_url {base!r}: http(s)://host:port")

@@ -29,9 +29,11 @@ def needs_container_routes(daemon: DaemonProcess) -> None:
         pytest.skip("this build does not serve the Docker API container endpoints yet")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def docker_config() -> Iterator[Path]:
-    """A private DOCKER_CONFIG directory (no user contexts, credentials or plugins)."""
+    """A private DOCKER_CONFIG directory (no user contexts, credentials or plugins), one per
+    test file: a login one file leaves behind must not lend its credentials to another's
+    pushes (the registries are per session)."""
     path = short_tmpdir("sv-dcfg-")
     try:
         yield path
@@ -39,7 +41,7 @@ def docker_config() -> Iterator[Path]:
         shutil.rmtree(path, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def docker_cli(docker_config: Path):  # type: ignore[no-untyped-def]
     """``docker_cli(host, *args)``: run the docker CLI against ``host`` (a unix socket path or
     a URL) and return the CompletedProcess (text)."""

@@ -236,3 +236,24 @@ def test_cli_doc_is_fresh() -> None:
 
     assert (REPO / "docs" / "cli.md").read_text() == render(), \
         "run: python -m servin.devtools.clidoc > docs/cli.md"
+
+
+@pytest.mark.parametrize(("text", "ok"), [
+    ("127.0.0.1:5000", True), ("localhost", True), ("[::1]:5000", True), ("docker.io", True),
+    ("a.b:65536", False), ("x:.aa35a0::", False), ("-bad.example", False), ("", False),
+])
+def test_registry_hosts(text: str, ok: bool) -> None:
+    # search sends a request to the host it is given: one that cannot be a URL's host is
+    # refused before (the API fuzz found an InvalidURL escaping as an internal error).
+    from servin.reference import is_domain
+
+    assert is_domain(text) is ok
+
+
+def test_search_refuses_a_host_that_is_no_host() -> None:
+    import asyncio
+
+    from servin.engine.images.search import search
+
+    with pytest.raises(InvalidArgument, match="invalid registry host"):
+        asyncio.run(search(None, "x:.aa35a0::/box", None))  # type: ignore[arg-type]  # refused before either is used

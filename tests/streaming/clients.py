@@ -423,5 +423,37 @@ class WsChannels:
         return out
 
 
+class WsPipe:
+    """Makes a WsClient look like the (reader, writer) a SpdyClient runs on: binary messages
+    carry the SPDY bytes, in both directions."""
+
+    def __init__(self, ws: WsClient) -> None:
+        self.ws = ws
+        self.reader = asyncio.StreamReader()
+        self.transport = self
+        self.task = asyncio.create_task(self._pump())
+
+    async def _pump(self) -> None:
+        while (msg := await self.ws.recv()) is not None:
+            assert isinstance(msg, bytes)
+            self.reader.feed_data(msg)
+        self.reader.feed_eof()
+
+    def write(self, data: bytes) -> None:
+        self.ws.writer.write(self.ws._frame(2, data))
+
+    async def drain(self) -> None:
+        await self.ws.writer.drain()
+
+    def close(self) -> None:
+        self.ws.writer.close()
+
+    async def wait_closed(self) -> None:
+        await self.ws.close()
+
+    def abort(self) -> None:
+        self.ws.abort()
+
+
 def parse_status(raw: bytes) -> dict:
     return json.loads(raw) if raw else {}

@@ -9,7 +9,13 @@ import struct
 import pytest
 
 from servin.engine.server.cri.streaming import PortForwardRequest
-from tests.streaming.clients import SpdyClient, SpdyStreamReset, WsChannels, WsClient
+from tests.streaming.clients import (
+    SpdyClient,
+    SpdyStreamReset,
+    WsChannels,
+    WsClient,
+    WsPipe,
+)
 from tests.streaming.conftest import serving, settle
 from tests.streaming.hostbackend import HostProcessBackend
 from tests.streaming.netns import NetnsPod
@@ -75,36 +81,6 @@ def test_spdy_port_forward(pod: NetnsPod) -> None:
     run(go())
 
 
-class _WsPipe:
-    """Makes a WsClient look like the (reader, writer) a SpdyClient runs on: binary messages
-    carry the SPDY bytes, in both directions."""
-
-    def __init__(self, ws: WsClient) -> None:
-        self.ws = ws
-        self.reader = asyncio.StreamReader()
-        self.transport = self
-        self.task = asyncio.create_task(self._pump())
-
-    async def _pump(self) -> None:
-        while (msg := await self.ws.recv()) is not None:
-            assert isinstance(msg, bytes)
-            self.reader.feed_data(msg)
-        self.reader.feed_eof()
-
-    def write(self, data: bytes) -> None:
-        self.ws.writer.write(self.ws._frame(2, data))
-
-    async def drain(self) -> None:
-        await self.ws.writer.drain()
-
-    def close(self) -> None:
-        self.ws.writer.close()
-
-    async def wait_closed(self) -> None:
-        await self.ws.close()
-
-    def abort(self) -> None:
-        self.ws.abort()
 
 
 def test_spdy_tunnelled_in_a_websocket(pod: NetnsPod) -> None:
@@ -113,7 +89,7 @@ def test_spdy_tunnelled_in_a_websocket(pod: NetnsPod) -> None:
             url = srv.get_port_forward(PortForwardRequest("pod1"))
             ws = await WsClient.connect(url, ["SPDY/3.1+portforward.k8s.io"])
             assert ws.subprotocol == "SPDY/3.1+portforward.k8s.io"
-            pipe = _WsPipe(ws)
+            pipe = WsPipe(ws)
             client = SpdyClient(pipe.reader, pipe, flow_control=False)  # type: ignore[arg-type]
             await spdy_session_checks(client)
             await client.close()

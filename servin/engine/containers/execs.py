@@ -38,6 +38,7 @@ from servin.errors import (
     NotFound,
     PermissionDenied,
     ServinError,
+    Unavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ class ExecRecord:
     attach_stderr: bool = True
     privileged: bool = False
     detach_keys: str = ""
+    detachable: bool = True  # False: stdin is never scanned for detach keys
     created_ns: int = 0
     started: bool = False
     running: bool = False
@@ -134,8 +136,12 @@ class ExecService:
         attach_stderr: bool = True,
         privileged: bool = False,
         detach_keys: str = "",
+        detachable: bool = True,
     ) -> ExecRecord:
-        """Record an exec for a running container (nothing runs until ``start``)."""
+        """Record an exec for a running container (nothing runs until ``start``).
+
+        ``detachable=False``: a terminal's stdin is passed through whole, never scanned for
+        detach keys (the CRI's clients have none)."""
         c = await asyncio.to_thread(self.store.resolve, container)
         self._check_running(c)
         if not cmd or not cmd[0]:
@@ -151,7 +157,7 @@ class ExecService:
             id=secrets.token_hex(32), container_id=c.id, cmd=list(cmd), env=env,
             user=user, working_dir=working_dir, tty=tty, attach_stdin=attach_stdin,
             attach_stdout=attach_stdout, attach_stderr=attach_stderr, privileged=privileged,
-            detach_keys=detach_keys, created_ns=time.time_ns(),
+            detach_keys=detach_keys, detachable=detachable, created_ns=time.time_ns(),
         )
         self._remember(record)
         self.events.publish("container", f"exec_create: {' '.join(record.cmd)}", c.id,
@@ -183,7 +189,8 @@ class ExecService:
 
         return StreamSession(
             attachment, stdin=record.attach_stdin,
-            detach_keys=parse_detach_keys(record.detach_keys) if record.tty else None,
+            detach_keys=(parse_detach_keys(record.detach_keys)
+                         if record.tty and record.detachable else None),
             resize=resize, detach=monitor.detach, exit_code=exit_code, streams=streams,
         )
 
@@ -285,7 +292,8 @@ class ExecService:
         record = self.get(exec_id)
         if not record.running:
             return
-        with contextlib.suppress(NotFound, Conflict):  # it ended meanwhile
+        # It ended meanwhile, or its monitor went with the container (Unavailable).
+        with contextlib.suppress(NotFound, Conflict, Unavailable):
             await self.monitors.client(record.container_id).exec_kill(record.id, sig)
 
     async def wait(self, exec_id: str) -> int:

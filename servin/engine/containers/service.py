@@ -606,6 +606,16 @@ class ContainerService:
             return
         await self.monitors.client(c.id).resize(rows, cols)
 
+    async def netns_path(self, ref: str) -> str:
+        """The network namespace file of a running container (its init's ``/proc/PID/ns/net``):
+        where a connection to one of its ports is made from (CRI port-forward). Whatever its
+        network mode (private, a pod's ``ns:`` path, another container's, the host's), the
+        init is in that namespace. Conflict unless the container runs."""
+        c = await self.get(ref)
+        if not c.state.running or c.state.pid <= 0:
+            raise Conflict(f"container {c.id} is not running")
+        return f"/proc/{c.state.pid}/ns/net"
+
     async def top(self, ref: str, ps_args: builtins.list[str]) -> TopResult:
         """The container's processes as the host's ``ps`` shows them."""
         c = await self.get(ref)

@@ -65,6 +65,7 @@ class AttachOptions:
     stdout: bool = True
     stderr: bool = True
     detach_keys: str = ""  # docker's syntax; "" = ctrl-p,ctrl-q (honoured with a terminal)
+    detachable: bool = True  # False: stdin is never scanned for detach keys (the CRI's)
     # Whether this client's end of stdin (or its going away) closes the process's stdin:
     # None = whenever it attaches stdin (servin's doors); docker's attach does it only for a
     # container created with StdinOnce and no terminal.
@@ -196,7 +197,8 @@ class AttachService:
         Returns once the request is registered (a client may start the container then).
         """
         c = await asyncio.to_thread(self.store.resolve, ref)
-        keys = parse_detach_keys(options.detach_keys) if c.config.tty else None
+        keys = (parse_detach_keys(options.detach_keys)
+                if c.config.tty and options.detachable else None)
         # None named: both outputs; else exactly the streams asked for (run -a stdout).
         default = not (options.stdin or options.stdout or options.stderr)
         request = {"stdin": options.stdin, "stdout": options.stdout or default,

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from servin.engine.images.registry.auth import Credentials
 from servin.engine.images.registry.client import Registries, RepositorySession
 from servin.errors import InvalidArgument, NotFound, ServinError, Unavailable
-from servin.reference import DEFAULT_DOMAIN
+from servin.reference import DEFAULT_DOMAIN, is_domain
 
 PAGE = 1000
 MAX_PAGES = 100  # 100 000 repositories: far more than a search is useful for
@@ -51,6 +51,8 @@ async def search(registries: Registries, term: str, creds: Credentials,
     if not term:
         raise InvalidArgument("search: no search term given")
     domain, needle = split_term(term)
+    if not is_domain(domain):
+        raise InvalidArgument(f"search: invalid registry host {domain!r}")
     if domain == DEFAULT_DOMAIN:
         raise Unavailable(
             "Docker Hub offers no registry catalog, and Servin searches registries through "

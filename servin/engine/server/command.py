@@ -56,6 +56,10 @@ import click
 @click.option("--tlscacert", metavar="FILE", help="CA that client certificates must be signed by")
 @click.option("--tlsverify", is_flag=True, default=None,
               help="Require client certificates signed by --tlscacert")
+@click.option("--streaming-address", metavar="IP",
+              help="Address of the CRI streaming server (default 127.0.0.1)")
+@click.option("--streaming-port", type=int, metavar="PORT",
+              help="Port of the CRI streaming server (default 10010; 0: any free port)")
 def daemon(
     root: Path | None,
     exec_root: Path | None,
@@ -74,6 +78,8 @@ def daemon(
     tlskey: str | None,
     tlscacert: str | None,
     tlsverify: bool | None,
+    streaming_address: str | None,
+    streaming_port: int | None,
 ) -> None:
     """Run the Servin engine daemon in the foreground."""
     import os
@@ -102,6 +108,8 @@ def daemon(
             "tls_key": tlskey and str(Path(tlskey).absolute()),
             "tls_ca": tlscacert and str(Path(tlscacert).absolute()),
             "tls_verify": tlsverify,
+            "streaming_address": streaming_address,
+            "streaming_port": streaming_port,
         },
     )
     if os.geteuid() != 0:

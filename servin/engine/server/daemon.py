@@ -23,6 +23,8 @@ from servin.engine.engine import Engine
 from servin.engine.permissions import ROOT_MODE
 from servin.engine.server.cri.servicer import build_cri_server
 from servin.engine.server.cri.servicer import register as register_cri
+from servin.engine.server.cri.streaming import StreamingConfig, StreamingServer
+from servin.engine.server.cri.streaming.corebackend import CoreStreamingBackend
 from servin.engine.server.docker.door import DockerDoor
 from servin.engine.server.grpc.server import build_server
 from servin.engine.server.sockets import prepare_unix_socket, secure_unix_socket
@@ -73,6 +75,9 @@ class Daemon:
         self.engine: Engine | None = None
         self._stop = asyncio.Event()
         self._sockets: list[Path] = []
+        # The CRI streaming server (exec/attach/port-forward URLs): made with the engine, for
+        # the CRI door's Exec, Attach and PortForward to register requests with.
+        self.streaming: StreamingServer | None = None
 
     def request_stop(self) -> None:
         """Begin a clean shutdown (signal handlers call this)."""
@@ -91,13 +96,16 @@ class Daemon:
         self.engine = engine
         engine.events.bind(asyncio.get_running_loop())
         await asyncio.to_thread(engine.repair)
+        streaming = StreamingServer(CoreStreamingBackend(engine.api),
+                                    streaming_config(self.config))
+        self.streaming = streaming
         server = build_server(engine.api)
         # The Kubernetes CRI (runtime.v1) on the same sockets as servin.v1, and alone on
         # cri_socket if the config asks.
-        register_cri(server, engine.api)
+        register_cri(server, engine.api, streaming)
         servers = [server]
         if self.config.cri_socket:
-            servers.append(build_cri_server(engine.api))
+            servers.append(build_cri_server(engine.api, streaming))
         # The Docker Engine API door (servin/engine/server/docker/door.py).
         docker = DockerDoor(engine.api, self.config)
         started = False
@@ -111,6 +119,7 @@ class Daemon:
             # for a taken socket leaves the host as it was).
             started = True
             await engine.start()
+            await self._start_streaming(streaming)
             for each in servers:
                 await each.start()
             for path in self._sockets:
@@ -125,6 +134,7 @@ class Daemon:
                 extra={
                     "hosts": ",".join(self.config.effective_hosts()),
                     "docker_hosts": ",".join(docker.hosts),
+                    "streaming": streaming.base_url,
                     "root": str(self.config.root),
                     "pid": os.getpid(),
                 },
@@ -135,6 +145,8 @@ class Daemon:
             await docker.stop()
             for each in servers:
                 await each.stop(grace=3)
+            # Every session ends: an exec still running is killed, attachments detach.
+            await streaming.stop()
             if started:
                 await engine.stop()
             else:
@@ -142,6 +154,17 @@ class Daemon:
             for path in self._sockets:
                 path.unlink(missing_ok=True)
             engine.close()
+
+    async def _start_streaming(self, streaming: StreamingServer) -> None:
+        """Listen for streaming sessions; a daemon whose port is taken (another daemon on the
+        default 10010) serves on without them: the CRI's Exec, Attach and PortForward answer
+        Unavailable, everything else works."""
+        try:
+            await streaming.start()
+        except OSError as exc:
+            log.error("the CRI streaming server is not running: cannot listen on %s:%d: %s "
+                      "(set streaming_port; 0 picks a free port)", self.config.streaming_address,
+                      self.config.streaming_port, exc.strerror or exc)
 
     def _bind(self, server: grpc.aio.Server, host: str) -> None:
         if host.startswith("unix://"):
@@ -174,3 +197,11 @@ class Daemon:
 def run_daemon(config: DaemonConfig) -> None:
     """Run the daemon in this process until SIGTERM/SIGINT."""
     asyncio.run(Daemon(config).run())
+
+
+def streaming_config(config: DaemonConfig) -> StreamingConfig:
+    """The streaming server's settings from the daemon's configuration."""
+    return StreamingConfig(
+        address=config.streaming_address, port=config.streaming_port,
+        tls_cert=config.streaming_tls_cert or None, tls_key=config.streaming_tls_key or None,
+        base_url=config.streaming_base_url or None)

@@ -41,7 +41,7 @@ from servin.engine.server.cri.streaming.spdysession import SpdySession, SpdyStre
 from servin.engine.server.cri.streaming.tokens import RequestCache
 from servin.engine.server.cri.streaming.transport import Activity, ByteTransport, SocketTransport
 from servin.engine.server.cri.streaming.wssession import WsSession, WsTunnelTransport, accept_key
-from servin.errors import InvalidArgument
+from servin.errors import InvalidArgument, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +200,7 @@ class StreamingServer:
 
     def _url(self, method: str, token: str) -> str:
         if not self.base_url:
-            raise InvalidArgument("the streaming server is not started")
+            raise Unavailable("the CRI streaming server is not running (see the daemon's log)")
         return f"{self.base_url}/{method}/{token}"
 
     # -- connections
