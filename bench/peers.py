@@ -19,9 +19,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import grpc
+
 from bench.engines import CliEngine
 from bench.measure import CommandFailed, first_line, run
 from bench.procfs import pids_where
+from servin.api.cri.runtime.v1 import api_pb2, api_pb2_grpc
+from servin.devtools.critest_images import containerd_mirrors
 
 # binary -> the Debian package that provides it
 PACKAGES = {
@@ -349,17 +353,36 @@ class OciBundle:
 CRICTL = os.environ.get("SERVIN_BENCH_CRICTL", "/opt/critools/crictl")
 
 
+# runtime name -> the binary containerd's runc shim runs (Debian's packages)
+CRI_RUNTIMES = {"crun": "/usr/bin/crun", "runc": "/usr/sbin/runc"}
+
+
+def isolated_bridge_conflist(bridge: str, subnet: str, ipam_dir: Path) -> str:
+    """A CNI bridge network with no gateway, no masquerade and no iptables."""
+    return json.dumps({
+        "cniVersion": "1.0.0", "name": "bench", "plugins": [
+            {"type": "bridge", "bridge": bridge, "isGateway": False, "ipMasq": False,
+             "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
+                      "dataDir": str(ipam_dir)}}]})
+
+
 class ContainerdCriPeer:
     """Debian's containerd 1.6 with its CRI plugin, private to this run: root, state, sockets,
-    streaming port and a CNI bridge of its own (no gateway, no masquerade, no iptables); images
-    come through mirrors from the run's registry (``critest_images`` stand-ins)."""
+    streaming port and a CNI bridge of its own; images come through mirrors from the run's
+    registry (``critest_images`` stand-ins). ``runtime`` is ``crun`` or ``runc``; ``bridge`` and
+    ``conflist`` name the pods' network (by default an isolated bridge: no gateway, no
+    masquerade, no iptables)."""
 
-    def __init__(self, base: Path, registry: str) -> None:
+    def __init__(self, base: Path, registry: str, *, runtime: str = "crun",
+                 bridge: str | None = None, conflist: str | None = None) -> None:
         self.base = base
         self.registry = registry
+        self.runtime = runtime
         self.socket = base / "containerd.sock"
         self.stream_port = free_port()
-        self.bridge = f"svbc{os.getpid() % 100000}"
+        self.bridge = bridge or f"svbc{os.getpid() % 100000}"
+        self.conflist = conflist or isolated_bridge_conflist(
+            self.bridge, f"10.226.{os.getpid() % 250}.0/24", base / "ipam")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -367,20 +390,12 @@ class ContainerdCriPeer:
         return f"unix://{self.socket}"
 
     def start(self) -> ContainerdCriPeer:
-        ensure_binaries("containerd", "crun")
+        ensure_binaries("containerd", self.runtime)
         self.base.mkdir(parents=True, exist_ok=True)
         cni = self.base / "net.d"
         cni.mkdir(exist_ok=True)
-        subnet = f"10.226.{os.getpid() % 250}.0/24"
-        (cni / "10-bench.conflist").write_text(json.dumps({
-            "cniVersion": "1.0.0", "name": "bench", "plugins": [
-                {"type": "bridge", "bridge": self.bridge, "isGateway": False, "ipMasq": False,
-                 "ipam": {"type": "host-local", "ranges": [[{"subnet": subnet}]],
-                          "dataDir": str(self.base / "ipam")}}]}))
-        mirrors = "".join(
-            f'[plugins."io.containerd.grpc.v1.cri".registry.mirrors."{name}"]\n'
-            f'  endpoint = ["http://{self.registry}"]\n'
-            for name in ("registry.k8s.io", "gcr.io", "k8s.gcr.io"))
+        (cni / "10-bench.conflist").write_text(self.conflist)
+        runtimes = f'plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{self.runtime}'
         config = self.base / "config.toml"
         config.write_text(f"""version = 2
 root = "{self.base / 'root'}"
@@ -401,24 +416,32 @@ state = "{self.base / 'state'}"
   stream_server_address = "127.0.0.1"
   stream_server_port = "{self.stream_port}"
 [plugins."io.containerd.grpc.v1.cri".containerd]
-  default_runtime_name = "crun"
+  default_runtime_name = "{self.runtime}"
   snapshotter = "overlayfs"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun]
+[{runtimes}]
   runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.crun.options]
-  BinaryName = "/usr/bin/crun"
+[{runtimes}.options]
+  BinaryName = "{CRI_RUNTIMES[self.runtime]}"
 [plugins."io.containerd.grpc.v1.cri".cni]
   bin_dir = "/usr/lib/cni"
   conf_dir = "{cni}"
-{mirrors}""")
+{containerd_mirrors(self.registry)}""")
         self.proc = subprocess.Popen(
             ["containerd", "--config", str(config), "--log-level", "warn"], cwd=self.base,
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=open(self.base / "containerd.log", "ab"),  # noqa: SIM115
         )  # fmt: skip
-        wait_until(lambda: self.crictl("version", check=False).returncode == 0,
-                   "containerd", proc=self.proc)
+        wait_until(self._answers, "containerd's CRI", proc=self.proc)
         return self
+
+    def _answers(self) -> bool:
+        """True once the CRI plugin answers Version on the socket."""
+        if not self.socket.exists():
+            return False
+        with grpc.insecure_channel(f"unix:{self.socket}") as channel:
+            api_pb2_grpc.RuntimeServiceStub(channel).Version(api_pb2.VersionRequest(),
+                                                             timeout=5)
+        return True
 
     def crictl(self, *args: str, check: bool = True,
                timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -426,10 +449,11 @@ state = "{self.base / 'state'}"
         return cri_ctl(self.endpoint, *args, check=check, timeout=timeout)
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc is not None and self.proc.poll() is None and Path(CRICTL).exists():
             # Pods first: their shims outlive containerd, their netns and CNI leases too.
             self.crictl("rmp", "-fa", check=False)
         stop_process(self.proc)
+        unmount_under(self.base)
         subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)
         remove_tree(self.base)
 

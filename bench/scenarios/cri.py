@@ -18,7 +18,7 @@ import grpc
 from bench.env import Environment
 from bench.measure import Measure
 from bench.model import Row, ScenarioResult
-from bench.peers import free_port, remove_tree, stop_process, unmount_under, wait_until
+from bench.peers import ContainerdCriPeer
 from servin.api.cri.runtime.v1 import api_pb2, api_pb2_grpc
 from servin.devtools import critest_images as ci
 from servin.devtools.daemonproc import (
@@ -134,67 +134,32 @@ class ServinCRI:
 
 
 class ContainerdCRI:
-    """Debian's containerd 1.6 with its CRI plugin, everything private (root, state, sockets,
-    streaming port, CNI network), runc as the runtime."""
+    """The bench's containerd CRI peer (runc as the runtime) on a kubelet-like CNI network,
+    with the scenario's stubs on its socket."""
 
     def __init__(self, registry: str) -> None:
-        self.base = short_tmpdir("bcd-")
-        self.base.mkdir(parents=True, exist_ok=True)
         self.slot = claim_net_slot()
-        self.bridge = f"svbcd{self.slot}"
-        (self.base / "net.d").mkdir()
-        (self.base / "net.d" / "10-bench.conflist").write_text(conflist(
-            "benchcontainerd", self.bridge, f"10.229.{self.slot}.0/24", self.base / "ipam"))
-        sock = self.base / "containerd.sock"
-        mirrors = ci.containerd_mirrors(registry)
-        (self.base / "config.toml").write_text(f"""version = 2
-root = "{self.base / 'root'}"
-state = "{self.base / 'state'}"
-[grpc]
-  address = "{sock}"
-[ttrpc]
-  address = "{sock}.ttrpc"
-[debug]
-  address = ""
-[metrics]
-  address = ""
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{self.base / 'opt'}"
-[plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{PAUSE}"
-  restrict_oom_score_adj = true
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "{free_port()}"
-[plugins."io.containerd.grpc.v1.cri".containerd]
-  default_runtime_name = "runc"
-  snapshotter = "overlayfs"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
-  runtime_type = "io.containerd.runc.v2"
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
-  BinaryName = "/usr/sbin/runc"
-[plugins."io.containerd.grpc.v1.cri".cni]
-  bin_dir = "/usr/lib/cni"
-  conf_dir = "{self.base / 'net.d'}"
-{mirrors}""")
-        self.proc = subprocess.Popen(
-            ["containerd", "--config", str(self.base / "config.toml")],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=open(self.base / "containerd.log", "ab"),  # noqa: SIM115
-            cwd=self.base)
-        self.endpoint = CRIEndpoint("containerd", sock, self.base / "pods")
-        wait_until(lambda: sock.exists() and self.endpoint.runtime.Version(
-            api_pb2.VersionRequest(), timeout=5), "containerd's CRI", proc=self.proc)
+        base = short_tmpdir("bcd-")
+        bridge = f"svbcd{self.slot}"
+        self.peer = ContainerdCriPeer(base, registry, runtime="runc", bridge=bridge,
+                                      conflist=conflist("benchcontainerd", bridge,
+                                                        f"10.229.{self.slot}.0/24",
+                                                        base / "ipam"))
+        try:
+            self.peer.start()
+        except BaseException:
+            self.peer.stop()
+            release_net_slot(self.slot)
+            raise
+        self.endpoint = CRIEndpoint("containerd", self.peer.socket, base / "pods")
 
     def stop(self) -> None:
         try:
             self.endpoint.remove_everything()
         finally:
             self.endpoint.close()
-            stop_process(self.proc)
             # The shims outlive containerd; every container was removed, so they end too.
-            unmount_under(self.base)
-            subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
-            remove_tree(self.base)
+            self.peer.stop()
             release_net_slot(self.slot)
 
 
