@@ -181,13 +181,20 @@ def stop_cri(cri: CRI) -> None:
     shutil.rmtree(cri.daemon.base, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
-def cri(registry: Registry, pushed: dict[str, str]) -> Iterator[CRI]:
+@contextlib.contextmanager
+def running_cri(registry: Registry) -> Iterator[CRI]:
+    """``start_cri`` with its CNI network written and busybox pulled; ``stop_cri`` after."""
     env = start_cri(registry)
-    env.write_conf()
-    env.images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=BUSYBOX)),
-                         timeout=120)
     try:
+        env.write_conf()
+        env.images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=BUSYBOX)),
+                             timeout=120)
         yield env
     finally:
         stop_cri(env)
+
+
+@pytest.fixture(scope="module")
+def cri(registry: Registry, pushed: dict[str, str]) -> Iterator[CRI]:
+    with running_cri(registry) as env:
+        yield env

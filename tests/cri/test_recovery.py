@@ -12,20 +12,14 @@ import grpc
 import pytest
 
 from servin.api.cri.runtime.v1 import api_pb2
-from tests.cri.conftest import BUSYBOX, CRI, start_cri, stop_cri
+from tests.cri.conftest import CRI, running_cri
 from tests.registry.registryd import Registry
 
 
 @pytest.fixture
 def own_cri(registry: Registry, pushed: dict[str, str]) -> Iterator[CRI]:
-    env = start_cri(registry)
-    env.write_conf()
-    env.images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=BUSYBOX)),
-                         timeout=120)
-    try:
+    with running_cri(registry) as env:
         yield env
-    finally:
-        stop_cri(env)
 
 
 def _snapshot(cri: CRI) -> tuple[dict[str, tuple[int, str]], dict[str, tuple[int, str]]]:

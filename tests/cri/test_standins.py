@@ -11,29 +11,14 @@ from pathlib import Path
 import pytest
 
 from servin.devtools import critest_images as ci
+from tests.cri.conftest import BUSYBOX, NGINX
 from tests.daemon import DaemonProcess, short_tmpdir
 from tests.networking.helpers import fetch, free_port
-from tests.registry.registryd import Registry, start_registry
+from tests.registry.registryd import Registry
 
-BUSYBOX = f"{ci.E2E}/busybox:1.29-2"
-NGINX = f"{ci.E2E}/nginx:1.14-2"
 HTTPD = f"{ci.E2E}/httpd:2.4.39-4"
 NONEWPRIVS = f"{ci.E2E}/nonewprivs:1.3"
 PREDEFINED = f"{ci.STAGING}/test-image-predefined-group:latest"
-
-
-@pytest.fixture(scope="module")
-def registry() -> Iterator[Registry]:
-    reg = start_registry(short_tmpdir("sv-cireg-"))
-    try:
-        yield reg
-    finally:
-        reg.stop()
-
-
-@pytest.fixture(scope="module")
-def pushed(registry: Registry) -> dict[str, str]:
-    return ci.push_all(registry.host)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
 import shutil
 import threading
 from collections.abc import AsyncIterator, Coroutine
@@ -205,8 +204,3 @@ async def _chunks(path: Path) -> AsyncIterator[bytes]:
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
             yield chunk
-
-
-def fd_count() -> int:
-    """The open file descriptors of this process (the harness's engine lives in it)."""
-    return len(os.listdir("/proc/self/fd"))

@@ -11,19 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from tests.streaming.checks import SUCCESS, V4, V5, read_until, run, spdy_streams
 from tests.streaming.clients import HttpRefused, SpdyClient, WsChannels, WsClient, WsPipe
 from tests.streaming.coreengine import CoreHarness
 
-V4 = ["v4.channel.k8s.io"]
-V5 = ["v5.channel.k8s.io"]
-SUCCESS = {"metadata": {}, "status": "Success"}
 HTTPD = ("mkdir -p /www && echo hello from httpd > /www/index.html && "
          "exec httpd -f -p 8080 -h /www")
 GET = b"GET /index.html HTTP/1.0\r\n\r\n"
-
-
-def run(coro):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, 60))
 
 
 @pytest.fixture(scope="module")
@@ -43,18 +37,6 @@ def sleeper(core: CoreHarness) -> str:
 @pytest.fixture(scope="module")
 def httpd(core: CoreHarness) -> str:
     return core.run_container(["sh", "-c", HTTPD])
-
-
-async def spdy_streams(client: SpdyClient, names: list[str]) -> dict:
-    return {n: await client.open_stream({"streamType": n}) for n in names}
-
-
-async def read_until(stream, needle: bytes, out: bytearray) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(20):
-        while needle not in out:
-            chunk = await stream.read()
-            assert chunk, f"stream ended before {needle!r}: {bytes(out)!r}"
-            out += chunk
 
 
 def test_spdy_interactive_pty_shell_sees_resizes(core: CoreHarness, sleeper: str) -> None:

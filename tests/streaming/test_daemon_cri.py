@@ -18,30 +18,24 @@ import pytest
 
 from servin.api.cri.runtime.v1 import api_pb2
 from servin.devtools import critest_images as ci
+from tests.cri.conftest import CRI, running_cri
 from tests.daemon import short_tmpdir
 from tests.registry.registryd import Registry, start_registry
+from tests.streaming.checks import (
+    SUCCESS,
+    V4,
+    V5,
+    check_spdy_exec,
+    check_ws_exec,
+    read_until,
+    run,
+    spdy_streams,
+)
 from tests.streaming.clients import SpdyClient, WsChannels, WsClient, WsPipe
 from tests.streaming.conftest import BLOB_SIZE
 
-# The CRI door's own test helpers (a daemon with mirrors to a registry of critest's stand-ins,
-# a private CNI network, the runtime.v1 stubs) arrive with the CRI door (issue #16).
-_cri = pytest.importorskip(
-    "tests.cri.conftest",
-    reason="needs the CRI door and its test helpers (tests/cri/conftest.py, issue #16)")
-CRI = _cri.CRI
-start_cri = _cri.start_cri
-stop_cri = _cri.stop_cri
-
-V4 = ["v4.channel.k8s.io"]
-V5 = ["v5.channel.k8s.io"]
-SUCCESS = {"metadata": {}, "status": "Success"}
-BUSYBOX = f"{ci.E2E}/busybox:1.29-2"
 HTTPD = ("mkdir -p /www && echo hello from the pod > /www/index.html && "
          "exec httpd -f -p 8080 -h /www")
-
-
-def run(coro, timeout: float = 60):  # type: ignore[no-untyped-def]
-    return asyncio.run(asyncio.wait_for(coro, timeout))
 
 
 @pytest.fixture(scope="module")
@@ -49,14 +43,8 @@ def cri() -> Iterator[CRI]:
     registry: Registry = start_registry(short_tmpdir("sv-s2reg-"))
     try:
         ci.push_all(registry.host)
-        env = start_cri(registry)
-        env.write_conf()
-        env.images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=BUSYBOX)),
-                             timeout=120)
-        try:
+        with running_cri(registry) as env:
             yield env
-        finally:
-            stop_cri(env)
     finally:
         registry.stop()
 
@@ -92,21 +80,14 @@ def test_interactive_exec_through_the_daemon(cri: CRI, pod: tuple[str, str, str]
         async def go(url: str = url, transport: str = transport) -> None:
             if transport == "spdy":
                 client, _ = await SpdyClient.connect(url, V4)
-                s = {n: await client.open_stream({"streamType": n})
-                     for n in ("error", "stdin", "stdout", "resize")}
+                s = await spdy_streams(client, ["error", "stdin", "stdout", "resize"])
                 out = bytearray()
-
-                async def until(needle: bytes) -> None:
-                    while needle not in out:
-                        chunk = await s["stdout"].read()
-                        assert chunk, bytes(out)
-                        out.extend(chunk)
                 await s["resize"].write(b'{"Width":100,"Height":30}')
                 await s["stdin"].write(b"stty size\n")
-                await until(b"30 100")
+                await read_until(s["stdout"], b"30 100", out)
                 await s["resize"].write(b'{"Width":120,"Height":40}')
                 await s["stdin"].write(b"stty size; exit 4\n")
-                await until(b"40 120")
+                await read_until(s["stdout"], b"40 120", out)
                 status = json.loads(await s["error"].read_all())
                 assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "4"}]
                 await client.close()
@@ -215,24 +196,7 @@ def test_load_through_the_daemon(cri: CRI, pod: tuple[str, str, str], blob: Path
 
     async def exec_one(i: int) -> None:
         u = exec_url(cri, web, ["cat", "/www/blob"], stdout=True)
-        if i % 2:
-            client, _ = await SpdyClient.connect(u, V4)
-            error = await client.open_stream({"streamType": "error"})
-            out = await client.open_stream({"streamType": "stdout"})
-            h, n = hashlib.sha256(), 0
-            while chunk := await out.read():
-                h.update(chunk)
-                n += len(chunk)
-            assert (n, h.hexdigest()) == (BLOB_SIZE, digest)
-            assert json.loads(await error.read_all()) == SUCCESS
-            await client.close()
-        else:
-            ws = await WsClient.connect(u, V5)
-            ch = WsChannels(ws)
-            await ch.done.wait()
-            data = ch.drain(1)
-            assert (len(data), hashlib.sha256(data).hexdigest()) == (BLOB_SIZE, digest)
-            assert json.loads(ch.drain(3)) == SUCCESS
+        await (check_spdy_exec if i % 2 else check_ws_exec)(u, BLOB_SIZE, digest)
 
     async def forwards(count: int, tunnel: bool) -> None:
         u = str(cri.runtime.PortForward(api_pb2.PortForwardRequest(pod_sandbox_id=pod_id),
@@ -264,9 +228,16 @@ def test_load_through_the_daemon(cri: CRI, pod: tuple[str, str, str], blob: Path
                              forwards(10, True))
     run(go(), 240)
     deadline = time.monotonic() + 20
-    while _daemon_fds(cri) != before and time.monotonic() < deadline:
+    while (_daemon_fds(cri) != before or _cats(cri, web)) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _daemon_fds(cri) == before
+    assert _cats(cri, web) == 0  # no exec left running
+
+
+def _cats(cri: CRI, cid: str) -> int:
+    """The load's ``cat /www/blob`` execs still running in container ``cid``."""
+    ps = cri.exec_sync(cid, ["ps"])
+    return sum(line.rstrip().endswith(b"cat /www/blob") for line in ps.stdout.splitlines())
 
 
 def test_stopping_the_daemon_ends_sessions_and_their_execs(cri: CRI,

@@ -5,43 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
 from pathlib import Path
 
 from servin.engine.server.cri.streaming import ExecRequest, PortForwardRequest
-from tests.streaming.clients import SpdyClient, WsChannels, WsClient
+from tests.streaming.checks import check_spdy_exec, check_ws_exec, fd_count, read_digest
+from tests.streaming.clients import SpdyClient
 from tests.streaming.conftest import BLOB_SIZE, serving, settle
 from tests.streaming.hostbackend import HostProcessBackend
 from tests.streaming.netns import NetnsPod
 
 
-def fd_count() -> int:
-    return len(os.listdir("/proc/self/fd"))
-
-
 def test_50_execs_and_20_port_forwards_of_10_mib(blob: Path, pod: NetnsPod) -> None:
     digest = hashlib.sha256(blob.read_bytes()).hexdigest()
-
-    async def exec_spdy(url: str) -> None:
-        client, _ = await SpdyClient.connect(url, ["v4.channel.k8s.io"])
-        error = await client.open_stream({"streamType": "error"})
-        out = await client.open_stream({"streamType": "stdout"})
-        h, n = hashlib.sha256(), 0
-        while chunk := await out.read():
-            h.update(chunk)
-            n += len(chunk)
-        assert (n, h.hexdigest()) == (BLOB_SIZE, digest)
-        assert await error.read_all() == b'{"metadata":{},"status":"Success"}'
-        await client.close()
-
-    async def exec_ws(url: str) -> None:
-        ws = await WsClient.connect(url, ["v5.channel.k8s.io"])
-        ch = WsChannels(ws)
-        await ch.done.wait()
-        data = ch.drain(1)
-        assert (len(data), hashlib.sha256(data).hexdigest()) == (BLOB_SIZE, digest)
-        assert ch.drain(3) == b'{"metadata":{},"status":"Success"}'
-        await ws.close()
 
     async def forwards(url: str, count: int) -> None:
         # Many streams on one SPDY session, as kubectl port-forward does.
@@ -53,11 +28,7 @@ def test_50_execs_and_20_port_forwards_of_10_mib(blob: Path, pod: NetnsPod) -> N
             data = await client.open_stream({"port": "9000", "requestID": str(i),
                                              "streamType": "data"})
             await data.close()
-            h, n = hashlib.sha256(), 0
-            while chunk := await data.read():
-                h.update(chunk)
-                n += len(chunk)
-            assert (n, h.hexdigest()) == (BLOB_SIZE, digest)
+            assert await read_digest(data) == (BLOB_SIZE, digest)
             assert await error.read_all() == b""
 
         await asyncio.gather(*(one(i) for i in range(count)))
@@ -72,7 +43,8 @@ def test_50_execs_and_20_port_forwards_of_10_mib(blob: Path, pod: NetnsPod) -> N
             jobs = []
             for i in range(50):
                 url = srv.get_exec(ExecRequest("c1", ("cat", str(blob)), stderr=False))
-                jobs.append(exec_spdy(url) if i % 2 else exec_ws(url))
+                check = check_spdy_exec if i % 2 else check_ws_exec
+                jobs.append(check(url, BLOB_SIZE, digest))
             for _ in range(2):  # 2 sessions x 10 streams
                 jobs.append(forwards(srv.get_port_forward(PortForwardRequest("pod1")), 10))
             await asyncio.gather(*jobs)
