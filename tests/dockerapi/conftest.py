@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import pytest
 
 from tests.daemon import DaemonProcess, short_tmpdir
@@ -18,6 +19,17 @@ DOCKER = shutil.which("docker", path="/usr/local/bin:/usr/bin:/bin")
 def docker_sock(daemon: DaemonProcess) -> Path:
     """The daemon's default Docker API socket."""
     return daemon.exec_root / "docker.sock"
+
+
+@pytest.fixture
+def client(engine: DaemonProcess) -> Iterator[docker.DockerClient]:
+    """docker-py on the module's daemon's docker.sock."""
+    c = docker.DockerClient(base_url=f"unix://{docker_sock(engine)}", version="auto",
+                            timeout=60)
+    try:
+        yield c
+    finally:
+        c.close()
 
 
 def needs_container_routes(daemon: DaemonProcess) -> None:

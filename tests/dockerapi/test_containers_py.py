@@ -24,15 +24,11 @@ from tests.dockerapi.rawhttp import Reader, connect, encode_request, request
 
 
 @pytest.fixture
-def client(engine: DaemonProcess) -> Iterator[docker.DockerClient]:
-    c = docker.DockerClient(base_url=f"unix://{docker_sock(engine)}", version="auto",
-                            timeout=60)
-    try:
-        yield c
-    finally:
-        for container in c.containers.list(all=True):
-            container.remove(force=True)
-        c.close()
+def client(client: docker.DockerClient) -> Iterator[docker.DockerClient]:
+    """The package's docker-py client; the test's containers removed after it."""
+    yield client
+    for container in client.containers.list(all=True):
+        container.remove(force=True)
 
 
 def test_run_create_list_get_wait_remove(client: docker.DockerClient) -> None:

@@ -12,7 +12,7 @@ import socket
 import stat
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import docker
@@ -33,16 +33,6 @@ def containers(engine: DaemonProcess) -> dict[str, str]:
     engine.cli("pause", "frozen", check=True)
     engine.cli("run", "--name", "done", "busybox", "true", check=True)
     return {"running": "up", "paused": "frozen", "exited": "done"}
-
-
-@pytest.fixture
-def client(engine: DaemonProcess) -> Iterator[docker.DockerClient]:
-    c = docker.DockerClient(base_url=f"unix://{docker_sock(engine)}", version="auto",
-                            timeout=30)
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def test_socket_is_there_with_servin_sock_permissions(engine: DaemonProcess) -> None:

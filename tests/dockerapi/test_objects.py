@@ -76,16 +76,6 @@ def test_cli_script_beside_dockerd(servin_script: tuple[list[Result], Context],
     assert not differ, "\n".join(differ)
 
 
-@pytest.fixture
-def client(engine: DaemonProcess) -> Iterator[docker.DockerClient]:
-    c = docker.DockerClient(base_url=f"unix://{docker_sock(engine)}", version="auto",
-                            timeout=60)
-    try:
-        yield c
-    finally:
-        c.close()
-
-
 def test_docker_py_images(engine: DaemonProcess, client: docker.DockerClient,
                           plain_registry: Registry) -> None:
     busybox = client.images.get("busybox")

@@ -14,7 +14,7 @@ import pytest
 
 from tests.daemon import DaemonProcess
 from tests.dockerapi.conftest import docker_sock
-from tests.registry.conftest import PASSWORD, USER, start_daemon
+from tests.registry.conftest import PASSWORD, USER, trusting_daemon
 from tests.registry.registryd import Registry
 
 DockerCLI = Callable[..., subprocess.CompletedProcess[str]]
@@ -23,12 +23,8 @@ DockerCLI = Callable[..., subprocess.CompletedProcess[str]]
 @pytest.fixture(scope="module")
 def trusting(tls_registry: Registry, busybox_tar: Path) -> Iterator[DaemonProcess]:
     """A daemon that trusts the TLS registry's CA, with busybox imported."""
-    d = start_daemon(tls_registry)
-    try:
-        d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox", check=True)
+    with trusting_daemon(tls_registry, busybox_tar) as d:
         yield d
-    finally:
-        d.cleanup()
 
 
 def test_cli_login_push_pull_logout(trusting: DaemonProcess, tls_registry: Registry,

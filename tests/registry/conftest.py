@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -52,15 +53,22 @@ def start_daemon(tls_registry: Registry, extra: str = "") -> DaemonProcess:
     return DaemonProcess(base, ["--config", str(config)]).start()
 
 
-@pytest.fixture(scope="module")
-def servin(tls_registry: Registry, busybox_tar: Path) -> Iterator[DaemonProcess]:
-    """A daemon (shared by a module's tests) with busybox imported as ``busybox``."""
+@contextlib.contextmanager
+def trusting_daemon(tls_registry: Registry, busybox_tar: Path) -> Iterator[DaemonProcess]:
+    """A daemon that trusts the TLS registry's CA, with busybox imported as ``busybox``."""
     d = start_daemon(tls_registry)
     try:
         d.cli("import", "-c", 'CMD ["sh"]', str(busybox_tar), "busybox", check=True)
         yield d
     finally:
         d.cleanup()
+
+
+@pytest.fixture(scope="module")
+def servin(tls_registry: Registry, busybox_tar: Path) -> Iterator[DaemonProcess]:
+    """A daemon (shared by a module's tests) with busybox imported as ``busybox``."""
+    with trusting_daemon(tls_registry, busybox_tar) as d:
+        yield d
 
 
 @pytest.fixture
