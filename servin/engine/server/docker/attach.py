@@ -170,10 +170,7 @@ class AttachRoutes:
 
     async def resize(self, req: Request) -> Response:
         """POST /containers/{name}/resize?h=&w="""
-        rows = params.int_value(req, "h", 0)
-        cols = params.int_value(req, "w", 0)
-        if rows < 0 or cols < 0:
-            raise InvalidArgument("invalid terminal size")
+        rows, cols = params.terminal_size(req)
         c = await self.core.containers.get(req.params["name"])
         if c.state.status not in (RUNNING, PAUSED):
             raise Conflict(f"Container {c.id} is not running")

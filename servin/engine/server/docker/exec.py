@@ -127,10 +127,7 @@ class ExecRoutes:
 
     async def resize(self, req: Request) -> Response:
         """POST /exec/{id}/resize?h=&w="""
-        rows = params.int_value(req, "h", 0)
-        cols = params.int_value(req, "w", 0)
-        if rows < 0 or cols < 0:
-            raise InvalidArgument("invalid terminal size")
+        rows, cols = params.terminal_size(req)
         await self.core.execs.resize(req.params["id"], rows, cols)
         return Response(200, content_type="text/plain; charset=utf-8")
 

@@ -44,6 +44,15 @@ def int_value(req: Request, key: str, default: int) -> int:
             from None
 
 
+def terminal_size(req: Request) -> tuple[int, int]:
+    """``h`` and ``w`` of a resize request as (rows, cols); 0 where absent."""
+    rows = int_value(req, "h", 0)
+    cols = int_value(req, "w", 0)
+    if rows < 0 or cols < 0:
+        raise InvalidArgument("invalid terminal size")
+    return rows, cols
+
+
 def parse_filters(text: str) -> dict[str, list[str]]:
     """docker's ``filters`` query value: ``{"label":{"a=b":true}}`` (the CLI's map form) or
     ``{"label":["a=b"]}`` (docker-py's and old clients' list form); "" is no filter."""
