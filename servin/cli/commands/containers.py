@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from servin.cli.each import inspect_each
 from servin.cli.lazy import LazyGroup
 from servin.cli.options import filter_option, format_option, parse_filters
 from servin.cli.session import get_client
@@ -412,21 +413,10 @@ def wait(containers: tuple[str, ...]) -> None:
 def container_inspect(fmt: str | None, size: bool, containers: tuple[str, ...]) -> None:
     """Display detailed information on one or more containers."""
     from servin.api.servin.v1 import containers_pb2
-    from servin.cli.output import document, print_objects
 
     client = get_client()
-    results = []
-    error: ServinError | None = None
-    for item in containers:
-        try:
-            results.append(document(client.containers.Inspect(
-                containers_pb2.InspectContainerRequest(id=item, size=size))))
-        except ServinError as exc:
-            error = exc
-    if results or error is None:
-        print_objects(results, fmt)
-    if error is not None:
-        raise error
+    inspect_each(containers, lambda item: client.containers.Inspect(
+        containers_pb2.InspectContainerRequest(id=item, size=size)), fmt)
 
 
 @click.command("inspect")

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from servin.cli.each import inspect_each, raise_failures
 from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import add_commands, filter_option, format_option, parse_filters
 from servin.cli.session import get_client
@@ -120,10 +121,7 @@ def image_rm(force: bool, no_prune: bool, images: tuple[str, ...]) -> None:
             click.echo(f"Untagged: {familiar(name)}")
         for image_id in reply.deleted:
             click.echo(f"Deleted: {image_id}")
-    if failed:
-        for error in failed[:-1]:
-            click.echo(f"Error: {error.message}", err=True)
-        raise failed[-1]
+    raise_failures(failed)
 
 
 @click.command("inspect")
@@ -134,22 +132,10 @@ def image_rm(force: bool, no_prune: bool, images: tuple[str, ...]) -> None:
 def image_inspect(fmt: str | None, images: tuple[str, ...]) -> None:
     """Display detailed information on one or more images."""
     from servin.api.servin.v1 import images_pb2
-    from servin.cli.output import document, print_objects
 
     client = get_client()
-    results: list[dict[str, Any]] = []
-    error: ServinError | None = None
-    for ref in images:
-        try:
-            results.append(
-                document(client.images.Inspect(images_pb2.InspectImageRequest(reference=ref)))
-            )
-        except ServinError as exc:
-            error = exc
-    if results or error is None:
-        print_objects(results, fmt)
-    if error is not None:
-        raise error
+    inspect_each(images, lambda ref: client.images.Inspect(
+        images_pb2.InspectImageRequest(reference=ref)), fmt)
 
 
 @click.command("import")

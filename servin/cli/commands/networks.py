@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from servin.cli.each import inspect_each
 from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import add_commands, filter_option, format_option, parse_filters
 from servin.cli.session import get_client
@@ -83,21 +84,10 @@ def network_ls(quiet: bool, no_trunc: bool, filters: tuple[str, ...], fmt: str |
 def network_inspect(fmt: str | None, networks: tuple[str, ...]) -> None:
     """Display detailed information on one or more networks."""
     from servin.api.servin.v1 import networks_pb2
-    from servin.cli.output import document, print_objects
 
     client = get_client()
-    results = []
-    error: ServinError | None = None
-    for name in networks:
-        try:
-            results.append(document(
-                client.networks.Inspect(networks_pb2.InspectNetworkRequest(id=name))))
-        except ServinError as exc:
-            error = exc
-    if results or error is None:
-        print_objects(results, fmt)
-    if error is not None:
-        raise error
+    inspect_each(networks, lambda name: client.networks.Inspect(
+        networks_pb2.InspectNetworkRequest(id=name)), fmt)
 
 
 @click.command("rm")

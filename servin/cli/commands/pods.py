@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import click
 
+from servin.cli.each import for_each, inspect_each
 from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import add_commands, filter_option, format_option, parse_filters
 from servin.cli.session import get_client, target
@@ -45,20 +45,6 @@ def parse_share(text: str) -> bool:
         raise InvalidArgument("--share: net, ipc and uts are always shared in a pod "
                               "(give them, or +pid to add pid)")
     return "pid" in items
-
-
-def _for_each(names: tuple[str, ...], call: Callable[[str], str]) -> None:
-    """Run ``call(name)`` for every name, print the pod IDs, report every failure."""
-    failed: list[ServinError] = []
-    for name in names:
-        try:
-            click.echo(call(name))
-        except ServinError as exc:
-            failed.append(exc)
-    if failed:
-        for error in failed[:-1]:
-            click.echo(f"Error: {error.message}", err=True)
-        raise failed[-1]
 
 
 @click.command("create")
@@ -160,20 +146,9 @@ def pod_ls(quiet: bool, no_trunc: bool, ctr_names: bool, ctr_status: bool,
 def pod_inspect(fmt: str | None, pods: tuple[str, ...]) -> None:
     """Display detailed information on one or more pods."""
     from servin.api.servin.v1 import pods_pb2
-    from servin.cli.output import document, print_objects
 
     client = get_client()
-    results: list[dict[str, Any]] = []
-    error: ServinError | None = None
-    for name in pods:
-        try:
-            results.append(document(client.pods.Inspect(pods_pb2.PodRequest(id=name))))
-        except ServinError as exc:
-            error = exc
-    if results or error is None:
-        print_objects(results, fmt)
-    if error is not None:
-        raise error
+    inspect_each(pods, lambda name: client.pods.Inspect(pods_pb2.PodRequest(id=name)), fmt)
 
 
 @click.command("start")
@@ -183,7 +158,7 @@ def pod_start(pods: tuple[str, ...]) -> None:
     from servin.api.servin.v1 import pods_pb2
 
     client = get_client()
-    _for_each(pods, lambda p: client.pods.Start(pods_pb2.PodRequest(id=p)).id)
+    for_each(pods, lambda p: client.pods.Start(pods_pb2.PodRequest(id=p)).id)
 
 
 @click.command("stop")
@@ -195,7 +170,7 @@ def pod_stop(timeout: int | None, pods: tuple[str, ...]) -> None:
     from servin.api.servin.v1 import pods_pb2
 
     client = get_client()
-    _for_each(pods, lambda p: client.pods.Stop(pods_pb2.StopPodRequest(
+    for_each(pods, lambda p: client.pods.Stop(pods_pb2.StopPodRequest(
         id=p, timeout=timeout or 0, has_timeout=timeout is not None)).id)
 
 
@@ -208,7 +183,7 @@ def pod_restart(timeout: int | None, pods: tuple[str, ...]) -> None:
     from servin.api.servin.v1 import pods_pb2
 
     client = get_client()
-    _for_each(pods, lambda p: client.pods.Restart(pods_pb2.StopPodRequest(
+    for_each(pods, lambda p: client.pods.Restart(pods_pb2.StopPodRequest(
         id=p, timeout=timeout or 0, has_timeout=timeout is not None)).id)
 
 
@@ -220,8 +195,8 @@ def pod_kill(signal_: str, pods: tuple[str, ...]) -> None:
     from servin.api.servin.v1 import pods_pb2
 
     client = get_client()
-    _for_each(pods, lambda p: client.pods.Kill(pods_pb2.KillPodRequest(id=p,
-                                                                       signal=signal_)).id)
+    for_each(pods, lambda p: client.pods.Kill(pods_pb2.KillPodRequest(id=p,
+                                                                      signal=signal_)).id)
 
 
 @click.command("pause")
@@ -231,7 +206,7 @@ def pod_pause(pods: tuple[str, ...]) -> None:
     from servin.api.servin.v1 import pods_pb2
 
     client = get_client()
-    _for_each(pods, lambda p: client.pods.Pause(pods_pb2.PodRequest(id=p)).id)
+    for_each(pods, lambda p: client.pods.Pause(pods_pb2.PodRequest(id=p)).id)
 
 
 @click.command("unpause")
@@ -241,7 +216,7 @@ def pod_unpause(pods: tuple[str, ...]) -> None:
     from servin.api.servin.v1 import pods_pb2
 
     client = get_client()
-    _for_each(pods, lambda p: client.pods.Unpause(pods_pb2.PodRequest(id=p)).id)
+    for_each(pods, lambda p: client.pods.Unpause(pods_pb2.PodRequest(id=p)).id)
 
 
 @click.command("rm")
@@ -257,8 +232,8 @@ def pod_rm(force: bool, all_: bool, pods: tuple[str, ...]) -> None:
         pods = tuple(p.id for p in client.pods.List(pods_pb2.ListPodsRequest()).pods)
     elif not pods:
         raise InvalidArgument("pod rm needs at least one pod (or --all)")
-    _for_each(pods, lambda p: client.pods.Remove(pods_pb2.RemovePodRequest(id=p,
-                                                                           force=force)).id)
+    for_each(pods, lambda p: client.pods.Remove(pods_pb2.RemovePodRequest(id=p,
+                                                                          force=force)).id)
 
 
 @click.command("prune")

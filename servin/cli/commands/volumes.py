@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from servin.cli.each import inspect_each, raise_failures
 from servin.cli.flagsyntax import DockerGroup
 from servin.cli.options import add_commands, filter_option, format_option, parse_filters
 from servin.cli.session import get_client
@@ -75,21 +76,10 @@ def volume_ls(quiet: bool, filters: tuple[str, ...], fmt: str | None) -> None:
 def volume_inspect(fmt: str | None, names: tuple[str, ...]) -> None:
     """Display detailed information on one or more volumes."""
     from servin.api.servin.v1 import volumes_pb2
-    from servin.cli.output import document, print_objects
 
     client = get_client()
-    results: list[dict[str, Any]] = []
-    error: ServinError | None = None
-    for name in names:
-        try:
-            results.append(document(
-                client.volumes.Inspect(volumes_pb2.InspectVolumeRequest(name=name))))
-        except ServinError as exc:
-            error = exc
-    if results or error is None:
-        print_objects(results, fmt)
-    if error is not None:
-        raise error
+    inspect_each(names, lambda name: client.volumes.Inspect(
+        volumes_pb2.InspectVolumeRequest(name=name)), fmt)
 
 
 @click.command("rm")
@@ -107,10 +97,7 @@ def volume_rm(force: bool, names: tuple[str, ...]) -> None:
             click.echo(name)
         except ServinError as exc:
             failed.append(exc)
-    if failed:
-        for error in failed[:-1]:
-            click.echo(f"Error: {error.message}", err=True)
-        raise failed[-1]
+    raise_failures(failed)
 
 
 @click.command("prune")
