@@ -100,13 +100,13 @@ def _stage_reads(plan: Plan, index: int, build_args: Mapping[str, str],
                     source = lexer.process_word(raw, scope)
                     if inst.is_add and source.startswith(("http://", "https://")):
                         continue
-                    reads.append(_clean(source))
+                    reads.append(clean(source))
             elif isinstance(inst, Run):
                 for mount in inst.mounts:
                     fields = dict(_fields(lexer.process_word(mount, scope)))
                     if fields.get("type", "bind") != "bind" or fields.get("from"):
                         continue
-                    reads.append(_clean(fields.get("source") or fields.get("src") or "/"))
+                    reads.append(clean(fields.get("source") or fields.get("src") or "/"))
         except (_Unknown, InvalidArgument):
             return None
     return reads
@@ -146,7 +146,8 @@ def _fields(text: str) -> Iterator[tuple[str, str]]:
         yield key.lower(), value
 
 
-def _clean(path: str) -> str:
+def clean(path: str) -> str:
+    """A source path made relative to its root (``..`` cannot climb above it)."""
     parts: list[str] = []
     for comp in path.split("/"):
         if comp in ("", "."):

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from servin.dockerfile.reads import clean
 from servin.engine import fsarchive
 from servin.engine.build.events import StepError
 from servin.engine.linux.safepath import openat2
@@ -61,20 +62,6 @@ class Source:
     def display(self) -> str:
         """How messages name it."""
         return self.name if self.root < 0 else self.path
-
-
-def clean(path: str) -> str:
-    """A source path made relative to its root (``..`` cannot climb above it)."""
-    parts: list[str] = []
-    for comp in path.split("/"):
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if parts:
-                parts.pop()
-            continue
-        parts.append(comp)
-    return "/".join(parts)
 
 
 def _has_wildcard(path: str) -> bool:
