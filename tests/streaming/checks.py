@@ -40,6 +40,21 @@ async def read_until(stream, needle: bytes, out: bytearray) -> None:  # type: ig
             out += chunk
 
 
+async def check_ws_pty_resizes(url: str, keys: bytes = b"") -> None:
+    """An ``sh -i`` exec on a pty over WebSocket (v5) follows two resizes (``stty size``), then
+    exits with success; ``keys`` go to the shell before its last line."""
+    ws = await WsClient.connect(url, V5)
+    ch = WsChannels(ws)
+    await ch.send(4, b'{"Width":90,"Height":20}')
+    await ch.send(0, b"stty size\n")
+    await ch.read_until(1, b"20 90")
+    await ch.send(4, b'{"Width":132,"Height":43}')
+    await ch.send(0, keys + b"stty size; exit\n")
+    await ch.read_until(1, b"43 132")
+    await asyncio.wait_for(ch.done.wait(), 20)
+    assert json.loads(ch.drain(3)) == SUCCESS
+
+
 async def read_digest(stream) -> tuple[int, str]:  # type: ignore[no-untyped-def]
     """Read ``stream`` to its end: how many bytes came, and their SHA-256."""
     h, n = hashlib.sha256(), 0

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.streaming.checks import SUCCESS, V4, V5, read_until, run, spdy_streams
+from tests.streaming.checks import (
+    SUCCESS,
+    V4,
+    V5,
+    check_ws_pty_resizes,
+    read_until,
+    run,
+    spdy_streams,
+)
 from tests.streaming.clients import HttpRefused, SpdyClient, WsChannels, WsClient, WsPipe
 from tests.streaming.coreengine import CoreHarness
 
@@ -66,19 +74,8 @@ def test_spdy_interactive_pty_shell_sees_resizes(core: CoreHarness, sleeper: str
 def test_ws_interactive_pty_shell_sees_resizes(core: CoreHarness, sleeper: str) -> None:
     url = core.exec_url(sleeper, ["sh", "-i"], tty=True, stdin=True, stderr=False)
 
-    async def go() -> None:
-        ws = await WsClient.connect(url, V5)
-        ch = WsChannels(ws)
-        await ch.send(4, b'{"Width":90,"Height":20}')
-        await ch.send(0, b"stty size\n")
-        await ch.read_until(1, b"20 90")
-        await ch.send(4, b'{"Width":132,"Height":43}')
-        # ctrl-p ctrl-q are data for the CRI (no detach keys): the shell still answers.
-        await ch.send(0, b"\x10\x11\x15stty size; exit\n")
-        await ch.read_until(1, b"43 132")
-        await asyncio.wait_for(ch.done.wait(), 20)
-        assert json.loads(ch.drain(3)) == SUCCESS
-    run(go())
+    # ctrl-p ctrl-q are data for the CRI (no detach keys): the shell still answers.
+    run(check_ws_pty_resizes(url, b"\x10\x11\x15"))
 
 
 @pytest.mark.parametrize("transport", ["spdy", "ws"])

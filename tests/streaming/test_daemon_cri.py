@@ -27,6 +27,7 @@ from tests.streaming.checks import (
     V5,
     check_spdy_exec,
     check_ws_exec,
+    check_ws_pty_resizes,
     read_until,
     run,
     spdy_streams,
@@ -92,15 +93,7 @@ def test_interactive_exec_through_the_daemon(cri: CRI, pod: tuple[str, str, str]
                 assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "4"}]
                 await client.close()
             else:
-                ch = WsChannels(await WsClient.connect(url, V5))
-                await ch.send(4, b'{"Width":90,"Height":20}')
-                await ch.send(0, b"stty size\n")
-                await ch.read_until(1, b"20 90")
-                await ch.send(4, b'{"Width":132,"Height":43}')
-                await ch.send(0, b"stty size; exit\n")
-                await ch.read_until(1, b"43 132")
-                await asyncio.wait_for(ch.done.wait(), 20)
-                assert json.loads(ch.drain(3)) == SUCCESS
+                await check_ws_pty_resizes(url)
         run(go())
 
 
