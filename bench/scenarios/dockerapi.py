@@ -21,6 +21,7 @@ from bench.measure import Measure
 from bench.measure import run as run_command
 from bench.model import Row, ScenarioResult
 from bench.procfs import cpu_seconds
+from bench.scenarios.listing import create_docker_api
 from bench.scenarios.logs import writer_command
 
 NAME = "dockerapi"
@@ -143,3 +144,21 @@ def run(env: Environment, result: ScenarioResult) -> None:
         for _, path, _ in engines:
             docker(path, "rm", "-f", "bench-dockerapi-log")
     add(f"`docker logs` of a {size_mb} MB log (docker CLI v28) to /dev/null", reads)
+
+    # `docker ps -a` over many containers: each daemon's list through its own Docker API.
+    count, rounds = (10, 2) if env.quick else (1000, 5)
+    for _, path, _ in engines:
+        create_docker_api(path, "busybox", count, "v1.41", prefix="bench-dps")
+    try:
+        listing = {name: Measure("ms") for name, _, _ in engines}
+        for _, path, _ in engines:
+            docker(path, "ps", "-a")  # warm-up
+        for _ in range(rounds):
+            for name, path, _ in engines:
+                start = time.perf_counter()
+                docker(path, "ps", "-a")
+                listing[name].add((time.perf_counter() - start) * 1e3)
+    finally:
+        for _, path, _ in engines:
+            docker(path, "container", "prune", "-f", "--filter", "label=bench-dps")
+    add(f"`docker ps -a` with {count} containers (docker CLI v28)", listing)

@@ -32,15 +32,18 @@ def create_servin(host: str, count: int) -> None:
         list(pool.map(make, range(WORKERS)))
 
 
-def create_docker_api(socket: str, image: str, count: int, version: str) -> None:
-    """Create ``count`` containers through a Docker Engine API on a unix socket."""
-    body = {"Image": image, "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"}}
+def create_docker_api(socket: str, image: str, count: int, version: str,
+                      prefix: str = "bench-ls") -> None:
+    """Create ``count`` containers named ``PREFIX-N`` and labelled ``PREFIX`` through a
+    Docker Engine API on a unix socket."""
+    body = {"Image": image, "Cmd": ["true"], "HostConfig": {"NetworkMode": "none"},
+            "Labels": {prefix: ""}}
 
     def make(i: int) -> None:
         transport = httpx.HTTPTransport(uds=socket)
         with httpx.Client(transport=transport, base_url="http://engine", timeout=120) as http:
             for j in range(i, count, WORKERS):
-                resp = http.post(f"/{version}/containers/create", params={"name": f"bench-ls-{j}"},
+                resp = http.post(f"/{version}/containers/create", params={"name": f"{prefix}-{j}"},
                                  json=body)  # fmt: skip
                 if resp.status_code != 201:
                     raise RuntimeError(f"create failed ({resp.status_code}): {resp.text.strip()}")
