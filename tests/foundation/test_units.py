@@ -257,3 +257,18 @@ def test_search_refuses_a_host_that_is_no_host() -> None:
 
     with pytest.raises(InvalidArgument, match="invalid registry host"):
         asyncio.run(search(None, "x:.aa35a0::/box", None))  # type: ignore[arg-type]  # refused before either is used
+
+
+def test_no_test_directory_is_left_out_of_collection() -> None:
+    # pytest skips directories whose name matches norecursedirs (its default list has
+    # "build": the builder's suite once never ran). Every directory holding tests must pass.
+    import fnmatch
+    import tomllib
+
+    root = Path(__file__).resolve().parents[2]
+    config = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    patterns = config["norecursedirs"]
+    for test_file in (root / "tests").rglob("test_*.py"):
+        for part in test_file.relative_to(root / "tests").parent.parts:
+            hit = [p for p in patterns if fnmatch.fnmatch(part, p)]
+            assert not hit, f"{test_file} is not collected: {part!r} matches {hit}"
