@@ -35,8 +35,9 @@ from servin.errors import InvalidArgument
 Body = Mapping[str, Any]
 
 
-def _strings(value: Any, key: str) -> list[str]:
-    """docker's StrSlice: null, a string or a list of strings."""
+def string_list(value: Any, key: str) -> list[str]:
+    """docker's StrSlice (null, a string or a list of strings) as a list; ``key`` names it
+    in the error."""
     if value is None:
         return []
     if isinstance(value, str):
@@ -44,12 +45,6 @@ def _strings(value: Any, key: str) -> list[str]:
     if isinstance(value, list) and all(isinstance(v, str) for v in value):
         return list(value)
     raise InvalidArgument(f"invalid {key}: expected a string or a list of strings")
-
-
-def string_list(value: Any, key: str) -> list[str]:
-    """docker's StrSlice (null, a string or a list of strings) as a list; ``key`` names it
-    in the error."""
-    return _strings(value, key)
 
 
 def _map(value: Any, key: str) -> dict[str, str]:
@@ -69,7 +64,8 @@ def _int(body: Body, key: str, default: int = 0) -> int:
     return value
 
 
-def _bool(body: Body, key: str) -> bool:
+def bool_field(body: Body, key: str) -> bool:
+    """A JSON boolean field of a docker request body (absent or null: false)."""
     value = body.get(key)
     if value is None:
         return False
@@ -98,7 +94,7 @@ def _health(value: Any) -> HealthConfig | None:
         return None
     if not isinstance(value, dict):
         raise InvalidArgument("invalid Healthcheck: expected an object")
-    return HealthConfig(test=_strings(value.get("Test"), "Healthcheck.Test"),
+    return HealthConfig(test=string_list(value.get("Test"), "Healthcheck.Test"),
                         interval_ns=_int(value, "Interval"), timeout_ns=_int(value, "Timeout"),
                         start_period_ns=_int(value, "StartPeriod"),
                         retries=_int(value, "Retries"))
@@ -113,19 +109,19 @@ def container_config(config: Body) -> ContainerConfig:
     entrypoint = config.get("Entrypoint")
     return ContainerConfig(
         image=_str(config, "Image"),
-        cmd=_strings(config.get("Cmd"), "Cmd"),
-        entrypoint=None if entrypoint is None else _strings(entrypoint, "Entrypoint"),
-        env=_strings(config.get("Env"), "Env"),
+        cmd=string_list(config.get("Cmd"), "Cmd"),
+        entrypoint=None if entrypoint is None else string_list(entrypoint, "Entrypoint"),
+        env=string_list(config.get("Env"), "Env"),
         working_dir=_str(config, "WorkingDir"),
         user=_str(config, "User"),
         hostname=_str(config, "Hostname"),
         domainname=_str(config, "Domainname"),
         labels=_map(config.get("Labels"), "Labels"),
-        tty=_bool(config, "Tty"),
-        open_stdin=_bool(config, "OpenStdin"),
-        stdin_once=_bool(config, "StdinOnce"),
+        tty=bool_field(config, "Tty"),
+        open_stdin=bool_field(config, "OpenStdin"),
+        stdin_once=bool_field(config, "StdinOnce"),
         attach=[name for key, name in (("AttachStdin", "stdin"), ("AttachStdout", "stdout"),
-                                       ("AttachStderr", "stderr")) if _bool(config, key)],
+                                       ("AttachStderr", "stderr")) if bool_field(config, key)],
         stop_signal=_str(config, "StopSignal"),
         stop_timeout=stop_timeout,
         healthcheck=_health(config.get("Healthcheck")),
@@ -181,7 +177,7 @@ def _mount(m: Body) -> Mount:
         if tmpfs.get("Mode"):
             options.append(f"mode={int(tmpfs['Mode']):o}")
     return Mount(type=kind, source=_str(m, "Source"), target=_str(m, "Target"),
-                 read_only=_bool(m, "ReadOnly"), propagation=propagation, options=options,
+                 read_only=bool_field(m, "ReadOnly"), propagation=propagation, options=options,
                  driver=driver)
 
 
@@ -197,7 +193,7 @@ def resources(host: Body) -> Resources:
         cpu_quota=_int(host, "CpuQuota"), cpuset_cpus=_str(host, "CpusetCpus"),
         cpuset_mems=_str(host, "CpusetMems"), pids_limit=_int(host, "PidsLimit"),
         blkio_weight=_int(host, "BlkioWeight"), oom_score_adj=_int(host, "OomScoreAdj"),
-        oom_kill_disable=_bool(host, "OomKillDisable"),
+        oom_kill_disable=bool_field(host, "OomKillDisable"),
     )
 
 
@@ -221,7 +217,7 @@ def host_config(host: Body, config: Body | None = None) -> HostConfig:
     mounts = [_mount(m) for m in host.get("Mounts") or []]
     mounts += [Mount(type="tmpfs", target=path, options=[o for o in opts.split(",") if o])
                for path, opts in _map(host.get("Tmpfs"), "Tmpfs").items()]
-    binds = _strings(host.get("Binds"), "Binds")
+    binds = string_list(host.get("Binds"), "Binds")
     taken = {m.target for m in mounts} | {_bind_target(b) for b in binds}
     for path in (config or {}).get("Volumes") or {}:
         if path not in taken:
@@ -229,42 +225,42 @@ def host_config(host: Body, config: Body | None = None) -> HostConfig:
     return HostConfig(
         binds=binds,
         mounts=mounts,
-        volumes_from=_strings(host.get("VolumesFrom"), "VolumesFrom"),
-        links=_strings(host.get("Links"), "Links"),
+        volumes_from=string_list(host.get("VolumesFrom"), "VolumesFrom"),
+        links=string_list(host.get("Links"), "Links"),
         network_mode=_str(host, "NetworkMode"),
         port_bindings=_port_bindings(host.get("PortBindings")),
-        publish_all_ports=_bool(host, "PublishAllPorts"),
+        publish_all_ports=bool_field(host, "PublishAllPorts"),
         restart_policy=RestartPolicy(name=str(policy.get("Name") or ""),
                                      maximum_retry_count=_int(policy, "MaximumRetryCount")),
-        auto_remove=_bool(host, "AutoRemove"),
-        privileged=_bool(host, "Privileged"),
-        cap_add=_strings(host.get("CapAdd"), "CapAdd"),
-        cap_drop=_strings(host.get("CapDrop"), "CapDrop"),
-        security_opt=_strings(host.get("SecurityOpt"), "SecurityOpt"),
-        readonly_rootfs=_bool(host, "ReadonlyRootfs"),
+        auto_remove=bool_field(host, "AutoRemove"),
+        privileged=bool_field(host, "Privileged"),
+        cap_add=string_list(host.get("CapAdd"), "CapAdd"),
+        cap_drop=string_list(host.get("CapDrop"), "CapDrop"),
+        security_opt=string_list(host.get("SecurityOpt"), "SecurityOpt"),
+        readonly_rootfs=bool_field(host, "ReadonlyRootfs"),
         runtime=_str(host, "Runtime"),
         ipc_mode=_str(host, "IpcMode"),
         pid_mode=_str(host, "PidMode"),
         uts_mode=_str(host, "UTSMode"),
         cgroup_parent=_str(host, "CgroupParent"),
-        dns=_strings(host.get("Dns"), "Dns"),
-        dns_search=_strings(host.get("DnsSearch"), "DnsSearch"),
-        dns_options=_strings(host.get("DnsOptions"), "DnsOptions"),
-        extra_hosts=_strings(host.get("ExtraHosts"), "ExtraHosts"),
+        dns=string_list(host.get("Dns"), "Dns"),
+        dns_search=string_list(host.get("DnsSearch"), "DnsSearch"),
+        dns_options=string_list(host.get("DnsOptions"), "DnsOptions"),
+        extra_hosts=string_list(host.get("ExtraHosts"), "ExtraHosts"),
         log_config=LogConfig(type=str(log.get("Type") or ""),
                              options=_map(log.get("Config"), "LogConfig.Config")),
         sysctls=_map(host.get("Sysctls"), "Sysctls"),
         ulimits=[Ulimit(name=str(u.get("Name", "")), soft=_int(u, "Soft"),
                         hard=_int(u, "Hard")) for u in host.get("Ulimits") or []],
-        init=_bool(host, "Init"),
+        init=bool_field(host, "Init"),
         shm_size=_int(host, "ShmSize"),
         devices=[DeviceMapping(path_on_host=_str(d, "PathOnHost"),
                                path_in_container=_str(d, "PathInContainer"),
                                permissions=_str(d, "CgroupPermissions") or "rwm")
                  for d in host.get("Devices") or []],
-        device_cgroup_rules=_strings(host.get("DeviceCgroupRules"), "DeviceCgroupRules"),
+        device_cgroup_rules=string_list(host.get("DeviceCgroupRules"), "DeviceCgroupRules"),
         cgroupns_mode=_str(host, "CgroupnsMode"),
-        group_add=_strings(host.get("GroupAdd"), "GroupAdd"),
+        group_add=string_list(host.get("GroupAdd"), "GroupAdd"),
         annotations=_map(host.get("Annotations"), "Annotations"),
         resources=resources(host),
     )
@@ -285,7 +281,7 @@ def networking_config(body: Body) -> NetworkingConfig:
     for name, ep in (body.get("EndpointsConfig") or {}).items():
         ep = ep or {}
         ipam = ep.get("IPAMConfig") or {}
-        endpoints[name] = EndpointConfig(aliases=_strings(ep.get("Aliases"), "Aliases"),
+        endpoints[name] = EndpointConfig(aliases=string_list(ep.get("Aliases"), "Aliases"),
                                          ipv4_address=str(ipam.get("IPv4Address") or ""),
                                          mac_address=_str(ep, "MacAddress"))
     return NetworkingConfig(endpoints=endpoints)
@@ -315,7 +311,7 @@ def from_docker(name: str, body: Body) -> CreateRequest:
     # name containers on whichever user network the container shares with them).
     endpoints = (body.get("NetworkingConfig") or {}).get("EndpointsConfig") or {}
     endpoint_links = [link for ep in endpoints.values() if isinstance(ep, Mapping)
-                      for link in _strings(ep.get("Links"), "Links")]
+                      for link in string_list(ep.get("Links"), "Links")]
     if endpoint_links:
         hc = msgspec.structs.replace(hc, links=[*hc.links, *endpoint_links])
     return CreateRequest(

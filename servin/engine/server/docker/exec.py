@@ -7,6 +7,7 @@ from typing import Any
 from servin.engine.containers.execs import ExecRecord
 from servin.engine.engine import CoreAPI
 from servin.engine.semantics import create as docker_create
+from servin.engine.semantics.create import bool_field
 from servin.engine.server.docker import params
 from servin.engine.server.docker.attach import relay_hijacked
 from servin.engine.server.docker.http import Request, Response
@@ -14,15 +15,6 @@ from servin.engine.server.docker.responses import json_response
 from servin.engine.server.docker.router import Router
 from servin.engine.server.docker.streams import STDOUT, encode_frame
 from servin.errors import Conflict, InvalidArgument, ServinError
-
-
-def _flag(body: dict[str, Any], key: str) -> bool:
-    value = body.get(key)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise InvalidArgument(f"invalid {key}: expected true or false")
-    return value
 
 
 def console_size(body: dict[str, Any]) -> tuple[int, int]:
@@ -83,19 +75,20 @@ class ExecRoutes:
         for key in ("User", "WorkingDir", "DetachKeys"):
             if not isinstance(body.get(key) or "", str):
                 raise InvalidArgument(f"invalid {key}: expected a string")
-        stdin = _flag(body, "AttachStdin")
+        stdin = bool_field(body, "AttachStdin")
         record = await self.core.execs.create(
             req.params["name"], cmd, env=env, user=body.get("User") or "",
-            working_dir=body.get("WorkingDir") or "", tty=_flag(body, "Tty"),
-            attach_stdin=stdin, attach_stdout=_flag(body, "AttachStdout"),
-            attach_stderr=_flag(body, "AttachStderr"), privileged=_flag(body, "Privileged"),
+            working_dir=body.get("WorkingDir") or "", tty=bool_field(body, "Tty"),
+            attach_stdin=stdin, attach_stdout=bool_field(body, "AttachStdout"),
+            attach_stderr=bool_field(body, "AttachStderr"),
+            privileged=bool_field(body, "Privileged"),
             detach_keys=body.get("DetachKeys") or "")
         return json_response({"Id": record.id}, 201)
 
     async def start(self, req: Request) -> Response | None:
         """POST /exec/{id}/start {"Detach", "Tty", "ConsoleSize"}: hijacked unless Detach."""
         body = await params.read_json_object(req)
-        detach = _flag(body, "Detach")
+        detach = bool_field(body, "Detach")
         rows, cols = console_size(body)
         record = await self.core.execs.inspect(req.params["id"])
         if detach:

@@ -20,14 +20,6 @@ from servin.engine.server.docker.router import Router
 from servin.errors import InvalidArgument, NotFound
 
 
-def _strings(body: dict[str, Any], key: str, what: str) -> dict[str, str]:
-    value = body.get(key) or {}
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise InvalidArgument(f"invalid {what}: {key} must map strings to strings")
-    return dict(value)
-
-
 def _object(body: dict[str, Any], key: str, what: str) -> dict[str, Any]:
     value = body.get(key) or {}
     if not isinstance(value, dict):
@@ -135,8 +127,8 @@ class NetworkRoutes:
         n = await self.networks.create(
             name, driver=_text(body, "Driver", "network config"), subnet=subnet,
             gateway=gateway, ip_range=ip_range, internal=bool(body.get("Internal")),
-            labels=_strings(body, "Labels", "network config"),
-            options=_strings(body, "Options", "network config"))
+            labels=params.string_map(body, "Labels", "network config"),
+            options=params.string_map(body, "Options", "network config"))
         return json_response({"Id": n.id, "Warning": ""}, 201)
 
     async def connect(self, req: Request) -> Response:

@@ -44,6 +44,15 @@ def int_value(req: Request, key: str, default: int) -> int:
             from None
 
 
+def string_map(body: dict[str, Any], key: str, what: str) -> dict[str, str]:
+    """A body field mapping strings to strings (labels, options); absent or null: empty."""
+    value = body.get(key) or {}
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise InvalidArgument(f"invalid {what}: {key} must map strings to strings")
+    return dict(value)
+
+
 def terminal_size(req: Request) -> tuple[int, int]:
     """``h`` and ``w`` of a resize request as (rows, cols); 0 where absent."""
     rows = int_value(req, "h", 0)

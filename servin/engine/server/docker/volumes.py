@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from servin.engine.engine import CoreAPI
 from servin.engine.semantics.inspect import volume_document
 from servin.engine.server.docker import params
@@ -13,14 +11,6 @@ from servin.engine.server.docker.responses import json_response, no_content
 from servin.engine.server.docker.router import Router
 from servin.engine.server.docker.versions import compare_versions
 from servin.errors import InvalidArgument
-
-
-def _strings(body: dict[str, Any], key: str) -> dict[str, str]:
-    value = body.get(key) or {}
-    if not isinstance(value, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-        raise InvalidArgument(f"invalid volume config: {key} must map strings to strings")
-    return dict(value)
 
 
 class VolumeRoutes:
@@ -60,8 +50,9 @@ class VolumeRoutes:
             raise InvalidArgument("invalid volume config: Name and Driver must be strings")
         if body.get("ClusterVolumeSpec"):
             raise InvalidArgument("cluster volumes need swarm mode, which is not supported")
-        view = await self.volumes.create(name, driver, options=_strings(body, "DriverOpts"),
-                                         labels=_strings(body, "Labels"))
+        view = await self.volumes.create(
+            name, driver, options=params.string_map(body, "DriverOpts", "volume config"),
+            labels=params.string_map(body, "Labels", "volume config"))
         doc = volume_document(view)
         doc.pop("UsageData", None)
         return json_response(doc, 201)
