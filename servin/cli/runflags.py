@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from servin.cli.execout import env_items
 from servin.errors import InvalidArgument
 from servin.units import parse_bytes
 from servin.units import parse_duration_ns as parse_duration
@@ -164,32 +165,6 @@ def _kv(items: tuple[str, ...], flag: str) -> dict[str, str]:
         if not key:
             raise InvalidArgument(f"invalid {flag} {item!r}: expected KEY=VALUE")
         out[key] = value if sep else ""
-    return out
-
-
-def env_items(values: tuple[str, ...], files: tuple[str, ...]) -> list[str]:
-    """``--env-file`` lines then ``-e`` values as docker reads them: ``KEY=VALUE`` as is, a bare
-    ``KEY`` from this client's environment (left out when it is not set there)."""
-    import os
-
-    items: list[str] = []
-    for path in files:
-        try:
-            lines = Path(path).read_text().splitlines()
-        except OSError as exc:
-            raise InvalidArgument(f"open {path}: {(exc.strerror or str(exc)).lower()}") from None
-        items.extend(line.strip() for line in lines
-                     if line.strip() and not line.lstrip().startswith("#"))
-    items.extend(values)
-    out = []
-    for item in items:
-        key, sep, _ = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"invalid environment variable: {item!r}")
-        if sep:
-            out.append(item)
-        elif key in os.environ:
-            out.append(f"{key}={os.environ[key]}")
     return out
 
 

@@ -14,9 +14,9 @@ import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from servin.cli.execout import Outcome, relay_output
 from servin.cli.terminal import is_terminal, raw_terminal, window_size
 
 if TYPE_CHECKING:
@@ -26,16 +26,6 @@ if TYPE_CHECKING:
 In = TypeVar("In", "AttachInput", "ExecInput")
 
 READ_CHUNK = 32 * 1024
-
-
-@dataclass
-class Outcome:
-    """How a session ended: the process exited (``exit_code`` if the server said), the
-    user detached, or the stream simply ended (the container's output closed)."""
-
-    detached: bool = False
-    exited: bool = False
-    exit_code: int | None = None
 
 
 class InputPump(Generic[In]):
@@ -97,13 +87,6 @@ class InputPump(Generic[In]):
             self._queue.put_nowait(None)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
 def run_session(
     call: Callable[[Iterator[In]], Iterator[AttachOutput]],
     first: In,
@@ -130,16 +113,7 @@ def run_session(
                 on_registered(pump)
             if stdin:
                 pump.start_stdin(0)
-            for message in responses:
-                if message.data:
-                    _write_all(2 if (message.stream == 2 and not tty) else 1, message.data)
-                if message.detached:
-                    outcome.detached = True
-                    break
-                if message.exited:
-                    outcome.exited = True
-                    outcome.exit_code = message.exit_code
-                    break
+            outcome = relay_output(responses, tty=tty)
     finally:
         pump.stop()
         close = getattr(responses, "close", None)

@@ -8,14 +8,32 @@ per entry, as the console handles them), ``chunk_of`` does the reverse (test dou
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from servin.api.servin.v1.containers_pb2 import LogChunk, LogEntry
 
 
-def records(chunk: LogChunk) -> Iterator[tuple[int, int, bytes]]:
+class LogChunkLike(Protocol):
+    """What reading a ``LogChunk`` needs: the generated message and the quick front's lite
+    one both have it."""
+
+    @property
+    def data(self) -> bytes: ...
+    @property
+    def sizes(self) -> Sequence[int]: ...
+    @property
+    def streams(self) -> bytes: ...
+    @property
+    def times(self) -> Sequence[int]: ...
+    @property
+    def container_id(self) -> str: ...
+    @property
+    def attrs(self) -> Mapping[str, str]: ...
+
+
+def records(chunk: LogChunkLike) -> Iterator[tuple[int, int, bytes]]:
     """(stream, time in ns or 0, bytes) of each record of a ``LogChunk``."""
     data = chunk.data
     times = chunk.times

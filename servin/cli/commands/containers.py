@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from servin.cli.each import inspect_each
+from servin.cli.execout import ExitCode
 from servin.cli.lazy import LazyGroup
 from servin.cli.options import filter_option, format_option, parse_filters
 from servin.cli.session import get_client
@@ -19,16 +20,8 @@ from servin.errors import InvalidArgument, NotFound, PermissionDenied, ServinErr
 if TYPE_CHECKING:
     from google.protobuf.timestamp_pb2 import Timestamp
 
-    from servin.api.servin.v1.containers_pb2 import AttachInput, ContainerSummary, LogChunk
+    from servin.api.servin.v1.containers_pb2 import AttachInput, ContainerSummary
     from servin.cli.streams import InputPump
-
-
-class ExitCode(ServinError):
-    """A command's failure that must exit with a given code (docker's 125/126/127)."""
-
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
 
 
 def start_failure(exc: ServinError) -> ExitCode:
@@ -298,29 +291,15 @@ def ps(
 
 
 def parse_time(text: str, flag: str) -> Timestamp:
-    """docker's --since/--until: RFC 3339, a Unix timestamp, or a duration (10m, 1h30m)."""
-    import re
-    from datetime import datetime
-
+    """docker's --since/--until as a Timestamp (see ``servin.cli.logwrite.parse_time_ns``)."""
     from google.protobuf.timestamp_pb2 import Timestamp
 
+    from servin.cli.logwrite import parse_time_ns
+
     ts = Timestamp()
-    if not text:
-        return ts
-    m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+(?:\.\d+)?)s)?", text)
-    if m and any(m.groups()):
-        hours, minutes, seconds = (float(g) if g else 0.0 for g in m.groups())
-        ts.FromNanoseconds(int((time.time() - hours * 3600 - minutes * 60 - seconds) * 1e9))
-        return ts
-    try:
-        ts.FromNanoseconds(int(float(text) * 1e9))
-        return ts
-    except ValueError:
-        pass
-    try:
-        ts.FromDatetime(datetime.fromisoformat(text.replace("Z", "+00:00")))
-    except ValueError:
-        raise InvalidArgument(f"invalid value for {flag}: {text!r}") from None
+    ns = parse_time_ns(text, flag)
+    if ns:
+        ts.FromNanoseconds(ns)
     return ts
 
 
@@ -336,11 +315,9 @@ def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, deta
          container: str) -> None:
     """Fetch the logs of a container."""
     from servin.api.servin.v1 import containers_pb2
+    from servin.cli.logwrite import parse_tail, write_logs
 
-    try:
-        tail_n = -1 if tail == "all" else int(tail)
-    except ValueError:
-        raise InvalidArgument(f"invalid value for --tail: {tail!r}") from None
+    tail_n = parse_tail(tail)
     request = containers_pb2.ContainerLogsRequest(
         id=container,
         follow=follow,
@@ -354,40 +331,6 @@ def logs(follow: bool, tail: str, since: str, until: str, timestamps: bool, deta
     )
     write_logs(get_client().containers.Logs(request), timestamps=timestamps, details=details,
                follow=follow)  # fmt: skip
-
-
-def write_logs(chunks: Iterable[LogChunk], *, timestamps: bool, details: bool, follow: bool
-               ) -> None:  # fmt: skip
-    """Write ``LogChunk``s to stdout and stderr: buffered (flushed where the stream changes,
-    so the two keep their order on one terminal), and at once after each chunk when
-    following. ``timestamps`` put docker's time, ``details`` the entry's attributes
-    (``k=v,k=v``, from ``--log-opt labels=/env=``) and a space before each line."""
-    from servin.client.logs import Stamper, records
-
-    stdout, stderr = sys.stdout.buffer, sys.stderr.buffer
-    stamp = Stamper() if timestamps else None
-    last = stdout
-    try:
-        for chunk in chunks:
-            attrs = b""
-            if details:
-                text = ",".join(f"{k}={v}" for k, v in sorted(chunk.attrs.items()))
-                attrs = text.encode() + b" "
-            for stream, ns, data in records(chunk):
-                target = stderr if stream == 2 else stdout
-                if target is not last:
-                    last.flush()
-                    last = target
-                if stamp is not None:
-                    target.write(stamp(ns) + b" " + attrs + data)
-                elif details:
-                    target.write(attrs + data)
-                else:
-                    target.write(data)
-            if follow:
-                last.flush()
-    finally:
-        last.flush()
 
 
 @click.command()

@@ -6,21 +6,10 @@ import sys
 
 import click
 
-from servin.cli.runflags import env_items
+from servin.cli.execout import env_items, exec_failure
 from servin.cli.session import get_client
 from servin.cli.terminal import check_tty
-from servin.errors import Conflict, NotFound, PermissionDenied, ServinError
-
-
-def _exec_failure(exc: ServinError) -> ServinError:
-    from servin.cli.commands.containers import ExitCode  # (containers imports this module)
-
-    if isinstance(exc, NotFound):
-        return ExitCode(exc.message, 127)
-    if isinstance(exc, PermissionDenied):
-        return ExitCode(exc.message, 126)
-    return exc
-
+from servin.errors import Conflict, ServinError
 
 _EXEC_CONTEXT = {"allow_interspersed_args": False}
 
@@ -79,7 +68,7 @@ def exec_(
             ):
                 pass
         except ServinError as exc:
-            raise _exec_failure(exc) from None
+            raise exec_failure(exc) from None
         return
     size = terminal_size() if tty else None
     first = containers_pb2.ExecInput(
@@ -91,7 +80,7 @@ def exec_(
             stdin=interactive, tty=tty,
         )
     except ServinError as exc:
-        raise _exec_failure(exc) from None
+        raise exec_failure(exc) from None
     if outcome.detached:
         sys.exit(0)
     code = outcome.exit_code

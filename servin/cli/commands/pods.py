@@ -270,7 +270,7 @@ STATS_COLUMNS = [("POD", "Pod"), ("CID", "CID"), ("NAME", "Name"), ("CPU %", "CP
 
 def pod_stats_rows(reply: PodStatsResponse) -> list[dict[str, str]]:
     """One row per running container of each pod (podman's ``pod stats``)."""
-    from servin.cli.commands.stats import stats_row
+    from servin.cli.statsview import stats_row
 
     rows = []
     for p in reply.pods:
@@ -291,8 +291,9 @@ def pod_stats(all_: bool, no_stream: bool, fmt: str | None, pods: tuple[str, ...
     import time
 
     from servin.api.servin.v1 import pods_pb2
-    from servin.cli.commands.stats import LiveScreen, _align, _header
+    from servin.cli.commands.stats import LiveScreen
     from servin.cli.output import is_terminal
+    from servin.cli.statsview import align, header
 
     client = get_client()
     live = LiveScreen() if is_terminal() and not no_stream else None
@@ -301,19 +302,19 @@ def pod_stats(all_: bool, no_stream: bool, fmt: str | None, pods: tuple[str, ...
         reply = client.pods.Stats(pods_pb2.PodStatsRequest(ids=list(pods)))
         rows = pod_stats_rows(reply)
         if fmt and not fmt.startswith("table"):
-            from servin.cli.commands.stats import render
+            from servin.cli.statsview import render
 
             return render(rows, fmt)
         if fmt:
             from servin.cli.gotemplate import Template
 
             cells = fmt[len("table"):].strip().replace("\\t", "\t").split("\t")
-            table = [[_header(c) for c in cells]]
+            table = [[header(c) for c in cells]]
             table += [[Template(c).render(r) for c in cells] for r in rows]
-            return _align(table)
+            return align(table)
         table = [[h for h, _ in STATS_COLUMNS]]
         table += [[r[f] for _, f in STATS_COLUMNS] for r in rows]
-        return _align(table)
+        return align(table)
 
     try:
         while True:

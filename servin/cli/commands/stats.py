@@ -2,111 +2,24 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import click
 
 from servin.cli.options import format_option
 from servin.cli.session import get_client
+from servin.cli.statsview import as_given, render, stats_row
 
 if TYPE_CHECKING:
-    from servin.api.servin.v1.containers_pb2 import ContainerStats, StatsBatch
-
-# The default table: (header, template field).
-COLUMNS: list[tuple[str, str]] = [
-    ("CONTAINER ID", "ID"),
-    ("NAME", "Name"),
-    ("CPU %", "CPUPerc"),
-    ("MEM USAGE / LIMIT", "MemUsage"),
-    ("MEM %", "MemPerc"),
-    ("NET I/O", "NetIO"),
-    ("BLOCK I/O", "BlockIO"),
-    ("PIDS", "PIDs"),
-]
-# Headers of fields a ``table`` format may name that the default table does not show.
-EXTRA_HEADERS = {"Container": "CONTAINER"}
-
-_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+    from servin.api.servin.v1.containers_pb2 import StatsBatch
 
 # Terminal control: home, clear to end of line, clear to end of screen, hide/show cursor.
 _HOME, _CLEAR_LINE, _CLEAR_BELOW = "\x1b[H", "\x1b[K", "\x1b[J"
 _CLEAR_SCREEN = "\x1b[2J"
 _HIDE_CURSOR, _SHOW_CURSOR = "\x1b[?25l", "\x1b[?25h"
-
-
-def binary_size(n: float) -> str:
-    """Binary units with 4 significant digits, as docker shows memory: ``1.465MiB``."""
-    value = float(n)
-    unit = 0
-    while value >= 1024 and unit < len(_BINARY_UNITS) - 1:
-        value /= 1024
-        unit += 1
-    return f"{value:.4g}{_BINARY_UNITS[unit]}"
-
-
-def stats_row(s: ContainerStats, container: str, no_trunc: bool) -> dict[str, str]:
-    """The template fields of one ContainerStats message, formatted as docker formats them."""
-    from servin.humanize import human_size
-
-    return {
-        "Container": container,
-        "ID": s.id if no_trunc else s.id[:12],
-        "Name": s.name,
-        "CPUPerc": f"{s.cpu_percent:.2f}%",
-        "MemUsage": f"{binary_size(s.memory_usage)} / {binary_size(s.memory_limit)}",
-        "MemPerc": f"{s.memory_percent:.2f}%",
-        "NetIO": f"{human_size(s.net_rx)} / {human_size(s.net_tx)}",
-        "BlockIO": f"{human_size(s.block_read)} / {human_size(s.block_write)}",
-        "PIDs": str(s.pids),
-    }
-
-
-def _as_given(stat: ContainerStats, names: Sequence[str], no_trunc: bool) -> str:
-    """``.Container``: the name or ID the user typed for this container, else its ID."""
-    for text in names:
-        bare = text.removeprefix("/")
-        if stat.id.startswith(text) or stat.name == bare:
-            return text
-    return stat.id if no_trunc else stat.id[:12]
-
-
-def _align(table: list[list[str]]) -> list[str]:
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    return ["   ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in table]
-
-
-def render(rows: list[dict[str, str]], fmt: str | None) -> list[str]:
-    """The lines of one frame: a table (default or ``table ...``), JSON lines or a template."""
-    from servin.cli.gotemplate import Template
-
-    fmt = fmt.replace("\\t", "\t").replace("\\n", "\n") if fmt else fmt
-    if fmt == "json":
-        return [json.dumps(row, separators=(",", ":"), sort_keys=True) for row in rows]
-    if fmt and not fmt.startswith("table"):
-        template = Template(fmt)
-        return [template.render(row) for row in rows]
-    spec = fmt[len("table") :].strip() if fmt else ""
-    if not spec:
-        table = [[h for h, _ in COLUMNS], *([row[f] for _, f in COLUMNS] for row in rows)]
-        return _align(table)
-    cells = spec.split("\t")
-    headers = [_header(cell) for cell in cells]
-    templates = [Template(cell) for cell in cells]
-    return _align([headers, *([t.render(row) for t in templates] for row in rows)])
-
-
-def _header(cell: str) -> str:
-    stripped = cell.strip()
-    for header, field in [*COLUMNS, *((h, f) for f, h in EXTRA_HEADERS.items())]:
-        if stripped == f"{{{{.{field}}}}}":
-            return header
-    if stripped.startswith("{{.") and stripped.endswith("}}"):
-        return stripped[3:-2].upper()
-    return stripped.upper()
 
 
 class LiveScreen:
@@ -171,7 +84,7 @@ def stats(
     live = LiveScreen() if is_terminal() and not no_stream else None
     try:
         for batch in frames(ids, stream=not no_stream):
-            rows = [stats_row(s, _as_given(s, containers, no_trunc), no_trunc) for s in batch.stats]
+            rows = [stats_row(s, as_given(s, containers, no_trunc), no_trunc) for s in batch.stats]
             lines = render(rows, fmt)
             if live is not None:
                 live.draw(lines)
