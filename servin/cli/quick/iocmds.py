@@ -13,7 +13,7 @@ the output is written by the same code (``servin.cli.logwrite``, ``statsview``,
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from servin.cli.quick.flags import Spec, parse
@@ -27,7 +27,7 @@ class Channel(Protocol):
 
     def unary(self, path: str, request: bytes, timeout: float | None = None) -> bytes: ...
     def stream(self, path: str, request: bytes) -> Iterator[bytes]: ...
-    def bidi(self, path: str, first: bytes, half_close: bool = True) -> Iterator[bytes]: ...
+    def bidi(self, path: str, first: bytes, half_close: bool = True) -> Iterable[bytes]: ...
 
 
 Runner = Callable[[Channel, str], int]
@@ -51,12 +51,14 @@ def _unary(channel: Channel, url: str, method: str, request: bytes, reply: str) 
         raise _translated(url)(exc) from None
 
 
-def _replies(calls: Iterator[bytes], url: str, reply: str) -> Iterator[msg.Message]:
-    """A reply stream decoded, its failure turned into the servin error."""
+def _replies(start: Callable[[], Iterable[bytes]], url: str, reply: str
+             ) -> Iterator[msg.Message]:  # fmt: skip
+    """The replies of the call ``start`` makes, decoded; its failure (at the start or on the
+    way) turned into the servin error."""
     from servin.client.errors import StatusError
 
     try:
-        for data in calls:
+        for data in start():
             yield msg.decode(reply, data)
     except StatusError as exc:
         raise _translated(url)(exc) from None
@@ -94,7 +96,7 @@ def logs_command(argv: list[str]) -> Runner | None:
     def run(channel: Channel, url: str) -> int:
         from servin.cli.logwrite import write_logs
 
-        chunks = _replies(channel.stream(_SERVICE + "Logs", request), url, "LogChunk")
+        chunks = _replies(lambda: channel.stream(_SERVICE + "Logs", request), url, "LogChunk")
         write_logs(chunks, timestamps=timestamps, details=details, follow=False)
         return 0
 
@@ -119,7 +121,8 @@ def stats_command(argv: list[str]) -> Runner | None:
         from servin.cli.statsview import as_given, render, stats_row
 
         out = sys.stdout
-        for batch in _replies(channel.stream(_SERVICE + "Stats", request), url, "StatsBatch"):
+        batches = _replies(lambda: channel.stream(_SERVICE + "Stats", request), url, "StatsBatch")
+        for batch in batches:
             rows = [stats_row(s, as_given(s, names, no_trunc), no_trunc) for s in batch.stats]
             out.write("".join(line + "\n" for line in render(rows, None)))
             out.flush()
@@ -167,8 +170,8 @@ def exec_command(argv: list[str]) -> Runner | None:
         # No stdin to forward: the request side half-closes with its one message, and the
         # daemon's relay reads that as nothing more to come (not as the end of a stdin).
         first = msg.encode("ExecInput", exec_id=exec_id, detach=detach)
-        outputs = _replies(channel.bidi(_SERVICE + "ExecStart", first, half_close=True), url,
-                           "AttachOutput")
+        outputs = _replies(lambda: channel.bidi(_SERVICE + "ExecStart", first, half_close=True),
+                           url, "AttachOutput")
         try:
             if detach:
                 for _ in outputs:
