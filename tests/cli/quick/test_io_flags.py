@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from servin.cli.quick.flags import Spec, parse
-from servin.cli.quick.iocmds import exec_command, logs_command, stats_command
+from servin.cli.quick import exec_, logs, stats
 
 
 @pytest.mark.parametrize("argv", [
@@ -14,23 +13,31 @@ from servin.cli.quick.iocmds import exec_command, logs_command, stats_command
     ["--details", "--timestamps", "--", "web"],
 ])
 def test_logs_taken(argv: list[str]) -> None:
-    assert logs_command(argv) is not None
+    assert logs.parse(argv) is not None
+
+
+def test_logs_options() -> None:
+    got = logs.parse(["-tn", "7", "--since", "1700000000.5", "web"])
+    assert got == logs.LogsOptions("web", tail=7, since=1_700_000_000_500_000_000,
+                                   timestamps=True)
+    got = logs.parse(["--until=2024-01-02T03:04:05Z", "web"])
+    assert got is not None and got.until == 1_704_164_645 * 10**9 and got.tail == -1
 
 
 @pytest.mark.parametrize("argv", [
     [], ["-f", "web"], ["--follow", "web"], ["-tf", "web"], ["--tail", "x", "web"],
     ["--since", "yesterday", "web"], ["a", "b"], ["--tail"], ["--bogus", "web"],
-    ["-t=1", "web"],
+    ["-t=1", "web"], ["--help"],
 ])
 def test_logs_falls_back(argv: list[str]) -> None:
-    assert logs_command(argv) is None
+    assert logs.parse(argv) is None
 
 
 @pytest.mark.parametrize("argv", [
     ["--no-stream"], ["--no-stream", "--no-trunc", "a", "b"], ["a", "--no-stream"],
 ])
 def test_stats_taken(argv: list[str]) -> None:
-    assert stats_command(argv) is not None
+    assert stats.parse(argv) is not None
 
 
 @pytest.mark.parametrize("argv", [
@@ -38,7 +45,7 @@ def test_stats_taken(argv: list[str]) -> None:
     ["--no-stream", "--all"],
 ])
 def test_stats_falls_back(argv: list[str]) -> None:
-    assert stats_command(argv) is None
+    assert stats.parse(argv) is None
 
 
 @pytest.mark.parametrize("argv", [
@@ -47,7 +54,14 @@ def test_stats_falls_back(argv: list[str]) -> None:
     ["--", "web", "true"],
 ])
 def test_exec_taken(argv: list[str]) -> None:
-    assert exec_command(argv) is not None
+    assert exec_.parse(argv) is not None
+
+
+def test_exec_options() -> None:
+    got = exec_.parse(["-e", "A=1", "--env=B=2", "-eC", "--env-file", "f", "-d", "web", "sh",
+                       "-e", "x"])
+    assert got == exec_.ExecOptions("web", ["sh", "-e", "x"], detach=True,
+                                    env=["A=1", "B=2", "C"], env_files=["f"])
 
 
 @pytest.mark.parametrize("argv", [
@@ -55,14 +69,4 @@ def test_exec_taken(argv: list[str]) -> None:
     ["--detach-keys", "ctrl-x", "web", "sh"], ["-u"], ["--interactive", "web", "sh"],
 ])
 def test_exec_falls_back(argv: list[str]) -> None:
-    assert exec_command(argv) is None
-
-
-def test_parse_reads_as_click_does() -> None:
-    spec = Spec(names={"-e": "env", "--env": "env", "-d": "detach"},
-                values=frozenset({"env"}), multiple=frozenset({"env"}), interspersed=False)
-    got = parse(["-e", "A=1", "--env=B=2", "-eC", "c", "-e", "x"], spec)
-    assert got is not None
-    assert got.flags == {"env": ["A=1", "B=2", "C"]}
-    assert got.args == ["c", "-e", "x"]
-    assert parse(["-d=1"], spec) is None
+    assert exec_.parse(argv) is None

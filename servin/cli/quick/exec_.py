@@ -1,0 +1,85 @@
+"""``servin exec`` without a terminal or stdin on the quick path (``-i``, ``-t`` and
+``--detach-keys`` run on click): ExecCreate, then one ExecStart whose request side is
+half-closed with its first message (no stdin to forward: the daemon reads the end of the
+requests as nothing more to come), the output written as it comes
+(``servin.cli.execout``), the process's exit code as ours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from servin.cli.quick.entry import QuickSession
+from servin.cli.quick.flags import FlagSpec, parse_flags
+
+SERVICE = "/servin.v1.Containers/"
+
+SPEC = FlagSpec(
+    booleans={"-d": "detach", "--detach": "detach", "--privileged": "privileged"},
+    values={"-e": "env", "--env": "env", "--env-file": "env_file", "-u": "user",
+            "--user": "user", "-w": "workdir", "--workdir": "workdir"},
+    interspersed=False,
+)
+
+
+@dataclass
+class ExecOptions:
+    """What ``exec`` was asked to run, and how."""
+
+    container: str
+    command: list[str]
+    detach: bool = False
+    privileged: bool = False
+    env: list[str] = field(default_factory=list)
+    env_files: list[str] = field(default_factory=list)
+    user: str = ""
+    workdir: str = ""
+
+
+def parse(args: list[str]) -> ExecOptions | None:
+    """``exec``'s flags, or None for anything the click command must handle."""
+    parsed = parse_flags(SPEC, args)
+    if parsed is None or len(parsed.positional) < 2:
+        return None
+    options = ExecOptions(parsed.positional[0], parsed.positional[1:],
+                          detach="detach" in parsed.flags,
+                          privileged="privileged" in parsed.flags)
+    for name, value in parsed.values:
+        if name == "env":
+            options.env.append(value)
+        elif name == "env_file":
+            options.env_files.append(value)
+        else:
+            setattr(options, name, value)
+    return options
+
+
+def run(options: ExecOptions, session: QuickSession) -> int:
+    """Run the command in the container as the click ``exec`` does; its exit code."""
+    from servin.cli.execout import env_items, exec_failure, relay_output
+    from servin.client.errors import StatusError, translate
+    from servin.client.quick import messages_io as msg
+
+    detach = options.detach
+    create = msg.encode(
+        "ExecCreateRequest", container_id=options.container, cmd=options.command,
+        env=env_items(options.env, options.env_files), user=options.user,
+        working_dir=options.workdir, attach_stdout=not detach, attach_stderr=not detach,
+        privileged=options.privileged)
+    channel = session.channel()
+    exec_id = msg.decode("ExecCreateResponse", channel.unary(SERVICE + "ExecCreate", create)).id
+    first = msg.encode("ExecInput", exec_id=exec_id, detach=detach)
+    try:
+        replies = channel.bidi(SERVICE + "ExecStart", first, half_close=True)
+        outputs = (msg.decode("AttachOutput", data) for data in replies)
+        if detach:
+            for _ in outputs:
+                pass
+            return 0
+        outcome = relay_output(outputs, tty=False)
+    except StatusError as exc:  # 126/127 for a command that cannot run, as click's exec
+        raise exec_failure(translate(exc, session.url)) from None
+    if outcome.exit_code is not None:
+        return outcome.exit_code
+    # The stream ended without the exit status: ask for it.
+    inspect = msg.encode("ExecInspectRequest", exec_id=exec_id)
+    return int(msg.decode("ExecDetail", channel.unary(SERVICE + "ExecInspect", inspect)).exit_code)

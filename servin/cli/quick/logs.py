@@ -1,0 +1,65 @@
+"""``servin logs`` on the quick path (not ``-f``): the click command's flags, the same
+request, the same output (``servin.cli.logwrite`` writes both)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from servin.cli.quick.entry import QuickSession
+from servin.cli.quick.flags import FlagSpec, parse_flags
+
+LOGS = "/servin.v1.Containers/Logs"
+
+SPEC = FlagSpec(
+    booleans={"-t": "timestamps", "--timestamps": "timestamps", "--details": "details"},
+    values={"-n": "tail", "--tail": "tail", "--since": "since", "--until": "until"},
+)
+
+
+@dataclass
+class LogsOptions:
+    """What ``logs`` was asked for (times in ns since the epoch, 0 unset)."""
+
+    container: str
+    tail: int = -1
+    since: int = 0
+    until: int = 0
+    timestamps: bool = False
+    details: bool = False
+
+
+def parse(args: list[str]) -> LogsOptions | None:
+    """``logs``'s flags, or None for anything the click command must handle (``-f``, bad
+    values: click says what is wrong with them)."""
+    from servin.cli.logwrite import parse_tail, parse_time_ns
+    from servin.errors import ServinError
+
+    parsed = parse_flags(SPEC, args)
+    if parsed is None or len(parsed.positional) != 1:
+        return None
+    options = LogsOptions(parsed.positional[0], timestamps="timestamps" in parsed.flags,
+                          details="details" in parsed.flags)
+    try:
+        for name, value in parsed.values:
+            if name == "tail":
+                options.tail = parse_tail(value)
+            else:
+                setattr(options, name, parse_time_ns(value, f"--{name}"))
+    except ServinError:
+        return None
+    return options
+
+
+def run(options: LogsOptions, session: QuickSession) -> int:
+    """Write the container's log as the click ``logs`` does."""
+    from servin.cli.logwrite import write_logs
+    from servin.client.quick import messages_io as msg
+
+    request = msg.encode(
+        "ContainerLogsRequest", id=options.container, stdout=True, stderr=True,
+        tail=options.tail, since=options.since, until=options.until,
+        timestamps=options.timestamps, details=options.details)
+    replies = session.channel().stream(LOGS, request)
+    write_logs((msg.decode("LogChunk", data) for data in replies),
+               timestamps=options.timestamps, details=options.details, follow=False)
+    return 0
