@@ -33,9 +33,14 @@ QUICK_ENV = "SERVIN_QUICK"
 # command word -> module implementing it (parse/run)
 COMMANDS: dict[str, str] = {
     "ps": "servin.cli.quick.ps",
+    "logs": "servin.cli.quick.logs",
+    "stats": "servin.cli.quick.stats",
+    "exec": "servin.cli.quick.exec_",
 }
 # ``servin container WORD`` -> the top-level command it is an alias of
-CONTAINER_ALIASES: dict[str, str] = {"ps": "ps", "ls": "ps", "list": "ps"}
+CONTAINER_ALIASES: dict[str, str] = {
+    "ps": "ps", "ls": "ps", "list": "ps", "logs": "logs", "stats": "stats", "exec": "exec",
+}
 
 
 class QuickSession:

@@ -57,20 +57,26 @@ def run(options: ExecOptions, session: QuickSession) -> int:
     """Run the command in the container as the click ``exec`` does; its exit code."""
     from servin.cli.execout import env_items, exec_failure, relay_output
     from servin.client.errors import StatusError, translate
-    from servin.client.quick import messages_io as msg
+    from servin.client.quick.messages_io import (
+        AttachOutput,
+        ExecCreateRequest,
+        ExecCreateResponse,
+        ExecDetail,
+        ExecInput,
+        ExecInspectRequest,
+    )
 
     detach = options.detach
-    create = msg.encode(
-        "ExecCreateRequest", container_id=options.container, cmd=options.command,
+    create = ExecCreateRequest(
+        container_id=options.container, cmd=options.command,
         env=env_items(options.env, options.env_files), user=options.user,
         working_dir=options.workdir, attach_stdout=not detach, attach_stderr=not detach,
         privileged=options.privileged)
     channel = session.channel()
-    exec_id = msg.decode("ExecCreateResponse", channel.unary(SERVICE + "ExecCreate", create)).id
-    first = msg.encode("ExecInput", exec_id=exec_id, detach=detach)
+    exec_id = ExecCreateResponse.decode(channel.unary(SERVICE + "ExecCreate", create.encode())).id
+    first = ExecInput(exec_id=exec_id, detach=detach).encode()
     try:
-        replies = channel.bidi(SERVICE + "ExecStart", first, half_close=True)
-        outputs = (msg.decode("AttachOutput", data) for data in replies)
+        outputs = map(AttachOutput.decode, channel.bidi(SERVICE + "ExecStart", first))
         if detach:
             for _ in outputs:
                 pass
@@ -81,5 +87,5 @@ def run(options: ExecOptions, session: QuickSession) -> int:
     if outcome.exit_code is not None:
         return outcome.exit_code
     # The stream ended without the exit status: ask for it.
-    inspect = msg.encode("ExecInspectRequest", exec_id=exec_id)
-    return int(msg.decode("ExecDetail", channel.unary(SERVICE + "ExecInspect", inspect)).exit_code)
+    inspect = ExecInspectRequest(exec_id=exec_id).encode()
+    return ExecDetail.decode(channel.unary(SERVICE + "ExecInspect", inspect)).exit_code

@@ -53,13 +53,16 @@ def parse(args: list[str]) -> LogsOptions | None:
 def run(options: LogsOptions, session: QuickSession) -> int:
     """Write the container's log as the click ``logs`` does."""
     from servin.cli.logwrite import write_logs
-    from servin.client.quick import messages_io as msg
+    from servin.client.quick.lite import Timestamp
+    from servin.client.quick.messages_io import ContainerLogsRequest, LogChunk
 
-    request = msg.encode(
-        "ContainerLogsRequest", id=options.container, stdout=True, stderr=True,
-        tail=options.tail, since=options.since, until=options.until,
-        timestamps=options.timestamps, details=options.details)
-    replies = session.channel().stream(LOGS, request)
-    write_logs((msg.decode("LogChunk", data) for data in replies),
-               timestamps=options.timestamps, details=options.details, follow=False)
+    # since/until always sent, unset ones empty, as the click command sends them.
+    since, until = (Timestamp(seconds=ns // 10**9, nanos=ns % 10**9)
+                    for ns in (options.since, options.until))
+    request = ContainerLogsRequest(
+        id=options.container, stdout=True, stderr=True, tail=options.tail, since=since,
+        until=until, timestamps=options.timestamps, details=options.details)
+    replies = session.channel().stream(LOGS, request.encode())
+    write_logs(map(LogChunk.decode, replies), timestamps=options.timestamps,
+               details=options.details, follow=False)
     return 0

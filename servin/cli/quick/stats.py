@@ -33,13 +33,13 @@ def parse(args: list[str]) -> StatsOptions | None:
 def run(options: StatsOptions, session: QuickSession) -> int:
     """Print one table of the containers' usage as the click ``stats --no-stream`` does."""
     from servin.cli.statsview import as_given, render, stats_row
-    from servin.client.quick import messages_io as msg
+    from servin.client.quick.messages_io import StatsBatch, StatsRequest
 
     names, no_trunc = options.containers, options.no_trunc
-    request = msg.encode("StatsRequest", ids=names, stream=False, interval_ms=1000)
+    request = StatsRequest(ids=names, stream=False, interval_ms=1000).encode()
     out = sys.stdout
     for data in session.channel().stream(STATS, request):
-        batch = msg.decode("StatsBatch", data)
+        batch = StatsBatch.decode(data)
         rows = [stats_row(s, as_given(s, names, no_trunc), no_trunc) for s in batch.stats]
         out.write("".join(line + "\n" for line in render(rows, None)))
         out.flush()

@@ -95,6 +95,7 @@ def test_stats_errors_same(boxes: DaemonProcess, args: tuple[str, ...]) -> None:
     ("-u", "1:2", "live", "id"), ("--privileged", "live", "true"),
     ("live", "nosuchcommand"), ("live", "/etc"), ("nosuch", "true"), ("stopped", "true"),
     ("-d", "live", "true"), ("--", "live", "echo", "-i"), ("live",), ("-e", "=x", "live", "true"),
+    ("live", "-e", "A=1", "true"), ("live", "sh", "-c", "echo $0 $1", "-e", "-u"),
 ])
 def test_exec_same_both_ways(boxes: DaemonProcess, args: tuple[str, ...]) -> None:
     same(boxes, "exec", *args)

@@ -7,7 +7,11 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 
 from servin.api.servin.v1 import containers_pb2 as pb
+from servin.cli.statsview import stats_row
+from servin.client.logs import records
+from servin.client.quick import lite
 from servin.client.quick import messages_io as msg
+from servin.client.quick.lite import Message
 
 _SCALARS = {
     FieldDescriptor.TYPE_STRING: "string", FieldDescriptor.TYPE_BYTES: "bytes",
@@ -15,6 +19,11 @@ _SCALARS = {
     FieldDescriptor.TYPE_INT64: "int64", FieldDescriptor.TYPE_UINT32: "uint32",
     FieldDescriptor.TYPE_UINT64: "uint64", FieldDescriptor.TYPE_DOUBLE: "double",
 }
+
+
+_LITE = {lite.STRING: "string", lite.BYTES: "bytes", lite.BOOL: "bool", lite.INT32: "int32",
+         lite.INT64: "int64", lite.UINT32: "uint32", lite.UINT64: "uint64",
+         lite.DOUBLE: "double"}
 
 
 def _kind(field: FieldDescriptor) -> str:
@@ -30,57 +39,69 @@ def _kind(field: FieldDescriptor) -> str:
     return f"repeated {kind}" if field.is_repeated else kind
 
 
-@pytest.mark.parametrize("name", sorted(msg.TABLES))
-def test_table_matches_descriptor(name: str) -> None:
-    descriptor = pb.DESCRIPTOR.message_types_by_name[name]
-    expected = tuple((f.number, f.name, _kind(f)) for f in descriptor.fields)
-    assert tuple(sorted(msg.TABLES[name])) == tuple(sorted(expected))
-    for _, _, kind in msg.TABLES[name]:  # nested messages have tables too
-        bare = kind.removeprefix("repeated ")
-        assert bare in {*_SCALARS.values(), "timestamp", "map"} or bare in msg.TABLES
-
-
-def test_timestamp_table_matches() -> None:
-    from google.protobuf import timestamp_pb2
-
-    fields = timestamp_pb2.Timestamp.DESCRIPTOR.fields
-    assert tuple((f.number, f.name, _kind(f)) for f in fields) == msg.TIMESTAMP
+@pytest.mark.parametrize("cls", msg.ALL, ids=lambda c: c.__name__)
+def test_table_matches_descriptor(cls: type[Message]) -> None:
+    descriptor = pb.DESCRIPTOR.message_types_by_name[cls.__name__]
+    expected = {(f.number, f.name, _kind(f)) for f in descriptor.fields}
+    got = set()
+    for f in cls.FIELDS:
+        if f.type == lite.MAP:
+            assert (f.key, f.value) == (lite.STRING, lite.STRING)
+            kind = "map"
+        elif f.type == lite.MESSAGE:
+            assert f.message is not None
+            kind = "timestamp" if f.message is lite.Timestamp else f.message.__name__
+        else:
+            kind = _LITE[f.type]
+        got.add((f.number, f.name, f"repeated {kind}" if f.repeated else kind))
+    assert got == expected
+    for f in cls.FIELDS:  # every field's attribute is declared for readers too
+        assert f.name in cls.__annotations__
 
 
 def test_requests_encode_as_protobuf_does() -> None:
     ref = pb.ContainerLogsRequest(id="web", stdout=True, stderr=True, tail=-1, timestamps=True,
                                   details=True)
     ref.since.FromNanoseconds(1_700_000_000_123_456_789)
-    data = msg.encode("ContainerLogsRequest", id="web", stdout=True, stderr=True, tail=-1,
-                      since=1_700_000_000_123_456_789, until=0, timestamps=True, details=True)
+    ref.until.SetInParent()
+    data = msg.ContainerLogsRequest(
+        id="web", stdout=True, stderr=True, tail=-1, timestamps=True, details=True,
+        since=lite.Timestamp(seconds=1_700_000_000, nanos=123_456_789),
+        until=lite.Timestamp()).encode()
     assert pb.ContainerLogsRequest.FromString(data) == ref
-    data = msg.encode("ExecCreateRequest", container_id="c", cmd=["sh", "-c", "é"],
-                      env=["A=1"], user="1:2", privileged=True, attach_stdout=True)
+    assert data == ref.SerializeToString()
+    data = msg.ExecCreateRequest(container_id="c", cmd=["sh", "-c", "é"], env=["A=1"],
+                                 user="1:2", privileged=True, attach_stdout=True).encode()
     assert pb.ExecCreateRequest.FromString(data) == pb.ExecCreateRequest(
         container_id="c", cmd=["sh", "-c", "é"], env=["A=1"], user="1:2", privileged=True,
         attach_stdout=True)
-    assert msg.encode("StatsRequest", ids=[], stream=False) == b""
+    assert msg.StatsRequest(ids=[], stream=False).encode() == b""
+    assert msg.ExecInput(exec_id="x", detach=True).encode() == pb.ExecInput(
+        exec_id="x", detach=True).SerializeToString()
     with pytest.raises(TypeError):
-        msg.encode("ExecInput", nosuch=1)
+        msg.ExecInput(nosuch=1)
 
 
 def test_replies_decode_as_protobuf_does() -> None:
     chunk = pb.LogChunk(data=b"one\ntwo\n", sizes=[4, 4], streams=b"\x01\x02",
                         times=[1, 2**62], container_id="cid", attrs={"a": "1", "b": "2"})
-    got = msg.decode("LogChunk", chunk.SerializeToString())
-    assert (got.data, got.sizes, got.streams, got.times, got.container_id, got.attrs) == (
-        b"one\ntwo\n", [4, 4], b"\x01\x02", [1, 2**62], "cid", {"a": "1", "b": "2"})
+    got = msg.LogChunk.decode(chunk.SerializeToString())
+    assert (got.data, list(got.sizes), got.streams, list(got.times), got.container_id,
+            dict(got.attrs)) == (b"one\ntwo\n", [4, 4], b"\x01\x02", [1, 2**62], "cid",
+                                 {"a": "1", "b": "2"})
+    assert list(records(got)) == list(records(chunk))
     stats = pb.ContainerStats(id="x" * 64, name="web", cpu_percent=12.5, memory_usage=2**40,
                               pids=7, online_cpus=2)
     stats.read.FromNanoseconds(1_000_000_001)
-    got = msg.decode("StatsBatch", pb.StatsBatch(stats=[stats, stats]).SerializeToString())
+    got = msg.StatsBatch.decode(pb.StatsBatch(stats=[stats, stats]).SerializeToString())
     assert len(got.stats) == 2
     one = got.stats[1]
     assert (one.id, one.name, one.cpu_percent, one.memory_usage, one.pids, one.net_rx) == (
         "x" * 64, "web", 12.5, 2**40, 7, 0)
-    assert (one.read.seconds, one.read.nanos, one.read.ToNanoseconds()) == (1, 1, 1_000_000_001)
-    out = msg.decode("AttachOutput", pb.AttachOutput(exited=True, exit_code=-1).SerializeToString())
+    assert (one.read.seconds, one.read.nanos) == (1, 1)
+    assert stats_row(one, "web", False) == stats_row(stats, "web", False)
+    out = msg.AttachOutput.decode(pb.AttachOutput(exited=True, exit_code=-1).SerializeToString())
     assert (out.exited, out.exit_code, out.data, out.stream, out.detached) == (
         True, -1, b"", 0, False)
-    empty = msg.decode("ExecDetail", b"")
-    assert (empty.id, empty.exit_code, empty.cmd, empty.running) == ("", 0, [], False)
+    empty = msg.ExecDetail.decode(b"")
+    assert (empty.id, empty.exit_code, list(empty.cmd), empty.running) == ("", 0, [], False)
