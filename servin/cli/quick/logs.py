@@ -1,5 +1,5 @@
-"""``servin logs`` on the quick path (not ``-f``): the click command's flags, the same
-request, the same output (``servin.cli.logwrite`` writes both)."""
+"""``servin logs`` on the quick path: the click command's flags, the same request, the same
+output (``servin.cli.logwrite`` writes both; flushed after each chunk when following)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from servin.cli.quick.flags import FlagSpec, parse_flags
 LOGS = "/servin.v1.Containers/Logs"
 
 SPEC = FlagSpec(
-    booleans={"-t": "timestamps", "--timestamps": "timestamps", "--details": "details"},
+    booleans={"-t": "timestamps", "--timestamps": "timestamps", "--details": "details",
+              "-f": "follow", "--follow": "follow"},
     values={"-n": "tail", "--tail": "tail", "--since": "since", "--until": "until"},
 )
 
@@ -26,11 +27,12 @@ class LogsOptions:
     until: int = 0
     timestamps: bool = False
     details: bool = False
+    follow: bool = False
 
 
 def parse(args: list[str]) -> LogsOptions | None:
-    """``logs``'s flags, or None for anything the click command must handle (``-f``, bad
-    values: click says what is wrong with them)."""
+    """``logs``'s flags, or None for anything the click command must handle (bad values:
+    click says what is wrong with them)."""
     from servin.cli.logwrite import parse_tail, parse_time_ns
     from servin.errors import ServinError
 
@@ -38,7 +40,7 @@ def parse(args: list[str]) -> LogsOptions | None:
     if parsed is None or len(parsed.positional) != 1:
         return None
     options = LogsOptions(parsed.positional[0], timestamps="timestamps" in parsed.flags,
-                          details="details" in parsed.flags)
+                          details="details" in parsed.flags, follow="follow" in parsed.flags)
     try:
         for name, value in parsed.values:
             if name == "tail":
@@ -60,9 +62,10 @@ def run(options: LogsOptions, session: QuickSession) -> int:
     since, until = (Timestamp(seconds=ns // 10**9, nanos=ns % 10**9)
                     for ns in (options.since, options.until))
     request = ContainerLogsRequest(
-        id=options.container, stdout=True, stderr=True, tail=options.tail, since=since,
+        id=options.container, follow=options.follow, stdout=True, stderr=True,
+        tail=options.tail, since=since,
         until=until, timestamps=options.timestamps, details=options.details)
     replies = session.channel().stream(LOGS, request.encode())
     write_logs(map(LogChunk.decode, replies), timestamps=options.timestamps,
-               details=options.details, follow=False)
+               details=options.details, follow=options.follow)
     return 0

@@ -1,5 +1,5 @@
-"""``servin stats --no-stream`` on the quick path (the default table; streaming, ``-a`` and
-``--format`` run on click): the same request and rows (``servin.cli.statsview``)."""
+"""``servin stats --no-stream`` on the quick path (the default table; the live view and
+``--format`` run on click): the same requests and rows (``servin.cli.statsview``)."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ from servin.cli.quick.entry import QuickSession
 from servin.cli.quick.flags import FlagSpec, parse_flags
 
 STATS = "/servin.v1.Containers/Stats"
+LIST = "/servin.v1.Containers/List"
 
-SPEC = FlagSpec(booleans={"--no-stream": "no_stream", "--no-trunc": "no_trunc"}, values={})
+SPEC = FlagSpec(booleans={"--no-stream": "no_stream", "--no-trunc": "no_trunc", "-a": "all",
+                          "--all": "all"}, values={})
 
 
 @dataclass
 class StatsOptions:
-    """The containers named (none: every running one) and ``--no-trunc``."""
+    """The containers named (none: every running one, or every one with ``-a``)."""
 
     containers: list[str]
     no_trunc: bool = False
+    all: bool = False
 
 
 def parse(args: list[str]) -> StatsOptions | None:
@@ -27,7 +30,8 @@ def parse(args: list[str]) -> StatsOptions | None:
     parsed = parse_flags(SPEC, args)
     if parsed is None or "no_stream" not in parsed.flags:
         return None
-    return StatsOptions(parsed.positional, no_trunc="no_trunc" in parsed.flags)
+    return StatsOptions(parsed.positional, no_trunc="no_trunc" in parsed.flags,
+                        all="all" in parsed.flags)
 
 
 def run(options: StatsOptions, session: QuickSession) -> int:
@@ -36,9 +40,16 @@ def run(options: StatsOptions, session: QuickSession) -> int:
     from servin.client.quick.messages_io import StatsBatch, StatsRequest
 
     names, no_trunc = options.containers, options.no_trunc
-    request = StatsRequest(ids=names, stream=False, interval_ms=1000).encode()
+    channel = session.channel()
+    ids = names
+    if options.all and not names:  # every container, stopped ones too (as click's -a)
+        from servin.client.quick.lite import ListContainersRequest, ListContainersResponse
+
+        reply = channel.unary(LIST, ListContainersRequest(all=True).encode())
+        ids = [c.id for c in ListContainersResponse.decode(reply).containers]
+    request = StatsRequest(ids=ids, stream=False, interval_ms=1000).encode()
     out = sys.stdout
-    for data in session.channel().stream(STATS, request):
+    for data in channel.stream(STATS, request):
         batch = StatsBatch.decode(data)
         rows = [stats_row(s, as_given(s, names, no_trunc), no_trunc) for s in batch.stats]
         out.write("".join(line + "\n" for line in render(rows, None)))

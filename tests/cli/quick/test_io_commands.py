@@ -48,7 +48,7 @@ def same(d: DaemonProcess, *args: str, host: str | None = None) -> subprocess.Co
 @pytest.mark.parametrize("args", [
     (), ("--tail", "100"), ("-n", "3", "-t"), ("--tail=7", "--details"), ("-n", "0"),
     ("--since", "1h"), ("--until", "1h"), ("--since", "2000-01-01T00:00:00Z", "-n", "2"),
-    ("--tail", "x"), ("--bogus",),
+    ("--tail", "x"), ("--bogus",), ("-f",), ("-f", "-n", "5", "-t"),
 ])
 def test_logs_same_both_ways(boxes: DaemonProcess, args: tuple[str, ...]) -> None:
     same(boxes, "logs", *args, "done")
@@ -71,7 +71,9 @@ def _cells(text: str) -> list[list[str]]:
     return [re.split(r" {3,}", line) for line in text.splitlines()]
 
 
-@pytest.mark.parametrize("args", [("live",), ("--no-trunc", "live"), ("live", "done"), ()])
+@pytest.mark.parametrize("args", [
+    ("live",), ("--no-trunc", "live"), ("live", "done"), (), ("-a",), ("-a", "live"),
+])
 def test_stats_same_table(boxes: DaemonProcess, args: tuple[str, ...]) -> None:
     quick, click = both(boxes, "stats", "--no-stream", *args)
     assert (quick.stderr, quick.returncode) == (click.stderr, click.returncode) == ("", 0)
@@ -82,6 +84,8 @@ def test_stats_same_table(boxes: DaemonProcess, args: tuple[str, ...]) -> None:
     assert sorted(r[:2] for r in got[1:]) == sorted(r[:2] for r in want[1:])
     assert all(re.fullmatch(r"\d+\.\d\d%", r[2]) and " / " in r[3] for r in got[1:])
     assert any(r[1] == "live" for r in got[1:])
+    if "-a" in args and len(args) == 1:
+        assert {"done", "stopped"} <= {r[1] for r in got[1:]}
 
 
 @pytest.mark.parametrize("args", [("--no-stream", "nosuch"), ("--no-stream", "live", "nosuch")])
@@ -141,3 +145,25 @@ def test_fallback_runs_click(boxes: DaemonProcess) -> None:
                            "1", "--follow=false", "done"], capture_output=True, text=True,
                           cwd=REPO, timeout=60)
     assert "click" in proc.stderr  # an unknown spelling: the click CLI judged it
+
+
+def test_logs_follow_streams_and_ends_on_ctrl_c(boxes: DaemonProcess) -> None:
+    import os
+    import signal
+
+    boxes.cli("run", "-d", "--name", "chatty", "busybox", "sh", "-c",
+              "echo ready; sleep 1000", check=True)
+    env = {k: v for k, v in os.environ.items() if k not in ("SERVIN_HOST", "SERVIN_QUICK")}
+    proc = subprocess.Popen([sys.executable, "-m", "servin", "-H", boxes.host, "logs", "-f",
+                             "chatty"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            cwd=REPO, env=env)
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.readline() == b"ready\n"  # flushed while the call is still open
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == -signal.SIGINT
+        assert proc.stderr.read() == b""
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -10,7 +10,7 @@ from servin.cli.quick import exec_, logs, stats
 @pytest.mark.parametrize("argv", [
     ["web"], ["--tail", "100", "web"], ["-n", "5", "web"], ["-n5", "web"], ["--tail=all", "web"],
     ["web", "-t"], ["--since", "10m", "--until", "2024-01-02T03:04:05Z", "web"],
-    ["--details", "--timestamps", "--", "web"],
+    ["--details", "--timestamps", "--", "web"], ["-f", "web"], ["-tf", "web"],
 ])
 def test_logs_taken(argv: list[str]) -> None:
     assert logs.parse(argv) is not None
@@ -25,7 +25,7 @@ def test_logs_options() -> None:
 
 
 @pytest.mark.parametrize("argv", [
-    [], ["-f", "web"], ["--follow", "web"], ["-tf", "web"], ["--tail", "x", "web"],
+    [], ["--follow=1", "web"], ["-tx", "web"], ["--tail", "x", "web"],
     ["--since", "yesterday", "web"], ["a", "b"], ["--tail"], ["--bogus", "web"],
     ["-t=1", "web"], ["--help"],
 ])
@@ -35,14 +35,14 @@ def test_logs_falls_back(argv: list[str]) -> None:
 
 @pytest.mark.parametrize("argv", [
     ["--no-stream"], ["--no-stream", "--no-trunc", "a", "b"], ["a", "--no-stream"],
+    ["--no-stream", "-a"], ["-a", "--no-stream", "--all"],
 ])
 def test_stats_taken(argv: list[str]) -> None:
     assert stats.parse(argv) is not None
 
 
 @pytest.mark.parametrize("argv", [
-    [], ["a"], ["--no-stream", "--format", "{{.Name}}"], ["--no-stream", "-a"],
-    ["--no-stream", "--all"],
+    [], ["a"], ["--no-stream", "--format", "{{.Name}}"], ["-a"], ["--no-stream", "-x"],
 ])
 def test_stats_falls_back(argv: list[str]) -> None:
     assert stats.parse(argv) is None
