@@ -11,7 +11,7 @@ data is consumed, GOAWAY and RST_STREAM end calls with the same statuses the ful
 reports (``servin.client.grpcwire``), raised as ``StatusError``.
 
 The socket is read only when the caller wants the next message, so a slow reader pushes back
-on the daemon through the windows instead of buffering.
+on the daemon (its writes block) while at most one read's worth of messages is buffered.
 """
 
 from __future__ import annotations
@@ -235,9 +235,7 @@ class QuickChannel:
         while not call.messages and not call.closed:
             self._receive(call)
         if call.messages:
-            message = call.messages.popleft()
-            self._ack(call, len(message) + 5)
-            return message
+            return call.messages.popleft()
         status = call.status or OK
         if status[0] != "OK":
             raise StatusError(*status)
@@ -266,7 +264,7 @@ class QuickChannel:
             call.status = status
 
     def _ack(self, call: _Call, consumed: int) -> None:
-        """Hand consumed bytes back to the daemon's windows once half of one is used."""
+        """Hand received bytes back to the daemon's windows once half of one is used."""
         self._unacked += consumed
         if self._unacked >= CONNECTION_WINDOW // 2:
             self._out += _frame(WINDOW_UPDATE, 0, 0, self._unacked.to_bytes(4, "big"))
@@ -275,8 +273,6 @@ class QuickChannel:
         if call.unacked >= STREAM_WINDOW // 2 and not call.remote_done:
             self._out += _frame(WINDOW_UPDATE, 0, call.id, call.unacked.to_bytes(4, "big"))
             call.unacked = 0
-        if self._out:
-            self._flush()
 
     # --- socket side ---------------------------------------------------------------------------
 
@@ -451,9 +447,9 @@ class QuickChannel:
                 self._out += _frame(WINDOW_UPDATE, 0, 0, self._unacked.to_bytes(4, "big"))
                 self._unacked = 0
             return
-        # Padding is flow-controlled but never handed to the caller: ack it now.
-        if flow > len(payload):
-            self._unacked += flow - len(payload)
+        # Received bytes go back to the windows at once (a message may be larger than a
+        # window); the socket is read only when the caller wants more, which bounds buffering.
+        self._ack(call, flow)
         buf = call.partial
         buf += payload
         while len(buf) >= 5:
