@@ -1,62 +1,16 @@
-"""The quick front's lite tables for logs/stats/exec against the generated descriptors, and
-their encoding/decoding against the protobuf runtime."""
+"""The quick front's lite messages for logs/stats/exec encoded and decoded against the
+protobuf runtime (their tables are checked against the descriptors with lite's own, in
+tests/client/quick/test_lite.py)."""
 
 from __future__ import annotations
 
 import pytest
-from google.protobuf.descriptor import FieldDescriptor
 
 from servin.api.servin.v1 import containers_pb2 as pb
 from servin.cli.statsview import stats_row
 from servin.client.logs import records
 from servin.client.quick import lite
 from servin.client.quick import messages_io as msg
-from servin.client.quick.lite import Message
-
-_SCALARS = {
-    FieldDescriptor.TYPE_STRING: "string", FieldDescriptor.TYPE_BYTES: "bytes",
-    FieldDescriptor.TYPE_BOOL: "bool", FieldDescriptor.TYPE_INT32: "int32",
-    FieldDescriptor.TYPE_INT64: "int64", FieldDescriptor.TYPE_UINT32: "uint32",
-    FieldDescriptor.TYPE_UINT64: "uint64", FieldDescriptor.TYPE_DOUBLE: "double",
-}
-
-
-_LITE = {lite.STRING: "string", lite.BYTES: "bytes", lite.BOOL: "bool", lite.INT32: "int32",
-         lite.INT64: "int64", lite.UINT32: "uint32", lite.UINT64: "uint64",
-         lite.DOUBLE: "double"}
-
-
-def _kind(field: FieldDescriptor) -> str:
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
-        if field.message_type.GetOptions().map_entry:
-            key, value = field.message_type.fields
-            assert (key.type, value.type) == (FieldDescriptor.TYPE_STRING,) * 2
-            return "map"
-        name = field.message_type.full_name
-        kind = "timestamp" if name == "google.protobuf.Timestamp" else name.rsplit(".", 1)[1]
-    else:
-        kind = _SCALARS[field.type]
-    return f"repeated {kind}" if field.is_repeated else kind
-
-
-@pytest.mark.parametrize("cls", msg.ALL, ids=lambda c: c.__name__)
-def test_table_matches_descriptor(cls: type[Message]) -> None:
-    descriptor = pb.DESCRIPTOR.message_types_by_name[cls.__name__]
-    expected = {(f.number, f.name, _kind(f)) for f in descriptor.fields}
-    got = set()
-    for f in cls.FIELDS:
-        if f.type == lite.MAP:
-            assert (f.key, f.value) == (lite.STRING, lite.STRING)
-            kind = "map"
-        elif f.type == lite.MESSAGE:
-            assert f.message is not None
-            kind = "timestamp" if f.message is lite.Timestamp else f.message.__name__
-        else:
-            kind = _LITE[f.type]
-        got.add((f.number, f.name, f"repeated {kind}" if f.repeated else kind))
-    assert got == expected
-    for f in cls.FIELDS:  # every field's attribute is declared for readers too
-        assert f.name in cls.__annotations__
 
 
 def test_requests_encode_as_protobuf_does() -> None:

@@ -10,7 +10,7 @@ from google.protobuf.message import Message as PbMessage
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from servin.api.servin.v1 import common_pb2, containers_pb2
-from servin.client.quick import lite
+from servin.client.quick import lite, messages_io
 
 # Every lite message and the generated class it mirrors. A lite class missing here fails
 # test_every_lite_message_is_checked.
@@ -22,6 +22,7 @@ CHECKED: list[tuple[type[lite.Message], type[PbMessage]]] = [
     (lite.ContainerSummary, containers_pb2.ContainerSummary),
     (lite.ListContainersRequest, containers_pb2.ListContainersRequest),
     (lite.ListContainersResponse, containers_pb2.ListContainersResponse),
+    *((cls, getattr(containers_pb2, cls.__name__)) for cls in messages_io.ALL),
 ]
 
 
@@ -34,7 +35,7 @@ def lite_classes(module: object) -> set[type[lite.Message]]:
 
 
 def test_every_lite_message_is_checked() -> None:
-    assert lite_classes(lite) <= {cls for cls, _ in CHECKED}
+    assert lite_classes(lite) | lite_classes(messages_io) <= {cls for cls, _ in CHECKED}
 
 
 @pytest.mark.parametrize(("cls", "pb"), CHECKED, ids=[c.__name__ for c, _ in CHECKED])
