@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -73,14 +72,17 @@ class AttachOutputLike(Protocol):
     def detached(self) -> bool: ...
 
 
-@dataclass
 class Outcome:
     """How a session ended: the process exited (``exit_code`` if the server said), the
     user detached, or the stream simply ended (the container's output closed)."""
 
-    detached: bool = False
-    exited: bool = False
-    exit_code: int | None = None
+    # (a plain class: dataclasses costs the quick front ~5 ms of imports)
+    __slots__ = ("detached", "exit_code", "exited")
+
+    def __init__(self) -> None:
+        self.detached = False
+        self.exited = False
+        self.exit_code: int | None = None
 
 
 def write_all(fd: int, data: bytes) -> None:

@@ -6,7 +6,7 @@ requests as nothing more to come), the output written as it comes
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from servin.cli.quick.entry import QuickSession
 from servin.cli.quick.flags import FlagSpec, parse_flags
@@ -21,16 +21,15 @@ SPEC = FlagSpec(
 )
 
 
-@dataclass
-class ExecOptions:
+class ExecOptions(NamedTuple):
     """What ``exec`` was asked to run, and how."""
 
     container: str
     command: list[str]
     detach: bool = False
     privileged: bool = False
-    env: list[str] = field(default_factory=list)
-    env_files: list[str] = field(default_factory=list)
+    env: tuple[str, ...] = ()
+    env_files: tuple[str, ...] = ()
     user: str = ""
     workdir: str = ""
 
@@ -40,17 +39,16 @@ def parse(args: list[str]) -> ExecOptions | None:
     parsed = parse_flags(SPEC, args)
     if parsed is None or len(parsed.positional) < 2:
         return None
-    options = ExecOptions(parsed.positional[0], parsed.positional[1:],
-                          detach="detach" in parsed.flags,
-                          privileged="privileged" in parsed.flags)
+    lists: dict[str, list[str]] = {"env": [], "env_file": []}
+    single: dict[str, str] = {}
     for name, value in parsed.values:
-        if name == "env":
-            options.env.append(value)
-        elif name == "env_file":
-            options.env_files.append(value)
+        if name in lists:
+            lists[name].append(value)
         else:
-            setattr(options, name, value)
-    return options
+            single[name] = value
+    return ExecOptions(parsed.positional[0], parsed.positional[1:],
+                       detach="detach" in parsed.flags, privileged="privileged" in parsed.flags,
+                       env=tuple(lists["env"]), env_files=tuple(lists["env_file"]), **single)
 
 
 def run(options: ExecOptions, session: QuickSession) -> int:

@@ -3,7 +3,7 @@ output (``servin.cli.logwrite`` writes both; flushed after each chunk when follo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from servin.cli.quick.entry import QuickSession
 from servin.cli.quick.flags import FlagSpec, parse_flags
@@ -17,8 +17,7 @@ SPEC = FlagSpec(
 )
 
 
-@dataclass
-class LogsOptions:
+class LogsOptions(NamedTuple):
     """What ``logs`` was asked for (times in ns since the epoch, 0 unset)."""
 
     container: str
@@ -39,17 +38,16 @@ def parse(args: list[str]) -> LogsOptions | None:
     parsed = parse_flags(SPEC, args)
     if parsed is None or len(parsed.positional) != 1:
         return None
-    options = LogsOptions(parsed.positional[0], timestamps="timestamps" in parsed.flags,
-                          details="details" in parsed.flags, follow="follow" in parsed.flags)
+    values: dict[str, int] = {}
     try:
         for name, value in parsed.values:
-            if name == "tail":
-                options.tail = parse_tail(value)
-            else:
-                setattr(options, name, parse_time_ns(value, f"--{name}"))
+            values[name] = parse_tail(value) if name == "tail" else \
+                parse_time_ns(value, f"--{name}")
     except ServinError:
         return None
-    return options
+    return LogsOptions(parsed.positional[0], timestamps="timestamps" in parsed.flags,
+                       details="details" in parsed.flags, follow="follow" in parsed.flags,
+                       **values)
 
 
 def run(options: LogsOptions, session: QuickSession) -> int:

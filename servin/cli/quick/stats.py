@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from servin.cli.quick.entry import QuickSession
 from servin.cli.quick.flags import FlagSpec, parse_flags
@@ -16,8 +16,7 @@ SPEC = FlagSpec(booleans={"--no-stream": "no_stream", "--no-trunc": "no_trunc", 
                           "--all": "all"}, values={})
 
 
-@dataclass
-class StatsOptions:
+class StatsOptions(NamedTuple):
     """The containers named (none: every running one, or every one with ``-a``)."""
 
     containers: list[str]

@@ -61,7 +61,7 @@ def test_exec_options() -> None:
     got = exec_.parse(["-e", "A=1", "--env=B=2", "-eC", "--env-file", "f", "-d", "web", "sh",
                        "-e", "x"])
     assert got == exec_.ExecOptions("web", ["sh", "-e", "x"], detach=True,
-                                    env=["A=1", "B=2", "C"], env_files=["f"])
+                                    env=("A=1", "B=2", "C"), env_files=("f",))
 
 
 @pytest.mark.parametrize("argv", [
