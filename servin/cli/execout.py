@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Protocol
 
 from servin.errors import InvalidArgument, NotFound, PermissionDenied, ServinError
@@ -39,7 +38,8 @@ def env_items(values: Iterable[str], files: Iterable[str]) -> list[str]:
     items: list[str] = []
     for path in files:
         try:
-            lines = Path(path).read_text().splitlines()
+            with open(path) as f:  # (not pathlib: `ps` imports this module and not pathlib)
+                lines = f.read().splitlines()
         except OSError as exc:
             raise InvalidArgument(f"open {path}: {(exc.strerror or str(exc)).lower()}") from None
         items.extend(line.strip() for line in lines
