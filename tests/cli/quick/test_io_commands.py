@@ -167,3 +167,15 @@ def test_logs_follow_streams_and_ends_on_ctrl_c(boxes: DaemonProcess) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_exec_env_file_same_both_ways(boxes: DaemonProcess, tmp_path: object) -> None:
+    from pathlib import Path
+
+    env_file = Path(str(tmp_path)) / "env"
+    env_file.write_text("# a comment\nFROM_FILE=1\n\nSHARED=file\n")
+    out = same(boxes, "exec", "--env-file", str(env_file), "-e", "SHARED=flag", "live",
+               "sh", "-c", "echo $FROM_FILE $SHARED")
+    assert out.stdout == "1 flag\n"
+    missing = same(boxes, "exec", "--env-file", str(env_file) + ".nope", "live", "true")
+    assert missing.returncode != 0 and "no such file" in missing.stderr
