@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from servin.cli.commands.stats import binary_size
+from servin.cli.statsview import binary_size
 from servin.engine.containers.stats import (
     QUEUE_DEPTH,
     CounterFiles,
