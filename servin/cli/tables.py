@@ -10,7 +10,10 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from typing import Protocol
 
 
 class LabelText(str):
@@ -66,50 +69,52 @@ def print_rows_table(columns: Sequence[tuple[str, str]], rows: Sequence[Mapping[
 # --- ps -------------------------------------------------------------------------------------
 
 
-class TimestampLike(Protocol):
-    """google.protobuf.Timestamp's fields."""
+if TYPE_CHECKING:  # the Protocols type the rows; creating them at run time costs
 
-    seconds: int
-    nanos: int
+    class TimestampLike(Protocol):
+        """google.protobuf.Timestamp's fields."""
 
-
-class PortLike(Protocol):
-    """servin.v1.PortMapping's fields."""
-
-    container_port: int
-    protocol: str
-    host_ip: str
-    host_port: int
+        seconds: int
+        nanos: int
 
 
-class MountLike(Protocol):
-    """The servin.v1.Mount fields a ps row shows."""
+    class PortLike(Protocol):
+        """servin.v1.PortMapping's fields."""
 
-    name: str
-    source: str
+        container_port: int
+        protocol: str
+        host_ip: str
+        host_port: int
 
 
-class SummaryLike(Protocol):
-    """The servin.v1.ContainerSummary fields a ps row shows."""
+    class MountLike(Protocol):
+        """The servin.v1.Mount fields a ps row shows."""
 
-    id: str
-    name: str
-    image: str
-    command: str
-    created: TimestampLike
-    state: str
-    status: str
-    size_rw: int
-    size_root_fs: int
+        name: str
+        source: str
 
-    @property
-    def ports(self) -> Iterable[PortLike]: ...
-    @property
-    def labels(self) -> Mapping[str, str]: ...
-    @property
-    def mounts(self) -> Iterable[MountLike]: ...
-    @property
-    def networks(self) -> Iterable[str]: ...
+
+    class SummaryLike(Protocol):
+        """The servin.v1.ContainerSummary fields a ps row shows."""
+
+        id: str
+        name: str
+        image: str
+        command: str
+        created: TimestampLike
+        state: str
+        status: str
+        size_rw: int
+        size_root_fs: int
+
+        @property
+        def ports(self) -> Iterable[PortLike]: ...
+        @property
+        def labels(self) -> Mapping[str, str]: ...
+        @property
+        def mounts(self) -> Iterable[MountLike]: ...
+        @property
+        def networks(self) -> Iterable[str]: ...
 
 
 def ps_columns(size: bool) -> list[tuple[str, str]]:

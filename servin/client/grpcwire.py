@@ -9,7 +9,6 @@ Light on purpose: the quick front imports it, so nothing heavy at module level.
 from __future__ import annotations
 
 import socket
-from urllib.parse import unquote
 
 from servin.client.channel import Endpoint
 from servin.client.errors import StatusError
@@ -114,7 +113,11 @@ def decode_status(headers: dict[bytes, bytes]) -> Status | None:
         code = CODE_NAMES[int(raw)]
     except (ValueError, IndexError):
         code = "UNKNOWN"
-    message = unquote(headers.get(b"grpc-message", b"").decode("ascii", "replace"))
+    message = headers.get(b"grpc-message", b"").decode("ascii", "replace")
+    if "%" in message:
+        from urllib.parse import unquote  # only for a message that needs it
+
+        message = unquote(message)
     return code, message
 
 

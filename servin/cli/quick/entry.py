@@ -150,15 +150,18 @@ def main(argv: list[str] | None = None) -> None:
 def _run(module: Any, options: Any, url: str) -> int:
     """Run a planned quick command: its exit code, errors printed as the click path does."""
     from servin.client.errors import StatusError
+    from servin.client.quick.lite import DecodeError
     from servin.errors import ServinError
 
     session = QuickSession(url)
     try:
         code: int = module.run(options, session)
         return code
-    except StatusError as exc:
+    except (StatusError, DecodeError) as exc:
         from servin.client.errors import translate
 
+        if isinstance(exc, DecodeError):  # as the full client reports a reply it cannot read
+            exc = StatusError("INTERNAL", f"cannot decode the daemon's reply: {exc}")
         error = translate(exc, url)
         _error_line(error.message)
         return getattr(error, "exit_code", 1)

@@ -7,28 +7,29 @@ flags (``-aq``, ``-an3``) are read as click reads them; anything not in the spec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 
-
-@dataclass(frozen=True)
 class FlagSpec:
-    """A command's flags: boolean flags and flags taking a value, by spelling -> name."""
+    """A command's flags: boolean flags and flags taking a value, by spelling -> name.
 
-    booleans: dict[str, str]
-    values: dict[str, str]
-    # Whether positional arguments end option parsing (exec: after the container and the
-    # command, everything belongs to the command).
-    interspersed: bool = True
-    max_positional_before_stop: int = 0  # with interspersed=False: positionals before stop
+    With ``interspersed=False``, option parsing stops after ``max_positional_before_stop``
+    positional arguments (exec: after the container, everything belongs to the command).
+    """
+
+    def __init__(self, booleans: dict[str, str], values: dict[str, str],
+                 interspersed: bool = True, max_positional_before_stop: int = 0) -> None:
+        self.booleans = booleans
+        self.values = values
+        self.interspersed = interspersed
+        self.max_positional_before_stop = max_positional_before_stop
 
 
-@dataclass
 class Parsed:
     """Flags seen (names), values in order (name, value), positional arguments."""
 
-    flags: set[str] = field(default_factory=set)
-    values: list[tuple[str, str]] = field(default_factory=list)
-    positional: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.flags: set[str] = set()
+        self.values: list[tuple[str, str]] = []
+        self.positional: list[str] = []
 
 
 def parse_flags(spec: FlagSpec, args: list[str]) -> Parsed | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass, field
 
 from servin.cli.quick.entry import QuickSession
 from servin.cli.quick.flags import FlagSpec, parse_flags
@@ -18,17 +17,17 @@ SPEC = FlagSpec(
 )
 
 
-@dataclass
 class PsOptions:
     """What ``ps`` was asked for."""
 
-    all: bool = False
-    quiet: bool = False
-    last: int = 0
-    latest: bool = False
-    no_trunc: bool = False
-    size: bool = False
-    filters: dict[str, list[str]] = field(default_factory=dict)
+    def __init__(self, flags: set[str]) -> None:
+        self.all = "all" in flags
+        self.quiet = "quiet" in flags
+        self.latest = "latest" in flags
+        self.no_trunc = "no_trunc" in flags
+        self.size = "size" in flags
+        self.last = 0
+        self.filters: dict[str, list[str]] = {}
 
 
 def parse(args: list[str]) -> PsOptions | None:
@@ -36,7 +35,7 @@ def parse(args: list[str]) -> PsOptions | None:
     parsed = parse_flags(SPEC, args)
     if parsed is None or parsed.positional:
         return None
-    options = PsOptions(**{k: True for k in parsed.flags})
+    options = PsOptions(parsed.flags)
     for name, value in parsed.values:
         if name == "last":
             try:

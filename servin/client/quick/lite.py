@@ -55,20 +55,54 @@ def _wire_type(kind: int) -> int:
     return 2
 
 
+class _Lazy:
+    """A singular message field decoded on first read (``ps`` reads ``created`` but not
+    ``started_at``): the instance keeps (buffer, start, end) under ``_raw_<name>`` until then.
+    A non-data descriptor, so a decoded or assigned value in the instance wins."""
+
+    def __init__(self, name: str, cls: type[Message]) -> None:
+        self.name = name
+        self.raw_key = "_raw_" + name
+        self.cls = cls
+        self.default = cls()
+
+    def __get__(self, obj: Message | None, owner: type) -> Any:
+        if obj is None:
+            return self.default
+        raw = obj.__dict__.pop(self.raw_key, None)
+        if raw is None:
+            return self.default
+        try:
+            value = _decode(self.cls, *raw)
+        except (IndexError, struct.error, UnicodeDecodeError) as exc:
+            raise DecodeError(f"cannot decode {self.cls.__name__}: {exc}") from None
+        obj.__dict__[self.name] = value
+        return value
+
+
+# How _decode handles a field, by tag: (attribute name, type, repeated, message class).
+_Entry = tuple[str, int, bool, "type[Message] | None"]
+
+
 class Message:
     """Base of the lite messages: ``FIELDS`` is the table; attributes hold the values."""
 
     FIELDS: ClassVar[tuple[Field, ...]] = ()
-    _BY_TAG: ClassVar[dict[int, Field]] = {}
+    _BY_TAG: ClassVar[dict[int, _Entry]] = {}
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
-        by_tag: dict[int, Field] = {}
+        by_tag: dict[int, _Entry] = {}
         for field in cls.FIELDS:
-            by_tag[field.number << 3 | _wire_type(field.type)] = field
+            entry = (field.name, field.type, field.repeated, field.message)
+            by_tag[field.number << 3 | _wire_type(field.type)] = entry
             if field.repeated and field.type not in (STRING, BYTES, MESSAGE, MAP):
-                by_tag[field.number << 3 | 2] = field  # packed
-            setattr(cls, field.name, _default(field))
+                by_tag[field.number << 3 | 2] = entry  # packed
+            if field.type == MESSAGE and not field.repeated:
+                assert field.message is not None
+                setattr(cls, field.name, _Lazy(field.name, field.message))
+            else:
+                setattr(cls, field.name, _default(field))
         cls._BY_TAG = by_tag
 
     def __init__(self, **values: Any) -> None:
@@ -86,7 +120,10 @@ class Message:
     __hash__ = None  # type: ignore[assignment]  # mutable, as protobuf's
 
     def __repr__(self) -> str:
-        shown = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        shown = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}" for f in self.FIELDS
+            if f.name in vars(self) or "_raw_" + f.name in vars(self)
+        )
         return f"{type(self).__name__}({shown})"
 
     @classmethod
@@ -102,6 +139,8 @@ class Message:
         out = bytearray()
         for field in self.FIELDS:
             value = vars(self).get(field.name)
+            if value is None and "_raw_" + field.name in vars(self):
+                value = getattr(self, field.name)
             if value is not None:
                 _encode_field(out, field, value)
         return bytes(out)
@@ -159,53 +198,60 @@ def _decode(cls: type[M], buf: bytes, pos: int, end: int) -> M:
     by_tag = cls._BY_TAG
     while pos < end:
         tag = buf[pos]
-        if tag < 0x80:
-            pos += 1
-        else:
-            tag, pos = _varint(buf, pos)
-        field = by_tag.get(tag)
-        wire = tag & 7
-        if field is None:
-            pos = _skip(buf, pos, wire)
+        pos += 1
+        if tag >= 0x80:
+            tag, pos = _varint(buf, pos - 1)
+        entry = by_tag.get(tag)
+        if entry is None:
+            pos = _skip(buf, pos, tag & 7)
             continue
-        kind = field.type
-        if wire == 2:
+        name, kind, repeated, message = entry
+        if tag & 7 == 2:
             size = buf[pos]
-            if size < 0x80:
-                pos += 1
-            else:
-                size, pos = _varint(buf, pos)
+            pos += 1
+            if size >= 0x80:
+                size, pos = _varint(buf, pos - 1)
             stop = pos + size
             if stop > end:
-                raise DecodeError(f"field {field.name} runs past the message")
+                raise DecodeError(f"field {name} runs past the message")
             if kind == STRING:
                 value: Any = buf[pos:stop].decode()
             elif kind == MESSAGE:
-                assert field.message is not None
-                value = _decode(field.message, buf, pos, stop)
+                if not repeated:
+                    values.pop(name, None)
+                    values["_raw_" + name] = (buf, pos, stop)
+                    pos = stop
+                    continue
+                value = _decode(message, buf, pos, stop)  # type: ignore[arg-type]
             elif kind == BYTES:
                 value = buf[pos:stop]
             elif kind == MAP:
-                key, item = _map_entry(field, buf, pos, stop)
-                mapping = values.get(field.name)
+                key, item = _map_entry(cls, name, buf, pos, stop)
+                mapping = values.get(name)
                 if mapping is None:
-                    mapping = values[field.name] = {}
+                    mapping = values[name] = {}
                 mapping[key] = item
                 pos = stop
                 continue
             else:  # packed repeated scalars
-                items = values.setdefault(field.name, [])
+                items = values.setdefault(name, [])
                 while pos < stop:
                     item, pos = _read_scalar(kind, buf, pos)
                     items.append(item)
                 continue
             pos = stop
+        elif kind in _VARINT:
+            raw = buf[pos]
+            pos += 1
+            if raw >= 0x80:
+                raw, pos = _varint(buf, pos - 1)
+            value = raw if kind == UINT64 else _scalar(kind, raw)
         else:
             value, pos = _read_scalar(kind, buf, pos)
-        if field.repeated:
-            values.setdefault(field.name, []).append(value)
+        if repeated:
+            values.setdefault(name, []).append(value)
         else:
-            values[field.name] = value
+            values[name] = value
     if pos != end:
         raise DecodeError(f"{cls.__name__} runs past its end")
     return obj
@@ -220,7 +266,9 @@ def _read_scalar(kind: int, buf: bytes, pos: int) -> tuple[Any, int]:
     return _scalar(kind, raw), pos
 
 
-def _map_entry(field: Field, buf: bytes, pos: int, end: int) -> tuple[Any, Any]:
+def _map_entry(cls: type[Message], name: str, buf: bytes, pos: int, end: int
+               ) -> tuple[Any, Any]:
+    field = next(f for f in cls.FIELDS if f.name == name)
     key: Any = _SCALAR_DEFAULTS.get(field.key, 0)
     value: Any = _SCALAR_DEFAULTS.get(field.value, 0)
     while pos < end:
