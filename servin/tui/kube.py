@@ -40,3 +40,17 @@ def container_name(labels: Mapping[str, str], fallback: str) -> str:
     pod = labels.get(POD_NAME, "")
     name = labels.get(CONTAINER_NAME) or fallback
     return f"{pod}/{name}" if pod else name
+
+
+def fit_container_name(labels: Mapping[str, str], fallback: str, width: int) -> str:
+    """``container_name`` in ``width`` cells: a long ``pod/container`` gives up the end of
+    the pod name first (``shop-6d4…/frontend``), as the container's name tells the pod's
+    containers apart. Other names are left whole (the table cuts them at the end)."""
+    name = container_name(labels, fallback)
+    pod, sep, container = name.rpartition("/")
+    if not sep or len(name) <= width or width <= 0:
+        return name
+    room = width - len(container) - 2  # "…/"
+    if room < 3:  # too narrow for both: the table cuts the whole at the end
+        return name
+    return f"{pod[:room]}…/{container}"

@@ -279,8 +279,10 @@ class ContainersScreen(BaseScreen):
             stopping = fmt.stopping_text(
                 deadline - self.source.clock(), self.table.width_of("state")
             )
+        name_width = self.table.width_of("name")
         made_of = (
             c,
+            name_width,
             cid in self.selected,
             uptime,
             stopping,
@@ -301,9 +303,9 @@ class ContainersScreen(BaseScreen):
             cpu, mem = Text("-"), Text("-")
         state = Text(stopping, "yellow") if stopping else fmt.state_text(c.state, c.exit_code)
         cells = {
-            "sel": Text("●", style="bold yellow") if made_of[1] else Text(" "),
+            "sel": Text("●", style="bold yellow") if made_of[2] else Text(" "),
             "ns": Text(kube.namespace(c.labels)),
-            "name": Text(kube.container_name(c.labels, c.name)),
+            "name": Text(kube.fit_container_name(c.labels, c.name, name_width)),
             "image": Text(c.image),
             "state": state,
             "health": fmt.health_text(c.health),

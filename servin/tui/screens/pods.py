@@ -75,12 +75,16 @@ class PodsScreen(ResourceScreen):
     ]
     # With pods the kubelet ran: their namespace first (as kubectl shows it), longer names,
     # and narrower member lists at 80 columns to make room.
+    # (CTRS from 100 columns on: the member list says it.)
     KUBE_COLUMNS: ClassVar[list[tuple[str, int, int, int]]] = [
-        ("NAMESPACE", 10, 16, 0),
-        ("NAME", 12, 28, 0),
-        *COLUMNS[1:4],
-        ("MEMBERS", 9, 36, 0),
-        *COLUMNS[5:],
+        ("NAMESPACE", 11, 16, 0),
+        ("NAME", 16, 28, 0),
+        *COLUMNS[1:3],
+        ("CTRS", 4, 4, 100),
+        ("MEMBERS", 10, 36, 0),
+        ("CPU %", 6, 7, 0),
+        ("MEMORY", 13, 20, 0),
+        *COLUMNS[7:],
     ]
     CREATE_HINT = ("create pod: NAME [label=K=V] [publish=8080:80] [memory=64m] [cpus=0.5] "
                    "[share=pid] [network=NAME] [hostname=H]")
