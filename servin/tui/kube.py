@@ -51,6 +51,6 @@ def fit_container_name(labels: Mapping[str, str], fallback: str, width: int) -> 
     if not sep or len(name) <= width or width <= 0:
         return name
     room = width - len(container) - 2  # "…/"
-    if room < 3:  # too narrow for both: the table cuts the whole at the end
+    if room < 1:  # too narrow for both: the table cuts the whole at the end
         return name
     return f"{pod[:room]}…/{container}"

@@ -239,7 +239,7 @@ def test_screen(snap_compare: Any, screen: str, size: str, theme: str) -> None:
 # Pod name in the recording -> (namespace, Kubernetes pod name, member -> container name).
 KUBE = {
     "shop": ("default", "shop-6d4f9c7b8-x2x7q", {"web-1": "frontend", "web-2": "api"}),
-    "batch": ("jobs", "batch-28h1x", {"migrate": "migrate", "backup": "backup"}),
+    "batch": ("kube-system", "kube-proxy-28h1x", {"migrate": "kube-proxy", "backup": "init"}),
 }
 
 

@@ -48,7 +48,7 @@ COLUMNS = [
 ]
 # With containers the kubelet made, their namespace first (as kubectl and k9s show it) and
 # their name as pod/container. It outranks UPTIME: at 80 columns it takes UPTIME's place.
-NAMESPACE_COLUMN = Column("ns", "NAMESPACE", 11, min_width=9, max_width=20, grow=1, priority=1)
+NAMESPACE_COLUMN = Column("ns", "NAMESPACE", 11, min_width=11, max_width=20, grow=1, priority=1)
 KUBE_COLUMNS = [COLUMNS[0], NAMESPACE_COLUMN, *COLUMNS[1:]]
 # The split view needs room for both the table and the logs.
 SPLIT_MIN = (120, 36)
