@@ -54,3 +54,14 @@ def fit_container_name(labels: Mapping[str, str], fallback: str, width: int) -> 
     if room < 1:  # too narrow for both: the table cuts the whole at the end
         return name
     return f"{pod[:room]}…/{container}"
+
+
+def term_matches(key: str, labels: Mapping[str, str], value: str) -> bool:
+    """The filter terms on Kubernetes names, for containers and pods alike: ``ns`` is the
+    namespace, whole (as ``kubectl -n`` takes it); ``pod`` is part of the pod name, in any
+    case (an object the kubelet did not make has none)."""
+    if key == "ns":
+        return namespace(labels) == value
+    if key == "pod":
+        return is_kube(labels) and value.lower() in labels.get(POD_NAME, "").lower()
+    raise ValueError(f"no Kubernetes filter term {key!r}")

@@ -85,10 +85,8 @@ def _field_matches(c: ContainerSummary, key: str, value: str) -> bool:
         return value.lower() in c.name.lower()
     if key == "id":
         return c.id.startswith(value)
-    if key == "ns":
-        return kube.namespace(c.labels) == value
-    if key == "pod":
-        return kube.is_kube(c.labels) and value.lower() in kube.pod_name(c.labels, "").lower()
+    if key in ("ns", "pod"):
+        return kube.term_matches(key, c.labels, value)
     lkey, sep, lvalue = value.partition("=")
     if lkey not in c.labels:
         return False

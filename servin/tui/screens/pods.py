@@ -163,8 +163,8 @@ class PodsScreen(ResourceScreen):
         return str(item.id)
 
     def visible_items(self) -> list[Any]:
-        """Items passing every filter term: ``ns=NAME`` (the Kubernetes namespace, exact;
-        repeat to OR), ``pod=TEXT`` (in the Kubernetes pod name), other words in the cells."""
+        """Items passing every filter term: ``ns=NAME`` and ``pod=TEXT`` as on Containers
+        (``kube.term_matches``; a repeated key ORs), other words in the cells."""
         words: list[str] = []
         terms: dict[str, list[str]] = {}
         for word in self.filter_text.split():
@@ -175,11 +175,8 @@ class PodsScreen(ResourceScreen):
                 words.append(word.lower())
         out = []
         for p in self.items:
-            labels = p.spec.labels
-            if "ns" in terms and kube.namespace(labels) not in terms["ns"]:
-                continue
-            if "pod" in terms and not (kube.is_kube(labels) and any(
-                    v.lower() in kube.pod_name(labels, "").lower() for v in terms["pod"])):
+            if not all(any(kube.term_matches(key, p.spec.labels, v) for v in values)
+                       for key, values in terms.items()):
                 continue
             if words:
                 hay = " ".join(str(c) for c in self.row(p)).lower()
