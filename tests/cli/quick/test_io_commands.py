@@ -1,18 +1,22 @@
 """The quick front's ``logs``, ``stats --no-stream`` and ``exec`` against a real daemon: the
 same stdout, stderr and exit code as the click path (``SERVIN_QUICK=0``) for each argv,
-errors included, and the quick path importing none of the heavy stack."""
+errors included, with the quick runs loading none of the heavy stack (``both_ways``, shared
+with the ``ps`` tests); what they leave to click."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from servin.devtools.daemonproc import REPO, DaemonProcess
+from tests.cli.quick.test_ps import both_ways, heavy, servin
 
-CLICK = {"SERVIN_QUICK": "0"}
+Result = tuple[int, str, str]  # exit code, stdout, stderr
+
 UNREACHABLE = "unix:///nonexistent/servin-quick.sock"
 
 
@@ -29,42 +33,54 @@ def boxes(engine: DaemonProcess) -> DaemonProcess:
     return engine
 
 
-def both(d: DaemonProcess, *args: str, host: str | None = None
-         ) -> tuple[subprocess.CompletedProcess[str], subprocess.CompletedProcess[str]]:
-    """The quick run and the click run of ``servin -H host ARGS``."""
-    from servin.devtools.daemonproc import run_cli
-
-    prefix = ("-H", host or d.host)
-    return run_cli(*prefix, *args), run_cli(*prefix, *args, env=CLICK)
-
-
-def same(d: DaemonProcess, *args: str, host: str | None = None) -> subprocess.CompletedProcess[str]:
-    quick, click = both(d, *args, host=host)
-    assert (quick.stdout, quick.stderr, quick.returncode) == (
-        click.stdout, click.stderr, click.returncode), args
+def same(tmp: Path, d: DaemonProcess | None, *args: str) -> Result:
+    """``servin -H <d> ARGS`` run on the quick path (which must load nothing heavy) and with
+    SERVIN_QUICK=0: the same exit code, stdout and stderr; that result."""
+    quick, full = both_ways(tmp, "-H", d.host if d else UNREACHABLE, *args)
+    assert quick == full, args
     return quick
+
+
+def left_to_click(tmp: Path, d: DaemonProcess, *args: str) -> Result:
+    """``servin -H <d> ARGS``, which the quick front hands to click: the result both ways."""
+    result, modules = servin(tmp, "-H", d.host, *args, quick=True)
+    assert "servin.cli.main" in modules, args
+    assert result == servin(tmp, "-H", d.host, *args, quick=False)[0], args
+    return result
 
 
 @pytest.mark.parametrize("args", [
     (), ("--tail", "100"), ("-n", "3", "-t"), ("--tail=7", "--details"), ("-n", "0"),
     ("--since", "1h"), ("--until", "1h"), ("--since", "2000-01-01T00:00:00Z", "-n", "2"),
-    ("--tail", "x"), ("--bogus",), ("-f",), ("-f", "-n", "5", "-t"),
+    ("-f",), ("-f", "-n", "5", "-t"), ("-tn2",), ("container", "logs", "-n", "1"),
 ])
-def test_logs_same_both_ways(boxes: DaemonProcess, args: tuple[str, ...]) -> None:
-    same(boxes, "logs", *args, "done")
+def test_logs_same_both_ways(boxes: DaemonProcess, tmp_path: Path,
+                             args: tuple[str, ...]) -> None:
+    if args[:1] == ("container",):
+        same(tmp_path, boxes, *args, "done")
+    else:
+        same(tmp_path, boxes, "logs", *args, "done")
 
 
-def test_logs_content(boxes: DaemonProcess) -> None:
-    out = same(boxes, "logs", "--tail", "1000", "done")
-    assert out.stdout == "".join(f"out{i}\n" for i in range(1, 301)) + "tail"
-    assert out.stderr == "".join(f"err{i}\n" for i in range(1, 301))
-    stamped = same(boxes, "logs", "-n", "1", "-t", "done").stdout
+@pytest.mark.parametrize("args", [("--tail", "x"), ("--bogus",), ("--since", "someday")])
+def test_logs_left_to_click(boxes: DaemonProcess, tmp_path: Path,
+                            args: tuple[str, ...]) -> None:
+    assert left_to_click(tmp_path, boxes, "logs", *args, "done")[0] != 0
+
+
+def test_logs_content(boxes: DaemonProcess, tmp_path: Path) -> None:
+    code, out, err = same(tmp_path, boxes, "logs", "--tail", "1000", "done")
+    assert code == 0
+    assert out == "".join(f"out{i}\n" for i in range(1, 301)) + "tail"
+    assert err == "".join(f"err{i}\n" for i in range(1, 301))
+    stamped = same(tmp_path, boxes, "logs", "-n", "1", "-t", "done")[1]
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z tail", stamped)
 
 
 @pytest.mark.parametrize("args", [("logs", "nosuch"), ("logs", "-n", "1", "nosuch")])
-def test_logs_errors_same(boxes: DaemonProcess, args: tuple[str, ...]) -> None:
-    assert same(boxes, *args).returncode != 0
+def test_logs_errors_same(boxes: DaemonProcess, tmp_path: Path, args: tuple[str, ...]) -> None:
+    code, _, err = same(tmp_path, boxes, *args)
+    assert code == 1 and err.startswith("Error: ")
 
 
 def _cells(text: str) -> list[list[str]]:
@@ -74,10 +90,15 @@ def _cells(text: str) -> list[list[str]]:
 @pytest.mark.parametrize("args", [
     ("live",), ("--no-trunc", "live"), ("live", "done"), (), ("-a",), ("-a", "live"),
 ])
-def test_stats_same_table(boxes: DaemonProcess, args: tuple[str, ...]) -> None:
-    quick, click = both(boxes, "stats", "--no-stream", *args)
-    assert (quick.stderr, quick.returncode) == (click.stderr, click.returncode) == ("", 0)
-    got, want = _cells(quick.stdout), _cells(click.stdout)
+def test_stats_same_table(boxes: DaemonProcess, tmp_path: Path,
+                          args: tuple[str, ...]) -> None:
+    (code, out, err), modules = servin(tmp_path, "-H", boxes.host, "stats", "--no-stream",
+                                       *args, quick=True)
+    assert heavy(modules) == []
+    (full_code, full_out, full_err), _ = servin(tmp_path, "-H", boxes.host, "stats",
+                                                 "--no-stream", *args, quick=False)
+    assert (code, err) == (full_code, full_err) == (0, "")
+    got, want = _cells(out), _cells(full_out)
     assert got[0] == want[0] == ["CONTAINER ID", "NAME", "CPU %", "MEM USAGE / LIMIT", "MEM %",
                                  "NET I/O", "BLOCK I/O", "PIDS"]
     # The usage figures move between two samples; which containers and how they read do not.
@@ -89,8 +110,16 @@ def test_stats_same_table(boxes: DaemonProcess, args: tuple[str, ...]) -> None:
 
 
 @pytest.mark.parametrize("args", [("--no-stream", "nosuch"), ("--no-stream", "live", "nosuch")])
-def test_stats_errors_same(boxes: DaemonProcess, args: tuple[str, ...]) -> None:
-    assert same(boxes, "stats", *args).returncode != 0
+def test_stats_errors_same(boxes: DaemonProcess, tmp_path: Path,
+                           args: tuple[str, ...]) -> None:
+    code, _, err = same(tmp_path, boxes, "stats", *args)
+    assert code == 1 and err.startswith("Error: ")
+
+
+@pytest.mark.parametrize("args", [("--format", "{{.Name}}", "live"), ("-x",)])
+def test_stats_left_to_click(boxes: DaemonProcess, tmp_path: Path,
+                             args: tuple[str, ...]) -> None:
+    left_to_click(tmp_path, boxes, "stats", "--no-stream", *args)
 
 
 @pytest.mark.parametrize("args", [
@@ -98,53 +127,35 @@ def test_stats_errors_same(boxes: DaemonProcess, args: tuple[str, ...]) -> None:
     ("-e", "A=1", "--env=B=two", "-w", "/tmp", "live", "sh", "-c", "echo $A $B; pwd"),
     ("-u", "1:2", "live", "id"), ("--privileged", "live", "true"),
     ("live", "nosuchcommand"), ("live", "/etc"), ("nosuch", "true"), ("stopped", "true"),
-    ("-d", "live", "true"), ("--", "live", "echo", "-i"), ("live",), ("-e", "=x", "live", "true"),
+    ("-d", "live", "true"), ("--", "live", "echo", "-i"), ("-e", "=x", "live", "true"),
     ("live", "-e", "A=1", "true"), ("live", "sh", "-c", "echo $0 $1", "-e", "-u"),
+    ("-de", "A=1", "live", "true"),
 ])
-def test_exec_same_both_ways(boxes: DaemonProcess, args: tuple[str, ...]) -> None:
-    same(boxes, "exec", *args)
+def test_exec_same_both_ways(boxes: DaemonProcess, tmp_path: Path,
+                             args: tuple[str, ...]) -> None:
+    same(tmp_path, boxes, "exec", *args)
 
 
-def test_exec_output_and_code(boxes: DaemonProcess) -> None:
-    out = same(boxes, "exec", "live", "sh", "-c", "echo out; echo err >&2; exit 7")
-    assert (out.stdout, out.stderr, out.returncode) == ("out\n", "err\n", 7)
+@pytest.mark.parametrize("args", [("live",), ("-i", "live", "true"), ("-t", "live", "true"),
+                                  ("--detach-keys", "ctrl-x", "live", "true")])
+def test_exec_left_to_click(boxes: DaemonProcess, tmp_path: Path,
+                            args: tuple[str, ...]) -> None:
+    left_to_click(tmp_path, boxes, "exec", *args)
+
+
+def test_exec_output_and_code(boxes: DaemonProcess, tmp_path: Path) -> None:
+    result = same(tmp_path, boxes, "exec", "live", "sh", "-c", "echo out; echo err >&2; exit 7")
+    assert result == (7, "out\n", "err\n")
+    assert same(tmp_path, boxes, "container", "exec", "live", "true") == (0, "", "")
+    assert same(tmp_path, boxes, "exec", "live", "nosuchcommand")[0] == 127
 
 
 @pytest.mark.parametrize("args", [
     ("logs", "-n", "1", "x"), ("stats", "--no-stream"), ("exec", "x", "true"),
 ])
-def test_unreachable_same(boxes: DaemonProcess, args: tuple[str, ...]) -> None:
-    out = same(boxes, *args, host=UNREACHABLE)
-    assert out.returncode != 0 and "Cannot connect" in out.stderr
-
-
-_PROBE = """
-import sys
-from servin.cli.quick.entry import main
-try:
-    main()
-finally:
-    heavy = sorted(m for m in sys.modules
-                   if m.split(".")[0] in {"click", "h2", "hpack", "grpc", "google"})
-    print("HEAVY", heavy, file=sys.stderr)
-"""
-
-
-@pytest.mark.parametrize("args", [
-    ("logs", "--tail", "5", "done"), ("stats", "--no-stream", "live"), ("exec", "live", "true"),
-])
-def test_quick_path_is_light(boxes: DaemonProcess, args: tuple[str, ...]) -> None:
-    proc = subprocess.run([sys.executable, "-c", _PROBE, "-H", boxes.host, *args],
-                          capture_output=True, text=True, cwd=REPO, timeout=60)
-    assert proc.returncode == 0, proc.stderr
-    assert "HEAVY []" in proc.stderr
-
-
-def test_fallback_runs_click(boxes: DaemonProcess) -> None:
-    proc = subprocess.run([sys.executable, "-c", _PROBE, "-H", boxes.host, "logs", "--tail",
-                           "1", "--follow=false", "done"], capture_output=True, text=True,
-                          cwd=REPO, timeout=60)
-    assert "click" in proc.stderr  # an unknown spelling: the click CLI judged it
+def test_unreachable_same(tmp_path: Path, args: tuple[str, ...]) -> None:
+    code, _, err = same(tmp_path, None, *args)
+    assert code == 1 and err.startswith("Error: Cannot connect to the Servin daemon")
 
 
 def test_logs_follow_streams_and_ends_on_ctrl_c(boxes: DaemonProcess) -> None:
@@ -169,13 +180,11 @@ def test_logs_follow_streams_and_ends_on_ctrl_c(boxes: DaemonProcess) -> None:
             proc.wait()
 
 
-def test_exec_env_file_same_both_ways(boxes: DaemonProcess, tmp_path: object) -> None:
-    from pathlib import Path
-
-    env_file = Path(str(tmp_path)) / "env"
+def test_exec_env_file_same_both_ways(boxes: DaemonProcess, tmp_path: Path) -> None:
+    env_file = tmp_path / "env"
     env_file.write_text("# a comment\nFROM_FILE=1\n\nSHARED=file\n")
-    out = same(boxes, "exec", "--env-file", str(env_file), "-e", "SHARED=flag", "live",
-               "sh", "-c", "echo $FROM_FILE $SHARED")
-    assert out.stdout == "1 flag\n"
-    missing = same(boxes, "exec", "--env-file", str(env_file) + ".nope", "live", "true")
-    assert missing.returncode != 0 and "no such file" in missing.stderr
+    result = same(tmp_path, boxes, "exec", "--env-file", str(env_file), "-e", "SHARED=flag",
+                  "live", "sh", "-c", "echo $FROM_FILE $SHARED")
+    assert result == (0, "1 flag\n", "")
+    code, _, err = same(tmp_path, boxes, "exec", "--env-file", f"{env_file}.nope", "live", "true")
+    assert code == 1 and "no such file" in err
