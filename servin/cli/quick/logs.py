@@ -41,8 +41,10 @@ def parse(args: list[str]) -> LogsOptions | None:
     values: dict[str, int] = {}
     try:
         for name, value in parsed.values:
-            values[name] = parse_tail(value) if name == "tail" else \
-                parse_time_ns(value, f"--{name}")
+            if name == "tail":
+                values[name] = parse_tail(value)
+            else:
+                values[name] = parse_time_ns(value, f"--{name}")
     except ServinError:
         return None
     return LogsOptions(parsed.positional[0], timestamps="timestamps" in parsed.flags,
@@ -61,8 +63,8 @@ def run(options: LogsOptions, session: QuickSession) -> int:
                     for ns in (options.since, options.until))
     request = ContainerLogsRequest(
         id=options.container, follow=options.follow, stdout=True, stderr=True,
-        tail=options.tail, since=since,
-        until=until, timestamps=options.timestamps, details=options.details)
+        tail=options.tail, since=since, until=until, timestamps=options.timestamps,
+        details=options.details)
     replies = session.channel().stream(LOGS, request.encode())
     write_logs(map(LogChunk.decode, replies), timestamps=options.timestamps,
                details=options.details, follow=options.follow)
