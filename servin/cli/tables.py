@@ -101,12 +101,13 @@ if TYPE_CHECKING:  # the Protocols type the rows; creating them at run time cost
         name: str
         image: str
         command: str
-        created: TimestampLike
         state: str
         status: str
         size_rw: int
         size_root_fs: int
 
+        @property
+        def created(self) -> TimestampLike: ...
         @property
         def ports(self) -> Iterable[PortLike]: ...
         @property
