@@ -101,12 +101,13 @@ if TYPE_CHECKING:  # the Protocols type the rows; creating them at run time cost
         name: str
         image: str
         command: str
-        created: TimestampLike
         state: str
         status: str
         size_rw: int
         size_root_fs: int
 
+        @property
+        def created(self) -> TimestampLike: ...
         @property
         def ports(self) -> Iterable[PortLike]: ...
         @property
@@ -131,25 +132,62 @@ def ps_columns(size: bool) -> list[tuple[str, str]]:
     ]
 
 
+def _ps_id(c: SummaryLike, no_trunc: bool) -> str:
+    return c.id if no_trunc else c.id[:12]
+
+
+def _ps_command(c: SummaryLike, no_trunc: bool) -> str:
+    command = c.command if no_trunc or len(c.command) <= 20 else c.command[:19] + "…"
+    return f'"{command}"'
+
+
+def _ps_ports(c: SummaryLike) -> str:
+    return ", ".join(
+        f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol}"
+        for p in c.ports
+    )
+
+
+def _ps_size(c: SummaryLike) -> str:
+    from servin.humanize import human_size
+
+    return f"{human_size(c.size_rw)} (virtual {human_size(c.size_root_fs)})"
+
+
+def ps_cells(c: SummaryLike, no_trunc: bool, size: bool, now: float) -> list[str]:
+    """The cells of ``ps``'s default table (``ps_columns``) for one container: the same
+    values as ``ps_row``'s fields, without computing the fields the table does not show."""
+    from servin.humanize import ago
+
+    cells = [
+        _ps_id(c, no_trunc),
+        c.image,
+        _ps_command(c, no_trunc),
+        ago(c.created.seconds + c.created.nanos / 1e9, now),
+        c.status,
+        _ps_ports(c) if c.ports else "",
+        c.name,
+    ]
+    if size:
+        cells.append(_ps_size(c))
+    return cells
+
+
 def ps_row(c: SummaryLike, no_trunc: bool, now: float | None = None) -> dict[str, Any]:
-    """One container as ``ps`` rows and templates see it (docker's field names)."""
-    from servin.humanize import ago, human_size
+    """One container as ``ps`` templates and ``--format json`` see it (docker's names)."""
+    from servin.humanize import ago
 
     created = c.created.seconds + c.created.nanos / 1e9
-    command = c.command if no_trunc or len(c.command) <= 20 else c.command[:19] + "…"
     return {
-        "ID": c.id if no_trunc else c.id[:12],
+        "ID": _ps_id(c, no_trunc),
         "Image": c.image,
-        "Command": f'"{command}"',
+        "Command": _ps_command(c, no_trunc),
         "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(created)),
         "RunningFor": ago(created, now),
-        "Ports": ", ".join(
-            f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol}"
-            for p in c.ports
-        ),
+        "Ports": _ps_ports(c),
         "State": c.state,
         "Status": c.status,
-        "Size": f"{human_size(c.size_rw)} (virtual {human_size(c.size_root_fs)})",
+        "Size": _ps_size(c),
         "Names": c.name,
         "Labels": LabelText(dict(c.labels)),
         "Mounts": ",".join(m.name or m.source for m in c.mounts),

@@ -429,7 +429,8 @@ def _heavy(modules: set[str]) -> set[str]:
 
 
 def test_ps_imports_neither_grpc_nor_asyncio(engine: DaemonProcess) -> None:
-    modules = _imported_modules("-H", engine.host, "ps")
+    # the full CLI's ps (the quick front's is checked in tests/cli/quick)
+    modules = _imported_modules("-H", engine.host, "ps", env={"SERVIN_QUICK": "0"})
     assert "h2.connection" in modules and "servin.client.h2channel" in modules
     assert _heavy(modules) == set()
 

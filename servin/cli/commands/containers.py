@@ -237,7 +237,7 @@ def ps(
     """List containers."""
     from servin.api.servin.v1 import containers_pb2
     from servin.cli.output import print_rows
-    from servin.cli.tables import ps_columns, ps_row
+    from servin.cli.tables import print_table, ps_cells, ps_columns, ps_row
 
     limit = 1 if latest else last
     reply = get_client().containers.List(
@@ -245,6 +245,11 @@ def ps(
             all=all_ or limit > 0, filters=parse_filters(filters), limit=limit, size=size
         )
     )
+    if not fmt and not quiet:  # the default table: only the cells it shows
+        now = time.time()
+        print_table([h for h, _ in ps_columns(size)],
+                    [ps_cells(c, no_trunc, size, now) for c in reply.containers])
+        return
     rows = [ps_row(c, no_trunc) for c in reply.containers]
     print_rows(
         ps_columns(size),

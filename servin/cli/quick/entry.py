@@ -6,7 +6,7 @@ byte goes to the daemon; the commands an operator types in a hurry (``ps``, ``lo
 the quick command implements exactly as the click command does. Anything else (another
 command, an unknown flag, ``--format``, ``--help``, TLS or ssh hosts, ``-D``) runs the click
 CLI as before, so behaviour never depends on which path ran. ``SERVIN_QUICK=0`` forces the
-click path.
+click path, and so does naming a transport (``SERVIN_CLIENT_TRANSPORT``).
 
 A quick command is a module with two functions (registered in ``COMMANDS``):
 
@@ -103,6 +103,8 @@ def _global_options(argv: list[str]) -> tuple[dict[str, str], list[str]] | None:
 def _plan(argv: list[str]) -> tuple[Any, Any, str] | None:
     """(command module, its parsed options, daemon url) when the quick path can run argv."""
     if os.environ.get(QUICK_ENV, "") in ("0", "false", "no"):
+        return None
+    if os.environ.get("SERVIN_CLIENT_TRANSPORT"):  # a transport chosen by name: the full client
         return None
     parsed = _global_options(argv)
     if parsed is None:

@@ -67,8 +67,11 @@ def run(options: PsOptions, session: QuickSession) -> int:
         if ids:
             sys.stdout.write("\n".join(ids) + "\n")
         return 0
-    from servin.cli.tables import print_rows_table, ps_columns, ps_row
+    import time
 
-    print_rows_table(ps_columns(options.size),
-                     [ps_row(c, options.no_trunc) for c in reply.containers])
+    from servin.cli.tables import print_table, ps_cells, ps_columns
+
+    now = time.time()
+    print_table([h for h, _ in ps_columns(options.size)],
+                [ps_cells(c, options.no_trunc, options.size, now) for c in reply.containers])
     return 0

@@ -7,7 +7,7 @@ Objects have the generated classes' attribute names and protobuf's defaults ("" 
 empty repeated fields, an empty message for an unset message field, maps as dicts), so code
 typed against a Protocol (``servin.cli.tables``) formats either kind.
 
-Field types are the numbers of ``google.protobuf.descriptor.FieldDescriptor.TYPE_*``.
+Field kinds are the numbers of ``google.protobuf.descriptor.FieldDescriptor.TYPE_*``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class Field(NamedTuple):
 
     number: int
     name: str
-    type: int
+    kind: int  # a FieldDescriptor.TYPE_* number, or MAP
     repeated: bool = False
     message: type[Message] | None = None  # MESSAGE fields
     key: int = 0  # MAP fields: the key's and the value's types
@@ -94,11 +94,11 @@ class Message:
         super().__init_subclass__()
         by_tag: dict[int, _Entry] = {}
         for field in cls.FIELDS:
-            entry = (field.name, field.type, field.repeated, field.message)
-            by_tag[field.number << 3 | _wire_type(field.type)] = entry
-            if field.repeated and field.type not in (STRING, BYTES, MESSAGE, MAP):
+            entry = (field.name, field.kind, field.repeated, field.message)
+            by_tag[field.number << 3 | _wire_type(field.kind)] = entry
+            if field.repeated and field.kind not in (STRING, BYTES, MESSAGE, MAP):
                 by_tag[field.number << 3 | 2] = entry  # packed
-            if field.type == MESSAGE and not field.repeated:
+            if field.kind == MESSAGE and not field.repeated:
                 assert field.message is not None
                 setattr(cls, field.name, _Lazy(field.name, field.message))
             else:
@@ -147,14 +147,14 @@ class Message:
 
 
 def _default(field: Field) -> Any:
-    if field.type == MAP:
+    if field.kind == MAP:
         return _EMPTY_MAP
     if field.repeated:
         return ()
-    if field.type == MESSAGE:
+    if field.kind == MESSAGE:
         assert field.message is not None
         return field.message()
-    return _SCALAR_DEFAULTS.get(field.type, 0)
+    return _SCALAR_DEFAULTS.get(field.kind, 0)
 
 
 def _plain(value: Any) -> Any:
@@ -334,14 +334,14 @@ def _scalar_bytes(kind: int, value: Any) -> bytes:
 
 def _length_delimited(kind: int, value: Any) -> bytes:
     if kind == STRING:
-        return value.encode()
+        return str(value).encode()
     if kind == BYTES:
         return bytes(value)
     return bytes(value.encode())  # a message
 
 
 def _encode_field(out: bytearray, field: Field, value: Any) -> None:
-    number, kind = field.number, field.type
+    number, kind = field.number, field.kind
     if kind == MAP:
         for key, item in dict(value).items():
             entry = bytearray()

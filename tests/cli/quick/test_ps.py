@@ -150,7 +150,7 @@ def test_unreachable_daemon_is_the_same_error(tmp_path: Path, host: str) -> None
         ["ps", "-n", "many"],
         ["ps", "extra"],
         ["ps", "--help"],
-        ["-D", "ps"],
+        ["-D", "ps", "-aq"],
         ["--tls", "ps"],
     ],
 )

@@ -50,14 +50,14 @@ def test_table_matches_the_descriptor(cls: type[lite.Message], pb: type[PbMessag
         assert field.name == proto.name
         entry = proto.message_type
         if entry is not None and entry.GetOptions().map_entry:
-            assert field.type == lite.MAP
+            assert field.kind == lite.MAP
             assert field.key == entry.fields_by_name["key"].type
             assert field.value == entry.fields_by_name["value"].type
             continue
-        assert field.type == proto.type, f"{cls.__name__}.{field.name}: type"
+        assert field.kind == proto.type, f"{cls.__name__}.{field.name}: type"
         repeated = bool(proto.is_repeated)
         assert field.repeated == repeated, f"{cls.__name__}.{field.name}: repeated"
-        if field.type == lite.MESSAGE:
+        if field.kind == lite.MESSAGE:
             assert field.message is not None
             assert field.message.__doc__
             assert entry.full_name.split(".")[-1] in field.message.__doc__
@@ -87,11 +87,11 @@ def test_decode_matches_protobuf() -> None:
     for field in lite.ContainerSummary.FIELDS:
         value = getattr(got, field.name)
         expected = getattr(m, field.name)
-        if field.type == lite.MESSAGE and not field.repeated:
+        if field.kind == lite.MESSAGE and not field.repeated:
             assert (value.seconds, value.nanos) == (expected.seconds, expected.nanos)
-        elif field.type == lite.MESSAGE:
+        elif field.kind == lite.MESSAGE:
             assert [v.encode() for v in value] == [e.SerializeToString() for e in expected]
-        elif field.type == lite.MAP:
+        elif field.kind == lite.MAP:
             assert dict(value) == dict(expected)
         else:
             assert value == expected, field.name
