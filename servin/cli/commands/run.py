@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from servin.cli.commands.containers import ExitCode, attach_and_start, start_failure
+from servin.cli.commands.containers import attach_and_start, start_failure
+from servin.cli.execout import ExitCode
 from servin.cli.runflags import build_spec, run_options
 from servin.cli.session import get_client
 from servin.cli.terminal import check_tty
