@@ -164,7 +164,8 @@ class ContainerService:
         for value in filters.get("ancestor", []):
             with contextlib.suppress(ServinError):
                 ancestors.add(self.images.resolve(value).id)
-        found = self.store.list()
+        # The in-memory view: shared snapshots, read here and never changed.
+        found = [e.container for e in self.store.entries()]
         if not all and "status" not in filters and "exited" not in filters:
             found = [c for c in found if c.state.status in ACTIVE]
         on_networks = self.networks.network_names()
