@@ -25,6 +25,7 @@ from servin import signals
 from servin.engine import fsusage, limits
 from servin.engine.config import DaemonConfig
 from servin.engine.containers import mounts as mountspecs
+from servin.engine.containers.cache import ViewEntry
 from servin.engine.containers.collaborators import ContainerVolumes, PodMembership
 from servin.engine.containers.health import resolve_check
 from servin.engine.containers.locks import ContainerLocks
@@ -53,7 +54,6 @@ from servin.engine.containers.top import TopResult, container_top
 from servin.engine.containers.views import (
     ContainerDetails,
     ContainerListing,
-    ContainerSummary,
     Created,
     NetworkAttachment,
 )
@@ -208,10 +208,11 @@ class ContainerService:
                 image_sizes[c.image_id] = self.images.get(c.image_id).size
         return rw, rw + image_sizes.get(c.image_id, 0)
 
-    async def summaries(self, *, pods_only: bool = False) -> builtins.list[ContainerSummary]:
-        """Every container's identity, status, labels and annotations, newest first (only
-        pod members with ``pods_only``): a cheap list for doors that need no more."""
-        return await asyncio.to_thread(self.store.summaries, pods_only=pods_only)
+    def entries(self) -> tuple[ViewEntry, ...]:
+        """Every container from the in-memory view with its version, newest first: shared
+        read-only snapshots, cheap enough to read on the event loop (a door may cache what
+        it derives from an entry under its ID and version)."""
+        return self.store.entries()
 
     async def process_user(self, ref: str) -> ExecUser | None:
         """The identity the container's program runs as (uid, gid, every supplementary gid),

@@ -6,7 +6,7 @@ JSON documents: ``spec`` (what was asked for and resolved: ``{"config", "host_co
 state change). Both decode straight into the model's structs (msgspec, in C).
 
 Every write goes through this class, which applies it to the in-memory ``ContainerView``
-(``cache.py``) right after it commits: listings read that view (``entries``, ``summaries``)
+(``cache.py``) right after it commits: listings read that view (``entries``)
 and never SQLite. Lookups of one container (``get``, ``resolve``) still read the row: their
 callers change the object they get and write it back.
 """
@@ -21,7 +21,6 @@ from msgspec.structs import replace
 
 from servin.engine.containers.cache import ContainerView, ViewEntry
 from servin.engine.containers.model import (
-    CREATED,
     Container,
     ContainerConfig,
     ContainerState,
@@ -29,7 +28,6 @@ from servin.engine.containers.model import (
     Mount,
     NetworkingConfig,
 )
-from servin.engine.containers.views import ContainerSummary
 from servin.engine.store.metadata import MetadataStore
 from servin.errors import Conflict, NotFound
 
@@ -84,13 +82,6 @@ def _with_spec(c: Container, spec_doc: str) -> Container:
     spec = _decode_spec(spec_doc)
     return replace(c, config=spec.config, host_config=spec.host_config,
                    networking=spec.networking, mounts=spec.mounts)
-
-
-def _summary(c: Container) -> ContainerSummary:
-    return ContainerSummary(
-        id=c.id, name=c.name, image_ref=c.image_ref, image_id=c.image_id,
-        created_ns=c.created_ns, pod_id=c.pod_id, status=c.state.status or CREATED,
-        labels=c.config.labels, annotations=c.host_config.annotations)
 
 
 def _name_taken(name: str, holder: str) -> Conflict:
@@ -182,12 +173,6 @@ class ContainerStore:
         """Every container from the in-memory view, newest first, each with its version:
         shared read-only snapshots (no SQLite, no decoding)."""
         return self.view.entries()
-
-    def summaries(self, *, pods_only: bool = False) -> builtins.list[ContainerSummary]:
-        """Every container's summary (only pod members with ``pods_only``), newest first,
-        from the view."""
-        return [_summary(e.container) for e in self.view.entries()
-                if e.container.pod_id or not pods_only]
 
     def get(self, container_id: str) -> Container:
         """A container by full ID."""

@@ -14,22 +14,6 @@ from servin.engine.networks.model import Endpoint, Network
 
 
 @dataclass(frozen=True)
-class ContainerSummary:
-    """What a list of many containers needs (identity, status, labels, annotations), read
-    without decoding whole records (the CRI's ListContainers: the kubelet asks every second)."""
-
-    id: str
-    name: str
-    image_ref: str
-    image_id: str
-    created_ns: int
-    pod_id: str
-    status: str
-    labels: dict[str, str]
-    annotations: dict[str, str]
-
-
-@dataclass(frozen=True)
 class Created:
     """A new container, and what docker warns about it (it is made all the same)."""
 
