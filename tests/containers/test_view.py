@@ -104,7 +104,7 @@ def test_writes_from_many_threads_end_equal(store: ContainerStore) -> None:
             store.rename(made[20 + k], f"t{k}")
             if k % 2:
                 store.delete(made[20 + k].id)
-        except BaseException as e:  # noqa: BLE001 - reported by the main thread
+        except BaseException as e:  # reported by the main thread
             errors.append(e)
 
     threads = [threading.Thread(target=churn, args=(k,)) for k in range(8)]
