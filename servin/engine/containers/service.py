@@ -165,14 +165,15 @@ class ContainerService:
             with contextlib.suppress(ServinError):
                 ancestors.add(self.images.resolve(value).id)
         # The in-memory view: shared snapshots, read here and never changed.
-        found = [e.container for e in self.store.entries()]
+        found = self.store.entries()
         if not all and "status" not in filters and "exited" not in filters:
-            found = [c for c in found if c.state.status in ACTIVE]
+            found = tuple(e for e in found if e.container.state.status in ACTIVE)
         on_networks = self.networks.network_names()
         network_ids = self.networks.network_ids()
         image_commands: dict[str, list[str]] = {}
         out: builtins.list[ContainerListing] = []
-        for c in found:
+        for entry in found:
+            c = entry.container
             names = on_networks.get(c.id) or [c.network_mode]
             if filters and not docker_filters.container_matches(
                 c, filters, networks=names,
@@ -187,13 +188,14 @@ class ContainerService:
                     image_commands[c.image_id] = [*(image.get("Entrypoint") or []),
                                                   *(image.get("Cmd") or [])]
                 command = image_commands[c.image_id]
-            out.append(ContainerListing(c, command, names))
+            out.append(ContainerListing(c, command, names, version=entry.version))
             if limit > 0 and len(out) >= limit:
                 break
         if size:
             image_sizes = {i.id: i.size for i in self.images.list()}
             out = [ContainerListing(x.container, x.command, x.networks,
-                                    *self._sizes(x.container, image_sizes)) for x in out]
+                                    *self._sizes(x.container, image_sizes), version=x.version)
+                   for x in out]
         return out
 
     def _sizes(self, c: Container, image_sizes: dict[str, int] | None = None) -> tuple[int, int]:

@@ -30,6 +30,7 @@ class ContainerListing:
     networks: list[str]  # names of the networks it has an endpoint on
     size_rw: int | None = None  # bytes in the writable layer (asked for with ``size``)
     size_root_fs: int | None = None  # writable layer + image
+    version: int = 0  # the container's version in the in-memory view (see cache.py)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from servin.api.cri.runtime.v1 import api_pb2
 from servin.engine.containers.model import CREATED, EXITED, Container
 from servin.engine.server.cri import common
 from servin.engine.server.cri.base import Verbs
-from servin.engine.server.cri.wirecache import WireCache
 from servin.engine.server.grpc.rpc import Context
+from servin.engine.server.grpc.wirecache import WireCache, framed
 
 _PROPAGATION = {
     "rprivate": api_pb2.PROPAGATION_PRIVATE, "private": api_pb2.PROPAGATION_PRIVATE,
@@ -84,6 +84,11 @@ def list_item(c: Container) -> api_pb2.Container:
         labels=c.config.labels, annotations=common.visible(annotations))
 
 
+def list_element(c: Container) -> bytes:
+    """``list_item`` encoded as one element of ListContainersResponse.containers (field 1)."""
+    return framed(1, list_item(c).SerializeToString())
+
+
 def _selected(c: Container, f: api_pb2.ContainerFilter | None) -> bool:
     """Whether a core container is a CRI container the filter lets through (read on the
     view's fields: no message is built for what is left out)."""
@@ -103,7 +108,7 @@ def _selected(c: Container, f: api_pb2.ContainerFilter | None) -> bool:
 class ContainerStatusVerbs(Verbs):
     """ContainerStatus, ListContainers."""
 
-    # ListContainersResponse.containers is field 1; one cache per servicer (per daemon).
+    # Each container's encoded element per view version (one cache per servicer).
     _listed: WireCache[Container]
 
     async def ContainerStatus(self, request: api_pb2.ContainerStatusRequest,
@@ -132,7 +137,7 @@ class ContainerStatusVerbs(Verbs):
         f = request.filter if request.HasField("filter") else None
         entries = self.core.containers.entries()
         cache = self._listed
-        out = [cache.element(e.container.id, e.version, e.container)
+        out = [cache.get(e.container.id, e.version, e.container)
                for e in entries if _selected(e.container, f)]
         cache.prune(e.container.id for e in entries)
         return b"".join(out)

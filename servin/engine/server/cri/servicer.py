@@ -12,7 +12,7 @@ from servin.api.cri.runtime.v1 import api_pb2, api_pb2_grpc
 from servin.engine.engine import CoreAPI
 from servin.engine.server.cri.container_create import ContainerCreateVerbs
 from servin.engine.server.cri.container_lifecycle import ContainerLifecycleVerbs
-from servin.engine.server.cri.container_status import ContainerStatusVerbs, list_item
+from servin.engine.server.cri.container_status import ContainerStatusVerbs, list_element
 from servin.engine.server.cri.container_update import ContainerUpdateVerbs
 from servin.engine.server.cri.events import EventVerbs
 from servin.engine.server.cri.exec_sync import ExecSyncVerbs
@@ -24,10 +24,10 @@ from servin.engine.server.cri.sandbox_stop import SandboxStopVerbs
 from servin.engine.server.cri.stats import StatsVerbs
 from servin.engine.server.cri.streaming.server import StreamingServer
 from servin.engine.server.cri.streaming_verbs import StreamingVerbs
-from servin.engine.server.cri.wirecache import WireCache, passthrough
 from servin.engine.server.grpc.errors import ErrorMappingInterceptor
 from servin.engine.server.grpc.rpc import Context
 from servin.engine.server.grpc.server import MAX_MESSAGE
+from servin.engine.server.grpc.wirecache import WireCache, add_servicer
 from servin.errors import Unavailable
 
 
@@ -51,7 +51,7 @@ class RuntimeServicer(
     def __init__(self, core: CoreAPI, streaming: StreamingServer | None = None) -> None:
         self.core = core
         self.streaming = streaming
-        self._listed = WireCache(1, list_item)
+        self._listed = WireCache(list_element)
 
     async def CheckpointContainer(self, request: api_pb2.CheckpointContainerRequest,
                                   context: Context) -> api_pb2.CheckpointContainerResponse:
@@ -71,29 +71,6 @@ def build_cri_server(core: CoreAPI, streaming: StreamingServer | None = None
     return server
 
 
-# The methods whose handlers return their response already encoded (see wirecache.py).
-_PREENCODED = {"runtime.v1.RuntimeService": {"ListContainers"}}
-
-
-class _Registrar:
-    """Takes what a generated ``add_*_to_server`` registers and hands it to the server with
-    the pre-encoded methods' response serializers replaced by ``passthrough``."""
-
-    def __init__(self, server: grpc.aio.Server) -> None:
-        self._server = server
-
-    def add_generic_rpc_handlers(self, handlers: Any) -> None:
-        pass  # the same handlers arrive through add_registered_method_handlers below
-
-    def add_registered_method_handlers(self, service: str, handlers: dict[str, Any]) -> None:
-        handlers = dict(handlers)
-        for method in _PREENCODED.get(service, ()):
-            handlers[method] = handlers[method]._replace(response_serializer=passthrough)
-        self._server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(service, handlers),))
-        self._server.add_registered_method_handlers(service, handlers)
-
-
 def register(server: grpc.aio.Server, core: CoreAPI,
              streaming: StreamingServer | None = None) -> None:
     """Add runtime.v1's RuntimeService and ImageService to ``server``."""
@@ -103,4 +80,4 @@ def register(server: grpc.aio.Server, core: CoreAPI,
         (api_pb2_grpc.add_ImageServiceServicer_to_server, ImageServicer(core)),
     ]
     for add, servicer in registrations:
-        add(servicer, _Registrar(server))
+        add_servicer(add, servicer, server)
