@@ -7,7 +7,11 @@ classes, so the CLI and TUI can catch ``NotFound`` whether the daemon is local o
 
 from __future__ import annotations
 
-from typing import NamedTuple
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy checks a real NamedTuple; run time skips typing's import cost
+    from typing import NamedTuple as Record
+else:
+    from servin.records import Record
 
 
 class ServinError(Exception):
@@ -78,7 +82,7 @@ class Cancelled(ServinError):
     kind = "cancelled"
 
 
-class ErrorMapping(NamedTuple):
+class ErrorMapping(Record):
     """How one error kind looks at each front door."""
 
     cls: type[ServinError]

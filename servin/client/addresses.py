@@ -7,15 +7,20 @@ The leaf of the client's host handling: ``hosts`` (which daemon to use) and ``co
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 from servin.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy checks a real NamedTuple; run time skips typing's import cost
+    from typing import NamedTuple as Record
+else:
+    from servin.records import Record
 
 DEFAULT_SOCKET = "/run/servin/servin.sock"
 DEFAULT_HOST = f"unix://{DEFAULT_SOCKET}"
 
 
-class HostAddress(NamedTuple):
+class HostAddress(Record):
     """A parsed daemon address."""
 
     url: str
@@ -26,7 +31,7 @@ class HostAddress(NamedTuple):
     user: str = ""
 
 
-class TLSConfig(NamedTuple):
+class TLSConfig(Record):
     """TLS towards a ``tcp://`` daemon: docker's ``--tls/--tlsverify/--tlscacert/...``.
 
     ``verify`` checks the daemon's certificate against ``ca`` (the system's CAs when empty);

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
-
 from servin.client.addresses import HostAddress, TLSConfig, parse_host
 from servin.client.hosts import Target
 
-if TYPE_CHECKING:
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy checks a real NamedTuple; run time skips typing's import cost
+    from typing import Any
+    from typing import NamedTuple as Record
+
     from servin.client.ssh import SSHTunnel
+else:
+    from servin.records import Record
 
 MAX_MESSAGE = 64 * 1024 * 1024  # the daemon's limit too
 
@@ -19,7 +23,7 @@ CHANNEL_OPTIONS = [
 ]
 
 
-class Endpoint(NamedTuple):
+class Endpoint(Record):
     """The socket a client connects to: a unix path, or a tcp host and port (maybe TLS)."""
 
     unix: str = ""

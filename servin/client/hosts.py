@@ -11,10 +11,15 @@ socket. (``-H`` and ``--context`` together are an error.) Addresses themselves a
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
 
 from servin.client.addresses import DEFAULT_HOST, TLSConfig, parse_host
 from servin.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy checks a real NamedTuple; run time skips typing's import cost
+    from typing import NamedTuple as Record
+else:
+    from servin.records import Record
 
 HOST_ENV = "SERVIN_HOST"
 CONTEXT_ENV = "SERVIN_CONTEXT"
@@ -22,7 +27,7 @@ TLS_VERIFY_ENV = "SERVIN_TLS_VERIFY"
 CERT_PATH_ENV = "SERVIN_CERT_PATH"
 
 
-class Target(NamedTuple):
+class Target(Record):
     """Where a client connects: the address, TLS settings, and where that choice came from."""
 
     url: str

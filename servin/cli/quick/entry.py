@@ -19,13 +19,14 @@ A quick command is a module with two functions (registered in ``COMMANDS``):
 
 from __future__ import annotations
 
-import contextlib
 import os
 import sys
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing and contextlib stay out of the quick path's start-up
 if TYPE_CHECKING:
+    from typing import Any
+
     from servin.client.quick.wire import QuickChannel
 
 QUICK_ENV = "SERVIN_QUICK"
@@ -199,8 +200,10 @@ def die_by_sigint() -> None:
     """End as a process killed by ctrl-c does (docker's way): quietly, by the signal."""
     import signal
 
-    with contextlib.suppress(Exception):
+    try:  # noqa: SIM105 - contextlib costs the quick path its import
         sys.stdout.flush()
+    except Exception:  # a closed or broken stdout must not stop the exit
+        pass
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.kill(os.getpid(), signal.SIGINT)
     sys.exit(130)  # only if the signal is blocked

@@ -6,10 +6,14 @@ requests as nothing more to come), the output written as it comes
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from servin.cli.quick.entry import QuickSession
 from servin.cli.quick.flags import FlagSpec, parse_flags
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy checks a real NamedTuple; run time skips typing's import cost
+    from typing import NamedTuple as Record
+else:
+    from servin.records import Record
 
 SERVICE = "/servin.v1.Containers/"
 
@@ -21,7 +25,7 @@ SPEC = FlagSpec(
 )
 
 
-class ExecOptions(NamedTuple):
+class ExecOptions(Record):
     """What ``exec`` was asked to run, and how."""
 
     container: str

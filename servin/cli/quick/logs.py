@@ -3,10 +3,14 @@ output (``servin.cli.logwrite`` writes both; flushed after each chunk when follo
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from servin.cli.quick.entry import QuickSession
 from servin.cli.quick.flags import FlagSpec, parse_flags
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy checks a real NamedTuple; run time skips typing's import cost
+    from typing import NamedTuple as Record
+else:
+    from servin.records import Record
 
 LOGS = "/servin.v1.Containers/Logs"
 
@@ -17,7 +21,7 @@ SPEC = FlagSpec(
 )
 
 
-class LogsOptions(NamedTuple):
+class LogsOptions(Record):
     """What ``logs`` was asked for (times in ns since the epoch, 0 unset)."""
 
     container: str

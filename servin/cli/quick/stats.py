@@ -4,10 +4,15 @@
 from __future__ import annotations
 
 import sys
-from typing import NamedTuple
 
 from servin.cli.quick.entry import QuickSession
 from servin.cli.quick.flags import FlagSpec, parse_flags
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy checks a real NamedTuple; run time skips typing's import cost
+    from typing import NamedTuple as Record
+else:
+    from servin.records import Record
 
 STATS = "/servin.v1.Containers/Stats"
 LIST = "/servin.v1.Containers/List"
@@ -16,7 +21,7 @@ SPEC = FlagSpec(booleans={"--no-stream": "no_stream", "--no-trunc": "no_trunc", 
                           "--all": "all"}, values={})
 
 
-class StatsOptions(NamedTuple):
+class StatsOptions(Record):
     """The containers named (none: every running one, or every one with ``-a``)."""
 
     containers: list[str]

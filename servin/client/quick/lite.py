@@ -15,7 +15,15 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable
 from types import MappingProxyType
-from typing import Any, ClassVar, NamedTuple, Self, TypeVar
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # mypy checks a real NamedTuple; run time skips typing's import cost
+    from typing import Any, ClassVar, Self, TypeVar
+    from typing import NamedTuple as Record
+
+    M = TypeVar("M", bound="Message")
+else:
+    from servin.records import Record
 
 DOUBLE, FLOAT, INT64, UINT64, INT32, FIXED64, FIXED32, BOOL, STRING = 1, 2, 3, 4, 5, 6, 7, 8, 9
 MESSAGE, BYTES, UINT32, ENUM, SFIXED32, SFIXED64, SINT32, SINT64 = 11, 12, 13, 14, 15, 16, 17, 18
@@ -26,14 +34,13 @@ _FIXED64 = {DOUBLE: "<d", FIXED64: "<Q", SFIXED64: "<q"}
 _FIXED32 = {FLOAT: "<f", FIXED32: "<I", SFIXED32: "<i"}
 _SCALAR_DEFAULTS: dict[int, Any] = {STRING: "", BYTES: b"", BOOL: False, DOUBLE: 0.0, FLOAT: 0.0}
 _EMPTY_MAP: MappingProxyType[Any, Any] = MappingProxyType({})
-M = TypeVar("M", bound="Message")
 
 
 class DecodeError(ValueError):
     """Bytes that are not a valid encoding of the message."""
 
 
-class Field(NamedTuple):
+class Field(Record):
     """One field of a message table."""
 
     number: int
