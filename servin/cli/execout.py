@@ -8,10 +8,13 @@ Light on purpose (no click, no protobuf, no threads at import).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
-from typing import Protocol
 
 from servin.errors import InvalidArgument, NotFound, PermissionDenied, ServinError
+
+TYPE_CHECKING = False  # typing and collections stay out of the quick CLI's start-up
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+    from typing import Protocol
 
 
 class ExitCode(ServinError):
@@ -57,19 +60,21 @@ def env_items(values: Iterable[str], files: Iterable[str]) -> list[str]:
     return out
 
 
-class AttachOutputLike(Protocol):
-    """An ``AttachOutput`` message (generated or lite)."""
+if TYPE_CHECKING:  # a Protocol for mypy; creating it at run time costs typing
 
-    @property
-    def stream(self) -> int: ...
-    @property
-    def data(self) -> bytes: ...
-    @property
-    def exited(self) -> bool: ...
-    @property
-    def exit_code(self) -> int: ...
-    @property
-    def detached(self) -> bool: ...
+    class AttachOutputLike(Protocol):
+        """An ``AttachOutput`` message (generated or lite)."""
+
+        @property
+        def stream(self) -> int: ...
+        @property
+        def data(self) -> bytes: ...
+        @property
+        def exited(self) -> bool: ...
+        @property
+        def exit_code(self) -> int: ...
+        @property
+        def detached(self) -> bool: ...
 
 
 class Outcome:

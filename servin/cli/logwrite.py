@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable
 
-from servin.client.logs import LogChunkLike, Stamper, records
+from servin.client.logs import Stamper, records
 from servin.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing and collections stay out of the quick CLI's start-up
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from servin.client.logs import LogChunkLike
 
 _NS = 1_000_000_000
 

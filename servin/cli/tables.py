@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing and collections stay out of the quick CLI's start-up
 if TYPE_CHECKING:
-    from typing import Protocol
+    from collections.abc import Iterable, Mapping, Sequence
+    from typing import Any, Protocol
 
 
 class LabelText(str):
@@ -33,19 +33,8 @@ class LabelText(str):
 
 
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    """A table: drawn with rich on a terminal, plain aligned text (no escapes) otherwise."""
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
-        for h in headers:
-            table.add_column(h, overflow="fold")
-        for row in rows:
-            table.add_row(*(Text(cell) for cell in row))
-        Console(soft_wrap=True).print(table)
-        return
+    """A table as docker prints it: plain aligned text, in a pipe and on a terminal alike; on
+    a terminal that takes colour (``NO_COLOR`` unset, ``TERM`` not dumb) the header is bold."""
     widths = [len(h) for h in headers]
     for row in rows:
         for i, cell in enumerate(row):
@@ -55,8 +44,18 @@ def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
         "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip()
         for line in [headers, *rows]
     ]
+    if _colour_allowed():
+        out[0] = f"\x1b[1m{out[0]}\x1b[0m"
     sys.stdout.write("\n".join(out) + "\n")
     sys.stdout.flush()
+
+
+def _colour_allowed() -> bool:
+    """Whether stdout is a terminal that may get ANSI styling (https://no-color.org)."""
+    import os
+
+    return (sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+            and os.environ.get("TERM") != "dumb")
 
 
 def print_rows_table(columns: Sequence[tuple[str, str]], rows: Sequence[Mapping[str, Any]]) -> None:

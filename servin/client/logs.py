@@ -8,29 +8,33 @@ per entry, as the console handles them), ``chunk_of`` does the reverse (test dou
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
 
+TYPE_CHECKING = False  # typing and collections stay out of the quick CLI's start-up
 if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator, Mapping, Sequence
+    from typing import Protocol
+
     from servin.api.servin.v1.containers_pb2 import LogChunk, LogEntry
 
 
-class LogChunkLike(Protocol):
-    """What reading a ``LogChunk`` needs: the generated message and the quick front's lite
-    one both have it."""
+if TYPE_CHECKING:  # a Protocol for mypy; creating it at run time costs typing
 
-    @property
-    def data(self) -> bytes: ...
-    @property
-    def sizes(self) -> Sequence[int]: ...
-    @property
-    def streams(self) -> bytes: ...
-    @property
-    def times(self) -> Sequence[int]: ...
-    @property
-    def container_id(self) -> str: ...
-    @property
-    def attrs(self) -> Mapping[str, str]: ...
+    class LogChunkLike(Protocol):
+        """What reading a ``LogChunk`` needs: the generated message and the quick front's lite
+        one both have it."""
+
+        @property
+        def data(self) -> bytes: ...
+        @property
+        def sizes(self) -> Sequence[int]: ...
+        @property
+        def streams(self) -> bytes: ...
+        @property
+        def times(self) -> Sequence[int]: ...
+        @property
+        def container_id(self) -> str: ...
+        @property
+        def attrs(self) -> Mapping[str, str]: ...
 
 
 def records(chunk: LogChunkLike) -> Iterator[tuple[int, int, bytes]]:

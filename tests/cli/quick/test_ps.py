@@ -4,6 +4,7 @@ real daemon; what the quick path imports; and what it leaves to click."""
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 import sys
 import time
@@ -33,6 +34,10 @@ main()
 """
 HEAVY = ("click", "h2", "hpack", "grpc", "google", "rich", "servin.api", "servin.cli.main",
          "servin.client.h2channel")
+# Standard modules that cost the short commands milliseconds of start-up: the common runs (a
+# unix socket, -H or $SERVIN_HOST, no --since/--until) load none of them.
+START_UP = ("typing", "contextlib", "re", "enum", "socket", "selectors", "dataclasses",
+            "inspect", "functools")
 
 
 def _start(tmp: Path, args: tuple[str, ...], quick: bool, now: float | None,
@@ -62,18 +67,23 @@ def servin(tmp: Path, *args: str, quick: bool) -> tuple[tuple[int, str, str], se
     return _finish(*_start(tmp, args, quick, None))
 
 
-def heavy(modules: set[str]) -> list[str]:
-    return sorted(m for m in modules for h in HEAVY if m == h or m.startswith(h + "."))
+def heavy(modules: set[str], start_up: bool = True) -> list[str]:
+    """The modules of ``HEAVY`` (and of ``START_UP`` unless told not to check them) loaded."""
+    names = HEAVY + START_UP if start_up else HEAVY
+    return sorted(m for m in modules for h in names if m == h or m.startswith(h + "."))
 
 
-def both_ways(tmp: Path, *args: str) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
+def both_ways(tmp: Path, *args: str, start_up: bool = True,
+              ) -> tuple[tuple[int, str, str], tuple[int, str, str]]:
     """The quick and the click results. Both run at once with the same clock (CREATED counts
-    seconds); the daemon's own "Up N seconds" may still tick between them: then again."""
+    seconds); the daemon's own "Up N seconds" may still tick between them: then again.
+    ``start_up=False``: a run that may load ``START_UP`` modules (tcp://, contexts)."""
     for _ in range(5):
         now = time.time()
         started = [_start(tmp, args, True, now), _start(tmp, args, False, now)]
         (quick, quick_modules), (full, full_modules) = (_finish(*s) for s in started)
-        assert heavy(quick_modules) == [], f"quick path loaded {heavy(quick_modules)}"
+        loaded = heavy(quick_modules, start_up)
+        assert loaded == [], f"quick path loaded {loaded}"
         assert "click" in full_modules
         if quick == full:
             break
@@ -109,6 +119,32 @@ def test_quick_ps_is_the_click_ps(fleet: Fleet, tmp_path: Path, args: list[str])
     assert quick == full
 
 
+def test_ps_on_a_terminal_loads_nothing_heavy(fleet: Fleet, tmp_path: Path) -> None:
+    """On a terminal too (no rich): docker's plain table, its header bold."""
+    probe = tmp_path / "tty-modules"
+    env = {k: v for k, v in os.environ.items() if k not in ("SERVIN_CONTEXT", "NO_COLOR")}
+    env.update(QUICK_PROBE=str(probe), SERVIN_CONFIG=str(tmp_path / "config"), TERM="xterm")
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-c", _PROBE, "-H", fleet.daemon.host, "ps", "-a"],
+                            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+                            cwd=REPO, env=env)
+    os.close(follower)
+    drawn = b""
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # EIO: the child closed the pty
+            break
+        if not data:
+            break
+        drawn += data
+    os.close(leader)
+    assert proc.wait(60) == 0, drawn
+    assert drawn.startswith(b"\x1b[1mCONTAINER ID"), drawn
+    assert "runner" in drawn.decode()
+    assert heavy(set(probe.read_text().split())) == []
+
+
 def test_global_options_spelled_every_way(fleet: Fleet, tmp_path: Path) -> None:
     for spelled in (["--host", fleet.daemon.host], [f"--host={fleet.daemon.host}"],
                     [f"-H{fleet.daemon.host}"]):
@@ -122,10 +158,11 @@ def test_host_from_the_environment_and_contexts(fleet: Fleet, tmp_path: Path) ->
     assert code == 0 and len(out.split()) == 3 and heavy(modules) == []
     create = ("context", "create", "fleet", "--docker", f"host={fleet.daemon.host}")
     assert servin(tmp_path, *create, quick=True)[0][0] == 0
-    quick, full = both_ways(tmp_path, "--context", "fleet", "ps", "-aq")
+    # (contexts are read with dataclasses and json: START_UP modules are allowed)
+    quick, full = both_ways(tmp_path, "--context", "fleet", "ps", "-aq", start_up=False)
     assert quick == full and len(quick[1].split()) == 3
     assert servin(tmp_path, "context", "use", "fleet", quick=True)[0][0] == 0
-    quick, full = both_ways(tmp_path, "ps", "-aq")
+    quick, full = both_ways(tmp_path, "ps", "-aq", start_up=False)
     assert quick == full and len(quick[1].split()) == 3
     # an unknown context: left to click, which reports it
     quick, modules = servin(tmp_path, "--context", "nosuch", "ps", quick=True)
@@ -136,7 +173,8 @@ def test_host_from_the_environment_and_contexts(fleet: Fleet, tmp_path: Path) ->
 
 @pytest.mark.parametrize("host", ["unix:///nonexistent/servin.sock", "tcp://127.0.0.1:1"])
 def test_unreachable_daemon_is_the_same_error(tmp_path: Path, host: str) -> None:
-    quick, full = both_ways(tmp_path, "-H", host, "ps")
+    # tcp:// resolves names with the socket module
+    quick, full = both_ways(tmp_path, "-H", host, "ps", start_up=host.startswith("unix:"))
     assert quick == full
     assert quick[0] == 1 and quick[2].startswith("Error: Cannot connect to the Servin daemon")
 
