@@ -21,7 +21,7 @@ __all__ = ["LabelText", "document", "print_object", "print_objects", "print_rows
 
 
 def is_terminal() -> bool:
-    """Whether stdout is a terminal (tables get colour and borders only then)."""
+    """Whether stdout is a terminal."""
     return sys.stdout.isatty()
 
 
