@@ -27,6 +27,7 @@ class _RecordMeta(type):
     def __new__(mcs, name: str, bases: tuple[type, ...], ns: dict[str, object]) -> _RecordMeta:
         if ns.get("__module__") == __name__:  # Record itself
             return super().__new__(mcs, name, bases, ns)
+        # a class body's annotations: always a dict (of strings, with the __future__ import)
         annotations: dict[str, object] = ns.get("__annotations__", {})  # type: ignore[assignment]
         fields = tuple(annotations)  # (ClassVar annotations would count too: none use them)
         defaults = {f: ns.pop(f) for f in fields if f in ns}
@@ -36,7 +37,7 @@ class _RecordMeta(type):
         return super().__new__(mcs, name, (_RecordBase,), body)
 
 
-class _RecordBase(tuple):  # type: ignore[type-arg]
+class _RecordBase(tuple):  # type: ignore[type-arg]  # any fields, as NamedTuple's base
     __slots__ = ()
     _fields: tuple[str, ...] = ()
     _field_defaults: dict[str, object] = {}
