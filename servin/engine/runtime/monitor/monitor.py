@@ -812,7 +812,9 @@ class Monitor:
                                                     _socket.MSG_CMSG_CLOEXEC)
         finally:
             ours.close()
-            os.waitpid(pid, 0)
+        # Not waited for here: the helper's exit (tearing down a copy of this process) takes
+        # about a millisecond. Its SIGCHLD wakes the loop, whose ``_reap`` collects it (an
+        # unknown pid there), and its exec'd child, reparented to this subreaper, after it.
         fds: list[int] = []
         for level, kind, data in ancillary:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
