@@ -24,7 +24,7 @@ import signal as signals
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from servin.engine.linux import namespaces, prctl
 from servin.engine.runtime.native.init import InitContext, run_init
@@ -364,6 +364,40 @@ class NativeRuntime:
         finally:
             for item in opened:
                 _close(item)
+
+    def exec_in_place(self, container_id: str, process: dict[str, Any], stdio: Stdio,
+                      sync: socket.socket) -> NoReturn:
+        """Become one more process of the running container (no terminal); never returns.
+
+        For a caller that forked this process, non-dumpable, into the container's PID
+        namespace (the monitor: one fork per exec instead of two). This process places
+        itself in the container's cgroup, joins the other namespaces, gets the identity,
+        limits and seccomp filter, and execs; ``sync`` (close-on-exec) then reads EOF. What
+        stops it is raised (NotFound / PermissionDenied for a program that cannot run).
+        """
+        from servin.engine.runtime.native import execproc
+
+        recorded = self._load(container_id)
+        if _status(recorded) != "running":
+            raise Conflict(f"container {container_id} is not running")
+        parsed = execproc.load_process(process, False)
+        profile = execproc.bundle_seccomp(Path(recorded.bundle))
+        seccomp_program = (_seccomp_program(profile, self.state_root / "seccomp-cache")
+                           if profile is not None else None)
+        ns_fds, pid_ns_fd = execproc.open_namespaces(recorded.pid)
+        if pid_ns_fd is not None:
+            raise Internal(f"exec: not started in the PID namespace of container {container_id}")
+        # The fds above name the init's namespaces only if the init is still that process.
+        if process_start_time(recorded.pid) != recorded.start_time:
+            raise Conflict(f"container {container_id} is not running")
+        if recorded.cgroups_path:
+            cgroup = self._cgroup_of(container_id, recorded.cgroups_path)
+            if cgroup is not None:
+                cgroup.add_process(0)  # 0: the writer itself (its pid here is the container's)
+        ctx = execproc.ExecContext(process=parsed, sync=sync, stdio=stdio, console=None,
+                                   namespace_fds=ns_fds, seccomp_program=seccomp_program,
+                                   placed=True)
+        execproc.exec_in_place(ctx)
 
     # -- extras beyond the OCI command line ---------------------------------------------------
 
