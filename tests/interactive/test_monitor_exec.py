@@ -67,21 +67,21 @@ def test_exec_process_is_placed_like_the_init(harness: Harness) -> None:
         process = bundle_process(harness, spec, ["/bin/sleep", "30"])
         pid, att = await mon.exec("slow", process, attach=False)
         assert att is None
+        monitor = int((spec.state_dir / MONITOR_PID).read_text().split()[0])
         seen = (status_of(pid), status_of(init), Path(f"/proc/{pid}/cgroup").read_text(),
-                Path(f"/proc/{init}/cgroup").read_text())
+                Path(f"/proc/{init}/cgroup").read_text(), monitor)
         await mon.exec_kill("slow", signal.SIGKILL)
         code = await mon.exec_wait("slow")
         await mon.kill(9)
         await mon.wait()
         return seen, code
 
-    (status, init_status, cgroup, init_cgroup), code = arun(go())
+    (status, init_status, cgroup, init_cgroup, monitor), code = arun(go())
     assert code == 128 + signal.SIGKILL
     assert cgroup == init_cgroup and cgroup.strip()
     for key in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp"):
         assert status[key] == init_status[key], key
     if harness.runtime == "native":
-        monitor = int((harness.specs[-1].state_dir / MONITOR_PID).read_text().split()[0])
         assert int(status["PPid"]) == monitor
 
 
