@@ -96,8 +96,8 @@ _IN = select.EPOLLIN
 _OUT = select.EPOLLOUT
 _ERR = select.EPOLLHUP | select.EPOLLERR
 _SIGCHLD = _signal.SIGCHLD
-_CLONE_NEWPID = 0x20000000
 _SIGKILL = _signal.SIGKILL
+_CLONE_NEWPID = 0x20000000
 
 
 class _Conn:
@@ -852,7 +852,6 @@ class Monitor:
             raise
         ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         dumpable = get_dumpable()
-        pid = -1
         try:
             if dumpable:
                 set_dumpable(False)  # the child's first instant in the container: no /proc/PID/exe
