@@ -8,6 +8,8 @@ A filter is whitespace-separated terms, all of which must match:
 - ``label=tier``     has the label; ``label=tier=front`` has it with that value
 - ``image=busybox``  substring of the image; ``name=web`` substring of the name
 - ``health=unhealthy``
+- ``ns=kube-system`` the Kubernetes namespace (exact); ``pod=coredns`` substring of the
+  Kubernetes pod name (both from the kubelet's labels: see ``servin.tui.kube``)
 """
 
 from __future__ import annotations
@@ -18,11 +20,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from servin.errors import InvalidArgument
+from servin.tui import kube
 
 if TYPE_CHECKING:
     from servin.api.servin.v1.containers_pb2 import ContainerStats, ContainerSummary
 
-FIELD_KEYS = ("state", "label", "image", "name", "health", "id")
+FIELD_KEYS = ("state", "label", "image", "name", "health", "id", "ns", "pod")
+KEY_ALIASES = {"namespace": "ns"}
 
 
 @dataclass
@@ -39,6 +43,7 @@ class ContainerQuery:
         q = cls(text=text.strip())
         for token in q.text.split():
             key, sep, value = token.partition("=")
+            key = KEY_ALIASES.get(key, key)
             if sep and key in FIELD_KEYS:
                 q.fields.setdefault(key, []).append(value)
                 continue
@@ -56,8 +61,11 @@ class ContainerQuery:
 
     def matches(self, c: ContainerSummary) -> bool:
         """Whether a ContainerSummary passes every term."""
-        # Each field on its own, so ^ and $ anchor to the name (or image, or ID).
-        fields = (c.name, c.image, c.id)
+        # Each field on its own, so ^ and $ anchor to the name (or image, or ID); a
+        # kubelet's container also by the pod/container name the console shows.
+        fields: tuple[str, ...] = (c.name, c.image, c.id)
+        if self.terms and kube.is_kube(c.labels):
+            fields = (*fields, kube.container_name(c.labels, c.name))
         if any(not any(t.search(f) for f in fields) for t in self.terms):
             return False
         for key, values in self.fields.items():
@@ -77,6 +85,8 @@ def _field_matches(c: ContainerSummary, key: str, value: str) -> bool:
         return value.lower() in c.name.lower()
     if key == "id":
         return c.id.startswith(value)
+    if key in ("ns", "pod"):
+        return kube.term_matches(key, c.labels, value)
     lkey, sep, lvalue = value.partition("=")
     if lkey not in c.labels:
         return False
@@ -95,8 +105,13 @@ def _uptime(c: ContainerSummary, _s: ContainerStats | None, now: float) -> float
     return now - c.started_at.seconds
 
 
+def _shown_name(c: ContainerSummary) -> str:
+    """The name the console shows (``pod/container`` for a kubelet's container)."""
+    return kube.container_name(c.labels, c.name)
+
+
 SORT_KEYS: dict[str, SortKey] = {
-    "name": lambda c, s, now: c.name.lower(),
+    "name": lambda c, s, now: _shown_name(c).lower(),
     "image": lambda c, s, now: c.image.lower(),
     "state": lambda c, s, now: (_STATE_ORDER.get(c.state, 9), c.name.lower()),
     "health": lambda c, s, now: (c.health or "~", c.name.lower()),
@@ -104,8 +119,10 @@ SORT_KEYS: dict[str, SortKey] = {
     "ports": lambda c, s, now: len(c.ports),
     "cpu": lambda c, s, now: s.cpu_percent if s is not None else 0.0,
     "mem": lambda c, s, now: s.memory_usage if s is not None else 0,
+    "namespace": lambda c, s, now: (kube.namespace(c.labels), _shown_name(c).lower()),
 }
-SORT_ALIASES = {"memory": "mem", "cpu%": "cpu", "status": "state", "names": "name", "age": "uptime"}
+SORT_ALIASES = {"memory": "mem", "cpu%": "cpu", "status": "state", "names": "name", "age": "uptime",
+                 "ns": "namespace"}
 
 
 def sort_column(name: str) -> str:
@@ -133,6 +150,6 @@ def select(
         if (not running_only or c.state == "running") and (not query or query.matches(c))
     ]
     key = SORT_KEYS[sort]
-    items.sort(key=lambda c: c.name)
+    items.sort(key=_shown_name)
     items.sort(key=lambda c: key(c, stats.get(c.id), now), reverse=reverse)
     return [c.id for c in items]

@@ -15,6 +15,7 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Tree
 
+from servin.tui import kube
 from servin.tui.logview import LogView
 from servin.tui.peek import ContainerPeek
 from servin.tui.table import KeyedTable
@@ -231,3 +232,80 @@ def test_screen(snap_compare: Any, screen: str, size: str, theme: str) -> None:
     app = make_app(fake, theme=theme)
     app.fake = fake  # type: ignore[attr-defined]
     assert snap_compare(app, terminal_size=SIZES[size], run_before=SCREENS[screen])
+
+
+# ---- pods and containers the kubelet made (through the CRI) ----------------------------
+
+# Pod name in the recording -> (namespace, Kubernetes pod name, member -> container name).
+KUBE = {
+    "shop": ("default", "shop-6d4f9c7b8-x2x7q", {"web-1": "frontend", "web-2": "api"}),
+    "batch": ("kube-system", "kube-proxy-28h1x", {"migrate": "kube-proxy", "backup": "init"}),
+}
+
+
+def kube_fake() -> FakeDaemon:
+    """The recording with its two pods labelled as the kubelet labels them (the other
+    containers stay docker-style)."""
+    fake = FakeDaemon()
+    by_name = {c.name: c for c in fake.containers.values()}
+    for pod in fake.pods:
+        namespace, pod_name, members = KUBE[pod.name]
+        labels = {kube.NAMESPACE: namespace, kube.POD_NAME: pod_name,
+                  kube.POD_UID: f"uid-{pod.name}"}
+        pod.spec.labels.update(labels)
+        for member, container in members.items():
+            by_name[member].labels.update({**labels, kube.CONTAINER_NAME: container})
+    return fake
+
+
+async def kube_containers(pilot: Pilot[Any]) -> None:
+    """The NAMESPACE column and pod/container names; the cursor on shop's frontend (web-1,
+    whose log tail the split view shows at 160x48)."""
+    app: Any = pilot.app
+    await settle(pilot, lambda: app.source.state.connected and len(app.source.state.stats) == 4)
+    await settle(pilot, _table_rows(app, 6))
+    screen = app.screen
+    web1 = next(c.id for c in app.fake.containers.values() if c.name == "web-1")
+    screen.table.move_to_key(web1)
+    if screen.split_shown:
+        peek = screen.query_one(ContainerPeek)
+        await settle(pilot, lambda: peek.container_id == web1
+                     and peek.query_one(LogView).shown_count() == 112)
+        await pilot.pause(0.2)
+
+
+async def kube_filtered(pilot: Pilot[Any]) -> None:
+    """``ns=default`` typed in the filter: the shop pod's two containers."""
+    await kube_containers(pilot)
+    app: Any = pilot.app
+    await pilot.press("slash")
+    app.screen.query_one(Input).cursor_blink = False
+    await pilot.press(*"ns=default")
+    screen = app.screen_stack[-2]
+    await settle(pilot, lambda: len(screen.table.order) == 2)
+    await pilot.pause(0.4)
+
+
+async def kube_pods(pilot: Pilot[Any]) -> None:
+    """The NAMESPACE column, Kubernetes pod names and the members' container names."""
+    await kube_containers(pilot)
+    await pilot.press("5")
+    await settle(pilot, _table_rows(pilot.app, 2))
+    await screen_workers_done(pilot)
+    await pilot.pause()
+
+
+KUBE_SCREENS: dict[str, Callable[[Pilot[Any]], Awaitable[None]]] = {
+    "containers": kube_containers,
+    "filtered": kube_filtered,
+    "pods": kube_pods,
+}
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("screen", list(KUBE_SCREENS))
+def test_kube_screen(snap_compare: Any, screen: str, size: str) -> None:
+    fake = kube_fake()
+    app = make_app(fake)
+    app.fake = fake  # type: ignore[attr-defined]
+    assert snap_compare(app, terminal_size=SIZES[size], run_before=KUBE_SCREENS[screen])

@@ -22,6 +22,7 @@ from textual.timer import Timer
 
 from servin.errors import ServinError
 from servin.tui import format as fmt
+from servin.tui import kube
 from servin.tui.peek import ContainerPeek
 from servin.tui.query import SORT_KEYS, ContainerQuery, select, sort_column
 from servin.tui.screens.base import BaseScreen
@@ -45,6 +46,10 @@ COLUMNS = [
     Column("cpu", "CPU%", 10, max_width=16, grow=1),
     Column("mem", "MEM", 12, max_width=18, grow=1),
 ]
+# With containers the kubelet made, their namespace first (as kubectl and k9s show it) and
+# their name as pod/container. It outranks UPTIME: at 80 columns it takes UPTIME's place.
+NAMESPACE_COLUMN = Column("ns", "NAMESPACE", 11, min_width=11, max_width=20, grow=1, priority=1)
+KUBE_COLUMNS = [COLUMNS[0], NAMESPACE_COLUMN, *COLUMNS[1:]]
 # The split view needs room for both the table and the logs.
 SPLIT_MIN = (120, 36)
 # From this many containers on, filtering and sorting run in a worker thread.
@@ -169,6 +174,7 @@ class ContainersScreen(BaseScreen):
 
     def update_data(self, kinds: set[str]) -> None:
         if kinds & {"containers", "connection"}:
+            self._fit_kube_columns()
             self.reorder()
             self._redraw_live()
             if self.split_shown and "connection" in kinds:
@@ -200,6 +206,13 @@ class ContainersScreen(BaseScreen):
         if self.sort in ("cpu", "mem"):
             self.reorder()
         self._redraw_live()
+
+    def _fit_kube_columns(self) -> None:
+        """The NAMESPACE column while any container is a kubelet's; none otherwise (a
+        docker-style host keeps its layout)."""
+        columns = KUBE_COLUMNS if self._kube_now() else COLUMNS
+        if self.table.columns != columns:
+            self.table.set_columns(columns)
 
     def reorder(self) -> None:
         """Recompute which containers show, and in what order (filter and sort)."""
@@ -266,8 +279,10 @@ class ContainersScreen(BaseScreen):
             stopping = fmt.stopping_text(
                 deadline - self.source.clock(), self.table.width_of("state")
             )
+        name_width = self.table.width_of("name")
         made_of = (
             c,
+            name_width,
             cid in self.selected,
             uptime,
             stopping,
@@ -288,8 +303,9 @@ class ContainersScreen(BaseScreen):
             cpu, mem = Text("-"), Text("-")
         state = Text(stopping, "yellow") if stopping else fmt.state_text(c.state, c.exit_code)
         cells = {
-            "sel": Text("●", style="bold yellow") if made_of[1] else Text(" "),
-            "name": Text(c.name),
+            "sel": Text("●", style="bold yellow") if made_of[2] else Text(" "),
+            "ns": Text(kube.namespace(c.labels)),
+            "name": Text(kube.fit_container_name(c.labels, c.name, name_width)),
             "image": Text(c.image),
             "state": state,
             "health": fmt.health_text(c.health),
@@ -314,6 +330,16 @@ class ContainersScreen(BaseScreen):
         return self._running_count[1]
 
     _running_count: tuple[Any, int] = (None, 0)
+
+    def _kube_now(self) -> bool:
+        # Counted again only when the dict changes (see _running_now).
+        containers = self.state.containers
+        key = (id(containers), len(containers))
+        if self._kube_seen[0] != key:
+            self._kube_seen = (key, any(kube.is_kube(c.labels) for c in containers.values()))
+        return self._kube_seen[1]
+
+    _kube_seen: tuple[Any, bool] = (None, False)
 
     def _update_status(self) -> None:
         total = len(self.state.containers)
@@ -383,7 +409,8 @@ class ContainersScreen(BaseScreen):
 
         self.app.push_screen(
             PromptScreen(
-                "filter (as you type): text, /regex/, state=, label=k[=v], image=, name=, health=",
+                "filter (as you type): text, /regex/, state=, label=k[=v], image=, name=, "
+                "health=, ns=, pod=",
                 self.cfilter.text,
                 placeholder="e.g. web state=running",
                 on_change=lambda text: self.apply_filter(text, quiet=True),
@@ -408,7 +435,9 @@ class ContainersScreen(BaseScreen):
         self.reorder()
 
     def action_sort_next(self) -> None:
-        names = list(SORT_KEYS)
+        names = [n for n in SORT_KEYS if n != "namespace" or self._kube_now()]
+        if self.sort not in names:
+            names.append(self.sort)
         self.set_sort(names[(names.index(self.sort) + 1) % len(names)])
 
     def action_sort_reverse(self) -> None:

@@ -1,5 +1,9 @@
 """The Pods screen: every pod with its members, status and live CPU/memory (the sums of its
-containers' figures from the shared stats stream), and the pod actions on keys."""
+containers' figures from the shared stats stream), and the pod actions on keys.
+
+A pod the kubelet ran (through the CRI) shows its Kubernetes namespace (a NAMESPACE column,
+there while such pods exist), its Kubernetes name, and its members' container names, all
+from the kubelet's labels (servin.tui.kube); ``ns=`` and ``pod=`` filter on them."""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from textual.binding import Binding
 
 from servin.errors import InvalidArgument
 from servin.tui import format as fmt
+from servin.tui import kube
 from servin.tui.screens.dialogs import ConfirmScreen
 from servin.tui.screens.resources import ACTION_TIMEOUT, Call, ResourceScreen, _pairs, parse_words
 from servin.units import parse_bytes
@@ -21,6 +26,9 @@ if TYPE_CHECKING:
     from servin.api.servin.v1.common_pb2 import PortBinding
     from servin.api.servin.v1.pods_pb2 import Pod
     from servin.tui.source import DaemonClient
+
+# The filter's Kubernetes terms (the other words match the cells).
+FILTER_KEYS = {"ns": "ns", "namespace": "ns", "pod": "pod"}
 
 CREATE_OPTIONS = ("label", "publish", "memory", "cpus", "share", "network", "hostname")
 
@@ -65,8 +73,22 @@ class PodsScreen(ResourceScreen):
         ("IP", 15, 15, 120),
         ("CREATED", 20, 20, 120),
     ]
+    # With pods the kubelet ran: their namespace first (as kubectl shows it), longer names,
+    # and narrower member lists at 80 columns to make room.
+    # (CTRS from 100 columns on: the member list says it.)
+    KUBE_COLUMNS: ClassVar[list[tuple[str, int, int, int]]] = [
+        ("NAMESPACE", 11, 16, 0),
+        ("NAME", 16, 28, 0),
+        *COLUMNS[1:3],
+        ("CTRS", 4, 4, 100),
+        ("MEMBERS", 10, 36, 0),
+        ("CPU %", 6, 7, 0),
+        ("MEMORY", 13, 20, 0),
+        *COLUMNS[7:],
+    ]
     CREATE_HINT = ("create pod: NAME [label=K=V] [publish=8080:80] [memory=64m] [cpus=0.5] "
                    "[share=pid] [network=NAME] [hostname=H]")
+    FILTER_HINT = "words, ns=NAMESPACE, pod=NAME"
     PRUNE_DETAIL = "Removes every pod with no running container, with its containers."
 
     BINDINGS = [
@@ -103,16 +125,34 @@ class PodsScreen(ResourceScreen):
                 seen = True
         return cpu, mem, p.spec.memory, seen
 
+    def column_specs(self) -> list[tuple[str, int, int, int]]:
+        if any(kube.is_kube(p.spec.labels) for p in self.items):
+            return self.KUBE_COLUMNS
+        return self.COLUMNS
+
+    def member_name(self, member_id: str, fallback: str) -> str:
+        """A member's name: its Kubernetes container name for a kubelet's container (from
+        the container list the console holds), else its core name."""
+        c = self.state.containers.get(member_id)
+        if c is None or not kube.is_kube(c.labels):
+            return fallback
+        return c.labels.get(kube.CONTAINER_NAME) or fallback
+
     def row(self, p: Pod) -> list[Any]:
         members = [c for c in p.containers if not c.infra]
         cpu, mem, limit, seen = self.usage(p)
         memory = (fmt.size(mem) + (f" / {fmt.size(limit)}" if limit else "")) if seen else "-"
+        # The layout the table has now (column_specs() when the items last changed).
+        kube_layout = self._specs is self.KUBE_COLUMNS
+        names = [self.member_name(c.id, c.name) if kube_layout else c.name for c in members]
+        head = ([kube.namespace(p.spec.labels), kube.pod_name(p.spec.labels, p.name)]
+                if kube_layout else [p.name])
         return [
-            p.name,
+            *head,
             fmt.short_id(p.id),
             _status(p.state),
             str(len(members)),
-            ",".join(c.name for c in members) or "-",
+            ",".join(names) or "-",
             f"{cpu:.1f}" if seen else "-",
             memory,
             p.ip_address,
@@ -121,6 +161,29 @@ class PodsScreen(ResourceScreen):
 
     def key(self, item: Any) -> str:
         return str(item.id)
+
+    def visible_items(self) -> list[Any]:
+        """Items passing every filter term: ``ns=NAME`` and ``pod=TEXT`` as on Containers
+        (``kube.term_matches``; a repeated key ORs), other words in the cells."""
+        words: list[str] = []
+        terms: dict[str, list[str]] = {}
+        for word in self.filter_text.split():
+            key, sep, value = word.partition("=")
+            if sep and key.lower() in FILTER_KEYS:
+                terms.setdefault(FILTER_KEYS[key.lower()], []).append(value)
+            else:
+                words.append(word.lower())
+        out = []
+        for p in self.items:
+            if not all(any(kube.term_matches(key, p.spec.labels, v) for v in values)
+                       for key, values in terms.items()):
+                continue
+            if words:
+                hay = " ".join(str(c) for c in self.row(p)).lower()
+                if not all(w in hay for w in words):
+                    continue
+            out.append(p)
+        return out
 
     def update_data(self, kinds: set[str]) -> None:
         # Members change state with container events; figures come with every stats pass.

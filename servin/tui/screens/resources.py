@@ -81,6 +81,7 @@ class ResourceScreen(BaseScreen):
     COLUMNS: ClassVar[list[tuple[str, int, int, int]]] = []
     FIELD: ClassVar[str] = ""
     CREATE_HINT: ClassVar[str] = ""
+    FILTER_HINT: ClassVar[str] = "words"
 
     BINDINGS = [
         Binding("enter", "inspect", "Inspect", id="resources.inspect"),
@@ -100,22 +101,36 @@ class ResourceScreen(BaseScreen):
         self.error = ""
         self._keys: list[str] = []
         self._shown_columns: list[int] = []
+        self._specs: list[tuple[str, int, int, int]] | None = None
 
     def compose_body(self) -> ComposeResult:
         yield DataTable(id="resources", cursor_type="row")
         yield Static("", id="note", markup=False)
 
     def on_mount(self) -> None:
+        self._lay_out_columns()
+        self.query_one(DataTable).focus()
+
+    def column_specs(self) -> list[tuple[str, int, int, int]]:
+        """The columns for the items loaded (``row`` gives one cell per column)."""
+        return self.COLUMNS
+
+    def _lay_out_columns(self) -> None:
+        """(Re)make the table's columns when the specs changed: only the columns the
+        terminal has room for (80 columns keep the essentials), at fixed widths."""
+        specs = self.column_specs()
+        if specs is self._specs:
+            return
+        self._specs = specs
         table: DataTable[Any] = self.query_one(DataTable)
+        table.clear(columns=True)
         width = self.app.size.width
-        # Columns the terminal has room for (80 columns keep the essentials), fixed widths.
         self._shown_columns = [
-            i for i, (_, _, _, min_width) in enumerate(self.COLUMNS) if width >= min_width
+            i for i, (_, _, _, min_width) in enumerate(specs) if width >= min_width
         ]
         for i in self._shown_columns:
-            label, narrow, wide, _ = self.COLUMNS[i]
+            label, narrow, wide, _ = specs[i]
             table.add_column(label, width=wide if width >= WIDE else narrow)
-        table.focus()
 
     def cells(self, item: Any) -> list[Any]:
         """The shown columns' cells of an item."""
@@ -206,6 +221,7 @@ class ResourceScreen(BaseScreen):
         note = self.query_one("#note", Static)
         table: DataTable[Any] = self.query_one(DataTable)
         current = self._cursor_key()
+        self._lay_out_columns()
         table.clear()
         items = self.visible_items()
         self._keys = [self.key(i) for i in items]
@@ -244,7 +260,8 @@ class ResourceScreen(BaseScreen):
 
     def action_filter(self) -> None:
         self.app.push_screen(
-            PromptScreen(f"filter {self.TITLE_TEXT.lower()}: words", self.filter_text),
+            PromptScreen(f"filter {self.TITLE_TEXT.lower()}: {self.FILTER_HINT}",
+                         self.filter_text),
             lambda t: self.apply_filter(t) if t is not None else None,
         )
 
