@@ -60,8 +60,17 @@ class CliEngine:
             self.run("rm", "-f", *ids[start : start + 200], timeout=900)
 
 
+def servin_command() -> list[str]:
+    """How a user runs ``servin``: the installed script next to this Python (``python -m
+    servin`` when there is none, e.g. a source checkout without an install)."""
+    script = os.path.join(os.path.dirname(sys.executable), "servin")
+    if os.access(script, os.X_OK):
+        return [script]
+    return [sys.executable, "-m", "servin"]
+
+
 def servin_engine(host: str) -> CliEngine:
-    """The ``servin`` CLI (``python -m servin``) against the daemon at ``host``."""
+    """The ``servin`` CLI (the installed script) against the daemon at ``host``."""
     env = dict(os.environ)
     env.pop("SERVIN_HOST", None)  # the daemon is named explicitly
-    return CliEngine("servin", [sys.executable, "-m", "servin", "-H", host], env)
+    return CliEngine("servin", [*servin_command(), "-H", host], env)

@@ -1,5 +1,5 @@
-"""``python -m servin`` is the ``servin`` command."""
+"""``python -m servin`` is the ``servin`` command (its quick front, falling back to click)."""
 
-from servin.cli.main import main
+from servin.cli.quick.entry import main
 
 main()

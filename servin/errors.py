@@ -7,7 +7,7 @@ classes, so the CLI and TUI can catch ``NotFound`` whether the daemon is local o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class ServinError(Exception):
@@ -78,8 +78,7 @@ class Cancelled(ServinError):
     kind = "cancelled"
 
 
-@dataclass(frozen=True)
-class ErrorMapping:
+class ErrorMapping(NamedTuple):
     """How one error kind looks at each front door."""
 
     cls: type[ServinError]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
 
 import click
@@ -145,14 +144,9 @@ def _on_sigint(signum: int, frame: object) -> None:
 
 
 def _die_by_sigint() -> None:
-    import os
-    import signal
+    from servin.cli.quick.entry import die_by_sigint  # the one copy, shared with the quick front
 
-    with contextlib.suppress(Exception):
-        sys.stdout.flush()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-    os.kill(os.getpid(), signal.SIGINT)
-    sys.exit(130)  # only if the signal is blocked
+    die_by_sigint()
 
 
 def _describe(exc: BaseException) -> str:

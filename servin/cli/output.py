@@ -15,21 +15,9 @@ from typing import Any
 
 import click
 
+from servin.cli.tables import LabelText, print_rows_table, print_table
 
-class LabelText(str):
-    """Labels as docker's list rows show them (``a=1,b=2``), still indexable by key in
-    templates (``{{index .Labels "k"}}``, ``{{.Label "k"}}``)."""
-
-    labels: dict[str, str]
-
-    def __new__(cls, labels: dict[str, str]) -> LabelText:
-        text = super().__new__(cls, ",".join(f"{k}={v}" for k, v in sorted(labels.items())))
-        text.labels = dict(labels)
-        return text
-
-    def Label(self, key: str) -> str:
-        """The value of one label ('' when absent), as ``{{.Label "key"}}``."""
-        return self.labels.get(key, "")
+__all__ = ["LabelText", "document", "print_object", "print_objects", "print_rows", "unescape"]
 
 
 def is_terminal() -> bool:
@@ -67,10 +55,9 @@ def print_rows(
             headers = [_header_for(cell, columns) for cell in cells]
             templates = [Template(cell) for cell in cells]
             table = [[t.render(row) for t in templates] for row in rows]
-            _print_table(headers, table)
+            print_table(headers, table)
             return
-    table = [[str(row.get(field, "")) for _, field in columns] for row in rows]
-    _print_table([h for h, _ in columns], table)
+    print_rows_table(columns, rows)
 
 
 def print_object(obj: Any, fmt: str | None) -> None:
@@ -115,27 +102,6 @@ def _header_for(cell: str, columns: Sequence[tuple[str, str]]) -> str:
     if stripped.startswith("{{.") and stripped.endswith("}}"):
         return stripped[3:-2].upper()
     return stripped.upper()
-
-
-def _print_table(headers: list[str], rows: list[list[str]]) -> None:
-    if is_terminal():
-        from rich.console import Console
-        from rich.table import Table
-        from rich.text import Text
-
-        table = Table(box=None, header_style="bold", pad_edge=False, show_edge=False)
-        for h in headers:
-            table.add_column(h, overflow="fold")
-        for row in rows:
-            table.add_row(*(Text(cell) for cell in row))
-        Console(soft_wrap=True).print(table)
-        return
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    for line in [headers, *rows]:
-        click.echo("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip())
 
 
 def unescape(fmt: str) -> str:

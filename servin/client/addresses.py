@@ -7,8 +7,7 @@ The leaf of the client's host handling: ``hosts`` (which daemon to use) and ``co
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from urllib.parse import urlsplit
+from typing import NamedTuple
 
 from servin.errors import InvalidArgument
 
@@ -16,8 +15,7 @@ DEFAULT_SOCKET = "/run/servin/servin.sock"
 DEFAULT_HOST = f"unix://{DEFAULT_SOCKET}"
 
 
-@dataclass(frozen=True)
-class HostAddress:
+class HostAddress(NamedTuple):
     """A parsed daemon address."""
 
     url: str
@@ -28,8 +26,7 @@ class HostAddress:
     user: str = ""
 
 
-@dataclass(frozen=True)
-class TLSConfig:
+class TLSConfig(NamedTuple):
     """TLS towards a ``tcp://`` daemon: docker's ``--tls/--tlsverify/--tlscacert/...``.
 
     ``verify`` checks the daemon's certificate against ``ca`` (the system's CAs when empty);
@@ -70,6 +67,15 @@ def parse_host(url: str) -> HostAddress:
     """Parse ``unix:///path``, ``tcp://host:port`` or ``ssh://[user@]host[:port][/socket]``."""
     if url.startswith("/"):
         url = f"unix://{url}"
+    if url.startswith("unix://") and not any(c in url for c in "?#"):
+        # what urlsplit makes of it (netloc + path), without importing urllib (the CLI's
+        # start-up budget: urllib.parse pulls ipaddress)
+        path = url[len("unix://") :]
+        if not path:
+            raise InvalidArgument(f"invalid host {url!r}: unix:// needs a socket path")
+        return HostAddress(url, "unix", path=path)
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     if parts.scheme == "unix":
         path = parts.netloc + parts.path if parts.netloc else parts.path

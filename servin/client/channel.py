@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from servin.client.addresses import HostAddress, TLSConfig, parse_host
 from servin.client.hosts import Target
@@ -20,8 +19,7 @@ CHANNEL_OPTIONS = [
 ]
 
 
-@dataclass(frozen=True)
-class Endpoint:
+class Endpoint(NamedTuple):
     """The socket a client connects to: a unix path, or a tcp host and port (maybe TLS)."""
 
     unix: str = ""

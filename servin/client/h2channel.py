@@ -35,7 +35,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
-from urllib.parse import unquote
 
 import h2.config
 import h2.connection
@@ -45,86 +44,26 @@ import h2.exceptions
 
 from servin.client.channel import MAX_MESSAGE, Endpoint
 from servin.client.errors import StatusError
+from servin.client.grpcwire import (
+    CONNECT_TIMEOUT,
+    OK,
+    Status,
+    connect,
+    decode_status,
+    frame_message,
+    goaway_status,
+    lost,
+    request_headers,
+    reset_status,
+    response_head,
+)
 
-CONNECT_TIMEOUT = 20.0
-USER_AGENT = b"servin-h2/1"
 STREAM_WINDOW = 8 * 1024 * 1024
 CONNECTION_WINDOW = 128 * 1024 * 1024
 UNREAD_HIGH_WATER = 4 * 1024 * 1024  # unread message bytes at which a stream stops acking
 SEND_BATCH = 256 * 1024  # bytes queued per lock hold before they are written out
 RECV_SIZE = 256 * 1024
 DEFAULT_WINDOW = 65535  # HTTP/2's initial window, before any WINDOW_UPDATE
-
-# gRPC status codes by number.
-CODE_NAMES = (
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-)
-
-# What a reply without grpc-status means, by HTTP status (gRPC's HTTP-to-gRPC mapping).
-_HTTP_CODES = {
-    400: "INTERNAL",
-    401: "UNAUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "UNIMPLEMENTED",
-    429: "UNAVAILABLE",
-    502: "UNAVAILABLE",
-    503: "UNAVAILABLE",
-    504: "UNAVAILABLE",
-}
-
-# What a RST_STREAM without a status means, by HTTP/2 error code.
-_RESET_CODES: dict[int, str] = {  # h2 reports codes as ints (ErrorCodes is an IntEnum)
-    h2.errors.ErrorCodes.REFUSED_STREAM: "UNAVAILABLE",
-    h2.errors.ErrorCodes.CANCEL: "CANCELLED",
-    h2.errors.ErrorCodes.ENHANCE_YOUR_CALM: "RESOURCE_EXHAUSTED",
-    h2.errors.ErrorCodes.INADEQUATE_SECURITY: "PERMISSION_DENIED",
-}
-
-Status = tuple[str, str]
-OK: Status = ("OK", "")
-
-
-def encode_timeout(seconds: float) -> bytes:
-    """A grpc-timeout header value (at most 8 digits and a unit), rounded up."""
-    for unit, scale in ((b"m", 1000), (b"S", 1), (b"M", 1 / 60), (b"H", 1 / 3600)):
-        value = -int(-seconds * scale // 1)  # ceil
-        if value < 100_000_000:
-            return str(max(value, 1)).encode() + unit
-    return b"99999999H"
-
-
-def decode_status(headers: dict[bytes, bytes]) -> Status | None:
-    """The (code name, message) in trailers, or None if they carry no grpc-status."""
-    raw = headers.get(b"grpc-status")
-    if raw is None:
-        return None
-    try:
-        code = CODE_NAMES[int(raw)]
-    except (ValueError, IndexError):
-        code = "UNKNOWN"
-    message = unquote(headers.get(b"grpc-message", b"").decode("ascii", "replace"))
-    return code, message
-
-
-def frame_message(payload: bytes) -> bytes:
-    """One gRPC message on the wire: flag 0 (not compressed), length, payload."""
-    return b"\x00" + len(payload).to_bytes(4, "big") + payload
 
 
 class _Stream:
@@ -160,11 +99,8 @@ class _Connection:
     """One HTTP/2 connection to the daemon, with its reader thread."""
 
     def __init__(self, endpoint: Endpoint, timeout: float) -> None:
-        self.authority = (
-            b"localhost" if endpoint.unix else f"{endpoint.host}:{endpoint.port}".encode()
-        )
-        self.scheme = b"https" if endpoint.tls is not None else b"http"
-        self.sock = _connect(endpoint, timeout)
+        self.endpoint = endpoint
+        self.sock = connect(endpoint, timeout)
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding=None)
         )
@@ -197,7 +133,7 @@ class _Connection:
                 try:
                     self.sock.sendall(data)
                 except OSError as exc:
-                    self._fail(_lost(exc))
+                    self._fail(lost(exc))
 
     def _read_loop(self) -> None:
         failure: Status = ("UNAVAILABLE", "socket closed")
@@ -217,7 +153,7 @@ class _Connection:
                         return
                 self.flush()
         except OSError as exc:
-            failure = _lost(exc)
+            failure = lost(exc)
         except h2.exceptions.ProtocolError as exc:
             failure = ("INTERNAL", f"HTTP/2 protocol error from the daemon: {exc}")
         finally:
@@ -283,13 +219,10 @@ class _Connection:
             if stream is not None and not stream.closed:
                 stream.closed = True
                 if stream.status is None or stream.status[0] == "OK":
-                    code = _RESET_CODES.get(event.error_code, "INTERNAL")
-                    why = _error_name(event.error_code)
-                    stream.status = (code, f"the daemon reset the call ({why})")
+                    stream.status = reset_status(int(event.error_code or 0))
         elif isinstance(event, h2.events.ConnectionTerminated):
             # h2 accepts no frame after GOAWAY, so calls still open cannot be finished.
-            why = _error_name(event.error_code)
-            self.failure = ("UNAVAILABLE", f"the daemon closed the connection (GOAWAY {why})")
+            self.failure = goaway_status(int(event.error_code or 0))
             for stream in self.streams.values():
                 if not stream.closed:
                     stream.closed = True
@@ -298,18 +231,9 @@ class _Connection:
         # WindowUpdated and settings changes only need the notify_all the caller does.
 
     def _receive_headers(self, stream: _Stream, headers: dict[bytes, bytes]) -> None:
-        try:
-            stream.http_status = int(headers.get(b":status", b"0"))
-        except ValueError:
-            stream.http_status = 0
-        status = decode_status(headers)  # a trailers-only reply carries its status here
+        stream.http_status, status = response_head(headers)
         if status is not None:
             stream.status = status
-        elif stream.http_status != 200:
-            code = _HTTP_CODES.get(stream.http_status, "UNKNOWN")
-            stream.status = (code, f"the daemon answered HTTP {stream.http_status}")
-        elif not headers.get(b"content-type", b"").startswith(b"application/grpc"):
-            stream.status = ("UNKNOWN", "the daemon's reply is not gRPC")
 
     def _receive_data(self, stream: _Stream, data: bytes, flow_length: int) -> None:
         buf = stream.partial
@@ -379,19 +303,8 @@ class _Connection:
         flush: bool,
     ) -> _Stream:
         """Start a call: send its HEADERS (written now only if ``flush``)."""
-        headers = [
-            (b":method", b"POST"),
-            (b":scheme", self.scheme),
-            (b":path", path.encode()),
-            (b":authority", self.authority),
-            (b"content-type", b"application/grpc"),
-            (b"te", b"trailers"),
-            (b"user-agent", USER_AGENT),
-        ]
-        deadline = None
-        if timeout is not None:
-            headers.append((b"grpc-timeout", encode_timeout(timeout)))
-            deadline = time.monotonic() + timeout
+        headers = request_headers(self.endpoint, path, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         headers.extend(_metadata(metadata))
         with self.cond:
             if self.failure is not None:
@@ -522,52 +435,6 @@ class _Connection:
         self.sock.close()
         if self.reader is not threading.current_thread():
             self.reader.join(1.0)
-
-
-def _connect(endpoint: Endpoint, timeout: float) -> socket.socket:
-    where = f"unix:{endpoint.unix}" if endpoint.unix else f"{endpoint.host}:{endpoint.port}"
-    sock: socket.socket | None = None
-    try:
-        if endpoint.unix:
-            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(timeout)
-            sock.connect(endpoint.unix)
-        else:
-            sock = socket.create_connection((endpoint.host, endpoint.port), timeout=timeout)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            if endpoint.tls is not None:
-                from servin.client.tls import TLSSocket  # ssl only for tcp:// with TLS
-
-                wrapped = TLSSocket(sock, endpoint.tls, endpoint.host)
-                wrapped.settimeout(None)
-                return wrapped  # type: ignore[return-value]  # socket-shaped: what we call
-        sock.settimeout(None)
-    except OSError as exc:
-        if sock is not None:
-            sock.close()
-        # ssl errors carry their reason in str(), not strerror
-        why = str(exc) if isinstance(exc, socket_ssl_errors()) else exc.strerror or str(exc)
-        why = why or type(exc).__name__
-        raise StatusError("UNAVAILABLE", f"failed to connect to {where}: {why}") from None
-    return sock
-
-
-def socket_ssl_errors() -> tuple[type[BaseException], ...]:
-    """ssl's error class when ssl is loaded (it only is for TLS connections), else none."""
-    import sys
-
-    ssl = sys.modules.get("ssl")
-    return (ssl.SSLError,) if ssl is not None else ()
-
-
-def _error_name(code: Any) -> str:
-    return str(getattr(code, "name", code))
-
-
-def _lost(exc: OSError) -> Status:
-    if isinstance(exc, ConnectionResetError):
-        return ("UNAVAILABLE", "connection reset by the daemon")
-    return ("UNAVAILABLE", f"socket closed ({exc.strerror or exc})")
 
 
 def _metadata(metadata: Sequence[tuple[str, str | bytes]] | None) -> list[tuple[bytes, bytes]]:

@@ -11,7 +11,7 @@ socket. (``-H`` and ``--context`` together are an error.) Addresses themselves a
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from servin.client.addresses import DEFAULT_HOST, TLSConfig, parse_host
 from servin.errors import InvalidArgument
@@ -22,8 +22,7 @@ TLS_VERIFY_ENV = "SERVIN_TLS_VERIFY"
 CERT_PATH_ENV = "SERVIN_CERT_PATH"
 
 
-@dataclass(frozen=True)
-class Target:
+class Target(NamedTuple):
     """Where a client connects: the address, TLS settings, and where that choice came from."""
 
     url: str

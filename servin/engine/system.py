@@ -177,7 +177,7 @@ class SystemService:
 
     def _info(self, networks: int) -> SystemInfo:
         images = self._images.list()
-        states = [c.state.status for c in self._containers.store.list()]
+        states = [e.container.state.status for e in self._containers.entries()]
         active = states.count(RUNNING) + states.count(PAUSED) + states.count(RESTARTING)
         cpu_busy, cpu_total = hostinfo.cpu_times_ns()
         cfg = self.config

@@ -21,7 +21,8 @@ import pytest
 from servin.api.servin.v1 import containers_pb2, images_pb2, system_pb2
 from servin.client.channel import Endpoint
 from servin.client.errors import DaemonUnreachable, StatusError
-from servin.client.h2channel import H2Channel, decode_status, encode_timeout
+from servin.client.grpcwire import decode_status, encode_timeout
+from servin.client.h2channel import H2Channel
 from servin.client.services import method_table
 from servin.client.sync import TRANSPORT_ENV, Client
 from servin.errors import InvalidArgument, NotFound, Unavailable
@@ -428,7 +429,8 @@ def _heavy(modules: set[str]) -> set[str]:
 
 
 def test_ps_imports_neither_grpc_nor_asyncio(engine: DaemonProcess) -> None:
-    modules = _imported_modules("-H", engine.host, "ps")
+    # the full CLI's ps (the quick front's is checked in tests/cli/quick)
+    modules = _imported_modules("-H", engine.host, "ps", env={"SERVIN_QUICK": "0"})
     assert "h2.connection" in modules and "servin.client.h2channel" in modules
     assert _heavy(modules) == set()
 

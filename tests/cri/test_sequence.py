@@ -230,3 +230,52 @@ def test_supplemental_groups_policy(cri: CRI, pulled: str) -> None:
             assert sorted(int(g) for g in out) == expected
     finally:
         cri.remove_pod(pod)
+
+
+def _listed(cri: CRI, pod: str) -> dict[str, api_pb2.Container]:
+    reply = cri.runtime.ListContainers(api_pb2.ListContainersRequest(
+        filter=api_pb2.ContainerFilter(pod_sandbox_id=pod)), timeout=30)
+    return {c.id: c for c in reply.containers}
+
+
+def _as_status_says(cri: CRI, cid: str, pod: str) -> api_pb2.Container:
+    """The list element ContainerStatus implies (the list is served from cached bytes; the
+    status is built afresh from the record)."""
+    s = cri.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(container_id=cid),
+                                    timeout=30).status
+    return api_pb2.Container(id=s.id, pod_sandbox_id=pod, metadata=s.metadata, image=s.image,
+                             image_ref=s.image_ref, image_id=s.image_id, state=s.state,
+                             created_at=s.created_at, labels=s.labels,
+                             annotations=s.annotations)
+
+
+def test_list_follows_every_change(cri: CRI, pulled: str) -> None:
+    """ListContainers answers from per-container cached messages: each change of a container
+    shows at once, the others' stay as they were, a removed one is gone."""
+    rt = cri.runtime
+    pod = cri.run_pod("lister")
+    try:
+        a = cri.create(pod, "lister", "a", ["sleep", "1000"], labels={"n": "a"})
+        b = cri.create(pod, "lister", "b", ["sleep", "1000"], labels={"n": "b"},
+                       annotations={"note": "b"})
+        for _ in range(2):  # the second answer comes from the cache
+            listed = _listed(cri, pod)
+            assert listed == {a: _as_status_says(cri, a, pod), b: _as_status_says(cri, b, pod)}
+        before_b = listed[b]
+        rt.StartContainer(api_pb2.StartContainerRequest(container_id=a), timeout=60)
+        listed = _listed(cri, pod)
+        assert listed[a].state == api_pb2.CONTAINER_RUNNING
+        assert listed[a] == _as_status_says(cri, a, pod)
+        assert listed[b] == before_b
+        running = rt.ListContainers(api_pb2.ListContainersRequest(filter=api_pb2.ContainerFilter(
+            state=api_pb2.ContainerStateValue(state=api_pb2.CONTAINER_RUNNING))),
+            timeout=30).containers
+        assert [c.id for c in running] == [a]
+        rt.StopContainer(api_pb2.StopContainerRequest(container_id=a, timeout=0), timeout=60)
+        listed = _listed(cri, pod)
+        assert listed[a].state == api_pb2.CONTAINER_EXITED
+        assert listed[a] == _as_status_says(cri, a, pod)
+        rt.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=b), timeout=60)
+        assert list(_listed(cri, pod)) == [a]
+    finally:
+        cri.remove_pod(pod)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from servin.engine.runtime.monitor.protocol import monitor_alive
+from tests.containers.helpers import assert_listing_matches_records
 from tests.daemon import DaemonProcess
 
 CGROUP_ROOTS = [Path("/sys/fs/cgroup") / c / "servin" for c in ("memory", "pids", "cpu,cpuacct",
@@ -124,6 +125,8 @@ def check_invariants(d: CrashDaemon, candidates: set[str],
         networks = list(client.networks.List(networks_pb2.ListNetworksRequest()).networks)
     containers = d.inspect_all()
     ids = {c["Id"] for c in containers}
+    # The listing (the daemon's in-memory view) agrees with the records it was rebuilt from.
+    assert_listing_matches_records(d)
     # A container a restart policy keeps starting moves while we look (its monitor, mount and
     # links come and go): only settled containers are held to the exact rules; the cases stop
     # the moving ones and check again.

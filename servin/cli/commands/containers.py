@@ -19,7 +19,7 @@ from servin.errors import InvalidArgument, NotFound, PermissionDenied, ServinErr
 if TYPE_CHECKING:
     from google.protobuf.timestamp_pb2 import Timestamp
 
-    from servin.api.servin.v1.containers_pb2 import AttachInput, ContainerSummary, LogChunk
+    from servin.api.servin.v1.containers_pb2 import AttachInput, LogChunk
     from servin.cli.streams import InputPump
 
 
@@ -221,32 +221,6 @@ def rm(force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
     )
 
 
-def _ps_row(c: ContainerSummary, no_trunc: bool) -> dict[str, Any]:
-    from servin.cli.output import LabelText
-    from servin.humanize import ago, human_size
-
-    created = c.created.ToNanoseconds() / 1e9
-    command = c.command if no_trunc or len(c.command) <= 20 else c.command[:19] + "…"
-    return {
-        "ID": c.id if no_trunc else c.id[:12],
-        "Image": c.image,
-        "Command": f'"{command}"',
-        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(created)),
-        "RunningFor": ago(created),
-        "Ports": ", ".join(
-            f"{p.host_ip or '0.0.0.0'}:{p.host_port}->{p.container_port}/{p.protocol}"
-            for p in c.ports
-        ),
-        "State": c.state,
-        "Status": c.status,
-        "Size": f"{human_size(c.size_rw)} (virtual {human_size(c.size_root_fs)})",
-        "Names": c.name,
-        "Labels": LabelText(dict(c.labels)),
-        "Mounts": ",".join(m.name or m.source for m in c.mounts),
-        "Networks": ",".join(c.networks),
-    }
-
-
 @click.command()
 @click.option(
     "-a", "--all", "all_", is_flag=True, help="Show all containers (default shows just running)"
@@ -271,6 +245,7 @@ def ps(
     """List containers."""
     from servin.api.servin.v1 import containers_pb2
     from servin.cli.output import print_rows
+    from servin.cli.tables import print_table, ps_cells, ps_columns, ps_row
 
     limit = 1 if latest else last
     reply = get_client().containers.List(
@@ -278,18 +253,14 @@ def ps(
             all=all_ or limit > 0, filters=parse_filters(filters), limit=limit, size=size
         )
     )
-    rows = [_ps_row(c, no_trunc) for c in reply.containers]
+    if not fmt and not quiet:  # the default table: only the cells it shows
+        now = time.time()
+        print_table([h for h, _ in ps_columns(size)],
+                    [ps_cells(c, no_trunc, size, now) for c in reply.containers])
+        return
+    rows = [ps_row(c, no_trunc) for c in reply.containers]
     print_rows(
-        [
-            ("CONTAINER ID", "ID"),
-            ("IMAGE", "Image"),
-            ("COMMAND", "Command"),
-            ("CREATED", "RunningFor"),
-            ("STATUS", "Status"),
-            ("PORTS", "Ports"),
-            ("NAMES", "Names"),
-            *([("SIZE", "Size")] if size else []),
-        ],
+        ps_columns(size),
         rows,
         fmt,
         quiet_key="ID",

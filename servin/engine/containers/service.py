@@ -25,6 +25,7 @@ from servin import signals
 from servin.engine import fsusage, limits
 from servin.engine.config import DaemonConfig
 from servin.engine.containers import mounts as mountspecs
+from servin.engine.containers.cache import ViewEntry
 from servin.engine.containers.collaborators import ContainerVolumes, PodMembership
 from servin.engine.containers.health import resolve_check
 from servin.engine.containers.locks import ContainerLocks
@@ -53,7 +54,6 @@ from servin.engine.containers.top import TopResult, container_top
 from servin.engine.containers.views import (
     ContainerDetails,
     ContainerListing,
-    ContainerSummary,
     Created,
     NetworkAttachment,
 )
@@ -164,14 +164,16 @@ class ContainerService:
         for value in filters.get("ancestor", []):
             with contextlib.suppress(ServinError):
                 ancestors.add(self.images.resolve(value).id)
-        found = self.store.list()
+        # The in-memory view: shared snapshots, read here and never changed.
+        found = self.store.entries()
         if not all and "status" not in filters and "exited" not in filters:
-            found = [c for c in found if c.state.status in ACTIVE]
+            found = tuple(e for e in found if e.container.state.status in ACTIVE)
         on_networks = self.networks.network_names()
         network_ids = self.networks.network_ids()
         image_commands: dict[str, list[str]] = {}
         out: builtins.list[ContainerListing] = []
-        for c in found:
+        for entry in found:
+            c = entry.container
             names = on_networks.get(c.id) or [c.network_mode]
             if filters and not docker_filters.container_matches(
                 c, filters, networks=names,
@@ -186,13 +188,14 @@ class ContainerService:
                     image_commands[c.image_id] = [*(image.get("Entrypoint") or []),
                                                   *(image.get("Cmd") or [])]
                 command = image_commands[c.image_id]
-            out.append(ContainerListing(c, command, names))
+            out.append(ContainerListing(c, command, names, version=entry.version))
             if limit > 0 and len(out) >= limit:
                 break
         if size:
             image_sizes = {i.id: i.size for i in self.images.list()}
             out = [ContainerListing(x.container, x.command, x.networks,
-                                    *self._sizes(x.container, image_sizes)) for x in out]
+                                    *self._sizes(x.container, image_sizes), version=x.version)
+                   for x in out]
         return out
 
     def _sizes(self, c: Container, image_sizes: dict[str, int] | None = None) -> tuple[int, int]:
@@ -207,10 +210,11 @@ class ContainerService:
                 image_sizes[c.image_id] = self.images.get(c.image_id).size
         return rw, rw + image_sizes.get(c.image_id, 0)
 
-    async def summaries(self, *, pods_only: bool = False) -> builtins.list[ContainerSummary]:
-        """Every container's identity, status, labels and annotations, newest first (only
-        pod members with ``pods_only``): a cheap list for doors that need no more."""
-        return await asyncio.to_thread(self.store.summaries, pods_only=pods_only)
+    def entries(self) -> tuple[ViewEntry, ...]:
+        """Every container from the in-memory view with its version, newest first: shared
+        read-only snapshots, cheap enough to read on the event loop (a door may cache what
+        it derives from an entry under its ID and version)."""
+        return self.store.entries()
 
     async def process_user(self, ref: str) -> ExecUser | None:
         """The identity the container's program runs as (uid, gid, every supplementary gid),

@@ -3,8 +3,12 @@
 A row holds the container's identity in columns (id, name, image, creation time, pod) and two
 JSON documents: ``spec`` (what was asked for and resolved: ``{"config", "host_config",
 "networking", "mounts"}``, rewritten only by ``update``) and ``state`` (rewritten at every
-state change). Both decode straight into the model's structs (msgspec, in C), so listing a
-thousand containers costs about a millisecond of decoding.
+state change). Both decode straight into the model's structs (msgspec, in C).
+
+Every write goes through this class, which applies it to the in-memory ``ContainerView``
+(``cache.py``) right after it commits: listings read that view (``entries``)
+and never SQLite. Lookups of one container (``get``, ``resolve``) still read the row: their
+callers change the object they get and write it back.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import builtins
 import sqlite3
 
 import msgspec
+from msgspec.structs import replace
 
+from servin.engine.containers.cache import ContainerView, ViewEntry
 from servin.engine.containers.model import (
-    CREATED,
     Container,
     ContainerConfig,
     ContainerState,
@@ -23,12 +28,10 @@ from servin.engine.containers.model import (
     Mount,
     NetworkingConfig,
 )
-from servin.engine.containers.views import ContainerSummary
 from servin.engine.store.metadata import MetadataStore
 from servin.errors import Conflict, NotFound
 
 _COLUMNS = "id, name, image_ref, image_id, spec, created_ns, state, snapshot_chain, pod_id"
-_SUMMARY_MAP = msgspec.json.Decoder(dict[str, str])
 
 
 class StoredSpec(msgspec.Struct, kw_only=True, omit_defaults=True):
@@ -74,6 +77,13 @@ def _row_to_container(row: sqlite3.Row) -> Container:
     )
 
 
+def _with_spec(c: Container, spec_doc: str) -> Container:
+    """``c`` with the configuration decoded from ``spec_doc`` (a copy nobody else holds)."""
+    spec = _decode_spec(spec_doc)
+    return replace(c, config=spec.config, host_config=spec.host_config,
+                   networking=spec.networking, mounts=spec.mounts)
+
+
 def _name_taken(name: str, holder: str) -> Conflict:
     return Conflict(
         f'Conflict. The container name "/{name}" is already in use by container '
@@ -87,67 +97,82 @@ class ContainerStore:
 
     def __init__(self, meta: MetadataStore) -> None:
         self.meta = meta
+        self.view = ContainerView()
+        with self.meta.serialized():
+            self.view.fill(self.list())
+
+    # Each write holds the store's lock (``serialized``) across its transaction and the view's
+    # update, so the view changes in commit order even with writers in several threads; the
+    # view gets objects decoded from the written documents, never the caller's.
 
     def add(self, c: Container) -> None:
         """Record a new container; Conflict if its name is taken (checked in the same
         transaction, so two creates racing for one name cannot both pass the check)."""
-        with self.meta.transaction() as db:
-            row = db.execute("SELECT id FROM containers WHERE name = ?", (c.name,)).fetchone()
-            if row is not None:
-                raise _name_taken(c.name, row["id"])
-            db.execute(
-                f"INSERT INTO containers ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (c.id, c.name, c.image_ref, c.image_id, encode_spec(c), c.created_ns,
-                 encode_state(c.state), c.snapshot_chain, c.pod_id),
-            )
+        spec, state = encode_spec(c), encode_state(c.state)
+        with self.meta.serialized():
+            with self.meta.transaction() as db:
+                row = db.execute("SELECT id FROM containers WHERE name = ?",
+                                 (c.name,)).fetchone()
+                if row is not None:
+                    raise _name_taken(c.name, row["id"])
+                db.execute(
+                    f"INSERT INTO containers ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (c.id, c.name, c.image_ref, c.image_id, spec, c.created_ns,
+                     state, c.snapshot_chain, c.pod_id),
+                )
+            self.view.put(_with_spec(replace(c, state=_decode_state(state)), spec))
 
     def save_state(self, c: Container) -> None:
         """Persist the container's state."""
-        with self.meta.transaction() as db:
-            db.execute("UPDATE containers SET state = ? WHERE id = ?",
-                       (encode_state(c.state), c.id))
+        state = encode_state(c.state)
+        with self.meta.serialized():
+            with self.meta.transaction() as db:
+                changed = db.execute("UPDATE containers SET state = ? WHERE id = ?",
+                                     (state, c.id)).rowcount
+            if changed and (current := self.view.current(c.id)) is not None:
+                self.view.put(replace(current, state=_decode_state(state)))
 
     def save_spec(self, c: Container) -> None:
         """Persist the container's (updated) configuration."""
-        with self.meta.transaction() as db:
-            db.execute("UPDATE containers SET spec = ? WHERE id = ?", (encode_spec(c), c.id))
+        spec = encode_spec(c)
+        with self.meta.serialized():
+            with self.meta.transaction() as db:
+                changed = db.execute("UPDATE containers SET spec = ? WHERE id = ?",
+                                     (spec, c.id)).rowcount
+            if changed and (current := self.view.current(c.id)) is not None:
+                self.view.put(_with_spec(current, spec))
 
     def rename(self, c: Container, new_name: str) -> None:
         """Change the container's name; Conflict if another container has it."""
-        row = self.meta.query_one("SELECT id FROM containers WHERE name = ?", (new_name,))
-        if row is not None and row["id"] != c.id:
-            raise _name_taken(new_name, row["id"])
-        with self.meta.transaction() as db:
-            db.execute("UPDATE containers SET name = ? WHERE id = ?", (new_name, c.id))
+        with self.meta.serialized():
+            with self.meta.transaction() as db:
+                row = db.execute("SELECT id FROM containers WHERE name = ?",
+                                 (new_name,)).fetchone()
+                if row is not None and row["id"] != c.id:
+                    raise _name_taken(new_name, row["id"])
+                changed = db.execute("UPDATE containers SET name = ? WHERE id = ?",
+                                     (new_name, c.id)).rowcount
+            if changed and (current := self.view.current(c.id)) is not None:
+                self.view.put(replace(current, name=new_name))
         c.name = new_name
 
     def delete(self, container_id: str) -> None:
         """Forget a container."""
-        with self.meta.transaction() as db:
-            db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+        with self.meta.serialized():
+            with self.meta.transaction() as db:
+                db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+            self.view.remove(container_id)
 
     def list(self) -> builtins.list[Container]:
-        """Every container, newest first."""
+        """Every container, newest first, decoded from the store (objects the caller may
+        change and write back; a listing reads ``entries`` instead)."""
         rows = self.meta.query(f"SELECT {_COLUMNS} FROM containers ORDER BY created_ns DESC")
         return [_row_to_container(r) for r in rows]
 
-    def summaries(self, *, pods_only: bool = False) -> builtins.list[ContainerSummary]:
-        """Every container's summary (only pod members with ``pods_only``), newest first;
-        SQLite extracts the few fields from the documents."""
-        where = "WHERE pod_id != ''" if pods_only else ""
-        rows = self.meta.query(
-            "SELECT id, name, image_ref, image_id, created_ns, pod_id,"
-            " json_extract(spec, '$.config.labels') AS labels,"
-            " json_extract(spec, '$.host_config.annotations') AS annotations,"
-            " json_extract(state, '$.status') AS status"
-            f" FROM containers {where} ORDER BY created_ns DESC")
-        return [ContainerSummary(
-            id=r["id"], name=r["name"], image_ref=r["image_ref"], image_id=r["image_id"],
-            created_ns=r["created_ns"], pod_id=r["pod_id"] or "",
-            status=r["status"] or CREATED,
-            labels=_SUMMARY_MAP.decode(r["labels"]) if r["labels"] else {},
-            annotations=_SUMMARY_MAP.decode(r["annotations"]) if r["annotations"] else {},
-        ) for r in rows]
+    def entries(self) -> tuple[ViewEntry, ...]:
+        """Every container from the in-memory view, newest first, each with its version:
+        shared read-only snapshots (no SQLite, no decoding)."""
+        return self.view.entries()
 
     def get(self, container_id: str) -> Container:
         """A container by full ID."""
@@ -187,8 +212,8 @@ class ContainerStore:
 
     def volume_users(self, name: str) -> builtins.list[tuple[str, bool]]:
         """(ID, running) of the containers whose mounts use volume ``name``."""
-        return [(c.id, c.state.running) for c in self.list()
-                if any(m.type == "volume" and m.name == name for m in c.mounts)]
+        return [(e.container.id, e.container.state.running) for e in self.view.entries()
+                if any(m.type == "volume" and m.name == name for m in e.container.mounts)]
 
     def in_pod(self, pod_id: str) -> builtins.list[Container]:
         """The members of a pod."""

@@ -14,22 +14,6 @@ from servin.engine.networks.model import Endpoint, Network
 
 
 @dataclass(frozen=True)
-class ContainerSummary:
-    """What a list of many containers needs (identity, status, labels, annotations), read
-    without decoding whole records (the CRI's ListContainers: the kubelet asks every second)."""
-
-    id: str
-    name: str
-    image_ref: str
-    image_id: str
-    created_ns: int
-    pod_id: str
-    status: str
-    labels: dict[str, str]
-    annotations: dict[str, str]
-
-
-@dataclass(frozen=True)
 class Created:
     """A new container, and what docker warns about it (it is made all the same)."""
 
@@ -46,6 +30,7 @@ class ContainerListing:
     networks: list[str]  # names of the networks it has an endpoint on
     size_rw: int | None = None  # bytes in the writable layer (asked for with ``size``)
     size_root_fs: int | None = None  # writable layer + image
+    version: int = 0  # the container's version in the in-memory view (see cache.py)
 
 
 @dataclass(frozen=True)

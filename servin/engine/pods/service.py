@@ -170,7 +170,10 @@ class PodService:
 
     def _list(self, filters: docker_filters.Filters) -> builtins.list[PodView]:
         by_pod: dict[str, builtins.list[Container]] = {}
-        for c in self.container_store.list():
+        # From the in-memory view (read-only snapshots): the CRI's ListPodSandbox comes every
+        # second and decodes no container record.
+        for entry in self.container_store.entries():
+            c = entry.container
             if c.pod_id:
                 by_pod.setdefault(c.pod_id, []).append(c)
         out = []

@@ -75,6 +75,13 @@ class MetadataStore:
                 raise
             self._db.execute("COMMIT")
 
+    @contextmanager
+    def serialized(self) -> Iterator[None]:
+        """Hold the store's lock across a transaction and what must follow its commit in the
+        same order as the commits (an in-memory view of the rows); transactions nest inside."""
+        with self._lock:
+            yield
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run a read query and return all rows."""
         with self._lock:

@@ -7,10 +7,10 @@ import json
 
 from servin.api.cri.runtime.v1 import api_pb2
 from servin.engine.containers.model import CREATED, EXITED, Container
-from servin.engine.containers.views import ContainerSummary
 from servin.engine.server.cri import common
 from servin.engine.server.cri.base import Verbs
 from servin.engine.server.grpc.rpc import Context
+from servin.engine.server.grpc.wirecache import WireCache, framed
 
 _PROPAGATION = {
     "rprivate": api_pb2.PROPAGATION_PRIVATE, "private": api_pb2.PROPAGATION_PRIVATE,
@@ -20,11 +20,9 @@ _PROPAGATION = {
 }
 
 
-def container_metadata(c: Container | ContainerSummary) -> api_pb2.ContainerMetadata:
+def container_metadata(c: Container) -> api_pb2.ContainerMetadata:
     """The metadata CreateContainer was given."""
-    annotations = c.annotations if isinstance(c, ContainerSummary) \
-        else c.host_config.annotations
-    meta = common.load(annotations.get(common.METADATA, ""))
+    meta = common.load(c.host_config.annotations.get(common.METADATA, ""))
     return api_pb2.ContainerMetadata(name=str(meta.get("name", "")),
                                      attempt=int(meta.get("attempt", 0)))
 
@@ -75,24 +73,43 @@ def container_status(c: Container) -> api_pb2.ContainerStatus:
     return status
 
 
-def _container(c: ContainerSummary) -> api_pb2.Container:
-    out = api_pb2.Container(
+def list_item(c: Container) -> api_pb2.Container:
+    """A core container as an element of ListContainers' answer."""
+    annotations = c.host_config.annotations
+    return api_pb2.Container(
         id=c.id, pod_sandbox_id=c.pod_id, metadata=container_metadata(c),
-        image=api_pb2.ImageSpec(image=c.annotations.get(common.IMAGE, c.image_ref)),
+        image=api_pb2.ImageSpec(image=annotations.get(common.IMAGE, c.image_ref)),
         image_ref=c.image_id, image_id=c.image_id,
-        state=common.container_state(c.status), created_at=c.created_ns)
-    # Map fields are filled key by key in Python: only when there is something (ListContainers
-    # builds hundreds of these).
-    if c.labels:
-        out.labels.update(c.labels)
-    annotations = common.visible(c.annotations)
-    if annotations:
-        out.annotations.update(annotations)
-    return out
+        state=common.container_state(c.state.status), created_at=c.created_ns,
+        labels=c.config.labels, annotations=common.visible(annotations))
+
+
+def list_element(c: Container) -> bytes:
+    """``list_item`` encoded as one element of ListContainersResponse.containers (field 1)."""
+    return framed(1, list_item(c).SerializeToString())
+
+
+def _selected(c: Container, f: api_pb2.ContainerFilter | None) -> bool:
+    """Whether a core container is a CRI container the filter lets through (read on the
+    view's fields: no message is built for what is left out)."""
+    if c.host_config.annotations.get(common.KIND) != common.CONTAINER_KIND:
+        return False
+    if f is None:
+        return True
+    if f.id and not c.id.startswith(f.id):
+        return False
+    if f.pod_sandbox_id and not c.pod_id.startswith(f.pod_sandbox_id):
+        return False
+    if f.HasField("state") and common.container_state(c.state.status) != f.state.state:
+        return False
+    return common.labels_match(c.config.labels, f.label_selector)
 
 
 class ContainerStatusVerbs(Verbs):
     """ContainerStatus, ListContainers."""
+
+    # Each container's encoded element per view version (one cache per servicer).
+    _listed: WireCache[Container]
 
     async def ContainerStatus(self, request: api_pb2.ContainerStatusRequest,
                               context: Context) -> api_pb2.ContainerStatusResponse:
@@ -114,20 +131,13 @@ class ContainerStatusVerbs(Verbs):
         return api_pb2.ContainerStatusResponse(status=status, info=info)
 
     async def ListContainers(self, request: api_pb2.ListContainersRequest,
-                             context: Context) -> api_pb2.ListContainersResponse:
+                             context: Context) -> bytes:
+        """The encoded ListContainersResponse (registered with a passthrough serializer):
+        each container's message comes from the cache of its current version."""
         f = request.filter if request.HasField("filter") else None
-        out = []
-        for c in await self.core.containers.summaries(pods_only=True):
-            if c.annotations.get(common.KIND) != common.CONTAINER_KIND:
-                continue
-            if f is not None:
-                if f.id and not c.id.startswith(f.id):
-                    continue
-                if f.pod_sandbox_id and not c.pod_id.startswith(f.pod_sandbox_id):
-                    continue
-                if f.HasField("state") and common.container_state(c.status) != f.state.state:
-                    continue
-                if not common.labels_match(c.labels, f.label_selector):
-                    continue
-            out.append(_container(c))
-        return api_pb2.ListContainersResponse(containers=out)
+        entries = self.core.containers.entries()
+        cache = self._listed
+        out = [cache.get(e.container.id, e.version, e.container)
+               for e in entries if _selected(e.container, f)]
+        cache.prune(e.container.id for e in entries)
+        return b"".join(out)

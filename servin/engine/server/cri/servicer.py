@@ -12,7 +12,7 @@ from servin.api.cri.runtime.v1 import api_pb2, api_pb2_grpc
 from servin.engine.engine import CoreAPI
 from servin.engine.server.cri.container_create import ContainerCreateVerbs
 from servin.engine.server.cri.container_lifecycle import ContainerLifecycleVerbs
-from servin.engine.server.cri.container_status import ContainerStatusVerbs
+from servin.engine.server.cri.container_status import ContainerStatusVerbs, list_element
 from servin.engine.server.cri.container_update import ContainerUpdateVerbs
 from servin.engine.server.cri.events import EventVerbs
 from servin.engine.server.cri.exec_sync import ExecSyncVerbs
@@ -27,6 +27,7 @@ from servin.engine.server.cri.streaming_verbs import StreamingVerbs
 from servin.engine.server.grpc.errors import ErrorMappingInterceptor
 from servin.engine.server.grpc.rpc import Context
 from servin.engine.server.grpc.server import MAX_MESSAGE
+from servin.engine.server.grpc.wirecache import WireCache, add_servicer
 from servin.errors import Unavailable
 
 
@@ -50,6 +51,7 @@ class RuntimeServicer(
     def __init__(self, core: CoreAPI, streaming: StreamingServer | None = None) -> None:
         self.core = core
         self.streaming = streaming
+        self._listed = WireCache(list_element)
 
     async def CheckpointContainer(self, request: api_pb2.CheckpointContainerRequest,
                                   context: Context) -> api_pb2.CheckpointContainerResponse:
@@ -73,9 +75,9 @@ def register(server: grpc.aio.Server, core: CoreAPI,
              streaming: StreamingServer | None = None) -> None:
     """Add runtime.v1's RuntimeService and ImageService to ``server``."""
     # The generated registration functions carry no annotations: typed here.
-    registrations: list[tuple[Callable[[Any, grpc.aio.Server], None], object]] = [
+    registrations: list[tuple[Callable[[Any, Any], None], object]] = [
         (api_pb2_grpc.add_RuntimeServiceServicer_to_server, RuntimeServicer(core, streaming)),
         (api_pb2_grpc.add_ImageServiceServicer_to_server, ImageServicer(core)),
     ]
     for add, servicer in registrations:
-        add(servicer, server)
+        add_servicer(add, servicer, server)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 from servin.api.servin.v1 import common_pb2, containers_pb2, containers_pb2_grpc
@@ -18,6 +19,7 @@ from servin.engine.server.grpc.rpc import Context
 from servin.engine.server.grpc.stats import stats_stream, top_response
 from servin.engine.server.grpc.streams import split_upload
 from servin.engine.server.grpc.timestamps import from_ns, to_ns
+from servin.engine.server.grpc.wirecache import WireCache, framed
 from servin.errors import InvalidArgument
 
 
@@ -30,8 +32,10 @@ def port_mappings(c: Container) -> list[containers_pb2.PortMapping]:
     ]
 
 
-def summary(row: ContainerListing) -> containers_pb2.ContainerSummary:
-    """The list view of a container."""
+def summary(row: ContainerListing, *, now: float | None = None,
+            timeless: bool = False) -> containers_pb2.ContainerSummary:
+    """The list view of a container (``timeless``: without ``status``, whose text changes
+    with the clock, and the sizes)."""
     c = row.container
     s = c.state
     out = containers_pb2.ContainerSummary(
@@ -42,7 +46,7 @@ def summary(row: ContainerListing) -> containers_pb2.ContainerSummary:
         command=command_text(row.command),
         created=from_ns(c.created_ns),
         state=s.status,
-        status=status_text(c),
+        status="" if timeless else status_text(c, now),
         labels=c.config.labels,
         exit_code=s.exit_code,
         started_at=from_ns(s.started_at_ns),
@@ -55,10 +59,14 @@ def summary(row: ContainerListing) -> containers_pb2.ContainerSummary:
         networks=row.networks,
         ports=port_mappings(c),
     )
-    if row.size_rw is not None:
+    if row.size_rw is not None and not timeless:
         out.size_rw = row.size_rw
         out.size_root_fs = row.size_root_fs or 0
     return out
+
+
+def _timeless_summary(row: ContainerListing) -> bytes:
+    return summary(row, timeless=True).SerializeToString()
 
 
 def detail(d: ContainerDetails, size: bool) -> containers_pb2.ContainerDetail:
@@ -147,6 +155,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     def __init__(self, core: CoreAPI) -> None:
         self.core = core
         self.containers = core.containers
+        self._listed: WireCache[ContainerListing] = WireCache(_timeless_summary)
 
     async def Create(
         self, request: containers_pb2.CreateContainerRequest, context: Context
@@ -191,10 +200,25 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
 
     async def List(
         self, request: containers_pb2.ListContainersRequest, context: Context
-    ) -> containers_pb2.ListContainersResponse:
+    ) -> bytes:
+        """The encoded ListContainersResponse (registered with a passthrough serializer):
+        each container's message, but for its status text, comes from a cache kept per view
+        version (and command and networks, which the version does not cover)."""
         rows = await self.containers.list(all=request.all, filters=convert.filters(
             list(request.filters)), limit=request.limit, size=request.size)
-        return containers_pb2.ListContainersResponse(containers=[summary(r) for r in rows])
+        now = time.time()
+        if request.size:  # sizes are measured on every call: nothing to keep
+            return containers_pb2.ListContainersResponse(
+                containers=[summary(r, now=now) for r in rows]).SerializeToString()
+        out = []
+        for r in rows:
+            key = (r.version, tuple(r.command), tuple(r.networks))
+            timeless = self._listed.get(r.container.id, key, r)
+            text = status_text(r.container, now)
+            # ContainerSummary.status is field 8; the response's containers field 1.
+            out.append(framed(1, timeless + framed(8, text.encode()) if text else timeless))
+        self._listed.prune(e.container.id for e in self.containers.entries())
+        return b"".join(out)
 
     async def Inspect(
         self, request: containers_pb2.InspectContainerRequest, context: Context

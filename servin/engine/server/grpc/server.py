@@ -23,6 +23,7 @@ from servin.engine.server.grpc.networks import NetworksServicer
 from servin.engine.server.grpc.pods import PodsServicer
 from servin.engine.server.grpc.system import SystemServicer
 from servin.engine.server.grpc.volumes import VolumesServicer
+from servin.engine.server.grpc.wirecache import add_servicer
 
 MAX_MESSAGE = 64 * 1024 * 1024
 
@@ -38,7 +39,7 @@ def build_server(core: CoreAPI) -> grpc.aio.Server:
         ],
     )
     # The generated registration functions carry no annotations: typed here.
-    registrations: list[tuple[Callable[[Any, grpc.aio.Server], None], object]] = [
+    registrations: list[tuple[Callable[[Any, Any], None], object]] = [
         (system_pb2_grpc.add_SystemServicer_to_server, SystemServicer(core)),
         (images_pb2_grpc.add_ImagesServicer_to_server, ImagesServicer(core)),
         (containers_pb2_grpc.add_ContainersServicer_to_server, ContainersServicer(core)),
@@ -47,5 +48,5 @@ def build_server(core: CoreAPI) -> grpc.aio.Server:
         (pods_pb2_grpc.add_PodsServicer_to_server, PodsServicer(core)),
     ]
     for register, servicer in registrations:
-        register(servicer, server)
+        add_servicer(register, servicer, server)
     return server
