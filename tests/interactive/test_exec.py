@@ -162,6 +162,43 @@ def test_exec_events_and_inspect(engine: DaemonProcess) -> None:
         engine.cli("rm", "-f", cid)
 
 
+def test_exec_created_and_started_in_one_call(engine: DaemonProcess) -> None:
+    """ExecStart whose first message carries the create request: one round trip."""
+    from servin.api.servin.v1 import containers_pb2
+    from servin.client.sync import Client
+    from servin.errors import InvalidArgument, NotFound
+
+    cid = run_detached(engine, "-e", "KEEP=1", "busybox", "sleep", "300")
+    try:
+        with Client(engine.host) as client:
+            create = containers_pb2.ExecCreateRequest(
+                container_id=cid, cmd=["sh", "-c", "tr a-z A-Z; echo $KEEP $EXTRA >&2; exit 5"],
+                env=["EXTRA=2"], attach_stdin=True, attach_stdout=True, attach_stderr=True)
+            out = list(client.containers.ExecStart(iter([
+                containers_pb2.ExecInput(create=create),
+                containers_pb2.ExecInput(data=b"hello\n"),
+                containers_pb2.ExecInput(close_stdin=True)])))
+            streams: dict[int, bytes] = {1: b"", 2: b""}
+            for o in out[:-1]:
+                streams[o.stream] += o.data
+            assert streams == {1: b"HELLO\n", 2: b"1 2\n"}
+            assert out[-1].exited and out[-1].exit_code == 5
+            # Bad input: one clear error, nothing started.
+            with pytest.raises(InvalidArgument):
+                list(client.containers.ExecStart(iter([containers_pb2.ExecInput(
+                    exec_id="abc", create=containers_pb2.ExecCreateRequest(
+                        container_id=cid, cmd=["true"]))])))
+            with pytest.raises(NotFound):
+                list(client.containers.ExecStart(iter([containers_pb2.ExecInput(
+                    create=containers_pb2.ExecCreateRequest(container_id="no-such-container",
+                                                            cmd=["true"]))])))
+            with pytest.raises(InvalidArgument):
+                list(client.containers.ExecStart(iter([containers_pb2.ExecInput(
+                    create=containers_pb2.ExecCreateRequest(container_id=cid))])))
+    finally:
+        engine.cli("rm", "-f", cid)
+
+
 def test_exec_latency(engine: DaemonProcess) -> None:
     """ExecCreate + ExecStart of `true`, through the API; printed for the record."""
     from servin.api.servin.v1 import containers_pb2

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+from pathlib import Path
 
 import pytest
 
+from servin.engine.runtime.monitor.protocol import MONITOR_PID
 from servin.errors import Conflict, NotFound
 from tests.monitor.conftest import Harness, arun
 
@@ -48,6 +51,38 @@ def test_exec_joins_pid_namespace_and_reports_exit_code(harness: Harness) -> Non
     assert out[2] == b"oops\n"
     assert code == 7
     assert state["running"] is False and state["exit_code"] == 7 and state["pid"] == pid
+
+
+def status_of(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+
+
+def test_exec_process_is_placed_like_the_init(harness: Harness) -> None:
+    """The exec is in the init's cgroup and security settings; with the native runtime it is
+    the monitor's own child from its first instant (one fork, nothing reparented)."""
+    async def go():
+        spec, mon = await harness.run(["/bin/sleep", "60"])
+        init = int((await mon.state()).pid)
+        process = bundle_process(harness, spec, ["/bin/sleep", "30"])
+        pid, att = await mon.exec("slow", process, attach=False)
+        assert att is None
+        monitor = int((spec.state_dir / MONITOR_PID).read_text().split()[0])
+        seen = (status_of(pid), status_of(init), Path(f"/proc/{pid}/cgroup").read_text(),
+                Path(f"/proc/{init}/cgroup").read_text(), monitor)
+        await mon.exec_kill("slow", signal.SIGKILL)
+        code = await mon.exec_wait("slow")
+        await mon.kill(9)
+        await mon.wait()
+        return seen, code
+
+    (status, init_status, cgroup, init_cgroup, monitor), code = arun(go())
+    assert code == 128 + signal.SIGKILL
+    assert cgroup == init_cgroup and cgroup.strip()
+    for key in ("CapEff", "CapPrm", "CapBnd", "NoNewPrivs", "Seccomp"):
+        assert status[key] == init_status[key], key
+    if harness.runtime == "native":
+        assert int(status["PPid"]) == monitor
 
 
 def test_exec_stdin_and_tty(harness: Harness) -> None:

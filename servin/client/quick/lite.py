@@ -229,7 +229,7 @@ def _decode(cls: type[M], buf: bytes, pos: int, end: int) -> M:
                     values["_raw_" + name] = (buf, pos, stop)
                     pos = stop
                     continue
-                value = _decode(message, buf, pos, stop)  # type: ignore[arg-type]
+                value = _decode(message, buf, pos, stop)  # type: ignore[arg-type]  # MESSAGE rows name a class
             elif kind == BYTES:
                 value = buf[pos:stop]
             elif kind == MAP:

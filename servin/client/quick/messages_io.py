@@ -166,6 +166,7 @@ class ExecInput(Message):
     rows: int
     cols: int
     close_stdin: bool
+    create: ExecCreateRequest
     FIELDS = (
         Field(1, "exec_id", STRING),
         Field(2, "detach", BOOL),
@@ -173,6 +174,7 @@ class ExecInput(Message):
         Field(4, "rows", UINT32),
         Field(5, "cols", UINT32),
         Field(6, "close_stdin", BOOL),
+        Field(7, "create", MESSAGE, message=ExecCreateRequest),
     )
 
 

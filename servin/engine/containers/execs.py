@@ -17,10 +17,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import secrets
 import signal as signal_module
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from servin.engine.containers.detachkeys import parse_detach_keys
@@ -47,6 +49,7 @@ MAX_RECORDS = 1024  # exec records kept; the oldest ended ones go first
 EXIT_NOT_FOUND = 127  # docker's codes for a command that cannot be found / invoked
 EXIT_CANNOT_INVOKE = 126
 PROBE_OUTPUT_LIMIT = 64 * 1024
+BUNDLE_CACHE_SIZE = 256  # containers whose bundle ``process`` is kept parsed
 
 
 @dataclass
@@ -83,6 +86,7 @@ class ExecService:
         self.events = events
         self._records: dict[str, ExecRecord] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._bundles = BundleProcessCache()
 
     # -- records -------------------------------------------------------------------------
 
@@ -198,10 +202,13 @@ class ExecService:
                      cols: int) -> Attachment | None:
         if record.started:
             raise Conflict(f"exec {record.id} has already been started")
-        c = await asyncio.to_thread(self.store.get, record.container_id)
-        self._check_running(c)
-        record.started = True
-        process = await asyncio.to_thread(self._process, c, record, rows, cols)
+        record.started = True  # set before the first await: a second start is refused
+        try:
+            # One thread hop for both blocking reads (each hop costs the loop a wake-up).
+            c, process = await asyncio.to_thread(self._prepare, record, rows, cols)
+        except BaseException:
+            record.started = False  # it never ran: it may be started once the cause is gone
+            raise
         monitor = self.monitors.client(c.id)
         try:
             pid, attachment = await monitor.exec(
@@ -236,14 +243,18 @@ class ExecService:
         self.events.publish("container", "exec_die", c.id, name=c.name, image=c.image_ref,
                             execID=record.id, exitCode=str(code))
 
+    def _prepare(self, record: ExecRecord, rows: int,
+                 cols: int) -> tuple[Container, dict[str, Any]]:
+        """The running container and the exec's OCI process (blocking)."""
+        c = self.store.get(record.container_id)
+        self._check_running(c)
+        return c, self._process(c, record, rows, cols)
+
     def _process(self, c: Container, record: ExecRecord, rows: int, cols: int) -> dict[str, Any]:
         """The exec's OCI process: the container's, with the exec's overrides (blocking)."""
         paths = self.monitors.paths(c.id)
-        try:
-            config = json.loads(paths.bundle_config.read_text())
-        except (OSError, ValueError) as exc:
-            raise Conflict(f"container {c.id} has no readable bundle: {exc}") from None
-        process: dict[str, Any] = dict(config.get("process") or {})
+        # A shallow copy: below, nested values are replaced, never changed in place.
+        process = dict(self._bundles.process(c.id, paths.bundle_config))
         env = _merge_env(list(process.get("env") or []), record.env)
         if record.user:
             user = resolve_user(paths.rootfs, record.user, list(c.host_config.group_add),
@@ -338,6 +349,43 @@ class ExecService:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+
+class BundleProcessCache:
+    """The ``process`` object of each container's bundle, parsed once per version of it.
+
+    A version is the file's identity and size and modification time: the bundle is
+    rewritten (a new inode, by an atomic replace) whenever the container is created again,
+    so a stale entry is never used. Only the containers most recently exec'd into are kept.
+    """
+
+    def __init__(self, size: int = BUNDLE_CACHE_SIZE) -> None:
+        self.size = size
+        self._entries: dict[str, tuple[tuple[int, int, int, int], dict[str, Any]]] = {}
+
+    def process(self, container_id: str, config_path: Path) -> dict[str, Any]:
+        """The bundle's ``process`` (shared: callers must not change it); Conflict if the
+        bundle cannot be read."""
+        try:
+            st = os.stat(config_path)
+            version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+            entry = self._entries.pop(container_id, None)
+            if entry is None or entry[0] != version:
+                with open(config_path, "rb") as file:
+                    config = json.load(file)
+                    # The version of what was read (a replace between stat and open is seen).
+                    st = os.fstat(file.fileno())
+                version = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+                process = config.get("process") or {}
+                if not isinstance(process, dict):
+                    raise ValueError("its process is not an object")
+                entry = (version, process)
+        except (OSError, ValueError) as exc:
+            raise Conflict(f"container {container_id} has no readable bundle: {exc}") from None
+        self._entries[container_id] = entry  # last, as the most recently used
+        while len(self._entries) > self.size:
+            del self._entries[next(iter(self._entries))]
+        return entry[1]
 
 
 def _merge_env(base: list[str], overrides: list[str]) -> list[str]:

@@ -1577,6 +1577,7 @@ class ExecInput(_message.Message):
     ROWS_FIELD_NUMBER: _builtins.int
     COLS_FIELD_NUMBER: _builtins.int
     CLOSE_STDIN_FIELD_NUMBER: _builtins.int
+    CREATE_FIELD_NUMBER: _builtins.int
     exec_id: _builtins.str
     """first message only"""
     detach: _builtins.bool
@@ -1585,6 +1586,10 @@ class ExecInput(_message.Message):
     rows: _builtins.int
     cols: _builtins.int
     close_stdin: _builtins.bool
+    @_builtins.property
+    def create(self) -> Global___ExecCreateRequest:
+        """first message only, instead of exec_id: create and start"""
+
     def __init__(
         self,
         *,
@@ -1594,10 +1599,11 @@ class ExecInput(_message.Message):
         rows: _builtins.int = ...,
         cols: _builtins.int = ...,
         close_stdin: _builtins.bool = ...,
+        create: Global___ExecCreateRequest | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["create", b"create"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_stdin", b"close_stdin", "cols", b"cols", "data", b"data", "detach", b"detach", "exec_id", b"exec_id", "rows", b"rows"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["close_stdin", b"close_stdin", "cols", b"cols", "create", b"create", "data", b"data", "detach", b"detach", "exec_id", b"exec_id", "rows", b"rows"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -261,7 +261,8 @@ class ContainersServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExecStart(self, request_iterator, context):
-        """Bidirectional like Attach; the first message names the exec.
+        """Bidirectional like Attach; the first message names the exec, or creates it (`create`:
+        ExecCreate and ExecStart in one round trip; the exit code ends the stream as usual).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

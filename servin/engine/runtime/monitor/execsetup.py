@@ -6,6 +6,12 @@ the monitor over a SOCK_SEQPACKET socket (SCM_RIGHTS) with one JSON line:
 ``{"ok": true, "pid": P, "fds": {"stdout": 0, "stderr": 1, "stdin": 2} | {"master": 0}}``
 or an ``ok: false`` error answer. When the fork exits, the exec'd process is reparented to
 the monitor, a child subreaper, which reaps it and records its exit status.
+
+With the native runtime and no terminal there is one fork, not two (``run_in_place``): the
+monitor forks this process, non-dumpable, into the container's PID namespace; it sends the
+monitor's ends of the stdio pipes first (``{"ok": true, "fds": ...}``), then becomes the
+exec'd program itself (the monitor reads EOF once ``execve`` succeeded) or sends an error
+answer. The monitor's own child from the start: nothing to reparent, no helper to wait for.
 """
 
 from __future__ import annotations
@@ -20,7 +26,13 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from servin.engine.runtime.monitor.protocol import SpawnSpec, decode_line, encode_line, error_answer
+from servin.engine.runtime.monitor.protocol import (
+    SpawnSpec,
+    decode_line,
+    encode_line,
+    error_answer,
+    one_line,
+)
 from servin.engine.runtime.monitor.runtimes import make_runtime
 from servin.engine.runtime.oci import Stdio
 from servin.errors import Internal, InvalidArgument, ServinError
@@ -80,6 +92,40 @@ def run(spec_text: str, container_id: str, request: dict[str, Any], channel: Any
             console.close()
             with contextlib.suppress(OSError):
                 os.unlink(Path(spec.state_dir) / f"exec-{request.get('exec_id')}.sock")
+
+
+def run_in_place(spec_text: str, container_id: str, request: dict[str, Any],
+                 channel: Any) -> None:
+    """Become the exec ``request`` describes (native runtime, no terminal); returns only
+    after telling the monitor on ``channel`` why it could not."""
+    fds: list[int] = []
+    theirs: list[int] = []
+    names: dict[str, int] = {}
+    try:
+        spec = SpawnSpec.from_json(decode_line(spec_text.encode()))
+        check_exec_id(request.get("exec_id"))
+        process = request.get("process")
+        if not isinstance(process, dict) or process.get("terminal"):
+            raise InvalidArgument("exec: process must be an OCI process object, no terminal")
+        stdio = _pipes(bool(request.get("stdin")), names, fds, theirs)
+        channel.sendmsg([encode_line({"ok": True, "fds": names})],
+                        [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+        for fd in fds:
+            os.close(fd)
+        fds = []
+        runtime: Any = make_runtime(spec.runtime, spec.state_dir)
+        runtime.exec_in_place(container_id, process, stdio, channel)
+    except BaseException as exc:
+        from servin.engine.runtime.native.process import describe_error, error_kind
+
+        # No traceback: past its stdio's set-up, this process's stderr is the exec's own.
+        answer = {"ok": False, "kind": error_kind(exc), "error": one_line(describe_error(exc))}
+        with contextlib.suppress(OSError):
+            channel.sendmsg([encode_line(answer)])
+    finally:
+        for fd in fds + theirs:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _pipes(stdin: bool, names: dict[str, int], fds: list[int], theirs: list[int]) -> Stdio:

@@ -46,9 +46,12 @@ from servin.engine.runtime.monitor import execsetup, setup
 from servin.engine.runtime.monitor.logfile import LogWriter
 from servin.engine.runtime.monitor.prctl import (
     bare_fork,
+    get_dumpable,
     set_child_subreaper,
+    set_dumpable,
     set_parent_death_signal,
     set_process_name,
+    setns,
 )
 from servin.engine.runtime.monitor.protocol import (
     EXIT_RECORD,
@@ -86,6 +89,7 @@ DRAIN_TIMEOUT = 1.0  # after the init exits, how long leftover writers may keep 
 LINGER_TIMEOUT = 5.0  # after the exit record, how long attach clients may take to drain
 MAX_RUNNING_EXECS = 1024  # beyond, an exec is refused (each holds a few fds here)
 EXEC_HISTORY = 64  # ended execs whose exit code is still answered
+EXEC_SETUP_TIMEOUT = 60.0  # as the native runtime's: a process stuck before its execve is killed
 _FDS_SPACE = _socket.CMSG_SPACE(16 * 4)
 
 _IN = select.EPOLLIN
@@ -93,6 +97,7 @@ _OUT = select.EPOLLOUT
 _ERR = select.EPOLLHUP | select.EPOLLERR
 _SIGCHLD = _signal.SIGCHLD
 _SIGKILL = _signal.SIGKILL
+_CLONE_NEWPID = 0x20000000
 
 
 class _Conn:
@@ -186,6 +191,9 @@ class Monitor:
         self.tty: bool = state["tty"]
         self.cgroups_path: str | None = state["cgroups_path"]
         self.spec: str = state["spec"]  # kept as JSON text: only helpers need it parsed
+        # Whether execs without a terminal run in one fork (the native runtime's
+        # exec_in_place) rather than through a helper that calls the runtime.
+        self.native: bool = bool(state.get("native", False))
         self.log = LogWriter(state["log_path"], state["log_driver"], state["log_max_size"],
                              state["log_max_file"], fd=fds[names["log"]],
                              attrs=state.get("log_attrs"))
@@ -796,6 +804,9 @@ class Monitor:
 
     def _exec_helper(self, request: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
         """Start the exec in a throwaway fork (see ``execsetup``); its answer and our fds."""
+        process = request.get("process")
+        if self.native and isinstance(process, dict) and not process.get("terminal"):
+            return self._exec_in_place(request)
         ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         pid = bare_fork()
         if pid == 0:
@@ -812,7 +823,9 @@ class Monitor:
                                                     _socket.MSG_CMSG_CLOEXEC)
         finally:
             ours.close()
-            os.waitpid(pid, 0)
+        # Not waited for here: the helper's exit (tearing down a copy of this process) takes
+        # about a millisecond. Its SIGCHLD wakes the loop, whose ``_reap`` collects it (an
+        # unknown pid there), and its exec'd child, reparented to this subreaper, after it.
         fds: list[int] = []
         for level, kind, data in ancillary:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
@@ -823,6 +836,74 @@ class Monitor:
             for fd in fds:
                 _close(fd)
             raise error_from_answer(answer)
+        return answer, fds
+
+    def _exec_in_place(self, request: dict[str, Any]) -> tuple[dict[str, Any], list[int]]:
+        """One fork: the child, born non-dumpable in the container's PID namespace, becomes
+        the exec (see ``execsetup.run_in_place``); our fds, then EOF once it has exec'd."""
+        try:
+            pid_ns = os.open(f"/proc/{self.pid}/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:  # the init is gone (only this process reaps it: not reused)
+            raise Conflict(f"container {self.id} is not running") from None
+        try:
+            own = os.open("/proc/thread-self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            _close(pid_ns)
+            raise
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        dumpable = get_dumpable()
+        try:
+            if dumpable:
+                set_dumpable(False)  # the child's first instant in the container: no /proc/PID/exe
+            setns(pid_ns, _CLONE_NEWPID)  # for the children forked from now: the next one
+            try:
+                pid = bare_fork()
+                if pid == 0:
+                    try:
+                        ours.close()
+                        _signal.set_wakeup_fd(-1)
+                        _signal.signal(_SIGCHLD, _signal.SIG_DFL)
+                        execsetup.run_in_place(self.spec, self.id, request, theirs)
+                    finally:
+                        os._exit(1)
+            finally:
+                setns(own, _CLONE_NEWPID)
+        finally:
+            if dumpable:
+                set_dumpable(True)
+            _close(pid_ns)
+            _close(own)
+            theirs.close()
+        fds: list[int] = []
+        answer: dict[str, Any] | None = None
+        ours.settimeout(EXEC_SETUP_TIMEOUT)
+        try:
+            while True:  # the fds message, then EOF (exec'd) or an error answer
+                try:
+                    message, ancillary, _, _ = ours.recvmsg(MAX_LINE, _FDS_SPACE,
+                                                            _socket.MSG_CMSG_CLOEXEC)
+                except TimeoutError:
+                    os.kill(pid, _SIGKILL)  # not reaped yet (only the loop reaps it): ours
+                    answer = {"ok": False, "kind": "internal", "error":
+                              f"exec: the process did not start in {EXEC_SETUP_TIMEOUT:g}s"}
+                    break
+                for level, kind, data in ancillary:
+                    if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                        fds.extend(memoryview(data)[: len(data) // 4 * 4].cast("i").tolist())
+                if not message:
+                    break
+                answer = decode_line(message)
+                if not answer.get("ok"):
+                    break
+        finally:
+            ours.close()
+        if answer is None or not answer.get("ok") or "fds" not in answer:
+            for fd in fds:
+                _close(fd)
+            # It is this process's child: reaped by the loop like any helper.
+            raise error_from_answer(answer or {"ok": False, "kind": "internal",
+                                               "error": "exec: the process died unstarted"})
+        answer["pid"] = pid
         return answer, fds
 
     def _exec_of(self, request: dict[str, Any]) -> _Exec:

@@ -290,6 +290,8 @@ class _Creation:
             "log_max_file": spec.log.max_file,
             "log_attrs": dict(spec.log.attrs),
             "spec": encode_line(spec.to_json()).decode(),
+            # The native runtime runs an exec in the monitor's own fork (exec_in_place).
+            "native": spec.runtime.name == "native",
             "fds": names,
             "status": "running" if spec.start else "created",
             "started_at": started_at,

@@ -15,6 +15,10 @@ Sync with the child, over a SOCK_SEQPACKET socketpair (one JSON message per data
 The child's end is close-on-exec: the caller reads EOF exactly when ``execve`` succeeded.
 The caller gets the child's host PID; once the caller exits, the process is reparented to
 the nearest child subreaper (the container's monitor) or to the host's init.
+
+``exec_in_place`` is the same without the fork: a process that its parent (the monitor) has
+already forked into the container's PID namespace, non-dumpable, places itself in the cgroup,
+joins the rest and becomes the program (one fork per exec instead of two).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ class ExecContext:
     console: socket.socket | None
     namespace_fds: list[tuple[int, int, str]]  # (fd, CLONE_NEW*, name)
     seccomp_program: tuple[bytes, int] | None
+    placed: bool = False  # already in the container's cgroup: no "go" to wait for
 
 
 def open_namespaces(pid: int) -> tuple[list[tuple[int, int, str]], int | None]:
@@ -165,6 +170,17 @@ def run_child(ctx: ExecContext) -> NoReturn:
     os._exit(1)
 
 
+def exec_in_place(ctx: ExecContext) -> NoReturn:
+    """Join the container and exec the process in this very process (see the module doc).
+
+    The caller has checked that this process was born in the container's PID namespace
+    and has placed it in the container's cgroup. Raises what stops it; never returns.
+    """
+    gc.disable()  # as in run_child: inherited objects may own fds closed below
+    _join_and_exec(ctx)
+    raise Internal("exec: the program returned")  # exec_program never returns
+
+
 def _join_and_exec(ctx: ExecContext) -> None:
     process = ctx.process
     if ctx.stdio is not None:
@@ -174,9 +190,10 @@ def _join_and_exec(ctx: ExecContext) -> None:
         keep.append(ctx.console.fileno())
     fds.close_all_except(keep)
     os.setsid()
-    data = ctx.sync.recv(4096)  # "go": the caller has put us in the container's cgroup
-    if not data:
-        raise OSError(errno.EPIPE, "the caller went away before the process was placed")
+    if not ctx.placed:
+        data = ctx.sync.recv(4096)  # "go": the caller has put us in the container's cgroup
+        if not data:
+            raise OSError(errno.EPIPE, "the caller went away before the process was placed")
     for fd, flag, name in ctx.namespace_fds:
         namespaces.setns(fd, flag, path=f"the container's {name} namespace")
         os.close(fd)

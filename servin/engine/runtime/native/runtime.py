@@ -22,9 +22,10 @@ import select
 import shutil
 import signal as signals
 import socket
+import struct
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from servin.engine.linux import namespaces, prctl
 from servin.engine.runtime.native.init import InitContext, run_init
@@ -50,6 +51,8 @@ from servin.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+EXEC_SECCOMP_FILE = "exec-seccomp.bin"  # the container's compiled filter, for its execs
 
 _ERROR_KINDS: dict[str, type[ServinError]] = {
     "invalid_argument": InvalidArgument,
@@ -318,9 +321,7 @@ class NativeRuntime:
         if _status(recorded) != "running":
             raise Conflict(f"container {container_id} is not running")
         parsed = execproc.load_process(process, console_socket is not None)
-        profile = execproc.bundle_seccomp(Path(recorded.bundle))
-        seccomp_program = (_seccomp_program(profile, self.state_root / "seccomp-cache")
-                           if profile is not None else None)
+        seccomp_program = self._exec_seccomp(container_id, Path(recorded.bundle))
         opened: builtins.list[Any] = []
         pid = 0
         try:
@@ -365,6 +366,38 @@ class NativeRuntime:
             for item in opened:
                 _close(item)
 
+    def exec_in_place(self, container_id: str, process: dict[str, Any], stdio: Stdio,
+                      sync: socket.socket) -> NoReturn:
+        """Become one more process of the running container (no terminal); never returns.
+
+        For a caller that forked this process, non-dumpable, into the container's PID
+        namespace (the monitor: one fork per exec instead of two). This process places
+        itself in the container's cgroup, joins the other namespaces, gets the identity,
+        limits and seccomp filter, and execs; ``sync`` (close-on-exec) then reads EOF. What
+        stops it is raised (NotFound / PermissionDenied for a program that cannot run).
+        """
+        from servin.engine.runtime.native import execproc
+
+        recorded = self._load(container_id)
+        if _status(recorded) != "running":
+            raise Conflict(f"container {container_id} is not running")
+        parsed = execproc.load_process(process, False)
+        seccomp_program = self._exec_seccomp(container_id, Path(recorded.bundle))
+        ns_fds, pid_ns_fd = execproc.open_namespaces(recorded.pid)
+        if pid_ns_fd is not None:
+            raise Internal(f"exec: not started in the PID namespace of container {container_id}")
+        # The fds above name the init's namespaces only if the init is still that process.
+        if process_start_time(recorded.pid) != recorded.start_time:
+            raise Conflict(f"container {container_id} is not running")
+        if recorded.cgroups_path:
+            cgroup = self._cgroup_of(container_id, recorded.cgroups_path)
+            if cgroup is not None:
+                cgroup.add_process(0)  # 0: the writer itself (its pid here is the container's)
+        ctx = execproc.ExecContext(process=parsed, sync=sync, stdio=stdio, console=None,
+                                   namespace_fds=ns_fds, seccomp_program=seccomp_program,
+                                   placed=True)
+        execproc.exec_in_place(ctx)
+
     # -- extras beyond the OCI command line ---------------------------------------------------
 
     def update(self, container_id: str, resources: dict[str, Any]) -> None:
@@ -396,6 +429,43 @@ class NativeRuntime:
 
     def _load(self, container_id: str) -> RecordedState:
         return read_state(self._dir(container_id), container_id)
+
+    def _exec_seccomp(self, container_id: str, bundle: Path) -> tuple[bytes, int] | None:
+        """The compiled filter of the bundle's ``linux.seccomp`` for an exec (None: none).
+
+        Kept per container beside its state, keyed by the version of its config.json (the
+        file's identity, size and modification time): an exec then reads one small file
+        instead of parsing the bundle and the profile's cache entry.
+        """
+        from servin.engine.runtime.native import execproc
+
+        config = bundle / "config.json"
+        cache = self._dir(container_id) / EXEC_SECCOMP_FILE
+        try:
+            st = os.stat(config)
+        except OSError as exc:
+            raise Internal(f"exec: cannot read the container's config.json: {exc}") from None
+        version = struct.pack("<QQQQ", st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+        with contextlib.suppress(OSError):
+            data = cache.read_bytes()
+            if data[:32] == version and len(data) >= 40:
+                present, flags = struct.unpack_from("<II", data, 32)
+                program = data[40:]
+                if not present:
+                    return None
+                if program and len(program) % 8 == 0:
+                    return program, flags
+        profile = execproc.bundle_seccomp(bundle)
+        found = (_seccomp_program(profile, self.state_root / "seccomp-cache")
+                 if profile is not None else None)
+        entry = version + struct.pack("<II", found is not None, found[1] if found else 0)
+        try:
+            tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
+            tmp.write_bytes(entry + (found[0] if found else b""))
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # a cache that cannot be written only costs time
+        return found
 
     def _cgroup_driver(self) -> Any:
         if self._driver is None:

@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 
 from servin.api.servin.v1 import common_pb2, containers_pb2, containers_pb2_grpc
+from servin.engine.containers.execs import ExecRecord
 from servin.engine.containers.model import PAUSED, RESTARTING, RUNNING, Container
 from servin.engine.containers.streams import AttachOptions, StreamInput, StreamSession
 from servin.engine.containers.views import ContainerDetails, ContainerListing
@@ -320,7 +321,11 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     async def ExecCreate(
         self, request: containers_pb2.ExecCreateRequest, context: Context
     ) -> containers_pb2.ExecCreateResponse:
-        record = await self.core.execs.create(
+        record = await self._exec_create(request)
+        return containers_pb2.ExecCreateResponse(id=record.id)
+
+    async def _exec_create(self, request: containers_pb2.ExecCreateRequest) -> ExecRecord:
+        return await self.core.execs.create(
             request.container_id,
             list(request.cmd),
             env=list(request.env),
@@ -333,7 +338,6 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             privileged=request.privileged,
             detach_keys=request.detach_keys,
         )
-        return containers_pb2.ExecCreateResponse(id=record.id)
 
     async def ExecStart(
         self,
@@ -343,7 +347,12 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         first = await anext(aiter(request_iterator), None)
         if first is None:
             return
-        session = await self.core.execs.start(first.exec_id, detach=first.detach,
+        exec_id = first.exec_id
+        if first.HasField("create"):  # create and start in one round trip
+            if exec_id:
+                raise InvalidArgument("ExecStart takes an exec_id or a create request, not both")
+            exec_id = (await self._exec_create(first.create)).id
+        session = await self.core.execs.start(exec_id, detach=first.detach,
                                               rows=first.rows, cols=first.cols)
         if session is None:
             return  # detached: it runs on; ExecInspect tells how it ends
