@@ -167,7 +167,12 @@ def start_cri(registry: Registry) -> CRI:
 
 
 def stop_cri(cri: CRI) -> None:
-    """Remove every pod, stop the daemon, and delete what CNI made."""
+    """Remove every pod, stop the daemon, and delete what CNI made. A daemon that a test
+    stopped is started again first: its pods run on without it and would be left behind."""
+    if cri.daemon.proc is not None and cri.daemon.proc.poll() is not None:
+        cri.daemon.env = {}
+        cri.daemon.start()
+        cri.reconnect()
     with contextlib.suppress(grpc.RpcError):
         for pod in cri.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest(), timeout=30).items:
             cri.remove_pod(pod.id)

@@ -23,6 +23,7 @@ from servin.engine.config import DaemonConfig
 from servin.engine.containers.model import ContainerConfig, CreateRequest, HostConfig
 from servin.engine.engine import Engine
 from servin.engine.pods.model import PodConfig, PodCreateRequest
+from servin.engine.runtime.monitor.client import stop_zygote
 from servin.engine.server.cri.streaming import (
     AttachRequest,
     ExecRequest,
@@ -93,14 +94,22 @@ class CoreHarness:
             await self.server.stop()
         if engine is None:
             return
-        for cid in self.containers:
-            with contextlib.suppress(Exception):  # best effort: the next one still goes
-                await engine.api.containers.remove(cid, force=True)
+        # Everything the engine has, not only what this harness made: a test's own pod or
+        # container would otherwise run on, with its monitor, after the engine is gone.
+        with contextlib.suppress(Exception):
+            self.pods += [view.pod.id for view in await engine.api.pods.list()]
+            self.containers += [row.container.id
+                                for row in await engine.api.containers.list(all=True)]
         for pod_id in self.pods:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # best effort: the next one still goes
                 await engine.api.pods.remove(pod_id, force=True)
+        for cid in self.containers:
+            with contextlib.suppress(Exception):
+                await engine.api.containers.remove(cid, force=True)
         await engine.stop()
         engine.close()
+        # The monitor zygote outlives an engine on purpose (as it outlives a daemon).
+        stop_zygote(self.base / "run")
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
         """Run ``coro`` on the harness's loop and return its result."""
