@@ -163,7 +163,8 @@ def markdown(data: dict[str, Any], order: list[str], keep: str = "") -> str:
         "on 127.0.0.1, runc/crun on a bundle made with `runc spec` around the bundled busybox "
         "rootfs (imported into docker and podman with `import`). Containers run with "
         "`--network none` on every engine. A full run took 16 minutes on this machine (its "
-        "peers already installed), a quarter of it the memory scenario; `--report-only` rewrites this page from OUT/results.json.",
+        "peers already installed), a quarter of it the memory scenario; `--report-only` "
+        "rewrites this page from OUT/results.json.",
         "",
         "## Machine",
         "",
