@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import time
 
-_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+_DECIMAL_UNITS = ("B", "kB", "MB", "GB", "TB", "PB")
+_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+
+
+def _scaled(n: float, base: int, units: tuple[str, ...], precision: int) -> str:
+    value = float(n)
+    unit = 0
+    while value >= base and unit < len(units) - 1:
+        value /= base
+        unit += 1
+    return f"{value:.{precision}g}{units[unit]}"
 
 
 def human_size(n: float, precision: int = 3) -> str:
     """Decimal units with ``precision`` significant digits: ``4.26MB``, ``512B`` (docker's
     go-units HumanSizeWithPrecision; progress messages use 4)."""
-    value = float(n)
-    unit = 0
-    while value >= 1000 and unit < len(_UNITS) - 1:
-        value /= 1000
-        unit += 1
-    return f"{value:.{precision}g}{_UNITS[unit]}"
+    return _scaled(n, 1000, _DECIMAL_UNITS, precision)
+
+
+def binary_size(n: float) -> str:
+    """Binary units with 4 significant digits, as docker shows memory: ``1.465MiB``."""
+    return _scaled(n, 1024, _BINARY_UNITS, 4)
 
 
 def human_duration(seconds: float) -> str:

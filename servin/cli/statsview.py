@@ -55,22 +55,9 @@ COLUMNS: list[tuple[str, str]] = [
 # Headers of fields a ``table`` format may name that the default table does not show.
 EXTRA_HEADERS = {"Container": "CONTAINER"}
 
-_BINARY_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
-
-
-def binary_size(n: float) -> str:
-    """Binary units with 4 significant digits, as docker shows memory: ``1.465MiB``."""
-    value = float(n)
-    unit = 0
-    while value >= 1024 and unit < len(_BINARY_UNITS) - 1:
-        value /= 1024
-        unit += 1
-    return f"{value:.4g}{_BINARY_UNITS[unit]}"
-
-
 def stats_row(s: ContainerStatsLike, container: str, no_trunc: bool) -> dict[str, str]:
     """The template fields of one ContainerStats message, formatted as docker formats them."""
-    from servin.humanize import human_size
+    from servin.humanize import binary_size, human_size
 
     return {
         "Container": container,

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,3 +41,30 @@ def fleet(busybox_tar: Path) -> Iterator[Fleet]:
         yield Fleet(d, ids)
     finally:
         d.cleanup()
+
+
+def on_a_pty(argv: list[str], env: dict[str, str], cwd: Path) -> bytes:
+    """Run ``argv`` with stdout and stderr on a pseudo-terminal (exit 0 asserted); what it
+    drew."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
+                            env=env, cwd=cwd)
+    os.close(follower)
+    chunks = []
+    try:
+        while True:
+            ready, _, _ = select.select([leader], [], [], 60)
+            if not ready:
+                raise AssertionError(f"{argv[1:]} drew nothing on the pty for 60 s")
+            try:
+                data = os.read(leader, 65536)
+            except OSError:  # EIO: the child closed the pty
+                break
+            if not data:
+                break
+            chunks.append(data)
+    finally:
+        os.close(leader)
+    drawn = b"".join(chunks)
+    assert proc.wait(30) == 0, drawn
+    return drawn

@@ -4,15 +4,12 @@ unless NO_COLOR), system prune."""
 from __future__ import annotations
 
 import os
-import pty
 import re
-import select
-import subprocess
 import sys
 
 import pytest
 
-from tests.cli.conftest import Fleet
+from tests.cli.conftest import Fleet, on_a_pty
 from tests.daemon import REPO
 
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -48,31 +45,10 @@ def test_exit_codes(fleet: Fleet, args: list[str], code: int, message: str | Non
 
 def _on_a_pty(args: list[str], env: dict[str, str]) -> str:
     """Run the CLI with stdout and stderr on a pseudo-terminal; return what it drew."""
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "servin", *args],
-        stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
-        env={**{k: v for k, v in os.environ.items() if k != "NO_COLOR"},
-             "TERM": "xterm-256color", "COLUMNS": "200", **env}, cwd=REPO,
-    )
-    os.close(follower)
-    chunks = []
-    try:
-        while True:
-            ready, _, _ = select.select([leader], [], [], 60)
-            if not ready:
-                raise AssertionError("the CLI drew nothing on the pty for 60 s")
-            try:
-                data = os.read(leader, 65536)
-            except OSError:  # EIO: the child closed the pty
-                break
-            if not data:
-                break
-            chunks.append(data)
-    finally:
-        os.close(leader)
-        assert proc.wait(30) == 0
-    return b"".join(chunks).decode(errors="replace")
+    full = {**{k: v for k, v in os.environ.items() if k != "NO_COLOR"},
+            "TERM": "xterm-256color", "COLUMNS": "200", **env}
+    return on_a_pty([sys.executable, "-m", "servin", *args], full, REPO).decode(
+        errors="replace")
 
 
 def test_piped_is_plain_terminal_is_bold_header(fleet: Fleet) -> None:

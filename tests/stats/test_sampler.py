@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from servin.cli.statsview import binary_size
 from servin.engine.containers.stats import (
     QUEUE_DEPTH,
     CounterFiles,
@@ -28,7 +27,7 @@ from servin.engine.containers.stats import (
 from servin.engine.containers.store import ContainerStore
 from servin.engine.linux.cgroups import detect_driver
 from servin.engine.store.metadata import MetadataStore
-from servin.humanize import human_size
+from servin.humanize import binary_size, human_size
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ real daemon; what the quick path imports; and what it leaves to click."""
 from __future__ import annotations
 
 import os
-import pty
 import subprocess
 import sys
 import time
@@ -14,7 +13,7 @@ import pytest
 
 from servin.cli.quick import entry
 from servin.cli.quick.flags import FlagSpec, parse_flags
-from tests.cli.conftest import Fleet
+from tests.cli.conftest import Fleet, on_a_pty
 from tests.daemon import REPO
 
 # Runs the real entry point and records which modules it loaded in $QUICK_PROBE.
@@ -124,22 +123,8 @@ def test_ps_on_a_terminal_loads_nothing_heavy(fleet: Fleet, tmp_path: Path) -> N
     probe = tmp_path / "tty-modules"
     env = {k: v for k, v in os.environ.items() if k not in ("SERVIN_CONTEXT", "NO_COLOR")}
     env.update(QUICK_PROBE=str(probe), SERVIN_CONFIG=str(tmp_path / "config"), TERM="xterm")
-    leader, follower = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-c", _PROBE, "-H", fleet.daemon.host, "ps", "-a"],
-                            stdin=subprocess.DEVNULL, stdout=follower, stderr=follower,
-                            cwd=REPO, env=env)
-    os.close(follower)
-    drawn = b""
-    while True:
-        try:
-            data = os.read(leader, 65536)
-        except OSError:  # EIO: the child closed the pty
-            break
-        if not data:
-            break
-        drawn += data
-    os.close(leader)
-    assert proc.wait(60) == 0, drawn
+    drawn = on_a_pty([sys.executable, "-c", _PROBE, "-H", fleet.daemon.host, "ps", "-a"],
+                     env, REPO)
     assert drawn.startswith(b"\x1b[1mCONTAINER ID"), drawn
     assert "runner" in drawn.decode()
     assert heavy(set(probe.read_text().split())) == []

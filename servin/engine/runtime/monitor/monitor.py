@@ -180,6 +180,33 @@ def _close(fd: int) -> None:
         pass
 
 
+def _passed_fds(ancillary: list[tuple[int, int, bytes]]) -> list[int]:
+    """The file descriptors an SCM_RIGHTS message carried."""
+    fds: list[int] = []
+    for level, kind, data in ancillary:
+        if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+            fds.extend(memoryview(data)[: len(data) // 4 * 4].cast("i").tolist())
+    return fds
+
+
+def _fork_exec_child(ours: _socket.socket, theirs: _socket.socket,
+                     run: Callable[[str, str, dict[str, Any], _socket.socket], object],
+                     spec: str, container_id: str, request: dict[str, Any], *,
+                     exit_code: int) -> int:
+    """Fork a child that runs ``run(spec, container_id, request, theirs)`` with the monitor's
+    signal set-up undone, and exits with ``exit_code`` if ``run`` returns; its pid."""
+    pid = bare_fork()
+    if pid == 0:
+        try:
+            ours.close()
+            _signal.set_wakeup_fd(-1)
+            _signal.signal(_SIGCHLD, _signal.SIG_DFL)
+            run(spec, container_id, request, theirs)
+        finally:
+            os._exit(exit_code)
+    return pid
+
+
 class Monitor:
     """The state and event loop of one container's monitor."""
 
@@ -808,15 +835,7 @@ class Monitor:
         if self.native and isinstance(process, dict) and not process.get("terminal"):
             return self._exec_in_place(request)
         ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
-        pid = bare_fork()
-        if pid == 0:
-            try:
-                ours.close()
-                _signal.set_wakeup_fd(-1)
-                _signal.signal(_SIGCHLD, _signal.SIG_DFL)
-                execsetup.run(self.spec, self.id, request, theirs)
-            finally:
-                os._exit(0)
+        _fork_exec_child(ours, theirs, execsetup.run, self.spec, self.id, request, exit_code=0)
         theirs.close()
         try:
             message, ancillary, _, _ = ours.recvmsg(MAX_LINE, _FDS_SPACE,
@@ -826,10 +845,7 @@ class Monitor:
         # Not waited for here: the helper's exit (tearing down a copy of this process) takes
         # about a millisecond. Its SIGCHLD wakes the loop, whose ``_reap`` collects it (an
         # unknown pid there), and its exec'd child, reparented to this subreaper, after it.
-        fds: list[int] = []
-        for level, kind, data in ancillary:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                fds.extend(memoryview(data)[: len(data) // 4 * 4].cast("i").tolist())
+        fds = _passed_fds(ancillary)
         answer = decode_line(message) if message else {"ok": False, "kind": "internal",
                                                        "error": "exec: the runtime helper died"}
         if not answer.get("ok"):
@@ -857,15 +873,8 @@ class Monitor:
                 set_dumpable(False)  # the child's first instant in the container: no /proc/PID/exe
             setns(pid_ns, _CLONE_NEWPID)  # for the children forked from now: the next one
             try:
-                pid = bare_fork()
-                if pid == 0:
-                    try:
-                        ours.close()
-                        _signal.set_wakeup_fd(-1)
-                        _signal.signal(_SIGCHLD, _signal.SIG_DFL)
-                        execsetup.run_in_place(self.spec, self.id, request, theirs)
-                    finally:
-                        os._exit(1)
+                pid = _fork_exec_child(ours, theirs, execsetup.run_in_place, self.spec,
+                                       self.id, request, exit_code=1)
             finally:
                 setns(own, _CLONE_NEWPID)
         finally:
@@ -887,9 +896,7 @@ class Monitor:
                     answer = {"ok": False, "kind": "internal", "error":
                               f"exec: the process did not start in {EXEC_SETUP_TIMEOUT:g}s"}
                     break
-                for level, kind, data in ancillary:
-                    if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                        fds.extend(memoryview(data)[: len(data) // 4 * 4].cast("i").tolist())
+                fds.extend(_passed_fds(ancillary))
                 if not message:
                     break
                 answer = decode_line(message)
@@ -1106,10 +1113,7 @@ def main(listen_fd: int, taken_w: int) -> int:
         if not message:
             os.waitpid(setup_pid, 0)  # a ping, or a failed spawn: setup answered, we go
             return 0
-        fds: list[int] = []
-        for level, kind, data in ancillary:
-            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                fds.extend(memoryview(data)[: len(data) // 4 * 4].cast("i").tolist())
+        fds = _passed_fds(ancillary)
         monitor = Monitor(decode_line(message), fds, wake_r)
     except BaseException:
         traceback.print_exc(file=sys.stderr)
