@@ -189,6 +189,9 @@ def test_reopen_container_log(cri: CRI, pulled: str) -> None:
         wait_for(lambda: _log_lines(path, 3), what="lines in the new file")
         cri.runtime.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=0),
                                   timeout=60)
+        status = cri.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(container_id=cid),
+                                             timeout=30).status
+        assert status.exit_code == 137  # timeout 0: SIGKILL at once, as containerd
         numbers = []
         for name in (path + ".1", path):
             with open(name, "rb") as f:

@@ -27,7 +27,10 @@ class ContainerLifecycleVerbs(Verbs):
         except NotFound:
             return api_pb2.StopContainerResponse()
         if c.state.running:
-            await self.core.containers.stop(c.id, int(request.timeout))
+            # A timeout of 0 is the kubelet's "kill now": SIGKILL, no stop signal first
+            # (containerd does the same; a TERM first would race it and exit 143).
+            signal = "" if request.timeout else "KILL"
+            await self.core.containers.stop(c.id, int(request.timeout), signal=signal)
         return api_pb2.StopContainerResponse()
 
     async def RemoveContainer(self, request: api_pb2.RemoveContainerRequest,
