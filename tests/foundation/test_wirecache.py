@@ -9,7 +9,8 @@ from servin.engine.containers.model import EXITED, Container, ContainerState
 from servin.engine.containers.views import ContainerListing
 from servin.engine.server.cri.container_status import list_element, list_item
 from servin.engine.server.grpc.containers import summary
-from servin.engine.server.grpc.wirecache import WireCache, framed
+from servin.engine.server.grpc.wirecache import WireCache
+from servin.protowire import framed
 
 
 def _container(i: int, **state: object) -> Container:

@@ -16,6 +16,8 @@ import struct
 from collections.abc import Iterable
 from types import MappingProxyType
 
+from servin.protowire import WireError, encode_varint, framed, read_varint
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # mypy checks a real NamedTuple; run time skips typing's import cost
     from typing import Any, ClassVar, Self, TypeVar
@@ -36,8 +38,7 @@ _SCALAR_DEFAULTS: dict[int, Any] = {STRING: "", BYTES: b"", BOOL: False, DOUBLE:
 _EMPTY_MAP: MappingProxyType[Any, Any] = MappingProxyType({})
 
 
-class DecodeError(ValueError):
-    """Bytes that are not a valid encoding of the message."""
+DecodeError = WireError  # bytes that are not a valid encoding of the message
 
 
 class Field(Record):
@@ -172,20 +173,6 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    result = 0
-    shift = 0
-    while True:
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return result, pos
-        shift += 7
-        if shift >= 70:
-            raise DecodeError("varint too long")
-
-
 def _scalar(kind: int, raw: int) -> Any:
     """A varint's value as ``kind``."""
     if kind in (INT32, INT64):
@@ -207,7 +194,7 @@ def _decode(cls: type[M], buf: bytes, pos: int, end: int) -> M:
         tag = buf[pos]
         pos += 1
         if tag >= 0x80:
-            tag, pos = _varint(buf, pos - 1)
+            tag, pos = read_varint(buf, pos - 1)
         entry = by_tag.get(tag)
         if entry is None:
             pos = _skip(buf, pos, tag & 7)
@@ -217,7 +204,7 @@ def _decode(cls: type[M], buf: bytes, pos: int, end: int) -> M:
             size = buf[pos]
             pos += 1
             if size >= 0x80:
-                size, pos = _varint(buf, pos - 1)
+                size, pos = read_varint(buf, pos - 1)
             stop = pos + size
             if stop > end:
                 raise DecodeError(f"field {name} runs past the message")
@@ -251,7 +238,7 @@ def _decode(cls: type[M], buf: bytes, pos: int, end: int) -> M:
             raw = buf[pos]
             pos += 1
             if raw >= 0x80:
-                raw, pos = _varint(buf, pos - 1)
+                raw, pos = read_varint(buf, pos - 1)
             value = raw if kind == UINT64 else _scalar(kind, raw)
         else:
             value, pos = _read_scalar(kind, buf, pos)
@@ -269,7 +256,7 @@ def _read_scalar(kind: int, buf: bytes, pos: int) -> tuple[Any, int]:
         return struct.unpack_from(_FIXED64[kind], buf, pos)[0], pos + 8
     if kind in _FIXED32:
         return struct.unpack_from(_FIXED32[kind], buf, pos)[0], pos + 4
-    raw, pos = _varint(buf, pos)
+    raw, pos = read_varint(buf, pos)
     return _scalar(kind, raw), pos
 
 
@@ -279,13 +266,13 @@ def _map_entry(cls: type[Message], name: str, buf: bytes, pos: int, end: int
     key: Any = _SCALAR_DEFAULTS.get(field.key, 0)
     value: Any = _SCALAR_DEFAULTS.get(field.value, 0)
     while pos < end:
-        tag, pos = _varint(buf, pos)
+        tag, pos = read_varint(buf, pos)
         number, wire = tag >> 3, tag & 7
         kind = field.key if number == 1 else field.value if number == 2 else 0
         if not kind:
             pos = _skip(buf, pos, wire)
         elif wire == 2:
-            size, pos = _varint(buf, pos)
+            size, pos = read_varint(buf, pos)
             raw = buf[pos : pos + size]
             item: Any = raw.decode() if kind == STRING else raw
             pos += size
@@ -304,29 +291,18 @@ def _map_entry(cls: type[Message], name: str, buf: bytes, pos: int, end: int
 
 def _skip(buf: bytes, pos: int, wire: int) -> int:
     if wire == 0:
-        return _varint(buf, pos)[1]
+        return read_varint(buf, pos)[1]
     if wire == 1:
         return pos + 8
     if wire == 5:
         return pos + 4
     if wire == 2:
-        size, pos = _varint(buf, pos)
+        size, pos = read_varint(buf, pos)
         return pos + size
     raise DecodeError(f"unsupported wire type {wire}")
 
 
 # --- encoding -------------------------------------------------------------------------------
-
-
-def encode_varint(value: int) -> bytes:
-    """``value`` as a varint (negative numbers as 64-bit two's complement)."""
-    value &= (1 << 64) - 1
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def _scalar_bytes(kind: int, value: Any) -> bytes:
@@ -354,7 +330,7 @@ def _encode_field(out: bytearray, field: Field, value: Any) -> None:
             entry = bytearray()
             _encode_single(entry, 1, field.key, key)
             _encode_single(entry, 2, field.value, item)
-            out += encode_varint(number << 3 | 2) + encode_varint(len(entry)) + entry
+            out += framed(number, entry)
         return
     if field.repeated:
         items = list(value)
@@ -363,10 +339,10 @@ def _encode_field(out: bytearray, field: Field, value: Any) -> None:
         if kind in (STRING, BYTES, MESSAGE):
             for item in items:
                 data = _length_delimited(kind, item)
-                out += encode_varint(number << 3 | 2) + encode_varint(len(data)) + data
+                out += framed(number, data)
         else:  # packed
             data = b"".join(_scalar_bytes(kind, item) for item in items)
-            out += encode_varint(number << 3 | 2) + encode_varint(len(data)) + data
+            out += framed(number, data)
         return
     if kind != MESSAGE and not value:
         return  # proto3: defaults are not sent
@@ -376,7 +352,7 @@ def _encode_field(out: bytearray, field: Field, value: Any) -> None:
 def _encode_single(out: bytearray, number: int, kind: int, value: Any) -> None:
     if kind in (STRING, BYTES, MESSAGE):
         data = _length_delimited(kind, value)
-        out += encode_varint(number << 3 | 2) + encode_varint(len(data)) + data
+        out += framed(number, data)
     else:
         out += encode_varint(number << 3 | _wire_type(kind)) + _scalar_bytes(kind, value)
 

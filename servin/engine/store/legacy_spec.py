@@ -16,29 +16,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from servin.protowire import WireError, read_varint
+
 # Wire types.
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
 
 Fields = dict[int, list[Any]]
-
-
-class WireError(ValueError):
-    """The bytes are not a protobuf message."""
-
-
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data):
-            raise WireError("truncated varint")
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-        if shift > 63:
-            raise WireError("varint too long")
 
 
 def parse(data: bytes) -> Fields:
@@ -46,13 +29,13 @@ def parse(data: bytes) -> Fields:
     out: Fields = {}
     pos = 0
     while pos < len(data):
-        key, pos = _varint(data, pos)
+        key, pos = read_varint(data, pos)
         number, wire = key >> 3, key & 7
         value: Any
         if wire == _VARINT:
-            value, pos = _varint(data, pos)
+            value, pos = read_varint(data, pos)
         elif wire == _LEN:
-            size, pos = _varint(data, pos)
+            size, pos = read_varint(data, pos)
             if pos + size > len(data):
                 raise WireError("truncated field")
             value, pos = data[pos : pos + size], pos + size

@@ -10,7 +10,8 @@ from servin.engine.containers.model import CREATED, EXITED, Container
 from servin.engine.server.cri import common
 from servin.engine.server.cri.base import Verbs
 from servin.engine.server.grpc.rpc import Context
-from servin.engine.server.grpc.wirecache import WireCache, framed
+from servin.engine.server.grpc.wirecache import WireCache
+from servin.protowire import framed
 
 _PROPAGATION = {
     "rprivate": api_pb2.PROPAGATION_PRIVATE, "private": api_pb2.PROPAGATION_PRIVATE,

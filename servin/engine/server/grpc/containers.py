@@ -19,8 +19,9 @@ from servin.engine.server.grpc.rpc import Context
 from servin.engine.server.grpc.stats import stats_stream, top_response
 from servin.engine.server.grpc.streams import split_upload
 from servin.engine.server.grpc.timestamps import from_ns, to_ns
-from servin.engine.server.grpc.wirecache import WireCache, framed
+from servin.engine.server.grpc.wirecache import WireCache
 from servin.errors import InvalidArgument
+from servin.protowire import framed
 
 
 def port_mappings(c: Container) -> list[containers_pb2.PortMapping]:

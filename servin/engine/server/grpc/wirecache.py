@@ -26,21 +26,6 @@ PREENCODED = {
 }
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def framed(field_number: int, payload: bytes) -> bytes:
-    """A length-delimited field (wire type 2): a string, bytes, or one element of a
-    repeated message field."""
-    return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
-
-
 class WireCache(Generic[_T]):
     """Object ID -> (key, the bytes ``build`` made of the object when it had that key); the
     key is whatever the bytes depend on (the view's version, and more if a door adds to it)."""
