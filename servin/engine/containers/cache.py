@@ -53,12 +53,6 @@ class ContainerView:
             self._entries[c.id] = ViewEntry(c, next(self._versions))
             self._ordered = None
 
-    def current(self, container_id: str) -> Container | None:
-        """The entry's container, to derive the next copy from (None if unknown)."""
-        with self._lock:
-            entry = self._entries.get(container_id)
-        return entry.container if entry is not None else None
-
     def remove(self, container_id: str) -> None:
         """Forget a container."""
         with self._lock:
@@ -75,10 +69,6 @@ class ContainerView:
             return self._ordered
 
     def get(self, container_id: str) -> ViewEntry | None:
-        """One entry by full ID."""
+        """One entry by full ID (the store derives the next copy from its container)."""
         with self._lock:
             return self._entries.get(container_id)
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)

@@ -129,8 +129,8 @@ class ContainerStore:
             with self.meta.transaction() as db:
                 changed = db.execute("UPDATE containers SET state = ? WHERE id = ?",
                                      (state, c.id)).rowcount
-            if changed and (current := self.view.current(c.id)) is not None:
-                self.view.put(replace(current, state=_decode_state(state)))
+            if changed and (entry := self.view.get(c.id)) is not None:
+                self.view.put(replace(entry.container, state=_decode_state(state)))
 
     def save_spec(self, c: Container) -> None:
         """Persist the container's (updated) configuration."""
@@ -139,8 +139,8 @@ class ContainerStore:
             with self.meta.transaction() as db:
                 changed = db.execute("UPDATE containers SET spec = ? WHERE id = ?",
                                      (spec, c.id)).rowcount
-            if changed and (current := self.view.current(c.id)) is not None:
-                self.view.put(_with_spec(current, spec))
+            if changed and (entry := self.view.get(c.id)) is not None:
+                self.view.put(_with_spec(entry.container, spec))
 
     def rename(self, c: Container, new_name: str) -> None:
         """Change the container's name; Conflict if another container has it."""
@@ -152,8 +152,8 @@ class ContainerStore:
                     raise _name_taken(new_name, row["id"])
                 changed = db.execute("UPDATE containers SET name = ? WHERE id = ?",
                                      (new_name, c.id)).rowcount
-            if changed and (current := self.view.current(c.id)) is not None:
-                self.view.put(replace(current, name=new_name))
+            if changed and (entry := self.view.get(c.id)) is not None:
+                self.view.put(replace(entry.container, name=new_name))
         c.name = new_name
 
     def delete(self, container_id: str) -> None:
