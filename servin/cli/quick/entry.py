@@ -54,16 +54,10 @@ class QuickSession:
     def channel(self) -> QuickChannel:
         """The connection to the daemon (``StatusError`` UNAVAILABLE if it cannot be made)."""
         if self._channel is None:
-            from servin.client.addresses import parse_host
-            from servin.client.channel import Endpoint
+            from servin.client.channel import open_endpoint
             from servin.client.quick.wire import QuickChannel
 
-            address = parse_host(self.url)
-            endpoint = (
-                Endpoint(unix=address.path)
-                if address.scheme == "unix"
-                else Endpoint(host=address.host, port=address.port)
-            )
+            endpoint, _, _ = open_endpoint(self.url)  # unix or plain tcp here: no tunnel
             self._channel = QuickChannel.connect(endpoint)
         return self._channel
 
