@@ -1,9 +1,9 @@
 """How commands print lists and objects: tables, JSON lines, or Go templates.
 
-On a terminal tables are drawn with rich; in a pipe they are plain, aligned text with no
-escape codes. ``--format json`` prints one JSON object per line (lists) as docker does;
-``--format 'table {{.A}}\\t{{.B}}'`` makes a table of chosen columns; any other format is a
-template applied to each item.
+Tables are plain aligned text as docker prints them (on a terminal, a bold header).
+``--format json`` prints one JSON object per line (lists) as docker does; ``--format 'table
+{{.A}}\\t{{.B}}'`` makes a table of chosen columns; any other format is a template applied to
+each item.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from servin.cli.tables import LabelText, print_rows_table, print_table
+from servin.cli.tables import LabelText, column_header, print_rows_table, print_table
 
 __all__ = ["LabelText", "document", "print_object", "print_objects", "print_rows", "unescape"]
 
@@ -52,7 +52,7 @@ def print_rows(
         spec = unescape(fmt[len("table") :].strip())
         if spec:
             cells = spec.split("\t")
-            headers = [_header_for(cell, columns) for cell in cells]
+            headers = [column_header(cell, columns) for cell in cells]
             templates = [Template(cell) for cell in cells]
             table = [[t.render(row) for t in templates] for row in rows]
             print_table(headers, table)
@@ -94,14 +94,6 @@ def print_objects(objs: Sequence[Any], fmt: str | None) -> None:
         click.echo(json.dumps(list(objs), indent=4, default=str))
 
 
-def _header_for(cell: str, columns: Sequence[tuple[str, str]]) -> str:
-    stripped = cell.strip()
-    for header, field in columns:
-        if stripped == f"{{{{.{field}}}}}":
-            return header
-    if stripped.startswith("{{.") and stripped.endswith("}}"):
-        return stripped[3:-2].upper()
-    return stripped.upper()
 
 
 def unescape(fmt: str) -> str:

@@ -6,6 +6,8 @@ which the generated ``ContainerStats`` and the quick front's lite one both satis
 
 from __future__ import annotations
 
+from servin.cli.tables import align, column_header
+
 TYPE_CHECKING = False  # typing and collections stay out of the quick CLI's start-up
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -81,12 +83,6 @@ def as_given(stat: ContainerStatsLike, names: Sequence[str], no_trunc: bool) -> 
     return stat.id if no_trunc else stat.id[:12]
 
 
-def align(table: list[list[str]]) -> list[str]:
-    """Rows of cells as lines: columns padded to their widest cell, three spaces apart."""
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    return ["   ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in table]
-
-
 def render(rows: list[dict[str, str]], fmt: str | None) -> list[str]:
     """The lines of one frame: a table (default or ``table ...``), JSON lines or a template."""
     if not fmt:
@@ -112,10 +108,4 @@ def render(rows: list[dict[str, str]], fmt: str | None) -> list[str]:
 
 def header(cell: str) -> str:
     """A ``table`` format cell's column title: docker's for the known fields."""
-    stripped = cell.strip()
-    for title, field in [*COLUMNS, *((h, f) for f, h in EXTRA_HEADERS.items())]:
-        if stripped == f"{{{{.{field}}}}}":
-            return title
-    if stripped.startswith("{{.") and stripped.endswith("}}"):
-        return stripped[3:-2].upper()
-    return stripped.upper()
+    return column_header(cell, [*COLUMNS, *((h, f) for f, h in EXTRA_HEADERS.items())])

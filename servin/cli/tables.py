@@ -32,18 +32,29 @@ class LabelText(str):
         return self.labels.get(key, "")
 
 
+def align(table: Sequence[Sequence[str]]) -> list[str]:
+    """Rows of cells as lines: columns padded to their widest cell, three spaces apart (the
+    first row is the header)."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return ["   ".join(c.ljust(widths[i]) for i, c in enumerate(row)).rstrip() for row in table]
+
+
+def column_header(cell: str, columns: Iterable[tuple[str, str]]) -> str:
+    """A ``table`` format cell's column title: the header of a known field of ``columns``
+    ((header, field) pairs), else the field's name (or the cell) in capitals, as docker."""
+    stripped = cell.strip()
+    for title, field in columns:
+        if stripped == f"{{{{.{field}}}}}":
+            return title
+    if stripped.startswith("{{.") and stripped.endswith("}}"):
+        return stripped[3:-2].upper()
+    return stripped.upper()
+
+
 def print_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A table as docker prints it: plain aligned text, in a pipe and on a terminal alike; on
     a terminal that takes colour (``NO_COLOR`` unset, ``TERM`` not dumb) the header is bold."""
-    widths = [len(h) for h in headers]
-    for row in rows:
-        for i, cell in enumerate(row):
-            if len(cell) > widths[i]:
-                widths[i] = len(cell)
-    out = [
-        "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(line)).rstrip()
-        for line in [headers, *rows]
-    ]
+    out = align([headers, *rows])
     if _colour_allowed():
         out[0] = f"\x1b[1m{out[0]}\x1b[0m"
     sys.stdout.write("\n".join(out) + "\n")

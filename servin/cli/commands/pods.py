@@ -293,7 +293,8 @@ def pod_stats(all_: bool, no_stream: bool, fmt: str | None, pods: tuple[str, ...
     from servin.api.servin.v1 import pods_pb2
     from servin.cli.commands.stats import LiveScreen
     from servin.cli.output import is_terminal
-    from servin.cli.statsview import align, header
+    from servin.cli.statsview import header
+    from servin.cli.tables import align
 
     client = get_client()
     live = LiveScreen() if is_terminal() and not no_stream else None
