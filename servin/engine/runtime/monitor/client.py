@@ -138,10 +138,18 @@ def stop_zygote(exec_root: Path | str) -> bool:
 
     The daemon never needs this (a zygote outlives it on purpose); tests and uninstallers do.
     """
-    path = Path(exec_root) / ZYGOTE_DIR / ZYGOTE_SOCK
-    if _ping(path, timeout=1.0) is None:
-        return False
-    _shutdown(path)
+    # No ping first: a zygote busy forking its spare monitor (just after it started) may not
+    # answer a ping within a second, and skipping the shutdown then left it running.
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(10.0)
+            sock.connect(str(Path(exec_root) / ZYGOTE_DIR / ZYGOTE_SOCK))
+            sock.sendall(encode_line({"op": "shutdown"}))
+            sock.makefile("rb").readline(MAX_LINE)
+    except (FileNotFoundError, ConnectionRefusedError):
+        return False  # no zygote listens there
+    except OSError:
+        pass  # the request is sent: the zygote reads it when it gets to it
     return True
 
 
